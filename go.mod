@@ -1,0 +1,3 @@
+module github.com/impetusllm/impetus
+
+go 1.26.0
