@@ -80,8 +80,15 @@ func Fixture(tb testing.TB, archive, model string) string {
 			os.RemoveAll(tmp)
 			tb.Fatalf("unpacking %s: %v: %s", src, err, out)
 		}
+		// Archives hold one top folder, not always named after the archive
+		// (dev-trained-more-a.tar.xz unpacks to dev-trained-more/).
+		entries, err := os.ReadDir(tmp)
+		if err != nil || len(entries) != 1 || !entries[0].IsDir() {
+			os.RemoveAll(tmp)
+			tb.Fatalf("unpacking %s: want one top-level folder", src)
+		}
 		os.RemoveAll(dst)
-		if err := os.Rename(filepath.Join(tmp, archive), dst); err != nil {
+		if err := os.Rename(filepath.Join(tmp, entries[0].Name()), dst); err != nil {
 			os.RemoveAll(tmp)
 			tb.Fatalf("fixture cache: %v", err)
 		}

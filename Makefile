@@ -1,0 +1,40 @@
+# Impetus: make run (development server on http://localhost:8080), make test.
+GO        ?= go
+BIN       := bin/impetus
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+LDFLAGS   := -X github.com/impetusllm/impetus/caddymodule.version=$(VERSION)
+# Tests write Caddy's data (certificates, autosave) under a throwaway folder.
+TEST_XDG  ?= $(CURDIR)/.test-xdg
+
+.PHONY: build run test lint bench clean
+
+build:
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/impetus
+
+# run serves Caddyfile.example. Without IMPETUS_API_KEY it makes a development
+# key once, stores it in .impetus-dev-key (git-ignored) and prints it.
+run: build
+	@if [ -z "$$IMPETUS_API_KEY" ]; then \
+		if [ ! -s .impetus-dev-key ]; then \
+			umask 077; echo "impetus-dev-$$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')" > .impetus-dev-key; \
+			echo "Created a development API key in .impetus-dev-key:"; cat .impetus-dev-key; \
+		fi; \
+	fi; \
+	IMPETUS_API_KEY="$${IMPETUS_API_KEY:-$$(cat .impetus-dev-key)}" ./$(BIN) run --config Caddyfile.example --adapter caddyfile
+
+test: build
+	@mkdir -p $(TEST_XDG)/data $(TEST_XDG)/config
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l caddymodule inference hwinfo cmd)" || { echo "gofmt needed:"; gofmt -l caddymodule inference hwinfo cmd; exit 1; }
+	IMPETUS_BIN=$(CURDIR)/$(BIN) XDG_DATA_HOME=$(TEST_XDG)/data XDG_CONFIG_HOME=$(TEST_XDG)/config \
+		$(GO) test -timeout 30m ./...
+
+lint:
+	@test -z "$$(gofmt -l caddymodule inference hwinfo cmd)" || { gofmt -l caddymodule inference hwinfo cmd; exit 1; }
+	$(GO) vet ./...
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime 3x ./inference/...
+
+clean:
+	rm -rf bin $(TEST_XDG)

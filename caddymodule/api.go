@@ -1,0 +1,261 @@
+package caddymodule
+
+import (
+	"net/http"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/impetusllm/impetus/hwinfo"
+)
+
+func init() {
+	caddy.RegisterModule(API{})
+	httpcaddyfile.RegisterHandlerDirective("impetus_api", parseAPI)
+	httpcaddyfile.RegisterDirectiveOrder("impetus_api", httpcaddyfile.Before, "reverse_proxy")
+}
+
+// API serves the management API under /api: health probes, and (as they land)
+// model management, hardware and metrics. Requests outside /api pass on.
+type API struct {
+	app    *App
+	logger *zap.Logger
+}
+
+// CaddyModule returns the Caddy module information.
+func (API) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.impetus_api",
+		New: func() caddy.Module { return new(API) },
+	}
+}
+
+// Provision finds the impetus app (configuring a default one if the
+// Caddyfile has no `impetus` global option).
+func (h *API) Provision(ctx caddy.Context) error {
+	h.logger = ctx.Logger()
+	app, err := ctx.App("impetus")
+	if err != nil {
+		return err
+	}
+	h.app = app.(*App)
+	return nil
+}
+
+// heartbeatMaxAge is how stale the scheduler loop's heartbeat may be before
+// the server reports itself unhealthy.
+const heartbeatMaxAge = 30 * time.Second
+
+// ServeHTTP routes /api requests.
+func (h *API) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	path := r.URL.Path
+	if path != "/api" && !strings.HasPrefix(path, "/api/") {
+		return next.ServeHTTP(w, r)
+	}
+	route := strings.TrimSuffix(strings.TrimPrefix(path, "/api"), "/")
+	switch route {
+	case "/health":
+		return h.only(w, r, http.MethodGet, h.health)
+	case "/health/ready":
+		return h.only(w, r, http.MethodGet, h.ready)
+	case "/health/live":
+		return h.only(w, r, http.MethodGet, h.live)
+	case "/health/status":
+		return h.only(w, r, http.MethodGet, h.status)
+	}
+	writeAPIError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+path)
+	return nil
+}
+
+// only runs fn for the given method (HEAD too, for GET) and answers 405 otherwise.
+func (h *API) only(w http.ResponseWriter, r *http.Request, method string, fn func(http.ResponseWriter, *http.Request)) error {
+	if r.Method != method && !(method == http.MethodGet && r.Method == http.MethodHead) {
+		w.Header().Set("Allow", method)
+		writeAPIError(w, http.StatusMethodNotAllowed, "method "+r.Method+" not allowed; use "+method)
+		return nil
+	}
+	fn(w, r)
+	return nil
+}
+
+func uptimeSeconds() float64 { return roundTo(time.Since(processStart).Seconds(), 3) }
+
+func roundTo(v float64, digits int) float64 {
+	p := 1.0
+	for range digits {
+		p *= 10
+	}
+	if v < 0 {
+		return -float64(int64(-v*p+0.5)) / p
+	}
+	return float64(int64(v*p+0.5)) / p
+}
+
+// health is the basic probe: healthy while the scheduler loop is alive.
+func (h *API) health(w http.ResponseWriter, r *http.Request) {
+	status, code := "healthy", http.StatusOK
+	if !h.app.engine.Alive(heartbeatMaxAge) {
+		status, code = "unhealthy", http.StatusServiceUnavailable
+	}
+	writeJSON(w, code, map[string]any{
+		"status":         status,
+		"timestamp":      isoNow(),
+		"version":        Version(),
+		"uptime_seconds": uptimeSeconds(),
+	})
+}
+
+type readiness struct {
+	Ready     bool            `json:"ready"`
+	Timestamp string          `json:"timestamp"`
+	Checks    map[string]bool `json:"checks"`
+	Message   string          `json:"message"`
+}
+
+// checkReady evaluates the readiness checks. mlx_available keeps the seed's
+// key: it reports whether the engine that runs MLX-format models is up.
+func (h *API) checkReady() readiness {
+	engineUp := h.app.engine.Alive(heartbeatMaxAge)
+	memOK := false
+	if m, err := hwinfo.ReadMemory(); err == nil {
+		memOK = m.UsedPercent < h.app.MaxMemoryPercent
+	}
+	modelsOK := true
+	if h.app.RequireLoadedModel {
+		modelsOK = len(h.app.engine.Loaded()) > 0
+	}
+	rd := readiness{
+		Timestamp: isoNow(),
+		Checks: map[string]bool{
+			"memory_available": memOK,
+			"models_loaded":    modelsOK,
+			"engine_available": engineUp,
+			"mlx_available":    engineUp,
+		},
+	}
+	rd.Ready = memOK && modelsOK && engineUp
+	var failed []string
+	for _, k := range []string{"memory_available", "models_loaded", "engine_available"} {
+		if !rd.Checks[k] {
+			failed = append(failed, k)
+		}
+	}
+	rd.Message = "Ready"
+	if !rd.Ready {
+		rd.Message = "Not ready: " + strings.Join(failed, ", ")
+	}
+	return rd
+}
+
+func (h *API) ready(w http.ResponseWriter, r *http.Request) {
+	rd := h.checkReady()
+	code := http.StatusOK
+	if !rd.Ready {
+		code = http.StatusServiceUnavailable
+	}
+	writeJSON(w, code, rd)
+}
+
+func (h *API) live(w http.ResponseWriter, r *http.Request) {
+	alive := h.app.engine.Alive(heartbeatMaxAge)
+	code := http.StatusOK
+	if !alive {
+		code = http.StatusServiceUnavailable
+	}
+	writeJSON(w, code, map[string]any{
+		"alive":          alive,
+		"timestamp":      isoNow(),
+		"uptime_seconds": uptimeSeconds(),
+		"last_heartbeat": isoTime(h.app.engine.Heartbeat()),
+	})
+}
+
+// status reports each component's state; the HTTP status is 503 when the
+// server is not ready, so it can serve as a probe too.
+func (h *API) status(w http.ResponseWriter, r *http.Request) {
+	rd := h.checkReady()
+	eng := h.app.engine
+	engineState := "healthy"
+	if !rd.Checks["engine_available"] {
+		engineState = "unhealthy"
+	}
+	models, scanErr := eng.Models()
+	modelsComp := map[string]any{
+		"status":     "healthy",
+		"models_dir": eng.Options().ModelsDir,
+		"available":  len(models),
+		"loaded":     len(eng.Loaded()),
+	}
+	if scanErr != nil {
+		modelsComp["status"] = "unhealthy"
+		modelsComp["error"] = "models directory unreadable"
+	} else if h.app.RequireLoadedModel && !rd.Checks["models_loaded"] {
+		modelsComp["status"] = "degraded"
+	}
+	system := map[string]any{"status": "healthy", "goroutines": runtime.NumGoroutine()}
+	if m, err := hwinfo.ReadMemory(); err == nil {
+		system["memory_total_bytes"] = m.TotalBytes
+		system["memory_available_bytes"] = m.AvailableBytes
+		system["memory_usage_percent"] = roundTo(m.UsedPercent, 1)
+		if !rd.Checks["memory_available"] {
+			system["status"] = "degraded"
+		}
+	} else {
+		system["status"] = "unknown"
+	}
+	overall := "healthy"
+	code := http.StatusOK
+	if !rd.Ready {
+		overall, code = "unhealthy", http.StatusServiceUnavailable
+	}
+	writeJSON(w, code, map[string]any{
+		"status":         overall,
+		"timestamp":      isoNow(),
+		"version":        Version(),
+		"uptime_seconds": uptimeSeconds(),
+		"checks":         rd.Checks,
+		"components": map[string]any{
+			"engine": map[string]any{
+				"status":           engineState,
+				"last_heartbeat":   isoTime(eng.Heartbeat()),
+				"threads":          eng.Options().Threads,
+				"performance_mode": h.app.PerformanceMode,
+			},
+			"models": modelsComp,
+			"system": system,
+		},
+	})
+}
+
+// UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:
+//
+//	impetus_api
+func (h *API) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next()
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	if d.NextBlock(0) {
+		return d.Errf("impetus_api takes no block")
+	}
+	return nil
+}
+
+func parseAPI(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	api := new(API)
+	err := api.UnmarshalCaddyfile(h.Dispenser)
+	return api, err
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*API)(nil)
+	_ caddyhttp.MiddlewareHandler = (*API)(nil)
+	_ caddyfile.Unmarshaler       = (*API)(nil)
+)

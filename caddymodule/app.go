@@ -1,0 +1,142 @@
+// Package caddymodule holds all of Impetus's Caddy glue: the impetus app, the
+// HTTP handlers, the bearer authentication provider, the rate limiter and
+// their Caddyfile syntax. Heavy state (the engine, loaded models) lives in a
+// package-level pool so that config reloads reuse it.
+package caddymodule
+
+import (
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
+
+	"github.com/impetusllm/impetus/inference"
+)
+
+func init() {
+	caddy.RegisterModule(App{})
+}
+
+// Performance modes, from frugal to fast.
+const (
+	ModeEfficiency  = "efficiency"
+	ModeBalanced    = "balanced"
+	ModePerformance = "performance"
+)
+
+// App is the impetus app: it owns the inference engine for every Impetus
+// handler of the config. Configure it with the global option `impetus`.
+type App struct {
+	// Folder holding the models. Default: $IMPETUS_MODELS_DIR, else the
+	// Hugging Face hub cache (~/.cache/huggingface/hub). Placeholders such as
+	// {env.X} are expanded.
+	ModelsDir string `json:"models_dir,omitempty"`
+
+	// Compute threads for inference. Default: all CPU cores in "performance"
+	// and "balanced" mode, half of them in "efficiency" mode.
+	Threads int `json:"threads,omitempty"`
+
+	// One of "efficiency", "balanced" or "performance". Default: "balanced".
+	PerformanceMode string `json:"performance_mode,omitempty"`
+
+	// When true, the readiness probe reports not ready until at least one
+	// model is loaded. Default: false.
+	RequireLoadedModel bool `json:"require_loaded_model,omitempty"`
+
+	// Memory use (percent of physical memory) above which the readiness probe
+	// reports not ready. Default: 95.
+	MaxMemoryPercent float64 `json:"max_memory_percent,omitempty"`
+
+	engine  *inference.Engine
+	poolKey string
+	logger  *zap.Logger
+}
+
+// CaddyModule returns the Caddy module information.
+func (App) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "impetus",
+		New: func() caddy.Module { return new(App) },
+	}
+}
+
+// Provision fills defaults and takes a reference to the pooled engine. It
+// loads no weights, so `impetus validate` stays cheap.
+func (a *App) Provision(ctx caddy.Context) error {
+	a.logger = ctx.Logger()
+	repl := caddy.NewReplacer()
+	a.ModelsDir = repl.ReplaceAll(a.ModelsDir, "")
+	if a.ModelsDir == "" {
+		a.ModelsDir = inference.DefaultModelsDir()
+	}
+	abs, err := filepath.Abs(a.ModelsDir)
+	if err != nil {
+		return fmt.Errorf("models_dir %q: %w", a.ModelsDir, err)
+	}
+	a.ModelsDir = abs
+	if a.PerformanceMode == "" {
+		a.PerformanceMode = ModeBalanced
+	}
+	if a.MaxMemoryPercent == 0 {
+		a.MaxMemoryPercent = 95
+	}
+	if err := a.Validate(); err != nil {
+		return err
+	}
+	eng, key, err := acquireEngine(inference.Options{ModelsDir: a.ModelsDir, Threads: a.Threads})
+	if err != nil {
+		return fmt.Errorf("starting engine: %w", err)
+	}
+	a.engine, a.poolKey = eng, key
+	a.logger.Info("impetus engine ready", zap.String("models_dir", a.ModelsDir), zap.String("performance_mode", a.PerformanceMode))
+	return nil
+}
+
+// Validate checks the configuration.
+func (a *App) Validate() error {
+	switch a.PerformanceMode {
+	case ModeEfficiency, ModeBalanced, ModePerformance:
+	default:
+		return fmt.Errorf("performance_mode must be efficiency, balanced or performance, got %q", a.PerformanceMode)
+	}
+	if a.Threads < 0 {
+		return fmt.Errorf("threads must be positive, got %d", a.Threads)
+	}
+	if a.MaxMemoryPercent < 0 || a.MaxMemoryPercent > 100 {
+		return fmt.Errorf("max_memory_percent must be within 0..100, got %g", a.MaxMemoryPercent)
+	}
+	return nil
+}
+
+// Start is a no-op: the engine runs from Provision so validation and serving
+// see the same state, and models load on demand.
+func (a *App) Start() error { return nil }
+
+// Stop is a no-op: the pooled engine outlives this config generation.
+func (a *App) Stop() error { return nil }
+
+// Cleanup releases this config's reference to the engine; the engine shuts
+// down when no config uses it any more.
+func (a *App) Cleanup() error {
+	if a.poolKey != "" {
+		releaseEngine(a.poolKey)
+		a.poolKey, a.engine = "", nil
+	}
+	return nil
+}
+
+// Engine returns the engine this config serves from.
+func (a *App) Engine() *inference.Engine { return a.engine }
+
+// started is when this process first started an engine, for uptime.
+var processStart = time.Now()
+
+// Interface guards
+var (
+	_ caddy.App          = (*App)(nil)
+	_ caddy.Provisioner  = (*App)(nil)
+	_ caddy.Validator    = (*App)(nil)
+	_ caddy.CleanerUpper = (*App)(nil)
+)

@@ -1,0 +1,212 @@
+package caddymodule
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+)
+
+func init() {
+	caddy.RegisterModule(ErrorWriter{})
+	httpcaddyfile.RegisterHandlerDirective("impetus_error", parseErrorWriter)
+	httpcaddyfile.RegisterDirectiveOrder("impetus_error", httpcaddyfile.Before, "acme_server")
+}
+
+// ErrorWriter writes the error that stopped the handler chain as a JSON body:
+// the OpenAI shape under /v1 and the seed API's shape elsewhere. Use it inside
+// handle_errors so that failures raised by Caddy middleware (authentication,
+// rate limits) carry the same bodies as the Impetus handlers' own errors.
+type ErrorWriter struct{}
+
+// CaddyModule returns the Caddy module information.
+func (ErrorWriter) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.impetus_error",
+		New: func() caddy.Module { return new(ErrorWriter) },
+	}
+}
+
+// ServeHTTP writes the error found in the request context; with no error it
+// passes the request on.
+func (*ErrorWriter) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	err, _ := r.Context().Value(caddyhttp.ErrorCtxKey).(error)
+	if err == nil {
+		return next.ServeHTTP(w, r)
+	}
+	status := http.StatusInternalServerError
+	var he caddyhttp.HandlerError
+	if errors.As(err, &he) && he.StatusCode != 0 {
+		status = he.StatusCode
+	}
+	msg := publicMessage(r, status)
+	writeError(w, r, status, msg)
+	return nil
+}
+
+// publicMessage is the text a client sees for a middleware error: a reason
+// that Impetus middleware recorded, else the status text. Internal error
+// details never reach the body.
+func publicMessage(r *http.Request, status int) string {
+	if v, ok := caddyhttp.GetVar(r.Context(), errorReasonVar).(string); ok && v != "" {
+		return v
+	}
+	return http.StatusText(status)
+}
+
+// errorReasonVar is the request variable where Impetus middleware leaves a
+// client-safe explanation for the error writer.
+const errorReasonVar = "impetus.error_reason"
+
+// isOpenAIPath reports whether a request belongs to the OpenAI surface, whose
+// clients parse OpenAI error objects.
+func isOpenAIPath(r *http.Request) bool {
+	return r.URL.Path == "/v1" || strings.HasPrefix(r.URL.Path, "/v1/")
+}
+
+// writeError writes an error body in the shape the request's API expects.
+func writeError(w http.ResponseWriter, r *http.Request, status int, msg string, details ...string) {
+	if isOpenAIPath(r) {
+		writeOpenAIError(w, status, msg, "")
+		return
+	}
+	writeAPIError(w, status, msg, details...)
+}
+
+// openAIErrorType maps a status to the error type OpenAI SDKs expect.
+func openAIErrorType(status int) string {
+	switch status {
+	case http.StatusBadRequest, http.StatusRequestEntityTooLarge, http.StatusMethodNotAllowed, http.StatusUnsupportedMediaType:
+		return "invalid_request_error"
+	case http.StatusUnauthorized:
+		return "authentication_error"
+	case http.StatusForbidden:
+		return "permission_error"
+	case http.StatusNotFound:
+		return "not_found_error"
+	case http.StatusTooManyRequests:
+		return "rate_limit_error"
+	case http.StatusServiceUnavailable:
+		return "service_unavailable_error"
+	default:
+		return "server_error"
+	}
+}
+
+type openAIErrorBody struct {
+	Error openAIError `json:"error"`
+}
+
+type openAIError struct {
+	Message string  `json:"message"`
+	Type    string  `json:"type"`
+	Param   *string `json:"param"`
+	Code    *string `json:"code"`
+}
+
+// writeOpenAIError writes {"error":{"message","type","param","code"}}.
+func writeOpenAIError(w http.ResponseWriter, status int, msg, param string) {
+	body := openAIErrorBody{Error: openAIError{Message: msg, Type: openAIErrorType(status)}}
+	if param != "" {
+		body.Error.Param = &param
+	}
+	if code := openAIErrorCode(status); code != "" {
+		body.Error.Code = &code
+	}
+	writeJSON(w, status, body)
+}
+
+func openAIErrorCode(status int) string {
+	switch status {
+	case http.StatusUnauthorized:
+		return "invalid_api_key"
+	case http.StatusNotFound:
+		return "model_not_found"
+	case http.StatusTooManyRequests:
+		return "rate_limit_exceeded"
+	}
+	return ""
+}
+
+// apiError is the seed API's error shape for /api routes.
+type apiError struct {
+	Error     string   `json:"error"`
+	Type      string   `json:"type"`
+	Details   []string `json:"details"`
+	Timestamp string   `json:"timestamp"`
+}
+
+func writeAPIError(w http.ResponseWriter, status int, msg string, details ...string) {
+	if details == nil {
+		details = []string{}
+	}
+	writeJSON(w, status, apiError{Error: msg, Type: apiErrorType(status), Details: details, Timestamp: isoNow()})
+}
+
+func apiErrorType(status int) string {
+	switch status {
+	case http.StatusBadRequest, http.StatusRequestEntityTooLarge:
+		return "validation_error"
+	case http.StatusUnauthorized:
+		return "authentication_error"
+	case http.StatusForbidden:
+		return "permission_error"
+	case http.StatusNotFound:
+		return "not_found"
+	case http.StatusMethodNotAllowed:
+		return "method_not_allowed"
+	case http.StatusTooManyRequests:
+		return "rate_limit_exceeded"
+	case http.StatusServiceUnavailable:
+		return "service_unavailable"
+	default:
+		return "internal_error"
+	}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
+}
+
+// isoNow is the current time in RFC 3339 UTC with milliseconds, as every /api
+// body uses.
+func isoNow() string { return isoTime(time.Now()) }
+
+func isoTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z") }
+
+// UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:
+//
+//	impetus_error
+func (e *ErrorWriter) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next()
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	if d.NextBlock(0) {
+		return d.Errf("impetus_error takes no block")
+	}
+	return nil
+}
+
+func parseErrorWriter(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	var e ErrorWriter
+	err := e.UnmarshalCaddyfile(h.Dispenser)
+	return &e, err
+}
+
+// Interface guards
+var (
+	_ caddyhttp.MiddlewareHandler = (*ErrorWriter)(nil)
+	_ caddyfile.Unmarshaler       = (*ErrorWriter)(nil)
+)

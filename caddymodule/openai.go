@@ -1,0 +1,159 @@
+package caddymodule
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/impetusllm/impetus/inference"
+)
+
+func init() {
+	caddy.RegisterModule(OpenAI{})
+	httpcaddyfile.RegisterHandlerDirective("impetus_openai", parseOpenAI)
+	httpcaddyfile.RegisterDirectiveOrder("impetus_openai", httpcaddyfile.Before, "respond")
+}
+
+// OpenAI serves the OpenAI-compatible API under /v1. Requests outside /v1
+// pass on; unknown /v1 paths get an OpenAI-shaped 404.
+type OpenAI struct {
+	app    *App
+	logger *zap.Logger
+}
+
+// CaddyModule returns the Caddy module information.
+func (OpenAI) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.impetus_openai",
+		New: func() caddy.Module { return new(OpenAI) },
+	}
+}
+
+// Provision finds the impetus app.
+func (h *OpenAI) Provision(ctx caddy.Context) error {
+	h.logger = ctx.Logger()
+	app, err := ctx.App("impetus")
+	if err != nil {
+		return err
+	}
+	h.app = app.(*App)
+	return nil
+}
+
+// ServeHTTP routes /v1 requests.
+func (h *OpenAI) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	if !isOpenAIPath(r) {
+		return next.ServeHTTP(w, r)
+	}
+	path := r.URL.Path
+	switch {
+	case path == "/v1/models":
+		if !allowMethod(w, r, http.MethodGet) {
+			return nil
+		}
+		h.listModels(w, r)
+		return nil
+	case strings.HasPrefix(path, "/v1/models/"):
+		if !allowMethod(w, r, http.MethodGet) {
+			return nil
+		}
+		// Ids contain "/": take the raw remainder, decoding %2F too.
+		raw := strings.TrimPrefix(r.URL.EscapedPath(), "/v1/models/")
+		id, err := url.PathUnescape(raw)
+		if err != nil || id == "" {
+			writeOpenAIError(w, http.StatusBadRequest, "invalid model id in path", "model")
+			return nil
+		}
+		h.getModel(w, r, id)
+		return nil
+	}
+	writeOpenAIError(w, http.StatusNotFound, "Unknown endpoint: "+r.Method+" "+path, "")
+	return nil
+}
+
+// allowMethod answers 405 (OpenAI shape) unless the request uses method.
+func allowMethod(w http.ResponseWriter, r *http.Request, method string) bool {
+	if r.Method == method || (method == http.MethodGet && r.Method == http.MethodHead) {
+		return true
+	}
+	w.Header().Set("Allow", method)
+	writeOpenAIError(w, http.StatusMethodNotAllowed, "Method "+r.Method+" not allowed; use "+method, "")
+	return false
+}
+
+// modelObject is a /v1/models entry with the seed API's extra fields.
+type modelObject struct {
+	ID         string   `json:"id"`
+	Object     string   `json:"object"`
+	Created    int64    `json:"created"`
+	OwnedBy    string   `json:"owned_by"`
+	Permission []string `json:"permission"`
+	Root       string   `json:"root"`
+	Parent     *string  `json:"parent"`
+}
+
+func toModelObject(m inference.LocalModel) modelObject {
+	return modelObject{ID: m.ID, Object: "model", Created: m.Modified.Unix(), OwnedBy: "impetus", Permission: []string{}, Root: m.ID}
+}
+
+func (h *OpenAI) listModels(w http.ResponseWriter, r *http.Request) {
+	models, err := h.app.engine.Models()
+	if err != nil {
+		h.logger.Error("listing models", zap.Error(err))
+		writeOpenAIError(w, http.StatusInternalServerError, "could not list models", "")
+		return
+	}
+	data := make([]modelObject, 0, len(models))
+	for _, m := range models {
+		data = append(data, toModelObject(m))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"object": "list", "data": data})
+}
+
+func (h *OpenAI) getModel(w http.ResponseWriter, r *http.Request, id string) {
+	m, err := h.app.engine.FindModel(id)
+	if errors.Is(err, inference.ErrModelNotFound) {
+		writeOpenAIError(w, http.StatusNotFound, "The model '"+id+"' does not exist", "model")
+		return
+	}
+	if err != nil {
+		h.logger.Error("finding model", zap.Error(err))
+		writeOpenAIError(w, http.StatusInternalServerError, "could not look up the model", "")
+		return
+	}
+	writeJSON(w, http.StatusOK, toModelObject(m))
+}
+
+// UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:
+//
+//	impetus_openai
+func (h *OpenAI) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next()
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	if d.NextBlock(0) {
+		return d.Errf("impetus_openai takes no block")
+	}
+	return nil
+}
+
+func parseOpenAI(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	o := new(OpenAI)
+	err := o.UnmarshalCaddyfile(h.Dispenser)
+	return o, err
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*OpenAI)(nil)
+	_ caddyhttp.MiddlewareHandler = (*OpenAI)(nil)
+	_ caddyfile.Unmarshaler       = (*OpenAI)(nil)
+)

@@ -1,0 +1,159 @@
+// Package inference is the in-process LLM engine: it finds models on disk,
+// loads them, and generates tokens for the server. It imports no HTTP server
+// code, so it can be tested and benchmarked alone.
+package inference
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Options configure an Engine. The zero value works: defaults are filled in by New.
+type Options struct {
+	// ModelsDir holds the models; default DefaultModelsDir().
+	ModelsDir string
+	// Threads is the number of compute threads; default runtime.NumCPU().
+	Threads int
+}
+
+// DefaultModelsDir is $IMPETUS_MODELS_DIR, else the Hugging Face hub cache
+// ($HF_HUB_CACHE, $HF_HOME/hub, ~/.cache/huggingface/hub), so models fetched
+// by other tools are found.
+func DefaultModelsDir() string {
+	if d := os.Getenv("IMPETUS_MODELS_DIR"); d != "" {
+		return d
+	}
+	if d := os.Getenv("HF_HUB_CACHE"); d != "" {
+		return d
+	}
+	if d := os.Getenv("HF_HOME"); d != "" {
+		return filepath.Join(d, "hub")
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return filepath.Join(os.TempDir(), "huggingface", "hub")
+	}
+	return filepath.Join(home, ".cache", "huggingface", "hub")
+}
+
+// Engine owns the models and the scheduler loop. One Engine serves many
+// server configurations in turn: it outlives config reloads.
+type Engine struct {
+	opts    Options
+	started time.Time
+
+	mu     sync.Mutex
+	loaded map[string]*LoadedModel // by model id
+
+	heartbeat atomic.Int64 // unix nanos of the scheduler loop's last turn
+	stop      chan struct{}
+	done      chan struct{}
+	closeOnce sync.Once
+}
+
+// New starts an Engine. It loads no weights: models load on demand.
+func New(opts Options) (*Engine, error) {
+	if opts.ModelsDir == "" {
+		opts.ModelsDir = DefaultModelsDir()
+	}
+	if opts.Threads < 0 {
+		return nil, fmt.Errorf("threads must be positive, got %d", opts.Threads)
+	}
+	if opts.Threads == 0 {
+		opts.Threads = runtime.NumCPU()
+	}
+	e := &Engine{opts: opts, started: time.Now(), loaded: map[string]*LoadedModel{}, stop: make(chan struct{}), done: make(chan struct{})}
+	e.heartbeat.Store(time.Now().UnixNano())
+	go e.loop()
+	return e, nil
+}
+
+// loop is the scheduler loop; each turn records a heartbeat so health probes
+// can tell a stalled engine from a live one.
+func (e *Engine) loop() {
+	defer close(e.done)
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-e.stop:
+			return
+		case <-tick.C:
+			e.heartbeat.Store(time.Now().UnixNano())
+		}
+	}
+}
+
+// Options returns the engine's effective options.
+func (e *Engine) Options() Options { return e.opts }
+
+// Started is when the engine was created.
+func (e *Engine) Started() time.Time { return e.started }
+
+// Heartbeat is when the scheduler loop last turned.
+func (e *Engine) Heartbeat() time.Time { return time.Unix(0, e.heartbeat.Load()) }
+
+// Alive reports whether the scheduler loop has turned within maxAge.
+func (e *Engine) Alive(maxAge time.Duration) bool {
+	select {
+	case <-e.done:
+		return false
+	default:
+	}
+	return time.Since(e.Heartbeat()) <= maxAge
+}
+
+// Models lists the models available in the models directory.
+func (e *Engine) Models() ([]LocalModel, error) { return ScanModels(e.opts.ModelsDir) }
+
+// ErrModelNotFound is returned for an id that names no model in the models directory.
+var ErrModelNotFound = errors.New("model not found")
+
+// FindModel resolves a model id by matching it against the scanned list, never
+// by joining it into a path, so ids cannot escape the models directory.
+func (e *Engine) FindModel(id string) (LocalModel, error) {
+	models, err := e.Models()
+	if err != nil {
+		return LocalModel{}, err
+	}
+	for _, m := range models {
+		if m.ID == id {
+			return m, nil
+		}
+	}
+	return LocalModel{}, fmt.Errorf("%w: %q", ErrModelNotFound, id)
+}
+
+// LoadedModel is a model whose weights are in memory.
+type LoadedModel struct {
+	Info     LocalModel
+	LoadedAt time.Time
+}
+
+// Loaded lists the ids of the models in memory, sorted.
+func (e *Engine) Loaded() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	ids := make([]string, 0, len(e.loaded))
+	for id := range e.loaded {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	return ids
+}
+
+// Close stops the scheduler loop. It is safe to call more than once.
+func (e *Engine) Close() error {
+	e.closeOnce.Do(func() {
+		close(e.stop)
+		<-e.done
+	})
+	return nil
+}

@@ -1,0 +1,194 @@
+package inference
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Format is how a model's weights are stored on disk.
+type Format string
+
+const (
+	// FormatMLX is a Hugging Face / mlx-community folder of safetensors files
+	// (float or MLX affine-quantized) with config.json.
+	FormatMLX Format = "MLX"
+	// FormatGGUF is a single GGUF file.
+	FormatGGUF Format = "GGUF"
+)
+
+// LocalModel is a model found in the models directory. Path is absolute: a
+// folder for FormatMLX, a file for FormatGGUF.
+type LocalModel struct {
+	ID        string
+	Path      string
+	Format    Format
+	SizeBytes int64
+	Modified  time.Time
+}
+
+// maxScanDepth bounds how deep the scan descends, so a stray huge tree (or a
+// symlink loop) under the models directory cannot stall listing.
+const maxScanDepth = 6
+
+// ScanModels lists the models under dir in the three layouts of
+// ARCHITECTURE.md: Hugging Face cache entries (models--ORG--NAME, id ORG/NAME),
+// folders holding config.json plus safetensors (id = relative path), and lone
+// .gguf files (id = relative path without .gguf). A missing dir is not an
+// error: it simply holds no models.
+func ScanModels(dir string) ([]LocalModel, error) {
+	root, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("models directory %q: %w", dir, err)
+	}
+	st, err := os.Stat(root)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("models directory: %w", err)
+	}
+	if !st.IsDir() {
+		return nil, fmt.Errorf("models directory %s is not a directory", root)
+	}
+	var out []LocalModel
+	seen := map[string]bool{}
+	add := func(m LocalModel) {
+		if !seen[m.ID] {
+			seen[m.ID] = true
+			out = append(out, m)
+		}
+	}
+	err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if path == root {
+				return err
+			}
+			return nil // unreadable entries are skipped, not fatal
+		}
+		rel, _ := filepath.Rel(root, path)
+		depth := 0
+		if rel != "." {
+			depth = strings.Count(rel, string(filepath.Separator)) + 1
+		}
+		name := d.Name()
+		if d.IsDir() {
+			if path != root && strings.HasPrefix(name, ".") {
+				return filepath.SkipDir
+			}
+			if strings.HasPrefix(name, "models--") {
+				if m, ok := hfCacheModel(path, name); ok {
+					add(m)
+				}
+				return filepath.SkipDir
+			}
+			if path != root && isSafetensorsModel(path) {
+				add(LocalModel{ID: filepath.ToSlash(rel), Path: path, Format: FormatMLX, SizeBytes: dirWeightsSize(path), Modified: modTime(path)})
+				return filepath.SkipDir
+			}
+			if depth >= maxScanDepth {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if strings.HasSuffix(strings.ToLower(name), ".gguf") && d.Type().IsRegular() {
+			info, err := d.Info()
+			if err != nil {
+				return nil
+			}
+			id := filepath.ToSlash(strings.TrimSuffix(rel, filepath.Ext(rel)))
+			add(LocalModel{ID: id, Path: path, Format: FormatGGUF, SizeBytes: info.Size(), Modified: info.ModTime()})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("scanning models directory %s: %w", root, err)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
+}
+
+// hfCacheModel resolves models--ORG--NAME to its current snapshot: the revision
+// named by refs/main, else the most recently modified snapshot.
+func hfCacheModel(path, name string) (LocalModel, bool) {
+	parts := strings.SplitN(strings.TrimPrefix(name, "models--"), "--", 2)
+	if len(parts) != 2 || parts[0] == "" || parts[1] == "" {
+		return LocalModel{}, false
+	}
+	id := parts[0] + "/" + parts[1]
+	snaps := filepath.Join(path, "snapshots")
+	var snap string
+	if ref, err := os.ReadFile(filepath.Join(path, "refs", "main")); err == nil {
+		rev := strings.TrimSpace(string(ref))
+		if rev != "" && !strings.ContainsAny(rev, `/\`) && rev != "." && rev != ".." {
+			snap = filepath.Join(snaps, rev)
+		}
+	}
+	if snap == "" || !isDir(snap) {
+		entries, err := os.ReadDir(snaps)
+		if err != nil {
+			return LocalModel{}, false
+		}
+		var newest time.Time
+		for _, e := range entries {
+			p := filepath.Join(snaps, e.Name())
+			if t := modTime(p); e.IsDir() && t.After(newest) {
+				newest, snap = t, p
+			}
+		}
+	}
+	if snap == "" {
+		return LocalModel{}, false
+	}
+	if isSafetensorsModel(snap) {
+		return LocalModel{ID: id, Path: snap, Format: FormatMLX, SizeBytes: dirWeightsSize(snap), Modified: modTime(snap)}, true
+	}
+	// A GGUF repository: use its single .gguf file if it has exactly one.
+	matches, _ := filepath.Glob(filepath.Join(snap, "*.gguf"))
+	if len(matches) == 1 {
+		st, err := os.Stat(matches[0])
+		if err == nil {
+			return LocalModel{ID: id, Path: matches[0], Format: FormatGGUF, SizeBytes: st.Size(), Modified: st.ModTime()}, true
+		}
+	}
+	return LocalModel{}, false
+}
+
+func isSafetensorsModel(dir string) bool {
+	if _, err := os.Stat(filepath.Join(dir, "config.json")); err != nil {
+		return false
+	}
+	matches, _ := filepath.Glob(filepath.Join(dir, "*.safetensors"))
+	return len(matches) > 0
+}
+
+// dirWeightsSize sums the weight files, following the Hugging Face cache's
+// symlinks into blobs/.
+func dirWeightsSize(dir string) int64 {
+	matches, _ := filepath.Glob(filepath.Join(dir, "*.safetensors"))
+	var n int64
+	for _, m := range matches {
+		if st, err := os.Stat(m); err == nil {
+			n += st.Size()
+		}
+	}
+	return n
+}
+
+func isDir(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.IsDir()
+}
+
+func modTime(p string) time.Time {
+	st, err := os.Stat(p)
+	if err != nil {
+		return time.Time{}
+	}
+	return st.ModTime()
+}
