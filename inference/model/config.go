@@ -240,6 +240,17 @@ func ParseConfig(data []byte) (Config, error) {
 			return Config{}, fmt.Errorf("%s must be positive, got %d", f.name, f.v)
 		}
 	}
+	// Bounds far above any real model, so a hostile config cannot make the
+	// loader allocate without limit before the weights are even checked.
+	for _, f := range []struct {
+		name   string
+		v, max int
+	}{{"hidden_size", cfg.Hidden, 1 << 20}, {"intermediate_size", cfg.Intermediate, 1 << 22}, {"num_hidden_layers", cfg.Layers, 1 << 12},
+		{"num_attention_heads", cfg.Heads, 1 << 12}, {"num_key_value_heads", cfg.KVHeads, 1 << 12}, {"vocab_size", cfg.Vocab, 1 << 24}} {
+		if f.v < 0 || f.v > f.max {
+			return Config{}, fmt.Errorf("%s %d is out of range (0..%d)", f.name, f.v, f.max)
+		}
+	}
 	if cfg.Heads%cfg.KVHeads != 0 {
 		return Config{}, fmt.Errorf("num_attention_heads %d is not a multiple of num_key_value_heads %d", cfg.Heads, cfg.KVHeads)
 	}
@@ -251,8 +262,8 @@ func ParseConfig(data []byte) (Config, error) {
 		}
 		cfg.HeadDim = cfg.Hidden / cfg.Heads
 	}
-	if cfg.HeadDim%2 != 0 {
-		return Config{}, fmt.Errorf("head_dim %d is odd", cfg.HeadDim)
+	if cfg.HeadDim%2 != 0 || cfg.HeadDim > 1<<14 {
+		return Config{}, fmt.Errorf("head_dim %d is odd or out of range", cfg.HeadDim)
 	}
 	cfg.RMSNormEps = 1e-6
 	if fam == "llama" || fam == "phi3" {
