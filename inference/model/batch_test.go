@@ -168,3 +168,31 @@ func TestForwardErrors(t *testing.T) {
 func testFixture(t *testing.T, archive, model string) string {
 	return filepath.Join(fixtureRoot(t, archive), model)
 }
+
+// TestDecodeAllocs checks that a steady-state decode step allocates nothing.
+func TestDecodeAllocs(t *testing.T) {
+	m, err := Load(testFixture(t, "dev-random", "phi3-mlx4"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	caches := []*KVCache{m.NewKVCache(1024), m.NewKVCache(1024)}
+	out := make([][]float32, 2)
+	batch := []SeqBatch{{Tokens: []int32{3, 4, 5}, Cache: caches[0], WantLogits: true}, {Tokens: []int32{6}, Cache: caches[1], WantLogits: true}}
+	if err := m.Forward(batch, out); err != nil {
+		t.Fatal(err)
+	}
+	batch[0].Tokens = []int32{7}
+	// Warm the caches' capacity so growth does not count.
+	for _, c := range caches {
+		c.reserve(600)
+	}
+	allocs := testing.AllocsPerRun(50, func() {
+		if err := m.Forward(batch, out); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("decode step allocates %v times", allocs)
+	}
+}

@@ -15,6 +15,7 @@ type KVCache struct {
 	n, maxLen     int
 	capacity      int
 	k, v          [][]float32
+	batchMark     uint64 // the Forward call that last saw this cache, to catch duplicates
 }
 
 // NewKVCache returns an empty cache for up to maxLen tokens.
@@ -102,16 +103,21 @@ func (m *Model) Forward(batch []SeqBatch, logits [][]float32) error {
 		return fmt.Errorf("%w: %d logits slots for %d sequences", ErrBatch, len(logits), len(batch))
 	}
 	N, nOut := 0, 0
-	seen := map[*KVCache]bool{}
+	m.calls++
+	defer func() {
+		// A failed validation may have marked some caches; a new mark next
+		// call makes that harmless.
+		m.calls++
+	}()
 	for i, sb := range batch {
 		c := sb.Cache
 		if c == nil || c.layers != cfg.Layers || c.kvDim != cfg.KVHeads*cfg.HeadDim {
 			return fmt.Errorf("%w: sequence %d: missing cache or a cache of another model", ErrBatch, i)
 		}
-		if seen[c] {
+		if c.batchMark == m.calls {
 			return fmt.Errorf("%w: sequence %d: cache used twice in one batch", ErrBatch, i)
 		}
-		seen[c] = true
+		c.batchMark = m.calls
 		if c.n+len(sb.Tokens) > c.maxLen {
 			return fmt.Errorf("%w: sequence %d: %d cached + %d new tokens exceed the cache's %d", ErrBatch, i, c.n, len(sb.Tokens), c.maxLen)
 		}

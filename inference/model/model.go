@@ -24,8 +24,9 @@ type Model struct {
 	quant    string
 	fileSize int64
 
-	mu sync.Mutex
-	s  scratch
+	mu    sync.Mutex
+	s     scratch
+	calls uint64 // Forward calls, for KVCache.batchMark
 }
 
 // layer holds one block's weights. Which of them are set depends on the
