@@ -1,6 +1,8 @@
+//go:build !cgo
+
 package kernels
 
-// Without cgo every kernel runs the portable Go backend.
+// Without cgo every kernel runs the portable Go backend (impl_go.go).
 
 func matMulRows(j *matMulJob, worker, lo, hi int)   { matMulRowsGo(j, worker, lo, hi) }
 func attentionItems(j *attnJob, worker, lo, hi int) { attentionItemsGo(j, worker, lo, hi) }

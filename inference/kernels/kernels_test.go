@@ -99,7 +99,7 @@ func TestMLXQuantizeRoundTrip(t *testing.T) {
 
 func TestMatMulRandom(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
-	for _, shape := range [][2]int{{1, 32}, {7, 64}, {33, 96}, {50, 256}, {17, 1024}} {
+	for _, shape := range [][2]int{{1, 32}, {9, 37}, {7, 64}, {33, 96}, {50, 256}, {17, 1024}} {
 		rows, cols := shape[0], shape[1]
 		for _, n := range []int{1, 2, 3, 4, 5, 7} {
 			name := fmt.Sprintf("n%d_%dx%d", n, rows, cols)
@@ -234,6 +234,10 @@ func TestAttentionRandom(t *testing.T) {
 		{9, 30, 39, 4, 1, 64, 0, 8},
 		{3, 20, 40, 6, 3, 16, 0, 0}, // cache longer than the rows' positions
 		{16, 0, 16, 32, 8, 64, 0, 0},
+		{2, 298, 300, 8, 2, 64, 0, 0},
+		{3, 5, 8, 2, 2, 80, 0, 0},
+		{4, 100, 104, 4, 2, 96, 30, 50},
+		{2, 0, 2, 1, 1, 7, 0, 0},
 	} {
 		name := fmt.Sprintf("%+v", tc)
 		qs, kvs := tc.heads*tc.hd, tc.kvHeads*tc.hd
