@@ -305,3 +305,31 @@ func TestGemma3Multimodal(t *testing.T) {
 	}
 	compareLogits(t, "nested gemma3", ob[0], oa[0])
 }
+
+// TestYarn checks YaRN's defining properties: the fastest-rotating pairs keep
+// their frequency, the slowest are divided by the factor, the blend between
+// is monotonic, and cos/sin are scaled by 0.1*ln(factor)+1.
+func TestYarn(t *testing.T) {
+	c := mustParse(t, `{"model_type":"qwen3",`+base+`,"head_dim":128,"rope_theta":1000000,"max_position_embeddings":131072,"rope_scaling":{"rope_type":"yarn","factor":4,"original_max_position_embeddings":32768}}`)
+	r := c.LayerSpecs[0].RoPE
+	if r.Type != "yarn" || len(r.InvFreq) != 64 {
+		t.Fatalf("%+v", r)
+	}
+	plain := func(i int) float64 { return math.Pow(1e6, -float64(2*i)/128) }
+	if math.Abs(float64(r.InvFreq[0])-plain(0)) > 1e-7 {
+		t.Errorf("fastest pair changed: %g", r.InvFreq[0])
+	}
+	if got, want := float64(r.InvFreq[63]), plain(63)/4; math.Abs(got-want) > 1e-6*want {
+		t.Errorf("slowest pair %g, want %g", got, want)
+	}
+	for i := 1; i < 64; i++ {
+		ratio := float64(r.InvFreq[i]) / plain(i)
+		prev := float64(r.InvFreq[i-1]) / plain(i-1)
+		if ratio > prev+1e-6 || ratio < 0.25-1e-6 {
+			t.Fatalf("pair %d: ratio %g after %g", i, ratio, prev)
+		}
+	}
+	if want := 0.1*math.Log(4) + 1; math.Abs(float64(r.Mscale)-want) > 1e-6 {
+		t.Errorf("mscale %g, want %g", r.Mscale, want)
+	}
+}

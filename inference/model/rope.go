@@ -9,7 +9,7 @@ import (
 // RoPE is one layer's rotary-embedding table: inverse frequencies per rotated
 // pair and the factor cos and sin are scaled by.
 type RoPE struct {
-	Type    string    // default, linear, llama3, longrope
+	Type    string    // default, linear, llama3, longrope, yarn
 	InvFreq []float32 // rotDim/2 entries
 	// LongInvFreq, for longrope, replaces InvFreq once a sequence extends past
 	// OriginalMax positions (transformers switches per forward call).
@@ -39,6 +39,11 @@ type ropeParam struct {
 	ShortFactor    []float64 `json:"short_factor"`
 	LongFactor     []float64 `json:"long_factor"`
 	AttnFactor     *float64  `json:"attention_factor"`
+	BetaFast       *float64  `json:"beta_fast"`
+	BetaSlow       *float64  `json:"beta_slow"`
+	YarnMscale     *float64  `json:"mscale"`
+	YarnMscaleAll  *float64  `json:"mscale_all_dim"`
+	Truncate       *bool     `json:"truncate"`
 	partialRotary  *float64
 	theta          float64
 }
@@ -202,8 +207,70 @@ func newRoPE(p ropeParam, rotDim, maxPos, origMax int) (*RoPE, error) {
 		}
 		r.InvFreq, r.LongInvFreq = toF32(short), toF32(long)
 		r.OriginalMax, r.Mscale = origMax, float32(attn)
+	case "yarn":
+		if err := yarn(r, p, base, factor, rotDim, maxPos); err != nil {
+			return nil, err
+		}
 	default:
 		return nil, fmt.Errorf("unsupported rope type %q", typ)
 	}
 	return r, nil
+}
+
+// yarn implements YaRN (Peng et al. 2023) as transformers parameterises it:
+// dimensions that rotate more than beta_fast times over the original context
+// keep their frequency, those that rotate fewer than beta_slow times are
+// interpolated by factor, a linear ramp blends the band between, and cos/sin
+// are scaled by 0.1*ln(factor)+1 (or the mscale ratio DeepSeek configs give).
+func yarn(r *RoPE, p ropeParam, base []float64, factor float64, rotDim, maxPos int) error {
+	orig := float64(maxPos)
+	if p.OriginalMax > 0 {
+		orig = float64(p.OriginalMax)
+	}
+	if factor <= 0 || orig <= 0 {
+		return fmt.Errorf("rope yarn: bad parameters factor=%g original_max=%g", factor, orig)
+	}
+	mscale := func(scale, m float64) float64 {
+		if scale <= 1 {
+			return 1
+		}
+		return 0.1*m*math.Log(scale) + 1
+	}
+	attn := mscale(factor, 1)
+	switch {
+	case p.AttnFactor != nil:
+		attn = *p.AttnFactor
+	case p.YarnMscale != nil && p.YarnMscaleAll != nil && *p.YarnMscale != 0 && *p.YarnMscaleAll != 0:
+		attn = mscale(factor, *p.YarnMscale) / mscale(factor, *p.YarnMscaleAll)
+	}
+	fast, slow := 32.0, 1.0
+	if p.BetaFast != nil {
+		fast = *p.BetaFast
+	}
+	if p.BetaSlow != nil {
+		slow = *p.BetaSlow
+	}
+	dim := float64(rotDim)
+	correction := func(rotations float64) float64 {
+		return dim * math.Log(orig/(rotations*2*math.Pi)) / (2 * math.Log(p.theta))
+	}
+	lo, hi := correction(fast), correction(slow)
+	if p.Truncate == nil || *p.Truncate {
+		lo, hi = math.Floor(lo), math.Ceil(hi)
+	}
+	lo, hi = math.Max(lo, 0), math.Min(hi, dim-1)
+	if lo == hi {
+		hi += 0.001
+	}
+	for i, f := range base {
+		ramp := math.Min(math.Max((float64(i)-lo)/(hi-lo), 0), 1)
+		keep := 1 - ramp // weight of the original (extrapolated) frequency
+		base[i] = f/factor*(1-keep) + f*keep
+	}
+	r.InvFreq = make([]float32, len(base))
+	for i, f := range base {
+		r.InvFreq[i] = float32(f)
+	}
+	r.Mscale = float32(attn)
+	return nil
 }
