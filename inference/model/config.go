@@ -48,7 +48,7 @@ type Config struct {
 	FusedGateUp           bool  // one gate_up_proj, gate first (Phi-3)
 	NormAddOne            bool  // norms multiply by (1+w) (Gemma)
 	SandwichNorms         bool  // extra norms after attention and around the MLP (Gemma)
-	EmbedScale            float32
+	EmbedScale            float32 // multiplies the embeddings, 0 = none (Gemma: sqrt(hidden))
 	AttnScale             float32 // multiplies q·k; head_dim^-0.5 or query_pre_attn_scalar^-0.5
 	AttnSoftcap           float32 // tanh soft-cap on attention scores, 0 = none
 	FinalSoftcap          float32 // tanh soft-cap on the logits, 0 = none
