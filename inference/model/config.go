@@ -39,15 +39,15 @@ type Config struct {
 	Vocab                 int
 	ContextLength         int // max_position_embeddings
 	RMSNormEps            float32
-	BOS                   int   // -1 when unknown
-	EOS                   []int // any of them ends generation
-	TieEmbeddings         bool  // logits use the embedding table
-	AttentionBias         bool  // q/k/v (and for Llama also o) projections carry biases
-	QKNorm                bool  // RMSNorm over each q and k head before RoPE (Qwen3, Gemma 3)
-	FusedQKV              bool  // one qkv_proj (Phi-3)
-	FusedGateUp           bool  // one gate_up_proj, gate first (Phi-3)
-	NormAddOne            bool  // norms multiply by (1+w) (Gemma)
-	SandwichNorms         bool  // extra norms after attention and around the MLP (Gemma)
+	BOS                   int     // -1 when unknown
+	EOS                   []int   // any of them ends generation
+	TieEmbeddings         bool    // logits use the embedding table
+	AttentionBias         bool    // q/k/v (and for Llama also o) projections carry biases
+	QKNorm                bool    // RMSNorm over each q and k head before RoPE (Qwen3, Gemma 3)
+	FusedQKV              bool    // one qkv_proj (Phi-3)
+	FusedGateUp           bool    // one gate_up_proj, gate first (Phi-3)
+	NormAddOne            bool    // norms multiply by (1+w) (Gemma)
+	SandwichNorms         bool    // extra norms after attention and around the MLP (Gemma)
 	EmbedScale            float32 // multiplies the embeddings, 0 = none (Gemma: sqrt(hidden))
 	AttnScale             float32 // multiplies q·k; head_dim^-0.5 or query_pre_attn_scalar^-0.5
 	AttnSoftcap           float32 // tanh soft-cap on attention scores, 0 = none
