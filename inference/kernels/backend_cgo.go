@@ -1,0 +1,112 @@
+//go:build cgo
+
+package kernels
+
+/*
+#cgo CFLAGS: -O3 -std=c11
+#cgo LDFLAGS: -lm
+#include "kernels.h"
+*/
+import "C"
+
+import "unsafe"
+
+// With cgo the kernels run in C (kernels.c, simd_*.c); the Go pool splits
+// matmul rows and attention items into chunks, one cgo call per chunk.
+
+func fp(s []float32) *C.float   { return (*C.float)(unsafe.Pointer(unsafe.SliceData(s))) }
+func hp(s []uint16) *C.uint16_t { return (*C.uint16_t)(unsafe.Pointer(unsafe.SliceData(s))) }
+
+func matMulRows(j *matMulJob, worker, lo, hi int) {
+	if j.n == 0 || j.cols == 0 {
+		clearRows(j, lo, hi)
+		return
+	}
+	scratch := fp(thePool.scratchFor(worker, int(C.k_matmul_scratch(C.int(j.n), C.int(j.cols)))))
+	n, rows, cols, clo, chi := C.int(j.n), C.int(j.rows), C.int(j.cols), C.int(lo), C.int(hi)
+	switch j.kind {
+	case kindF32:
+		C.k_matmul_f32(fp(j.out), fp(j.x), n, fp(j.wf), rows, cols, clo, chi, scratch)
+	case kindBF16:
+		C.k_matmul_bf16(fp(j.out), fp(j.x), n, hp(j.wh), rows, cols, clo, chi, scratch)
+	case kindF16:
+		C.k_matmul_f16(fp(j.out), fp(j.x), n, hp(j.wh), rows, cols, clo, chi, scratch)
+	case kindMLX:
+		C.k_matmul_mlx(fp(j.out), fp(j.x), n, (*C.uint32_t)(unsafe.Pointer(unsafe.SliceData(j.wq))),
+			fp(j.scales), fp(j.biases), rows, cols, C.int(j.bits), C.int(j.group), clo, chi, scratch)
+	}
+}
+
+// clearRows handles an empty inner dimension: every dot product is zero.
+func clearRows(j *matMulJob, lo, hi int) {
+	for b := 0; b < j.n; b++ {
+		clear(j.out[b*j.rows+lo : b*j.rows+hi])
+	}
+}
+
+func attentionItems(j *attnJob, worker, lo, hi int) {
+	scratch := thePool.scratchFor(worker, max(j.nKV, 1))
+	C.k_attention(fp(j.out), fp(j.q), C.int(j.nq), C.int(j.pos0), fp(j.k), fp(j.v), C.int(j.nKV),
+		C.int(j.nHeads), C.int(j.nKVHeads), C.int(j.headDim), C.float(j.scale), C.float(j.softcap),
+		C.int(j.window), C.int(lo), C.int(hi), fp(scratch))
+}
+
+func rmsNorm(out, x, weight []float32, n, dim int, eps float32, addOne bool) {
+	if n == 0 || dim == 0 {
+		return
+	}
+	a := C.int(0)
+	if addOne {
+		a = 1
+	}
+	C.k_rmsnorm(fp(out), fp(x), fp(weight), C.int(n), C.int(dim), C.float(eps), a)
+}
+
+func softmax(x []float32) {
+	if len(x) > 0 {
+		C.k_softmax(fp(x), C.size_t(len(x)))
+	}
+}
+
+func siluMul(gate, up []float32) {
+	if len(gate) > 0 {
+		C.k_silu_mul(fp(gate), fp(up), C.size_t(len(gate)))
+	}
+}
+
+func geluMul(gate, up []float32) {
+	if len(gate) > 0 {
+		C.k_gelu_mul(fp(gate), fp(up), C.size_t(len(gate)))
+	}
+}
+
+func add(dst, src []float32) {
+	if len(dst) > 0 {
+		C.k_add(fp(dst), fp(src), C.size_t(len(dst)))
+	}
+}
+
+func rope(x []float32, n, nHeads, headDim, rotDim int, positions []int32, invFreq []float32, neox bool, mscale float32) {
+	if n == 0 || nHeads == 0 || rotDim == 0 {
+		return
+	}
+	nx := C.int(0)
+	if neox {
+		nx = 1
+	}
+	C.k_rope(fp(x), C.int(n), C.int(nHeads), C.int(headDim), C.int(rotDim),
+		(*C.int32_t)(unsafe.Pointer(unsafe.SliceData(positions))), fp(invFreq), nx, C.float(mscale))
+}
+
+// Level names, indexed by the C enum.
+var levelNames = [...]string{"scalar", "avx2 fma", "avx512", "neon"}
+
+// Features names the SIMD level the C kernels selected for this CPU.
+func Features() string { return levelNames[C.k_level()] }
+
+// setLevel forces a dispatch level (tests); it returns the level in use,
+// which is the best available when the CPU lacks the one asked for.
+func setLevel(l int) int { return int(C.k_set_level(C.int(l))) }
+
+// bestLevel is the level chosen at start-up.
+func bestLevel() int { return int(C.k_detect()) }

@@ -1,0 +1,21 @@
+//go:build !cgo
+
+package kernels
+
+// Without cgo every kernel runs the portable Go backend (impl_go.go).
+
+func matMulRows(j *matMulJob, worker, lo, hi int)   { matMulRowsGo(j, worker, lo, hi) }
+func attentionItems(j *attnJob, worker, lo, hi int) { attentionItemsGo(j, worker, lo, hi) }
+func softmax(x []float32)                           { SoftmaxRef(x) }
+func siluMul(gate, up []float32)                    { siluMulGo(gate, up) }
+func geluMul(gate, up []float32)                    { geluMulGo(gate, up) }
+func add(dst, src []float32)                        { addGo(dst, src) }
+func rmsNorm(out, x, weight []float32, n, dim int, eps float32, addOne bool) {
+	rmsNormGo(out, x, weight, n, dim, eps, addOne)
+}
+func rope(x []float32, n, nHeads, headDim, rotDim int, positions []int32, invFreq []float32, neox bool, mscale float32) {
+	ropeGo(x, n, nHeads, headDim, rotDim, positions, invFreq, neox, mscale)
+}
+
+// Features names the instruction set the kernels use.
+func Features() string { return "go" }

@@ -1,0 +1,151 @@
+package kernels
+
+import (
+	"math"
+
+	"github.com/impetusllm/impetus/inference/quant"
+)
+
+// The portable Go backend: float32 arithmetic, one weight row decoded at a
+// time and reused across all n activation rows.
+
+func matMulRowsGo(j *matMulJob, worker, lo, hi int) {
+	cols := j.cols
+	var row []float32
+	if j.kind != kindF32 {
+		row = thePool.scratchFor(worker, cols)
+	}
+	for o := lo; o < hi; o++ {
+		switch j.kind {
+		case kindF32:
+			row = j.wf[o*cols : (o+1)*cols]
+		case kindBF16:
+			for i, h := range j.wh[o*cols : (o+1)*cols] {
+				row[i] = quant.BF16ToF32(h)
+			}
+		case kindF16:
+			for i, h := range j.wh[o*cols : (o+1)*cols] {
+				row[i] = quant.F16ToF32(h)
+			}
+		case kindMLX:
+			w, g := j.wordsPerRow, j.groupsPerRow
+			DequantMLXRow(row, j.wq[o*w:(o+1)*w], j.scales[o*g:(o+1)*g], j.biases[o*g:(o+1)*g], cols, j.bits, j.group)
+		}
+		for b := 0; b < j.n; b++ {
+			j.out[b*j.rows+o] = dotGo(row, j.x[b*cols:(b+1)*cols])
+		}
+	}
+}
+
+func dotGo(a, b []float32) float32 {
+	b = b[:len(a)]
+	var s0, s1, s2, s3 float32
+	i := 0
+	for ; i+4 <= len(a); i += 4 {
+		s0 += a[i] * b[i]
+		s1 += a[i+1] * b[i+1]
+		s2 += a[i+2] * b[i+2]
+		s3 += a[i+3] * b[i+3]
+	}
+	for ; i < len(a); i++ {
+		s0 += a[i] * b[i]
+	}
+	return (s0 + s1) + (s2 + s3)
+}
+
+func attentionItemsGo(j *attnJob, worker, lo, hi int) {
+	hd := j.headDim
+	qs, kvs := j.nHeads*hd, j.nKVHeads*hd
+	group := j.nHeads / j.nKVHeads
+	buf := thePool.scratchFor(worker, j.nKV+hd)
+	scores, acc := buf[:j.nKV], buf[j.nKV:]
+	for it := lo; it < hi; it++ {
+		t, h := it/j.nHeads, it%j.nHeads
+		pLo, pHi := attnRange(j.pos0+t, j.nKV, j.window)
+		qv := j.q[t*qs+h*hd : t*qs+(h+1)*hd]
+		kvOff := (h / group) * hd
+		m := float32(math.Inf(-1))
+		for p := pLo; p < pHi; p++ {
+			s := dotGo(qv, j.k[p*kvs+kvOff:p*kvs+kvOff+hd]) * j.scale
+			if j.softcap > 0 {
+				s = float32(math.Tanh(float64(s/j.softcap))) * j.softcap
+			}
+			scores[p] = s
+			m = max(m, s)
+		}
+		var sum float32
+		for p := pLo; p < pHi; p++ {
+			e := float32(math.Exp(float64(scores[p] - m)))
+			scores[p] = e
+			sum += e
+		}
+		clear(acc)
+		for p := pLo; p < pHi; p++ {
+			w := scores[p] / sum
+			v := j.v[p*kvs+kvOff : p*kvs+kvOff+hd]
+			for i, vv := range v {
+				acc[i] += w * vv
+			}
+		}
+		copy(j.out[t*qs+h*hd:t*qs+(h+1)*hd], acc)
+	}
+}
+
+func rmsNormGo(out, x, weight []float32, n, dim int, eps float32, addOne bool) {
+	off := float32(0)
+	if addOne {
+		off = 1
+	}
+	for b := 0; b < n; b++ {
+		xr := x[b*dim : (b+1)*dim]
+		var ss float64
+		for _, v := range xr {
+			ss += float64(v) * float64(v)
+		}
+		inv := float32(1 / math.Sqrt(ss/float64(dim)+float64(eps)))
+		or := out[b*dim : (b+1)*dim]
+		for i, v := range xr {
+			or[i] = v * inv * (weight[i] + off)
+		}
+	}
+}
+
+func siluMulGo(gate, up []float32) {
+	for i, g := range gate {
+		gate[i] = g / (1 + float32(math.Exp(float64(-g)))) * up[i]
+	}
+}
+
+func geluMulGo(gate, up []float32) {
+	for i, g := range gate {
+		gate[i] = float32(geluTanh(float64(g))) * up[i]
+	}
+}
+
+func addGo(dst, src []float32) {
+	src = src[:len(dst)]
+	for i := range dst {
+		dst[i] += src[i]
+	}
+}
+
+func ropeGo(x []float32, n, nHeads, headDim, rotDim int, positions []int32, invFreq []float32, neox bool, mscale float32) {
+	half := rotDim / 2
+	for t := 0; t < n; t++ {
+		for i := 0; i < half; i++ {
+			ang := float64(float32(positions[t]) * invFreq[i])
+			c := float32(math.Cos(ang)) * mscale
+			s := float32(math.Sin(ang)) * mscale
+			for h := 0; h < nHeads; h++ {
+				base := t*nHeads*headDim + h*headDim
+				i0, i1 := base+2*i, base+2*i+1
+				if neox {
+					i0, i1 = base+i, base+i+half
+				}
+				a, b := x[i0], x[i1]
+				x[i0] = a*c - b*s
+				x[i1] = a*s + b*c
+			}
+		}
+	}
+}

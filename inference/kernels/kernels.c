@@ -1,0 +1,244 @@
+//go:build cgo
+
+// Run-time dispatch and the scalar C level, which every CPU can run and
+// which the tests check like the SIMD levels.
+#include <stdlib.h>
+
+#include "kernels_internal.h"
+
+static int level = -1;
+
+int k_detect(void) {
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq"))
+        return K_AVX512;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"))
+        return K_AVX2;
+#elif defined(__aarch64__)
+    return K_NEON;
+#endif
+    return K_SCALAR;
+}
+
+int k_set_level(int lvl) {
+    int best = k_detect();
+    // Levels are ordered on x86 (scalar < AVX2 < AVX-512); NEON stands alone.
+    if (lvl < 0 || (best == K_NEON ? (lvl != K_NEON && lvl != K_SCALAR) : lvl > best)) lvl = best;
+    level = lvl;
+    return level;
+}
+
+int k_level(void) {
+    if (level < 0) level = k_detect();
+    return level;
+}
+
+size_t k_matmul_scratch(int n, int cols) {
+    (void)n;
+    return (size_t)k_row_block(cols) * (size_t)cols;
+}
+
+/* ------------------------------- scalar C --------------------------------- */
+
+static float dot_scalar(const float *a, const float *b, int n) {
+    float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    int i = 0;
+    for (; i + 4 <= n; i += 4) {
+        s0 += a[i] * b[i];
+        s1 += a[i + 1] * b[i + 1];
+        s2 += a[i + 2] * b[i + 2];
+        s3 += a[i + 3] * b[i + 3];
+    }
+    for (; i < n; i++) s0 += a[i] * b[i];
+    return (s0 + s1) + (s2 + s3);
+}
+
+// Decodes one weight row at a time into scratch and reuses it for all n
+// activation rows.
+static void mm_rows_scalar(float *out, const float *x, int n, int rows, int cols, int lo, int hi, float *row,
+                           const float *wf, const uint16_t *wh, int bf16, const uint32_t *wq, const float *sc,
+                           const float *bi, int bits, int group) {
+    for (int o = lo; o < hi; o++) {
+        const float *r = row;
+        if (wf) {
+            r = wf + (size_t)o * cols;
+        } else if (wh) {
+            const uint16_t *h = wh + (size_t)o * cols;
+            for (int i = 0; i < cols; i++) row[i] = bf16 ? k_bf16(h[i]) : k_f16(h[i]);
+        } else {
+            const int groups = cols / group;
+            k_bitreader br = {(const uint8_t *)wq + (size_t)o * cols * bits / 8, 0, 0};
+            k_unpack(&br, row, cols, bits);
+            for (int i = 0; i < cols; i++)
+                row[i] = sc[(size_t)o * groups + i / group] * row[i] + bi[(size_t)o * groups + i / group];
+        }
+        for (int b = 0; b < n; b++) out[(size_t)b * rows + o] = dot_scalar(r, x + (size_t)b * cols, cols);
+    }
+}
+
+static void attention_scalar(float *out, const float *q, int pos0, const float *kc, const float *vc, int nKV,
+                             int nHeads, int nKVHeads, int hd, float scale, float softcap, int window, int lo,
+                             int hi, float *scores) {
+    const int qs = nHeads * hd, kvs = nKVHeads * hd, grp = nHeads / nKVHeads;
+    for (int it = lo; it < hi; it++) {
+        int t = it / nHeads, h = it % nHeads, pLo, pHi;
+        k_attn_range(pos0 + t, nKV, window, &pLo, &pHi);
+        const float *qv = q + (size_t)t * qs + (size_t)h * hd;
+        const float *kb = kc + (size_t)(h / grp) * hd, *vb = vc + (size_t)(h / grp) * hd;
+        float m = -INFINITY, sum = 0;
+        for (int p = pLo; p < pHi; p++) {
+            float s = dot_scalar(qv, kb + (size_t)p * kvs, hd) * scale;
+            if (softcap > 0) s = tanhf(s / softcap) * softcap;
+            scores[p] = s;
+            if (s > m) m = s;
+        }
+        for (int p = pLo; p < pHi; p++) {
+            scores[p] = expf(scores[p] - m);
+            sum += scores[p];
+        }
+        float *o = out + (size_t)t * qs + (size_t)h * hd;
+        for (int d = 0; d < hd; d++) o[d] = 0;
+        for (int p = pLo; p < pHi; p++) {
+            const float w = scores[p] / sum, *v = vb + (size_t)p * kvs;
+            for (int d = 0; d < hd; d++) o[d] += w * v[d];
+        }
+    }
+}
+
+static void rmsnorm_scalar(float *out, const float *x, const float *w, int n, int dim, float eps, int addOne) {
+    for (int b = 0; b < n; b++) {
+        const float *xr = x + (size_t)b * dim;
+        double ss = 0;
+        for (int i = 0; i < dim; i++) ss += (double)xr[i] * xr[i];
+        const float inv = (float)(1.0 / sqrt(ss / dim + eps));
+        for (int i = 0; i < dim; i++) out[(size_t)b * dim + i] = xr[i] * inv * (w[i] + (addOne ? 1.0f : 0.0f));
+    }
+}
+
+static void softmax_scalar(float *x, size_t n) {
+    if (n == 0) return;
+    float m = x[0];
+    for (size_t i = 1; i < n; i++) if (x[i] > m) m = x[i];
+    double sum = 0;
+    for (size_t i = 0; i < n; i++) {
+        x[i] = expf(x[i] - m);
+        sum += x[i];
+    }
+    const float inv = (float)(1.0 / sum);
+    for (size_t i = 0; i < n; i++) x[i] *= inv;
+}
+
+/* ------------------------------ entry points ------------------------------ */
+
+#if defined(__x86_64__)
+#define K_DISPATCH(lvl, call, scalar)   \
+    switch (lvl) {                      \
+    case K_AVX512: call(avx512); break; \
+    case K_AVX2: call(avx2); break;     \
+    default: scalar; break;             \
+    }
+#elif defined(__aarch64__)
+#define K_DISPATCH(lvl, call, scalar) \
+    switch (lvl) {                    \
+    case K_NEON: call(neon); break;   \
+    default: scalar; break;           \
+    }
+#else
+#define K_DISPATCH(lvl, call, scalar) scalar
+#endif
+
+void k_matmul_f32(float *out, const float *x, int n, const float *w, int rows, int cols, int lo, int hi,
+                  float *scratch) {
+#define CALL(s) k_mm_f32_##s(out, x, n, w, rows, cols, lo, hi)
+    K_DISPATCH(k_level(), CALL,
+               mm_rows_scalar(out, x, n, rows, cols, lo, hi, scratch, w, NULL, 0, NULL, NULL, NULL, 0, 0))
+#undef CALL
+}
+
+void k_matmul_bf16(float *out, const float *x, int n, const uint16_t *w, int rows, int cols, int lo, int hi,
+                   float *scratch) {
+#define CALL(s) k_mm_half_##s(out, x, n, w, rows, cols, lo, hi, scratch, 1)
+    K_DISPATCH(k_level(), CALL,
+               mm_rows_scalar(out, x, n, rows, cols, lo, hi, scratch, NULL, w, 1, NULL, NULL, NULL, 0, 0))
+#undef CALL
+}
+
+void k_matmul_f16(float *out, const float *x, int n, const uint16_t *w, int rows, int cols, int lo, int hi,
+                  float *scratch) {
+#define CALL(s) k_mm_half_##s(out, x, n, w, rows, cols, lo, hi, scratch, 0)
+    K_DISPATCH(k_level(), CALL,
+               mm_rows_scalar(out, x, n, rows, cols, lo, hi, scratch, NULL, w, 0, NULL, NULL, NULL, 0, 0))
+#undef CALL
+}
+
+void k_matmul_mlx(float *out, const float *x, int n, const uint32_t *wq, const float *scales, const float *biases,
+                  int rows, int cols, int bits, int group, int lo, int hi, float *scratch) {
+#define CALL(s) k_mm_mlx_##s(out, x, n, wq, scales, biases, rows, cols, bits, group, lo, hi, scratch)
+    K_DISPATCH(k_level(), CALL,
+               mm_rows_scalar(out, x, n, rows, cols, lo, hi, scratch, NULL, NULL, 0, wq, scales, biases, bits, group))
+#undef CALL
+}
+
+void k_attention(float *out, const float *q, int nq, int pos0, const float *k, const float *v, int nKV, int nHeads,
+                 int nKVHeads, int headDim, float scale, float softcap, int window, int lo, int hi,
+                 float *scratch) {
+    (void)nq;
+#define CALL(s) k_attention_##s(out, q, pos0, k, v, nKV, nHeads, nKVHeads, headDim, scale, softcap, window, lo, hi, scratch)
+    K_DISPATCH(k_level(), CALL,
+               attention_scalar(out, q, pos0, k, v, nKV, nHeads, nKVHeads, headDim, scale, softcap, window, lo, hi,
+                                scratch))
+#undef CALL
+}
+
+void k_rmsnorm(float *out, const float *x, const float *w, int n, int dim, float eps, int addOne) {
+#define CALL(s) k_rmsnorm_##s(out, x, w, n, dim, eps, addOne)
+    K_DISPATCH(k_level(), CALL, rmsnorm_scalar(out, x, w, n, dim, eps, addOne))
+#undef CALL
+}
+
+void k_softmax(float *x, size_t n) {
+#define CALL(s) k_softmax_##s(x, n)
+    K_DISPATCH(k_level(), CALL, softmax_scalar(x, n))
+#undef CALL
+}
+
+void k_silu_mul(float *g, const float *u, size_t n) {
+#define CALL(s) k_silu_mul_##s(g, u, n)
+    K_DISPATCH(k_level(), CALL, for (size_t i = 0; i < n; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i])
+#undef CALL
+}
+
+void k_gelu_mul(float *g, const float *u, size_t n) {
+#define CALL(s) k_gelu_mul_##s(g, u, n)
+    K_DISPATCH(k_level(), CALL, for (size_t i = 0; i < n; i++) g[i] = k_gelu(g[i]) * u[i])
+#undef CALL
+}
+
+void k_add(float *d, const float *s, size_t n) {
+#define CALL(v) k_add_##v(d, s, n)
+    K_DISPATCH(k_level(), CALL, for (size_t i = 0; i < n; i++) d[i] += s[i])
+#undef CALL
+}
+
+// RoPE is cheap next to the matmuls around it: scalar at every level, with
+// each angle's cos/sin computed once and applied to all heads.
+void k_rope(float *x, int n, int nHeads, int headDim, int rotDim, const int32_t *pos, const float *invFreq,
+            int neox, float mscale) {
+    const int half = rotDim / 2;
+    for (int t = 0; t < n; t++) {
+        float *row = x + (size_t)t * nHeads * headDim;
+        for (int i = 0; i < half; i++) {
+            const float ang = (float)pos[t] * invFreq[i];
+            const float c = (float)cos((double)ang) * mscale, s = (float)sin((double)ang) * mscale;
+            const int i0 = neox ? i : 2 * i, i1 = neox ? i + half : 2 * i + 1;
+            for (int h = 0; h < nHeads; h++) {
+                float *hp = row + (size_t)h * headDim;
+                const float a = hp[i0], b = hp[i1];
+                hp[i0] = a * c - b * s;
+                hp[i1] = a * s + b * c;
+            }
+        }
+    }
+}

@@ -1,0 +1,220 @@
+// Package kernels holds the numeric kernels of the CPU inference engine:
+// matrix multiplication against weights in their stored format (float32,
+// bfloat16, half, MLX affine-quantized), attention over a KV cache, RoPE,
+// RMSNorm and the elementwise activations.
+//
+// All matrices are row-major float32 slices. A weight W is [rows][cols]
+// (PyTorch's [out, in]); activations x are [n][cols] and outputs [n][rows].
+// The matrix and attention kernels split their work over a persistent pool
+// of threads (SetThreads); with cgo they run SIMD C code chosen at run time
+// (Features), otherwise plain Go. The *Ref functions define the results.
+//
+// Size mismatches are programming errors and panic.
+package kernels
+
+import "fmt"
+
+type weightKind uint8
+
+const (
+	kindF32 weightKind = iota
+	kindBF16
+	kindF16
+	kindMLX
+)
+
+// matMulJob is one matrix multiplication, split by output rows.
+type matMulJob struct {
+	kind         weightKind
+	out, x       []float32
+	n            int
+	wf           []float32 // kindF32
+	wh           []uint16  // kindBF16, kindF16
+	wq           []uint32  // kindMLX
+	scales       []float32 // kindMLX
+	biases       []float32 // kindMLX
+	rows, cols   int
+	bits, group  int
+	wordsPerRow  int
+	groupsPerRow int
+}
+
+func (j *matMulJob) run(worker, lo, hi int) { matMulRows(j, worker, lo, hi) }
+
+// rowAlign is the row tile the matmul chunks are rounded to.
+const rowAlign = 16
+
+func (p *pool) matMul(j *matMulJob) {
+	p.parallel(j, j.rows, p.grainFor(j.rows, rowAlign))
+}
+
+func checkMatMul(name string, out, x []float32, n, rows, cols, wlen, wwant int) {
+	if n < 0 || rows < 0 || cols < 0 {
+		panic(fmt.Sprintf("kernels: %s: negative size n=%d rows=%d cols=%d", name, n, rows, cols))
+	}
+	if len(out) < n*rows || len(x) < n*cols || wlen < wwant {
+		panic(fmt.Sprintf("kernels: %s: short slice: len(out)=%d want %d, len(x)=%d want %d, weight %d want %d",
+			name, len(out), n*rows, len(x), n*cols, wlen, wwant))
+	}
+}
+
+// MatMulF32 sets out[b*rows+o] = sum_i x[b*cols+i]*w[o*cols+i] for b < n.
+func MatMulF32(out, x []float32, n int, w []float32, rows, cols int) {
+	checkMatMul("MatMulF32", out, x, n, rows, cols, len(w), rows*cols)
+	p := thePool
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	j := &p.jobs.mm
+	*j = matMulJob{kind: kindF32, out: out, x: x, n: n, wf: w, rows: rows, cols: cols}
+	p.matMul(j)
+	*j = matMulJob{}
+}
+
+// MatMulBF16 is MatMulF32 with w holding raw bfloat16 bits.
+func MatMulBF16(out, x []float32, n int, w []uint16, rows, cols int) {
+	matMulHalf("MatMulBF16", kindBF16, out, x, n, w, rows, cols)
+}
+
+// MatMulF16 is MatMulF32 with w holding raw IEEE half bits.
+func MatMulF16(out, x []float32, n int, w []uint16, rows, cols int) {
+	matMulHalf("MatMulF16", kindF16, out, x, n, w, rows, cols)
+}
+
+func matMulHalf(name string, kind weightKind, out, x []float32, n int, w []uint16, rows, cols int) {
+	checkMatMul(name, out, x, n, rows, cols, len(w), rows*cols)
+	p := thePool
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	j := &p.jobs.mm
+	*j = matMulJob{kind: kind, out: out, x: x, n: n, wh: w, rows: rows, cols: cols}
+	p.matMul(j)
+	*j = matMulJob{}
+}
+
+// MatMulMLX multiplies by an MLX affine-quantized weight (FORMATS.md §1b):
+// wq is the packed [rows][cols*bits/32] matrix, scales and biases are
+// [rows][cols/groupSize], and w[o][j] = scales[o][j/g]*q[o][j] + biases[o][j/g].
+// bits is 2, 3, 4, 5, 6 or 8 and groupSize 32, 64 or 128.
+func MatMulMLX(out, x []float32, n int, wq []uint32, scales, biases []float32, rows, cols, bits, groupSize int) {
+	switch bits {
+	case 2, 3, 4, 5, 6, 8:
+	default:
+		panic(fmt.Sprintf("kernels: MatMulMLX: unsupported bits %d", bits))
+	}
+	switch groupSize {
+	case 32, 64, 128:
+	default:
+		panic(fmt.Sprintf("kernels: MatMulMLX: unsupported group size %d", groupSize))
+	}
+	if cols%groupSize != 0 {
+		panic(fmt.Sprintf("kernels: MatMulMLX: cols %d not a multiple of group size %d", cols, groupSize))
+	}
+	words, groups := cols*bits/32, cols/groupSize
+	checkMatMul("MatMulMLX", out, x, n, rows, cols, len(wq), rows*words)
+	if len(scales) < rows*groups || len(biases) < rows*groups {
+		panic(fmt.Sprintf("kernels: MatMulMLX: scales %d / biases %d, want %d", len(scales), len(biases), rows*groups))
+	}
+	p := thePool
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	j := &p.jobs.mm
+	*j = matMulJob{kind: kindMLX, out: out, x: x, n: n, wq: wq, scales: scales, biases: biases,
+		rows: rows, cols: cols, bits: bits, group: groupSize, wordsPerRow: words, groupsPerRow: groups}
+	p.matMul(j)
+	*j = matMulJob{}
+}
+
+// attnJob is one attention call, split over (query row, head) pairs.
+type attnJob struct {
+	out, q                    []float32
+	nq, pos0                  int
+	k, v                      []float32
+	nKV                       int
+	nHeads, nKVHeads, headDim int
+	scale, softcap            float32
+	window                    int
+}
+
+func (j *attnJob) run(worker, lo, hi int) { attentionItems(j, worker, lo, hi) }
+
+// Attention computes causal multi-head attention for nq query rows of one
+// sequence. q and out are [nq][nHeads*headDim]; kCache and vCache are
+// [nKV][nKVHeads*headDim]. Query row t sits at absolute position pos0+t and
+// attends to cache positions p <= pos0+t and, when window > 0, p >
+// pos0+t-window. Head h reads kv head h/(nHeads/nKVHeads). Scores are
+// scale*q·k, soft-capped as tanh(s/softcap)*softcap when softcap > 0.
+func Attention(out, q []float32, nq, pos0 int, kCache, vCache []float32, nKV, nHeads, nKVHeads, headDim int, scale, softcap float32, window int) {
+	if nq < 0 || pos0 < 0 || nKV < 0 || nHeads <= 0 || nKVHeads <= 0 || headDim <= 0 || nHeads%nKVHeads != 0 {
+		panic(fmt.Sprintf("kernels: Attention: bad shape nq=%d pos0=%d nKV=%d heads=%d kvHeads=%d headDim=%d",
+			nq, pos0, nKV, nHeads, nKVHeads, headDim))
+	}
+	if nq > 0 && pos0 >= nKV {
+		panic(fmt.Sprintf("kernels: Attention: position %d has no cache entry (nKV=%d)", pos0, nKV))
+	}
+	qs, kvs := nHeads*headDim, nKVHeads*headDim
+	if len(out) < nq*qs || len(q) < nq*qs || len(kCache) < nKV*kvs || len(vCache) < nKV*kvs {
+		panic(fmt.Sprintf("kernels: Attention: short slice: out %d q %d (want %d), k %d v %d (want %d)",
+			len(out), len(q), nq*qs, len(kCache), len(vCache), nKV*kvs))
+	}
+	p := thePool
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	j := &p.jobs.at
+	*j = attnJob{out: out, q: q, nq: nq, pos0: pos0, k: kCache, v: vCache, nKV: nKV,
+		nHeads: nHeads, nKVHeads: nKVHeads, headDim: headDim, scale: scale, softcap: softcap, window: window}
+	items := nq * nHeads
+	p.parallel(j, items, max(1, items/(4*p.workers)))
+	*j = attnJob{}
+}
+
+// RMSNorm sets each row of out to x/rms(x)*weight, or *(1+weight) when
+// addOne (Gemma's stored form). out may be x.
+func RMSNorm(out, x, weight []float32, n, dim int, eps float32, addOne bool) {
+	if len(out) < n*dim || len(x) < n*dim || len(weight) < dim {
+		panic(fmt.Sprintf("kernels: RMSNorm: short slice: out %d x %d want %d, weight %d want %d",
+			len(out), len(x), n*dim, len(weight), dim))
+	}
+	rmsNorm(out, x, weight, n, dim, eps, addOne)
+}
+
+// Softmax replaces x by its softmax, subtracting the maximum first.
+func Softmax(x []float32) { softmax(x) }
+
+// SiLUMul sets gate[i] = silu(gate[i])*up[i] (the SwiGLU product).
+func SiLUMul(gate, up []float32) {
+	checkPair("SiLUMul", gate, up)
+	siluMul(gate, up)
+}
+
+// GELUTanhMul sets gate[i] = gelu_tanh(gate[i])*up[i] (Gemma's GeGLU).
+func GELUTanhMul(gate, up []float32) {
+	checkPair("GELUTanhMul", gate, up)
+	geluMul(gate, up)
+}
+
+// Add sets dst[i] += src[i] for i < len(dst).
+func Add(dst, src []float32) {
+	checkPair("Add", dst, src)
+	add(dst, src)
+}
+
+func checkPair(name string, a, b []float32) {
+	if len(b) < len(a) {
+		panic(fmt.Sprintf("kernels: %s: second slice has %d elements, want %d", name, len(b), len(a)))
+	}
+}
+
+// RoPE rotates, in place, the first rotDim dimensions of each head of the n
+// rows of x ([n][nHeads*headDim]) by angle positions[t]*invFreq[i] (invFreq
+// has rotDim/2 entries). neox pairs dimension i with i+rotDim/2 (HF, MLX);
+// otherwise 2i with 2i+1 (GGUF llama). cos and sin are scaled by mscale.
+func RoPE(x []float32, n, nHeads, headDim, rotDim int, positions []int32, invFreq []float32, neox bool, mscale float32) {
+	if rotDim > headDim || rotDim%2 != 0 || rotDim < 0 {
+		panic(fmt.Sprintf("kernels: RoPE: rotDim %d with headDim %d", rotDim, headDim))
+	}
+	if len(x) < n*nHeads*headDim || len(positions) < n || len(invFreq) < rotDim/2 {
+		panic(fmt.Sprintf("kernels: RoPE: short slice: x %d want %d, positions %d want %d, invFreq %d want %d",
+			len(x), n*nHeads*headDim, len(positions), n, len(invFreq), rotDim/2))
+	}
+	rope(x, n, nHeads, headDim, rotDim, positions, invFreq, neox, mscale)
+}

@@ -1,0 +1,39 @@
+// Entry points of the C kernels, called from backend_cgo.go. Each matrix or
+// attention call covers one chunk [lo, hi) of output rows or (row, head)
+// items, so the Go thread pool can split the work; the rest are whole
+// operations. scratch is a per-worker buffer sized by the Go side.
+#ifndef IMPETUS_KERNELS_H
+#define IMPETUS_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum { K_SCALAR = 0, K_AVX2 = 1, K_AVX512 = 2, K_NEON = 3 };
+
+int k_detect(void);        // best level this CPU supports
+int k_set_level(int lvl);  // force a level (tests); returns the level in use
+int k_level(void);
+
+// Scratch needed by a matmul chunk, in floats.
+size_t k_matmul_scratch(int n, int cols);
+
+void k_matmul_f32(float *out, const float *x, int n, const float *w, int rows, int cols, int lo, int hi, float *scratch);
+void k_matmul_bf16(float *out, const float *x, int n, const uint16_t *w, int rows, int cols, int lo, int hi, float *scratch);
+void k_matmul_f16(float *out, const float *x, int n, const uint16_t *w, int rows, int cols, int lo, int hi, float *scratch);
+void k_matmul_mlx(float *out, const float *x, int n, const uint32_t *wq, const float *scales, const float *biases,
+                  int rows, int cols, int bits, int group, int lo, int hi, float *scratch);
+
+// scratch: nKV floats.
+void k_attention(float *out, const float *q, int nq, int pos0, const float *k, const float *v, int nKV,
+                 int nHeads, int nKVHeads, int headDim, float scale, float softcap, int window,
+                 int lo, int hi, float *scratch);
+
+void k_rmsnorm(float *out, const float *x, const float *w, int n, int dim, float eps, int addOne);
+void k_softmax(float *x, size_t n);
+void k_silu_mul(float *gate, const float *up, size_t n);
+void k_gelu_mul(float *gate, const float *up, size_t n);
+void k_add(float *dst, const float *src, size_t n);
+void k_rope(float *x, int n, int nHeads, int headDim, int rotDim, const int32_t *pos, const float *invFreq,
+            int neox, float mscale);
+
+#endif

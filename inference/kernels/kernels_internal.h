@@ -1,0 +1,122 @@
+// Helpers shared by the scalar C kernels and the SIMD bodies.
+#ifndef IMPETUS_KERNELS_INTERNAL_H
+#define IMPETUS_KERNELS_INTERNAL_H
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "kernels.h"
+
+// Rows decoded per pass of the batched matmul: enough to reuse each
+// activation load across several rows, few enough to stay in L2.
+#define K_RB 16
+static inline int k_row_block(int cols) {
+    int rb = cols > 0 ? (128 * 1024) / cols : K_RB;
+    if (rb > K_RB) rb = K_RB;
+    rb &= ~3;
+    return rb < 4 ? 4 : rb;
+}
+
+static inline float k_bf16(uint16_t h) {
+    uint32_t b = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &b, 4);
+    return f;
+}
+
+static inline float k_f16(uint16_t h) {
+    uint32_t sign = (uint32_t)(h >> 15) << 31, exp = (h >> 10) & 0x1f, man = h & 0x3ff, b;
+    if (exp == 0) {
+        if (man == 0) {
+            b = sign;
+        } else {  // subnormal: normalise the mantissa
+            uint32_t e = 127 - 15 + 1;
+            while (!(man & 0x400)) { man <<= 1; e--; }
+            b = sign | e << 23 | (man & 0x3ff) << 13;
+        }
+    } else if (exp == 0x1f) {
+        b = sign | 0xffu << 23 | man << 13;
+    } else {
+        b = sign | (exp + 127 - 15) << 23 | man << 13;
+    }
+    float f;
+    memcpy(&f, &b, 4);
+    return f;
+}
+
+// Reads a little-endian LSB-first bit stream one code at a time, touching
+// only the bytes that hold the codes (never past the end of a row).
+typedef struct {
+    const uint8_t *p;
+    uint64_t buf;
+    int nb;
+} k_bitreader;
+
+static inline void k_unpack(k_bitreader *r, float *dst, int count, int bits) {
+    const uint64_t mask = (1u << bits) - 1;
+    for (int j = 0; j < count; j++) {
+        while (r->nb < bits) {
+            r->buf |= (uint64_t)*r->p++ << r->nb;
+            r->nb += 8;
+        }
+        dst[j] = (float)(r->buf & mask);
+        r->buf >>= bits;
+        r->nb -= bits;
+    }
+}
+
+static inline void k_attn_range(int pos, int nKV, int window, int *lo, int *hi) {
+    *hi = pos + 1 < nKV ? pos + 1 : nKV;
+    *lo = 0;
+    if (window > 0 && pos - window + 1 > 0) *lo = pos - window + 1;
+}
+
+static inline float k_gelu(float v) {
+    float y = 0.7978845608028654f * (v + 0.044715f * v * v * v);
+    return v / (1.0f + expf(-2.0f * y));
+}
+
+#define K_DECLARE_LEVEL(sfx)                                                                                   \
+    void k_mm_f32_##sfx(float *, const float *, int, const float *, int, int, int, int);                   \
+    void k_mm_half_##sfx(float *, const float *, int, const uint16_t *, int, int, int, int, float *, int);  \
+    void k_mm_mlx_##sfx(float *, const float *, int, const uint32_t *, const float *, const float *, int, int, \
+                        int, int, int, int, float *);                                                      \
+    void k_attention_##sfx(float *, const float *, int, const float *, const float *, int, int, int, int,  \
+                           float, float, int, int, int, float *);                                          \
+    void k_rmsnorm_##sfx(float *, const float *, const float *, int, int, float, int);                     \
+    void k_softmax_##sfx(float *, size_t);                                                                 \
+    void k_silu_mul_##sfx(float *, const float *, size_t);                                                 \
+    void k_gelu_mul_##sfx(float *, const float *, size_t);                                                 \
+    void k_add_##sfx(float *, const float *, size_t);
+
+K_DECLARE_LEVEL(avx2)
+K_DECLARE_LEVEL(avx512)
+K_DECLARE_LEVEL(neon)
+
+// Exported wrappers for one SIMD level, placed after simd_body.h.
+#define K_DEFINE_LEVEL(sfx)                                                                                      \
+    void k_mm_f32_##sfx(float *o, const float *x, int n, const float *w, int rows, int cols, int lo, int hi) {   \
+        mm_f32_##sfx(o, x, n, w, rows, cols, lo, hi);                                                          \
+    }                                                                                                          \
+    void k_mm_half_##sfx(float *o, const float *x, int n, const uint16_t *w, int rows, int cols, int lo, int hi, \
+                         float *s, int bf16) {                                                                 \
+        mm_half_##sfx(o, x, n, w, rows, cols, lo, hi, s, bf16);                                                \
+    }                                                                                                          \
+    void k_mm_mlx_##sfx(float *o, const float *x, int n, const uint32_t *wq, const float *sc, const float *bi,  \
+                        int rows, int cols, int bits, int group, int lo, int hi, float *s) {                   \
+        mm_mlx_##sfx(o, x, n, wq, sc, bi, rows, cols, bits, group, lo, hi, s);                                 \
+    }                                                                                                          \
+    void k_attention_##sfx(float *o, const float *q, int pos0, const float *k, const float *v, int nKV, int nh, \
+                           int nkv, int hd, float scale, float cap, int win, int lo, int hi, float *s) {       \
+        attention_##sfx(o, q, pos0, k, v, nKV, nh, nkv, hd, scale, cap, win, lo, hi, s);                       \
+    }                                                                                                          \
+    void k_rmsnorm_##sfx(float *o, const float *x, const float *w, int n, int dim, float eps, int addOne) {     \
+        rmsnorm_##sfx(o, x, w, n, dim, eps, addOne);                                                           \
+    }                                                                                                          \
+    void k_softmax_##sfx(float *x, size_t n) { softmax_##sfx(x, n); }                                          \
+    void k_silu_mul_##sfx(float *g, const float *u, size_t n) { silu_mul_##sfx(g, u, n); }                     \
+    void k_gelu_mul_##sfx(float *g, const float *u, size_t n) { gelu_mul_##sfx(g, u, n); }                     \
+    void k_add_##sfx(float *d, const float *s, size_t n) { add_##sfx(d, s, n); }
+
+#endif

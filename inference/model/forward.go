@@ -1,0 +1,283 @@
+package model
+
+import (
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/impetusllm/impetus/inference/kernels"
+)
+
+// KVCache holds one sequence's keys and values, contiguous per layer. It
+// grows by doubling up to the maximum length given to NewKVCache.
+type KVCache struct {
+	layers, kvDim int
+	n, maxLen     int
+	capacity      int
+	k, v          [][]float32
+	batchMark     uint64 // the Forward call that last saw this cache, to catch duplicates
+}
+
+// NewKVCache returns an empty cache for up to maxLen tokens.
+func (m *Model) NewKVCache(maxLen int) *KVCache {
+	c := &KVCache{layers: m.Config.Layers, kvDim: m.Config.KVHeads * m.Config.HeadDim, maxLen: maxLen}
+	c.k = make([][]float32, c.layers)
+	c.v = make([][]float32, c.layers)
+	return c
+}
+
+// Len is the number of tokens whose keys and values are stored.
+func (c *KVCache) Len() int { return c.n }
+
+// MaxLen is the most tokens the cache may hold.
+func (c *KVCache) MaxLen() int { return c.maxLen }
+
+// Reset empties the cache, keeping its memory.
+func (c *KVCache) Reset() { c.n = 0 }
+
+// Truncate keeps the first n tokens, so a shared prompt prefix can be reused.
+func (c *KVCache) Truncate(n int) error {
+	if n < 0 || n > c.n {
+		return fmt.Errorf("kv cache: truncate to %d of %d tokens", n, c.n)
+	}
+	c.n = n
+	return nil
+}
+
+// reserve makes room for need tokens in total.
+func (c *KVCache) reserve(need int) {
+	if need <= c.capacity {
+		return
+	}
+	capacity := max(need, 2*c.capacity, 16)
+	capacity = min(capacity, c.maxLen)
+	for l := range c.k {
+		nk := make([]float32, capacity*c.kvDim)
+		nv := make([]float32, capacity*c.kvDim)
+		copy(nk, c.k[l][:c.n*c.kvDim])
+		copy(nv, c.v[l][:c.n*c.kvDim])
+		c.k[l], c.v[l] = nk, nv
+	}
+	c.capacity = capacity
+}
+
+// SeqBatch is one sequence's share of a forward pass: Tokens are appended at
+// the cache's current length.
+type SeqBatch struct {
+	Tokens     []int32
+	Cache      *KVCache
+	WantLogits bool // return the logits of the last token
+}
+
+// scratch holds the activations of one forward pass, reused across calls.
+type scratch struct {
+	x, h, q, k, v, attn, o []float32
+	qkv, gate, up, gateUp  []float32
+	down                   []float32
+	pos                    []int32
+	last, logits           []float32
+}
+
+func grow(s []float32, n int) []float32 {
+	if cap(s) < n {
+		return make([]float32, n)
+	}
+	return s[:n]
+}
+
+// ErrBatch is wrapped by Forward's errors about its arguments.
+var ErrBatch = errors.New("bad forward batch")
+
+// Forward appends each sequence's tokens to its cache and, for sequences with
+// WantLogits, writes the logits of their last token into logits[i] (allocated
+// when shorter than the vocabulary). All tokens of the batch go through each
+// weight as one matrix multiplication; attention runs per sequence.
+func (m *Model) Forward(batch []SeqBatch, logits [][]float32) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.set == nil {
+		return errors.New("model: forward on a closed model")
+	}
+	cfg := &m.Config
+	if len(logits) != len(batch) {
+		return fmt.Errorf("%w: %d logits slots for %d sequences", ErrBatch, len(logits), len(batch))
+	}
+	N, nOut := 0, 0
+	m.calls++
+	defer func() {
+		// A failed validation may have marked some caches; a new mark next
+		// call makes that harmless.
+		m.calls++
+	}()
+	for i, sb := range batch {
+		c := sb.Cache
+		if c == nil || c.layers != cfg.Layers || c.kvDim != cfg.KVHeads*cfg.HeadDim {
+			return fmt.Errorf("%w: sequence %d: missing cache or a cache of another model", ErrBatch, i)
+		}
+		if c.batchMark == m.calls {
+			return fmt.Errorf("%w: sequence %d: cache used twice in one batch", ErrBatch, i)
+		}
+		c.batchMark = m.calls
+		if c.n+len(sb.Tokens) > c.maxLen {
+			return fmt.Errorf("%w: sequence %d: %d cached + %d new tokens exceed the cache's %d", ErrBatch, i, c.n, len(sb.Tokens), c.maxLen)
+		}
+		if sb.WantLogits {
+			if len(sb.Tokens) == 0 {
+				return fmt.Errorf("%w: sequence %d: logits wanted but no tokens given", ErrBatch, i)
+			}
+			nOut++
+		}
+		for _, t := range sb.Tokens {
+			if t < 0 || int(t) >= cfg.Vocab {
+				return fmt.Errorf("%w: sequence %d: token %d outside the vocabulary of %d", ErrBatch, i, t, cfg.Vocab)
+			}
+		}
+		N += len(sb.Tokens)
+	}
+	if N == 0 {
+		return nil
+	}
+
+	H, I, hd := cfg.Hidden, cfg.Intermediate, cfg.HeadDim
+	qDim, kvDim := cfg.Heads*hd, cfg.KVHeads*hd
+	s := &m.s
+	s.x, s.h, s.o, s.down = grow(s.x, N*H), grow(s.h, N*H), grow(s.o, N*H), grow(s.down, N*H)
+	s.q, s.attn = grow(s.q, N*qDim), grow(s.attn, N*qDim)
+	s.k, s.v = grow(s.k, N*kvDim), grow(s.v, N*kvDim)
+	if cfg.FusedQKV {
+		s.qkv = grow(s.qkv, N*(qDim+2*kvDim))
+	}
+	s.gate, s.up = grow(s.gate, N*I), grow(s.up, N*I)
+	if cfg.FusedGateUp {
+		s.gateUp = grow(s.gateUp, N*2*I)
+	}
+	if cap(s.pos) < N {
+		s.pos = make([]int32, N)
+	}
+	s.pos = s.pos[:N]
+
+	// Embeddings and positions.
+	row := 0
+	for _, sb := range batch {
+		sb.Cache.reserve(sb.Cache.n + len(sb.Tokens))
+		for j, t := range sb.Tokens {
+			x := s.x[row*H : (row+1)*H]
+			m.embed.row(x, int(t))
+			if cfg.EmbedScale != 0 {
+				for i := range x {
+					x[i] *= cfg.EmbedScale
+				}
+			}
+			s.pos[row] = int32(sb.Cache.n + j)
+			row++
+		}
+	}
+
+	for l := range m.layers {
+		L := &m.layers[l]
+		// Attention.
+		kernels.RMSNorm(s.h, s.x, L.attnNorm, N, H, cfg.RMSNormEps, cfg.NormAddOne)
+		if cfg.FusedQKV {
+			L.qkv.forward(s.qkv, s.h, N)
+			w := qDim + 2*kvDim
+			for r := 0; r < N; r++ {
+				src := s.qkv[r*w : (r+1)*w]
+				copy(s.q[r*qDim:(r+1)*qDim], src[:qDim])
+				copy(s.k[r*kvDim:(r+1)*kvDim], src[qDim:qDim+kvDim])
+				copy(s.v[r*kvDim:(r+1)*kvDim], src[qDim+kvDim:])
+			}
+		} else {
+			L.q.forward(s.q, s.h, N)
+			L.k.forward(s.k, s.h, N)
+			L.v.forward(s.v, s.h, N)
+		}
+		if cfg.QKNorm {
+			kernels.RMSNorm(s.q, s.q, L.qNorm, N*cfg.Heads, hd, cfg.RMSNormEps, cfg.NormAddOne)
+			kernels.RMSNorm(s.k, s.k, L.kNorm, N*cfg.KVHeads, hd, cfg.RMSNormEps, cfg.NormAddOne)
+		}
+		off := 0
+		for _, sb := range batch {
+			n, c := len(sb.Tokens), sb.Cache
+			if n == 0 {
+				continue
+			}
+			q, k, v := s.q[off*qDim:(off+n)*qDim], s.k[off*kvDim:(off+n)*kvDim], s.v[off*kvDim:(off+n)*kvDim]
+			if r := L.spec.RoPE; r != nil {
+				inv := r.invFreqFor(c.n + n - 1)
+				kernels.RoPE(q, n, cfg.Heads, hd, cfg.RotaryDim, s.pos[off:off+n], inv, true, r.Mscale)
+				kernels.RoPE(k, n, cfg.KVHeads, hd, cfg.RotaryDim, s.pos[off:off+n], inv, true, r.Mscale)
+			}
+			copy(c.k[l][c.n*kvDim:], k)
+			copy(c.v[l][c.n*kvDim:], v)
+			kernels.Attention(s.attn[off*qDim:(off+n)*qDim], q, n, c.n, c.k[l], c.v[l], c.n+n,
+				cfg.Heads, cfg.KVHeads, hd, cfg.AttnScale, cfg.AttnSoftcap, L.spec.Window)
+			off += n
+		}
+		L.o.forward(s.o, s.attn, N)
+		if cfg.SandwichNorms {
+			kernels.RMSNorm(s.o, s.o, L.postAttn, N, H, cfg.RMSNormEps, cfg.NormAddOne)
+		}
+		kernels.Add(s.x, s.o)
+
+		// MLP.
+		kernels.RMSNorm(s.h, s.x, L.ffnNorm, N, H, cfg.RMSNormEps, cfg.NormAddOne)
+		if cfg.FusedGateUp {
+			L.gateUp.forward(s.gateUp, s.h, N)
+			for r := 0; r < N; r++ {
+				src := s.gateUp[r*2*I : (r+1)*2*I]
+				copy(s.gate[r*I:(r+1)*I], src[:I])
+				copy(s.up[r*I:(r+1)*I], src[I:])
+			}
+		} else {
+			L.gate.forward(s.gate, s.h, N)
+			L.up.forward(s.up, s.h, N)
+		}
+		if cfg.Activation == GELUTanh {
+			kernels.GELUTanhMul(s.gate, s.up)
+		} else {
+			kernels.SiLUMul(s.gate, s.up)
+		}
+		L.down.forward(s.down, s.gate, N)
+		if cfg.SandwichNorms {
+			kernels.RMSNorm(s.down, s.down, L.postFFN, N, H, cfg.RMSNormEps, cfg.NormAddOne)
+		}
+		kernels.Add(s.x, s.down)
+	}
+	for _, sb := range batch {
+		sb.Cache.n += len(sb.Tokens)
+	}
+	if nOut == 0 {
+		return nil
+	}
+
+	// Final norm and logits for the last token of each sequence that wants them.
+	V := cfg.Vocab
+	s.last, s.logits = grow(s.last, nOut*H), grow(s.logits, nOut*V)
+	row, j := 0, 0
+	for _, sb := range batch {
+		row += len(sb.Tokens)
+		if sb.WantLogits {
+			copy(s.last[j*H:(j+1)*H], s.x[(row-1)*H:row*H])
+			j++
+		}
+	}
+	kernels.RMSNorm(s.last, s.last, m.norm, nOut, H, cfg.RMSNormEps, cfg.NormAddOne)
+	m.lmHead.mul(s.logits, s.last, nOut)
+	if c := cfg.FinalSoftcap; c > 0 {
+		for i, v := range s.logits {
+			s.logits[i] = float32(math.Tanh(float64(v/c))) * c
+		}
+	}
+	j = 0
+	for i, sb := range batch {
+		if !sb.WantLogits {
+			continue
+		}
+		if len(logits[i]) < V {
+			logits[i] = make([]float32, V)
+		}
+		copy(logits[i], s.logits[j*V:(j+1)*V])
+		j++
+	}
+	return nil
+}

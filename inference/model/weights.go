@@ -1,0 +1,244 @@
+package model
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/impetusllm/impetus/inference/kernels"
+	"github.com/impetusllm/impetus/inference/quant"
+	"github.com/impetusllm/impetus/inference/safetensors"
+)
+
+type weightKind uint8
+
+const (
+	wF32 weightKind = iota
+	wBF16
+	wF16
+	wMLX
+)
+
+func (k weightKind) String() string {
+	return [...]string{"f32", "bf16", "f16", "mlx"}[k]
+}
+
+// matrix is a [rows][cols] weight in its stored format: float slices alias
+// the file mapping; MLX codes alias it too, with scales and biases widened to
+// float32 once at load.
+type matrix struct {
+	name       string
+	kind       weightKind
+	rows, cols int
+	f32        []float32
+	half       []uint16
+	q          []uint32
+	scales     []float32
+	biases     []float32
+	bits       int
+	group      int
+}
+
+// linear is a matrix plus an optional bias.
+type linear struct {
+	matrix
+	bias []float32
+}
+
+// mul sets out ([n][rows]) to x ([n][cols]) times the transposed weight.
+func (m *matrix) mul(out, x []float32, n int) {
+	switch m.kind {
+	case wF32:
+		kernels.MatMulF32(out, x, n, m.f32, m.rows, m.cols)
+	case wBF16:
+		kernels.MatMulBF16(out, x, n, m.half, m.rows, m.cols)
+	case wF16:
+		kernels.MatMulF16(out, x, n, m.half, m.rows, m.cols)
+	case wMLX:
+		kernels.MatMulMLX(out, x, n, m.q, m.scales, m.biases, m.rows, m.cols, m.bits, m.group)
+	}
+}
+
+func (l *linear) forward(out, x []float32, n int) {
+	l.mul(out, x, n)
+	if l.bias != nil {
+		for b := 0; b < n; b++ {
+			kernels.Add(out[b*l.rows:(b+1)*l.rows], l.bias)
+		}
+	}
+}
+
+// row writes row r of the weight as float32 (embedding lookup).
+func (m *matrix) row(dst []float32, r int) {
+	switch m.kind {
+	case wF32:
+		copy(dst, m.f32[r*m.cols:(r+1)*m.cols])
+	case wBF16:
+		for i, h := range m.half[r*m.cols : (r+1)*m.cols] {
+			dst[i] = quant.BF16ToF32(h)
+		}
+	case wF16:
+		for i, h := range m.half[r*m.cols : (r+1)*m.cols] {
+			dst[i] = quant.F16ToF32(h)
+		}
+	case wMLX:
+		words, groups := m.cols*m.bits/32, m.cols/m.group
+		quant.DequantizeMLX(dst[:m.cols], m.q[r*words:(r+1)*words], m.scales[r*groups:(r+1)*groups],
+			m.biases[r*groups:(r+1)*groups], 1, m.cols, m.bits, m.group)
+	}
+}
+
+// params counts the logical elements of the weight.
+func (m *matrix) params() int64 { return int64(m.rows) * int64(m.cols) }
+
+// loader reads tensors from a safetensors Set applying FORMATS.md §1b's rule
+// for which modules are MLX-quantized.
+type loader struct {
+	set    *safetensors.Set
+	quant  *QuantConfig
+	params int64
+	kinds  map[string]int // storage description → count, for Model.Quantization
+}
+
+// floats reads a float tensor (F32, F16 or BF16) as a new float32 slice; it is
+// used for small tensors (norms, biases, scales).
+func floats(t safetensors.Tensor) ([]float32, error) {
+	switch t.DType {
+	case safetensors.F32:
+		v, err := t.Float32s()
+		if err != nil {
+			return nil, err
+		}
+		return append([]float32(nil), v...), nil
+	case safetensors.F16, safetensors.BF16:
+		h, err := t.Uint16s()
+		if err != nil {
+			return nil, err
+		}
+		conv := quant.F16ToF32
+		if t.DType == safetensors.BF16 {
+			conv = quant.BF16ToF32
+		}
+		out := make([]float32, len(h))
+		for i, x := range h {
+			out[i] = conv(x)
+		}
+		return out, nil
+	}
+	return nil, fmt.Errorf("tensor %q: dtype %s is not a float type", t.Name, t.DType)
+}
+
+// vector loads a 1-D float tensor of length n.
+func (ld *loader) vector(name string, n int) ([]float32, error) {
+	t, err := ld.set.Tensor(name)
+	if err != nil {
+		return nil, err
+	}
+	if len(t.Shape) != 1 || t.Shape[0] != n {
+		return nil, fmt.Errorf("tensor %q has shape %v, want [%d]", name, t.Shape, n)
+	}
+	v, err := floats(t)
+	if err != nil {
+		return nil, err
+	}
+	ld.params += int64(n)
+	return v, nil
+}
+
+// optVector is vector for a tensor that may be absent.
+func (ld *loader) optVector(name string, n int) ([]float32, error) {
+	if !ld.set.Has(name) {
+		return nil, nil
+	}
+	return ld.vector(name, n)
+}
+
+// matrix loads the weight at module path (name without ".weight"), expecting
+// logical shape [rows][cols], quantized or not as the loader rule says.
+func (ld *loader) matrix(path string, rows, cols int) (matrix, error) {
+	m := matrix{name: path, rows: rows, cols: cols}
+	t, err := ld.set.Tensor(path + ".weight")
+	if err != nil {
+		return m, err
+	}
+	var qp *QuantParams
+	if ld.quant != nil {
+		if ov, ok := ld.quant.Overrides[path]; ok {
+			qp = ov
+			if qp != nil && qp.GroupSize == 0 {
+				qp = &QuantParams{GroupSize: ld.quant.GroupSize, Bits: qp.Bits}
+			}
+		} else if ld.set.Has(path + ".scales") {
+			qp = &QuantParams{GroupSize: ld.quant.GroupSize, Bits: ld.quant.Bits}
+		}
+	}
+	if qp == nil {
+		if len(t.Shape) != 2 || t.Shape[0] != rows || t.Shape[1] != cols {
+			return m, fmt.Errorf("tensor %q has shape %v, want [%d %d]", t.Name, t.Shape, rows, cols)
+		}
+		switch t.DType {
+		case safetensors.F32:
+			m.kind = wF32
+			m.f32, err = t.Float32s()
+		case safetensors.BF16:
+			m.kind = wBF16
+			m.half, err = t.Uint16s()
+		case safetensors.F16:
+			m.kind = wF16
+			m.half, err = t.Uint16s()
+		default:
+			return m, fmt.Errorf("tensor %q: dtype %s is not a supported weight type (quantized without .scales?)", t.Name, t.DType)
+		}
+		if err != nil {
+			return m, err
+		}
+		ld.note(strings.ToUpper(m.kind.String()))
+		ld.params += m.params()
+		return m, nil
+	}
+	if err := quant.MLXCheck(cols, qp.Bits, qp.GroupSize); err != nil {
+		return m, fmt.Errorf("module %q: %w", path, err)
+	}
+	words := quant.MLXWordsPerRow(cols, qp.Bits)
+	if t.DType != safetensors.U32 || len(t.Shape) != 2 || t.Shape[0] != rows || t.Shape[1] != words {
+		return m, fmt.Errorf("tensor %q is %s %v, want U32 [%d %d] for %d×%d at %d bits", t.Name, t.DType, t.Shape, rows, words, rows, cols, qp.Bits)
+	}
+	if m.q, err = t.Uint32s(); err != nil {
+		return m, err
+	}
+	groups := cols / qp.GroupSize
+	for _, part := range []struct {
+		suffix string
+		dst    *[]float32
+	}{{".scales", &m.scales}, {".biases", &m.biases}} {
+		st, err := ld.set.Tensor(path + part.suffix)
+		if err != nil {
+			return m, fmt.Errorf("quantized module %q: %w", path, err)
+		}
+		if len(st.Shape) != 2 || st.Shape[0] != rows || st.Shape[1] != groups {
+			return m, fmt.Errorf("tensor %q has shape %v, want [%d %d] (group size %d)", st.Name, st.Shape, rows, groups, qp.GroupSize)
+		}
+		if *part.dst, err = floats(st); err != nil {
+			return m, err
+		}
+	}
+	m.kind, m.bits, m.group = wMLX, qp.Bits, qp.GroupSize
+	ld.note(fmt.Sprintf("MLX %d-bit g%d", qp.Bits, qp.GroupSize))
+	ld.params += m.params()
+	return m, nil
+}
+
+func (ld *loader) linear(path string, rows, cols int) (linear, error) {
+	m, err := ld.matrix(path, rows, cols)
+	if err != nil {
+		return linear{}, err
+	}
+	b, err := ld.optVector(path+".bias", rows)
+	return linear{matrix: m, bias: b}, err
+}
+
+func (ld *loader) note(kind string) {
+	if ld.kinds == nil {
+		ld.kinds = map[string]int{}
+	}
+	ld.kinds[kind]++
+}

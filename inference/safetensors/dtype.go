@@ -1,0 +1,41 @@
+package safetensors
+
+// DType names an element type as it is spelled in a safetensors header.
+type DType string
+
+// The element types a header may name. F8 variants and C64 appear in MLX and
+// PyTorch exports; they are accepted so such files open, even though the model
+// code only computes with a few of them.
+const (
+	Bool    DType = "BOOL"
+	U8      DType = "U8"
+	I8      DType = "I8"
+	F8E5M2  DType = "F8_E5M2"
+	F8E4M3  DType = "F8_E4M3"
+	F8E8M0  DType = "F8_E8M0"
+	I16     DType = "I16"
+	U16     DType = "U16"
+	F16     DType = "F16"
+	BF16    DType = "BF16"
+	I32     DType = "I32"
+	U32     DType = "U32"
+	F32     DType = "F32"
+	F64     DType = "F64"
+	I64     DType = "I64"
+	U64     DType = "U64"
+	C64     DType = "C64"
+	unknown DType = ""
+)
+
+var dtypeSizes = map[DType]int{
+	Bool: 1, U8: 1, I8: 1, F8E5M2: 1, F8E4M3: 1, F8E8M0: 1,
+	I16: 2, U16: 2, F16: 2, BF16: 2,
+	I32: 4, U32: 4, F32: 4,
+	F64: 8, I64: 8, U64: 8, C64: 8,
+}
+
+// Size is the number of bytes one element occupies, or 0 for an unknown type.
+func (d DType) Size() int { return dtypeSizes[d] }
+
+// Known reports whether d is one of the element types this package reads.
+func (d DType) Known() bool { return dtypeSizes[d] != 0 }
