@@ -32,7 +32,7 @@ func matMulRows(j *matMulJob, worker, lo, hi int) {
 	case kindF16:
 		C.k_matmul_f16(fp(j.out), fp(j.x), n, hp(j.wh), rows, cols, clo, chi, scratch)
 	case kindMLX:
-		C.k_matmul_mlx(fp(j.out), fp(j.x), n, (*C.uint32_t)(unsafe.Pointer(unsafe.SliceData(j.wq))),
+		C.k_matmul_mlx(fp(j.out), fp(j.xp), n, (*C.uint32_t)(unsafe.Pointer(unsafe.SliceData(j.wq))),
 			fp(j.scales), fp(j.biases), rows, cols, C.int(j.bits), C.int(j.group), clo, chi, scratch)
 	}
 }
@@ -41,6 +41,22 @@ func matMulRows(j *matMulJob, worker, lo, hi int) {
 func clearRows(j *matMulJob, lo, hi int) {
 	for b := 0; b < j.n; b++ {
 		clear(j.out[b*j.rows+lo : b*j.rows+hi])
+	}
+}
+
+// prepMatMul runs once per matmul, before the rows are split: the MLX
+// kernels may want the activations rearranged (k_mlx_prep).
+func prepMatMul(p *pool, j *matMulJob) {
+	j.xp = j.x
+	if j.kind != kindMLX || j.n == 0 || j.cols == 0 {
+		return
+	}
+	if cap(p.xbuf) < j.n*j.cols {
+		p.xbuf = make([]float32, j.n*j.cols)
+	}
+	buf := p.xbuf[:j.n*j.cols]
+	if C.k_mlx_prep(fp(buf), fp(j.x), C.int(j.n), C.int(j.cols), C.int(j.bits)) != 0 {
+		j.xp = buf
 	}
 }
 

@@ -4,6 +4,8 @@ package kernels
 
 // Without cgo every kernel runs the portable Go backend (impl_go.go).
 
+func prepMatMul(p *pool, j *matMulJob) {}
+
 func matMulRows(j *matMulJob, worker, lo, hi int)   { matMulRowsGo(j, worker, lo, hi) }
 func attentionItems(j *attnJob, worker, lo, hi int) { attentionItemsGo(j, worker, lo, hi) }
 func softmax(x []float32)                           { SoftmaxRef(x) }

@@ -37,7 +37,7 @@ int k_level(void) {
 
 size_t k_matmul_scratch(int n, int cols) {
     (void)n;
-    return (size_t)k_row_block(cols) * (size_t)cols;
+    return (size_t)cols;  // the scalar level decodes one row at a time
 }
 
 /* ------------------------------- scalar C --------------------------------- */
@@ -179,6 +179,14 @@ void k_matmul_mlx(float *out, const float *x, int n, const uint32_t *wq, const f
     K_DISPATCH(k_level(), CALL,
                mm_rows_scalar(out, x, n, rows, cols, lo, hi, scratch, NULL, NULL, 0, wq, scales, biases, bits, group))
 #undef CALL
+}
+
+int k_mlx_prep(float *dst, const float *x, int n, int cols, int bits) {
+    int r = 0;
+#define CALL(s) r = k_mlx_prep_##s(dst, x, n, cols, bits)
+    K_DISPATCH(k_level(), CALL, (void)0)
+#undef CALL
+    return r;
 }
 
 void k_attention(float *out, const float *q, int nq, int pos0, const float *k, const float *v, int nKV, int nHeads,

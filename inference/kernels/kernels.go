@@ -27,6 +27,7 @@ const (
 type matMulJob struct {
 	kind         weightKind
 	out, x       []float32
+	xp           []float32 // x as the backend wants it (prepMatMul)
 	n            int
 	wf           []float32 // kindF32
 	wh           []uint16  // kindBF16, kindF16
@@ -45,6 +46,7 @@ func (j *matMulJob) run(worker, lo, hi int) { matMulRows(j, worker, lo, hi) }
 const rowAlign = 16
 
 func (p *pool) matMul(j *matMulJob) {
+	prepMatMul(p, j)
 	p.parallel(j, j.rows, p.grainFor(j.rows, rowAlign))
 }
 

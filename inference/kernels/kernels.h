@@ -20,6 +20,10 @@ size_t k_matmul_scratch(int n, int cols);
 void k_matmul_f32(float *out, const float *x, int n, const float *w, int rows, int cols, int lo, int hi, float *scratch);
 void k_matmul_bf16(float *out, const float *x, int n, const uint16_t *w, int rows, int cols, int lo, int hi, float *scratch);
 void k_matmul_f16(float *out, const float *x, int n, const uint16_t *w, int rows, int cols, int lo, int hi, float *scratch);
+// Rearranges the activations for k_matmul_mlx at the current level into
+// dst (n*cols floats); returns 0 when x is to be passed unchanged.
+int k_mlx_prep(float *dst, const float *x, int n, int cols, int bits);
+// x is the output of k_mlx_prep when that returned 1.
 void k_matmul_mlx(float *out, const float *x, int n, const uint32_t *wq, const float *scales, const float *biases,
                   int rows, int cols, int bits, int group, int lo, int hi, float *scratch);
 

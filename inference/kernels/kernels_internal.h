@@ -8,16 +8,6 @@
 
 #include "kernels.h"
 
-// Rows decoded per pass of the batched matmul: enough to reuse each
-// activation load across several rows, few enough to stay in L2.
-#define K_RB 16
-static inline int k_row_block(int cols) {
-    int rb = cols > 0 ? (128 * 1024) / cols : K_RB;
-    if (rb > K_RB) rb = K_RB;
-    rb &= ~3;
-    return rb < 4 ? 4 : rb;
-}
-
 static inline float k_bf16(uint16_t h) {
     uint32_t b = (uint32_t)h << 16;
     float f;
@@ -88,7 +78,8 @@ static inline float k_gelu(float v) {
     void k_softmax_##sfx(float *, size_t);                                                                 \
     void k_silu_mul_##sfx(float *, const float *, size_t);                                                 \
     void k_gelu_mul_##sfx(float *, const float *, size_t);                                                 \
-    void k_add_##sfx(float *, const float *, size_t);
+    void k_add_##sfx(float *, const float *, size_t);                                                     \
+    int k_mlx_prep_##sfx(float *, const float *, int, int, int);
 
 K_DECLARE_LEVEL(avx2)
 K_DECLARE_LEVEL(avx512)
@@ -117,6 +108,7 @@ K_DECLARE_LEVEL(neon)
     void k_softmax_##sfx(float *x, size_t n) { softmax_##sfx(x, n); }                                          \
     void k_silu_mul_##sfx(float *g, const float *u, size_t n) { silu_mul_##sfx(g, u, n); }                     \
     void k_gelu_mul_##sfx(float *g, const float *u, size_t n) { gelu_mul_##sfx(g, u, n); }                     \
-    void k_add_##sfx(float *d, const float *s, size_t n) { add_##sfx(d, s, n); }
+    void k_add_##sfx(float *d, const float *s, size_t n) { add_##sfx(d, s, n); }                              \
+    int k_mlx_prep_##sfx(float *d, const float *x, int n, int cols, int bits) { return mlx_prep_##sfx(d, x, n, cols, bits); }
 
 #endif

@@ -23,6 +23,7 @@ type pool struct {
 	wake    []chan *dispatch // one per background worker
 	d       dispatch         // the operation in flight, guarded by mu
 	scratch [][]float32      // per-worker scratch, guarded by mu
+	xbuf    []float32        // rearranged activations (prepMatMul), guarded by mu
 	jobs    struct {
 		mm matMulJob
 		at attnJob

@@ -39,212 +39,192 @@ static inline VF SFX(vexp)(VF x) {
     return VMUL(p, VPOW2I(n));
 }
 
-/* ---- one weight row against one activation row (n = 1, streaming) ---- */
+/* ---- matrix multiplication ----
+ *
+ * One kernel shape for every weight format: a weight row is decoded once
+ * per block of up to NB_MAX activation rows and multiplied into all of
+ * them while in registers. Within a chunk of rows the activation block is
+ * the outer loop, so it stays in cache while the chunk's weights stream
+ * past; for decode (n <= NB_MAX) each weight is read exactly once.
+ * Each activation row keeps two accumulators (even and odd vectors) to
+ * hide FMA latency when n = 1.
+ */
 
-static float SFX(dot_bf16)(const uint16_t *w, const float *x, int n) {
-    VF s0 = VZERO(), s1 = VZERO();
-    int i = 0;
-    for (; i + 2 * W <= n; i += 2 * W) {
-        s0 = VFMA(VLOAD_BF16(w + i), VLOAD(x + i), s0);
-        s1 = VFMA(VLOAD_BF16(w + i + W), VLOAD(x + i + W), s1);
+#define K_INLINE static inline __attribute__((always_inline))
+
+// Finishes nb rows: out[v*ldo] = sum of both accumulators plus a scalar tail.
+#define K_STORE_NB(nb, a0, a1, tail_expr)                      \
+    for (int v = 0; v < (nb); v++) {                            \
+        float s_ = VHSUM(VADD(a0[v], a1[v]));                   \
+        tail_expr;                                              \
+        out[(size_t)v * ldo] = s_;                              \
     }
-    for (; i + W <= n; i += W) s0 = VFMA(VLOAD_BF16(w + i), VLOAD(x + i), s0);
-    float s = VHSUM(VADD(s0, s1));
-    for (; i < n; i++) s += k_bf16(w[i]) * x[i];
-    return s;
-}
 
-static float SFX(dot_f16)(const uint16_t *w, const float *x, int n) {
-    VF s0 = VZERO(), s1 = VZERO();
-    int i = 0;
-    for (; i + 2 * W <= n; i += 2 * W) {
-        s0 = VFMA(VLOAD_F16(w + i), VLOAD(x + i), s0);
-        s1 = VFMA(VLOAD_F16(w + i + W), VLOAD(x + i + W), s1);
+// Float-like weights (F32, BF16, F16): LOADW(ptr) yields W floats.
+#define K_FLOAT_ROWS(name, T, LOADW, SCALARW)                                                             \
+    K_INLINE void SFX(name)(float *out, int ldo, const float *x, int cols, const T *w, int lo, int hi,    \
+                            const int nb) {                                                              \
+        for (int o = lo; o < hi; o++, out++) {                                                            \
+            const T *wr = w + (size_t)o * cols;                                                           \
+            VF a0[NB_MAX], a1[NB_MAX];                                                                    \
+            for (int v = 0; v < nb; v++) a0[v] = a1[v] = VZERO();                                         \
+            int k = 0;                                                                                    \
+            for (; k + 2 * W <= cols; k += 2 * W) {                                                       \
+                VF w0 = LOADW(wr + k), w1 = LOADW(wr + k + W);                                            \
+                for (int v = 0; v < nb; v++) {                                                            \
+                    a0[v] = VFMA(w0, VLOAD(x + (size_t)v * cols + k), a0[v]);                             \
+                    a1[v] = VFMA(w1, VLOAD(x + (size_t)v * cols + k + W), a1[v]);                         \
+                }                                                                                         \
+            }                                                                                             \
+            if (k + W <= cols) {                                                                          \
+                VF w0 = LOADW(wr + k);                                                                    \
+                for (int v = 0; v < nb; v++) a0[v] = VFMA(w0, VLOAD(x + (size_t)v * cols + k), a0[v]);    \
+                k += W;                                                                                   \
+            }                                                                                             \
+            K_STORE_NB(nb, a0, a1, for (int kk = k; kk < cols; kk++) s_ += SCALARW(wr[kk]) * x[(size_t)v * cols + kk]) \
+        }                                                                                                 \
     }
-    for (; i + W <= n; i += W) s0 = VFMA(VLOAD_F16(w + i), VLOAD(x + i), s0);
-    float s = VHSUM(VADD(s0, s1));
-    for (; i < n; i++) s += k_f16(w[i]) * x[i];
-    return s;
-}
 
-// MLX rows use sum_j (s q_j + b) x_j = s sum_j q_j x_j + b sum_j x_j per
-// group: the inner loop is one FMA per lane, and the group sums of x
-// (xsum) are computed once per call and shared by all rows.
-static float SFX(dot_mlx4)(const uint8_t *p, const float *sc, const float *bi, const float *xsum,
-                           const float *x, int cols, int group) {
-    VF acc = VZERO();
-    float bsum = 0;
-    for (int g = 0, j0 = 0; j0 < cols; g++, j0 += group) {
-        VF a0 = VZERO(), a1 = VZERO();
-        for (int k = j0; k < j0 + group; k += 2 * W) {
-            a0 = VFMA(VLOAD_NIB(p + k / 2), VLOAD(x + k), a0);
-            a1 = VFMA(VLOAD_NIB(p + (k + W) / 2), VLOAD(x + k + W), a1);
+#define K_ID(v) (v)
+K_FLOAT_ROWS(rows_f32, float, VLOAD, K_ID)
+K_FLOAT_ROWS(rows_bf16, uint16_t, VLOAD_BF16, k_bf16)
+K_FLOAT_ROWS(rows_f16, uint16_t, VLOAD_F16, k_f16)
+
+// MLX 4-bit. Each 2W-element block is W bytes; widening the bytes to int
+// lanes gives the even elements in the low nibbles and the odd ones in the
+// high nibbles, so x is pre-permuted (mlx_prep) to match: within each block,
+// x'[i] = x[2i] and x'[W+i] = x[2i+1]. No byte shuffles are needed.
+K_INLINE void SFX(rows_mlx4)(float *out, int ldo, const float *x, int cols, const uint8_t *base, size_t rowBytes,
+                             const float *sc, const float *bi, int group, int lo, int hi, const int nb) {
+    const int groups = cols / group;
+    const VI mask = VSET1I(15);
+    for (int o = lo; o < hi; o++, out++) {
+        const uint8_t *p = base + (size_t)o * rowBytes;
+        const float *s = sc + (size_t)o * groups, *b = bi + (size_t)o * groups;
+        VF a0[NB_MAX], a1[NB_MAX];
+        for (int v = 0; v < nb; v++) a0[v] = a1[v] = VZERO();
+        for (int g = 0, j0 = 0; g < groups; g++, j0 += group) {
+            const VF vs = VSET1(s[g]), vb = VSET1(b[g]);
+            for (int k = j0; k < j0 + group; k += 2 * W) {
+                const VI q = VLOAD_U8I(p + k / 2);
+                const VF wlo = VFMA(VCVTI(VANDI(q, mask)), vs, vb);
+                const VF whi = VFMA(VCVTI(VSRLI(q, 4)), vs, vb);
+                for (int v = 0; v < nb; v++) {
+                    a0[v] = VFMA(wlo, VLOAD(x + (size_t)v * cols + k), a0[v]);
+                    a1[v] = VFMA(whi, VLOAD(x + (size_t)v * cols + k + W), a1[v]);
+                }
+            }
         }
-        acc = VFMA(VADD(a0, a1), VSET1(sc[g]), acc);
-        bsum += bi[g] * xsum[g];
+        K_STORE_NB(nb, a0, a1, (void)0)
     }
-    return VHSUM(acc) + bsum;
 }
 
-static float SFX(dot_mlx8)(const uint8_t *p, const float *sc, const float *bi, const float *xsum,
-                           const float *x, int cols, int group) {
-    VF acc = VZERO();
-    float bsum = 0;
-    for (int g = 0, j0 = 0; j0 < cols; g++, j0 += group) {
-        VF a0 = VZERO(), a1 = VZERO();
-        for (int k = j0; k < j0 + group; k += 2 * W) {
-            a0 = VFMA(VLOAD_U8(p + k), VLOAD(x + k), a0);
-            a1 = VFMA(VLOAD_U8(p + k + W), VLOAD(x + k + W), a1);
+K_INLINE void SFX(rows_mlx8)(float *out, int ldo, const float *x, int cols, const uint8_t *base, size_t rowBytes,
+                             const float *sc, const float *bi, int group, int lo, int hi, const int nb) {
+    const int groups = cols / group;
+    for (int o = lo; o < hi; o++, out++) {
+        const uint8_t *p = base + (size_t)o * rowBytes;
+        const float *s = sc + (size_t)o * groups, *b = bi + (size_t)o * groups;
+        VF a0[NB_MAX], a1[NB_MAX];
+        for (int v = 0; v < nb; v++) a0[v] = a1[v] = VZERO();
+        for (int g = 0, j0 = 0; g < groups; g++, j0 += group) {
+            const VF vs = VSET1(s[g]), vb = VSET1(b[g]);
+            for (int k = j0; k < j0 + group; k += 2 * W) {
+                const VF w0 = VFMA(VCVTI(VLOAD_U8I(p + k)), vs, vb);
+                const VF w1 = VFMA(VCVTI(VLOAD_U8I(p + k + W)), vs, vb);
+                for (int v = 0; v < nb; v++) {
+                    a0[v] = VFMA(w0, VLOAD(x + (size_t)v * cols + k), a0[v]);
+                    a1[v] = VFMA(w1, VLOAD(x + (size_t)v * cols + k + W), a1[v]);
+                }
+            }
         }
-        acc = VFMA(VADD(a0, a1), VSET1(sc[g]), acc);
-        bsum += bi[g] * xsum[g];
+        K_STORE_NB(nb, a0, a1, (void)0)
     }
-    return VHSUM(acc) + bsum;
 }
 
 // Other widths unpack each group's codes with the scalar bit reader.
-static float SFX(dot_mlxgen)(const uint8_t *p, const float *sc, const float *bi, const float *xsum,
-                             const float *x, int cols, int bits, int group) {
+K_INLINE void SFX(rows_mlxgen)(float *out, int ldo, const float *x, int cols, const uint8_t *base, size_t rowBytes,
+                               const float *sc, const float *bi, int bits, int group, int lo, int hi, const int nb) {
+    const int groups = cols / group;
     float qb[128];
-    k_bitreader br = {p, 0, 0};
-    VF acc = VZERO();
-    float bsum = 0;
-    for (int g = 0, j0 = 0; j0 < cols; g++, j0 += group) {
-        k_unpack(&br, qb, group, bits);
-        VF a0 = VZERO();
-        for (int k = 0; k < group; k += W) a0 = VFMA(VLOAD(qb + k), VLOAD(x + j0 + k), a0);
-        acc = VFMA(a0, VSET1(sc[g]), acc);
-        bsum += bi[g] * xsum[g];
-    }
-    return VHSUM(acc) + bsum;
-}
-
-/* ---- decoding rows to float for the batched path ---- */
-
-static void SFX(decode_bf16)(float *dst, const uint16_t *w, int n) {
-    int i = 0;
-    for (; i + W <= n; i += W) VSTORE(dst + i, VLOAD_BF16(w + i));
-    for (; i < n; i++) dst[i] = k_bf16(w[i]);
-}
-
-static void SFX(decode_f16)(float *dst, const uint16_t *w, int n) {
-    int i = 0;
-    for (; i + W <= n; i += W) VSTORE(dst + i, VLOAD_F16(w + i));
-    for (; i < n; i++) dst[i] = k_f16(w[i]);
-}
-
-static void SFX(decode_mlx)(float *dst, const uint8_t *p, const float *sc, const float *bi,
-                            int cols, int bits, int group) {
-    float qb[128];
-    k_bitreader br = {p, 0, 0};
-    for (int g = 0, j0 = 0; j0 < cols; g++, j0 += group) {
-        VF s = VSET1(sc[g]), b = VSET1(bi[g]);
-        if (bits == 4) {
-            for (int k = j0; k < j0 + group; k += W) VSTORE(dst + k, VFMA(VLOAD_NIB(p + k / 2), s, b));
-        } else if (bits == 8) {
-            for (int k = j0; k < j0 + group; k += W) VSTORE(dst + k, VFMA(VLOAD_U8(p + k), s, b));
-        } else {
+    for (int o = lo; o < hi; o++, out++) {
+        k_bitreader br = {base + (size_t)o * rowBytes, 0, 0};
+        const float *s = sc + (size_t)o * groups, *b = bi + (size_t)o * groups;
+        VF a0[NB_MAX], a1[NB_MAX];
+        for (int v = 0; v < nb; v++) a0[v] = a1[v] = VZERO();
+        for (int g = 0, j0 = 0; g < groups; g++, j0 += group) {
+            const VF vs = VSET1(s[g]), vb = VSET1(b[g]);
             k_unpack(&br, qb, group, bits);
-            for (int k = 0; k < group; k += W) VSTORE(dst + j0 + k, VFMA(VLOAD(qb + k), s, b));
-        }
-    }
-}
-
-/* ---- batched product of decoded rows with n activation rows ---- */
-
-// out[b][o0+i] = w_i · x_b for the r rows of wr (row stride cols).
-static void SFX(gemm)(float *out, int ldo, int o0, const float *wr, int r, const float *x, int n, int cols) {
-    const int kv = cols - cols % W;
-    int b = 0;
-    for (; b + MK_NB <= n; b += MK_NB) {
-        int i = 0;
-        for (; i + 4 <= r; i += 4) {
-            VF c[4][MK_NB];
-            for (int u = 0; u < 4; u++)
-                for (int v = 0; v < MK_NB; v++) c[u][v] = VZERO();
-            const float *w0 = wr + (size_t)i * cols;
-            for (int k = 0; k < kv; k += W) {
-                VF wv[4];
-                for (int u = 0; u < 4; u++) wv[u] = VLOAD(w0 + (size_t)u * cols + k);
-                for (int v = 0; v < MK_NB; v++) {
-                    VF xv = VLOAD(x + (size_t)(b + v) * cols + k);
-                    for (int u = 0; u < 4; u++) c[u][v] = VFMA(wv[u], xv, c[u][v]);
+            for (int k = 0; k < group; k += 2 * W) {
+                const VF w0 = VFMA(VLOAD(qb + k), vs, vb), w1 = VFMA(VLOAD(qb + k + W), vs, vb);
+                for (int v = 0; v < nb; v++) {
+                    a0[v] = VFMA(w0, VLOAD(x + (size_t)v * cols + j0 + k), a0[v]);
+                    a1[v] = VFMA(w1, VLOAD(x + (size_t)v * cols + j0 + k + W), a1[v]);
                 }
             }
-            for (int u = 0; u < 4; u++)
-                for (int v = 0; v < MK_NB; v++) {
-                    float s = VHSUM(c[u][v]);
-                    const float *wp = w0 + (size_t)u * cols, *xp = x + (size_t)(b + v) * cols;
-                    for (int k = kv; k < cols; k++) s += wp[k] * xp[k];
-                    out[(size_t)(b + v) * ldo + o0 + i + u] = s;
-                }
         }
-        for (; i < r; i++)
-            for (int v = 0; v < MK_NB; v++)
-                out[(size_t)(b + v) * ldo + o0 + i] = SFX(dot)(wr + (size_t)i * cols, x + (size_t)(b + v) * cols, cols);
+        K_STORE_NB(nb, a0, a1, (void)0)
     }
-    for (; b < n; b++)
-        for (int i = 0; i < r; i++)
-            out[(size_t)b * ldo + o0 + i] = SFX(dot)(wr + (size_t)i * cols, x + (size_t)b * cols, cols);
 }
+
+// Calls CALL(nb) with a compile-time nb for the current block size.
+#define K_NB_SWITCH(nb, CALL) \
+    switch (nb) { NB_CASES(CALL) }
+
+#define K_BLOCKS(n, BODY)                                   \
+    for (int b0 = 0; b0 < (n); b0 += NB_MAX) {              \
+        const int nb = (n) - b0 < NB_MAX ? (n) - b0 : NB_MAX; \
+        float *ob = out + (size_t)b0 * rows + lo;           \
+        const float *xb = x + (size_t)b0 * cols;            \
+        BODY                                                \
+    }
 
 static void SFX(mm_f32)(float *out, const float *x, int n, const float *w, int rows, int cols, int lo, int hi) {
-    if (n == 1) {
-        for (int o = lo; o < hi; o++) out[o] = SFX(dot)(w + (size_t)o * cols, x, cols);
-        return;
-    }
-    for (int o = lo; o < hi; o += K_RB) {
-        int r = hi - o < K_RB ? hi - o : K_RB;
-        SFX(gemm)(out, rows, o, w + (size_t)o * cols, r, x, n, cols);
-    }
+#define CALL(k) case k: SFX(rows_f32)(ob, rows, xb, cols, w, lo, hi, k); break;
+    K_BLOCKS(n, K_NB_SWITCH(nb, CALL))
+#undef CALL
 }
 
-static void SFX(mm_half)(float *out, const float *x, int n, const uint16_t *w, int rows, int cols,
-                         int lo, int hi, float *scratch, int bf16) {
-    if (n == 1) {
-        for (int o = lo; o < hi; o++)
-            out[o] = bf16 ? SFX(dot_bf16)(w + (size_t)o * cols, x, cols) : SFX(dot_f16)(w + (size_t)o * cols, x, cols);
-        return;
-    }
-    int rb = k_row_block(cols);
-    for (int o = lo; o < hi; o += rb) {
-        int r = hi - o < rb ? hi - o : rb;
-        for (int i = 0; i < r; i++) {
-            if (bf16) SFX(decode_bf16)(scratch + (size_t)i * cols, w + (size_t)(o + i) * cols, cols);
-            else SFX(decode_f16)(scratch + (size_t)i * cols, w + (size_t)(o + i) * cols, cols);
-        }
-        SFX(gemm)(out, rows, o, scratch, r, x, n, cols);
-    }
+static void SFX(mm_half)(float *out, const float *x, int n, const uint16_t *w, int rows, int cols, int lo, int hi,
+                         float *scratch, int bf16) {
+    (void)scratch;
+#define CALL(k) case k: if (bf16) SFX(rows_bf16)(ob, rows, xb, cols, w, lo, hi, k); \
+                        else SFX(rows_f16)(ob, rows, xb, cols, w, lo, hi, k); break;
+    K_BLOCKS(n, K_NB_SWITCH(nb, CALL))
+#undef CALL
 }
 
+// mlx_prep writes the activation layout the 4-bit kernel wants; it
+// returns 0 (x is used as is) for other widths.
+static int SFX(mlx_prep)(float *dst, const float *x, int n, int cols, int bits) {
+    if (bits != 4) return 0;
+    for (int b = 0; b < n; b++)
+        for (int j0 = 0; j0 < cols; j0 += 2 * W)
+            for (int i = 0; i < W; i++) {
+                dst[(size_t)b * cols + j0 + i] = x[(size_t)b * cols + j0 + 2 * i];
+                dst[(size_t)b * cols + j0 + W + i] = x[(size_t)b * cols + j0 + 2 * i + 1];
+            }
+    return 1;
+}
+
+// x must be what mlx_prep produced when it returned 1.
 static void SFX(mm_mlx)(float *out, const float *x, int n, const uint32_t *wq, const float *sc, const float *bi,
                         int rows, int cols, int bits, int group, int lo, int hi, float *scratch) {
+    (void)scratch;
     const size_t rowBytes = (size_t)cols * bits / 8;
-    const int groups = cols / group;
     const uint8_t *base = (const uint8_t *)wq;
-    if (n == 1) {
-        float *xsum = scratch;
-        for (int g = 0; g < groups; g++) {
-            VF s = VZERO();
-            for (int k = 0; k < group; k += W) s = VADD(s, VLOAD(x + g * group + k));
-            xsum[g] = VHSUM(s);
-        }
-        for (int o = lo; o < hi; o++) {
-            const uint8_t *p = base + (size_t)o * rowBytes;
-            const float *s = sc + (size_t)o * groups, *b = bi + (size_t)o * groups;
-            if (bits == 4) out[o] = SFX(dot_mlx4)(p, s, b, xsum, x, cols, group);
-            else if (bits == 8) out[o] = SFX(dot_mlx8)(p, s, b, xsum, x, cols, group);
-            else out[o] = SFX(dot_mlxgen)(p, s, b, xsum, x, cols, bits, group);
-        }
-        return;
-    }
-    int rb = k_row_block(cols);
-    for (int o = lo; o < hi; o += rb) {
-        int r = hi - o < rb ? hi - o : rb;
-        for (int i = 0; i < r; i++)
-            SFX(decode_mlx)(scratch + (size_t)i * cols, base + (size_t)(o + i) * rowBytes,
-                            sc + (size_t)(o + i) * groups, bi + (size_t)(o + i) * groups, cols, bits, group);
-        SFX(gemm)(out, rows, o, scratch, r, x, n, cols);
+    if (bits == 4) {
+#define CALL(k) case k: SFX(rows_mlx4)(ob, rows, xb, cols, base, rowBytes, sc, bi, group, lo, hi, k); break;
+        K_BLOCKS(n, K_NB_SWITCH(nb, CALL))
+#undef CALL
+    } else if (bits == 8) {
+#define CALL(k) case k: SFX(rows_mlx8)(ob, rows, xb, cols, base, rowBytes, sc, bi, group, lo, hi, k); break;
+        K_BLOCKS(n, K_NB_SWITCH(nb, CALL))
+#undef CALL
+    } else {
+#define CALL(k) case k: SFX(rows_mlxgen)(ob, rows, xb, cols, base, rowBytes, sc, bi, bits, group, lo, hi, k); break;
+        K_BLOCKS(n, K_NB_SWITCH(nb, CALL))
+#undef CALL
     }
 }
 

@@ -25,18 +25,12 @@ static inline float hmax_avx2(__m256 v) {
     s = _mm_max_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
 }
-// 8 four-bit codes from 4 bytes, low nibble first.
-static inline __m256 nib_avx2(const uint8_t *p) {
-    int32_t v;
-    memcpy(&v, p, 4);
-    const __m128i b = _mm_cvtsi32_si128(v), m = _mm_set1_epi8(0x0f);
-    const __m128i il = _mm_unpacklo_epi8(_mm_and_si128(b, m), _mm_and_si128(_mm_srli_epi16(b, 4), m));
-    return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(il));
-}
 
 #define W 8
 #define VF __m256
-#define MK_NB 2
+#define VI __m256i
+#define NB_MAX 4
+#define NB_CASES(C) C(1) C(2) C(3) C(4)
 #define SFX(name) name##_avx2
 #define VZERO() _mm256_setzero_ps()
 #define VLOAD(p) _mm256_loadu_ps(p)
@@ -58,15 +52,20 @@ static inline __m256 nib_avx2(const uint8_t *p) {
 #define VLOAD_BF16(p) \
     _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(p))), 16))
 #define VLOAD_F16(p) _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p)))
-#define VLOAD_U8(p) _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(p))))
-#define VLOAD_NIB(p) nib_avx2(p)
+#define VSET1I(i) _mm256_set1_epi32(i)
+#define VLOAD_U8I(p) _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(p)))
+#define VANDI(a, b) _mm256_and_si256(a, b)
+#define VSRLI(a, n) _mm256_srli_epi32(a, n)
+#define VCVTI(a) _mm256_cvtepi32_ps(a)
 
 #include "simd_body.h"
 K_DEFINE_LEVEL(avx2)
 
 #undef W
 #undef VF
-#undef MK_NB
+#undef VI
+#undef NB_MAX
+#undef NB_CASES
 #undef SFX
 #undef VZERO
 #undef VLOAD
@@ -86,24 +85,22 @@ K_DEFINE_LEVEL(avx2)
 #undef VPOW2I
 #undef VLOAD_BF16
 #undef VLOAD_F16
-#undef VLOAD_U8
-#undef VLOAD_NIB
+#undef VSET1I
+#undef VLOAD_U8I
+#undef VANDI
+#undef VSRLI
+#undef VCVTI
 #pragma GCC pop_options
 
 /* --------------------------------- AVX-512 -------------------------------- */
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")
 
-// 16 four-bit codes from 8 bytes, low nibble first.
-static inline __m512 nib_avx512(const uint8_t *p) {
-    const __m128i b = _mm_loadl_epi64((const __m128i *)p), m = _mm_set1_epi8(0x0f);
-    const __m128i il = _mm_unpacklo_epi8(_mm_and_si128(b, m), _mm_and_si128(_mm_srli_epi16(b, 4), m));
-    return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(il));
-}
-
 #define W 16
 #define VF __m512
-#define MK_NB 4
+#define VI __m512i
+#define NB_MAX 8
+#define NB_CASES(C) C(1) C(2) C(3) C(4) C(5) C(6) C(7) C(8)
 #define SFX(name) name##_avx512
 #define VZERO() _mm512_setzero_ps()
 #define VLOAD(p) _mm512_loadu_ps(p)
@@ -125,8 +122,11 @@ static inline __m512 nib_avx512(const uint8_t *p) {
 #define VLOAD_BF16(p) \
     _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(p))), 16))
 #define VLOAD_F16(p) _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(p)))
-#define VLOAD_U8(p) _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(p))))
-#define VLOAD_NIB(p) nib_avx512(p)
+#define VSET1I(i) _mm512_set1_epi32(i)
+#define VLOAD_U8I(p) _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(p)))
+#define VANDI(a, b) _mm512_and_si512(a, b)
+#define VSRLI(a, n) _mm512_srli_epi32(a, n)
+#define VCVTI(a) _mm512_cvtepi32_ps(a)
 
 #include "simd_body.h"
 K_DEFINE_LEVEL(avx512)

@@ -1,0 +1,127 @@
+package kernels
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/impetusllm/impetus/inference/quant"
+)
+
+// Weight shapes (rows = out features, cols = in features) of the models
+// the engine targets first.
+var benchShapes = []struct {
+	name       string
+	rows, cols int
+}{
+	{"qwen0.5b_qo_896x896", 896, 896},
+	{"qwen0.5b_gate_4864x896", 4864, 896},
+	{"qwen0.5b_down_896x4864", 896, 4864},
+	{"llama1b_q_2048x2048", 2048, 2048},
+	{"llama1b_gate_8192x2048", 8192, 2048},
+	{"llama1b_down_2048x8192", 2048, 8192},
+	{"qwen0.5b_vocab_151936x896", 151936, 896},
+}
+
+var benchN = []int{1, 4, 16}
+
+// reportWeights records the weight bytes one call streams, as GB/s.
+func reportWeights(b *testing.B, bytes int) {
+	b.SetBytes(int64(bytes))
+	b.ReportMetric(float64(bytes)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GB/s")
+}
+
+func benchMLX(b *testing.B, bits int) {
+	r := rand.New(rand.NewPCG(1, 1))
+	for _, s := range benchShapes {
+		const g = 64
+		w := randSlice(r, s.rows*s.cols, 1)
+		wq, sc, bi := quantizeMLX(w, s.rows, s.cols, bits, g)
+		w = nil
+		bytes := len(wq)*4 + 2*2*len(sc) // scales and biases are bf16 on disk
+		for _, n := range benchN {
+			x := randSlice(r, n*s.cols, 1)
+			out := make([]float32, n*s.rows)
+			b.Run(fmt.Sprintf("%s/n=%d", s.name, n), func(b *testing.B) {
+				for b.Loop() {
+					MatMulMLX(out, x, n, wq, sc, bi, s.rows, s.cols, bits, g)
+				}
+				reportWeights(b, bytes)
+			})
+		}
+	}
+}
+
+func BenchmarkMatMulMLX4(b *testing.B) { benchMLX(b, 4) }
+func BenchmarkMatMulMLX8(b *testing.B) { benchMLX(b, 8) }
+func BenchmarkMatMulMLX3(b *testing.B) { benchMLX(b, 3) }
+func BenchmarkMatMulMLX6(b *testing.B) { benchMLX(b, 6) }
+
+func BenchmarkMatMulBF16(b *testing.B) {
+	r := rand.New(rand.NewPCG(2, 2))
+	for _, s := range benchShapes[:6] {
+		w := toHalf(randSlice(r, s.rows*s.cols, 1), quant.F32ToBF16)
+		for _, n := range benchN {
+			x := randSlice(r, n*s.cols, 1)
+			out := make([]float32, n*s.rows)
+			b.Run(fmt.Sprintf("%s/n=%d", s.name, n), func(b *testing.B) {
+				for b.Loop() {
+					MatMulBF16(out, x, n, w, s.rows, s.cols)
+				}
+				reportWeights(b, 2*len(w))
+			})
+		}
+	}
+}
+
+func BenchmarkMatMulF32(b *testing.B) {
+	r := rand.New(rand.NewPCG(3, 3))
+	for _, s := range benchShapes[:6] {
+		w := randSlice(r, s.rows*s.cols, 1)
+		for _, n := range benchN {
+			x := randSlice(r, n*s.cols, 1)
+			out := make([]float32, n*s.rows)
+			b.Run(fmt.Sprintf("%s/n=%d", s.name, n), func(b *testing.B) {
+				for b.Loop() {
+					MatMulF32(out, x, n, w, s.rows, s.cols)
+				}
+				reportWeights(b, 4*len(w))
+			})
+		}
+	}
+}
+
+// BenchmarkAttention measures one decode step (nq=1) and a prefill chunk
+// against a cache of ctx positions, Qwen2.5-0.5B head layout.
+func BenchmarkAttention(b *testing.B) {
+	r := rand.New(rand.NewPCG(4, 4))
+	const heads, kvHeads, hd = 14, 2, 64
+	for _, tc := range []struct{ nq, ctx int }{{1, 512}, {1, 4096}, {64, 512}} {
+		q := randSlice(r, tc.nq*heads*hd, 1)
+		k := randSlice(r, tc.ctx*kvHeads*hd, 1)
+		v := randSlice(r, tc.ctx*kvHeads*hd, 1)
+		out := make([]float32, len(q))
+		b.Run(fmt.Sprintf("nq=%d/ctx=%d", tc.nq, tc.ctx), func(b *testing.B) {
+			for b.Loop() {
+				Attention(out, q, tc.nq, tc.ctx-tc.nq, k, v, tc.ctx, heads, kvHeads, hd, 0.125, 0, 0)
+			}
+			reportWeights(b, 2*4*len(k))
+		})
+	}
+}
+
+func BenchmarkSiLUMul(b *testing.B) {
+	r := rand.New(rand.NewPCG(5, 5))
+	g, u := randSlice(r, 8192, 4), randSlice(r, 8192, 1)
+	for b.Loop() {
+		SiLUMul(g, u)
+	}
+}
+
+func BenchmarkSoftmaxVocab(b *testing.B) {
+	r := rand.New(rand.NewPCG(6, 6))
+	x := randSlice(r, 151936, 10)
+	for b.Loop() {
+		Softmax(x)
+	}
+}
