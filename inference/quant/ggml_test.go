@@ -25,7 +25,7 @@ func TestGGMLTypeGeometry(t *testing.T) {
 			t.Errorf("%d: %s %d %d, want %s %d %d", uint32(c.t), c.t, c.t.BlockSize(), c.t.TypeSize(), c.name, c.bs, c.size)
 		}
 	}
-	for _, id := range []GGMLType{4, 5, 31, 32, 33, 40, 1000} {
+	for _, id := range []GGMLType{4, 5, 31, 32, 33, 36, 43, 1000} {
 		if id.Known() || id.BlockSize() != 0 || id.String() != "GGMLType("+itoa(int(id))+")" {
 			t.Errorf("removed/unknown type %d reported as %s", uint32(id), id)
 		}

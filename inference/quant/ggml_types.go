@@ -7,8 +7,8 @@ import "fmt"
 // definition of block sizes.
 type GGMLType uint32
 
-// The ggml type ids (ggml.h). Ids 4, 5 and 31–33 belonged to removed types and
-// are not defined.
+// The ggml type ids (ggml.h). Ids 4, 5 and 31–33, 36–38 belonged to removed
+// types and are not defined.
 const (
 	GGMLF32     GGMLType = 0
 	GGMLF16     GGMLType = 1
@@ -42,6 +42,9 @@ const (
 	GGMLTQ1_0   GGMLType = 34
 	GGMLTQ2_0   GGMLType = 35
 	GGMLMXFP4   GGMLType = 39
+	GGMLNVFP4   GGMLType = 40
+	GGMLQ1_0    GGMLType = 41
+	GGMLQ2_0    GGMLType = 42
 )
 
 // QK_K is the super-block length of the k-quants.
@@ -54,7 +57,9 @@ type ggmlTypeInfo struct {
 }
 
 // ggmlTypes holds the block geometry of every type the reader accepts, from
-// the block structs of ggml-common.h.
+// the block structs of ggml-common.h; ids 40–42 (newer than FORMATS.md's
+// sources) are as reported by libggml-base from node-llama-cpp 3.22.1, which
+// the oracle test checks the whole table against.
 var ggmlTypes = map[GGMLType]ggmlTypeInfo{
 	GGMLF32:     {"F32", 1, 4},
 	GGMLF16:     {"F16", 1, 2},
@@ -88,6 +93,9 @@ var ggmlTypes = map[GGMLType]ggmlTypeInfo{
 	GGMLTQ1_0:   {"TQ1_0", QK_K, 54},
 	GGMLTQ2_0:   {"TQ2_0", QK_K, 66},
 	GGMLMXFP4:   {"MXFP4", 32, 17},
+	GGMLNVFP4:   {"NVFP4", 64, 36},
+	GGMLQ1_0:    {"Q1_0", 128, 18},
+	GGMLQ2_0:    {"Q2_0", 64, 18},
 }
 
 // Known reports whether t is a type whose block geometry is defined here.
