@@ -1,0 +1,6 @@
+//go:build !unix
+
+package gguf
+
+// mapFile reads the whole file where mmap is not available.
+func mapFile(path string) ([]byte, func() error, error) { return readFile(path) }
