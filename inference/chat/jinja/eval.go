@@ -40,6 +40,9 @@ type Options struct {
 // exhausting the stack.
 const maxDepth = 200
 
+// maxRepeat bounds "str * n" and "list * n" results.
+const maxRepeat = 1 << 24
+
 var (
 	errBreak    = errors.New("break outside a loop")
 	errContinue = errors.New("continue outside a loop")
@@ -726,18 +729,23 @@ func binary(op string, l, r any) (any, error) {
 			return nil, fmt.Errorf("can only concatenate tuple (not \"%s\") to tuple", typeName(r))
 		}
 	case "*":
-		if s, ok := l.(string); ok {
-			if n, ok := r.(int); ok {
-				return strings.Repeat(s, max(n, 0)), nil
-			}
+		s, sOK := l.(string)
+		n, nOK := r.(int)
+		if !sOK || !nOK {
+			s, sOK = r.(string)
+			n, nOK = l.(int)
 		}
-		if s, ok := r.(string); ok {
-			if n, ok := l.(int); ok {
-				return strings.Repeat(s, max(n, 0)), nil
+		if sOK && nOK {
+			if n > 0 && len(s) > maxRepeat/n {
+				return nil, errors.New("repeated string too large")
 			}
+			return strings.Repeat(s, max(n, 0)), nil
 		}
 		if list, ok := l.([]any); ok {
 			if n, ok := r.(int); ok {
+				if n > 0 && len(list) > maxRepeat/n {
+					return nil, errors.New("repeated list too large")
+				}
 				var out []any
 				for range max(n, 0) {
 					out = append(out, list...)
@@ -780,10 +788,14 @@ func binary(op string, l, r any) (any, error) {
 			}
 			return m, nil
 		case "**":
-			if bi >= 0 {
+			if bi >= 0 && bi <= 64 {
 				res := 1
 				for range bi {
-					res *= ai
+					next := res * ai
+					if ai != 0 && next/ai != res {
+						return math.Pow(float64(ai), float64(bi)), nil // beyond int range
+					}
+					res = next
 				}
 				return res, nil
 			}

@@ -654,8 +654,7 @@ func (p *parser) parsePrimary() (expr, error) {
 			return d, nil
 		}
 	}
-	p.pos--
-	return nil, p.errorf("unexpected %s", t)
+	return nil, fmt.Errorf("line %d: unexpected %s", t.line, t)
 }
 
 func (p *parser) parseList(closer string) ([]expr, error) {
