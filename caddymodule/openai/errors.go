@@ -152,6 +152,22 @@ func WriteError(w http.ResponseWriter, e *Error) {
 	_, _ = w.Write(append(body, '\n'))
 }
 
+// WriteJSON writes v as a JSON response with the given status, without HTML
+// escaping (so "<" stays "<", as OpenAI sends it).
+func WriteJSON(w http.ResponseWriter, status int, v any) error {
+	body, err := marshal(v)
+	if err != nil {
+		WriteError(w, Internal("could not encode response"))
+		return fmt.Errorf("encoding response: %w", err)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	if _, err := w.Write(append(body, '\n')); err != nil {
+		return fmt.Errorf("writing response: %w", err)
+	}
+	return nil
+}
+
 // marshal encodes v like json.Marshal but without HTML escaping, so text such
 // as "<b>" travels as OpenAI sends it.
 func marshal(v any) ([]byte, error) {

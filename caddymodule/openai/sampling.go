@@ -71,7 +71,7 @@ func samplingFields(s *Sampling, l Limits) map[string]fieldFunc {
 			for _, m := range ms {
 				id, err := strconv.ParseInt(m.key, 10, 32)
 				if err != nil || id < 0 {
-					return errAt(child(p, m.key), "logit_bias keys must be token ids (non-negative integers)")
+					return errAt(child(p, m.key), "expected a token id (non-negative integer) as key, got %q", m.key)
 				}
 				b, e := floatIn(child(p, m.key), m.val, -100, 100, false)
 				if e != nil {
