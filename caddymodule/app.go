@@ -12,6 +12,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 
+	"github.com/impetusllm/impetus/caddymodule/openai"
 	"github.com/impetusllm/impetus/inference"
 )
 
@@ -48,6 +49,9 @@ type App struct {
 	// Memory use (percent of physical memory) above which the readiness probe
 	// reports not ready. Default: 95.
 	MaxMemoryPercent float64 `json:"max_memory_percent,omitempty"`
+
+	// Request limits of the OpenAI API. Zero fields take their defaults.
+	Limits Limits `json:"limits,omitempty"`
 
 	engine  *inference.Engine
 	poolKey string
@@ -104,10 +108,42 @@ func (a *App) Validate() error {
 	if a.Threads < 0 {
 		return fmt.Errorf("threads must be positive, got %d", a.Threads)
 	}
+	if a.Limits.MaxBodyBytes < 0 || a.Limits.MaxMessages < 0 || a.Limits.MaxN < 0 || a.Limits.MaxTokens < 0 {
+		return fmt.Errorf("limits must be positive")
+	}
 	if a.MaxMemoryPercent < 0 || a.MaxMemoryPercent > 100 {
 		return fmt.Errorf("max_memory_percent must be within 0..100, got %g", a.MaxMemoryPercent)
 	}
 	return nil
+}
+
+// Limits bound what one request may ask for.
+type Limits struct {
+	// Largest request body in bytes. Default: 8 MiB.
+	MaxBodyBytes int64 `json:"max_body_bytes,omitempty"`
+	// Most messages in one chat request. Default: 1024.
+	MaxMessages int `json:"max_messages,omitempty"`
+	// Largest n (choices per request). Default: 16.
+	MaxN int `json:"max_n,omitempty"`
+	// Largest max_tokens. Default: 32768 (further capped by the model's context).
+	MaxTokens int `json:"max_tokens,omitempty"`
+}
+
+func (l Limits) withDefaults() openai.Limits {
+	d := openai.DefaultLimits()
+	if l.MaxBodyBytes > 0 {
+		d.MaxBodyBytes = l.MaxBodyBytes
+	}
+	if l.MaxMessages > 0 {
+		d.MaxMessages = l.MaxMessages
+	}
+	if l.MaxN > 0 {
+		d.MaxN = l.MaxN
+	}
+	if l.MaxTokens > 0 {
+		d.MaxTokens = l.MaxTokens
+	}
+	return d
 }
 
 // Start is a no-op: the engine runs from Provision so validation and serving

@@ -12,6 +12,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
+	"github.com/impetusllm/impetus/caddymodule/openai"
 	"github.com/impetusllm/impetus/inference"
 )
 
@@ -26,6 +27,7 @@ func init() {
 type OpenAI struct {
 	app    *App
 	logger *zap.Logger
+	limits openai.Limits
 }
 
 // CaddyModule returns the Caddy module information.
@@ -44,6 +46,7 @@ func (h *OpenAI) Provision(ctx caddy.Context) error {
 		return err
 	}
 	h.app = app.(*App)
+	h.limits = h.app.Limits.withDefaults()
 	return nil
 }
 
@@ -54,6 +57,16 @@ func (h *OpenAI) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhtt
 	}
 	path := r.URL.Path
 	switch {
+	case path == "/v1/chat/completions":
+		if allowMethod(w, r, http.MethodPost) {
+			h.chatCompletions(w, r)
+		}
+		return nil
+	case path == "/v1/completions":
+		if allowMethod(w, r, http.MethodPost) {
+			h.completions(w, r)
+		}
+		return nil
 	case path == "/v1/models":
 		if !allowMethod(w, r, http.MethodGet) {
 			return nil

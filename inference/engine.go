@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -51,6 +50,7 @@ type Engine struct {
 
 	mu     sync.Mutex
 	loaded map[string]*LoadedModel // by model id
+	loadMu sync.Mutex              // serialises loads
 
 	heartbeat atomic.Int64 // unix nanos of the scheduler loop's last turn
 	stop      chan struct{}
@@ -131,29 +131,18 @@ func (e *Engine) FindModel(id string) (LocalModel, error) {
 	return LocalModel{}, fmt.Errorf("%w: %q", ErrModelNotFound, id)
 }
 
-// LoadedModel is a model whose weights are in memory.
-type LoadedModel struct {
-	Info     LocalModel
-	LoadedAt time.Time
-}
-
-// Loaded lists the ids of the models in memory, sorted.
-func (e *Engine) Loaded() []string {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	ids := make([]string, 0, len(e.loaded))
-	for id := range e.loaded {
-		ids = append(ids, id)
-	}
-	sort.Strings(ids)
-	return ids
-}
-
 // Close stops the scheduler loop. It is safe to call more than once.
 func (e *Engine) Close() error {
 	e.closeOnce.Do(func() {
 		close(e.stop)
 		<-e.done
+		e.mu.Lock()
+		models := e.loaded
+		e.loaded = map[string]*LoadedModel{}
+		e.mu.Unlock()
+		for _, m := range models {
+			m.close()
+		}
 	})
 	return nil
 }

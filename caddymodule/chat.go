@@ -1,0 +1,187 @@
+package caddymodule
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/impetusllm/impetus/caddymodule/openai"
+	"github.com/impetusllm/impetus/inference"
+	"github.com/impetusllm/impetus/inference/chat"
+)
+
+// argumentsJSON passes OpenAI's string arguments to the template as a JSON
+// string; the template layer parses it into an ordered mapping.
+func argumentsJSON(s string) json.RawMessage {
+	b, _ := json.Marshal(s)
+	return b
+}
+
+// chatCompletions serves POST /v1/chat/completions.
+func (h *OpenAI) chatCompletions(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	r.Body = http.MaxBytesReader(w, r.Body, h.limits.MaxBodyBytes)
+	req, e := openai.DecodeChatRequest(r.Body, h.limits)
+	if e != nil {
+		openai.WriteError(w, e)
+		return
+	}
+	if f := unsupportedChatField(req); f != "" {
+		openai.WriteError(w, openai.InvalidRequest(f, "'"+f+"' is not supported by this server yet"))
+		return
+	}
+	lm, e := h.loadModel(r, req.Model)
+	if e != nil {
+		openai.WriteError(w, e)
+		return
+	}
+	if lm.Template == nil {
+		openai.WriteError(w, openai.InvalidRequest("model", "the model '"+req.Model+"' has no chat template; use /v1/completions"))
+		return
+	}
+	rendered, err := lm.Template.Render(chat.Input{Messages: chatMessages(req.Messages), AddGenerationPrompt: true})
+	if err != nil {
+		var ex *chat.Exception
+		if errors.As(err, &ex) {
+			openai.WriteError(w, openai.InvalidRequest("messages", ex.Error()))
+			return
+		}
+		openai.WriteError(w, openai.InvalidRequest("messages", "the chat template failed: "+err.Error()))
+		return
+	}
+	prompt := lm.Tokenizer.EncodeWithSpecials(rendered)
+	requested, explicit := req.MaxOutputTokens()
+	maxTokens, e := budget(lm, len(prompt), requested, explicit)
+	if e != nil {
+		openai.WriteError(w, e)
+		return
+	}
+	topLogprobs := 0
+	if req.TopLogprobs != nil {
+		topLogprobs = *req.TopLogprobs
+	}
+	n := req.Choices()
+	j := &job{lm: lm, stop: req.Stop}
+	for i := range n {
+		p, e := samplingParams(req.Sampling, req.Logprobs, topLogprobs, lm.Meta.Vocab, i)
+		if e != nil {
+			openai.WriteError(w, e)
+			return
+		}
+		j.prompts = append(j.prompts, prompt)
+		j.maxTokens = append(j.maxTokens, maxTokens)
+		j.params = append(j.params, p)
+	}
+	events, err := j.run(r.Context())
+	if err != nil {
+		openai.WriteError(w, engineError(err, req.Model))
+		return
+	}
+	convID := req.ConversationID
+	if convID == "" {
+		convID = openai.NewConversationID()
+	}
+	m := &metrics{start: start}
+	if req.Stream {
+		h.streamChat(w, r, req, lm, events, len(prompt), n, convID, m)
+		return
+	}
+	resp := openai.ChatCompletion{ID: openai.NewChatID(), Created: openai.Created(), Model: req.Model, ConversationID: convID}
+	texts := make([]strings.Builder, n)
+	choices := make([]openai.ChatChoice, n)
+	completion := 0
+	for ev := range events {
+		c := &choices[ev.index]
+		if ev.Err != nil {
+			h.logger.Error("generation failed", zap.Error(ev.Err))
+			openai.WriteError(w, engineError(ev.Err, req.Model))
+			return
+		}
+		texts[ev.index].WriteString(ev.Text)
+		if ev.Token >= 0 {
+			completion++
+			m.token()
+			if req.Logprobs {
+				if c.Logprobs == nil {
+					c.Logprobs = &openai.ChoiceLogprobs{}
+				}
+				c.Logprobs.Content = append(c.Logprobs.Content, tokenLogprob(lm, ev.Event))
+			}
+		}
+		if ev.Finish != "" {
+			c.FinishReason = ev.Finish
+		}
+	}
+	if err := r.Context().Err(); err != nil {
+		return // the client left; nothing to write
+	}
+	for i := range choices {
+		choices[i].Index = i
+		choices[i].Message = openai.ResponseMessage{Role: "assistant", Content: texts[i].String()}
+		if req.Logprobs && choices[i].Logprobs == nil {
+			choices[i].Logprobs = &openai.ChoiceLogprobs{Content: []openai.TokenLogprob{}}
+		}
+	}
+	resp.Choices = choices
+	resp.Usage = openai.NewUsage(len(prompt), completion)
+	resp.PerformanceMetrics = m.result()
+	openai.WriteJSON(w, http.StatusOK, resp)
+}
+
+// streamChat sends a chat completion as server-sent events: a role chunk
+// per choice, one chunk per released piece of text, a final chunk with the
+// finish reason, the usage chunk when asked for, then [DONE].
+func (h *OpenAI) streamChat(w http.ResponseWriter, r *http.Request, req *openai.ChatRequest, lm *inference.LoadedModel, events <-chan choiceEvent, promptLen, n int, convID string, m *metrics) {
+	sse := openai.NewSSE(w)
+	cs := openai.ChatStream{ID: openai.NewChatID(), Created: openai.Created(), Model: req.Model, IncludeUsage: req.IncludeUsage()}
+	for i := range n {
+		if sse.Send(cs.Chunk(openai.ChunkChoice{Index: i, Delta: openai.RoleDelta()})) != nil {
+			return
+		}
+	}
+	completion := 0
+	for ev := range events {
+		if ev.Err != nil {
+			h.logger.Error("generation failed", zap.Error(ev.Err))
+			sse.Error(engineError(ev.Err, req.Model))
+			return
+		}
+		if ev.Token >= 0 {
+			completion++
+			m.token()
+		}
+		choice := openai.ChunkChoice{Index: ev.index, FinishReason: ev.Finish}
+		if ev.Text != "" {
+			choice.Delta = openai.TextDelta(ev.Text)
+		}
+		if req.Logprobs && ev.Token >= 0 {
+			choice.Logprobs = &openai.ChoiceLogprobs{Content: []openai.TokenLogprob{tokenLogprob(lm, ev.Event)}}
+		}
+		if ev.Text == "" && ev.Finish == "" && choice.Logprobs == nil {
+			continue // bytes held back: nothing to send yet
+		}
+		if ev.Finish != "" && ev.Text != "" {
+			// Text first, then the finish reason on an empty delta, as OpenAI does.
+			if sse.Send(cs.Chunk(openai.ChunkChoice{Index: ev.index, Delta: choice.Delta, Logprobs: choice.Logprobs})) != nil {
+				return
+			}
+			choice = openai.ChunkChoice{Index: ev.index, FinishReason: ev.Finish}
+		}
+		if sse.Send(cs.Chunk(choice)) != nil {
+			return
+		}
+	}
+	if r.Context().Err() != nil {
+		return
+	}
+	if cs.IncludeUsage {
+		if sse.Send(cs.UsageChunk(openai.NewUsage(promptLen, completion))) != nil {
+			return
+		}
+	}
+	sse.Done()
+}

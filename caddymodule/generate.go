@@ -1,0 +1,297 @@
+package caddymodule
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
+
+	"github.com/impetusllm/impetus/caddymodule/openai"
+	"github.com/impetusllm/impetus/inference"
+	"github.com/impetusllm/impetus/inference/chat"
+	"github.com/impetusllm/impetus/inference/sample"
+)
+
+// choiceEvent is one engine event of one choice.
+type choiceEvent struct {
+	index int
+	inference.Event
+}
+
+// job is the engine work of one request: one sequence per choice.
+type job struct {
+	lm        *inference.LoadedModel
+	prompts   [][]int32 // per choice
+	maxTokens []int     // per choice
+	params    []sample.Params
+	stop      []string
+}
+
+// run starts every choice's sequence and merges their events into one
+// channel, closed when all choices have finished. If starting any choice
+// fails, the ones already started are cancelled.
+func (j *job) run(ctx context.Context) (<-chan choiceEvent, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	streams := make([]<-chan inference.Event, len(j.prompts))
+	for i := range j.prompts {
+		ch, err := j.lm.Generate(ctx, inference.GenerateRequest{Prompt: j.prompts[i], MaxTokens: j.maxTokens[i], Sampling: j.params[i], Stop: j.stop})
+		if err != nil {
+			cancel()
+			return nil, err
+		}
+		streams[i] = ch
+	}
+	out := make(chan choiceEvent, 16)
+	var wg sync.WaitGroup
+	for i, ch := range streams {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ev := range ch {
+				select {
+				case out <- choiceEvent{i, ev}:
+				case <-ctx.Done():
+				}
+			}
+		}()
+	}
+	go func() {
+		wg.Wait()
+		cancel()
+		close(out)
+	}()
+	return out, nil
+}
+
+// engineError maps an engine failure to the API error a client sees.
+func engineError(err error, model string) *openai.Error {
+	switch {
+	case errors.Is(err, inference.ErrModelNotFound):
+		return openai.ModelNotFound(model)
+	case errors.Is(err, inference.ErrContextOverflow):
+		return openai.InvalidRequest("max_tokens", err.Error())
+	case errors.Is(err, inference.ErrFormatUnsupported):
+		return openai.InvalidRequest("model", err.Error())
+	case errors.Is(err, inference.ErrUnloaded):
+		return openai.Unavailable("the model was unloaded; retry the request")
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return openai.Unavailable("request cancelled")
+	}
+	return openai.Internal("generation failed")
+}
+
+// samplingParams turns the request's sampling fields into engine parameters.
+// Choice i of a seeded request uses seed+i, so choices differ but the whole
+// response is reproducible.
+func samplingParams(s openai.Sampling, logprobs bool, topLogprobs int, vocab int, choice int) (sample.Params, *openai.Error) {
+	p := sample.DefaultParams()
+	if s.Temperature != nil {
+		p.Temperature = float32(*s.Temperature)
+	}
+	if s.TopP != nil {
+		p.TopP = float32(*s.TopP)
+	}
+	if s.TopK != nil {
+		p.TopK = *s.TopK
+	}
+	if s.MinP != nil {
+		p.MinP = float32(*s.MinP)
+	}
+	if s.FrequencyPenalty != nil {
+		p.FrequencyPenalty = float32(*s.FrequencyPenalty)
+	}
+	if s.PresencePenalty != nil {
+		p.PresencePenalty = float32(*s.PresencePenalty)
+	}
+	if s.RepetitionPenalty != nil {
+		p.RepetitionPenalty = float32(*s.RepetitionPenalty)
+	}
+	if len(s.LogitBias) > 0 {
+		p.LogitBias = make(map[int32]float32, len(s.LogitBias))
+		for id, b := range s.LogitBias {
+			if id >= vocab {
+				return p, openai.InvalidRequest("logit_bias", fmt.Sprintf("token id %d is outside the model's vocabulary (0..%d)", id, vocab-1))
+			}
+			p.LogitBias[int32(id)] = float32(b)
+		}
+	}
+	if s.Seed != nil {
+		seed := uint64(*s.Seed) + uint64(choice)
+		p.Seed = &seed
+	}
+	p.Logprobs = logprobs
+	p.TopLogprobs = topLogprobs
+	return p, nil
+}
+
+// budget returns max_tokens for a prompt: the request's value, else what the
+// context leaves. It refuses prompts that leave no room, with the numbers.
+func budget(lm *inference.LoadedModel, promptLen int, requested int, explicit bool) (int, *openai.Error) {
+	ctxLen := lm.Meta.ContextLength
+	room := ctxLen - promptLen
+	if room <= 0 {
+		return 0, openai.InvalidRequest("messages", fmt.Sprintf("This model's maximum context length is %d tokens, but the prompt has %d tokens.", ctxLen, promptLen))
+	}
+	if !explicit {
+		return room, nil
+	}
+	if requested > room {
+		return 0, openai.InvalidRequest("max_tokens", fmt.Sprintf("This model's maximum context length is %d tokens. The prompt has %d tokens and max_tokens is %d, which exceeds the remaining %d.", ctxLen, promptLen, requested, room))
+	}
+	return requested, nil
+}
+
+// loadModel resolves the request's model through the engine's checked load
+// path, honouring the API key's model allow-list.
+func (h *OpenAI) loadModel(r *http.Request, id string) (*inference.LoadedModel, *openai.Error) {
+	if id == "" {
+		return nil, openai.InvalidRequest("model", "model is required")
+	}
+	repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	if repl != nil {
+		if allowed, ok := repl.GetString("http.auth.user.models"); ok && allowed != "" {
+			permitted := false
+			for _, m := range strings.Split(allowed, ",") {
+				if m == id {
+					permitted = true
+				}
+			}
+			if !permitted {
+				return nil, openai.Forbidden(fmt.Sprintf("this API key may not use the model '%s'", id))
+			}
+		}
+	}
+	lm, err := h.app.engine.Load(r.Context(), id)
+	if err != nil {
+		if !errors.Is(err, inference.ErrModelNotFound) {
+			h.logger.Error("loading model", zap.String("model", id), zap.Error(err))
+		}
+		return nil, engineError(err, id)
+	}
+	return lm, nil
+}
+
+// unsupported names the first field of a request that Impetus accepts in
+// the wire format but does not implement, so the client gets a 400 naming it
+// instead of a silently ignored field.
+func unsupportedChatField(req *openai.ChatRequest) string {
+	switch {
+	case len(req.Tools) > 0:
+		return "tools"
+	case req.ToolChoice != nil:
+		return "tool_choice"
+	case req.ResponseFormat != nil && req.ResponseFormat.Type != openai.FormatText:
+		return "response_format"
+	case len(req.Audio) > 0:
+		return "audio"
+	case len(req.Prediction) > 0:
+		return "prediction"
+	case len(req.WebSearchOptions) > 0:
+		return "web_search_options"
+	case len(req.Functions) > 0:
+		return "functions"
+	case len(req.FunctionCall) > 0:
+		return "function_call"
+	case req.ReasoningEffort != "":
+		return "reasoning_effort"
+	}
+	for _, m := range req.Modalities {
+		if m != "text" {
+			return "modalities"
+		}
+	}
+	return ""
+}
+
+// chatMessages converts request messages for the template. The developer
+// role is the newer name of system; templates know only system.
+func chatMessages(msgs []openai.Message) []chat.Message {
+	out := make([]chat.Message, len(msgs))
+	for i, m := range msgs {
+		role := m.Role
+		if role == openai.RoleDeveloper {
+			role = openai.RoleSystem
+		}
+		out[i] = chat.Message{Role: role, Content: chat.TextContent(m.Text()), Name: m.Name, ToolCallID: m.ToolCallID}
+		for _, tc := range m.ToolCalls {
+			out[i].ToolCalls = append(out[i].ToolCalls, chat.ToolCall{ID: tc.ID, Type: tc.Type, Function: chat.FunctionCall{Name: tc.Function.Name, Arguments: argumentsJSON(tc.Function.Arguments)}})
+		}
+	}
+	return out
+}
+
+// tokenLogprob renders one generated token for logprobs.content.
+func tokenLogprob(lm *inference.LoadedModel, ev inference.Event) openai.TokenLogprob {
+	b := lm.Tokenizer.TokenBytes(ev.Token)
+	tl := openai.TokenLogprob{Token: string(b), Logprob: openai.Logprob(ev.Logprob), Bytes: bytesOf(b), TopLogprobs: []openai.TopLogprob{}}
+	for _, t := range ev.Top {
+		tb := lm.Tokenizer.TokenBytes(t.Token)
+		tl.TopLogprobs = append(tl.TopLogprobs, openai.TopLogprob{Token: string(tb), Logprob: openai.Logprob(t.Logprob), Bytes: bytesOf(tb)})
+	}
+	return tl
+}
+
+func bytesOf(b []byte) []int {
+	out := make([]int, len(b))
+	for i, c := range b {
+		out[i] = int(c)
+	}
+	return out
+}
+
+// metrics is the seed API's performance_metrics for one response.
+type metrics struct {
+	start, first time.Time
+	tokens       int
+}
+
+func (m *metrics) token() {
+	if m.first.IsZero() {
+		m.first = time.Now()
+	}
+	m.tokens++
+}
+
+func (m *metrics) result() *openai.PerformanceMetrics {
+	total := time.Since(m.start)
+	pm := &openai.PerformanceMetrics{InferenceTimeMS: roundTo(float64(total.Microseconds())/1000, 2)}
+	if !m.first.IsZero() {
+		pm.TimeToFirstTokenMS = roundTo(float64(m.first.Sub(m.start).Microseconds())/1000, 2)
+	}
+	if total > 0 {
+		pm.TokensPerSecond = roundTo(float64(m.tokens)/total.Seconds(), 2)
+	}
+	return pm
+}
+
+// tokenRecord keeps what legacy logprobs need of one generated token.
+type tokenRecord struct {
+	token   int32
+	logprob float32
+	top     []sample.TokenLogprob
+}
+
+// legacyLogprobs builds the completions endpoint's parallel-array logprobs;
+// text offsets count bytes from the start of the choice's text.
+func legacyLogprobs(h *OpenAI, lm *inference.LoadedModel, recs []tokenRecord, offset int) *openai.TextLogprobs {
+	lp := &openai.TextLogprobs{}
+	for _, rec := range recs {
+		tok := string(lm.Tokenizer.TokenBytes(rec.token))
+		lp.Tokens = append(lp.Tokens, tok)
+		lp.TokenLogprobs = append(lp.TokenLogprobs, openai.Logprob(rec.logprob))
+		top := make(map[string]openai.Logprob, len(rec.top))
+		for _, t := range rec.top {
+			top[string(lm.Tokenizer.TokenBytes(t.Token))] = openai.Logprob(t.Logprob)
+		}
+		lp.TopLogprobs = append(lp.TopLogprobs, top)
+		lp.TextOffset = append(lp.TextOffset, offset)
+		offset += len(tok)
+	}
+	return lp
+}

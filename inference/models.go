@@ -1,0 +1,147 @@
+package inference
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/impetusllm/impetus/inference/chat"
+	"github.com/impetusllm/impetus/inference/model"
+	"github.com/impetusllm/impetus/inference/tokenizer"
+)
+
+// LoadedModel is a model whose weights are in memory (mmapped), with its
+// tokenizer, chat template and the scheduler that runs its sequences.
+type LoadedModel struct {
+	Info      LocalModel
+	Meta      model.Info
+	LoadedAt  time.Time
+	LoadTime  time.Duration
+	Tokenizer *tokenizer.Tokenizer
+	// Template is nil when the model ships no chat template.
+	Template *chat.Template
+
+	model *model.Model
+	sched *scheduler
+
+	mu       sync.Mutex
+	lastUsed time.Time
+}
+
+// LastUsed is when a request last used the model.
+func (m *LoadedModel) LastUsed() time.Time {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.lastUsed
+}
+
+func (m *LoadedModel) touch() {
+	m.mu.Lock()
+	m.lastUsed = time.Now()
+	m.mu.Unlock()
+}
+
+// EOS lists the token ids that end generation: the model's configured EOS ids
+// plus the tokenizer's end-of-generation tokens.
+func (m *LoadedModel) EOS() []int32 {
+	seen := map[int32]bool{}
+	var out []int32
+	for _, id := range m.Meta.EOS {
+		if !seen[int32(id)] {
+			seen[int32(id)] = true
+			out = append(out, int32(id))
+		}
+	}
+	for _, id := range m.Tokenizer.EOG() {
+		if id >= 0 && !seen[id] {
+			seen[id] = true
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+func (m *LoadedModel) close() {
+	m.sched.close()
+	m.model.Close()
+}
+
+// ErrFormatUnsupported is returned for a model whose storage format the
+// engine cannot run yet.
+var ErrFormatUnsupported = errors.New("model format not supported")
+
+// Loaded lists the ids of the models in memory, sorted.
+func (e *Engine) Loaded() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	ids := make([]string, 0, len(e.loaded))
+	for id := range e.loaded {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	return ids
+}
+
+// LoadedModelByID returns a loaded model, or nil.
+func (e *Engine) LoadedModelByID(id string) *LoadedModel {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.loaded[id]
+}
+
+// Load loads a model by id (a no-op if it is loaded already) and returns it.
+// Concurrent loads of one id load it once.
+func (e *Engine) Load(ctx context.Context, id string) (*LoadedModel, error) {
+	e.loadMu.Lock()
+	defer e.loadMu.Unlock()
+	if m := e.LoadedModelByID(id); m != nil {
+		return m, nil
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	info, err := e.FindModel(id)
+	if err != nil {
+		return nil, err
+	}
+	if info.Format != FormatMLX {
+		return nil, fmt.Errorf("%w: %s models are not runnable yet (%s)", ErrFormatUnsupported, info.Format, id)
+	}
+	start := time.Now()
+	mdl, err := model.Load(info.Path)
+	if err != nil {
+		return nil, fmt.Errorf("loading %s: %w", id, err)
+	}
+	tok, err := tokenizer.Load(info.Path)
+	if err != nil {
+		mdl.Close()
+		return nil, fmt.Errorf("loading tokenizer of %s: %w", id, err)
+	}
+	tmpl, err := chat.FromModelDir(info.Path)
+	if err != nil {
+		tmpl = nil // completions still work; chat requests get a clear error
+	}
+	lm := &LoadedModel{Info: info, Meta: mdl.Info(), Tokenizer: tok, Template: tmpl, model: mdl, LoadedAt: time.Now(), LoadTime: time.Since(start)}
+	lm.lastUsed = lm.LoadedAt
+	lm.sched = newScheduler(lm, e)
+	e.mu.Lock()
+	e.loaded[id] = lm
+	e.mu.Unlock()
+	return lm, nil
+}
+
+// Unload frees a loaded model. Running sequences end with an error first.
+func (e *Engine) Unload(id string) error {
+	e.mu.Lock()
+	m := e.loaded[id]
+	delete(e.loaded, id)
+	e.mu.Unlock()
+	if m == nil {
+		return fmt.Errorf("%w: %q is not loaded", ErrModelNotFound, id)
+	}
+	m.close()
+	return nil
+}
