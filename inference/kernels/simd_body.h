@@ -198,68 +198,79 @@ static void SFX(mm_mlx)(float *out, const float *x, int n, const uint32_t *wq, c
     else SFX(mm)(K_MLXG, out, x, n, &wd, rows, lo, hi);
 }
 
-/* ---- attention ---- */
+/* ---- attention ----
+ *
+ * One work item is one query row against one KV head, for all the query
+ * heads that share it (GQA): each cached key and value row is read once
+ * for the whole group instead of once per head. Heads are taken HB at a
+ * time so their output accumulators fit in registers.
+ * scores: HB*nKV floats.
+ */
+
+#define HB 8
 
 static void SFX(attention)(float *out, const float *q, int pos0, const float *kc, const float *vc, int nKV,
                            int nHeads, int nKVHeads, int hd, float scale, float softcap, int window,
                            int lo, int hi, float *scores) {
     const int qs = nHeads * hd, kvs = nKVHeads * hd, grp = nHeads / nKVHeads;
     for (int it = lo; it < hi; it++) {
-        int t = it / nHeads, h = it % nHeads;
+        const int t = it / nKVHeads, kvh = it % nKVHeads;
         int pLo, pHi;
         k_attn_range(pos0 + t, nKV, window, &pLo, &pHi);
-        const float *qv = q + (size_t)t * qs + (size_t)h * hd;
-        const float *kb = kc + (size_t)(h / grp) * hd, *vb = vc + (size_t)(h / grp) * hd;
-        float m = -INFINITY;
-        for (int p = pLo; p < pHi; p++) {
-            float s = SFX(dot)(qv, kb + (size_t)p * kvs, hd) * scale;
-            if (softcap > 0) s = tanhf(s / softcap) * softcap;
-            scores[p] = s;
-            if (s > m) m = s;
-        }
-        VF vm = VSET1(m), vs = VZERO();
-        int p = pLo;
-        for (; p + W <= pHi; p += W) {
-            VF e = SFX(vexp)(VSUB(VLOAD(scores + p), vm));
-            VSTORE(scores + p, e);
-            vs = VADD(vs, e);
-        }
-        float sum = VHSUM(vs);
-        for (; p < pHi; p++) {
-            scores[p] = expf(scores[p] - m);
-            sum += scores[p];
-        }
-        const float inv = 1.0f / sum;
-        float *o = out + (size_t)t * qs + (size_t)h * hd;
-        int d = 0;
-        for (; d + 4 * W <= hd; d += 4 * W) {
-            VF a0 = VZERO(), a1 = VZERO(), a2 = VZERO(), a3 = VZERO();
-            for (int pp = pLo; pp < pHi; pp++) {
-                VF wv = VSET1(scores[pp]);
-                const float *vp = vb + (size_t)pp * kvs + d;
-                a0 = VFMA(wv, VLOAD(vp), a0);
-                a1 = VFMA(wv, VLOAD(vp + W), a1);
-                a2 = VFMA(wv, VLOAD(vp + 2 * W), a2);
-                a3 = VFMA(wv, VLOAD(vp + 3 * W), a3);
+        const float *kb = kc + (size_t)kvh * hd, *vb = vc + (size_t)kvh * hd;
+        for (int h0 = 0; h0 < grp; h0 += HB) {
+            const int nh = grp - h0 < HB ? grp - h0 : HB;
+            const float *qh = q + (size_t)t * qs + (size_t)(kvh * grp + h0) * hd;
+            float *oh = out + (size_t)t * qs + (size_t)(kvh * grp + h0) * hd;
+            float m[HB], inv[HB];
+            for (int j = 0; j < nh; j++) m[j] = -INFINITY;
+            for (int p = pLo; p < pHi; p++) {
+                const float *kp = kb + (size_t)p * kvs;
+                for (int j = 0; j < nh; j++) {
+                    float s = SFX(dot)(qh + (size_t)j * hd, kp, hd) * scale;
+                    if (softcap > 0) s = tanhf(s / softcap) * softcap;
+                    scores[(size_t)j * nKV + p] = s;
+                    if (s > m[j]) m[j] = s;
+                }
             }
-            VF vi = VSET1(inv);
-            VSTORE(o + d, VMUL(a0, vi));
-            VSTORE(o + d + W, VMUL(a1, vi));
-            VSTORE(o + d + 2 * W, VMUL(a2, vi));
-            VSTORE(o + d + 3 * W, VMUL(a3, vi));
-        }
-        for (; d + W <= hd; d += W) {
-            VF a0 = VZERO();
-            for (int pp = pLo; pp < pHi; pp++) a0 = VFMA(VSET1(scores[pp]), VLOAD(vb + (size_t)pp * kvs + d), a0);
-            VSTORE(o + d, VMUL(a0, VSET1(inv)));
-        }
-        for (; d < hd; d++) {
-            float a = 0;
-            for (int pp = pLo; pp < pHi; pp++) a += scores[pp] * vb[(size_t)pp * kvs + d];
-            o[d] = a * inv;
+            for (int j = 0; j < nh; j++) {
+                float *sc = scores + (size_t)j * nKV;
+                const VF vm = VSET1(m[j]);
+                VF vs = VZERO();
+                int p = pLo;
+                for (; p + W <= pHi; p += W) {
+                    const VF e = SFX(vexp)(VSUB(VLOAD(sc + p), vm));
+                    VSTORE(sc + p, e);
+                    vs = VADD(vs, e);
+                }
+                float sum = VHSUM(vs);
+                for (; p < pHi; p++) {
+                    sc[p] = expf(sc[p] - m[j]);
+                    sum += sc[p];
+                }
+                inv[j] = 1.0f / sum;
+            }
+            int d = 0;
+            for (; d + W <= hd; d += W) {
+                VF acc[HB];
+                for (int j = 0; j < nh; j++) acc[j] = VZERO();
+                for (int p = pLo; p < pHi; p++) {
+                    const VF v = VLOAD(vb + (size_t)p * kvs + d);
+                    for (int j = 0; j < nh; j++) acc[j] = VFMA(VSET1(scores[(size_t)j * nKV + p]), v, acc[j]);
+                }
+                for (int j = 0; j < nh; j++) VSTORE(oh + (size_t)j * hd + d, VMUL(acc[j], VSET1(inv[j])));
+            }
+            for (; d < hd; d++)
+                for (int j = 0; j < nh; j++) {
+                    float a = 0;
+                    for (int p = pLo; p < pHi; p++) a += scores[(size_t)j * nKV + p] * vb[(size_t)p * kvs + d];
+                    oh[(size_t)j * hd + d] = a * inv[j];
+                }
         }
     }
 }
+
+#undef HB
 
 /* ---- elementwise ---- */
 
