@@ -1,8 +1,10 @@
 package kernels
 
 import (
+	"flag"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"testing"
 
 	"github.com/impetusllm/impetus/inference/quant"
@@ -24,6 +26,16 @@ var benchShapes = []struct {
 }
 
 var benchN = []int{1, 4, 16}
+
+var benchThreads = flag.Int("kthreads", 0, "kernel threads for benchmarks (0: default)")
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	if *benchThreads > 0 {
+		SetThreads(*benchThreads)
+	}
+	os.Exit(m.Run())
+}
 
 // reportWeights records the weight bytes one call streams, as GB/s.
 func reportWeights(b *testing.B, bytes int) {

@@ -53,6 +53,8 @@ func dotGo(a, b []float32) float32 {
 	return (s0 + s1) + (s2 + s3)
 }
 
+// attentionItemsGo computes items (query row t, KV head) = t*nKVHeads+kvh,
+// every query head of the group in turn.
 func attentionItemsGo(j *attnJob, worker, lo, hi int) {
 	hd := j.headDim
 	qs, kvs := j.nHeads*hd, j.nKVHeads*hd
@@ -60,34 +62,36 @@ func attentionItemsGo(j *attnJob, worker, lo, hi int) {
 	buf := thePool.scratchFor(worker, j.nKV+hd)
 	scores, acc := buf[:j.nKV], buf[j.nKV:]
 	for it := lo; it < hi; it++ {
-		t, h := it/j.nHeads, it%j.nHeads
+		t, kvh := it/j.nKVHeads, it%j.nKVHeads
 		pLo, pHi := attnRange(j.pos0+t, j.nKV, j.window)
-		qv := j.q[t*qs+h*hd : t*qs+(h+1)*hd]
-		kvOff := (h / group) * hd
-		m := float32(math.Inf(-1))
-		for p := pLo; p < pHi; p++ {
-			s := dotGo(qv, j.k[p*kvs+kvOff:p*kvs+kvOff+hd]) * j.scale
-			if j.softcap > 0 {
-				s = float32(math.Tanh(float64(s/j.softcap))) * j.softcap
+		kvOff := kvh * hd
+		for h := kvh * group; h < (kvh+1)*group; h++ {
+			qv := j.q[t*qs+h*hd : t*qs+(h+1)*hd]
+			m := float32(math.Inf(-1))
+			for p := pLo; p < pHi; p++ {
+				s := dotGo(qv, j.k[p*kvs+kvOff:p*kvs+kvOff+hd]) * j.scale
+				if j.softcap > 0 {
+					s = float32(math.Tanh(float64(s/j.softcap))) * j.softcap
+				}
+				scores[p] = s
+				m = max(m, s)
 			}
-			scores[p] = s
-			m = max(m, s)
-		}
-		var sum float32
-		for p := pLo; p < pHi; p++ {
-			e := float32(math.Exp(float64(scores[p] - m)))
-			scores[p] = e
-			sum += e
-		}
-		clear(acc)
-		for p := pLo; p < pHi; p++ {
-			w := scores[p] / sum
-			v := j.v[p*kvs+kvOff : p*kvs+kvOff+hd]
-			for i, vv := range v {
-				acc[i] += w * vv
+			var sum float32
+			for p := pLo; p < pHi; p++ {
+				e := float32(math.Exp(float64(scores[p] - m)))
+				scores[p] = e
+				sum += e
 			}
+			clear(acc)
+			for p := pLo; p < pHi; p++ {
+				w := scores[p] / sum
+				v := j.v[p*kvs+kvOff : p*kvs+kvOff+hd]
+				for i, vv := range v {
+					acc[i] += w * vv
+				}
+			}
+			copy(j.out[t*qs+h*hd:t*qs+(h+1)*hd], acc)
 		}
-		copy(j.out[t*qs+h*hd:t*qs+(h+1)*hd], acc)
 	}
 }
 

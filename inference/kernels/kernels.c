@@ -78,33 +78,42 @@ static void mm_rows_scalar(float *out, const float *x, int n, int rows, int cols
     }
 }
 
+// Items are (query row, KV head) pairs as in the SIMD levels.
 static void attention_scalar(float *out, const float *q, int pos0, const float *kc, const float *vc, int nKV,
                              int nHeads, int nKVHeads, int hd, float scale, float softcap, int window, int lo,
                              int hi, float *scores) {
     const int qs = nHeads * hd, kvs = nKVHeads * hd, grp = nHeads / nKVHeads;
     for (int it = lo; it < hi; it++) {
-        int t = it / nHeads, h = it % nHeads, pLo, pHi;
+        const int t = it / nKVHeads, kvh = it % nKVHeads;
+        int pLo, pHi;
         k_attn_range(pos0 + t, nKV, window, &pLo, &pHi);
-        const float *qv = q + (size_t)t * qs + (size_t)h * hd;
-        const float *kb = kc + (size_t)(h / grp) * hd, *vb = vc + (size_t)(h / grp) * hd;
-        float m = -INFINITY, sum = 0;
-        for (int p = pLo; p < pHi; p++) {
-            float s = dot_scalar(qv, kb + (size_t)p * kvs, hd) * scale;
-            if (softcap > 0) s = tanhf(s / softcap) * softcap;
-            scores[p] = s;
-            if (s > m) m = s;
-        }
-        for (int p = pLo; p < pHi; p++) {
-            scores[p] = expf(scores[p] - m);
-            sum += scores[p];
-        }
-        float *o = out + (size_t)t * qs + (size_t)h * hd;
-        for (int d = 0; d < hd; d++) o[d] = 0;
-        for (int p = pLo; p < pHi; p++) {
-            const float w = scores[p] / sum, *v = vb + (size_t)p * kvs;
-            for (int d = 0; d < hd; d++) o[d] += w * v[d];
+        const float *kb = kc + (size_t)kvh * hd, *vb = vc + (size_t)kvh * hd;
+        for (int h = kvh * grp; h < (kvh + 1) * grp; h++) {
+            const float *qv = q + (size_t)t * qs + (size_t)h * hd;
+            float m = -INFINITY, sum = 0;
+            for (int p = pLo; p < pHi; p++) {
+                float s = dot_scalar(qv, kb + (size_t)p * kvs, hd) * scale;
+                if (softcap > 0) s = tanhf(s / softcap) * softcap;
+                scores[p] = s;
+                if (s > m) m = s;
+            }
+            for (int p = pLo; p < pHi; p++) {
+                scores[p] = expf(scores[p] - m);
+                sum += scores[p];
+            }
+            float *o = out + (size_t)t * qs + (size_t)h * hd;
+            for (int d = 0; d < hd; d++) o[d] = 0;
+            for (int p = pLo; p < pHi; p++) {
+                const float w = scores[p] / sum, *v = vb + (size_t)p * kvs;
+                for (int d = 0; d < hd; d++) o[d] += w * v[d];
+            }
         }
     }
+}
+
+size_t k_attention_scratch(int nKV, int nHeads, int nKVHeads) {
+    int grp = nHeads / nKVHeads;
+    return (size_t)(grp < 8 ? grp : 8) * (size_t)(nKV > 0 ? nKV : 1);
 }
 
 static void rmsnorm_scalar(float *out, const float *x, const float *w, int n, int dim, float eps, int addOne) {

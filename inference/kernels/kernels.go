@@ -126,7 +126,8 @@ func MatMulMLX(out, x []float32, n int, wq []uint32, scales, biases []float32, r
 	*j = matMulJob{}
 }
 
-// attnJob is one attention call, split over (query row, head) pairs.
+// attnJob is one attention call, split over (query row, KV head) pairs so
+// that the query heads sharing a KV head read the cache together.
 type attnJob struct {
 	out, q                    []float32
 	nq, pos0                  int
@@ -164,7 +165,7 @@ func Attention(out, q []float32, nq, pos0 int, kCache, vCache []float32, nKV, nH
 	j := &p.jobs.at
 	*j = attnJob{out: out, q: q, nq: nq, pos0: pos0, k: kCache, v: vCache, nKV: nKV,
 		nHeads: nHeads, nKVHeads: nKVHeads, headDim: headDim, scale: scale, softcap: softcap, window: window}
-	items := nq * nHeads
+	items := nq * nKVHeads
 	p.parallel(j, items, max(1, items/(4*p.workers)))
 	*j = attnJob{}
 }

@@ -27,7 +27,8 @@ int k_mlx_prep(float *dst, const float *x, int n, int cols, int bits);
 void k_matmul_mlx(float *out, const float *x, int n, const uint32_t *wq, const float *scales, const float *biases,
                   int rows, int cols, int bits, int group, int lo, int hi, float *scratch);
 
-// scratch: nKV floats.
+// Items are (query row, KV head) pairs: lo/hi index t*nKVHeads+kvh.
+size_t k_attention_scratch(int nKV, int nHeads, int nKVHeads);
 void k_attention(float *out, const float *q, int nq, int pos0, const float *k, const float *v, int nKV,
                  int nHeads, int nKVHeads, int headDim, float scale, float softcap, int window,
                  int lo, int hi, float *scratch);

@@ -8,6 +8,17 @@
 
 #include "kernels.h"
 
+// Weight formats of the SIMD matmul kernel, and its view of the weights.
+enum { K_F32, K_BF16, K_F16, K_MLX4, K_MLX8, K_MLXG };
+typedef struct {
+    const float *wf;     // K_F32
+    const uint16_t *wh;  // K_BF16, K_F16
+    const uint8_t *wb;   // MLX codes
+    size_t rowBytes;
+    const float *sc, *bi;
+    int cols, bits, group, groups;
+} k_weights;
+
 static inline float k_bf16(uint16_t h) {
     uint32_t b = (uint32_t)h << 16;
     float f;

@@ -238,6 +238,8 @@ func TestAttentionRandom(t *testing.T) {
 		{3, 5, 8, 2, 2, 80, 0, 0},
 		{4, 100, 104, 4, 2, 96, 30, 50},
 		{2, 0, 2, 1, 1, 7, 0, 0},
+		{2, 10, 12, 16, 1, 64, 0, 0}, // more heads per KV head than one register block
+		{1, 5, 6, 12, 1, 32, 0, 4},
 	} {
 		name := fmt.Sprintf("%+v", tc)
 		qs, kvs := tc.heads*tc.hd, tc.kvHeads*tc.hd

@@ -34,6 +34,7 @@ func TestLevels(t *testing.T) {
 			t.Run("Softmax", TestSoftmax)
 			t.Run("Activations", TestActivations)
 			t.Run("RoPE", TestRoPE)
+			t.Run("RealMLXWeights", TestRealMLXWeights)
 		})
 	}
 }

@@ -41,157 +41,137 @@ static inline VF SFX(vexp)(VF x) {
 
 /* ---- matrix multiplication ----
  *
- * One kernel shape for every weight format: a weight row is decoded once
- * per block of up to NB_MAX activation rows and multiplied into all of
- * them while in registers. Within a chunk of rows the activation block is
- * the outer loop, so it stays in cache while the chunk's weights stream
- * past; for decode (n <= NB_MAX) each weight is read exactly once.
- * Each activation row keeps two accumulators (even and odd vectors) to
- * hide FMA latency when n = 1.
+ * One register-blocked kernel serves every weight format: R_MAX weight rows
+ * times up to NB_MAX activation rows. Each 2W-element block of a weight row
+ * is decoded once into two float vectors and multiplied into all the
+ * activation rows of the block; each activation vector is loaded once for
+ * all R_MAX rows. Within a chunk of rows the activation block is the outer
+ * loop, so it stays in cache while the chunk's weights stream past; for
+ * decode (n <= NB_MAX) every weight is read exactly once.
+ *
+ * A 2W block's two vectors multiply x[k..k+W) and x[k+W..k+2W). For 4-bit
+ * MLX the lanes hold the low and the high nibbles of W bytes, that is the
+ * even and the odd elements, so x is pre-permuted to match (mlx_prep):
+ * within each block x'[k+i] = x[k+2i] and x'[k+W+i] = x[k+2i+1].
  */
 
 #define K_INLINE static inline __attribute__((always_inline))
 
-// Finishes nb rows: out[v*ldo] = sum of both accumulators plus a scalar tail.
-#define K_STORE_NB(nb, a0, a1, tail_expr)                      \
-    for (int v = 0; v < (nb); v++) {                            \
-        float s_ = VHSUM(VADD(a0[v], a1[v]));                   \
-        tail_expr;                                              \
-        out[(size_t)v * ldo] = s_;                              \
+K_INLINE void SFX(decode2)(const int fmt, const k_weights *wd, int o, int k, const float *qb, VF s, VF b, VF *lo,
+                           VF *hi) {
+    switch (fmt) {
+    case K_F32: {
+        const float *p = wd->wf + (size_t)o * wd->cols + k;
+        *lo = VLOAD(p);
+        *hi = VLOAD(p + W);
+        break;
     }
-
-// Float-like weights (F32, BF16, F16): LOADW(ptr) yields W floats.
-#define K_FLOAT_ROWS(name, T, LOADW, SCALARW)                                                             \
-    K_INLINE void SFX(name)(float *out, int ldo, const float *x, int cols, const T *w, int lo, int hi,    \
-                            const int nb) {                                                              \
-        for (int o = lo; o < hi; o++, out++) {                                                            \
-            const T *wr = w + (size_t)o * cols;                                                           \
-            VF a0[NB_MAX], a1[NB_MAX];                                                                    \
-            for (int v = 0; v < nb; v++) a0[v] = a1[v] = VZERO();                                         \
-            int k = 0;                                                                                    \
-            for (; k + 2 * W <= cols; k += 2 * W) {                                                       \
-                VF w0 = LOADW(wr + k), w1 = LOADW(wr + k + W);                                            \
-                for (int v = 0; v < nb; v++) {                                                            \
-                    a0[v] = VFMA(w0, VLOAD(x + (size_t)v * cols + k), a0[v]);                             \
-                    a1[v] = VFMA(w1, VLOAD(x + (size_t)v * cols + k + W), a1[v]);                         \
-                }                                                                                         \
-            }                                                                                             \
-            if (k + W <= cols) {                                                                          \
-                VF w0 = LOADW(wr + k);                                                                    \
-                for (int v = 0; v < nb; v++) a0[v] = VFMA(w0, VLOAD(x + (size_t)v * cols + k), a0[v]);    \
-                k += W;                                                                                   \
-            }                                                                                             \
-            K_STORE_NB(nb, a0, a1, for (int kk = k; kk < cols; kk++) s_ += SCALARW(wr[kk]) * x[(size_t)v * cols + kk]) \
-        }                                                                                                 \
+    case K_BF16: {
+        const uint16_t *p = wd->wh + (size_t)o * wd->cols + k;
+        *lo = VLOAD_BF16(p);
+        *hi = VLOAD_BF16(p + W);
+        break;
     }
-
-#define K_ID(v) (v)
-K_FLOAT_ROWS(rows_f32, float, VLOAD, K_ID)
-K_FLOAT_ROWS(rows_bf16, uint16_t, VLOAD_BF16, k_bf16)
-K_FLOAT_ROWS(rows_f16, uint16_t, VLOAD_F16, k_f16)
-
-// MLX 4-bit. Each 2W-element block is W bytes; widening the bytes to int
-// lanes gives the even elements in the low nibbles and the odd ones in the
-// high nibbles, so x is pre-permuted (mlx_prep) to match: within each block,
-// x'[i] = x[2i] and x'[W+i] = x[2i+1]. No byte shuffles are needed.
-K_INLINE void SFX(rows_mlx4)(float *out, int ldo, const float *x, int cols, const uint8_t *base, size_t rowBytes,
-                             const float *sc, const float *bi, int group, int lo, int hi, const int nb) {
-    const int groups = cols / group;
-    const VI mask = VSET1I(15);
-    for (int o = lo; o < hi; o++, out++) {
-        const uint8_t *p = base + (size_t)o * rowBytes;
-        const float *s = sc + (size_t)o * groups, *b = bi + (size_t)o * groups;
-        VF a0[NB_MAX], a1[NB_MAX];
-        for (int v = 0; v < nb; v++) a0[v] = a1[v] = VZERO();
-        for (int g = 0, j0 = 0; g < groups; g++, j0 += group) {
-            const VF vs = VSET1(s[g]), vb = VSET1(b[g]);
-            for (int k = j0; k < j0 + group; k += 2 * W) {
-                const VI q = VLOAD_U8I(p + k / 2);
-                const VF wlo = VFMA(VCVTI(VANDI(q, mask)), vs, vb);
-                const VF whi = VFMA(VCVTI(VSRLI(q, 4)), vs, vb);
-                for (int v = 0; v < nb; v++) {
-                    a0[v] = VFMA(wlo, VLOAD(x + (size_t)v * cols + k), a0[v]);
-                    a1[v] = VFMA(whi, VLOAD(x + (size_t)v * cols + k + W), a1[v]);
-                }
-            }
-        }
-        K_STORE_NB(nb, a0, a1, (void)0)
+    case K_F16: {
+        const uint16_t *p = wd->wh + (size_t)o * wd->cols + k;
+        *lo = VLOAD_F16(p);
+        *hi = VLOAD_F16(p + W);
+        break;
+    }
+    case K_MLX4: {
+        const VI q = VLOAD_U8I(wd->wb + (size_t)o * wd->rowBytes + k / 2);
+        *lo = VFMA(VCVTI(VANDI(q, VSET1I(15))), s, b);
+        *hi = VFMA(VCVTI(VSRLI(q, 4)), s, b);
+        break;
+    }
+    case K_MLX8: {
+        const uint8_t *p = wd->wb + (size_t)o * wd->rowBytes + k;
+        *lo = VFMA(VCVTI(VLOAD_U8I(p)), s, b);
+        *hi = VFMA(VCVTI(VLOAD_U8I(p + W)), s, b);
+        break;
+    }
+    default:  // other MLX widths: qb holds the group's codes
+        *lo = VFMA(VLOAD(qb), s, b);
+        *hi = VFMA(VLOAD(qb + W), s, b);
+        break;
     }
 }
 
-K_INLINE void SFX(rows_mlx8)(float *out, int ldo, const float *x, int cols, const uint8_t *base, size_t rowBytes,
-                             const float *sc, const float *bi, int group, int lo, int hi, const int nb) {
-    const int groups = cols / group;
-    for (int o = lo; o < hi; o++, out++) {
-        const uint8_t *p = base + (size_t)o * rowBytes;
-        const float *s = sc + (size_t)o * groups, *b = bi + (size_t)o * groups;
-        VF a0[NB_MAX], a1[NB_MAX];
-        for (int v = 0; v < nb; v++) a0[v] = a1[v] = VZERO();
-        for (int g = 0, j0 = 0; g < groups; g++, j0 += group) {
-            const VF vs = VSET1(s[g]), vb = VSET1(b[g]);
-            for (int k = j0; k < j0 + group; k += 2 * W) {
-                const VF w0 = VFMA(VCVTI(VLOAD_U8I(p + k)), vs, vb);
-                const VF w1 = VFMA(VCVTI(VLOAD_U8I(p + k + W)), vs, vb);
-                for (int v = 0; v < nb; v++) {
-                    a0[v] = VFMA(w0, VLOAD(x + (size_t)v * cols + k), a0[v]);
-                    a1[v] = VFMA(w1, VLOAD(x + (size_t)v * cols + k + W), a1[v]);
+// Rows o0..o0+R of the weights against activation rows 0..nb of x;
+// out points at activation row 0 (row stride ldo).
+K_INLINE void SFX(block)(const int fmt, const int R, const int nb, float *out, int ldo, const float *x,
+                         const k_weights *wd, int o0) {
+    const int cols = wd->cols;
+    const int quant = fmt >= K_MLX4;
+    const int group = quant ? wd->group : cols;
+    const int kend = quant ? cols : cols - cols % (2 * W);  // whole 2W blocks
+    VF acc[R_MAX][NB_MAX];
+    for (int r = 0; r < R; r++)
+        for (int v = 0; v < nb; v++) acc[r][v] = VZERO();
+    float qb[fmt == K_MLXG ? R_MAX : 1][fmt == K_MLXG ? 128 : 1];
+    k_bitreader br[R_MAX];
+    if (fmt == K_MLXG)
+        for (int r = 0; r < R; r++) br[r] = (k_bitreader){wd->wb + (size_t)(o0 + r) * wd->rowBytes, 0, 0};
+    for (int j0 = 0, g = 0; j0 < kend; j0 += group, g++) {
+        const int jend = j0 + group < kend ? j0 + group : kend;
+        VF vs[R_MAX], vb[R_MAX];
+        for (int r = 0; r < R; r++) {
+            vs[r] = quant ? VSET1(wd->sc[(size_t)(o0 + r) * wd->groups + g]) : VZERO();
+            vb[r] = quant ? VSET1(wd->bi[(size_t)(o0 + r) * wd->groups + g]) : VZERO();
+            if (fmt == K_MLXG) k_unpack(&br[r], qb[r], group, wd->bits);
+        }
+        for (int k = j0; k < jend; k += 2 * W) {
+            VF wl[R_MAX], wh[R_MAX];
+            for (int r = 0; r < R; r++)
+                SFX(decode2)(fmt, wd, o0 + r, k, fmt == K_MLXG ? qb[r] + (k - j0) : NULL, vs[r], vb[r], &wl[r], &wh[r]);
+            for (int v = 0; v < nb; v++) {
+                const VF xl = VLOAD(x + (size_t)v * cols + k), xh = VLOAD(x + (size_t)v * cols + k + W);
+                for (int r = 0; r < R; r++) {
+                    acc[r][v] = VFMA(wl[r], xl, acc[r][v]);
+                    acc[r][v] = VFMA(wh[r], xh, acc[r][v]);
                 }
             }
         }
-        K_STORE_NB(nb, a0, a1, (void)0)
     }
-}
-
-// Other widths unpack each group's codes with the scalar bit reader.
-K_INLINE void SFX(rows_mlxgen)(float *out, int ldo, const float *x, int cols, const uint8_t *base, size_t rowBytes,
-                               const float *sc, const float *bi, int bits, int group, int lo, int hi, const int nb) {
-    const int groups = cols / group;
-    float qb[128];
-    for (int o = lo; o < hi; o++, out++) {
-        k_bitreader br = {base + (size_t)o * rowBytes, 0, 0};
-        const float *s = sc + (size_t)o * groups, *b = bi + (size_t)o * groups;
-        VF a0[NB_MAX], a1[NB_MAX];
-        for (int v = 0; v < nb; v++) a0[v] = a1[v] = VZERO();
-        for (int g = 0, j0 = 0; g < groups; g++, j0 += group) {
-            const VF vs = VSET1(s[g]), vb = VSET1(b[g]);
-            k_unpack(&br, qb, group, bits);
-            for (int k = 0; k < group; k += 2 * W) {
-                const VF w0 = VFMA(VLOAD(qb + k), vs, vb), w1 = VFMA(VLOAD(qb + k + W), vs, vb);
-                for (int v = 0; v < nb; v++) {
-                    a0[v] = VFMA(w0, VLOAD(x + (size_t)v * cols + j0 + k), a0[v]);
-                    a1[v] = VFMA(w1, VLOAD(x + (size_t)v * cols + j0 + k + W), a1[v]);
-                }
+    for (int r = 0; r < R; r++)
+        for (int v = 0; v < nb; v++) {
+            float s = VHSUM(acc[r][v]);
+            for (int k = kend; k < cols; k++) {  // float formats only
+                const size_t i = (size_t)(o0 + r) * cols + k;
+                const float w = fmt == K_F32 ? wd->wf[i] : fmt == K_BF16 ? k_bf16(wd->wh[i]) : k_f16(wd->wh[i]);
+                s += w * x[(size_t)v * cols + k];
             }
+            out[(size_t)v * ldo + o0 + r] = s;
         }
-        K_STORE_NB(nb, a0, a1, (void)0)
-    }
 }
 
-// Calls CALL(nb) with a compile-time nb for the current block size.
-#define K_NB_SWITCH(nb, CALL) \
-    switch (nb) { NB_CASES(CALL) }
-
-#define K_BLOCKS(n, BODY)                                   \
-    for (int b0 = 0; b0 < (n); b0 += NB_MAX) {              \
-        const int nb = (n) - b0 < NB_MAX ? (n) - b0 : NB_MAX; \
-        float *ob = out + (size_t)b0 * rows + lo;           \
-        const float *xb = x + (size_t)b0 * cols;            \
-        BODY                                                \
+K_INLINE void SFX(mm)(const int fmt, float *out, const float *x, int n, const k_weights *wd, int rows, int lo,
+                      int hi) {
+    for (int b0 = 0; b0 < n; b0 += NB_MAX) {
+        const int nb = n - b0 < NB_MAX ? n - b0 : NB_MAX;
+        float *ob = out + (size_t)b0 * rows;
+        const float *xb = x + (size_t)b0 * wd->cols;
+        int o = lo;
+#define CALL(k) case k: SFX(block)(fmt, R_MAX, k, ob, rows, xb, wd, o); break;
+        for (; o + R_MAX <= hi; o += R_MAX) switch (nb) { NB_CASES(CALL) }
+#undef CALL
+#define CALL(k) case k: SFX(block)(fmt, 1, k, ob, rows, xb, wd, o); break;
+        for (; o < hi; o++) switch (nb) { NB_CASES(CALL) }
+#undef CALL
     }
+}
 
 static void SFX(mm_f32)(float *out, const float *x, int n, const float *w, int rows, int cols, int lo, int hi) {
-#define CALL(k) case k: SFX(rows_f32)(ob, rows, xb, cols, w, lo, hi, k); break;
-    K_BLOCKS(n, K_NB_SWITCH(nb, CALL))
-#undef CALL
+    const k_weights wd = {.wf = w, .cols = cols};
+    SFX(mm)(K_F32, out, x, n, &wd, rows, lo, hi);
 }
 
 static void SFX(mm_half)(float *out, const float *x, int n, const uint16_t *w, int rows, int cols, int lo, int hi,
                          float *scratch, int bf16) {
     (void)scratch;
-#define CALL(k) case k: if (bf16) SFX(rows_bf16)(ob, rows, xb, cols, w, lo, hi, k); \
-                        else SFX(rows_f16)(ob, rows, xb, cols, w, lo, hi, k); break;
-    K_BLOCKS(n, K_NB_SWITCH(nb, CALL))
-#undef CALL
+    const k_weights wd = {.wh = w, .cols = cols};
+    if (bf16) SFX(mm)(K_BF16, out, x, n, &wd, rows, lo, hi);
+    else SFX(mm)(K_F16, out, x, n, &wd, rows, lo, hi);
 }
 
 // mlx_prep writes the activation layout the 4-bit kernel wants; it
@@ -211,85 +191,86 @@ static int SFX(mlx_prep)(float *dst, const float *x, int n, int cols, int bits) 
 static void SFX(mm_mlx)(float *out, const float *x, int n, const uint32_t *wq, const float *sc, const float *bi,
                         int rows, int cols, int bits, int group, int lo, int hi, float *scratch) {
     (void)scratch;
-    const size_t rowBytes = (size_t)cols * bits / 8;
-    const uint8_t *base = (const uint8_t *)wq;
-    if (bits == 4) {
-#define CALL(k) case k: SFX(rows_mlx4)(ob, rows, xb, cols, base, rowBytes, sc, bi, group, lo, hi, k); break;
-        K_BLOCKS(n, K_NB_SWITCH(nb, CALL))
-#undef CALL
-    } else if (bits == 8) {
-#define CALL(k) case k: SFX(rows_mlx8)(ob, rows, xb, cols, base, rowBytes, sc, bi, group, lo, hi, k); break;
-        K_BLOCKS(n, K_NB_SWITCH(nb, CALL))
-#undef CALL
-    } else {
-#define CALL(k) case k: SFX(rows_mlxgen)(ob, rows, xb, cols, base, rowBytes, sc, bi, bits, group, lo, hi, k); break;
-        K_BLOCKS(n, K_NB_SWITCH(nb, CALL))
-#undef CALL
-    }
+    const k_weights wd = {.wb = (const uint8_t *)wq, .rowBytes = (size_t)cols * bits / 8, .sc = sc, .bi = bi,
+                          .cols = cols, .bits = bits, .group = group, .groups = cols / group};
+    if (bits == 4) SFX(mm)(K_MLX4, out, x, n, &wd, rows, lo, hi);
+    else if (bits == 8) SFX(mm)(K_MLX8, out, x, n, &wd, rows, lo, hi);
+    else SFX(mm)(K_MLXG, out, x, n, &wd, rows, lo, hi);
 }
 
-/* ---- attention ---- */
+/* ---- attention ----
+ *
+ * One work item is one query row against one KV head, for all the query
+ * heads that share it (GQA): each cached key and value row is read once
+ * for the whole group instead of once per head. Heads are taken HB at a
+ * time so their output accumulators fit in registers.
+ * scores: HB*nKV floats.
+ */
+
+#define HB 8
 
 static void SFX(attention)(float *out, const float *q, int pos0, const float *kc, const float *vc, int nKV,
                            int nHeads, int nKVHeads, int hd, float scale, float softcap, int window,
                            int lo, int hi, float *scores) {
     const int qs = nHeads * hd, kvs = nKVHeads * hd, grp = nHeads / nKVHeads;
     for (int it = lo; it < hi; it++) {
-        int t = it / nHeads, h = it % nHeads;
+        const int t = it / nKVHeads, kvh = it % nKVHeads;
         int pLo, pHi;
         k_attn_range(pos0 + t, nKV, window, &pLo, &pHi);
-        const float *qv = q + (size_t)t * qs + (size_t)h * hd;
-        const float *kb = kc + (size_t)(h / grp) * hd, *vb = vc + (size_t)(h / grp) * hd;
-        float m = -INFINITY;
-        for (int p = pLo; p < pHi; p++) {
-            float s = SFX(dot)(qv, kb + (size_t)p * kvs, hd) * scale;
-            if (softcap > 0) s = tanhf(s / softcap) * softcap;
-            scores[p] = s;
-            if (s > m) m = s;
-        }
-        VF vm = VSET1(m), vs = VZERO();
-        int p = pLo;
-        for (; p + W <= pHi; p += W) {
-            VF e = SFX(vexp)(VSUB(VLOAD(scores + p), vm));
-            VSTORE(scores + p, e);
-            vs = VADD(vs, e);
-        }
-        float sum = VHSUM(vs);
-        for (; p < pHi; p++) {
-            scores[p] = expf(scores[p] - m);
-            sum += scores[p];
-        }
-        const float inv = 1.0f / sum;
-        float *o = out + (size_t)t * qs + (size_t)h * hd;
-        int d = 0;
-        for (; d + 4 * W <= hd; d += 4 * W) {
-            VF a0 = VZERO(), a1 = VZERO(), a2 = VZERO(), a3 = VZERO();
-            for (int pp = pLo; pp < pHi; pp++) {
-                VF wv = VSET1(scores[pp]);
-                const float *vp = vb + (size_t)pp * kvs + d;
-                a0 = VFMA(wv, VLOAD(vp), a0);
-                a1 = VFMA(wv, VLOAD(vp + W), a1);
-                a2 = VFMA(wv, VLOAD(vp + 2 * W), a2);
-                a3 = VFMA(wv, VLOAD(vp + 3 * W), a3);
+        const float *kb = kc + (size_t)kvh * hd, *vb = vc + (size_t)kvh * hd;
+        for (int h0 = 0; h0 < grp; h0 += HB) {
+            const int nh = grp - h0 < HB ? grp - h0 : HB;
+            const float *qh = q + (size_t)t * qs + (size_t)(kvh * grp + h0) * hd;
+            float *oh = out + (size_t)t * qs + (size_t)(kvh * grp + h0) * hd;
+            float m[HB], inv[HB];
+            for (int j = 0; j < nh; j++) m[j] = -INFINITY;
+            for (int p = pLo; p < pHi; p++) {
+                const float *kp = kb + (size_t)p * kvs;
+                for (int j = 0; j < nh; j++) {
+                    float s = SFX(dot)(qh + (size_t)j * hd, kp, hd) * scale;
+                    if (softcap > 0) s = tanhf(s / softcap) * softcap;
+                    scores[(size_t)j * nKV + p] = s;
+                    if (s > m[j]) m[j] = s;
+                }
             }
-            VF vi = VSET1(inv);
-            VSTORE(o + d, VMUL(a0, vi));
-            VSTORE(o + d + W, VMUL(a1, vi));
-            VSTORE(o + d + 2 * W, VMUL(a2, vi));
-            VSTORE(o + d + 3 * W, VMUL(a3, vi));
-        }
-        for (; d + W <= hd; d += W) {
-            VF a0 = VZERO();
-            for (int pp = pLo; pp < pHi; pp++) a0 = VFMA(VSET1(scores[pp]), VLOAD(vb + (size_t)pp * kvs + d), a0);
-            VSTORE(o + d, VMUL(a0, VSET1(inv)));
-        }
-        for (; d < hd; d++) {
-            float a = 0;
-            for (int pp = pLo; pp < pHi; pp++) a += scores[pp] * vb[(size_t)pp * kvs + d];
-            o[d] = a * inv;
+            for (int j = 0; j < nh; j++) {
+                float *sc = scores + (size_t)j * nKV;
+                const VF vm = VSET1(m[j]);
+                VF vs = VZERO();
+                int p = pLo;
+                for (; p + W <= pHi; p += W) {
+                    const VF e = SFX(vexp)(VSUB(VLOAD(sc + p), vm));
+                    VSTORE(sc + p, e);
+                    vs = VADD(vs, e);
+                }
+                float sum = VHSUM(vs);
+                for (; p < pHi; p++) {
+                    sc[p] = expf(sc[p] - m[j]);
+                    sum += sc[p];
+                }
+                inv[j] = 1.0f / sum;
+            }
+            int d = 0;
+            for (; d + W <= hd; d += W) {
+                VF acc[HB];
+                for (int j = 0; j < nh; j++) acc[j] = VZERO();
+                for (int p = pLo; p < pHi; p++) {
+                    const VF v = VLOAD(vb + (size_t)p * kvs + d);
+                    for (int j = 0; j < nh; j++) acc[j] = VFMA(VSET1(scores[(size_t)j * nKV + p]), v, acc[j]);
+                }
+                for (int j = 0; j < nh; j++) VSTORE(oh + (size_t)j * hd + d, VMUL(acc[j], VSET1(inv[j])));
+            }
+            for (; d < hd; d++)
+                for (int j = 0; j < nh; j++) {
+                    float a = 0;
+                    for (int p = pLo; p < pHi; p++) a += scores[(size_t)j * nKV + p] * vb[(size_t)p * kvs + d];
+                    oh[(size_t)j * hd + d] = a * inv[j];
+                }
         }
     }
 }
+
+#undef HB
 
 /* ---- elementwise ---- */
 

@@ -30,6 +30,7 @@ static inline float hmax_avx2(__m256 v) {
 #define VF __m256
 #define VI __m256i
 #define NB_MAX 4
+#define R_MAX 2
 #define NB_CASES(C) C(1) C(2) C(3) C(4)
 #define SFX(name) name##_avx2
 #define VZERO() _mm256_setzero_ps()
@@ -65,6 +66,7 @@ K_DEFINE_LEVEL(avx2)
 #undef VF
 #undef VI
 #undef NB_MAX
+#undef R_MAX
 #undef NB_CASES
 #undef SFX
 #undef VZERO
@@ -99,8 +101,9 @@ K_DEFINE_LEVEL(avx2)
 #define W 16
 #define VF __m512
 #define VI __m512i
-#define NB_MAX 8
-#define NB_CASES(C) C(1) C(2) C(3) C(4) C(5) C(6) C(7) C(8)
+#define NB_MAX 4
+#define R_MAX 4
+#define NB_CASES(C) C(1) C(2) C(3) C(4)
 #define SFX(name) name##_avx512
 #define VZERO() _mm512_setzero_ps()
 #define VLOAD(p) _mm512_loadu_ps(p)
