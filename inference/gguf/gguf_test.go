@@ -401,6 +401,11 @@ func FuzzParse(f *testing.F) {
 			if err != nil || uint64(len(b)) != ti.Size {
 				t.Fatalf("tensor %s: %d bytes, err %v", ti.Name, len(b), err)
 			}
+			if ti.Type.Dequantizable() && ti.Elements() <= 1<<16 {
+				if _, _, err := file.TensorFloat32(ti.Name); err != nil {
+					t.Fatalf("tensor %s: %v", ti.Name, err)
+				}
+			}
 		}
 	})
 }
