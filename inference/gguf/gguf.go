@@ -356,6 +356,24 @@ func (f *File) TensorData(name string) ([]byte, TensorInfo, error) {
 	return f.data[start : start+ti.Size : start+ti.Size], ti, nil
 }
 
+// TensorFloat32 decodes the named tensor to float32 (F32, F16, BF16 and the
+// block types quant.DequantizeGGML knows), in ggml element order.
+func (f *File) TensorFloat32(name string) ([]float32, TensorInfo, error) {
+	data, ti, err := f.TensorData(name)
+	if err != nil {
+		return nil, ti, err
+	}
+	n := ti.Elements()
+	if n > uint64(len(data))*8 { // every type uses at least 1 bit per element
+		return nil, ti, fmt.Errorf("gguf %s: tensor %q: %d elements in %d bytes", f.label(), name, n, len(data))
+	}
+	out := make([]float32, n)
+	if err := quant.DequantizeGGML(ti.Type, data, out); err != nil {
+		return nil, ti, fmt.Errorf("gguf %s: tensor %q: %w", f.label(), name, err)
+	}
+	return out, ti, nil
+}
+
 func (f *File) label() string {
 	if f.name == "" {
 		return "data"

@@ -3,6 +3,7 @@ package gguf
 import (
 	"bytes"
 	"encoding/binary"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -400,6 +401,111 @@ func FuzzParse(f *testing.F) {
 			if err != nil || uint64(len(b)) != ti.Size {
 				t.Fatalf("tensor %s: %d bytes, err %v", ti.Name, len(b), err)
 			}
+			if ti.Type.Dequantizable() && ti.Elements() <= 1<<16 {
+				if _, _, err := file.TensorFloat32(ti.Name); err != nil {
+					t.Fatalf("tensor %s: %v", ti.Name, err)
+				}
+			}
 		}
 	})
+}
+
+// TestRewriteIsIdentical re-encodes real files with the Writer: the metadata
+// and tensors read back must produce the original bytes, which checks the
+// writer's layout (order, padding, alignment) against the tools that made them.
+func TestRewriteIsIdentical(t *testing.T) {
+	model := testutil.SharedPath(t, "assets", "gguf-model", "llama-2-tiny-random.gguf")
+	vocabs, _ := filepath.Glob(filepath.Join(filepath.Dir(filepath.Dir(model)), "gguf-vocab", "*.gguf"))
+	for _, path := range append([]string{model}, vocabs...) {
+		t.Run(filepath.Base(path), func(t *testing.T) {
+			orig, err := os.ReadFile(path)
+			must(t, err)
+			f, err := Parse(orig)
+			must(t, err)
+			w := NewWriter()
+			for _, kv := range f.KVs() {
+				must(t, w.SetKV(kv.Key, kv.Value))
+			}
+			for _, ti := range f.Tensors() {
+				data, _, err := f.TensorData(ti.Name)
+				must(t, err)
+				must(t, w.AddTensor(ti.Name, ti.Type, ti.Dims, data))
+			}
+			var buf bytes.Buffer
+			_, err = w.WriteTo(&buf)
+			must(t, err)
+			got := buf.Bytes()
+			if !bytes.Equal(got, orig) {
+				i := 0
+				for i < min(len(got), len(orig)) && got[i] == orig[i] {
+					i++
+				}
+				t.Errorf("rewrite differs: %d bytes vs %d, first difference at offset %d", len(got), len(orig), i)
+			}
+		})
+	}
+}
+
+func TestTensorFloat32(t *testing.T) {
+	path := testutil.SharedPath(t, "assets", "gguf-model", "llama-2-tiny-random.gguf")
+	f, err := Open(path)
+	must(t, err)
+	defer f.Close()
+	raw, _, err := f.TensorData("blk.0.ffn_down.weight")
+	must(t, err)
+	vals, ti, err := f.TensorFloat32("blk.0.ffn_down.weight")
+	must(t, err)
+	if len(vals) != 32*8 || ti.Elements() != 256 {
+		t.Fatalf("%d values for %+v", len(vals), ti)
+	}
+	for i, v := range vals {
+		if want := quant.F16ToF32(binary.LittleEndian.Uint16(raw[2*i:])); v != want {
+			t.Fatalf("element %d = %v, want %v", i, v, want)
+		}
+	}
+	norm, _, err := f.TensorFloat32("output_norm.weight")
+	must(t, err)
+	if len(norm) != 8 {
+		t.Errorf("output_norm: %d values", len(norm))
+	}
+}
+
+func TestAddTensorFunc(t *testing.T) {
+	x := make([]float32, 512)
+	for i := range x {
+		x[i] = float32(i%37) - 18
+	}
+	q := make([]byte, 2*144)
+	must(t, quant.QuantizeGGML(quant.GGMLQ4_K, x, q))
+	w := NewWriter()
+	must(t, w.SetKV("general.architecture", "test"))
+	must(t, w.AddTensorFunc("q", quant.GGMLQ4_K, []uint64{256, 2}, func(out io.Writer) error {
+		_, err := out.Write(q)
+		return err
+	}))
+	must(t, w.AddTensor("after", quant.GGMLF32, []uint64{1}, []byte{0, 0, 0x80, 0x3f}))
+	var buf bytes.Buffer
+	_, err := w.WriteTo(&buf)
+	must(t, err)
+	f, err := Parse(buf.Bytes())
+	must(t, err)
+	got, _, err := f.TensorFloat32("q")
+	must(t, err)
+	want := make([]float32, 512)
+	must(t, quant.DequantizeGGML(quant.GGMLQ4_K, q, want))
+	if !reflect.DeepEqual(got, want) {
+		t.Error("Q4_K tensor decoded differently after the round trip")
+	}
+	if v, _, err := f.TensorFloat32("after"); err != nil || v[0] != 1 {
+		t.Errorf("after = %v, %v", v, err)
+	}
+
+	short := NewWriter()
+	must(t, short.AddTensorFunc("q", quant.GGMLQ8_0, []uint64{32}, func(out io.Writer) error {
+		_, err := out.Write(make([]byte, 10))
+		return err
+	}))
+	if _, err := short.WriteTo(io.Discard); err == nil || !strings.Contains(err.Error(), "wrote 10 bytes, want 34") {
+		t.Errorf("short tensor: %v", err)
+	}
 }

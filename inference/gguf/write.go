@@ -21,8 +21,9 @@ type Writer struct {
 }
 
 type writerTensor struct {
-	info TensorInfo
-	data []byte
+	info  TensorInfo
+	data  []byte
+	write func(io.Writer) error // streams the data instead, when set
 }
 
 // NewWriter returns an empty writer.
@@ -62,27 +63,50 @@ func (w *Writer) SetKV(key string, value any) error {
 // length); data must be exactly the size implied by dims and typ. The writer
 // keeps data until WriteTo.
 func (w *Writer) AddTensor(name string, typ GGMLType, dims []uint64, data []byte) error {
+	info, err := w.checkTensor(name, typ, dims)
+	if err != nil {
+		return err
+	}
+	if uint64(len(data)) != info.Size {
+		return fmt.Errorf("gguf writer: tensor %q: %d bytes of data, dims %v of %s need %d", name, len(data), dims, typ, info.Size)
+	}
+	w.tIndex[name] = true
+	w.tensors = append(w.tensors, writerTensor{info: info, data: data})
+	return nil
+}
+
+// AddTensorFunc appends a tensor whose bytes write produces during WriteTo, so
+// a converter need not hold every tensor in memory. write must emit exactly
+// the size implied by dims and typ.
+func (w *Writer) AddTensorFunc(name string, typ GGMLType, dims []uint64, write func(io.Writer) error) error {
+	info, err := w.checkTensor(name, typ, dims)
+	if err != nil {
+		return err
+	}
+	if write == nil {
+		return fmt.Errorf("gguf writer: tensor %q: nil write function", name)
+	}
+	w.tIndex[name] = true
+	w.tensors = append(w.tensors, writerTensor{info: info, write: write})
+	return nil
+}
+
+func (w *Writer) checkTensor(name string, typ GGMLType, dims []uint64) (TensorInfo, error) {
 	switch {
 	case name == "":
-		return errors.New("gguf writer: empty tensor name")
+		return TensorInfo{}, errors.New("gguf writer: empty tensor name")
 	case len(name) > MaxTensorName:
-		return fmt.Errorf("gguf writer: tensor %q: name longer than %d bytes", name, MaxTensorName)
+		return TensorInfo{}, fmt.Errorf("gguf writer: tensor %q: name longer than %d bytes", name, MaxTensorName)
 	case len(dims) > MaxDims:
-		return fmt.Errorf("gguf writer: tensor %q: %d dims, at most %d", name, len(dims), MaxDims)
+		return TensorInfo{}, fmt.Errorf("gguf writer: tensor %q: %d dims, at most %d", name, len(dims), MaxDims)
 	case w.tIndex[name]:
-		return fmt.Errorf("gguf writer: tensor %q added twice", name)
+		return TensorInfo{}, fmt.Errorf("gguf writer: tensor %q added twice", name)
 	}
 	size, err := tensorSize(typ, dims)
 	if err != nil {
-		return fmt.Errorf("gguf writer: tensor %q: %w", name, err)
+		return TensorInfo{}, fmt.Errorf("gguf writer: tensor %q: %w", name, err)
 	}
-	if uint64(len(data)) != size {
-		return fmt.Errorf("gguf writer: tensor %q: %d bytes of data, dims %v of %s need %d", name, len(data), dims, typ, size)
-	}
-	w.tIndex[name] = true
-	info := TensorInfo{Name: name, Dims: append([]uint64(nil), dims...), Type: typ, Size: size}
-	w.tensors = append(w.tensors, writerTensor{info: info, data: data})
-	return nil
+	return TensorInfo{Name: name, Dims: append([]uint64(nil), dims...), Type: typ, Size: size}, nil
 }
 
 func (w *Writer) alignment() uint64 {
@@ -136,9 +160,21 @@ func (w *Writer) WriteTo(out io.Writer) (int64, error) {
 		e.u64(t.Offset)
 		offset = alignUp(offset+t.Size, align)
 	}
-	e.pad(align)
+	if len(w.tensors) > 0 { // a metadata-only file ends after the header, unpadded
+		e.pad(align)
+	}
 	for _, t := range w.tensors {
-		e.raw(t.data)
+		if t.write != nil && e.err == nil {
+			start := cw.n
+			if err := t.write(cw); err != nil {
+				return cw.n, fmt.Errorf("tensor %q: %w", t.info.Name, err)
+			}
+			if got := uint64(cw.n - start); got != t.info.Size {
+				return cw.n, fmt.Errorf("tensor %q: wrote %d bytes, want %d", t.info.Name, got, t.info.Size)
+			}
+		} else {
+			e.raw(t.data)
+		}
 		e.pad(align)
 	}
 	if e.err == nil {
