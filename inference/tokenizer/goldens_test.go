@@ -107,19 +107,26 @@ func TestMultilingualGoldens(t *testing.T) {
 		WithSpecial string  `json:"decoded_with_special"`
 		SkipSpecial string  `json:"decoded_skip_special"`
 	}
+	ggufVocab := func(name string) func(t *testing.T) *Tokenizer {
+		return func(t *testing.T) *Tokenizer {
+			return loadGGUFTokenizer(t, testutil.SharedPath(t, "assets", "gguf-vocab", name))
+		}
+	}
 	for _, c := range []struct {
 		baseline string
-		vocab    string
+		load     func(t *testing.T) *Tokenizer
 	}{
-		{"TinyLlama__TinyLlama-1.1B-Chat-v1.0.json", "ggml-vocab-llama-spm.gguf"},
-		{"openai-community__gpt2.json", "ggml-vocab-gpt-2.gguf"},
+		{"TinyLlama__TinyLlama-1.1B-Chat-v1.0.json", ggufVocab("ggml-vocab-llama-spm.gguf")},
+		{"openai-community__gpt2.json", ggufVocab("ggml-vocab-gpt-2.gguf")},
+		// Qwen2.5 shares its vocabulary and merges with Qwen3's tokenizer.json.
+		{"Qwen__Qwen2.5-0.5B.json", qwen3Tokenizer},
 	} {
 		t.Run(c.baseline, func(t *testing.T) {
 			var base struct {
 				Entries map[string]entry `json:"entries"`
 			}
 			readJSON(t, filepath.Join(dir, c.baseline), &base)
-			tk := loadGGUFTokenizer(t, testutil.SharedPath(t, "assets", "gguf-vocab", c.vocab))
+			tk := c.load(t)
 			ok := 0
 			for _, in := range inputs.Inputs {
 				e, found := base.Entries[in.ID]

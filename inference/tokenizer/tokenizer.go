@@ -7,6 +7,7 @@
 package tokenizer
 
 import (
+	"strings"
 	"sync"
 )
 
@@ -29,6 +30,12 @@ type Tokenizer struct {
 
 	bos, eos, pad, unk int32 // -1 when absent
 	eog                []int32
+
+	// metaSplit, when set, is SentencePiece's "▁": no vocabulary entry joins
+	// another character to a following ▁, so text can be cut before every
+	// "x▁" boundary without changing the result. This turns the one huge
+	// piece of pre-tokenizer-less SentencePiece models into cacheable words.
+	metaSplit string
 
 	cache wordCache
 }
@@ -124,12 +131,34 @@ func (t *Tokenizer) encodeNormalized(s string, start bool, out []int32) []int32 
 		return out
 	}
 	if t.pre == nil {
-		return t.encodeWord(s, out)
+		return t.encodeChunks(s, out)
 	}
 	for _, p := range t.pre.split([]piece{{s, start}}) {
-		out = t.encodeWord(p.text, out)
+		out = t.encodeChunks(p.text, out)
 	}
 	return out
+}
+
+// encodeChunks encodes one pre-token, cut at safe ▁ boundaries when allowed.
+func (t *Tokenizer) encodeChunks(s string, out []int32) []int32 {
+	if t.metaSplit == "" {
+		return t.encodeWord(s, out)
+	}
+	m := t.metaSplit
+	start := 0
+	for i := 1; i < len(s); {
+		k := strings.Index(s[i:], m)
+		if k < 0 {
+			break
+		}
+		i += k
+		if !strings.HasSuffix(s[:i], m) {
+			out = t.encodeWord(s[start:i], out)
+			start = i
+		}
+		i += len(m)
+	}
+	return t.encodeWord(s[start:], out)
 }
 
 func (t *Tokenizer) encodeWord(w string, out []int32) []int32 {
@@ -216,6 +245,10 @@ func (t *Tokenizer) finish() {
 	for id, tok := range t.tokens {
 		t.tokBytes[id] = t.dec.local(tok)
 	}
+	t.metaSplit = ""
+	if !t.model.byteLevel && metaSplitSafe(t.model) {
+		t.metaSplit = "▁"
+	}
 	t.eog = nil
 	if t.eos >= 0 {
 		t.eog = append(t.eog, t.eos)
@@ -233,4 +266,23 @@ func (t *Tokenizer) addEOG(id int32) {
 		}
 	}
 	t.eog = append(t.eog, id)
+}
+
+// metaSplitSafe reports whether no token the model can produce contains a
+// ▁ preceded by another character (runs of ▁ are fine: cuts fall only
+// where a run starts).
+func metaSplitSafe(m *bpeModel) bool {
+	for tok, id := range m.vocab {
+		if m.mergeable != nil && !m.mergeable[id] {
+			continue
+		}
+		prev := rune(-1)
+		for _, r := range tok {
+			if r == '▁' && prev != -1 && prev != '▁' {
+				return false
+			}
+			prev = r
+		}
+	}
+	return true
 }

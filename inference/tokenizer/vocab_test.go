@@ -47,7 +47,9 @@ func readVocabCases(t *testing.T, base string) []vocabCase {
 	return cases
 }
 
-func loadGGUFTokenizer(t *testing.T, path string) *Tokenizer {
+func loadGGUFTokenizer(t *testing.T, path string) *Tokenizer { return loadGGUFTokenizerTB(t, path) }
+
+func loadGGUFTokenizerTB(t testing.TB, path string) *Tokenizer {
 	t.Helper()
 	f, err := gguf.Open(path)
 	if err != nil {
