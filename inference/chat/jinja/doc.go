@@ -6,10 +6,11 @@
 // ensure_ascii=False, ", "/": " separators, indent, key order kept) and the
 // raise_exception and strftime_now globals.
 //
-// gonja v2 was not used: it iterates and prints Go maps with sorted keys,
-// its ordered Dict type is only partly supported (no items()/keys() or
-// attribute access through it) and its tojson and str.replace differ from
-// Python, so matching transformers would have meant patching it throughout.
+// gonja v2 (v2.9.1) was not used: it iterates and prints Go maps with sorted
+// keys, its ordered Dict type is handled in only some code paths (Value.Items
+// and Value.String, for instance, look at Go maps alone), and its tojson and
+// str.replace differ from Python, so matching transformers would have meant
+// patching it in many places.
 //
 // Supported: {{ }}, {% if/elif/else %}, {% for %} (tuple targets, "if"
 // filter, else, loop.index/index0/revindex/revindex0/first/last/length/
