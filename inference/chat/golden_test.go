@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -23,6 +24,7 @@ type goldenCases struct {
 	} `json:"templates"`
 	Tools         []json.RawMessage `json:"tools"`
 	Conversations map[string]struct {
+		Only     []string                   `json:"only"`
 		Tools    bool                       `json:"tools"`
 		Kwargs   map[string]json.RawMessage `json:"kwargs"`
 		Messages json.RawMessage            `json:"messages"`
@@ -92,6 +94,9 @@ func TestGoldenTemplates(t *testing.T) {
 		}
 		tmpl.Now = fixedNow
 		for cname, conv := range cases.Conversations {
+			if len(conv.Only) > 0 && !slices.Contains(conv.Only, tname) {
+				continue
+			}
 			var msgs []Message
 			if err := json.Unmarshal(conv.Messages, &msgs); err != nil {
 				t.Fatalf("%s: %v", cname, err)

@@ -53,6 +53,8 @@ def main():
         with open(os.path.join(template_dir, tname), encoding="utf-8") as f:
             template = env.from_string(f.read())
         for cname, conv in cases["conversations"].items():
+            if "only" in conv and tname not in conv["only"]:
+                continue
             for agp in (True, False):
                 name = "%s/%s/agp=%s" % (tname, cname, "true" if agp else "false")
                 kwargs = dict(tokens)
