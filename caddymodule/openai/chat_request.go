@@ -224,7 +224,7 @@ var namePattern = regexp.MustCompile(`^[a-zA-Z0-9_-]{1,64}$`)
 
 func checkName(path, name string) *Error {
 	if !namePattern.MatchString(name) {
-		return errAt(path, "must be 1 to 64 letters, digits, underscores or dashes, got %q", name)
+		return errAt(path, "must be 1 to 64 letters, digits, underscores or dashes, got %s", quote(name))
 	}
 	return nil
 }
@@ -394,7 +394,7 @@ func (r *ChatRequest) validate(l Limits) *Error {
 		case ToolChoiceFunction:
 			found := slices.ContainsFunc(r.Tools, func(t Tool) bool { return t.Function.Name == r.ToolChoice.Function })
 			if !found {
-				return errAt("tool_choice.function.name", "no tool named %q in tools", r.ToolChoice.Function)
+				return errAt("tool_choice.function.name", "no tool named %s in tools", quote(r.ToolChoice.Function))
 			}
 		}
 	}
@@ -447,7 +447,7 @@ func decodeMessage(path string, raw json.RawMessage, m *Message) *Error {
 		return e
 	}
 	if !slices.Contains(roles, m.Role) {
-		return errAt(rp, "unknown role %q; expected one of %s", m.Role, strings.Join(roles, ", "))
+		return errAt(rp, "unknown role %s; expected one of %s", quote(m.Role), strings.Join(roles, ", "))
 	}
 	fields := map[string]fieldFunc{
 		"role": func(string, json.RawMessage) *Error { return nil },
@@ -559,8 +559,8 @@ func decodePart(path string, raw json.RawMessage, role string, part *ContentPart
 	}
 	allowed := partTypes[role]
 	if !slices.Contains(allowed, part.Type) {
-		return errAt(tp, "content part type %q is not allowed in a %q message; expected one of %s",
-			part.Type, role, strings.Join(allowed, ", "))
+		return errAt(tp, "content part type %s is not allowed in a %q message; expected one of %s",
+			quote(part.Type), role, strings.Join(allowed, ", "))
 	}
 	fields := map[string]fieldFunc{"type": func(string, json.RawMessage) *Error { return nil }}
 	var got bool
@@ -610,7 +610,7 @@ func decodeToolCalls(path string, raw json.RawMessage) ([]ToolCall, *Error) {
 			"type": func(p string, raw json.RawMessage) (e *Error) {
 				tc.Type, e = getString(p, raw)
 				if e == nil && tc.Type != "function" {
-					e = errAt(p, "expected \"function\", got %q", tc.Type)
+					e = errAt(p, "expected \"function\", got %s", quote(tc.Type))
 				}
 				return e
 			},
@@ -668,7 +668,7 @@ func decodeTools(path string, raw json.RawMessage, l Limits) ([]Tool, *Error) {
 			"type": func(p string, raw json.RawMessage) (e *Error) {
 				t.Type, e = getString(p, raw)
 				if e == nil && t.Type != "function" {
-					e = errAt(p, "expected \"function\", got %q", t.Type)
+					e = errAt(p, "expected \"function\", got %s", quote(t.Type))
 				}
 				return e
 			},
@@ -734,7 +734,7 @@ func decodeToolChoice(path string, raw json.RawMessage) (*ToolChoice, *Error) {
 		case ToolChoiceNone, ToolChoiceAuto, ToolChoiceRequired:
 			return &ToolChoice{Mode: s}, nil
 		}
-		return nil, errAt(path, "expected %s, got %q", want, s)
+		return nil, errAt(path, "expected %s, got %s", want, quote(s))
 	case "object":
 	default:
 		return nil, typeErr(path, want, raw)
@@ -745,7 +745,7 @@ func decodeToolChoice(path string, raw json.RawMessage) (*ToolChoice, *Error) {
 		"type": func(p string, raw json.RawMessage) (e *Error) {
 			typ, e = getString(p, raw)
 			if e == nil && typ != "function" {
-				e = errAt(p, "expected \"function\", got %q", typ)
+				e = errAt(p, "expected \"function\", got %s", quote(typ))
 			}
 			return e
 		},
@@ -787,7 +787,7 @@ func decodeResponseFormat(path string, raw json.RawMessage, l Limits) (*Response
 			case FormatText, FormatJSONObject, FormatJSONSchema:
 				return nil
 			}
-			return errAt(p, "expected %q, %q or %q, got %q", FormatText, FormatJSONObject, FormatJSONSchema, rf.Type)
+			return errAt(p, "expected %q, %q or %q, got %s", FormatText, FormatJSONObject, FormatJSONSchema, quote(rf.Type))
 		},
 		"json_schema": func(p string, raw json.RawMessage) *Error {
 			schemaRaw = raw

@@ -49,6 +49,9 @@ func TestDecodeChatRequestErrors(t *testing.T) {
 		{"array root", `[1]`, Limits{}, 400, "<nil>", "request body must be a JSON object, got array"},
 		{"too large", chatBody(""), Limits{MaxBodyBytes: 16}, 413, "<nil>", "request body exceeds the limit of 16 bytes"},
 		{"duplicate key", `{"model":"m","model":"n",` + userHi + `}`, Limits{}, 400, "model", "model: duplicate field"},
+		{"long unknown key clipped", chatBody(`"` + strings.Repeat("k", 100) + `":1`), Limits{}, 400, strings.Repeat("k", 64) + "…", "unrecognized request argument supplied: " + strings.Repeat("k", 64) + "…"},
+		{"long nested key clipped", withMessages(`{"role":"user","content":"x","` + strings.Repeat("é", 40) + `":1}`), Limits{}, 400, "messages[0]." + strings.Repeat("é", 32) + "…", `messages[0]: unknown field "` + strings.Repeat("é", 32) + `…"`},
+		{"long role clipped", withMessages(`{"role":"` + strings.Repeat("r", 1000) + `","content":"x"}`), Limits{}, 400, "messages[0].role", `messages[0].role: unknown role "` + strings.Repeat("r", 64) + `…"; expected one of system, developer, user, assistant, tool`},
 		{"unknown top-level", chatBody(`"temprature":1`), Limits{}, 400, "temprature", "unrecognized request argument supplied: temprature"},
 
 		// model and messages.
@@ -121,6 +124,7 @@ func TestDecodeChatRequestErrors(t *testing.T) {
 		{"logit_bias word key", chatBody(`"logit_bias":{"hello":1}`), Limits{}, 400, "logit_bias.hello", `logit_bias.hello: expected a token id (non-negative integer) as key, got "hello"`},
 		{"logit_bias negative key", chatBody(`"logit_bias":{"-1":1}`), Limits{}, 400, "logit_bias.-1", `logit_bias.-1: expected a token id (non-negative integer) as key, got "-1"`},
 		{"logit_bias value", chatBody(`"logit_bias":{"50256":-101}`), Limits{}, 400, "logit_bias.50256", "logit_bias.50256: must be between -100 and 100, got -101"},
+		{"logit_bias too many", chatBody(`"logit_bias":{"1":1,"2":2}`), Limits{MaxLogitBias: 1}, 400, "logit_bias", "logit_bias: at most 1 entries are allowed, got 2"},
 		{"logit_bias string value", chatBody(`"logit_bias":{"1":"5"}`), Limits{}, 400, "logit_bias.1", "logit_bias.1: expected number, got string"},
 		{"logprobs string", chatBody(`"logprobs":"yes"`), Limits{}, 400, "logprobs", "logprobs: expected boolean, got string"},
 		{"top_logprobs high", chatBody(`"logprobs":true,"top_logprobs":21`), Limits{}, 400, "top_logprobs", "top_logprobs: must be an integer between 0 and 20, got 21"},

@@ -101,7 +101,7 @@ func NotFound(message string) *Error {
 // ModelNotFound is the 404 for an unknown model id, with param "model" and
 // code "model_not_found" as OpenAI sends.
 func ModelNotFound(model string) *Error {
-	return NotFound(fmt.Sprintf("the model %q does not exist or is not available", model)).
+	return NotFound(fmt.Sprintf("the model %s does not exist or is not available", quote(model))).
 		WithParam("model").WithCode("model_not_found")
 }
 
