@@ -535,6 +535,9 @@ func decodeContent(path string, raw json.RawMessage, m *Message) *Error {
 	if e != nil {
 		return e
 	}
+	if len(items) == 0 {
+		return errAt(path, "must contain at least one content part")
+	}
 	m.Parts = make([]ContentPart, len(items))
 	for i, it := range items {
 		if e := decodePart(elem(path, i), it, m.Role, &m.Parts[i]); e != nil {

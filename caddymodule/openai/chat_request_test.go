@@ -80,6 +80,7 @@ func TestDecodeChatRequestErrors(t *testing.T) {
 		{"assistant empty", withMessages(`{"role":"assistant","content":null}`), Limits{}, 400, "messages[0].content", "messages[0].content: an assistant message needs content or tool_calls"},
 
 		// Content parts.
+		{"parts empty", withMessages(`{"role":"user","content":[]}`), Limits{}, 400, "messages[0].content", "messages[0].content: must contain at least one content part"},
 		{"part not object", withMessages(`{"role":"user","content":["hi"]}`), Limits{}, 400, "messages[0].content[0]", "messages[0].content[0]: expected object, got string"},
 		{"part type missing", withMessages(`{"role":"user","content":[{"text":"hi"}]}`), Limits{}, 400, "messages[0].content[0].type", "messages[0].content[0].type: required field is missing"},
 		{"part type for role", withMessages(`{"role":"system","content":[{"type":"image_url","image_url":{"url":"x"}}]}`), Limits{}, 400, "messages[0].content[0].type", `messages[0].content[0].type: content part type "image_url" is not allowed in a "system" message; expected one of text`},
