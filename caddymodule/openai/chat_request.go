@@ -71,8 +71,12 @@ type ChatRequest struct {
 	Prediction       json.RawMessage
 	Audio            json.RawMessage
 	WebSearchOptions json.RawMessage
-	Functions        json.RawMessage // deprecated form of tools
-	FunctionCall     json.RawMessage // deprecated form of tool_choice
+	// ChatTemplateKwargs is an extension (from vLLM, widely used with Qwen3
+	// models): extra variables for the chat template, e.g.
+	// {"enable_thinking": false}; the raw object, nil when absent.
+	ChatTemplateKwargs json.RawMessage
+	Functions          json.RawMessage // deprecated form of tools
+	FunctionCall       json.RawMessage // deprecated form of tool_choice
 
 	present []string
 }
@@ -119,10 +123,14 @@ type Message struct {
 	// HasContent is false when content was absent or null (allowed only for
 	// assistant messages with tool calls, a refusal, audio or function_call).
 	HasContent bool
-	Name       string     // optional participant name (not on tool messages)
+	Name       string     // optional participant name
 	ToolCalls  []ToolCall // assistant only
 	ToolCallID string     // tool only, required there
 	Refusal    string     // assistant only
+	// ReasoningContent is an extension: the reasoning ("thinking") text of an
+	// earlier assistant turn, as servers for reasoning models return it and
+	// clients send it back; chat templates such as Qwen3's read it.
+	ReasoningContent string
 
 	Audio        json.RawMessage // assistant only, raw {"id"}
 	FunctionCall json.RawMessage // assistant only, deprecated
@@ -341,11 +349,12 @@ func (r *ChatRequest) fields(l Limits) map[string]fieldFunc {
 			}
 			return nil
 		},
-		"prompt_cache_key":   str(&r.PromptCacheKey),
-		"safety_identifier":  str(&r.SafetyIdentifier),
-		"prediction":         objRaw(&r.Prediction),
-		"audio":              objRaw(&r.Audio),
-		"web_search_options": objRaw(&r.WebSearchOptions),
+		"prompt_cache_key":     str(&r.PromptCacheKey),
+		"safety_identifier":    str(&r.SafetyIdentifier),
+		"prediction":           objRaw(&r.Prediction),
+		"audio":                objRaw(&r.Audio),
+		"web_search_options":   objRaw(&r.WebSearchOptions),
+		"chat_template_kwargs": objRaw(&r.ChatTemplateKwargs),
 		"functions": func(p string, raw json.RawMessage) *Error {
 			if kindOf(raw) != "array" {
 				return typeErr(p, "array", raw)
@@ -456,11 +465,11 @@ func decodeMessage(path string, raw json.RawMessage, m *Message) *Error {
 			return decodeContent(p, raw, m)
 		},
 	}
-	if m.Role != RoleTool {
-		fields["name"] = func(p string, raw json.RawMessage) (e *Error) {
-			m.Name, e = getString(p, raw)
-			return e
-		}
+	// name is accepted on every role: OpenAI documents it for all but tool
+	// messages, yet common clients (LangChain) send the tool's name there too.
+	fields["name"] = func(p string, raw json.RawMessage) (e *Error) {
+		m.Name, e = getString(p, raw)
+		return e
 	}
 	switch m.Role {
 	case RoleAssistant:
@@ -470,6 +479,10 @@ func decodeMessage(path string, raw json.RawMessage, m *Message) *Error {
 		}
 		fields["refusal"] = func(p string, raw json.RawMessage) (e *Error) {
 			m.Refusal, e = getString(p, raw)
+			return e
+		}
+		fields["reasoning_content"] = func(p string, raw json.RawMessage) (e *Error) {
+			m.ReasoningContent, e = getString(p, raw)
 			return e
 		}
 		fields["audio"] = func(p string, raw json.RawMessage) *Error {
@@ -494,8 +507,8 @@ func decodeMessage(path string, raw json.RawMessage, m *Message) *Error {
 	}
 	unknown := func(p, key string) *Error {
 		switch key {
-		case "tool_calls", "refusal", "audio", "function_call", "tool_call_id", "name":
-			return errAt(child(p, key), "not allowed on a %q message", m.Role)
+		case "tool_calls", "refusal", "reasoning_content", "audio", "function_call", "tool_call_id":
+			return errAt(child(p, key), "not allowed on %q messages", m.Role)
 		}
 		return unknownNested(p, key)
 	}
@@ -562,7 +575,7 @@ func decodePart(path string, raw json.RawMessage, role string, part *ContentPart
 	}
 	allowed := partTypes[role]
 	if !slices.Contains(allowed, part.Type) {
-		return errAt(tp, "content part type %s is not allowed in a %q message; expected one of %s",
+		return errAt(tp, "content part type %s is not allowed in %q messages; expected one of %s",
 			quote(part.Type), role, strings.Join(allowed, ", "))
 	}
 	fields := map[string]fieldFunc{"type": func(string, json.RawMessage) *Error { return nil }}
