@@ -71,8 +71,12 @@ type ChatRequest struct {
 	Prediction       json.RawMessage
 	Audio            json.RawMessage
 	WebSearchOptions json.RawMessage
-	Functions        json.RawMessage // deprecated form of tools
-	FunctionCall     json.RawMessage // deprecated form of tool_choice
+	// ChatTemplateKwargs is an extension (from vLLM, widely used with Qwen3
+	// models): extra variables for the chat template, e.g.
+	// {"enable_thinking": false}; the raw object, nil when absent.
+	ChatTemplateKwargs json.RawMessage
+	Functions          json.RawMessage // deprecated form of tools
+	FunctionCall       json.RawMessage // deprecated form of tool_choice
 
 	present []string
 }
@@ -119,10 +123,14 @@ type Message struct {
 	// HasContent is false when content was absent or null (allowed only for
 	// assistant messages with tool calls, a refusal, audio or function_call).
 	HasContent bool
-	Name       string     // optional participant name (not on tool messages)
+	Name       string     // optional participant name
 	ToolCalls  []ToolCall // assistant only
 	ToolCallID string     // tool only, required there
 	Refusal    string     // assistant only
+	// ReasoningContent is an extension: the reasoning ("thinking") text of an
+	// earlier assistant turn, as servers for reasoning models return it and
+	// clients send it back; chat templates such as Qwen3's read it.
+	ReasoningContent string
 
 	Audio        json.RawMessage // assistant only, raw {"id"}
 	FunctionCall json.RawMessage // assistant only, deprecated
@@ -224,7 +232,7 @@ var namePattern = regexp.MustCompile(`^[a-zA-Z0-9_-]{1,64}$`)
 
 func checkName(path, name string) *Error {
 	if !namePattern.MatchString(name) {
-		return errAt(path, "must be 1 to 64 letters, digits, underscores or dashes, got %q", name)
+		return errAt(path, "must be 1 to 64 letters, digits, underscores or dashes, got %s", quote(name))
 	}
 	return nil
 }
@@ -341,11 +349,12 @@ func (r *ChatRequest) fields(l Limits) map[string]fieldFunc {
 			}
 			return nil
 		},
-		"prompt_cache_key":   str(&r.PromptCacheKey),
-		"safety_identifier":  str(&r.SafetyIdentifier),
-		"prediction":         objRaw(&r.Prediction),
-		"audio":              objRaw(&r.Audio),
-		"web_search_options": objRaw(&r.WebSearchOptions),
+		"prompt_cache_key":     str(&r.PromptCacheKey),
+		"safety_identifier":    str(&r.SafetyIdentifier),
+		"prediction":           objRaw(&r.Prediction),
+		"audio":                objRaw(&r.Audio),
+		"web_search_options":   objRaw(&r.WebSearchOptions),
+		"chat_template_kwargs": objRaw(&r.ChatTemplateKwargs),
 		"functions": func(p string, raw json.RawMessage) *Error {
 			if kindOf(raw) != "array" {
 				return typeErr(p, "array", raw)
@@ -394,7 +403,7 @@ func (r *ChatRequest) validate(l Limits) *Error {
 		case ToolChoiceFunction:
 			found := slices.ContainsFunc(r.Tools, func(t Tool) bool { return t.Function.Name == r.ToolChoice.Function })
 			if !found {
-				return errAt("tool_choice.function.name", "no tool named %q in tools", r.ToolChoice.Function)
+				return errAt("tool_choice.function.name", "no tool named %s in tools", quote(r.ToolChoice.Function))
 			}
 		}
 	}
@@ -447,7 +456,7 @@ func decodeMessage(path string, raw json.RawMessage, m *Message) *Error {
 		return e
 	}
 	if !slices.Contains(roles, m.Role) {
-		return errAt(rp, "unknown role %q; expected one of %s", m.Role, strings.Join(roles, ", "))
+		return errAt(rp, "unknown role %s; expected one of %s", quote(m.Role), strings.Join(roles, ", "))
 	}
 	fields := map[string]fieldFunc{
 		"role": func(string, json.RawMessage) *Error { return nil },
@@ -456,11 +465,11 @@ func decodeMessage(path string, raw json.RawMessage, m *Message) *Error {
 			return decodeContent(p, raw, m)
 		},
 	}
-	if m.Role != RoleTool {
-		fields["name"] = func(p string, raw json.RawMessage) (e *Error) {
-			m.Name, e = getString(p, raw)
-			return e
-		}
+	// name is accepted on every role: OpenAI documents it for all but tool
+	// messages, yet common clients (LangChain) send the tool's name there too.
+	fields["name"] = func(p string, raw json.RawMessage) (e *Error) {
+		m.Name, e = getString(p, raw)
+		return e
 	}
 	switch m.Role {
 	case RoleAssistant:
@@ -470,6 +479,10 @@ func decodeMessage(path string, raw json.RawMessage, m *Message) *Error {
 		}
 		fields["refusal"] = func(p string, raw json.RawMessage) (e *Error) {
 			m.Refusal, e = getString(p, raw)
+			return e
+		}
+		fields["reasoning_content"] = func(p string, raw json.RawMessage) (e *Error) {
+			m.ReasoningContent, e = getString(p, raw)
 			return e
 		}
 		fields["audio"] = func(p string, raw json.RawMessage) *Error {
@@ -494,8 +507,8 @@ func decodeMessage(path string, raw json.RawMessage, m *Message) *Error {
 	}
 	unknown := func(p, key string) *Error {
 		switch key {
-		case "tool_calls", "refusal", "audio", "function_call", "tool_call_id", "name":
-			return errAt(child(p, key), "not allowed on a %q message", m.Role)
+		case "tool_calls", "refusal", "reasoning_content", "audio", "function_call", "tool_call_id":
+			return errAt(child(p, key), "not allowed on %q messages", m.Role)
 		}
 		return unknownNested(p, key)
 	}
@@ -535,6 +548,9 @@ func decodeContent(path string, raw json.RawMessage, m *Message) *Error {
 	if e != nil {
 		return e
 	}
+	if len(items) == 0 {
+		return errAt(path, "must contain at least one content part")
+	}
 	m.Parts = make([]ContentPart, len(items))
 	for i, it := range items {
 		if e := decodePart(elem(path, i), it, m.Role, &m.Parts[i]); e != nil {
@@ -559,8 +575,8 @@ func decodePart(path string, raw json.RawMessage, role string, part *ContentPart
 	}
 	allowed := partTypes[role]
 	if !slices.Contains(allowed, part.Type) {
-		return errAt(tp, "content part type %q is not allowed in a %q message; expected one of %s",
-			part.Type, role, strings.Join(allowed, ", "))
+		return errAt(tp, "content part type %s is not allowed in %q messages; expected one of %s",
+			quote(part.Type), role, strings.Join(allowed, ", "))
 	}
 	fields := map[string]fieldFunc{"type": func(string, json.RawMessage) *Error { return nil }}
 	var got bool
@@ -610,7 +626,7 @@ func decodeToolCalls(path string, raw json.RawMessage) ([]ToolCall, *Error) {
 			"type": func(p string, raw json.RawMessage) (e *Error) {
 				tc.Type, e = getString(p, raw)
 				if e == nil && tc.Type != "function" {
-					e = errAt(p, "expected \"function\", got %q", tc.Type)
+					e = errAt(p, "expected \"function\", got %s", quote(tc.Type))
 				}
 				return e
 			},
@@ -668,7 +684,7 @@ func decodeTools(path string, raw json.RawMessage, l Limits) ([]Tool, *Error) {
 			"type": func(p string, raw json.RawMessage) (e *Error) {
 				t.Type, e = getString(p, raw)
 				if e == nil && t.Type != "function" {
-					e = errAt(p, "expected \"function\", got %q", t.Type)
+					e = errAt(p, "expected \"function\", got %s", quote(t.Type))
 				}
 				return e
 			},
@@ -734,7 +750,7 @@ func decodeToolChoice(path string, raw json.RawMessage) (*ToolChoice, *Error) {
 		case ToolChoiceNone, ToolChoiceAuto, ToolChoiceRequired:
 			return &ToolChoice{Mode: s}, nil
 		}
-		return nil, errAt(path, "expected %s, got %q", want, s)
+		return nil, errAt(path, "expected %s, got %s", want, quote(s))
 	case "object":
 	default:
 		return nil, typeErr(path, want, raw)
@@ -745,7 +761,7 @@ func decodeToolChoice(path string, raw json.RawMessage) (*ToolChoice, *Error) {
 		"type": func(p string, raw json.RawMessage) (e *Error) {
 			typ, e = getString(p, raw)
 			if e == nil && typ != "function" {
-				e = errAt(p, "expected \"function\", got %q", typ)
+				e = errAt(p, "expected \"function\", got %s", quote(typ))
 			}
 			return e
 		},
@@ -787,7 +803,7 @@ func decodeResponseFormat(path string, raw json.RawMessage, l Limits) (*Response
 			case FormatText, FormatJSONObject, FormatJSONSchema:
 				return nil
 			}
-			return errAt(p, "expected %q, %q or %q, got %q", FormatText, FormatJSONObject, FormatJSONSchema, rf.Type)
+			return errAt(p, "expected %q, %q or %q, got %s", FormatText, FormatJSONObject, FormatJSONSchema, quote(rf.Type))
 		},
 		"json_schema": func(p string, raw json.RawMessage) *Error {
 			schemaRaw = raw

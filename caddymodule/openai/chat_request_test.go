@@ -49,6 +49,9 @@ func TestDecodeChatRequestErrors(t *testing.T) {
 		{"array root", `[1]`, Limits{}, 400, "<nil>", "request body must be a JSON object, got array"},
 		{"too large", chatBody(""), Limits{MaxBodyBytes: 16}, 413, "<nil>", "request body exceeds the limit of 16 bytes"},
 		{"duplicate key", `{"model":"m","model":"n",` + userHi + `}`, Limits{}, 400, "model", "model: duplicate field"},
+		{"long unknown key clipped", chatBody(`"` + strings.Repeat("k", 100) + `":1`), Limits{}, 400, strings.Repeat("k", 64) + "…", "unrecognized request argument supplied: " + strings.Repeat("k", 64) + "…"},
+		{"long nested key clipped", withMessages(`{"role":"user","content":"x","` + strings.Repeat("é", 40) + `":1}`), Limits{}, 400, "messages[0]." + strings.Repeat("é", 32) + "…", `messages[0]: unknown field "` + strings.Repeat("é", 32) + `…"`},
+		{"long role clipped", withMessages(`{"role":"` + strings.Repeat("r", 1000) + `","content":"x"}`), Limits{}, 400, "messages[0].role", `messages[0].role: unknown role "` + strings.Repeat("r", 64) + `…"; expected one of system, developer, user, assistant, tool`},
 		{"unknown top-level", chatBody(`"temprature":1`), Limits{}, 400, "temprature", "unrecognized request argument supplied: temprature"},
 
 		// model and messages.
@@ -70,17 +73,20 @@ func TestDecodeChatRequestErrors(t *testing.T) {
 		{"message unknown field", withMessages(`{"role":"user","content":"x","foo":1}`), Limits{}, 400, "messages[0].foo", `messages[0]: unknown field "foo"`},
 		{"message duplicate field", withMessages(`{"role":"user","content":"x","content":"y"}`), Limits{}, 400, "messages[0].content", `messages[0].content: duplicate field`},
 		{"name number", withMessages(`{"role":"user","content":"x","name":3}`), Limits{}, 400, "messages[0].name", "messages[0].name: expected string, got number"},
-		{"tool_calls on user", withMessages(`{"role":"user","content":"x","tool_calls":[]}`), Limits{}, 400, "messages[0].tool_calls", `messages[0].tool_calls: not allowed on a "user" message`},
-		{"name on tool", withMessages(`{"role":"tool","content":"x","tool_call_id":"c","name":"f"}`), Limits{}, 400, "messages[0].name", `messages[0].name: not allowed on a "tool" message`},
+		{"tool_calls on user", withMessages(`{"role":"user","content":"x","tool_calls":[]}`), Limits{}, 400, "messages[0].tool_calls", `messages[0].tool_calls: not allowed on "user" messages`},
+		{"reasoning_content on user", withMessages(`{"role":"user","content":"x","reasoning_content":"r"}`), Limits{}, 400, "messages[0].reasoning_content", `messages[0].reasoning_content: not allowed on "user" messages`},
+		{"tool_call_id on assistant", withMessages(`{"role":"assistant","content":"x","tool_call_id":"c"}`), Limits{}, 400, "messages[0].tool_call_id", `messages[0].tool_call_id: not allowed on "assistant" messages`},
+		{"chat_template_kwargs array", chatBody(`"chat_template_kwargs":[]`), Limits{}, 400, "chat_template_kwargs", "chat_template_kwargs: expected object, got array"},
 		{"tool without id", withMessages(`{"role":"tool","content":"x"}`), Limits{}, 400, "messages[0].tool_call_id", `messages[0].tool_call_id: required on a "tool" message`},
 		{"tool without content", withMessages(`{"role":"tool","tool_call_id":"c"}`), Limits{}, 400, "messages[0].content", `messages[0].content: required field is missing`},
 		{"assistant empty", withMessages(`{"role":"assistant","content":null}`), Limits{}, 400, "messages[0].content", "messages[0].content: an assistant message needs content or tool_calls"},
 
 		// Content parts.
+		{"parts empty", withMessages(`{"role":"user","content":[]}`), Limits{}, 400, "messages[0].content", "messages[0].content: must contain at least one content part"},
 		{"part not object", withMessages(`{"role":"user","content":["hi"]}`), Limits{}, 400, "messages[0].content[0]", "messages[0].content[0]: expected object, got string"},
 		{"part type missing", withMessages(`{"role":"user","content":[{"text":"hi"}]}`), Limits{}, 400, "messages[0].content[0].type", "messages[0].content[0].type: required field is missing"},
-		{"part type for role", withMessages(`{"role":"system","content":[{"type":"image_url","image_url":{"url":"x"}}]}`), Limits{}, 400, "messages[0].content[0].type", `messages[0].content[0].type: content part type "image_url" is not allowed in a "system" message; expected one of text`},
-		{"part unknown type", withMessages(`{"role":"user","content":[{"type":"video","video":{}}]}`), Limits{}, 400, "messages[0].content[0].type", `messages[0].content[0].type: content part type "video" is not allowed in a "user" message; expected one of text, image_url, input_audio, file`},
+		{"part type for role", withMessages(`{"role":"system","content":[{"type":"image_url","image_url":{"url":"x"}}]}`), Limits{}, 400, "messages[0].content[0].type", `messages[0].content[0].type: content part type "image_url" is not allowed in "system" messages; expected one of text`},
+		{"part unknown type", withMessages(`{"role":"user","content":[{"type":"video","video":{}}]}`), Limits{}, 400, "messages[0].content[0].type", `messages[0].content[0].type: content part type "video" is not allowed in "user" messages; expected one of text, image_url, input_audio, file`},
 		{"text part without text", withMessages(`{"role":"user","content":[{"type":"text"}]}`), Limits{}, 400, "messages[0].content[0].text", "messages[0].content[0].text: required field is missing"},
 		{"text part number", withMessages(`{"role":"user","content":[{"type":"text","text":1}]}`), Limits{}, 400, "messages[0].content[0].text", "messages[0].content[0].text: expected string, got number"},
 		{"text part extra", withMessages(`{"role":"user","content":[{"type":"text","text":"a","image_url":{}}]}`), Limits{}, 400, "messages[0].content[0].image_url", `messages[0].content[0]: unknown field "image_url"`},
@@ -121,6 +127,7 @@ func TestDecodeChatRequestErrors(t *testing.T) {
 		{"logit_bias word key", chatBody(`"logit_bias":{"hello":1}`), Limits{}, 400, "logit_bias.hello", `logit_bias.hello: expected a token id (non-negative integer) as key, got "hello"`},
 		{"logit_bias negative key", chatBody(`"logit_bias":{"-1":1}`), Limits{}, 400, "logit_bias.-1", `logit_bias.-1: expected a token id (non-negative integer) as key, got "-1"`},
 		{"logit_bias value", chatBody(`"logit_bias":{"50256":-101}`), Limits{}, 400, "logit_bias.50256", "logit_bias.50256: must be between -100 and 100, got -101"},
+		{"logit_bias too many", chatBody(`"logit_bias":{"1":1,"2":2}`), Limits{MaxLogitBias: 1}, 400, "logit_bias", "logit_bias: at most 1 entries are allowed, got 2"},
 		{"logit_bias string value", chatBody(`"logit_bias":{"1":"5"}`), Limits{}, 400, "logit_bias.1", "logit_bias.1: expected number, got string"},
 		{"logprobs string", chatBody(`"logprobs":"yes"`), Limits{}, 400, "logprobs", "logprobs: expected boolean, got string"},
 		{"top_logprobs high", chatBody(`"logprobs":true,"top_logprobs":21`), Limits{}, 400, "top_logprobs", "top_logprobs: must be an integer between 0 and 20, got 21"},
@@ -242,8 +249,8 @@ func TestDecodeChatRequestFull(t *testing.T) {
 	    {"content": "Weather in Paris?", "role": "user", "name": "ann"},
 	    {"role": "user", "content": [{"type": "text", "text": "look"}, {"type": "image_url", "image_url": {"url": "http://x/y.png"}}]},
 	    {"role": "assistant", "content": null, "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\",\"unit\":\"c\"}"}}]},
-	    {"role": "tool", "tool_call_id": "call_1", "content": "21C"},
-	    {"role": "assistant", "content": [{"type": "refusal", "refusal": "no"}]}
+	    {"role": "tool", "tool_call_id": "call_1", "content": "21C", "name": "get_weather"},
+	    {"role": "assistant", "content": [{"type": "refusal", "refusal": "no"}], "reasoning_content": "hmm"}
 	  ],
 	  "temperature": 0, "top_p": 0.9, "top_k": 40, "min_p": 0.05,
 	  "frequency_penalty": -2, "presence_penalty": 2, "repetition_penalty": 1.1,
@@ -260,7 +267,7 @@ func TestDecodeChatRequestFull(t *testing.T) {
 	  "reasoning_effort": "low", "store": false, "metadata": {"k": "v"}, "service_tier": "auto",
 	  "modalities": ["text"], "verbosity": "low", "prompt_cache_key": "p", "safety_identifier": "s",
 	  "prediction": {"type": "content", "content": "x"}, "audio": {"voice": "v", "format": "wav"},
-	  "web_search_options": {}, "functions": [], "function_call": "auto",
+	  "web_search_options": {}, "functions": [], "function_call": "auto", "chat_template_kwargs": {"enable_thinking": false},
 	  "suffix": null
 	}`
 	// suffix is not a chat field even when null.
@@ -295,10 +302,10 @@ func TestDecodeChatRequestFull(t *testing.T) {
 	if tc := m.ToolCalls[0]; tc.ID != "call_1" || tc.Type != "function" || tc.Function.Name != "get_weather" || tc.Function.Arguments != `{"city":"Paris","unit":"c"}` {
 		t.Errorf("tool call: %+v", tc)
 	}
-	if m := r.Messages[5]; m.ToolCallID != "call_1" || m.Content != "21C" {
+	if m := r.Messages[5]; m.ToolCallID != "call_1" || m.Content != "21C" || m.Name != "get_weather" {
 		t.Errorf("tool message: %+v", m)
 	}
-	if p := r.Messages[6].Parts[0]; p.Type != PartRefusal || p.Text != "no" || r.Messages[6].Text() != "" {
+	if p := r.Messages[6].Parts[0]; p.Type != PartRefusal || p.Text != "no" || r.Messages[6].Text() != "" || r.Messages[6].ReasoningContent != "hmm" {
 		t.Errorf("refusal part: %+v", p)
 	}
 	s := r.Sampling
@@ -346,7 +353,7 @@ func TestDecodeChatRequestFull(t *testing.T) {
 	if r.ReasoningEffort != "low" || *r.Store || r.Metadata["k"] != "v" || r.ServiceTier != "auto" ||
 		len(r.Modalities) != 1 || r.Verbosity != "low" || r.PromptCacheKey != "p" || r.SafetyIdentifier != "s" ||
 		string(r.Prediction) != `{"type": "content", "content": "x"}` || r.Audio == nil || r.WebSearchOptions == nil ||
-		string(r.Functions) != "[]" || string(r.FunctionCall) != `"auto"` {
+		string(r.Functions) != "[]" || string(r.FunctionCall) != `"auto"` || string(r.ChatTemplateKwargs) != `{"enable_thinking": false}` {
 		t.Errorf("newer fields: %+v", r)
 	}
 	for _, f := range []string{"reasoning_effort", "store", "function_call", "model"} {
@@ -357,7 +364,7 @@ func TestDecodeChatRequestFull(t *testing.T) {
 	if r.Has("temprature") || r.Has("suffix") {
 		t.Errorf("Has reports absent fields")
 	}
-	if got := r.Fields(); len(got) != 39 || got[0] != "model" || got[1] != "messages" {
+	if got := r.Fields(); len(got) != 40 || got[0] != "model" || got[1] != "messages" {
 		t.Errorf("Fields() = %d %v", len(got), got)
 	}
 }

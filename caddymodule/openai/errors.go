@@ -83,6 +83,21 @@ func InvalidRequest(param, message string) *Error {
 	return e
 }
 
+// Unsupported is the 400 for a valid field this server does not implement,
+// with code "unsupported_parameter" as OpenAI uses; message should say what to
+// do instead. Refusing loudly beats silently ignoring (OPENAI.md §2, items 4
+// and 8).
+func Unsupported(param, message string) *Error {
+	return InvalidRequest(param, message).WithCode("unsupported_parameter")
+}
+
+// UnsupportedValue is the 400 for a field whose value this server does not
+// implement (e.g. n > 1 on a model that cannot batch), code
+// "unsupported_value".
+func UnsupportedValue(param, message string) *Error {
+	return InvalidRequest(param, message).WithCode("unsupported_value")
+}
+
 // Unauthorized is a 401 authentication_error with code "invalid_api_key".
 func Unauthorized(message string) *Error {
 	return NewError(http.StatusUnauthorized, TypeAuthentication, message).WithCode("invalid_api_key")
@@ -101,7 +116,7 @@ func NotFound(message string) *Error {
 // ModelNotFound is the 404 for an unknown model id, with param "model" and
 // code "model_not_found" as OpenAI sends.
 func ModelNotFound(model string) *Error {
-	return NotFound(fmt.Sprintf("the model %q does not exist or is not available", model)).
+	return NotFound(fmt.Sprintf("the model %s does not exist or is not available", quote(model))).
 		WithParam("model").WithCode("model_not_found")
 }
 

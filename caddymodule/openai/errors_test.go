@@ -18,6 +18,8 @@ func TestErrorConstructors(t *testing.T) {
 	}{
 		{InvalidRequest("n", "n: bad"), 400, "invalid_request_error", "n", "<nil>", "n: bad"},
 		{InvalidRequest("", "bad"), 400, "invalid_request_error", "<nil>", "<nil>", "bad"},
+		{Unsupported("reasoning_effort", "not supported"), 400, "invalid_request_error", "reasoning_effort", "unsupported_parameter", "not supported"},
+		{UnsupportedValue("n", "n must be 1"), 400, "invalid_request_error", "n", "unsupported_value", "n must be 1"},
 		{Unauthorized("invalid api key"), 401, "authentication_error", "<nil>", "invalid_api_key", "invalid api key"},
 		{Forbidden("no"), 403, "permission_error", "<nil>", "<nil>", "no"},
 		{NotFound("no such route"), 404, "not_found_error", "<nil>", "<nil>", "no such route"},

@@ -8,7 +8,7 @@ import (
 
 // fuzzLimits are small so that the fuzzer reaches every limit check.
 var fuzzLimits = Limits{MaxBodyBytes: 4096, MaxMessages: 4, MaxN: 3, MaxTokens: 100,
-	MaxStop: 2, MaxStopBytes: 8, MaxTools: 2, MaxSchemaBytes: 64, MaxPrompts: 3}
+	MaxStop: 2, MaxStopBytes: 8, MaxTools: 2, MaxSchemaBytes: 64, MaxPrompts: 3, MaxLogitBias: 3}
 
 var chatSeeds = []string{
 	chatBody(""),
@@ -50,8 +50,28 @@ func FuzzDecodeChatRequest(f *testing.F) {
 				t.Fatalf("invalid raw schema %q", tool.Function.Parameters)
 			}
 		}
-		for i := range req.Messages {
-			_ = req.Messages[i].Text()
+		// Differential check: encoding/json reads the same model and text.
+		var ref struct {
+			Model    string `json:"model"`
+			Messages []struct {
+				Role    string `json:"role"`
+				Content any    `json:"content"`
+			} `json:"messages"`
+		}
+		if err := json.Unmarshal(body, &ref); err != nil {
+			t.Fatalf("accepted body that encoding/json rejects: %v", err)
+		}
+		if ref.Model != req.Model || len(ref.Messages) != len(req.Messages) {
+			t.Fatalf("model %q/%q, %d/%d messages", req.Model, ref.Model, len(req.Messages), len(ref.Messages))
+		}
+		for i, m := range req.Messages {
+			if m.Role != ref.Messages[i].Role {
+				t.Fatalf("message %d role %q, reference %q", i, m.Role, ref.Messages[i].Role)
+			}
+			if s, ok := ref.Messages[i].Content.(string); ok && s != m.Content {
+				t.Fatalf("message %d content %q, reference %q", i, m.Content, s)
+			}
+			_ = m.Text()
 		}
 	})
 }

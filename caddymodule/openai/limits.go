@@ -30,6 +30,9 @@ type Limits struct {
 	// MaxPrompts caps the number of prompts in one /v1/completions request
 	// (prompt as an array); each prompt yields n choices. Default 16.
 	MaxPrompts int
+	// MaxLogitBias caps the number of logit_bias entries, which the sampler
+	// applies at every step. Default 1024.
+	MaxLogitBias int
 }
 
 // DefaultLimits returns the limits used for zero fields.
@@ -44,6 +47,7 @@ func DefaultLimits() Limits {
 		MaxTools:       128,
 		MaxSchemaBytes: 64 << 10,
 		MaxPrompts:     16,
+		MaxLogitBias:   1024,
 	}
 }
 
@@ -76,6 +80,9 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.MaxPrompts <= 0 {
 		l.MaxPrompts = d.MaxPrompts
+	}
+	if l.MaxLogitBias <= 0 {
+		l.MaxLogitBias = d.MaxLogitBias
 	}
 	return l
 }

@@ -179,6 +179,9 @@ type ResponseMessage struct {
 	Content   string
 	Refusal   string
 	ToolCalls []ToolCall
+	// ReasoningContent is an extension for reasoning models: the thinking
+	// text split from the answer; omitted when empty.
+	ReasoningContent string
 }
 
 // MarshalJSON writes content as null when the message carries only tool
@@ -196,11 +199,12 @@ func (m ResponseMessage) MarshalJSON() ([]byte, error) {
 		refusal = &m.Refusal
 	}
 	return marshal(struct {
-		Role      string     `json:"role"`
-		Content   *string    `json:"content"`
-		Refusal   *string    `json:"refusal"`
-		ToolCalls []ToolCall `json:"tool_calls,omitempty"`
-	}{role, content, refusal, m.ToolCalls})
+		Role             string     `json:"role"`
+		Content          *string    `json:"content"`
+		Refusal          *string    `json:"refusal"`
+		ToolCalls        []ToolCall `json:"tool_calls,omitempty"`
+		ReasoningContent string     `json:"reasoning_content,omitempty"`
+	}{role, content, refusal, m.ToolCalls, m.ReasoningContent})
 }
 
 // ChatCompletionChunk is one SSE event of a streamed chat completion. Build
@@ -287,6 +291,9 @@ type Delta struct {
 	Role      string          `json:"role,omitempty"`
 	Content   *string         `json:"content,omitempty"`
 	ToolCalls []ToolCallDelta `json:"tool_calls,omitempty"`
+	// ReasoningContent is the extension of ResponseMessage.ReasoningContent
+	// for streams.
+	ReasoningContent string `json:"reasoning_content,omitempty"`
 }
 
 // RoleDelta is the first delta of a choice: the role and empty content.

@@ -67,11 +67,14 @@ func samplingFields(s *Sampling, l Limits) map[string]fieldFunc {
 			if e != nil {
 				return e
 			}
+			if len(ms) > l.MaxLogitBias {
+				return errAt(p, "at most %d entries are allowed, got %d", l.MaxLogitBias, len(ms))
+			}
 			s.LogitBias = make(map[int]float64, len(ms))
 			for _, m := range ms {
 				id, err := strconv.ParseInt(m.key, 10, 32)
 				if err != nil || id < 0 {
-					return errAt(child(p, m.key), "expected a token id (non-negative integer) as key, got %q", m.key)
+					return errAt(child(p, m.key), "expected a token id (non-negative integer) as key, got %s", quote(m.key))
 				}
 				b, e := floatIn(child(p, m.key), m.val, -100, 100, false)
 				if e != nil {

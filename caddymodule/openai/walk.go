@@ -85,11 +85,31 @@ func kindOf(raw json.RawMessage) string {
 func isNull(raw json.RawMessage) bool { return kindOf(raw) == "null" }
 
 func child(path, key string) string {
+	key = clip(key)
 	if path == "" {
 		return key
 	}
 	return path + "." + key
 }
+
+// maxEcho bounds how much of a client-supplied string an error message
+// repeats, so that a huge bogus value does not come back in full.
+const maxEcho = 64
+
+// clip shortens s to at most maxEcho bytes on a rune boundary, marking the cut.
+func clip(s string) string {
+	if len(s) <= maxEcho {
+		return s
+	}
+	cut := maxEcho
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
+}
+
+// quote clips and quotes a client-supplied string for an error message.
+func quote(s string) string { return strconv.Quote(clip(s)) }
 
 func elem(path string, i int) string { return path + "[" + strconv.Itoa(i) + "]" }
 
@@ -117,27 +137,18 @@ func members(path string, raw json.RawMessage) ([]member, *Error) {
 	if kindOf(raw) != "object" {
 		return nil, typeErr(path, "object", raw)
 	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	if _, err := dec.Token(); err != nil {
+	ms, ok := splitObject(raw)
+	if !ok {
 		return nil, errAt(path, "invalid JSON object")
 	}
-	var out []member
-	seen := map[string]bool{}
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return nil, errAt(path, "invalid JSON object")
+	out := ms[:0]
+	seen := make(map[string]bool, len(ms))
+	for _, m := range ms {
+		if seen[m.key] {
+			return nil, errAt(child(path, m.key), "duplicate field")
 		}
-		key, _ := tok.(string)
-		var v json.RawMessage
-		if err := dec.Decode(&v); err != nil {
-			return nil, errAt(child(path, key), "invalid JSON value")
-		}
-		if seen[key] {
-			return nil, errAt(child(path, key), "duplicate field")
-		}
-		seen[key] = true
-		out = append(out, member{key, v})
+		seen[m.key] = true
+		out = append(out, m)
 	}
 	return out, nil
 }
@@ -172,18 +183,22 @@ func decodeObject(path string, raw json.RawMessage, fields map[string]fieldFunc,
 
 // unknownNested rejects an unexpected key inside a nested object.
 func unknownNested(path, key string) *Error {
-	return InvalidRequest(child(path, key), fmt.Sprintf("%s: unknown field %q", path, key))
+	return InvalidRequest(child(path, key), fmt.Sprintf("%s: unknown field %s", path, quote(key)))
 }
 
 // unknownTop rejects an unexpected top-level key with OpenAI's wording.
 func unknownTop(_, key string) *Error {
+	key = clip(key)
 	return InvalidRequest(key, "unrecognized request argument supplied: "+key)
 }
 
 func getString(path string, raw json.RawMessage) (string, *Error) {
-	var s string
-	if kindOf(raw) != "string" || json.Unmarshal(raw, &s) != nil {
+	if kindOf(raw) != "string" {
 		return "", typeErr(path, "string", raw)
+	}
+	s, ok := unquote(raw)
+	if !ok {
+		return "", errAt(path, "invalid JSON string")
 	}
 	return s, nil
 }
@@ -261,9 +276,12 @@ func fnum(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }
 
 // getArray splits an array into its elements.
 func getArray(path string, raw json.RawMessage) ([]json.RawMessage, *Error) {
-	var items []json.RawMessage
-	if kindOf(raw) != "array" || json.Unmarshal(raw, &items) != nil {
+	if kindOf(raw) != "array" {
 		return nil, typeErr(path, "array", raw)
+	}
+	items, ok := splitArray(raw)
+	if !ok {
+		return nil, errAt(path, "invalid JSON array")
 	}
 	return items, nil
 }
