@@ -106,9 +106,9 @@ var preferred = []string{"}", "]", `"`, "0", "null", `""`, "{}", "[]", ":", ","}
 // finishingToken steers a walk that has run long enough towards its end: EOS
 // when allowed, else the allowed token leaving the shallowest stack (closing
 // strings, objects and arrays), preferring short structural tokens on ties.
-func finishingToken(s *State, toks [][]byte, allowed []bool, index map[string]int32) int32 {
-	if allowed[eosID] {
-		return eosID
+func finishingToken(s *State, toks [][]byte, allowed []bool, index map[string]int32, eos int32) int32 {
+	if allowed[eos] {
+		return eos
 	}
 	depth := func(tok int32) int {
 		c := s.Clone()
@@ -123,7 +123,10 @@ func finishingToken(s *State, toks [][]byte, allowed []bool, index map[string]in
 	}
 	best, bestDepth := int32(-1), math.MaxInt
 	consider := func(id int32) {
-		if d := depth(id); allowed[id] && d < bestDepth {
+		if id == eos || !allowed[id] {
+			return
+		}
+		if d := depth(id); d < bestDepth {
 			best, bestDepth = id, d
 		}
 	}
@@ -195,7 +198,7 @@ func TestRandomWalks(t *testing.T) {
 					}
 					tok := choices[r.IntN(len(choices))]
 					if steps > wander {
-						tok = finishingToken(s, toks, allowed, index)
+						tok = finishingToken(s, toks, allowed, index, eosID)
 					}
 					if tok == eosID {
 						break
@@ -512,3 +515,35 @@ func TestTrie(t *testing.T) {
 	}
 }
 
+func TestNoAllocationsInSteadyState(t *testing.T) {
+	v, toks := testVocab()
+	g := compileTest(t, testSchemas[1].schema)
+	s := g.Start()
+	allowed := make([]bool, v.Size())
+	prefix := []byte(`{"name":"ab`)
+	if err := s.Advance(prefix); err != nil {
+		t.Fatal(err)
+	}
+	s.Mask(v, allowed) // grow the scratch once
+	var tok []byte
+	for _, tk := range toks {
+		if string(tk) == "a" {
+			tok = tk
+		}
+	}
+	allocs := testing.AllocsPerRun(20, func() {
+		s.Mask(v, allowed)
+	})
+	if allocs != 0 {
+		t.Errorf("Mask allocates %v times per call", allocs)
+	}
+	s.Advance(tok)
+	allocs = testing.AllocsPerRun(20, func() {
+		if err := s.Advance(tok); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("Advance allocates %v times per call", allocs)
+	}
+}

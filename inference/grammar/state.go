@@ -64,20 +64,34 @@ func (s *State) Mask(v *Vocab, allowed []bool) {
 		s.levels = append(s.levels, stackSet{})
 	}
 	clear(allowed)
-	// Stacks inside an unbounded string take the table for plain tokens and
-	// walk only the quoteish trie; the others walk the whole trie.
+	// Stacks inside a string (at a character boundary) decide plain tokens
+	// from the table, bounded by the room left under maxLength, and walk only
+	// the quoteish trie; the others walk the whole trie.
 	s.fast.reset()
 	s.slow.reset()
+	room := int32(-1) // the most code points any fast stack's string may still take
 	for i := range s.cur.len() {
 		stk := s.cur.stack(i)
-		if top := &stk[len(stk)-1]; top.n.kind == kindString && top.phase == phStr && top.n.maxLen < 0 {
-			s.fast.push(stk)
-		} else {
+		top := &stk[len(stk)-1]
+		if top.n.kind != kindString || top.phase != phStr {
 			s.slow.push(stk)
+			continue
+		}
+		s.fast.push(stk)
+		if top.n.maxLen < 0 {
+			room = v.maxChars
+		} else {
+			room = max(room, int32(top.n.maxLen)-top.a)
 		}
 	}
 	if s.fast.len() > 0 {
-		copy(allowed, v.plainOK)
+		if room >= v.maxChars {
+			copy(allowed, v.plainOK)
+		} else {
+			for i, ok := range v.plainOK {
+				allowed[i] = ok && v.plainChars[i] <= room
+			}
+		}
 		s.walk(&v.quoteish, 0, &s.fast, 0, allowed)
 	}
 	if s.slow.len() > 0 {

@@ -19,8 +19,10 @@ type Vocab struct {
 	// trie there would visit nearly all of it. Instead, tokens of plain string
 	// bytes (no quote, backslash or control byte) are decided by a precomputed
 	// table, and only the rest (quoteish) are walked.
-	plainOK  []bool // token is plain and valid UTF-8 continuing from a character boundary
-	quoteish trie   // non-empty tokens that are not plain
+	plainOK    []bool  // token is plain and valid UTF-8 continuing from a character boundary
+	plainChars []int32 // code points a plainOK token adds to a string (for maxLength)
+	maxChars   int32   // the most any plainOK token adds
+	quoteish   trie    // non-empty tokens that are not plain
 }
 
 // trie is a flattened byte trie. Node 0 is the root; node i's children are
@@ -47,6 +49,7 @@ func NewVocab(tokens [][]byte, eos []int32) *Vocab {
 	}
 	var all, quoteish []int32
 	v.plainOK = make([]bool, len(tokens))
+	v.plainChars = make([]int32, len(tokens))
 	for i, t := range tokens {
 		if len(t) == 0 || v.isEOS[i] {
 			continue
@@ -54,7 +57,8 @@ func NewVocab(tokens [][]byte, eos []int32) *Vocab {
 		v.maxLen = max(v.maxLen, len(t))
 		all = append(all, int32(i))
 		if isPlain(t) {
-			v.plainOK[i] = plainValid(t)
+			v.plainOK[i], v.plainChars[i] = plainValid(t)
+			v.maxChars = max(v.maxChars, v.plainChars[i])
 		} else {
 			quoteish = append(quoteish, int32(i))
 		}
@@ -85,17 +89,18 @@ func isPlain(t []byte) bool {
 }
 
 // plainValid runs a plain token through the string matcher from a character
-// boundary, so the table agrees with the matcher by construction.
-func plainValid(t []byte) bool {
+// boundary, so the table agrees with the matcher by construction, and
+// returns the code points it counted.
+func plainValid(t []byte) (bool, int32) {
 	stk := []frame{{n: keyString, phase: phStr}}
 	for _, c := range t {
 		var act action
 		stk, act, _ = step(stk, c)
 		if act != actOK {
-			return false
+			return false, 0
 		}
 	}
-	return true
+	return true, stk[0].a
 }
 
 func buildTrie(tokens [][]byte, ids []int32) trie {
