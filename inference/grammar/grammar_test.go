@@ -7,6 +7,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -244,7 +245,14 @@ func validate(v any, schema any, root any) error {
 		target := root
 		if ref != "#" {
 			for _, part := range strings.Split(ref[2:], "/") {
-				target = target.(map[string]any)[part]
+				part = strings.ReplaceAll(strings.ReplaceAll(part, "~1", "/"), "~0", "~")
+				switch tt := target.(type) {
+				case map[string]any:
+					target = tt[part]
+				case []any:
+					i, _ := strconv.Atoi(part)
+					target = tt[i]
+				}
 			}
 		}
 		return validate(v, target, root)
@@ -482,10 +490,23 @@ func FuzzCompileSchema(f *testing.F) {
 			return
 		}
 		// Whatever compiles must run without panicking, and anything it
-		// accepts as complete must be JSON.
+		// accepts as complete must be JSON that validates.
 		s := g.Start()
-		if s.Advance([]byte(text)) == nil && s.Done() && !json.Valid([]byte(text)) {
+		if s.Advance([]byte(text)) != nil || !s.Done() {
+			return
+		}
+		dec := json.NewDecoder(strings.NewReader(text))
+		dec.UseNumber()
+		var val any
+		if err := dec.Decode(&val); err != nil || dec.More() {
 			t.Fatalf("schema %s accepted invalid JSON %q", schema, text)
+		}
+		var sch any
+		if err := json.Unmarshal([]byte(schema), &sch); err != nil {
+			t.Fatalf("compiled a schema encoding/json rejects: %v", err)
+		}
+		if err := validate(val, sch, sch); err != nil {
+			t.Fatalf("schema %s accepted %q, which does not validate: %v", schema, text, err)
 		}
 	})
 }
