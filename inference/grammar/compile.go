@@ -48,8 +48,9 @@ func literal(s string) *node { return &node{kind: kindLiteral, lit: []byte(s)} }
 //
 // Supported: type (one or a list), properties, required, additionalProperties
 // (false, true or a schema), items, minItems, maxItems, minLength, maxLength,
-// enum, const, anyOf, and local $ref into $defs/definitions (recursion
-// allowed through objects and arrays). Annotations (title, description,
+// enum, const, anyOf, allOf with a single subschema, uniqueItems false, and
+// local $ref into $defs/definitions (recursion allowed through objects and
+// arrays). Annotations (title, description,
 // default, examples, format, $schema, $id, $comment, ...) are ignored, as
 // JSON Schema permits. Any other keyword is an error naming it, because
 // silently ignoring an assertion could produce output the schema rejects.
@@ -180,7 +181,7 @@ var (
 	supported = map[string]bool{
 		"type": true, "properties": true, "required": true, "additionalProperties": true,
 		"items": true, "minItems": true, "maxItems": true, "minLength": true, "maxLength": true,
-		"enum": true, "const": true, "anyOf": true, "$ref": true,
+		"enum": true, "const": true, "anyOf": true, "$ref": true, "allOf": true, "uniqueItems": true,
 	}
 )
 
@@ -236,6 +237,25 @@ func (c *compiler) compileObject(s *object, path string, depth int, chain []stri
 		default:
 			return nil, fmt.Errorf("grammar: unsupported JSON Schema keyword %q at %s", k, at(path))
 		}
+	}
+	// uniqueItems false asserts nothing; true cannot be guaranteed.
+	if u, ok := s.vals["uniqueItems"]; ok {
+		if b, isBool := u.(bool); !isBool || b {
+			return nil, fmt.Errorf("grammar: uniqueItems at %s is not supported (only false)", at(path))
+		}
+		assertions--
+	}
+	// allOf with one subschema (how pydantic attaches a description to a
+	// $ref) is that subschema; intersections of several are not supported.
+	if all, ok := s.vals["allOf"]; ok {
+		list, isList := all.([]any)
+		if !isList || len(list) != 1 {
+			return nil, fmt.Errorf("grammar: allOf at %s is supported only with a single subschema", at(path))
+		}
+		if assertions > 1 {
+			return nil, fmt.Errorf("grammar: allOf beside other keywords at %s is not supported", at(path))
+		}
+		return c.compileChain(list[0], path+"/allOf/0", depth+1, chain)
 	}
 	if ref, ok := s.vals["$ref"]; ok {
 		if assertions > 1 {

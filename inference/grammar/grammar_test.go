@@ -69,6 +69,10 @@ var testSchemas = []struct {
 	{"empty object only", `{"type":"object","additionalProperties":false}`},
 	{"any value", `{}`},
 	{"string with escapes", `{"type":"string","maxLength":6}`},
+	{"pydantic style", `{"$defs":{"Pet":{"type":"object","title":"Pet","properties":{"kind":{"type":"string","enum":["cat","dog"]},
+		"legs":{"type":"integer"}},"required":["kind"]}},"type":"object","properties":{
+		"pet":{"allOf":[{"$ref":"#/$defs/Pet"}],"description":"the pet"},
+		"tags":{"type":"array","items":{"type":"string"},"uniqueItems":false,"minItems":1,"maxItems":2}},"required":["pet","tags"]}`},
 }
 
 func compileTest(t *testing.T, schema string) *Grammar {
@@ -256,6 +260,11 @@ func validate(v any, schema any, root any) error {
 			}
 		}
 		return validate(v, target, root)
+	}
+	for _, sub := range asList(s["allOf"]) {
+		if err := validate(v, sub, root); err != nil {
+			return fmt.Errorf("allOf: %w", err)
+		}
 	}
 	if alts, ok := s["anyOf"].([]any); ok {
 		for _, a := range alts {
@@ -450,6 +459,8 @@ func TestSchemaErrors(t *testing.T) {
 		{`{"type":"string","pattern":"^a"}`, `unsupported JSON Schema keyword "pattern" at the schema root`},
 		{`{"type":"object","properties":{"x":{"type":"number","minimum":3}}}`, `"minimum" at /properties/x`},
 		{`{"oneOf":[{"type":"string"}]}`, `"oneOf"`},
+		{`{"allOf":[{"type":"string"},{"maxLength":3}]}`, `single subschema`},
+		{`{"type":"array","uniqueItems":true}`, `uniqueItems`},
 		{`{"type":"strin"}`, `unknown type`},
 		{`{"type":[]}`, `non-empty array`},
 		{`{"enum":[]}`, `enum`},
