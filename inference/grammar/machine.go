@@ -1,0 +1,534 @@
+package grammar
+
+// The matcher is a byte-level pushdown automaton. A stack of frames tracks
+// the values being written (root, objects, arrays, strings, numbers, literal
+// bytes); one byte at a time it is advanced deterministically, except where a
+// value or an object key begins: there an anyOf, an enum or a choice between
+// optional properties can fork it into several stacks, one per alternative.
+// A State therefore holds a set of stacks (usually one); a stack that rejects
+// a byte is dropped, and the output is valid while any stack survives.
+
+// kind is the sort of value a node describes.
+type kind uint8
+
+const (
+	kindRoot    kind = iota // the whole output: exactly one value of node.items
+	kindObject              // {...}: declared props in order, or free keys
+	kindArray               // [...] of node.items
+	kindString              // "..."
+	kindNumber              // JSON number
+	kindInteger             // JSON number without fraction or exponent
+	kindLiteral             // exactly the bytes of node.lit (true, null, enum members)
+	kindAnyOf               // one of node.alts
+)
+
+// Output limits that keep a model from looping forever inside one value.
+const (
+	maxIndent    = 16 // spaces allowed after a newline in insignificant whitespace
+	maxIntDigits = 16 // digits before the decimal point
+	maxFracDigit = 16 // digits after it
+	maxExpDigits = 2  // exponent digits: keeps every number inside float64 range
+	maxDepth     = 64 // nesting of frames (values inside values)
+)
+
+// node is one compiled schema. Nodes form a graph ($ref and the any-value
+// node are recursive); they are immutable once compiled.
+type node struct {
+	kind kind
+
+	// object
+	props   []prop
+	nextReq []int // nextReq[i] = index of the first required prop ≥ i, or len(props)
+	free    bool  // keys are arbitrary strings with values of extra
+	noKeys  bool  // free but additionalProperties false: only {}
+	extra   *node
+
+	// array (items) and root (items = the value)
+	items              *node
+	minItems, maxItems int // maxItems < 0: unbounded
+
+	// string
+	minLen, maxLen int // in code points (an escape counts as one); maxLen < 0: unbounded
+
+	lit  []byte  // literal
+	alts []*node // anyOf
+}
+
+// prop is one declared object property; key is its JSON-encoded name with
+// quotes, which is the only spelling the matcher accepts.
+type prop struct {
+	name     string
+	key      *node // literal node of the encoded key
+	val      *node
+	required bool
+}
+
+// canClose reports whether an object whose last written prop has index last
+// may end: no required prop remains after it.
+func (n *node) canClose(last int32) bool {
+	return n.free || n.nextReq[last+1] == len(n.props)
+}
+
+// frame phases.
+const (
+	phRootStart uint8 = iota
+	phRootDone
+
+	phObjOpen  // after '{'
+	phObjColon // after the key, before ':'
+	phObjValue // after ':'
+	phObjAfter // after a value, before ',' or '}'
+	phObjComma // after ','
+
+	phArrOpen  // after '['
+	phArrAfter // after an item
+	phArrComma // after ','
+
+	phStr    // inside a string
+	phStrEsc // after '\'
+	phStrHex // inside \uXXXX; b = hex digits seen
+	phStrU8  // inside a UTF-8 sequence; b = continuation bytes left, in [lo, hi]
+
+	phNumMinus // after '-'
+	phNumZero  // after a leading 0
+	phNumInt   // in the integer digits; a = count
+	phNumDot   // after '.'
+	phNumFrac  // in the fraction digits; a = count
+	phNumE     // after 'e'
+	phNumESign // after the exponent sign
+	phNumExp   // in the exponent digits; a = count
+)
+
+// frame is one value being written.
+type frame struct {
+	n      *node
+	phase  uint8
+	ws     uint8 // whitespace run: 0 none, 1 one space, 2+k newline then k spaces
+	lo, hi uint8 // allowed range of the next UTF-8 continuation byte
+	a      int32 // object: last prop index; array: items; string: code points; number: digits; literal: position
+	b      int32 // string: hex digits or pending continuation bytes
+}
+
+// space consumes c as insignificant whitespace if the run policy allows: a
+// single space, or a newline followed by up to maxIndent spaces. Tabs and
+// longer runs are refused so a model cannot pad forever.
+func (f *frame) space(c byte) bool {
+	switch c {
+	case ' ':
+		if f.ws == 0 {
+			f.ws = 1
+			return true
+		}
+		if f.ws >= 2 && f.ws < 2+maxIndent {
+			f.ws++
+			return true
+		}
+	case '\n':
+		if f.ws == 0 {
+			f.ws = 2
+			return true
+		}
+	}
+	return false
+}
+
+// action is what step asks its caller to do with the byte.
+type action uint8
+
+const (
+	actReject action = iota
+	actOK            // consumed
+	actValue         // the byte starts a value of the returned node (parent already updated)
+	actKey           // the byte ('"') starts a declared key of the top object
+)
+
+// step applies c to the stack in place. It returns the (possibly shorter or
+// longer) stack and what remains to be done; value and key starts are left
+// to expand because they can fork.
+func step(stk []frame, c byte) ([]frame, action, *node) {
+	for len(stk) > 0 {
+		f := &stk[len(stk)-1]
+		n := f.n
+		switch n.kind {
+		case kindRoot:
+			if f.phase == phRootStart {
+				f.phase = phRootDone
+				return stk, actValue, n.items
+			}
+			return stk, actReject, nil
+
+		case kindObject:
+			if f.space(c) {
+				return stk, actOK, nil
+			}
+			f.ws = 0
+			switch f.phase {
+			case phObjOpen, phObjComma:
+				if c == '"' {
+					switch {
+					case n.noKeys:
+					case n.free:
+						if len(stk) >= maxDepth {
+							return stk, actReject, nil
+						}
+						f.phase = phObjColon
+						return append(stk, frame{n: keyString, phase: phStr}), actOK, nil
+					case int(f.a)+1 < len(n.props):
+						return stk, actKey, nil
+					}
+					return stk, actReject, nil
+				}
+				if c == '}' && f.phase == phObjOpen && n.canClose(f.a) {
+					return stk[:len(stk)-1], actOK, nil
+				}
+			case phObjColon:
+				if c == ':' {
+					f.phase = phObjValue
+					return stk, actOK, nil
+				}
+			case phObjValue:
+				f.phase = phObjAfter
+				if n.free {
+					return stk, actValue, n.extra
+				}
+				return stk, actValue, n.props[f.a].val
+			case phObjAfter:
+				if c == ',' && (n.free || int(f.a)+1 < len(n.props)) {
+					f.phase = phObjComma
+					return stk, actOK, nil
+				}
+				if c == '}' && n.canClose(f.a) {
+					return stk[:len(stk)-1], actOK, nil
+				}
+			}
+			return stk, actReject, nil
+
+		case kindArray:
+			if f.space(c) {
+				return stk, actOK, nil
+			}
+			f.ws = 0
+			switch f.phase {
+			case phArrOpen, phArrAfter:
+				if c == ']' && int(f.a) >= n.minItems {
+					return stk[:len(stk)-1], actOK, nil
+				}
+				if f.phase == phArrAfter {
+					if c == ',' && (n.maxItems < 0 || int(f.a) < n.maxItems) {
+						f.phase = phArrComma
+						return stk, actOK, nil
+					}
+					return stk, actReject, nil
+				}
+				fallthrough
+			case phArrComma:
+				if n.maxItems >= 0 && int(f.a) >= n.maxItems {
+					return stk, actReject, nil
+				}
+				f.a++
+				f.phase = phArrAfter
+				return stk, actValue, n.items
+			}
+			return stk, actReject, nil
+
+		case kindString:
+			return stringStep(stk, f, c)
+
+		case kindNumber, kindInteger:
+			if numberStep(f, c) {
+				return stk, actOK, nil
+			}
+			if !numberComplete(f.phase) {
+				return stk, actReject, nil
+			}
+			stk = stk[:len(stk)-1] // the number ended before c: give c to the parent
+
+		case kindLiteral:
+			if c != n.lit[f.a] {
+				return stk, actReject, nil
+			}
+			f.a++
+			if int(f.a) == len(n.lit) {
+				stk = stk[:len(stk)-1]
+			}
+			return stk, actOK, nil
+
+		default:
+			return stk, actReject, nil
+		}
+	}
+	return stk, actReject, nil
+}
+
+func stringStep(stk []frame, f *frame, c byte) ([]frame, action, *node) {
+	n := f.n
+	switch f.phase {
+	case phStr:
+		if c == '"' {
+			if int(f.a) >= n.minLen {
+				return stk[:len(stk)-1], actOK, nil
+			}
+			return stk, actReject, nil
+		}
+		if c < 0x20 || (n.maxLen >= 0 && int(f.a) >= n.maxLen) {
+			return stk, actReject, nil
+		}
+		switch {
+		case c == '\\':
+			f.phase = phStrEsc
+		case c < 0x80:
+		case c >= 0xC2 && c <= 0xDF:
+			f.phase, f.b, f.lo, f.hi = phStrU8, 1, 0x80, 0xBF
+		case c == 0xE0:
+			f.phase, f.b, f.lo, f.hi = phStrU8, 2, 0xA0, 0xBF // no overlong forms
+		case c == 0xED:
+			f.phase, f.b, f.lo, f.hi = phStrU8, 2, 0x80, 0x9F // no surrogates
+		case c >= 0xE1 && c <= 0xEF:
+			f.phase, f.b, f.lo, f.hi = phStrU8, 2, 0x80, 0xBF
+		case c == 0xF0:
+			f.phase, f.b, f.lo, f.hi = phStrU8, 3, 0x90, 0xBF
+		case c >= 0xF1 && c <= 0xF3:
+			f.phase, f.b, f.lo, f.hi = phStrU8, 3, 0x80, 0xBF
+		case c == 0xF4:
+			f.phase, f.b, f.lo, f.hi = phStrU8, 3, 0x80, 0x8F // not above U+10FFFF
+		default:
+			return stk, actReject, nil
+		}
+		f.a++
+		return stk, actOK, nil
+	case phStrU8:
+		if c < f.lo || c > f.hi {
+			return stk, actReject, nil
+		}
+		f.lo, f.hi = 0x80, 0xBF
+		if f.b--; f.b == 0 {
+			f.phase = phStr
+		}
+		return stk, actOK, nil
+	case phStrEsc:
+		switch c {
+		case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+			f.phase = phStr
+		case 'u':
+			f.phase, f.b = phStrHex, 0
+		default:
+			return stk, actReject, nil
+		}
+		return stk, actOK, nil
+	case phStrHex:
+		if !isHex(c) {
+			return stk, actReject, nil
+		}
+		if f.b++; f.b == 4 {
+			f.phase = phStr
+		}
+		return stk, actOK, nil
+	}
+	return stk, actReject, nil
+}
+
+func isHex(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
+}
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+
+// numberStep consumes c if it continues the number.
+func numberStep(f *frame, c byte) bool {
+	real := f.n.kind == kindNumber
+	switch f.phase {
+	case phNumMinus:
+		if c == '0' {
+			f.phase = phNumZero
+			return true
+		}
+		if isDigit(c) {
+			f.phase, f.a = phNumInt, 1
+			return true
+		}
+	case phNumZero, phNumInt:
+		if isDigit(c) && f.phase == phNumInt && f.a < maxIntDigits {
+			f.a++
+			return true
+		}
+		if real && c == '.' {
+			f.phase = phNumDot
+			return true
+		}
+		if real && (c == 'e' || c == 'E') {
+			f.phase = phNumE
+			return true
+		}
+	case phNumDot:
+		if isDigit(c) {
+			f.phase, f.a = phNumFrac, 1
+			return true
+		}
+	case phNumFrac:
+		if isDigit(c) && f.a < maxFracDigit {
+			f.a++
+			return true
+		}
+		if c == 'e' || c == 'E' {
+			f.phase = phNumE
+			return true
+		}
+	case phNumE:
+		if c == '+' || c == '-' {
+			f.phase = phNumESign
+			return true
+		}
+		fallthrough
+	case phNumESign:
+		if isDigit(c) {
+			f.phase, f.a = phNumExp, 1
+			return true
+		}
+	case phNumExp:
+		if isDigit(c) && f.a < maxExpDigits {
+			f.a++
+			return true
+		}
+	}
+	return false
+}
+
+func numberComplete(phase uint8) bool {
+	return phase == phNumZero || phase == phNumInt || phase == phNumFrac || phase == phNumExp
+}
+
+// startValue begins a value of node n (never anyOf) with its first byte c.
+// It returns the frame to push, or push=false when c alone completes the
+// value (a one-byte literal such as the number 5 in an enum).
+func startValue(n *node, c byte) (f frame, push, ok bool) {
+	switch n.kind {
+	case kindObject:
+		return frame{n: n, phase: phObjOpen, a: -1}, true, c == '{'
+	case kindArray:
+		return frame{n: n, phase: phArrOpen}, true, c == '['
+	case kindString:
+		return frame{n: n, phase: phStr}, true, c == '"'
+	case kindNumber, kindInteger:
+		switch {
+		case c == '-':
+			return frame{n: n, phase: phNumMinus}, true, true
+		case c == '0':
+			return frame{n: n, phase: phNumZero}, true, true
+		case isDigit(c):
+			return frame{n: n, phase: phNumInt, a: 1}, true, true
+		}
+	case kindLiteral:
+		if c == n.lit[0] {
+			return frame{n: n, a: 1}, len(n.lit) > 1, true
+		}
+	}
+	return frame{}, false, false
+}
+
+// canEnd reports whether the stack holds a complete output: the root value is
+// done, possibly with a finished number still open on top of it.
+func canEnd(stk []frame) bool {
+	for i := len(stk) - 1; i >= 0; i-- {
+		f := &stk[i]
+		switch f.n.kind {
+		case kindRoot:
+			return f.phase == phRootDone
+		case kindNumber, kindInteger:
+			if !numberComplete(f.phase) {
+				return false
+			}
+		default:
+			return false
+		}
+	}
+	return false
+}
+
+// stackSet is a set of stacks stored back to back in one buffer, so a state
+// can be copied and advanced without allocating once its buffers have grown.
+type stackSet struct {
+	frames []frame
+	ends   []int32 // stack i is frames[ends[i-1]:ends[i]]
+	tmp    []frame // scratch for the stack being stepped
+}
+
+func (s *stackSet) reset() {
+	s.frames = s.frames[:0]
+	s.ends = s.ends[:0]
+}
+
+func (s *stackSet) len() int { return len(s.ends) }
+
+func (s *stackSet) stack(i int) []frame {
+	start := int32(0)
+	if i > 0 {
+		start = s.ends[i-1]
+	}
+	return s.frames[start:s.ends[i]]
+}
+
+func (s *stackSet) push(stk []frame, extra ...frame) {
+	s.frames = append(s.frames, stk...)
+	s.frames = append(s.frames, extra...)
+	s.ends = append(s.ends, int32(len(s.frames)))
+}
+
+func (s *stackSet) copyFrom(o *stackSet) {
+	s.frames = append(s.frames[:0], o.frames...)
+	s.ends = append(s.ends[:0], o.ends...)
+}
+
+// advance sets dst to the stacks of src that accept c, after c.
+func advance(dst, src *stackSet, c byte) {
+	dst.reset()
+	for i := range src.len() {
+		dst.tmp = append(dst.tmp[:0], src.stack(i)...)
+		stk, act, val := step(dst.tmp, c)
+		dst.tmp = stk
+		switch act {
+		case actOK:
+			dst.push(stk)
+		case actValue:
+			expandValue(dst, stk, val, c, 0)
+		case actKey:
+			top := len(stk) - 1
+			f := stk[top]
+			n := f.n
+			last := n.nextReq[f.a+1]
+			if last == len(n.props) {
+				last--
+			}
+			for p := int(f.a) + 1; p <= last; p++ {
+				if len(stk) >= maxDepth {
+					break
+				}
+				stk[top].a, stk[top].phase = int32(p), phObjColon
+				dst.push(stk, frame{n: n.props[p].key, a: 1})
+			}
+		}
+	}
+}
+
+// expandValue pushes one stack per alternative of n that c can start.
+func expandValue(dst *stackSet, stk []frame, n *node, c byte, depth int) {
+	if depth > maxDepth { // compile rejects anyOf cycles; this is a backstop
+		return
+	}
+	if n.kind == kindAnyOf {
+		for _, alt := range n.alts {
+			expandValue(dst, stk, alt, c, depth+1)
+		}
+		return
+	}
+	f, push, ok := startValue(n, c)
+	switch {
+	case !ok:
+	case !push:
+		dst.push(stk)
+	case len(stk) < maxDepth:
+		dst.push(stk, f)
+	}
+}
+
+// keyString is the node of free object keys: any string.
+var keyString = &node{kind: kindString, maxLen: -1}
