@@ -51,7 +51,7 @@ type App struct {
 	MaxMemoryPercent float64 `json:"max_memory_percent,omitempty"`
 
 	// Request limits of the OpenAI API. Zero fields take their defaults.
-	Limits Limits `json:"limits,omitempty"`
+	Limits Limits `json:"limits,omitzero"`
 
 	engine  *inference.Engine
 	poolKey string

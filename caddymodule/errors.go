@@ -11,6 +11,8 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/impetusllm/impetus/caddymodule/openai"
 )
 
 func init() {
@@ -99,27 +101,16 @@ func openAIErrorType(status int) string {
 	}
 }
 
-type openAIErrorBody struct {
-	Error openAIError `json:"error"`
-}
-
-type openAIError struct {
-	Message string  `json:"message"`
-	Type    string  `json:"type"`
-	Param   *string `json:"param"`
-	Code    *string `json:"code"`
-}
-
 // writeOpenAIError writes {"error":{"message","type","param","code"}}.
 func writeOpenAIError(w http.ResponseWriter, status int, msg, param string) {
-	body := openAIErrorBody{Error: openAIError{Message: msg, Type: openAIErrorType(status)}}
+	e := openai.NewError(status, openAIErrorType(status), msg)
 	if param != "" {
-		body.Error.Param = &param
+		e.Param = &param
 	}
 	if code := openAIErrorCode(status); code != "" {
-		body.Error.Code = &code
+		e.Code = &code
 	}
-	writeJSON(w, status, body)
+	openai.WriteError(w, e)
 }
 
 func openAIErrorCode(status int) string {
