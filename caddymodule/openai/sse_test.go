@@ -2,6 +2,7 @@ package openai
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"io"
 	"net/http"
@@ -192,4 +193,40 @@ func TestSSEConcurrentUse(t *testing.T) {
 			t.Fatalf("torn frame %q", frame)
 		}
 	}
+}
+
+func TestSSEKeepAlive(t *testing.T) {
+	rec := httptest.NewRecorder()
+	s := NewSSE(rec)
+	stop := s.KeepAlive(context.Background(), time.Millisecond)
+	deadline := time.Now().Add(5 * time.Second)
+	for strings.Count(s.bodyForTest(), ": ping\n\n") < 2 {
+		if time.Now().After(deadline) {
+			t.Fatal("no pings arrived")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	stop()
+	stop() // idempotent
+	before := s.bodyForTest()
+	time.Sleep(10 * time.Millisecond)
+	if err := s.Done(); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.bodyForTest(); got != before+"data: [DONE]\n\n" {
+		t.Errorf("a ping followed stop: %q", strings.TrimPrefix(got, before))
+	}
+
+	// A cancelled context ends the pinger as well.
+	ctx, cancel := context.WithCancel(context.Background())
+	stop = NewSSE(httptest.NewRecorder()).KeepAlive(ctx, time.Hour)
+	cancel()
+	stop()
+}
+
+// bodyForTest reads the recorder body under the writer's lock.
+func (s *SSE) bodyForTest() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.(*httptest.ResponseRecorder).Body.String()
 }
