@@ -98,6 +98,21 @@ func UnsupportedValue(param, message string) *Error {
 	return InvalidRequest(param, message).WithCode("unsupported_value")
 }
 
+// ContextLengthExceeded is the 400 for a prompt plus max_tokens that does
+// not fit the model's context, with code "context_length_exceeded", which
+// clients (agent frameworks that trim history) test for. param is "messages"
+// (or "prompt") when the prompt alone is too long, else "max_tokens".
+func ContextLengthExceeded(param string, contextLen, promptTokens, maxTokens int) *Error {
+	var msg string
+	if maxTokens > 0 {
+		msg = fmt.Sprintf("the model's context holds %d tokens, but the prompt has %d and max_tokens asks for %d more (%d in all); shorten the prompt or lower max_tokens",
+			contextLen, promptTokens, maxTokens, promptTokens+maxTokens)
+	} else {
+		msg = fmt.Sprintf("the model's context holds %d tokens, but the prompt has %d; shorten the prompt", contextLen, promptTokens)
+	}
+	return InvalidRequest(param, msg).WithCode("context_length_exceeded")
+}
+
 // Unauthorized is a 401 authentication_error with code "invalid_api_key".
 func Unauthorized(message string) *Error {
 	return NewError(http.StatusUnauthorized, TypeAuthentication, message).WithCode("invalid_api_key")

@@ -2,10 +2,12 @@ package openai
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"net/http"
 	"strings"
 	"sync"
+	"time"
 )
 
 // SSE writes a text/event-stream response in OpenAI's framing: each event is
@@ -72,6 +74,37 @@ func (s *SSE) Error(e *Error) error {
 func (s *SSE) Comment(text string) error {
 	text = strings.NewReplacer("\r", " ", "\n", " ").Replace(text)
 	return s.write(": ", []byte(text), "\n\n")
+}
+
+// KeepAlive sends a ": ping" comment every interval until stop is called,
+// ctx ends or a write fails, so that a long prefill does not trip idle
+// timeouts in proxies and clients. stop waits for the pinger to exit, so no
+// ping follows it.
+func (s *SSE) KeepAlive(ctx context.Context, every time.Duration) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if s.Comment("ping") != nil {
+					return
+				}
+			}
+		}
+	}()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			cancel()
+			<-done
+		})
+	}
 }
 
 // Err returns the first write or flush error, or nil.

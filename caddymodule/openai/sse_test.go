@@ -2,6 +2,7 @@ package openai
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"io"
 	"net/http"
@@ -77,6 +78,13 @@ func TestSSEThroughCaddyLikeWriter(t *testing.T) {
 		"data: [DONE]\n\n"
 	if got := rec.Body.String(); got != want {
 		t.Errorf("body\n%s\nwant\n%s", got, want)
+	}
+	events, done, err := ParseSSE(strings.NewReader(rec.Body.String()))
+	if err != nil || !done {
+		t.Fatalf("ParseSSE: %v, done %v", err, done)
+	}
+	if sum, err := CheckChatStream(events, true); err != nil || sum.Text[0] != "a<b" || sum.Usage.TotalTokens != 3 {
+		t.Errorf("CheckChatStream: %v", err)
 	}
 	h := rec.Header()
 	if rec.Code != 200 || h.Get("Content-Type") != "text/event-stream" || h.Get("Cache-Control") != "no-cache" || h.Get("X-Accel-Buffering") != "no" {
@@ -192,4 +200,40 @@ func TestSSEConcurrentUse(t *testing.T) {
 			t.Fatalf("torn frame %q", frame)
 		}
 	}
+}
+
+func TestSSEKeepAlive(t *testing.T) {
+	rec := httptest.NewRecorder()
+	s := NewSSE(rec)
+	stop := s.KeepAlive(context.Background(), time.Millisecond)
+	deadline := time.Now().Add(5 * time.Second)
+	for strings.Count(s.bodyForTest(), ": ping\n\n") < 2 {
+		if time.Now().After(deadline) {
+			t.Fatal("no pings arrived")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	stop()
+	stop() // idempotent
+	before := s.bodyForTest()
+	time.Sleep(10 * time.Millisecond)
+	if err := s.Done(); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.bodyForTest(); got != before+"data: [DONE]\n\n" {
+		t.Errorf("a ping followed stop: %q", strings.TrimPrefix(got, before))
+	}
+
+	// A cancelled context ends the pinger as well.
+	ctx, cancel := context.WithCancel(context.Background())
+	stop = NewSSE(httptest.NewRecorder()).KeepAlive(ctx, time.Hour)
+	cancel()
+	stop()
+}
+
+// bodyForTest reads the recorder body under the writer's lock.
+func (s *SSE) bodyForTest() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.(*httptest.ResponseRecorder).Body.String()
 }

@@ -12,11 +12,11 @@ import (
 	"unicode/utf8"
 )
 
-// The decoder walks the body as json.RawMessage values rather than
-// unmarshalling into structs, so that every error can name the exact path
-// ("messages[1].content") and the expected type, unknown and duplicate keys
-// are caught at every level, and raw JSON (schemas) keeps its key order.
-// A JSON null is treated as an absent field everywhere.
+// The decoder walks the body as json.RawMessage values (split by scan.go)
+// rather than unmarshalling into structs, so that every error can name the
+// exact path ("messages[1].content") and the expected type, unknown and
+// duplicate keys are caught at every level, and raw JSON (schemas) keeps its
+// key order. A JSON null is treated as an absent field everywhere.
 
 // readBody reads at most max bytes, mapping an oversized body (whether seen
 // here or by an http.MaxBytesReader underneath) to a 413.
@@ -141,16 +141,14 @@ func members(path string, raw json.RawMessage) ([]member, *Error) {
 	if !ok {
 		return nil, errAt(path, "invalid JSON object")
 	}
-	out := ms[:0]
 	seen := make(map[string]bool, len(ms))
 	for _, m := range ms {
 		if seen[m.key] {
 			return nil, errAt(child(path, m.key), "duplicate field")
 		}
 		seen[m.key] = true
-		out = append(out, m)
 	}
-	return out, nil
+	return ms, nil
 }
 
 // fieldFunc decodes one non-null member; path is the member's full path.
