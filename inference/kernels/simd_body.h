@@ -1,5 +1,5 @@
 // SIMD kernel bodies, written once over a vector abstraction and included
-// by simd_x86.c (AVX2, AVX-512) and simd_arm.c (NEON). The includer
+// by simd_x86.c (AVX2, AVX-512) and simd_neon.c (NEON). The includer
 // defines W (lanes), VF and the V* operations, MK_NB (activation rows per
 // micro-kernel pass) and SFX(name), which gives each function its suffix.
 //
@@ -57,23 +57,29 @@ static inline VF SFX(vexp)(VF x) {
 
 #define K_INLINE static inline __attribute__((always_inline))
 
-// Widths other than 4 and 8: W codes of b bits fill W*b/8 bytes; each int
-// lane gathers the two bytes holding its code with a byte shuffle, then
-// shifts and masks (wd->bx_* are set up by bitx_setup).
-K_INLINE VI SFX(bits_load)(const k_weights *wd, const uint8_t *p, size_t avail) {
-    const VI v = VSHUF_BYTES(VLOAD_BYTES(p, wd->bx_bytes, avail), VLOADI(wd->bx_ctrl));
-    return VANDI(VSRLV(v, VLOADI(wd->bx_shift)), VSET1I((1 << wd->bits) - 1));
+// Widths other than 4 and 8: each int lane gathers the two bytes holding
+// its code with a byte shuffle, then shifts and masks. Half h (the lo or hi
+// vector of a 2W block) reads bx_bytes bytes from p + h*bx_hioff; the
+// shuffle and shift patterns come from bitx_setup.
+K_INLINE VI SFX(bits_load)(const k_weights *wd, int h, const uint8_t *p, size_t avail) {
+    const VI v = VSHUF_BYTES(VLOAD_BYTES(p, wd->bx_bytes, avail), VLOADI(wd->bx_ctrl[h]));
+    return VANDI(VSRLV(v, VLOADI(wd->bx_shift[h])), VSET1I((1 << wd->bits) - 1));
 }
 
 static void SFX(bitx_setup)(k_weights *wd) {
-    for (int i = 0; i < W; i++) {
-        const int bit = i * wd->bits;
-        wd->bx_ctrl[4 * i] = (int8_t)(bit / 8);
-        wd->bx_ctrl[4 * i + 1] = (int8_t)(bit / 8 + 1);
-        wd->bx_ctrl[4 * i + 2] = wd->bx_ctrl[4 * i + 3] = (int8_t)0x80;  // zero
-        wd->bx_shift[i] = bit % 8;
-    }
-    wd->bx_bytes = W * wd->bits / 8;
+    const int b = wd->bits;
+    // The hi half gets its own window when W codes end on a byte boundary;
+    // otherwise (NEON, odd widths) both halves share one 2W-code window.
+    wd->bx_hioff = (W * b) % 8 == 0 ? W * b / 8 : 0;
+    wd->bx_bytes = wd->bx_hioff ? W * b / 8 : 2 * W * b / 8;
+    for (int h = 0; h < 2; h++)
+        for (int i = 0; i < W; i++) {
+            const int bit = (h * W + i) * b - 8 * h * wd->bx_hioff;
+            wd->bx_ctrl[h][4 * i] = (int8_t)(bit / 8);
+            wd->bx_ctrl[h][4 * i + 1] = (int8_t)(bit / 8 + 1);
+            wd->bx_ctrl[h][4 * i + 2] = wd->bx_ctrl[h][4 * i + 3] = (int8_t)0x80;  // zero
+            wd->bx_shift[h][i] = bit % 8;
+        }
 }
 
 // raw: return the codes q instead of the weights s*q+b.
@@ -113,8 +119,8 @@ K_INLINE void SFX(decode2)(const int fmt, const int raw, const k_weights *wd, in
     default: {  // other MLX widths
         const size_t off = (size_t)k * wd->bits / 8;
         const uint8_t *p = wd->wb + (size_t)o * wd->rowBytes + off;
-        *lo = VCVTI(SFX(bits_load)(wd, p, wd->rowBytes - off));
-        *hi = VCVTI(SFX(bits_load)(wd, p + wd->bx_bytes, wd->rowBytes - off - wd->bx_bytes));
+        *lo = VCVTI(SFX(bits_load)(wd, 0, p, wd->rowBytes - off));
+        *hi = VCVTI(SFX(bits_load)(wd, 1, p + wd->bx_hioff, wd->rowBytes - off - wd->bx_hioff));
         break;
     }
     }
@@ -297,19 +303,22 @@ static void SFX(attention)(float *out, const float *q, int pos0, const float *kc
             for (int j = 0; j < nh; j++) {
                 float *sc = scores + (size_t)j * nKV;
                 const VF vm = VSET1(m[j]);
-                VF vs = VZERO();
+                double sum = 0;  // runs of float lanes, as in softmax
                 int p = pLo;
-                for (; p + W <= pHi; p += W) {
-                    const VF e = SFX(vexp)(VSUB(VLOAD(sc + p), vm));
-                    VSTORE(sc + p, e);
-                    vs = VADD(vs, e);
+                while (p + W <= pHi) {
+                    VF vs = VZERO();
+                    for (int end = p + 256 * W; p + W <= pHi && p < end; p += W) {
+                        const VF e = SFX(vexp)(VSUB(VLOAD(sc + p), vm));
+                        VSTORE(sc + p, e);
+                        vs = VADD(vs, e);
+                    }
+                    sum += VHSUM(vs);
                 }
-                float sum = VHSUM(vs);
                 for (; p < pHi; p++) {
                     sc[p] = expf(sc[p] - m[j]);
                     sum += sc[p];
                 }
-                inv[j] = 1.0f / sum;
+                inv[j] = (float)(1.0 / sum);
             }
             int d = 0;
             for (; d + W <= hd; d += W) {
@@ -369,14 +378,19 @@ static void SFX(softmax)(float *x, size_t n) {
     float m = VHMAX(vm);
     for (; i < n; i++) if (x[i] > m) m = x[i];
     vm = VSET1(m);
-    VF vs = VZERO();
+    // Float lanes summed over short runs, the runs in double: a vocabulary
+    // of 150k terms would otherwise lose ~1e-5 relative in the lanes.
+    double sum = 0;
     i = 0;
-    for (; i + W <= n; i += W) {
-        VF e = SFX(vexp)(VSUB(VLOAD(x + i), vm));
-        VSTORE(x + i, e);
-        vs = VADD(vs, e);
+    while (i + W <= n) {
+        VF vs = VZERO();
+        for (size_t end = i + 256 * W; i + W <= n && i < end; i += W) {
+            VF e = SFX(vexp)(VSUB(VLOAD(x + i), vm));
+            VSTORE(x + i, e);
+            vs = VADD(vs, e);
+        }
+        sum += VHSUM(vs);
     }
-    double sum = VHSUM(vs);
     for (; i < n; i++) {
         x[i] = expf(x[i] - m);
         sum += x[i];
