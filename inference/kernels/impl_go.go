@@ -76,15 +76,15 @@ func attentionItemsGo(j *attnJob, worker, lo, hi int) {
 				scores[p] = s
 				m = max(m, s)
 			}
-			var sum float32
+			var sum float64
 			for p := pLo; p < pHi; p++ {
 				e := float32(math.Exp(float64(scores[p] - m)))
 				scores[p] = e
-				sum += e
+				sum += float64(e)
 			}
 			clear(acc)
 			for p := pLo; p < pHi; p++ {
-				w := scores[p] / sum
+				w := float32(float64(scores[p]) / sum)
 				v := j.v[p*kvs+kvOff : p*kvs+kvOff+hd]
 				for i, vv := range v {
 					acc[i] += w * vv

@@ -90,7 +90,8 @@ static void attention_scalar(float *out, const float *q, int pos0, const float *
         const float *kb = kc + (size_t)kvh * hd, *vb = vc + (size_t)kvh * hd;
         for (int h = kvh * grp; h < (kvh + 1) * grp; h++) {
             const float *qv = q + (size_t)t * qs + (size_t)h * hd;
-            float m = -INFINITY, sum = 0;
+            float m = -INFINITY;
+            double sum = 0;
             for (int p = pLo; p < pHi; p++) {
                 float s = dot_scalar(qv, kb + (size_t)p * kvs, hd) * scale;
                 if (softcap > 0) s = tanhf(s / softcap) * softcap;
@@ -104,7 +105,7 @@ static void attention_scalar(float *out, const float *q, int pos0, const float *
             float *o = out + (size_t)t * qs + (size_t)h * hd;
             for (int d = 0; d < hd; d++) o[d] = 0;
             for (int p = pLo; p < pHi; p++) {
-                const float w = scores[p] / sum, *v = vb + (size_t)p * kvs;
+                const float w = (float)(scores[p] / sum), *v = vb + (size_t)p * kvs;
                 for (int d = 0; d < hd; d++) o[d] += w * v[d];
             }
         }

@@ -17,6 +17,9 @@ typedef struct {
     size_t rowBytes;
     const float *sc, *bi;
     int cols, bits, group, groups;
+    int8_t bx_ctrl[2][64];  // bit extraction for other widths (SIMD bitx_setup)
+    int32_t bx_shift[2][16];
+    int bx_bytes, bx_hioff;
 } k_weights;
 
 static inline float k_bf16(uint16_t h) {

@@ -1,5 +1,5 @@
 // SIMD kernel bodies, written once over a vector abstraction and included
-// by simd_x86.c (AVX2, AVX-512) and simd_arm.c (NEON). The includer
+// by simd_x86.c (AVX2, AVX-512) and simd_neon.c (NEON). The includer
 // defines W (lanes), VF and the V* operations, MK_NB (activation rows per
 // micro-kernel pass) and SFX(name), which gives each function its suffix.
 //
@@ -57,7 +57,33 @@ static inline VF SFX(vexp)(VF x) {
 
 #define K_INLINE static inline __attribute__((always_inline))
 
-K_INLINE void SFX(decode2)(const int fmt, const k_weights *wd, int o, int k, const float *qb, VF s, VF b, VF *lo,
+// Widths other than 4 and 8: each int lane gathers the two bytes holding
+// its code with a byte shuffle, then shifts and masks. Half h (the lo or hi
+// vector of a 2W block) reads bx_bytes bytes from p + h*bx_hioff; the
+// shuffle and shift patterns come from bitx_setup.
+K_INLINE VI SFX(bits_load)(const k_weights *wd, int h, const uint8_t *p, size_t avail) {
+    const VI v = VSHUF_BYTES(VLOAD_BYTES(p, wd->bx_bytes, avail), VLOADI(wd->bx_ctrl[h]));
+    return VANDI(VSRLV(v, VLOADI(wd->bx_shift[h])), VSET1I((1 << wd->bits) - 1));
+}
+
+static void SFX(bitx_setup)(k_weights *wd) {
+    const int b = wd->bits;
+    // The hi half gets its own window when W codes end on a byte boundary;
+    // otherwise (NEON, odd widths) both halves share one 2W-code window.
+    wd->bx_hioff = (W * b) % 8 == 0 ? W * b / 8 : 0;
+    wd->bx_bytes = wd->bx_hioff ? W * b / 8 : 2 * W * b / 8;
+    for (int h = 0; h < 2; h++)
+        for (int i = 0; i < W; i++) {
+            const int bit = (h * W + i) * b - 8 * h * wd->bx_hioff;
+            wd->bx_ctrl[h][4 * i] = (int8_t)(bit / 8);
+            wd->bx_ctrl[h][4 * i + 1] = (int8_t)(bit / 8 + 1);
+            wd->bx_ctrl[h][4 * i + 2] = wd->bx_ctrl[h][4 * i + 3] = (int8_t)0x80;  // zero
+            wd->bx_shift[h][i] = bit % 8;
+        }
+}
+
+// raw: return the codes q instead of the weights s*q+b.
+K_INLINE void SFX(decode2)(const int fmt, const int raw, const k_weights *wd, int o, int k, VF s, VF b, VF *lo,
                            VF *hi) {
     switch (fmt) {
     case K_F32: {
@@ -80,20 +106,27 @@ K_INLINE void SFX(decode2)(const int fmt, const k_weights *wd, int o, int k, con
     }
     case K_MLX4: {
         const VI q = VLOAD_U8I(wd->wb + (size_t)o * wd->rowBytes + k / 2);
-        *lo = VFMA(VCVTI(VANDI(q, VSET1I(15))), s, b);
-        *hi = VFMA(VCVTI(VSRLI(q, 4)), s, b);
+        *lo = VCVTI(VANDI(q, VSET1I(15)));
+        *hi = VCVTI(VSRLI(q, 4));
         break;
     }
     case K_MLX8: {
         const uint8_t *p = wd->wb + (size_t)o * wd->rowBytes + k;
-        *lo = VFMA(VCVTI(VLOAD_U8I(p)), s, b);
-        *hi = VFMA(VCVTI(VLOAD_U8I(p + W)), s, b);
+        *lo = VCVTI(VLOAD_U8I(p));
+        *hi = VCVTI(VLOAD_U8I(p + W));
         break;
     }
-    default:  // other MLX widths: qb holds the group's codes
-        *lo = VFMA(VLOAD(qb), s, b);
-        *hi = VFMA(VLOAD(qb + W), s, b);
+    default: {  // other MLX widths
+        const size_t off = (size_t)k * wd->bits / 8;
+        const uint8_t *p = wd->wb + (size_t)o * wd->rowBytes + off;
+        *lo = VCVTI(SFX(bits_load)(wd, 0, p, wd->rowBytes - off));
+        *hi = VCVTI(SFX(bits_load)(wd, 1, p + wd->bx_hioff, wd->rowBytes - off - wd->bx_hioff));
         break;
+    }
+    }
+    if (fmt >= K_MLX4 && !raw) {
+        *lo = VFMA(*lo, s, b);
+        *hi = VFMA(*hi, s, b);
     }
 }
 
@@ -108,22 +141,17 @@ K_INLINE void SFX(block)(const int fmt, const int R, const int nb, float *out, i
     VF acc[R_MAX][NB_MAX];
     for (int r = 0; r < R; r++)
         for (int v = 0; v < nb; v++) acc[r][v] = VZERO();
-    float qb[fmt == K_MLXG ? R_MAX : 1][fmt == K_MLXG ? 128 : 1];
-    k_bitreader br[R_MAX];
-    if (fmt == K_MLXG)
-        for (int r = 0; r < R; r++) br[r] = (k_bitreader){wd->wb + (size_t)(o0 + r) * wd->rowBytes, 0, 0};
     for (int j0 = 0, g = 0; j0 < kend; j0 += group, g++) {
         const int jend = j0 + group < kend ? j0 + group : kend;
         VF vs[R_MAX], vb[R_MAX];
         for (int r = 0; r < R; r++) {
             vs[r] = quant ? VSET1(wd->sc[(size_t)(o0 + r) * wd->groups + g]) : VZERO();
             vb[r] = quant ? VSET1(wd->bi[(size_t)(o0 + r) * wd->groups + g]) : VZERO();
-            if (fmt == K_MLXG) k_unpack(&br[r], qb[r], group, wd->bits);
         }
         for (int k = j0; k < jend; k += 2 * W) {
             VF wl[R_MAX], wh[R_MAX];
             for (int r = 0; r < R; r++)
-                SFX(decode2)(fmt, wd, o0 + r, k, fmt == K_MLXG ? qb[r] + (k - j0) : NULL, vs[r], vb[r], &wl[r], &wh[r]);
+                SFX(decode2)(fmt, 0, wd, o0 + r, k, vs[r], vb[r], &wl[r], &wh[r]);
             for (int v = 0; v < nb; v++) {
                 const VF xl = VLOAD(x + (size_t)v * cols + k), xh = VLOAD(x + (size_t)v * cols + k + W);
                 for (int r = 0; r < R; r++) {
@@ -145,8 +173,47 @@ K_INLINE void SFX(block)(const int fmt, const int R, const int nb, float *out, i
         }
 }
 
+// Quantized rows against a single activation row (decode). Per group,
+// sum_j (s q_j + b) x_j = s (q·x) + b sum_j x_j: the inner loop multiplies
+// raw codes, the scale is applied once per group, and the bias terms are
+// one dot product of the row's biases with the group sums xsum of x.
+K_INLINE void SFX(block_q1)(const int fmt, const int R, float *out, const float *x, const k_weights *wd, int o0,
+                            const float *xsum) {
+    const int cols = wd->cols, group = wd->group, groups = wd->groups;
+    VF acc[R_MAX];
+    for (int r = 0; r < R; r++) acc[r] = VZERO();
+    for (int j0 = 0, g = 0; j0 < cols; j0 += group, g++) {
+        VF a[R_MAX];
+        for (int r = 0; r < R; r++) a[r] = VZERO();
+        for (int k = j0; k < j0 + group; k += 2 * W) {
+            const VF xl = VLOAD(x + k), xh = VLOAD(x + k + W);
+            for (int r = 0; r < R; r++) {
+                VF wl, wh;
+                SFX(decode2)(fmt, 1, wd, o0 + r, k, xl, xl, &wl, &wh);
+                a[r] = VFMA(wl, xl, a[r]);
+                a[r] = VFMA(wh, xh, a[r]);
+            }
+        }
+        for (int r = 0; r < R; r++) acc[r] = VFMA(a[r], VSET1(wd->sc[(size_t)(o0 + r) * groups + g]), acc[r]);
+    }
+    for (int r = 0; r < R; r++)
+        out[o0 + r] = VHSUM(acc[r]) + SFX(dot)(wd->bi + (size_t)(o0 + r) * groups, xsum, groups);
+}
+
 K_INLINE void SFX(mm)(const int fmt, float *out, const float *x, int n, const k_weights *wd, int rows, int lo,
-                      int hi) {
+                      int hi, float *scratch) {
+    if (fmt >= K_MLX4 && n == 1) {
+        // Group sums are unchanged by mlx_prep, which permutes within groups.
+        for (int g = 0; g < wd->groups; g++) {
+            VF s = VZERO();
+            for (int k = 0; k < wd->group; k += W) s = VADD(s, VLOAD(x + (size_t)g * wd->group + k));
+            scratch[g] = VHSUM(s);
+        }
+        int o = lo;
+        for (; o + R_MAX <= hi; o += R_MAX) SFX(block_q1)(fmt, R_MAX, out, x, wd, o, scratch);
+        for (; o < hi; o++) SFX(block_q1)(fmt, 1, out, x, wd, o, scratch);
+        return;
+    }
     for (int b0 = 0; b0 < n; b0 += NB_MAX) {
         const int nb = n - b0 < NB_MAX ? n - b0 : NB_MAX;
         float *ob = out + (size_t)b0 * rows;
@@ -163,15 +230,15 @@ K_INLINE void SFX(mm)(const int fmt, float *out, const float *x, int n, const k_
 
 static void SFX(mm_f32)(float *out, const float *x, int n, const float *w, int rows, int cols, int lo, int hi) {
     const k_weights wd = {.wf = w, .cols = cols};
-    SFX(mm)(K_F32, out, x, n, &wd, rows, lo, hi);
+    SFX(mm)(K_F32, out, x, n, &wd, rows, lo, hi, NULL);
 }
 
 static void SFX(mm_half)(float *out, const float *x, int n, const uint16_t *w, int rows, int cols, int lo, int hi,
                          float *scratch, int bf16) {
     (void)scratch;
     const k_weights wd = {.wh = w, .cols = cols};
-    if (bf16) SFX(mm)(K_BF16, out, x, n, &wd, rows, lo, hi);
-    else SFX(mm)(K_F16, out, x, n, &wd, rows, lo, hi);
+    if (bf16) SFX(mm)(K_BF16, out, x, n, &wd, rows, lo, hi, NULL);
+    else SFX(mm)(K_F16, out, x, n, &wd, rows, lo, hi, NULL);
 }
 
 // mlx_prep writes the activation layout the 4-bit kernel wants; it
@@ -190,12 +257,12 @@ static int SFX(mlx_prep)(float *dst, const float *x, int n, int cols, int bits) 
 // x must be what mlx_prep produced when it returned 1.
 static void SFX(mm_mlx)(float *out, const float *x, int n, const uint32_t *wq, const float *sc, const float *bi,
                         int rows, int cols, int bits, int group, int lo, int hi, float *scratch) {
-    (void)scratch;
-    const k_weights wd = {.wb = (const uint8_t *)wq, .rowBytes = (size_t)cols * bits / 8, .sc = sc, .bi = bi,
+    k_weights wd = {.wb = (const uint8_t *)wq, .rowBytes = (size_t)cols * bits / 8, .sc = sc, .bi = bi,
                           .cols = cols, .bits = bits, .group = group, .groups = cols / group};
-    if (bits == 4) SFX(mm)(K_MLX4, out, x, n, &wd, rows, lo, hi);
-    else if (bits == 8) SFX(mm)(K_MLX8, out, x, n, &wd, rows, lo, hi);
-    else SFX(mm)(K_MLXG, out, x, n, &wd, rows, lo, hi);
+    if (bits != 4 && bits != 8) SFX(bitx_setup)(&wd);
+    if (bits == 4) SFX(mm)(K_MLX4, out, x, n, &wd, rows, lo, hi, scratch);
+    else if (bits == 8) SFX(mm)(K_MLX8, out, x, n, &wd, rows, lo, hi, scratch);
+    else SFX(mm)(K_MLXG, out, x, n, &wd, rows, lo, hi, scratch);
 }
 
 /* ---- attention ----
@@ -236,19 +303,22 @@ static void SFX(attention)(float *out, const float *q, int pos0, const float *kc
             for (int j = 0; j < nh; j++) {
                 float *sc = scores + (size_t)j * nKV;
                 const VF vm = VSET1(m[j]);
-                VF vs = VZERO();
+                double sum = 0;  // runs of float lanes, as in softmax
                 int p = pLo;
-                for (; p + W <= pHi; p += W) {
-                    const VF e = SFX(vexp)(VSUB(VLOAD(sc + p), vm));
-                    VSTORE(sc + p, e);
-                    vs = VADD(vs, e);
+                while (p + W <= pHi) {
+                    VF vs = VZERO();
+                    for (int end = p + 256 * W; p + W <= pHi && p < end; p += W) {
+                        const VF e = SFX(vexp)(VSUB(VLOAD(sc + p), vm));
+                        VSTORE(sc + p, e);
+                        vs = VADD(vs, e);
+                    }
+                    sum += VHSUM(vs);
                 }
-                float sum = VHSUM(vs);
                 for (; p < pHi; p++) {
                     sc[p] = expf(sc[p] - m[j]);
                     sum += sc[p];
                 }
-                inv[j] = 1.0f / sum;
+                inv[j] = (float)(1.0 / sum);
             }
             int d = 0;
             for (; d + W <= hd; d += W) {
@@ -308,14 +378,19 @@ static void SFX(softmax)(float *x, size_t n) {
     float m = VHMAX(vm);
     for (; i < n; i++) if (x[i] > m) m = x[i];
     vm = VSET1(m);
-    VF vs = VZERO();
+    // Float lanes summed over short runs, the runs in double: a vocabulary
+    // of 150k terms would otherwise lose ~1e-5 relative in the lanes.
+    double sum = 0;
     i = 0;
-    for (; i + W <= n; i += W) {
-        VF e = SFX(vexp)(VSUB(VLOAD(x + i), vm));
-        VSTORE(x + i, e);
-        vs = VADD(vs, e);
+    while (i + W <= n) {
+        VF vs = VZERO();
+        for (size_t end = i + 256 * W; i + W <= n && i < end; i += W) {
+            VF e = SFX(vexp)(VSUB(VLOAD(x + i), vm));
+            VSTORE(x + i, e);
+            vs = VADD(vs, e);
+        }
+        sum += VHSUM(vs);
     }
-    double sum = VHSUM(vs);
     for (; i < n; i++) {
         x[i] = expf(x[i] - m);
         sum += x[i];

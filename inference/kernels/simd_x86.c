@@ -26,8 +26,21 @@ static inline float hmax_avx2(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
+// W*b/8 (= b <= 6) bytes at p into the low bytes of a 128-bit lane,
+// broadcast to both lanes; reads 8 bytes when that stays inside the row.
+static inline __m256i bytes_avx2(const uint8_t *p, int n, size_t avail) {
+    uint64_t u = 0;
+    if (avail >= 8) memcpy(&u, p, 8);
+    else memcpy(&u, p, (size_t)n);
+    return _mm256_broadcastsi128_si256(_mm_cvtsi64_si128((long long)u));
+}
+
 #define W 8
 #define VF __m256
+#define VLOADI(p) _mm256_loadu_si256((const __m256i *)(p))
+#define VLOAD_BYTES(p, n, avail) bytes_avx2(p, n, avail)
+#define VSHUF_BYTES(a, c) _mm256_shuffle_epi8(a, c)
+#define VSRLV(a, s) _mm256_srlv_epi32(a, s)
 #define VI __m256i
 #define NB_MAX 4
 #define R_MAX 2
@@ -65,6 +78,10 @@ K_DEFINE_LEVEL(avx2)
 #undef W
 #undef VF
 #undef VI
+#undef VLOADI
+#undef VLOAD_BYTES
+#undef VSHUF_BYTES
+#undef VSRLV
 #undef NB_MAX
 #undef R_MAX
 #undef NB_CASES
@@ -100,6 +117,12 @@ K_DEFINE_LEVEL(avx2)
 
 #define W 16
 #define VF __m512
+#define VLOADI(p) _mm512_loadu_si512((const void *)(p))
+// A masked load never touches the bytes it leaves out.
+#define VLOAD_BYTES(p, n, avail) \
+    _mm512_broadcast_i32x4(_mm_maskz_loadu_epi8((__mmask16)((1u << (n)) - 1), (const void *)(p)))
+#define VSHUF_BYTES(a, c) _mm512_shuffle_epi8(a, c)
+#define VSRLV(a, s) _mm512_srlv_epi32(a, s)
 #define VI __m512i
 #define NB_MAX 4
 #define R_MAX 4
