@@ -55,9 +55,9 @@ func TestLlama3VocabCases(t *testing.T) {
 // swift-transformers (ids from Python transformers).
 func TestSwiftTransformersGoldens(t *testing.T) {
 	type golden struct {
-		Text     string `json:"text"`
+		Text     string  `json:"text"`
 		TokenIDs []int32 `json:"token_ids"`
-		Decoded  string `json:"decoded_text"`
+		Decoded  string  `json:"decoded_text"`
 	}
 	cases := []struct {
 		file       string
