@@ -2,6 +2,7 @@ package tokenizer
 
 import (
 	"encoding/json"
+	"math"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -216,4 +217,59 @@ func TestBadInput(t *testing.T) {
 	if _, err := FromGGUFVocab(GGUFVocab{Model: "llama", Tokens: []string{"a", "b"}, Scores: []float32{0}, BOS: -1, EOS: -1, EOT: -1, EOM: -1, UNK: -1, PAD: -1}); err == nil {
 		t.Error("score count mismatch accepted")
 	}
+}
+
+// FuzzFromGPT2Files: arbitrary encoder.json / vocab.bpe bytes give an error
+// or a working tokenizer.
+func FuzzFromGPT2Files(f *testing.F) {
+	f.Add([]byte(`{"a":0,"b":1,"ab":2,"Ġ":3}`), []byte("#version: 0.2\na b\n"), "gpt-2")
+	f.Add([]byte(`{"a":0}`), []byte("a a\n"), "llama-bpe")
+	f.Add([]byte(`{"a":5}`), []byte(""), "deepseek-llm")
+	f.Fuzz(func(t *testing.T, enc, merges []byte, pre string) {
+		tk, err := FromGPT2Files(enc, merges, GPT2Options{Pre: pre, Specials: []string{"<|x|>"}, BOS: "<|x|>"})
+		if err != nil {
+			return
+		}
+		ids := tk.Encode("ab a<|x|> 12 ☃", true)
+		_ = tk.Decode(ids, false)
+	})
+}
+
+// FuzzSentencePieceVocab: SentencePiece-style GGUF vocabularies with odd
+// tokens, scores (NaN, ±Inf) and types never panic.
+func FuzzSentencePieceVocab(f *testing.F) {
+	f.Add("▁ a b ab ▁a <0x41> <s>", []byte{1, 2, 3, 4, 5, 6, 7}, "▁a b\x00☃")
+	f.Fuzz(func(t *testing.T, toks string, meta []byte, text string) {
+		tokens := strings.Fields(toks)
+		if len(tokens) == 0 || len(tokens) > 4096 {
+			return
+		}
+		v := GGUFVocab{Model: "llama", Tokens: tokens, BOS: -1, EOS: -1, EOT: -1, EOM: -1, UNK: -1, PAD: -1, AddSpacePrefix: true}
+		for i := range tokens {
+			var m byte
+			if len(meta) > 0 {
+				m = meta[i%len(meta)]
+			}
+			score := float32(int8(m))
+			switch m % 17 {
+			case 0:
+				score = float32(math.NaN())
+			case 1:
+				score = float32(math.Inf(1))
+			}
+			v.Scores = append(v.Scores, score)
+			v.Types = append(v.Types, int32(m%8))
+		}
+		tk, err := FromGGUFVocab(v)
+		if err != nil {
+			return
+		}
+		ids := tk.Encode(text, true)
+		_ = tk.Decode(ids, false)
+		d := NewDecoder(tk, false)
+		for _, id := range ids {
+			d.Add(id)
+		}
+		d.Flush()
+	})
 }
