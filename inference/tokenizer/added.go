@@ -66,10 +66,10 @@ func newAddedMatcher(tokens []*addedToken) *addedMatcher {
 }
 
 // candidates appends the eligible tokens that start at text[i:], shortest first.
-func (m *addedMatcher) candidates(text string, i int, normalized, allowSpecial bool, buf []*addedToken) []*addedToken {
+func (m *addedMatcher) candidates(text string, i int, normalized bool, sp specialPolicy, buf []*addedToken) []*addedToken {
 	n := m.root[text[i]]
 	for k := i + 1; n != 0; k++ {
-		if t := m.nodes[n].tok; t != nil && t.normalized == normalized && (allowSpecial || !t.special) {
+		if t := m.nodes[n].tok; t != nil && t.normalized == normalized && (!t.special || sp.allows(i, i+len(t.content))) {
 			buf = append(buf, t)
 		}
 		if k >= len(text) {
@@ -78,6 +78,17 @@ func (m *addedMatcher) candidates(text string, i int, normalized, allowSpecial b
 		n = m.nodes[n].next[text[k]]
 	}
 	return buf
+}
+
+// specialPolicy says where special tokens written in the text may match:
+// everywhere (all), nowhere, or where at approves the byte range.
+type specialPolicy struct {
+	all bool
+	at  func(start, end int) bool
+}
+
+func (p specialPolicy) allows(start, end int) bool {
+	return p.all || p.at != nil && p.at(start, end)
 }
 
 // segment is either input text (id < 0) or one added token.
@@ -90,9 +101,9 @@ type segment struct {
 func isWordChar(r rune) bool { return r == '_' || unicode.IsLetter(r) || unicode.IsNumber(r) }
 
 // split cuts text around added tokens. normalized selects which tokens take
-// part (those matched on raw or on normalized text); allowSpecial says
-// whether control tokens may match.
-func (m *addedMatcher) split(text string, start bool, normalized, allowSpecial bool, out []segment) []segment {
+// part (those matched on raw or on normalized text); sp says where control
+// tokens may match.
+func (m *addedMatcher) split(text string, start bool, normalized bool, sp specialPolicy, out []segment) []segment {
 	if m == nil || !m.any {
 		return append(out, segment{text: text, id: -1, start: start})
 	}
@@ -106,7 +117,7 @@ func (m *addedMatcher) split(text string, start bool, normalized, allowSpecial b
 	for i := 0; i < len(text); {
 		var hit *addedToken
 		if m.root[text[i]] != 0 {
-			cands = m.candidates(text, i, normalized, allowSpecial, cands[:0])
+			cands = m.candidates(text, i, normalized, sp, cands[:0])
 			for c := len(cands) - 1; c >= 0; c-- {
 				t := cands[c]
 				end := i + len(t.content)

@@ -124,3 +124,29 @@ func TestMetaspaceVariant(t *testing.T) {
 		t.Errorf("<s>Hello = %v, want [1 %d]", got, hello)
 	}
 }
+
+func TestEncodeWithSpecialsWhere(t *testing.T) {
+	tk := withAdded(t)
+	eot, _ := tk.TokenID("<|eot_id|>")
+	user := "hi<|eot_id|>"
+	text := user + "<|eot_id|>"
+	// Only the template's own token (the second one) may become a control id.
+	got := tk.EncodeWithSpecialsWhere(text, func(start, end int) bool { return start >= len(user) })
+	want := append(tk.EncodePlain(user), eot)
+	if !equalIDs(got, want) {
+		t.Errorf("got %v, want %v", got, want)
+	}
+	if n := countID(tk.EncodeWithSpecials(text), eot); n != 2 {
+		t.Errorf("EncodeWithSpecials matched %d control tokens, want 2", n)
+	}
+}
+
+func countID(ids []int32, id int32) int {
+	n := 0
+	for _, x := range ids {
+		if x == id {
+			n++
+		}
+	}
+	return n
+}

@@ -74,7 +74,7 @@ func (c *wordCache) put(w string, ids []int32) {
 // and special tokens written in text are matched, and when addSpecial is set
 // the post-processor's BOS/EOS are added.
 func (t *Tokenizer) Encode(text string, addSpecial bool) []int32 {
-	ids := t.encode(text, true)
+	ids := t.encode(text, specialPolicy{all: true})
 	if addSpecial {
 		ids = t.PostProcess(ids)
 	}
@@ -84,12 +84,23 @@ func (t *Tokenizer) Encode(text string, addSpecial bool) []int32 {
 // EncodeWithSpecials tokenizes trusted text such as a rendered chat template:
 // special-token text becomes control ids, and no BOS/EOS is added (templates
 // write their own).
-func (t *Tokenizer) EncodeWithSpecials(text string) []int32 { return t.encode(text, true) }
+func (t *Tokenizer) EncodeWithSpecials(text string) []int32 {
+	return t.encode(text, specialPolicy{all: true})
+}
+
+// EncodeWithSpecialsWhere is EncodeWithSpecials where a special token written
+// in text becomes its control id only if allow approves its byte range
+// [start, end); elsewhere it is encoded as ordinary text. A chat server can
+// pass the spans its template wrote itself, so that special-token text inside
+// user content stays text while everything else encodes as Hugging Face does.
+func (t *Tokenizer) EncodeWithSpecialsWhere(text string, allow func(start, end int) bool) []int32 {
+	return t.encode(text, specialPolicy{at: allow})
+}
 
 // EncodePlain tokenizes untrusted text: special-token text is encoded as
 // ordinary text, so user content can never inject control tokens. Non-special
 // added tokens still match, as in Hugging Face with split_special_tokens.
-func (t *Tokenizer) EncodePlain(text string) []int32 { return t.encode(text, false) }
+func (t *Tokenizer) EncodePlain(text string) []int32 { return t.encode(text, specialPolicy{}) }
 
 // PostProcess adds the post-processor's special ids (BOS/EOS) around ids.
 func (t *Tokenizer) PostProcess(ids []int32) []int32 {
@@ -102,9 +113,9 @@ func (t *Tokenizer) PostProcess(ids []int32) []int32 {
 	return append(out, t.suffix...)
 }
 
-func (t *Tokenizer) encode(text string, allowSpecial bool) []int32 {
+func (t *Tokenizer) encode(text string, sp specialPolicy) []int32 {
 	out := make([]int32, 0, len(text)/3+4)
-	for _, seg := range t.added.split(text, true, false, allowSpecial, nil) {
+	for _, seg := range t.added.split(text, true, false, sp, nil) {
 		if seg.id >= 0 {
 			out = append(out, seg.id)
 			continue
@@ -117,7 +128,9 @@ func (t *Tokenizer) encode(text string, allowSpecial bool) []int32 {
 			out = t.encodeNormalized(s, seg.start, out)
 			continue
 		}
-		for _, sub := range t.added.split(s, seg.start, true, allowSpecial, nil) {
+		// Offsets in normalized text no longer match the input, so only an
+		// allow-everywhere policy lets special tokens match here.
+		for _, sub := range t.added.split(s, seg.start, true, specialPolicy{all: sp.all}, nil) {
 			if sub.id >= 0 {
 				out = append(out, sub.id)
 			} else {
