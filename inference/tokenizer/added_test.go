@@ -150,3 +150,22 @@ func countID(ids []int32, id int32) int {
 	}
 	return n
 }
+
+func TestSpecialTokensMap(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(dir+"/tokenizer.json", tinyByteLevelJSON(t), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dir+"/special_tokens_map.json", []byte(`{"bos_token": {"content": "<|begin_of_text|>"}, "eos_token": "<|eot_id|>"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tk, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eot, _ := tk.TokenID("<|eot_id|>")
+	bos, _ := tk.TokenID("<|begin_of_text|>")
+	if tk.EOS() != eot || tk.BOS() != bos || len(tk.EOG()) != 1 || tk.EOG()[0] != eot {
+		t.Errorf("bos %d eos %d eog %v", tk.BOS(), tk.EOS(), tk.EOG())
+	}
+}

@@ -23,11 +23,50 @@ func Load(dir string) (*Tokenizer, error) {
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("load tokenizer config: %w", err)
 	}
+	// Older repositories name bos/eos/pad/unk only in special_tokens_map.json.
+	sm, err := os.ReadFile(filepath.Join(dir, "special_tokens_map.json"))
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("load special tokens map: %w", err)
+	}
+	if cj, err = mergeSpecialTokensMap(cj, sm); err != nil {
+		return nil, fmt.Errorf("load tokenizer from %s: %w", dir, err)
+	}
 	t, err := FromJSON(tj, cj)
 	if err != nil {
 		return nil, fmt.Errorf("load tokenizer from %s: %w", dir, err)
 	}
 	return t, nil
+}
+
+// mergeSpecialTokensMap fills the bos/eos/pad/unk names missing from
+// tokenizer_config.json with those of special_tokens_map.json.
+func mergeSpecialTokensMap(configJSON, mapJSON []byte) ([]byte, error) {
+	if len(mapJSON) == 0 {
+		return configJSON, nil
+	}
+	cfg := map[string]json.RawMessage{}
+	if len(configJSON) > 0 {
+		if err := json.Unmarshal(configJSON, &cfg); err != nil {
+			return nil, fmt.Errorf("parse tokenizer_config.json: %w", err)
+		}
+	}
+	var sm map[string]json.RawMessage
+	if err := json.Unmarshal(mapJSON, &sm); err != nil {
+		return nil, fmt.Errorf("parse special_tokens_map.json: %w", err)
+	}
+	changed := false
+	for _, k := range []string{"bos_token", "eos_token", "pad_token", "unk_token"} {
+		if v, ok := sm[k]; ok {
+			if cur, has := cfg[k]; !has || string(cur) == "null" {
+				cfg[k] = v
+				changed = true
+			}
+		}
+	}
+	if !changed {
+		return configJSON, nil
+	}
+	return json.Marshal(cfg)
 }
 
 type hfAdded struct {
