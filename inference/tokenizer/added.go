@@ -1,7 +1,6 @@
 package tokenizer
 
 import (
-	"sort"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -20,26 +19,76 @@ type addedToken struct {
 	normalized bool // matched against normalized text
 }
 
-// addedMatcher finds added tokens by longest match, indexed by first byte.
+// addedMatcher finds added tokens by longest match with a byte trie, so
+// vocabularies with thousands of added tokens (Gemma 3) stay fast.
 type addedMatcher struct {
-	byFirst [256][]*addedToken
-	any     bool
+	root  [256]int32 // first byte -> node index (0 = none)
+	nodes []trieNode
+	any   bool
+}
+
+type trieNode struct {
+	next map[byte]int32
+	tok  *addedToken // token ending here, if any
 }
 
 func newAddedMatcher(tokens []*addedToken) *addedMatcher {
-	m := &addedMatcher{}
+	m := &addedMatcher{nodes: make([]trieNode, 1)} // node 0 is unused
 	for _, t := range tokens {
 		if t.content == "" {
 			continue
 		}
-		m.byFirst[t.content[0]] = append(m.byFirst[t.content[0]], t)
 		m.any = true
-	}
-	for i := range m.byFirst {
-		l := m.byFirst[i]
-		sort.SliceStable(l, func(a, b int) bool { return len(l[a].content) > len(l[b].content) })
+		n := m.root[t.content[0]]
+		if n == 0 {
+			n = int32(len(m.nodes))
+			m.nodes = append(m.nodes, trieNode{})
+			m.root[t.content[0]] = n
+		}
+		for k := 1; k < len(t.content); k++ {
+			c := t.content[k]
+			nx, ok := m.nodes[n].next[c]
+			if !ok {
+				nx = int32(len(m.nodes))
+				m.nodes = append(m.nodes, trieNode{})
+				if m.nodes[n].next == nil {
+					m.nodes[n].next = map[byte]int32{}
+				}
+				m.nodes[n].next[c] = nx
+			}
+			n = nx
+		}
+		if m.nodes[n].tok == nil || t.id < m.nodes[n].tok.id {
+			m.nodes[n].tok = t
+		}
 	}
 	return m
+}
+
+// candidates appends the eligible tokens that start at text[i:], shortest first.
+func (m *addedMatcher) candidates(text string, i int, normalized bool, sp specialPolicy, buf []*addedToken) []*addedToken {
+	n := m.root[text[i]]
+	for k := i + 1; n != 0; k++ {
+		if t := m.nodes[n].tok; t != nil && t.normalized == normalized && (!t.special || sp.allows(i, i+len(t.content))) {
+			buf = append(buf, t)
+		}
+		if k >= len(text) {
+			break
+		}
+		n = m.nodes[n].next[text[k]]
+	}
+	return buf
+}
+
+// specialPolicy says where special tokens written in the text may match:
+// everywhere (all), nowhere, or where at approves the byte range.
+type specialPolicy struct {
+	all bool
+	at  func(start, end int) bool
+}
+
+func (p specialPolicy) allows(start, end int) bool {
+	return p.all || p.at != nil && p.at(start, end)
 }
 
 // segment is either input text (id < 0) or one added token.
@@ -52,9 +101,9 @@ type segment struct {
 func isWordChar(r rune) bool { return r == '_' || unicode.IsLetter(r) || unicode.IsNumber(r) }
 
 // split cuts text around added tokens. normalized selects which tokens take
-// part (those matched on raw or on normalized text); allowSpecial says
-// whether control tokens may match.
-func (m *addedMatcher) split(text string, start bool, normalized, allowSpecial bool, out []segment) []segment {
+// part (those matched on raw or on normalized text); sp says where control
+// tokens may match.
+func (m *addedMatcher) split(text string, start bool, normalized bool, sp specialPolicy, out []segment) []segment {
 	if m == nil || !m.any {
 		return append(out, segment{text: text, id: -1, start: start})
 	}
@@ -64,23 +113,25 @@ func (m *addedMatcher) split(text string, start bool, normalized, allowSpecial b
 			out = append(out, segment{text: text[a:b], id: -1, start: start && a == 0})
 		}
 	}
+	var cands []*addedToken
 	for i := 0; i < len(text); {
 		var hit *addedToken
-		for _, t := range m.byFirst[text[i]] {
-			if t.normalized != normalized || t.special && !allowSpecial || !strings.HasPrefix(text[i:], t.content) {
-				continue
-			}
-			end := i + len(t.content)
-			if t.singleWord {
-				if r, _ := utf8.DecodeLastRuneInString(text[:i]); i > 0 && isWordChar(r) {
-					continue
+		if m.root[text[i]] != 0 {
+			cands = m.candidates(text, i, normalized, sp, cands[:0])
+			for c := len(cands) - 1; c >= 0; c-- {
+				t := cands[c]
+				end := i + len(t.content)
+				if t.singleWord {
+					if r, _ := utf8.DecodeLastRuneInString(text[:i]); i > 0 && isWordChar(r) {
+						continue
+					}
+					if r, _ := utf8.DecodeRuneInString(text[end:]); end < len(text) && isWordChar(r) {
+						continue
+					}
 				}
-				if r, _ := utf8.DecodeRuneInString(text[end:]); end < len(text) && isWordChar(r) {
-					continue
-				}
+				hit = t
+				break
 			}
-			hit = t
-			break
 		}
 		if hit == nil {
 			_, n := utf8.DecodeRuneInString(text[i:])

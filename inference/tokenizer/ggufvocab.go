@@ -150,6 +150,11 @@ func FromGGUFVocab(v GGUFVocab) (*Tokenizer, error) {
 	if v.Types != nil && len(v.Types) != n {
 		return nil, fmt.Errorf("gguf vocabulary has %d tokens but %d token types", n, len(v.Types))
 	}
+	for _, id := range []int32{v.BOS, v.EOS, v.EOT, v.EOM, v.UNK, v.PAD} {
+		if id < -1 || int(id) >= n {
+			return nil, fmt.Errorf("gguf special id %d is outside the %d-token vocabulary", id, n)
+		}
+	}
 	typeOf := func(id int) int32 {
 		if v.Types == nil {
 			return TokenNormal

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"unicode/utf8"
 
 	"golang.org/x/text/unicode/norm"
 )
@@ -22,11 +23,50 @@ func Load(dir string) (*Tokenizer, error) {
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("load tokenizer config: %w", err)
 	}
+	// Older repositories name bos/eos/pad/unk only in special_tokens_map.json.
+	sm, err := os.ReadFile(filepath.Join(dir, "special_tokens_map.json"))
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("load special tokens map: %w", err)
+	}
+	if cj, err = mergeSpecialTokensMap(cj, sm); err != nil {
+		return nil, fmt.Errorf("load tokenizer from %s: %w", dir, err)
+	}
 	t, err := FromJSON(tj, cj)
 	if err != nil {
 		return nil, fmt.Errorf("load tokenizer from %s: %w", dir, err)
 	}
 	return t, nil
+}
+
+// mergeSpecialTokensMap fills the bos/eos/pad/unk names missing from
+// tokenizer_config.json with those of special_tokens_map.json.
+func mergeSpecialTokensMap(configJSON, mapJSON []byte) ([]byte, error) {
+	if len(mapJSON) == 0 {
+		return configJSON, nil
+	}
+	cfg := map[string]json.RawMessage{}
+	if len(configJSON) > 0 {
+		if err := json.Unmarshal(configJSON, &cfg); err != nil {
+			return nil, fmt.Errorf("parse tokenizer_config.json: %w", err)
+		}
+	}
+	var sm map[string]json.RawMessage
+	if err := json.Unmarshal(mapJSON, &sm); err != nil {
+		return nil, fmt.Errorf("parse special_tokens_map.json: %w", err)
+	}
+	changed := false
+	for _, k := range []string{"bos_token", "eos_token", "pad_token", "unk_token"} {
+		if v, ok := sm[k]; ok {
+			if cur, has := cfg[k]; !has || string(cur) == "null" {
+				cfg[k] = v
+				changed = true
+			}
+		}
+	}
+	if !changed {
+		return configJSON, nil
+	}
+	return json.Marshal(cfg)
 }
 
 type hfAdded struct {
@@ -139,6 +179,15 @@ func FromJSON(tokenizerJSON, configJSON []byte) (*Tokenizer, error) {
 			return nil, fmt.Errorf("parse tokenizer_config.json: %w", err)
 		}
 	}
+	var head struct {
+		Type string `json:"type"`
+	}
+	if err := json.Unmarshal(f.Model, &head); err != nil {
+		return nil, fmt.Errorf("parse model: %w", err)
+	}
+	if head.Type != "" && head.Type != "BPE" {
+		return nil, fmt.Errorf("unsupported model type %q (only BPE)", head.Type)
+	}
 	var m hfModel
 	if err := json.Unmarshal(f.Model, &m); err != nil {
 		return nil, fmt.Errorf("parse model: %w", err)
@@ -180,9 +229,15 @@ func FromJSON(tokenizerJSON, configJSON []byte) (*Tokenizer, error) {
 			added[id] = &addedToken{id: id, content: a.Content, special: a.Special, lstrip: a.Lstrip, rstrip: a.Rstrip, singleWord: a.SingleWord, normalized: a.Normalized}
 		}
 	}
+	// Ids may leave holes, but not so many that a hostile file could make
+	// us allocate a huge table.
+	limit := int32(2*(len(m.Vocab)+len(added)) + 1024)
+	if maxID >= limit {
+		return nil, fmt.Errorf("vocab id %d is far beyond the %d entries", maxID, len(m.Vocab))
+	}
 	var addedList []*addedToken
 	for id, a := range added {
-		if id < 0 || id > 1<<24 {
+		if id < 0 || id >= limit {
 			return nil, fmt.Errorf("added token %q has unreasonable id %d", a.content, id)
 		}
 		maxID = max(maxID, id)
@@ -261,6 +316,11 @@ func FromJSON(tokenizerJSON, configJSON []byte) (*Tokenizer, error) {
 	}
 	if t.prefix, t.suffix, err = buildPostProcessor(f.PostProcessor, t.vocab); err != nil {
 		return nil, fmt.Errorf("post_processor: %w", err)
+	}
+	for _, id := range append(append([]int32(nil), t.prefix...), t.suffix...) {
+		if id < 0 || int(id) >= len(t.tokens) {
+			return nil, fmt.Errorf("post_processor: id %d is outside the vocabulary", id)
+		}
 	}
 	if t.bos < 0 && len(t.prefix) > 0 {
 		t.bos = t.prefix[0]
@@ -506,6 +566,9 @@ func buildPreTokenizer(raw json.RawMessage) (p preTokenizer, byteLevel bool, err
 		if err := c.into(&s); err != nil {
 			return nil, false, err
 		}
+		if utf8.RuneCountInString(s.Replacement) > 1 {
+			return nil, false, fmt.Errorf("Metaspace replacement %q is not one character", s.Replacement)
+		}
 		return metaspacePre{replacement: orDefault(s.Replacement, "▁"), scheme: metaspaceScheme(s.PrependScheme, s.AddPrefixSpace), split_: s.Split == nil || *s.Split}, false, nil
 	case "Digits":
 		var s struct {
@@ -631,6 +694,9 @@ func decoderSteps(raw json.RawMessage) ([]decodeStep, error) {
 		}
 		if err := c.into(&s); err != nil {
 			return nil, err
+		}
+		if utf8.RuneCountInString(s.Replacement) > 1 {
+			return nil, fmt.Errorf("Metaspace replacement %q is not one character", s.Replacement)
 		}
 		return []decodeStep{metaspaceDec{replacement: orDefault(s.Replacement, "▁"), prepend: metaspaceScheme(s.PrependScheme, s.AddPrefixSpace) != "never"}}, nil
 	}

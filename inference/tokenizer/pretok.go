@@ -164,17 +164,7 @@ func (m metaspacePre) split(in []piece) []piece {
 	if !m.split_ {
 		return out
 	}
-	rep := m.replacement
-	return splitPieces(out, func(s string, emit func(a, b int)) {
-		for i := 0; ; {
-			k := strings.Index(s[i:], rep)
-			if k < 0 {
-				return
-			}
-			emit(i+k, i+k+len(rep))
-			i += k + len(rep)
-		}
-	}, behaviorMergedWithNext, false)
+	return splitPieces(out, literalMatcher(m.replacement), behaviorMergedWithNext, false)
 }
 
 // runeClassMatcher matches single runes satisfying f.

@@ -31,11 +31,13 @@ type Tokenizer struct {
 	bos, eos, pad, unk int32 // -1 when absent
 	eog                []int32
 
-	// metaSplit, when set, is SentencePiece's "▁": no vocabulary entry joins
-	// another character to a following ▁, so text can be cut before every
-	// "x▁" boundary without changing the result. This turns the one huge
-	// piece of pre-tokenizer-less SentencePiece models into cacheable words.
+	// metaSplit, when set, is SentencePiece's "▁". Text is cut before a ▁
+	// that follows another character unless one of the few bridge tokens
+	// (entries with such an "x▁" inside) occurs across the cut; no token can
+	// then span it, so the ids are unchanged. This turns the one huge piece of
+	// pre-tokenizer-less SentencePiece models into short, cacheable words.
 	metaSplit string
+	bridges   []bridgeToken
 
 	cache wordCache
 }
@@ -72,7 +74,7 @@ func (c *wordCache) put(w string, ids []int32) {
 // and special tokens written in text are matched, and when addSpecial is set
 // the post-processor's BOS/EOS are added.
 func (t *Tokenizer) Encode(text string, addSpecial bool) []int32 {
-	ids := t.encode(text, true)
+	ids := t.encode(text, specialPolicy{all: true})
 	if addSpecial {
 		ids = t.PostProcess(ids)
 	}
@@ -82,12 +84,23 @@ func (t *Tokenizer) Encode(text string, addSpecial bool) []int32 {
 // EncodeWithSpecials tokenizes trusted text such as a rendered chat template:
 // special-token text becomes control ids, and no BOS/EOS is added (templates
 // write their own).
-func (t *Tokenizer) EncodeWithSpecials(text string) []int32 { return t.encode(text, true) }
+func (t *Tokenizer) EncodeWithSpecials(text string) []int32 {
+	return t.encode(text, specialPolicy{all: true})
+}
+
+// EncodeWithSpecialsWhere is EncodeWithSpecials where a special token written
+// in text becomes its control id only if allow approves its byte range
+// [start, end); elsewhere it is encoded as ordinary text. A chat server can
+// pass the spans its template wrote itself, so that special-token text inside
+// user content stays text while everything else encodes as Hugging Face does.
+func (t *Tokenizer) EncodeWithSpecialsWhere(text string, allow func(start, end int) bool) []int32 {
+	return t.encode(text, specialPolicy{at: allow})
+}
 
 // EncodePlain tokenizes untrusted text: special-token text is encoded as
 // ordinary text, so user content can never inject control tokens. Non-special
 // added tokens still match, as in Hugging Face with split_special_tokens.
-func (t *Tokenizer) EncodePlain(text string) []int32 { return t.encode(text, false) }
+func (t *Tokenizer) EncodePlain(text string) []int32 { return t.encode(text, specialPolicy{}) }
 
 // PostProcess adds the post-processor's special ids (BOS/EOS) around ids.
 func (t *Tokenizer) PostProcess(ids []int32) []int32 {
@@ -100,9 +113,9 @@ func (t *Tokenizer) PostProcess(ids []int32) []int32 {
 	return append(out, t.suffix...)
 }
 
-func (t *Tokenizer) encode(text string, allowSpecial bool) []int32 {
+func (t *Tokenizer) encode(text string, sp specialPolicy) []int32 {
 	out := make([]int32, 0, len(text)/3+4)
-	for _, seg := range t.added.split(text, true, false, allowSpecial, nil) {
+	for _, seg := range t.added.split(text, true, false, sp, nil) {
 		if seg.id >= 0 {
 			out = append(out, seg.id)
 			continue
@@ -115,7 +128,9 @@ func (t *Tokenizer) encode(text string, allowSpecial bool) []int32 {
 			out = t.encodeNormalized(s, seg.start, out)
 			continue
 		}
-		for _, sub := range t.added.split(s, seg.start, true, allowSpecial, nil) {
+		// Offsets in normalized text no longer match the input, so only an
+		// allow-everywhere policy lets special tokens match here.
+		for _, sub := range t.added.split(s, seg.start, true, specialPolicy{all: sp.all}, nil) {
 			if sub.id >= 0 {
 				out = append(out, sub.id)
 			} else {
@@ -152,7 +167,7 @@ func (t *Tokenizer) encodeChunks(s string, out []int32) []int32 {
 			break
 		}
 		i += k
-		if !strings.HasSuffix(s[:i], m) {
+		if !strings.HasSuffix(s[:i], m) && !t.bridged(s, i) {
 			out = t.encodeWord(s[start:i], out)
 			start = i
 		}
@@ -245,9 +260,11 @@ func (t *Tokenizer) finish() {
 	for id, tok := range t.tokens {
 		t.tokBytes[id] = t.dec.local(tok)
 	}
-	t.metaSplit = ""
-	if !t.model.byteLevel && metaSplitSafe(t.model) {
-		t.metaSplit = "▁"
+	t.metaSplit, t.bridges = "", nil
+	if !t.model.byteLevel {
+		if b, ok := findBridges(t.model); ok {
+			t.metaSplit, t.bridges = "▁", b
+		}
 	}
 	t.eog = nil
 	if t.eos >= 0 {
@@ -268,21 +285,51 @@ func (t *Tokenizer) addEOG(id int32) {
 	t.eog = append(t.eog, id)
 }
 
-// metaSplitSafe reports whether no token the model can produce contains a
-// ▁ preceded by another character (runs of ▁ are fine: cuts fall only
-// where a run starts).
-func metaSplitSafe(m *bpeModel) bool {
+// bridgeToken is a vocabulary entry holding ▁ after another character;
+// offs are the byte offsets of those ▁.
+type bridgeToken struct {
+	text string
+	offs []int
+}
+
+// maxBridges bounds the per-cut check; vocabularies with more bridge tokens
+// are encoded without cutting.
+const maxBridges = 256
+
+// findBridges lists the model's bridge tokens, or reports false when there
+// are too many for cutting to pay off.
+func findBridges(m *bpeModel) ([]bridgeToken, bool) {
+	var out []bridgeToken
 	for tok, id := range m.vocab {
 		if m.mergeable != nil && !m.mergeable[id] {
 			continue
 		}
+		var offs []int
 		prev := rune(-1)
-		for _, r := range tok {
+		for i, r := range tok {
 			if r == '▁' && prev != -1 && prev != '▁' {
-				return false
+				offs = append(offs, i)
 			}
 			prev = r
 		}
+		if len(offs) > 0 {
+			if len(out) == maxBridges {
+				return nil, false
+			}
+			out = append(out, bridgeToken{tok, offs})
+		}
 	}
-	return true
+	return out, true
+}
+
+// bridged reports whether a bridge token occurs in s across byte offset i.
+func (t *Tokenizer) bridged(s string, i int) bool {
+	for _, b := range t.bridges {
+		for _, o := range b.offs {
+			if st := i - o; st >= 0 && st+len(b.text) <= len(s) && s[st:st+len(b.text)] == b.text {
+				return true
+			}
+		}
+	}
+	return false
 }

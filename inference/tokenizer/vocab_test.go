@@ -101,3 +101,33 @@ func TestGGUFVocabularies(t *testing.T) {
 		})
 	}
 }
+
+// TestGGUFModelFile reads the vocabulary embedded in a real model GGUF.
+func TestGGUFModelFile(t *testing.T) {
+	tk := loadGGUFTokenizer(t, testutil.SharedPath(t, "assets", "gguf-model", "llama-2-tiny-random.gguf"))
+	if got, want := tk.Encode("Hello world", true), []int32{1, 15043, 3186}; !equalIDs(got, want) {
+		t.Errorf("Encode = %v, want %v", got, want)
+	}
+	if tk.VocabSize() != 32000 || tk.BOS() != 1 || tk.EOS() != 2 || !tk.IsSpecial(1) || tk.IsSpecial(15043) {
+		t.Errorf("vocab %d bos %d eos %d", tk.VocabSize(), tk.BOS(), tk.EOS())
+	}
+	if got := tk.Decode([]int32{1, 15043, 3186}, true); got != "Hello world" {
+		t.Errorf("Decode = %q", got)
+	}
+}
+
+// TestConcurrentEncode shares one tokenizer (and its cache) between goroutines.
+func TestConcurrentEncode(t *testing.T) {
+	tk := loadGGUFTokenizer(t, testutil.SharedPath(t, "assets", "gguf-vocab", "ggml-vocab-gpt-2.gguf"))
+	text := englishText(20000)
+	want := tk.EncodePlain(text)
+	done := make(chan []int32)
+	for g := 0; g < 4; g++ {
+		go func() { done <- tk.EncodePlain(text) }()
+	}
+	for g := 0; g < 4; g++ {
+		if got := <-done; !equalIDs(got, want) {
+			t.Error("concurrent encodings differ")
+		}
+	}
+}
