@@ -28,7 +28,12 @@ const (
 	maxIntDigits = 16 // digits before the decimal point
 	maxFracDigit = 16 // digits after it
 	maxExpDigits = 2  // exponent digits: keeps every number inside float64 range
-	maxDepth     = 64 // nesting of frames (values inside values)
+
+	// A bounded number (minimum/maximum) is checked exactly in int64 as
+	// value·10^boundedFrac, so it has fewer digits and no exponent.
+	boundedInt  = 10
+	boundedFrac = 8
+	maxDepth    = 64 // nesting of frames (values inside values)
 )
 
 // node is one compiled schema. Nodes form a graph ($ref and the any-value
@@ -49,6 +54,11 @@ type node struct {
 
 	// string
 	minLen, maxLen int // in code points (an escape counts as one); maxLen < 0: unbounded
+
+	// number and integer with minimum/maximum (see number.go)
+	bounded bool
+	lo, hi  int64 // allowed values times scale
+	scale   int64 // 1 for integers, 10^boundedFrac for numbers
 
 	lit  []byte  // literal
 	alts []*node // anyOf
@@ -89,6 +99,7 @@ const (
 	phStrHex // inside \uXXXX; b = hex digits seen
 	phStrU8  // inside a UTF-8 sequence; b = continuation bytes left, in [lo, hi]
 
+	phNumStart // before the first byte
 	phNumMinus // after '-'
 	phNumZero  // after a leading 0
 	phNumInt   // in the integer digits; a = count
@@ -106,7 +117,8 @@ type frame struct {
 	ws     uint8 // whitespace run: 0 none, 1 one space, 2+k newline then k spaces
 	lo, hi uint8 // allowed range of the next UTF-8 continuation byte
 	a      int32 // object: last prop index; array: items; string: code points; number: digits; literal: position
-	b      int32 // string: hex digits or pending continuation bytes
+	b      int32 // string: hex digits or pending continuation bytes; number: 1 if negative
+	v      int64 // bounded number: magnitude so far (scaled by node.scale once in the fraction)
 }
 
 // space consumes c as insignificant whitespace if the run policy allows: a
@@ -238,7 +250,7 @@ func step(stk []frame, c byte) ([]frame, action, *node) {
 			if numberStep(f, c) {
 				return stk, actOK, nil
 			}
-			if !numberComplete(f.phase) {
+			if !numberDone(f) {
 				return stk, actReject, nil
 			}
 			stk = stk[:len(stk)-1] // the number ended before c: give c to the parent
@@ -331,72 +343,6 @@ func isHex(c byte) bool {
 	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
 }
 
-func isDigit(c byte) bool { return c >= '0' && c <= '9' }
-
-// numberStep consumes c if it continues the number.
-func numberStep(f *frame, c byte) bool {
-	real := f.n.kind == kindNumber
-	switch f.phase {
-	case phNumMinus:
-		if c == '0' {
-			f.phase = phNumZero
-			return true
-		}
-		if isDigit(c) {
-			f.phase, f.a = phNumInt, 1
-			return true
-		}
-	case phNumZero, phNumInt:
-		if isDigit(c) && f.phase == phNumInt && f.a < maxIntDigits {
-			f.a++
-			return true
-		}
-		if real && c == '.' {
-			f.phase = phNumDot
-			return true
-		}
-		if real && (c == 'e' || c == 'E') {
-			f.phase = phNumE
-			return true
-		}
-	case phNumDot:
-		if isDigit(c) {
-			f.phase, f.a = phNumFrac, 1
-			return true
-		}
-	case phNumFrac:
-		if isDigit(c) && f.a < maxFracDigit {
-			f.a++
-			return true
-		}
-		if c == 'e' || c == 'E' {
-			f.phase = phNumE
-			return true
-		}
-	case phNumE:
-		if c == '+' || c == '-' {
-			f.phase = phNumESign
-			return true
-		}
-		fallthrough
-	case phNumESign:
-		if isDigit(c) {
-			f.phase, f.a = phNumExp, 1
-			return true
-		}
-	case phNumExp:
-		if isDigit(c) && f.a < maxExpDigits {
-			f.a++
-			return true
-		}
-	}
-	return false
-}
-
-func numberComplete(phase uint8) bool {
-	return phase == phNumZero || phase == phNumInt || phase == phNumFrac || phase == phNumExp
-}
-
 // startValue begins a value of node n (never anyOf) with its first byte c.
 // It returns the frame to push, or push=false when c alone completes the
 // value (a one-byte literal such as the number 5 in an enum).
@@ -409,14 +355,8 @@ func startValue(n *node, c byte) (f frame, push, ok bool) {
 	case kindString:
 		return frame{n: n, phase: phStr}, true, c == '"'
 	case kindNumber, kindInteger:
-		switch {
-		case c == '-':
-			return frame{n: n, phase: phNumMinus}, true, true
-		case c == '0':
-			return frame{n: n, phase: phNumZero}, true, true
-		case isDigit(c):
-			return frame{n: n, phase: phNumInt, a: 1}, true, true
-		}
+		f := frame{n: n, phase: phNumStart}
+		return f, true, numberStep(&f, c)
 	case kindLiteral:
 		if c == n.lit[0] {
 			return frame{n: n, a: 1}, len(n.lit) > 1, true
@@ -434,7 +374,7 @@ func canEnd(stk []frame) bool {
 		case kindRoot:
 			return f.phase == phRootDone
 		case kindNumber, kindInteger:
-			if !numberComplete(f.phase) {
+			if !numberDone(f) {
 				return false
 			}
 		default:

@@ -3,8 +3,10 @@ package grammar
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"math/rand/v2"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"unicode/utf8"
@@ -164,6 +166,15 @@ func TestRealVocabWalks(t *testing.T) {
 
 func BenchmarkMaskLlama3(b *testing.B) {
 	_, v := llama3Vocab(b)
+	var enum, props []string
+	for i := range 500 {
+		enum = append(enum, fmt.Sprintf(`"value_%d"`, i))
+	}
+	for i := range 40 {
+		props = append(props, fmt.Sprintf(`"field_%d":{"type":"integer"}`, i))
+	}
+	bigEnum := `{"enum":[` + strings.Join(enum, ",") + `]}`
+	manyProps := `{"type":"object","properties":{` + strings.Join(props, ",") + `}}`
 	person := `{"type":"object","properties":{"name":{"type":"string"},"age":{"type":"integer"},
 		"bio":{"type":"string","maxLength":200}},"required":["name","age","bio"],"additionalProperties":false}`
 	for _, bc := range []struct {
@@ -178,6 +189,9 @@ func BenchmarkMaskLlama3(b *testing.B) {
 		{"schema key", person, `{"name": "Ann", `},
 		{"schema integer", person, `{"name": "Ann", "age": `},
 		{"bounded string", person, `{"name": "Ann", "age": 3, "bio": "Likes`},
+		{"enum of 500 at start", bigEnum, ``},
+		{"enum of 500 after quote", bigEnum, `"`},
+		{"40 optional keys", manyProps, `{`},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			var g *Grammar
