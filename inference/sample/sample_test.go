@@ -209,27 +209,38 @@ func expected(logits []float64, p Params) []float64 {
 }
 
 func TestDistribution(t *testing.T) {
-	logits := []float64{2.0, 1.0, 0.5, 0.0, -0.5, -1.0, 1.5, 0.2}
+	spread := []float64{2.0, 1.0, 0.5, 0.0, -0.5, -1.0, 1.5, 0.2}
+	// Clustered logits share truncation buckets, so the cut falls inside one.
+	clustered := []float64{2.0, 2.05, 1.98, 2.1, 2.02, 0.3, 2.07, 2.0}
 	// softmax at T=1: .355 .131 .079 .048 .029 .018 .215 .059 (approx)
 	base := DefaultParams()
 	with := func(f func(*Params)) Params { p := base; f(&p); return p }
 	for _, tc := range []struct {
-		name string
-		p    Params
+		name   string
+		p      Params
+		logits []float64
 	}{
-		{"plain", base},
-		{"temperature 0.5", with(func(p *Params) { p.Temperature = 0.5 })},
-		{"temperature 1.7", with(func(p *Params) { p.Temperature = 1.7 })},
-		{"top-k 3", with(func(p *Params) { p.TopK = 3 })},
-		{"top-k 1", with(func(p *Params) { p.TopK = 1 })},
-		{"top-p 0.6", with(func(p *Params) { p.TopP = 0.6 })},
-		{"top-p 0.9 T 0.8", with(func(p *Params) { p.TopP = 0.9; p.Temperature = 0.8 })},
-		{"top-k 4 then top-p 0.8", with(func(p *Params) { p.TopK = 4; p.TopP = 0.8 })},
-		{"min-p 0.2", with(func(p *Params) { p.MinP = 0.2 })},
-		{"min-p 0.3 T 1.5", with(func(p *Params) { p.MinP = 0.3; p.Temperature = 1.5 })},
-		{"top-k 5 top-p 0.95 min-p 0.1", with(func(p *Params) { p.TopK = 5; p.TopP = 0.95; p.MinP = 0.1 })},
+		{"clustered top-p 0.5", with(func(p *Params) { p.TopP = 0.5 }), clustered},
+		{"clustered top-p 0.7 T 0.3", with(func(p *Params) { p.TopP = 0.7; p.Temperature = 0.3 }), clustered},
+		{"clustered top-k 3", with(func(p *Params) { p.TopK = 3 }), clustered},
+		{"clustered top-p 0.9 min-p 0.95", with(func(p *Params) { p.TopP = 0.9; p.MinP = 0.95 }), clustered},
+		{"plain", base, nil},
+		{"temperature 0.5", with(func(p *Params) { p.Temperature = 0.5 }), nil},
+		{"temperature 1.7", with(func(p *Params) { p.Temperature = 1.7 }), nil},
+		{"top-k 3", with(func(p *Params) { p.TopK = 3 }), nil},
+		{"top-k 1", with(func(p *Params) { p.TopK = 1 }), nil},
+		{"top-p 0.6", with(func(p *Params) { p.TopP = 0.6 }), nil},
+		{"top-p 0.9 T 0.8", with(func(p *Params) { p.TopP = 0.9; p.Temperature = 0.8 }), nil},
+		{"top-k 4 then top-p 0.8", with(func(p *Params) { p.TopK = 4; p.TopP = 0.8 }), nil},
+		{"min-p 0.2", with(func(p *Params) { p.MinP = 0.2 }), nil},
+		{"min-p 0.3 T 1.5", with(func(p *Params) { p.MinP = 0.3; p.Temperature = 1.5 }), nil},
+		{"top-k 5 top-p 0.95 min-p 0.1", with(func(p *Params) { p.TopK = 5; p.TopP = 0.95; p.MinP = 0.1 }), nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			logits := tc.logits
+			if logits == nil {
+				logits = spread
+			}
 			p := tc.p
 			p.Seed = ptr(uint64(12345))
 			s := mustNew(t, p, len(logits))
