@@ -195,7 +195,7 @@ func (s *Sampler) Sample(logits []float32, history []int32) (int32, TokenInfo) {
 // place. history is the tokens generated so far (not the prompt; see
 // SetPrompt); ids outside the vocabulary are ignored. allowed, when non-nil
 // (len = vocabSize), forbids every token whose entry is false, as a grammar
-// mask does; NaN logits are treated as forbidden too.
+// mask does; NaN and -Inf logits are treated as forbidden too.
 //
 // When every token is forbidden the result is -1 and an empty TokenInfo: the
 // caller must treat that as an error. A sampling step draws exactly one RNG

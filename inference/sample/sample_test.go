@@ -485,3 +485,60 @@ func BenchmarkSample(b *testing.B) {
 		}
 	}
 }
+
+// FuzzSample feeds arbitrary logits (NaN, ±Inf, huge values), masks and
+// parameters: the result must be an allowed token with a logit above -Inf,
+// or -1 exactly when there is none, and logprobs must not be NaN.
+func FuzzSample(f *testing.F) {
+	f.Add([]byte{1, 2, 3, 4, 5, 6, 7, 8}, uint8(100), uint8(90), uint8(3), uint8(5), uint64(1))
+	f.Add([]byte{0xff, 0xff, 0x80, 0x7f, 0, 0, 0x80, 0xff}, uint8(1), uint8(1), uint8(0), uint8(0), uint64(2))
+	f.Fuzz(func(t *testing.T, raw []byte, temp, topP, topK, minP uint8, seed uint64) {
+		n := len(raw) / 4
+		if n == 0 {
+			return
+		}
+		logits := make([]float32, n)
+		allowed := make([]bool, n)
+		any := false
+		for i := range logits {
+			bits := uint32(raw[4*i]) | uint32(raw[4*i+1])<<8 | uint32(raw[4*i+2])<<16 | uint32(raw[4*i+3])<<24
+			logits[i] = math.Float32frombits(bits)
+			allowed[i] = bits%5 != 0
+			l := logits[i]
+			any = any || (allowed[i] && l == l && !math.IsInf(float64(l), -1))
+		}
+		orig := append([]float32(nil), logits...)
+		p := Params{
+			Temperature:       float32(temp%201) / 100,
+			TopP:              float32(topP%100+1) / 100,
+			TopK:              int(topK % 10),
+			MinP:              float32(minP%101) / 100,
+			RepetitionPenalty: 1,
+			Seed:              &seed,
+			Logprobs:          true,
+			TopLogprobs:       min(n, 3),
+		}
+		s, err := New(p, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tok, info := s.SampleAllowed(logits, nil, allowed)
+		if !any {
+			if tok != -1 {
+				t.Fatalf("nothing allowed but got %d", tok)
+			}
+			return
+		}
+		if tok < 0 || !allowed[tok] || orig[tok] != orig[tok] {
+			t.Fatalf("got token %d (allowed %v, logit %v)", tok, tok >= 0 && allowed[tok], orig[max(tok, 0)])
+		}
+		if info.Logprob != info.Logprob || info.Logprob > 0 {
+			t.Fatalf("logprob %v", info.Logprob)
+		}
+		for _, e := range info.Top {
+			if !allowed[e.Token] || e.Logprob != e.Logprob {
+				t.Fatalf("top entry %+v", e)
+			}
+		}
+	})
+}
