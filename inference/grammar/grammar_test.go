@@ -97,6 +97,7 @@ func compileTest(t *testing.T, schema string) *Grammar {
 // bruteMask decides each token by cloning the state and advancing it, the
 // obviously-correct (slow) definition Mask must agree with.
 func bruteMask(s *State, toks [][]byte, allowed []bool) {
+	var scratch State
 	for i, tok := range toks {
 		switch {
 		case i == eosID:
@@ -104,9 +105,16 @@ func bruteMask(s *State, toks [][]byte, allowed []bool) {
 		case len(tok) == 0:
 			allowed[i] = false
 		default:
-			allowed[i] = s.Clone().Advance(tok) == nil
+			allowed[i] = advancesFrom(&scratch, s, tok)
 		}
 	}
+}
+
+// advancesFrom reports whether tok can follow s, using scratch (reused so
+// that checking a whole vocabulary does not allocate a state per token).
+func advancesFrom(scratch, s *State, tok []byte) bool {
+	scratch.cur.copyFrom(&s.cur)
+	return scratch.tryAdvance(tok) < 0
 }
 
 // preferred tokens break ties when steering a walk to an end.
@@ -146,6 +154,9 @@ func finishingToken(s *State, toks [][]byte, allowed []bool, index map[string]in
 		if ok && len(toks[i]) == 1 {
 			consider(int32(i))
 		}
+	}
+	if best >= 0 {
+		return best
 	}
 	for i, ok := range allowed {
 		if ok {
