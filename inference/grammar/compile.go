@@ -38,7 +38,7 @@ func init() {
 		anyObject, anyArray,
 		{kind: kindString, maxLen: -1},
 		{kind: kindNumber},
-		literal("true"), literal("false"), literal("null"),
+		{kind: kindEnum, lits: [][]byte{[]byte("false"), []byte("null"), []byte("true")}},
 	}
 }
 
@@ -438,7 +438,7 @@ func (c *compiler) compileType(s *object, t, path string, depth int) (*node, err
 		}
 		return n, n.setBounds(s, path)
 	case "boolean":
-		return c.newNode(node{kind: kindAnyOf, alts: []*node{literal("true"), literal("false")}})
+		return c.newNode(node{kind: kindEnum, lits: [][]byte{[]byte("false"), []byte("true")}})
 	case "null":
 		return literal("null"), nil
 	}
@@ -618,8 +618,7 @@ func count(s *object, key string, def int, path string) (int, error) {
 // literals compiles enum/const values (those of the declared types, if any)
 // to exact byte strings.
 func (c *compiler) literals(values []any, types []string, path string) (*node, error) {
-	var alts []*node
-	var seen []string
+	var lits [][]byte
 	for _, v := range values {
 		if types != nil && !slices.ContainsFunc(types, func(t string) bool { return hasType(v, t) }) {
 			continue
@@ -628,23 +627,17 @@ func (c *compiler) literals(values []any, types []string, path string) (*node, e
 		if err != nil {
 			return nil, fmt.Errorf("grammar: value at %s: %w", path, err)
 		}
-		if slices.Contains(seen, string(b)) {
-			continue
-		}
-		seen = append(seen, string(b))
-		n, err := c.newNode(node{kind: kindLiteral, lit: b})
-		if err != nil {
-			return nil, err
-		}
-		alts = append(alts, n)
+		lits = append(lits, b)
 	}
-	switch len(alts) {
+	slices.SortFunc(lits, bytes.Compare)
+	lits = slices.CompactFunc(lits, bytes.Equal)
+	switch len(lits) {
 	case 0:
 		return nil, fmt.Errorf("grammar: no value at %s matches the declared type", path)
 	case 1:
-		return alts[0], nil
+		return c.newNode(node{kind: kindLiteral, lit: lits[0]})
 	}
-	return c.newNode(node{kind: kindAnyOf, alts: alts})
+	return c.newNode(node{kind: kindEnum, lits: lits})
 }
 
 func hasType(v any, t string) bool {

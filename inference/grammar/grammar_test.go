@@ -72,6 +72,7 @@ var testSchemas = []struct {
 	{"bounded numbers", `{"type":"object","properties":{"i":{"type":"integer","minimum":-5,"maximum":120},
 		"p":{"type":"number","minimum":0,"maximum":1},"x":{"type":"number","exclusiveMinimum":-0.25,"exclusiveMaximum":1000},
 		"big":{"type":"integer","minimum":1000}},"required":["i","p","x","big"],"additionalProperties":false}`},
+	{"enum with shared prefixes", `{"type":"array","items":{"enum":["a","ab","abc","b","ba",1,10,100,1.5,true,false,null,"日本"]},"maxItems":3}`},
 	{"root bounded integer", `{"type":"integer","minimum":10,"maximum":12}`},
 	{"pydantic style", `{"$defs":{"Pet":{"type":"object","title":"Pet","properties":{"kind":{"type":"string","enum":["cat","dog"]},
 		"legs":{"type":"integer"}},"required":["kind"]}},"type":"object","properties":{

@@ -1,5 +1,7 @@
 package grammar
 
+import "sort"
+
 // The matcher is a byte-level pushdown automaton. A stack of frames tracks
 // the values being written (root, objects, arrays, strings, numbers, literal
 // bytes); one byte at a time it is advanced deterministically, except where a
@@ -18,7 +20,8 @@ const (
 	kindString              // "..."
 	kindNumber              // JSON number
 	kindInteger             // JSON number without fraction or exponent
-	kindLiteral             // exactly the bytes of node.lit (true, null, enum members)
+	kindLiteral             // exactly the bytes of node.lit (true, null, const)
+	kindEnum                // exactly one of node.lits (sorted): enum, boolean
 	kindAnyOf               // one of node.alts
 )
 
@@ -60,8 +63,9 @@ type node struct {
 	lo, hi  int64 // allowed values times scale
 	scale   int64 // 1 for integers, 10^boundedFrac for numbers
 
-	lit  []byte  // literal
-	alts []*node // anyOf
+	lit  []byte   // literal
+	lits [][]byte // enum, sorted
+	alts []*node  // anyOf
 }
 
 // prop is one declared object property; key is its JSON-encoded name with
@@ -116,9 +120,9 @@ type frame struct {
 	phase  uint8
 	ws     uint8 // whitespace run: 0 none, 1 one space, 2+k newline then k spaces
 	lo, hi uint8 // allowed range of the next UTF-8 continuation byte
-	a      int32 // object: last prop index; array: items; string: code points; number: digits; literal: position
-	b      int32 // string: hex digits or pending continuation bytes; number: 1 if negative
-	v      int64 // bounded number: magnitude so far (scaled by node.scale once in the fraction)
+	a      int32 // object: last prop index; array: items; string: code points; number: digits; literal, enum: position
+	b      int32 // string: hex digits or pending continuation bytes; number: 1 if negative; enum: first candidate
+	v      int64 // bounded number: magnitude so far (scaled by node.scale once in the fraction); enum: end of candidates
 }
 
 // space consumes c as insignificant whitespace if the run policy allows: a
@@ -265,6 +269,19 @@ func step(stk []frame, c byte) ([]frame, action, *node) {
 			}
 			return stk, actOK, nil
 
+		case kindEnum:
+			if enumStep(f, c) {
+				if enumOnlyComplete(f) {
+					stk = stk[:len(stk)-1]
+				}
+				return stk, actOK, nil
+			}
+			if !enumComplete(f) {
+				return stk, actReject, nil
+			}
+			// A member ended before c (a number such as 1 among 1 and 12).
+			stk = stk[:len(stk)-1]
+
 		default:
 			return stk, actReject, nil
 		}
@@ -361,9 +378,45 @@ func startValue(n *node, c byte) (f frame, push, ok bool) {
 		if c == n.lit[0] {
 			return frame{n: n, a: 1}, len(n.lit) > 1, true
 		}
+	case kindEnum:
+		f := frame{n: n, v: int64(len(n.lits))}
+		if enumStep(&f, c) {
+			return f, !enumOnlyComplete(&f), true
+		}
 	}
 	return frame{}, false, false
 }
+
+// An enum frame tracks the members [b, v) of the sorted list that start with
+// the a bytes written so far. Members sharing a prefix are contiguous, and
+// the one that ends exactly there (if any) sorts first.
+
+// enumStep narrows the candidates to those continuing with c.
+func enumStep(f *frame, c byte) bool {
+	lits, pos := f.n.lits, int(f.a)
+	lo, hi := int(f.b), int(f.v)
+	// key(i) = the byte at pos, or -1 for a member that has ended: ascending.
+	key := func(i int) int {
+		if len(lits[i]) == pos {
+			return -1
+		}
+		return int(lits[i][pos])
+	}
+	first := lo + sort.Search(hi-lo, func(i int) bool { return key(lo+i) >= int(c) })
+	end := lo + sort.Search(hi-lo, func(i int) bool { return key(lo+i) > int(c) })
+	if first == end {
+		return false
+	}
+	f.a, f.b, f.v = int32(pos+1), int32(first), int64(end)
+	return true
+}
+
+// enumComplete reports whether a member ends at the current position.
+func enumComplete(f *frame) bool { return len(f.n.lits[f.b]) == int(f.a) }
+
+// enumOnlyComplete reports whether the single remaining member is complete,
+// so the value is over.
+func enumOnlyComplete(f *frame) bool { return f.v-int64(f.b) == 1 && enumComplete(f) }
 
 // canEnd reports whether the stack holds a complete output: the root value is
 // done, possibly with a finished number still open on top of it.
@@ -375,6 +428,10 @@ func canEnd(stk []frame) bool {
 			return f.phase == phRootDone
 		case kindNumber, kindInteger:
 			if !numberDone(f) {
+				return false
+			}
+		case kindEnum:
+			if !enumComplete(f) {
 				return false
 			}
 		default:
