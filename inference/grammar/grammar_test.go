@@ -500,6 +500,24 @@ func TestNumberBounds(t *testing.T) {
 	}
 }
 
+func TestEnum(t *testing.T) {
+	g := compileTest(t, `{"type":"array","items":{"enum":["a","ab","abc",1,10,100,1.5,true,null]}}`)
+	for _, tc := range []struct {
+		text string
+		ok   bool
+	}{
+		{`["ab"]`, true}, {`["abc","a"]`, true}, {`[10,1,100]`, true}, {`[1.5]`, true}, {`[true, null]`, true},
+		{`["abcd"]`, false}, {`["b"]`, false}, {`[1000]`, false}, {`[15]`, false}, {`[1.]`, false}, {`[false]`, false},
+		{`[nul]`, false},
+	} {
+		s := g.Start()
+		err := s.Advance([]byte(tc.text))
+		if ok := err == nil && s.Done(); ok != tc.ok {
+			t.Errorf("%s: accepted=%v, want %v (%v)", tc.text, ok, tc.ok, err)
+		}
+	}
+}
+
 func TestPropertyOrder(t *testing.T) {
 	g := compileTest(t, `{"type":"object","properties":{"b":{"type":"integer"},"a":{"type":"integer"}},"required":["a"]}`)
 	for _, tc := range []struct {
