@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"math/big"
 	"slices"
 	"strconv"
 	"strings"
@@ -37,7 +38,7 @@ func init() {
 		anyObject, anyArray,
 		{kind: kindString, maxLen: -1},
 		{kind: kindNumber},
-		literal("true"), literal("false"), literal("null"),
+		{kind: kindEnum, lits: [][]byte{[]byte("false"), []byte("null"), []byte("true")}},
 	}
 }
 
@@ -48,9 +49,11 @@ func literal(s string) *node { return &node{kind: kindLiteral, lit: []byte(s)} }
 //
 // Supported: type (one or a list), properties, required, additionalProperties
 // (false, true or a schema), items, minItems, maxItems, minLength, maxLength,
+// minimum, maximum, exclusiveMinimum, exclusiveMaximum (numeric, draft 6+),
 // enum, const, anyOf, allOf with a single subschema, uniqueItems false, and
 // local $ref into $defs/definitions (recursion allowed through objects and
-// arrays). Annotations (title, description,
+// arrays). A bounded number is written without exponent, with at most 10
+// integer and 8 fraction digits. Annotations (title, description,
 // default, examples, format, $schema, $id, $comment, ...) are ignored, as
 // JSON Schema permits. Any other keyword is an error naming it, because
 // silently ignoring an assertion could produce output the schema rejects.
@@ -182,6 +185,7 @@ var (
 		"type": true, "properties": true, "required": true, "additionalProperties": true,
 		"items": true, "minItems": true, "maxItems": true, "minLength": true, "maxLength": true,
 		"enum": true, "const": true, "anyOf": true, "$ref": true, "allOf": true, "uniqueItems": true,
+		"minimum": true, "maximum": true, "exclusiveMinimum": true, "exclusiveMaximum": true,
 	}
 )
 
@@ -423,12 +427,18 @@ func (c *compiler) compileType(s *object, t, path string, depth int) (*node, err
 			return nil, fmt.Errorf("grammar: minLength %d exceeds maxLength %d at %s", n.minLen, n.maxLen, at(path))
 		}
 		return n, nil
-	case "number":
-		return c.newNode(node{kind: kindNumber})
-	case "integer":
-		return c.newNode(node{kind: kindInteger})
+	case "number", "integer":
+		k := kindNumber
+		if t == "integer" {
+			k = kindInteger
+		}
+		n, err := c.newNode(node{kind: k})
+		if err != nil {
+			return nil, err
+		}
+		return n, n.setBounds(s, path)
 	case "boolean":
-		return c.newNode(node{kind: kindAnyOf, alts: []*node{literal("true"), literal("false")}})
+		return c.newNode(node{kind: kindEnum, lits: [][]byte{[]byte("false"), []byte("true")}})
 	case "null":
 		return literal("null"), nil
 	}
@@ -509,6 +519,74 @@ func (c *compiler) compileObjectType(s *object, path string, depth int) (*node, 
 	return n, nil
 }
 
+// setBounds applies minimum, maximum and their exclusive forms. Bounds are
+// kept exactly as integers in units of 1/scale (ceiling for lower bounds,
+// floor for upper ones), so the matcher never rounds a value into range.
+func (n *node) setBounds(s *object, path string) error {
+	keys := []string{"minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"}
+	if !slices.ContainsFunc(keys, func(k string) bool { _, ok := s.vals[k]; return ok }) {
+		return nil
+	}
+	n.bounded = true
+	n.scale = 1
+	if n.kind == kindNumber {
+		n.scale = pow10[boundedFrac]
+	}
+	limit := pow10[n.intDigits()]*n.scale - 1
+	n.lo, n.hi = -limit, limit
+	scale := new(big.Rat).SetInt64(n.scale)
+	for _, k := range keys {
+		v, ok := s.vals[k]
+		if !ok {
+			continue
+		}
+		num, ok := v.(json.Number)
+		r, good := new(big.Rat).SetString(string(num))
+		if !ok || !good {
+			return fmt.Errorf("grammar: %s at %s must be a number", k, at(path))
+		}
+		r.Mul(r, scale)
+		floor := new(big.Int).Div(r.Num(), r.Denom()) // Euclidean: floor for a positive denominator
+		ceil := new(big.Int).Set(floor)
+		if !r.IsInt() {
+			ceil.Add(ceil, big.NewInt(1))
+		}
+		var bound *big.Int
+		switch k {
+		case "minimum":
+			bound = ceil
+		case "exclusiveMinimum":
+			bound = floor.Add(floor, big.NewInt(1))
+		case "maximum":
+			bound = floor
+		case "exclusiveMaximum":
+			bound = ceil.Sub(ceil, big.NewInt(1))
+		}
+		b := clampInt64(bound, limit)
+		if strings.HasPrefix(k, "max") || strings.HasPrefix(k, "exclusiveMax") {
+			n.hi = min(n.hi, b)
+		} else {
+			n.lo = max(n.lo, b)
+		}
+	}
+	if n.lo > n.hi {
+		return fmt.Errorf("grammar: no value within the writable range satisfies the bounds at %s", at(path))
+	}
+	return nil
+}
+
+// clampInt64 returns b limited to [-(limit+1), limit+1], so an out-of-range
+// bound still compares correctly against every writable value.
+func clampInt64(b *big.Int, limit int64) int64 {
+	if b.Cmp(big.NewInt(limit+1)) > 0 {
+		return limit + 1
+	}
+	if b.Cmp(big.NewInt(-limit-1)) < 0 {
+		return -limit - 1
+	}
+	return b.Int64()
+}
+
 func (n *node) addProp(name string, val *node, required bool) error {
 	key, err := encode(name)
 	if err != nil {
@@ -540,8 +618,7 @@ func count(s *object, key string, def int, path string) (int, error) {
 // literals compiles enum/const values (those of the declared types, if any)
 // to exact byte strings.
 func (c *compiler) literals(values []any, types []string, path string) (*node, error) {
-	var alts []*node
-	var seen []string
+	var lits [][]byte
 	for _, v := range values {
 		if types != nil && !slices.ContainsFunc(types, func(t string) bool { return hasType(v, t) }) {
 			continue
@@ -550,23 +627,17 @@ func (c *compiler) literals(values []any, types []string, path string) (*node, e
 		if err != nil {
 			return nil, fmt.Errorf("grammar: value at %s: %w", path, err)
 		}
-		if slices.Contains(seen, string(b)) {
-			continue
-		}
-		seen = append(seen, string(b))
-		n, err := c.newNode(node{kind: kindLiteral, lit: b})
-		if err != nil {
-			return nil, err
-		}
-		alts = append(alts, n)
+		lits = append(lits, b)
 	}
-	switch len(alts) {
+	slices.SortFunc(lits, bytes.Compare)
+	lits = slices.CompactFunc(lits, bytes.Equal)
+	switch len(lits) {
 	case 0:
 		return nil, fmt.Errorf("grammar: no value at %s matches the declared type", path)
 	case 1:
-		return alts[0], nil
+		return c.newNode(node{kind: kindLiteral, lit: lits[0]})
 	}
-	return c.newNode(node{kind: kindAnyOf, alts: alts})
+	return c.newNode(node{kind: kindEnum, lits: lits})
 }
 
 func hasType(v any, t string) bool {

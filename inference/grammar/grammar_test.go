@@ -69,6 +69,11 @@ var testSchemas = []struct {
 	{"empty object only", `{"type":"object","additionalProperties":false}`},
 	{"any value", `{}`},
 	{"string with escapes", `{"type":"string","maxLength":6}`},
+	{"bounded numbers", `{"type":"object","properties":{"i":{"type":"integer","minimum":-5,"maximum":120},
+		"p":{"type":"number","minimum":0,"maximum":1},"x":{"type":"number","exclusiveMinimum":-0.25,"exclusiveMaximum":1000},
+		"big":{"type":"integer","minimum":1000}},"required":["i","p","x","big"],"additionalProperties":false}`},
+	{"enum with shared prefixes", `{"type":"array","items":{"enum":["a","ab","abc","b","ba",1,10,100,1.5,true,false,null,"日本"]},"maxItems":3}`},
+	{"root bounded integer", `{"type":"integer","minimum":10,"maximum":12}`},
 	{"pydantic style", `{"$defs":{"Pet":{"type":"object","title":"Pet","properties":{"kind":{"type":"string","enum":["cat","dog"]},
 		"legs":{"type":"integer"}},"required":["kind"]}},"type":"object","properties":{
 		"pet":{"allOf":[{"$ref":"#/$defs/Pet"}],"description":"the pet"},
@@ -93,6 +98,7 @@ func compileTest(t *testing.T, schema string) *Grammar {
 // bruteMask decides each token by cloning the state and advancing it, the
 // obviously-correct (slow) definition Mask must agree with.
 func bruteMask(s *State, toks [][]byte, allowed []bool) {
+	var scratch State
 	for i, tok := range toks {
 		switch {
 		case i == eosID:
@@ -100,9 +106,16 @@ func bruteMask(s *State, toks [][]byte, allowed []bool) {
 		case len(tok) == 0:
 			allowed[i] = false
 		default:
-			allowed[i] = s.Clone().Advance(tok) == nil
+			allowed[i] = advancesFrom(&scratch, s, tok)
 		}
 	}
+}
+
+// advancesFrom reports whether tok can follow s, using scratch (reused so
+// that checking a whole vocabulary does not allocate a state per token).
+func advancesFrom(scratch, s *State, tok []byte) bool {
+	scratch.cur.copyFrom(&s.cur)
+	return scratch.tryAdvance(tok) < 0
 }
 
 // preferred tokens break ties when steering a walk to an end.
@@ -142,6 +155,9 @@ func finishingToken(s *State, toks [][]byte, allowed []bool, index map[string]in
 		if ok && len(toks[i]) == 1 {
 			consider(int32(i))
 		}
+	}
+	if best >= 0 {
+		return best
 	}
 	for i, ok := range allowed {
 		if ok {
@@ -332,6 +348,20 @@ func validate(v any, schema any, root any) error {
 				}
 			}
 		}
+	case json.Number:
+		f, _ := x.Float64()
+		if m, ok := s["minimum"].(float64); ok && f < m {
+			return fmt.Errorf("%v < minimum %v", x, m)
+		}
+		if m, ok := s["maximum"].(float64); ok && f > m {
+			return fmt.Errorf("%v > maximum %v", x, m)
+		}
+		if m, ok := s["exclusiveMinimum"].(float64); ok && f <= m {
+			return fmt.Errorf("%v <= exclusiveMinimum %v", x, m)
+		}
+		if m, ok := s["exclusiveMaximum"].(float64); ok && f >= m {
+			return fmt.Errorf("%v >= exclusiveMaximum %v", x, m)
+		}
 	case string:
 		n := float64(utf8.RuneCountInString(x))
 		if m, ok := s["minLength"].(float64); ok && n < m {
@@ -433,6 +463,61 @@ func TestDoneAndFinished(t *testing.T) {
 	}
 }
 
+func TestNumberBounds(t *testing.T) {
+	const (
+		ints  = `{"type":"integer","minimum":-5,"maximum":120}`
+		unit  = `{"type":"number","minimum":0,"maximum":1}`
+		open  = `{"type":"number","exclusiveMinimum":-0.25,"exclusiveMaximum":1000}`
+		large = `{"type":"integer","minimum":1000}`
+	)
+	for _, tc := range []struct {
+		schema, text string
+		ok           bool // accepted as a complete value
+	}{
+		{ints, "120", true}, {ints, "121", false}, {ints, "-5", true}, {ints, "-6", false},
+		{ints, "-0", true}, {ints, "0", true}, {ints, "1000", false}, {ints, "99", true}, {ints, "1.0", false},
+		{unit, "1", true}, {unit, "1.0", true}, {unit, "1.00000001", false}, {unit, "0.99999999", true},
+		{unit, "0.999999999", false}, {unit, "-0", true}, {unit, "-0.1", false}, {unit, "1e0", false}, {unit, "2", false},
+		{open, "-0.25", false}, {open, "-0.24999999", true}, {open, "1000", false}, {open, "999.99999999", true}, {open, "-1", false},
+		{large, "999", false}, {large, "1000", true}, {large, "9999999999999999", true}, {large, "-1000", false},
+	} {
+		g := compileTest(t, tc.schema)
+		s := g.Start()
+		err := s.Advance([]byte(tc.text))
+		if ok := err == nil && s.Done(); ok != tc.ok {
+			t.Errorf("%s %q: accepted=%v, want %v (%v)", tc.schema, tc.text, ok, tc.ok, err)
+		}
+	}
+	for _, tc := range []struct{ schema, want string }{
+		{`{"type":"integer","minimum":3,"maximum":2}`, "no value"},
+		{`{"type":"integer","minimum":2.5,"maximum":2.9}`, "no value"},
+		{`{"type":"integer","exclusiveMinimum":true}`, "must be a number"},
+		{`{"type":"number","minimum":1e20}`, "no value"},
+	} {
+		if _, err := CompileSchema(json.RawMessage(tc.schema)); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: error %v, want %q", tc.schema, err, tc.want)
+		}
+	}
+}
+
+func TestEnum(t *testing.T) {
+	g := compileTest(t, `{"type":"array","items":{"enum":["a","ab","abc",1,10,100,1.5,true,null]}}`)
+	for _, tc := range []struct {
+		text string
+		ok   bool
+	}{
+		{`["ab"]`, true}, {`["abc","a"]`, true}, {`[10,1,100]`, true}, {`[1.5]`, true}, {`[true, null]`, true},
+		{`["abcd"]`, false}, {`["b"]`, false}, {`[1000]`, false}, {`[15]`, false}, {`[1.]`, false}, {`[false]`, false},
+		{`[nul]`, false},
+	} {
+		s := g.Start()
+		err := s.Advance([]byte(tc.text))
+		if ok := err == nil && s.Done(); ok != tc.ok {
+			t.Errorf("%s: accepted=%v, want %v (%v)", tc.text, ok, tc.ok, err)
+		}
+	}
+}
+
 func TestPropertyOrder(t *testing.T) {
 	g := compileTest(t, `{"type":"object","properties":{"b":{"type":"integer"},"a":{"type":"integer"}},"required":["a"]}`)
 	for _, tc := range []struct {
@@ -457,7 +542,7 @@ func TestSchemaErrors(t *testing.T) {
 		schema, want string
 	}{
 		{`{"type":"string","pattern":"^a"}`, `unsupported JSON Schema keyword "pattern" at the schema root`},
-		{`{"type":"object","properties":{"x":{"type":"number","minimum":3}}}`, `"minimum" at /properties/x`},
+		{`{"type":"object","properties":{"x":{"type":"number","multipleOf":3}}}`, `"multipleOf" at /properties/x`},
 		{`{"oneOf":[{"type":"string"}]}`, `"oneOf"`},
 		{`{"allOf":[{"type":"string"},{"maxLength":3}]}`, `single subschema`},
 		{`{"type":"array","uniqueItems":true}`, `uniqueItems`},

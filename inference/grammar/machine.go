@@ -1,5 +1,7 @@
 package grammar
 
+import "sort"
+
 // The matcher is a byte-level pushdown automaton. A stack of frames tracks
 // the values being written (root, objects, arrays, strings, numbers, literal
 // bytes); one byte at a time it is advanced deterministically, except where a
@@ -18,7 +20,8 @@ const (
 	kindString              // "..."
 	kindNumber              // JSON number
 	kindInteger             // JSON number without fraction or exponent
-	kindLiteral             // exactly the bytes of node.lit (true, null, enum members)
+	kindLiteral             // exactly the bytes of node.lit (true, null, const)
+	kindEnum                // exactly one of node.lits (sorted): enum, boolean
 	kindAnyOf               // one of node.alts
 )
 
@@ -28,7 +31,12 @@ const (
 	maxIntDigits = 16 // digits before the decimal point
 	maxFracDigit = 16 // digits after it
 	maxExpDigits = 2  // exponent digits: keeps every number inside float64 range
-	maxDepth     = 64 // nesting of frames (values inside values)
+
+	// A bounded number (minimum/maximum) is checked exactly in int64 as
+	// value·10^boundedFrac, so it has fewer digits and no exponent.
+	boundedInt  = 10
+	boundedFrac = 8
+	maxDepth    = 64 // nesting of frames (values inside values)
 )
 
 // node is one compiled schema. Nodes form a graph ($ref and the any-value
@@ -50,8 +58,14 @@ type node struct {
 	// string
 	minLen, maxLen int // in code points (an escape counts as one); maxLen < 0: unbounded
 
-	lit  []byte  // literal
-	alts []*node // anyOf
+	// number and integer with minimum/maximum (see number.go)
+	bounded bool
+	lo, hi  int64 // allowed values times scale
+	scale   int64 // 1 for integers, 10^boundedFrac for numbers
+
+	lit  []byte   // literal
+	lits [][]byte // enum, sorted
+	alts []*node  // anyOf
 }
 
 // prop is one declared object property; key is its JSON-encoded name with
@@ -89,6 +103,7 @@ const (
 	phStrHex // inside \uXXXX; b = hex digits seen
 	phStrU8  // inside a UTF-8 sequence; b = continuation bytes left, in [lo, hi]
 
+	phNumStart // before the first byte
 	phNumMinus // after '-'
 	phNumZero  // after a leading 0
 	phNumInt   // in the integer digits; a = count
@@ -105,8 +120,9 @@ type frame struct {
 	phase  uint8
 	ws     uint8 // whitespace run: 0 none, 1 one space, 2+k newline then k spaces
 	lo, hi uint8 // allowed range of the next UTF-8 continuation byte
-	a      int32 // object: last prop index; array: items; string: code points; number: digits; literal: position
-	b      int32 // string: hex digits or pending continuation bytes
+	a      int32 // object: last prop index; array: items; string: code points; number: digits; literal, enum: position
+	b      int32 // string: hex digits or pending continuation bytes; number: 1 if negative; enum: first candidate
+	v      int64 // bounded number: magnitude so far (scaled by node.scale once in the fraction); enum: end of candidates
 }
 
 // space consumes c as insignificant whitespace if the run policy allows: a
@@ -238,7 +254,7 @@ func step(stk []frame, c byte) ([]frame, action, *node) {
 			if numberStep(f, c) {
 				return stk, actOK, nil
 			}
-			if !numberComplete(f.phase) {
+			if !numberDone(f) {
 				return stk, actReject, nil
 			}
 			stk = stk[:len(stk)-1] // the number ended before c: give c to the parent
@@ -252,6 +268,19 @@ func step(stk []frame, c byte) ([]frame, action, *node) {
 				stk = stk[:len(stk)-1]
 			}
 			return stk, actOK, nil
+
+		case kindEnum:
+			if enumStep(f, c) {
+				if enumOnlyComplete(f) {
+					stk = stk[:len(stk)-1]
+				}
+				return stk, actOK, nil
+			}
+			if !enumComplete(f) {
+				return stk, actReject, nil
+			}
+			// A member ended before c (a number such as 1 among 1 and 12).
+			stk = stk[:len(stk)-1]
 
 		default:
 			return stk, actReject, nil
@@ -331,72 +360,6 @@ func isHex(c byte) bool {
 	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
 }
 
-func isDigit(c byte) bool { return c >= '0' && c <= '9' }
-
-// numberStep consumes c if it continues the number.
-func numberStep(f *frame, c byte) bool {
-	real := f.n.kind == kindNumber
-	switch f.phase {
-	case phNumMinus:
-		if c == '0' {
-			f.phase = phNumZero
-			return true
-		}
-		if isDigit(c) {
-			f.phase, f.a = phNumInt, 1
-			return true
-		}
-	case phNumZero, phNumInt:
-		if isDigit(c) && f.phase == phNumInt && f.a < maxIntDigits {
-			f.a++
-			return true
-		}
-		if real && c == '.' {
-			f.phase = phNumDot
-			return true
-		}
-		if real && (c == 'e' || c == 'E') {
-			f.phase = phNumE
-			return true
-		}
-	case phNumDot:
-		if isDigit(c) {
-			f.phase, f.a = phNumFrac, 1
-			return true
-		}
-	case phNumFrac:
-		if isDigit(c) && f.a < maxFracDigit {
-			f.a++
-			return true
-		}
-		if c == 'e' || c == 'E' {
-			f.phase = phNumE
-			return true
-		}
-	case phNumE:
-		if c == '+' || c == '-' {
-			f.phase = phNumESign
-			return true
-		}
-		fallthrough
-	case phNumESign:
-		if isDigit(c) {
-			f.phase, f.a = phNumExp, 1
-			return true
-		}
-	case phNumExp:
-		if isDigit(c) && f.a < maxExpDigits {
-			f.a++
-			return true
-		}
-	}
-	return false
-}
-
-func numberComplete(phase uint8) bool {
-	return phase == phNumZero || phase == phNumInt || phase == phNumFrac || phase == phNumExp
-}
-
 // startValue begins a value of node n (never anyOf) with its first byte c.
 // It returns the frame to push, or push=false when c alone completes the
 // value (a one-byte literal such as the number 5 in an enum).
@@ -409,21 +372,51 @@ func startValue(n *node, c byte) (f frame, push, ok bool) {
 	case kindString:
 		return frame{n: n, phase: phStr}, true, c == '"'
 	case kindNumber, kindInteger:
-		switch {
-		case c == '-':
-			return frame{n: n, phase: phNumMinus}, true, true
-		case c == '0':
-			return frame{n: n, phase: phNumZero}, true, true
-		case isDigit(c):
-			return frame{n: n, phase: phNumInt, a: 1}, true, true
-		}
+		f := frame{n: n, phase: phNumStart}
+		return f, true, numberStep(&f, c)
 	case kindLiteral:
 		if c == n.lit[0] {
 			return frame{n: n, a: 1}, len(n.lit) > 1, true
 		}
+	case kindEnum:
+		f := frame{n: n, v: int64(len(n.lits))}
+		if enumStep(&f, c) {
+			return f, !enumOnlyComplete(&f), true
+		}
 	}
 	return frame{}, false, false
 }
+
+// An enum frame tracks the members [b, v) of the sorted list that start with
+// the a bytes written so far. Members sharing a prefix are contiguous, and
+// the one that ends exactly there (if any) sorts first.
+
+// enumStep narrows the candidates to those continuing with c.
+func enumStep(f *frame, c byte) bool {
+	lits, pos := f.n.lits, int(f.a)
+	lo, hi := int(f.b), int(f.v)
+	// key(i) = the byte at pos, or -1 for a member that has ended: ascending.
+	key := func(i int) int {
+		if len(lits[i]) == pos {
+			return -1
+		}
+		return int(lits[i][pos])
+	}
+	first := lo + sort.Search(hi-lo, func(i int) bool { return key(lo+i) >= int(c) })
+	end := lo + sort.Search(hi-lo, func(i int) bool { return key(lo+i) > int(c) })
+	if first == end {
+		return false
+	}
+	f.a, f.b, f.v = int32(pos+1), int32(first), int64(end)
+	return true
+}
+
+// enumComplete reports whether a member ends at the current position.
+func enumComplete(f *frame) bool { return len(f.n.lits[f.b]) == int(f.a) }
+
+// enumOnlyComplete reports whether the single remaining member is complete,
+// so the value is over.
+func enumOnlyComplete(f *frame) bool { return f.v-int64(f.b) == 1 && enumComplete(f) }
 
 // canEnd reports whether the stack holds a complete output: the root value is
 // done, possibly with a finished number still open on top of it.
@@ -434,7 +427,11 @@ func canEnd(stk []frame) bool {
 		case kindRoot:
 			return f.phase == phRootDone
 		case kindNumber, kindInteger:
-			if !numberComplete(f.phase) {
+			if !numberDone(f) {
+				return false
+			}
+		case kindEnum:
+			if !enumComplete(f) {
 				return false
 			}
 		default:

@@ -3,8 +3,10 @@ package grammar
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"math/rand/v2"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"unicode/utf8"
@@ -96,6 +98,7 @@ func TestRealVocabWalks(t *testing.T) {
 			r := rand.New(rand.NewPCG(7, uint64(len(tc.name))))
 			allowed := make([]bool, v.Size())
 			brute := make([]bool, v.Size())
+			var scratch State
 			for walk := range 4 {
 				s := g.Start()
 				var out []byte
@@ -112,7 +115,7 @@ func TestRealVocabWalks(t *testing.T) {
 							case len(tok) == 0:
 								brute[i] = false
 							default:
-								brute[i] = s.Clone().Advance(tok) == nil
+								brute[i] = advancesFrom(&scratch, s, tok)
 							}
 							if brute[i] != allowed[i] {
 								t.Fatalf("after %q token %d %q: Mask %v, Advance %v", out, i, tok, allowed[i], brute[i])
@@ -164,6 +167,15 @@ func TestRealVocabWalks(t *testing.T) {
 
 func BenchmarkMaskLlama3(b *testing.B) {
 	_, v := llama3Vocab(b)
+	var enum, props []string
+	for i := range 500 {
+		enum = append(enum, fmt.Sprintf(`"value_%d"`, i))
+	}
+	for i := range 40 {
+		props = append(props, fmt.Sprintf(`"field_%d":{"type":"integer"}`, i))
+	}
+	bigEnum := `{"enum":[` + strings.Join(enum, ",") + `]}`
+	manyProps := `{"type":"object","properties":{` + strings.Join(props, ",") + `}}`
 	person := `{"type":"object","properties":{"name":{"type":"string"},"age":{"type":"integer"},
 		"bio":{"type":"string","maxLength":200}},"required":["name","age","bio"],"additionalProperties":false}`
 	for _, bc := range []struct {
@@ -178,6 +190,9 @@ func BenchmarkMaskLlama3(b *testing.B) {
 		{"schema key", person, `{"name": "Ann", `},
 		{"schema integer", person, `{"name": "Ann", "age": `},
 		{"bounded string", person, `{"name": "Ann", "age": 3, "bio": "Likes`},
+		{"enum of 500 at start", bigEnum, ``},
+		{"enum of 500 after quote", bigEnum, `"`},
+		{"40 optional keys", manyProps, `{`},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			var g *Grammar

@@ -41,16 +41,25 @@ func (s *State) Advance(tokenBytes []byte) error {
 	if len(tokenBytes) == 0 {
 		return errors.New("grammar: empty token (special tokens are not JSON)")
 	}
+	if at := s.tryAdvance(tokenBytes); at >= 0 {
+		return fmt.Errorf("grammar: byte %q at offset %d of token %q breaks the required JSON", tokenBytes[at], at, tokenBytes)
+	}
+	return nil
+}
+
+// tryAdvance consumes tokenBytes, or returns the offset of the first byte
+// refused (leaving the state unchanged); -1 means success.
+func (s *State) tryAdvance(tokenBytes []byte) int {
 	s.saved.copyFrom(&s.cur)
 	for i, c := range tokenBytes {
 		advance(&s.next, &s.cur, c)
 		if s.next.len() == 0 {
 			s.cur.copyFrom(&s.saved)
-			return fmt.Errorf("grammar: byte %q at offset %d of token %q breaks the required JSON", c, i, tokenBytes)
+			return i
 		}
 		s.cur, s.next = s.next, s.cur
 	}
-	return nil
+	return -1
 }
 
 // Mask sets allowed[i] (len = v.Size()) to whether token i keeps the output a

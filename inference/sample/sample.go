@@ -96,6 +96,7 @@ type Sampler struct {
 	epoch  uint32
 
 	weights []float32 // exp((logit-max)/T) per token, scratch
+	bucket  []uint8   // per token truncation bucket, scratch
 	heap    []int32   // token ids; a max-heap by logit, popped into its tail
 	top     []TokenLogprob
 }
@@ -133,6 +134,7 @@ func New(p Params, vocabSize int) (*Sampler, error) {
 		s.weights = make([]float32, vocabSize)
 		if p.TopK > 0 || p.TopP < 1 {
 			s.heap = make([]int32, vocabSize)
+			s.bucket = make([]uint8, vocabSize)
 		}
 	}
 	s.top = make([]TokenLogprob, 0, p.TopLogprobs)
@@ -193,7 +195,7 @@ func (s *Sampler) Sample(logits []float32, history []int32) (int32, TokenInfo) {
 // place. history is the tokens generated so far (not the prompt; see
 // SetPrompt); ids outside the vocabulary are ignored. allowed, when non-nil
 // (len = vocabSize), forbids every token whose entry is false, as a grammar
-// mask does; NaN logits are treated as forbidden too.
+// mask does; NaN and -Inf logits are treated as forbidden too.
 //
 // When every token is forbidden the result is -1 and an empty TokenInfo: the
 // caller must treat that as an error. A sampling step draws exactly one RNG
@@ -352,60 +354,45 @@ func (s *Sampler) draw(logits []float32, maxv float32) int32 {
 	var bucketN [numBuckets]int
 	var total float64
 	positive := 0
+	bucket := s.bucket
 	for i, l := range logits {
 		d := (maxv - l) * invT
 		x := exp32(-d)
 		w[i] = x
 		if x > 0 {
 			b := min(int(d*bucketsPerNat), numBuckets-1)
+			bucket[i] = uint8(b)
 			bucketW[b] += float64(x)
 			bucketN[b]++
 			total += float64(x)
 			positive++
 		}
 	}
-	topK := s.p.TopK
-	if topK >= positive {
-		topK = 0 // keeps everything that can be drawn
-	}
-	bound := numBuckets - 1
-	if topK > 0 {
-		n := 0
-		for b := range numBuckets {
-			if n += bucketN[b]; n >= topK {
-				bound = b
-				break
-			}
-		}
-	} else if s.p.TopP < 1 {
-		// Only without top-k: with it, top-p's total is the top-k set's weight,
-		// which needs all of the top k ranked anyway.
-		goal := float64(s.p.TopP) * total
-		var cum float64
-		for b := range numBuckets {
-			if cum += bucketW[b]; cum >= goal {
-				bound = min(b+1, numBuckets-1) // one bucket of slack for rounding
-				break
-			}
-		}
+	if s.p.TopK == 0 || s.p.TopK >= positive {
+		return s.nucleus(logits, &bucketW, total, u)
 	}
 
-	// Rank the candidates with a max-heap, popping only as many as needed.
+	// Top-k: only the buckets holding the k best tokens need ranking.
+	topK := s.p.TopK
+	bound, n := numBuckets-1, 0
+	for b := range numBuckets {
+		if n += bucketN[b]; n >= topK {
+			bound = b
+			break
+		}
+	}
 	h := s.heap[:0]
-	for i, l := range logits {
-		if w[i] > 0 && min(int((maxv-l)*invT*bucketsPerNat), numBuckets-1) <= bound {
+	for i, x := range w {
+		if x > 0 && int(bucket[i]) <= bound {
 			h = append(h, int32(i))
 		}
 	}
 	rk := ranker{h: h, logits: logits}
 	rk.init()
-	keep := len(h)
-	if topK > 0 {
-		keep = topK
-		total = 0 // renormalise over the top-k set before top-p
-		for j := range keep {
-			total += float64(w[rk.pop(j)])
-		}
+	keep := topK
+	total = 0 // renormalise over the top-k set before top-p
+	for j := range keep {
+		total += float64(w[rk.pop(j)])
 	}
 	if s.p.TopP < 1 {
 		goal := float64(s.p.TopP) * total
@@ -440,6 +427,78 @@ func (s *Sampler) draw(logits []float32, maxv float32) int32 {
 		}
 	}
 	return rk.pop(kept - 1)
+}
+
+// nucleus samples with top-p (no top-k) and min-p. Every token in a bucket
+// before the one where the cumulative weight reaches top_p is kept without
+// ranking; only that boundary bucket is ranked to find where the nucleus
+// ends. Tokens in earlier buckets all outweigh those in later ones, so the
+// kept set is the same as ranking the whole vocabulary.
+func (s *Sampler) nucleus(logits []float32, bucketW *[numBuckets]float64, total, u float64) int32 {
+	w, bucket, minW := s.weights, s.bucket, s.p.MinP
+	edge, before := uint8(numBuckets), total // TopP 1: every bucket is inside
+	if s.p.TopP < 1 {
+		goal := float64(s.p.TopP) * total
+		var cum float64
+		for b := range numBuckets {
+			if cum+bucketW[b] >= goal {
+				edge, before = uint8(b), cum
+				break
+			}
+			cum += bucketW[b]
+		}
+	}
+	// Rank the boundary bucket and keep its prefix that reaches the goal.
+	h := s.heap[:0]
+	for i, x := range w {
+		if x > 0 && bucket[i] == edge {
+			h = append(h, int32(i))
+		}
+	}
+	rk := ranker{h: h, logits: logits}
+	rk.init()
+	keepEdge := len(h)
+	goal, cum := float64(s.p.TopP)*total, before
+	for j := range len(h) {
+		if cum += float64(w[rk.pop(j)]); cum >= goal {
+			keepEdge = j + 1
+			break
+		}
+	}
+	// Min-p: a weight threshold (the best token has weight 1 ≥ MinP).
+	var sum float64
+	for i, x := range w {
+		if x > 0 && x >= minW && bucket[i] < edge {
+			sum += float64(x)
+		}
+	}
+	keptEdge := 0
+	for j := range keepEdge {
+		x := w[rk.pop(j)]
+		if x < minW {
+			break
+		}
+		sum += float64(x)
+		keptEdge++
+	}
+	target := u * sum
+	last := int32(-1)
+	cum = 0
+	for i, x := range w {
+		if x > 0 && x >= minW && bucket[i] < edge {
+			last = int32(i)
+			if cum += float64(x); cum > target {
+				return last
+			}
+		}
+	}
+	for j := range keptEdge {
+		last = rk.pop(j)
+		if cum += float64(w[last]); cum > target {
+			return last
+		}
+	}
+	return last // rounding left target unreached
 }
 
 // ranker is a max-heap of token ids ordered by logit (ties: lower id first).

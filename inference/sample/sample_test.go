@@ -209,27 +209,38 @@ func expected(logits []float64, p Params) []float64 {
 }
 
 func TestDistribution(t *testing.T) {
-	logits := []float64{2.0, 1.0, 0.5, 0.0, -0.5, -1.0, 1.5, 0.2}
+	spread := []float64{2.0, 1.0, 0.5, 0.0, -0.5, -1.0, 1.5, 0.2}
+	// Clustered logits share truncation buckets, so the cut falls inside one.
+	clustered := []float64{2.0, 2.05, 1.98, 2.1, 2.02, 0.3, 2.07, 2.0}
 	// softmax at T=1: .355 .131 .079 .048 .029 .018 .215 .059 (approx)
 	base := DefaultParams()
 	with := func(f func(*Params)) Params { p := base; f(&p); return p }
 	for _, tc := range []struct {
-		name string
-		p    Params
+		name   string
+		p      Params
+		logits []float64
 	}{
-		{"plain", base},
-		{"temperature 0.5", with(func(p *Params) { p.Temperature = 0.5 })},
-		{"temperature 1.7", with(func(p *Params) { p.Temperature = 1.7 })},
-		{"top-k 3", with(func(p *Params) { p.TopK = 3 })},
-		{"top-k 1", with(func(p *Params) { p.TopK = 1 })},
-		{"top-p 0.6", with(func(p *Params) { p.TopP = 0.6 })},
-		{"top-p 0.9 T 0.8", with(func(p *Params) { p.TopP = 0.9; p.Temperature = 0.8 })},
-		{"top-k 4 then top-p 0.8", with(func(p *Params) { p.TopK = 4; p.TopP = 0.8 })},
-		{"min-p 0.2", with(func(p *Params) { p.MinP = 0.2 })},
-		{"min-p 0.3 T 1.5", with(func(p *Params) { p.MinP = 0.3; p.Temperature = 1.5 })},
-		{"top-k 5 top-p 0.95 min-p 0.1", with(func(p *Params) { p.TopK = 5; p.TopP = 0.95; p.MinP = 0.1 })},
+		{"clustered top-p 0.5", with(func(p *Params) { p.TopP = 0.5 }), clustered},
+		{"clustered top-p 0.7 T 0.3", with(func(p *Params) { p.TopP = 0.7; p.Temperature = 0.3 }), clustered},
+		{"clustered top-k 3", with(func(p *Params) { p.TopK = 3 }), clustered},
+		{"clustered top-p 0.9 min-p 0.95", with(func(p *Params) { p.TopP = 0.9; p.MinP = 0.95 }), clustered},
+		{"plain", base, nil},
+		{"temperature 0.5", with(func(p *Params) { p.Temperature = 0.5 }), nil},
+		{"temperature 1.7", with(func(p *Params) { p.Temperature = 1.7 }), nil},
+		{"top-k 3", with(func(p *Params) { p.TopK = 3 }), nil},
+		{"top-k 1", with(func(p *Params) { p.TopK = 1 }), nil},
+		{"top-p 0.6", with(func(p *Params) { p.TopP = 0.6 }), nil},
+		{"top-p 0.9 T 0.8", with(func(p *Params) { p.TopP = 0.9; p.Temperature = 0.8 }), nil},
+		{"top-k 4 then top-p 0.8", with(func(p *Params) { p.TopK = 4; p.TopP = 0.8 }), nil},
+		{"min-p 0.2", with(func(p *Params) { p.MinP = 0.2 }), nil},
+		{"min-p 0.3 T 1.5", with(func(p *Params) { p.MinP = 0.3; p.Temperature = 1.5 }), nil},
+		{"top-k 5 top-p 0.95 min-p 0.1", with(func(p *Params) { p.TopK = 5; p.TopP = 0.95; p.MinP = 0.1 }), nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			logits := tc.logits
+			if logits == nil {
+				logits = spread
+			}
 			p := tc.p
 			p.Seed = ptr(uint64(12345))
 			s := mustNew(t, p, len(logits))
@@ -473,4 +484,61 @@ func BenchmarkSample(b *testing.B) {
 			})
 		}
 	}
+}
+
+// FuzzSample feeds arbitrary logits (NaN, ±Inf, huge values), masks and
+// parameters: the result must be an allowed token with a logit above -Inf,
+// or -1 exactly when there is none, and logprobs must not be NaN.
+func FuzzSample(f *testing.F) {
+	f.Add([]byte{1, 2, 3, 4, 5, 6, 7, 8}, uint8(100), uint8(90), uint8(3), uint8(5), uint64(1))
+	f.Add([]byte{0xff, 0xff, 0x80, 0x7f, 0, 0, 0x80, 0xff}, uint8(1), uint8(1), uint8(0), uint8(0), uint64(2))
+	f.Fuzz(func(t *testing.T, raw []byte, temp, topP, topK, minP uint8, seed uint64) {
+		n := len(raw) / 4
+		if n == 0 {
+			return
+		}
+		logits := make([]float32, n)
+		allowed := make([]bool, n)
+		any := false
+		for i := range logits {
+			bits := uint32(raw[4*i]) | uint32(raw[4*i+1])<<8 | uint32(raw[4*i+2])<<16 | uint32(raw[4*i+3])<<24
+			logits[i] = math.Float32frombits(bits)
+			allowed[i] = bits%5 != 0
+			l := logits[i]
+			any = any || (allowed[i] && l == l && !math.IsInf(float64(l), -1))
+		}
+		orig := append([]float32(nil), logits...)
+		p := Params{
+			Temperature:       float32(temp%201) / 100,
+			TopP:              float32(topP%100+1) / 100,
+			TopK:              int(topK % 10),
+			MinP:              float32(minP%101) / 100,
+			RepetitionPenalty: 1,
+			Seed:              &seed,
+			Logprobs:          true,
+			TopLogprobs:       min(n, 3),
+		}
+		s, err := New(p, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tok, info := s.SampleAllowed(logits, nil, allowed)
+		if !any {
+			if tok != -1 {
+				t.Fatalf("nothing allowed but got %d", tok)
+			}
+			return
+		}
+		if tok < 0 || !allowed[tok] || orig[tok] != orig[tok] {
+			t.Fatalf("got token %d (allowed %v, logit %v)", tok, tok >= 0 && allowed[tok], orig[max(tok, 0)])
+		}
+		if info.Logprob != info.Logprob || info.Logprob > 0 {
+			t.Fatalf("logprob %v", info.Logprob)
+		}
+		for _, e := range info.Top {
+			if !allowed[e.Token] || e.Logprob != e.Logprob {
+				t.Fatalf("top entry %+v", e)
+			}
+		}
+	})
 }
