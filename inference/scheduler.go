@@ -224,6 +224,10 @@ func (s *scheduler) loop() {
 // step samples the next token and emits it; it reports whether the sequence is done.
 func (seq *sequence) step(eos map[int32]bool) bool {
 	tok, info := seq.sampler.Sample(seq.logits, seq.gen)
+	if tok < 0 {
+		seq.finish(Event{Err: errors.New("every token was excluded (logit_bias or non-finite logits)")})
+		return true
+	}
 	if eos[tok] {
 		seq.finish(Event{Token: -1, Text: seq.flush(), Finish: "stop"})
 		return true
