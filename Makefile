@@ -6,7 +6,7 @@ LDFLAGS   := -X github.com/impetusllm/impetus/caddymodule.version=$(VERSION)
 # Tests write Caddy's data (certificates, autosave) under a throwaway folder.
 TEST_XDG  ?= $(CURDIR)/.test-xdg
 
-.PHONY: build run test lint bench clean
+.PHONY: build run test test-deps lint bench clean
 
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/impetus
@@ -22,12 +22,23 @@ run: build
 	fi; \
 	IMPETUS_API_KEY="$${IMPETUS_API_KEY:-$$(cat .impetus-dev-key)}" ./$(BIN) run --config Caddyfile.example --adapter caddyfile
 
-test: build
+# npm packages the tests use as oracles (pinned by package-lock.json).
+NPM_TEST_DIRS := inference/tokenizer/testdata/oracle
+
+test: build test-deps
 	@mkdir -p $(TEST_XDG)/data $(TEST_XDG)/config
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l caddymodule inference hwinfo cmd)" || { echo "gofmt needed:"; gofmt -l caddymodule inference hwinfo cmd; exit 1; }
 	IMPETUS_BIN=$(CURDIR)/$(BIN) XDG_DATA_HOME=$(TEST_XDG)/data XDG_CONFIG_HOME=$(TEST_XDG)/config \
 		$(GO) test -timeout 30m ./...
+
+# test-deps installs what the suite needs beyond Go: Node.js and npm from
+# Debian when absent, then each oracle's pinned npm packages.
+test-deps:
+	@command -v npm >/dev/null 2>&1 || { echo "installing nodejs and npm (apt)"; apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null; }
+	@for d in $(NPM_TEST_DIRS); do \
+		[ -d $$d/node_modules ] || (cd $$d && npm ci --no-audit --no-fund --loglevel=error) || exit 1; \
+	done
 
 lint:
 	@test -z "$$(gofmt -l caddymodule inference hwinfo cmd)" || { gofmt -l caddymodule inference hwinfo cmd; exit 1; }

@@ -53,7 +53,7 @@ func (h *OpenAI) chatCompletions(w http.ResponseWriter, r *http.Request) {
 		openai.WriteError(w, openai.InvalidRequest("messages", "the chat template failed: "+err.Error()))
 		return
 	}
-	prompt := lm.Tokenizer.EncodeWithSpecials(rendered)
+	prompt := encodeRendered(lm, rendered, req.Messages)
 	requested, explicit := req.MaxOutputTokens()
 	maxTokens, e := budget(lm, len(prompt), requested, explicit)
 	if e != nil {
@@ -184,4 +184,38 @@ func (h *OpenAI) streamChat(w http.ResponseWriter, r *http.Request, req *openai.
 		}
 	}
 	sse.Done()
+}
+
+// encodeRendered tokenises a rendered chat prompt. Special-token text that a
+// client typed inside message content stays plain text; only the template's
+// own markup becomes control tokens. Each message's text is located in the
+// rendered prompt in message order; a message the template rewrote (and so
+// cannot be found verbatim) gets no protection beyond Hugging Face's default.
+func encodeRendered(lm *inference.LoadedModel, rendered string, msgs []openai.Message) []int32 {
+	var spans [][2]int
+	pos := 0
+	for i := range msgs {
+		text := msgs[i].Text()
+		if text == "" {
+			continue
+		}
+		idx := strings.Index(rendered[pos:], text)
+		if idx < 0 {
+			continue
+		}
+		start := pos + idx
+		spans = append(spans, [2]int{start, start + len(text)})
+		pos = start + len(text)
+	}
+	if len(spans) == 0 {
+		return lm.Tokenizer.EncodeWithSpecials(rendered)
+	}
+	return lm.Tokenizer.EncodeWithSpecialsWhere(rendered, func(start, end int) bool {
+		for _, sp := range spans {
+			if start < sp[1] && end > sp[0] {
+				return false
+			}
+		}
+		return true
+	})
 }
