@@ -65,6 +65,11 @@ func cmdBench(fl caddycmd.Flags) (int, error) {
 	if (llamaBin == "") != (gguf == "") {
 		return caddy.ExitCodeFailedStartup, fmt.Errorf("bench: --llama-bench and --gguf go together")
 	}
+	if llamaBin != "" {
+		if _, err := bench.CheckLlamaBench(llamaBin, gguf); err != nil {
+			return caddy.ExitCodeFailedStartup, fmt.Errorf("bench: %w", err)
+		}
+	}
 	if random != "" {
 		shape, err := bench.ShapeByName(random)
 		if err != nil {

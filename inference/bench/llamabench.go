@@ -59,12 +59,9 @@ func ParseLlamaBench(data []byte) ([]LlamaRow, error) {
 // with the same prompt and generation lengths (`-p P -n N -t T -r R -o json`)
 // and returns its tests.
 func LlamaBench(bin, gguf string, threads []int, promptLen, decodeLen, repeats int) ([]LlamaRow, error) {
-	path, err := exec.LookPath(bin)
+	path, err := CheckLlamaBench(bin, gguf)
 	if err != nil {
-		return nil, fmt.Errorf("llama-bench binary %q: %w", bin, err)
-	}
-	if _, err := os.Stat(gguf); err != nil {
-		return nil, fmt.Errorf("llama-bench model: %w", err)
+		return nil, err
 	}
 	if len(threads) == 0 {
 		return nil, errors.New("llama-bench: no thread counts")
@@ -86,6 +83,19 @@ func LlamaBench(bin, gguf string, threads []int, promptLen, decodeLen, repeats i
 		all = append(all, rows...)
 	}
 	return all, nil
+}
+
+// CheckLlamaBench resolves the llama-bench binary and checks the GGUF file
+// exists, so a bad path is reported before a long benchmark rather than after.
+func CheckLlamaBench(bin, gguf string) (path string, err error) {
+	path, err = exec.LookPath(bin)
+	if err != nil {
+		return "", fmt.Errorf("llama-bench binary %q: %w", bin, err)
+	}
+	if _, err := os.Stat(gguf); err != nil {
+		return "", fmt.Errorf("llama-bench model: %w", err)
+	}
+	return path, nil
 }
 
 // AttachLlamaBench fills LlamaTPS of the single-sequence rows that have a
