@@ -312,7 +312,7 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request, sock *So
 		sock.close("websocket write failed")
 		return
 	}
-	go s.writeLoop(ctx, cancel, conn, sock)
+	go s.writeLoop(ctx, conn, sock)
 	for {
 		typ, data, err := conn.Read(ctx)
 		if err != nil {
@@ -363,9 +363,9 @@ func truncate(b []byte) string {
 	return string(b)
 }
 
-// writeLoop drains the socket's queue onto the WebSocket.
-func (s *Server) writeLoop(ctx context.Context, cancel context.CancelFunc, conn *websocket.Conn, sock *Socket) {
-	defer cancel()
+// writeLoop drains the socket's queue onto the WebSocket. When the session
+// ends it returns and leaves the close handshake to serveWebSocket.
+func (s *Server) writeLoop(ctx context.Context, conn *websocket.Conn, sock *Socket) {
 	for {
 		for _, p := range sock.drain() {
 			if err := conn.Write(ctx, websocket.MessageText, []byte(p)); err != nil {
