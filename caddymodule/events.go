@@ -1,0 +1,289 @@
+package caddymodule
+
+import (
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/shirou/gopsutil/v4/cpu"
+	"github.com/shirou/gopsutil/v4/load"
+	"go.uber.org/zap"
+
+	"github.com/impetusllm/impetus/caddymodule/socketio"
+	"github.com/impetusllm/impetus/hwinfo"
+	"github.com/impetusllm/impetus/inference"
+)
+
+func init() {
+	caddy.RegisterModule(Events{})
+	httpcaddyfile.RegisterHandlerDirective("impetus_events", parseEvents)
+	httpcaddyfile.RegisterDirectiveOrder("impetus_events", httpcaddyfile.Before, "file_server")
+}
+
+// Events serves the Socket.IO event stream at /socket.io/: hardware_metrics
+// every 2 s and model_status on load/unload. Other paths pass on.
+type Events struct {
+	bus    *EventBus
+	busKey string
+	logger *zap.Logger
+}
+
+// CaddyModule returns the Caddy module information.
+func (Events) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.impetus_events",
+		New: func() caddy.Module { return new(Events) },
+	}
+}
+
+// Provision finds the impetus app and attaches to the pooled event bus of
+// its engine, so connected clients survive config reloads.
+func (h *Events) Provision(ctx caddy.Context) error {
+	h.logger = ctx.Logger()
+	app, err := ctx.App("impetus")
+	if err != nil {
+		return err
+	}
+	a := app.(*App)
+	bus, key, err := acquireEventBus(a.poolKey, a.Engine(), h.logger)
+	if err != nil {
+		return err
+	}
+	h.bus, h.busKey = bus, key
+	return nil
+}
+
+// Cleanup releases this config's reference to the bus; the bus closes its
+// clients (1001) only when no config uses it any more.
+func (h *Events) Cleanup() error {
+	if h.busKey != "" {
+		releaseEventBus(h.busKey)
+		h.busKey, h.bus = "", nil
+	}
+	return nil
+}
+
+// ServeHTTP hands /socket.io/ requests to the Socket.IO server.
+func (h *Events) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	if r.URL.Path != "/socket.io/" && r.URL.Path != "/socket.io" {
+		return next.ServeHTTP(w, r)
+	}
+	h.bus.server.ServeHTTP(w, r)
+	return nil
+}
+
+// UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:
+//
+//	impetus_events
+func (h *Events) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next()
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	if d.NextBlock(0) {
+		return d.Errf("impetus_events takes no block")
+	}
+	return nil
+}
+
+func parseEvents(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	e := new(Events)
+	err := e.UnmarshalCaddyfile(h.Dispenser)
+	return e, err
+}
+
+// eventBuses holds the event buses that outlive config reloads, one per
+// pooled engine.
+var eventBuses = caddy.NewUsagePool()
+
+// metricsInterval is how often hardware_metrics go out and loaded models are
+// compared.
+const metricsInterval = 2 * time.Second
+
+// EventBus broadcasts named events to the Socket.IO clients and produces the
+// hardware_metrics and model_status events itself.
+type EventBus struct {
+	server *socketio.Server
+	engine *inference.Engine
+	logger *zap.Logger
+	stop   chan struct{}
+	done   chan struct{}
+
+	mu     sync.Mutex
+	loaded []string // the loaded models at the last tick
+}
+
+func acquireEventBus(engineKey string, engine *inference.Engine, logger *zap.Logger) (*EventBus, string, error) {
+	key := "events:" + engineKey
+	val, _, err := eventBuses.LoadOrNew(key, func() (caddy.Destructor, error) {
+		return newEventBus(engine, logger, metricsInterval), nil
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	return val.(*EventBus), key, nil
+}
+
+func releaseEventBus(key string) { _, _ = eventBuses.Delete(key) }
+
+// newEventBus starts a bus whose ticker runs every interval.
+func newEventBus(engine *inference.Engine, logger *zap.Logger, interval time.Duration) *EventBus {
+	b := &EventBus{engine: engine, logger: logger, stop: make(chan struct{}), done: make(chan struct{})}
+	b.loaded = engine.Loaded()
+	b.server = socketio.NewServer(socketio.Options{
+		OnConnect: b.snapshot,
+		Logf: func(format string, args ...any) {
+			logger.Sugar().Debugf(format, args...)
+		},
+	})
+	_, _ = cpu.Percent(0, false) // start the CPU usage window
+	go b.run(interval)
+	return b
+}
+
+// Publish sends a named event with its payload to every connected client.
+func (b *EventBus) Publish(name string, payload any) error { return b.server.Emit(name, payload) }
+
+// Clients returns how many clients are connected.
+func (b *EventBus) Clients() int { return b.server.Len() }
+
+// Destruct stops the ticker and closes every client with 1001 (going away).
+func (b *EventBus) Destruct() error {
+	close(b.stop)
+	<-b.done
+	b.server.Close()
+	return nil
+}
+
+func (b *EventBus) run(interval time.Duration) {
+	defer close(b.done)
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-b.stop:
+			return
+		case <-t.C:
+			b.tick()
+		}
+	}
+}
+
+// tick diffs the loaded models and, while anyone listens, sends metrics.
+func (b *EventBus) tick() {
+	now := b.engine.Loaded()
+	b.mu.Lock()
+	before := b.loaded
+	b.loaded = now
+	b.mu.Unlock()
+	for _, change := range diffModels(before, now) {
+		change.LoadedModels = now
+		change.Timestamp = isoNow()
+		if err := b.Publish("model_status", change); err != nil {
+			b.logger.Error("publishing model_status", zap.Error(err))
+		}
+	}
+	if b.Clients() == 0 {
+		return
+	}
+	m, err := readHardwareMetrics()
+	if err != nil {
+		b.logger.Warn("reading hardware metrics", zap.Error(err))
+		return
+	}
+	if err := b.Publish("hardware_metrics", m); err != nil {
+		b.logger.Error("publishing hardware_metrics", zap.Error(err))
+	}
+}
+
+// snapshot sends a new client the models loaded now.
+func (b *EventBus) snapshot(s *socketio.Socket) {
+	loaded := b.engine.Loaded()
+	_ = s.Emit("model_status", modelStatus{Timestamp: isoNow(), Status: "snapshot", LoadedModels: loaded})
+}
+
+// modelStatus is the model_status payload. ModelID is empty for a snapshot.
+type modelStatus struct {
+	Timestamp    string   `json:"timestamp"`
+	ModelID      string   `json:"model_id,omitempty"`
+	Status       string   `json:"status"` // "loaded", "unloaded" or "snapshot"
+	LoadedModels []string `json:"loaded_models"`
+}
+
+// diffModels lists the loads and unloads between two sorted id lists.
+func diffModels(before, after []string) []modelStatus {
+	in := func(list []string, id string) bool {
+		for _, x := range list {
+			if x == id {
+				return true
+			}
+		}
+		return false
+	}
+	var out []modelStatus
+	for _, id := range before {
+		if !in(after, id) {
+			out = append(out, modelStatus{ModelID: id, Status: "unloaded"})
+		}
+	}
+	for _, id := range after {
+		if !in(before, id) {
+			out = append(out, modelStatus{ModelID: id, Status: "loaded"})
+		}
+	}
+	return out
+}
+
+// hardwareMetrics is the hardware_metrics payload.
+type hardwareMetrics struct {
+	Timestamp string `json:"timestamp"`
+	CPU       struct {
+		UsagePercent float64    `json:"usage_percent"`
+		LoadAverage  [3]float64 `json:"load_average"`
+	} `json:"cpu"`
+	Memory struct {
+		TotalGB      float64 `json:"total_gb"`
+		AvailableGB  float64 `json:"available_gb"`
+		UsedGB       float64 `json:"used_gb"`
+		UsagePercent float64 `json:"usage_percent"`
+	} `json:"memory"`
+}
+
+func readHardwareMetrics() (hardwareMetrics, error) {
+	var m hardwareMetrics
+	m.Timestamp = isoNow()
+	mem, err := hwinfo.ReadMemory()
+	if err != nil {
+		return m, err
+	}
+	const gb = 1 << 30
+	m.Memory.TotalGB = roundTo(float64(mem.TotalBytes)/gb, 2)
+	m.Memory.AvailableGB = roundTo(float64(mem.AvailableBytes)/gb, 2)
+	m.Memory.UsedGB = roundTo(float64(mem.UsedBytes)/gb, 2)
+	m.Memory.UsagePercent = roundTo(mem.UsedPercent, 1)
+	pct, err := cpu.Percent(0, false)
+	if err != nil || len(pct) == 0 {
+		return m, fmt.Errorf("reading cpu usage: %v", err)
+	}
+	m.CPU.UsagePercent = roundTo(pct[0], 1)
+	avg, err := load.Avg()
+	if err != nil {
+		return m, fmt.Errorf("reading load average: %w", err)
+	}
+	m.CPU.LoadAverage = [3]float64{roundTo(avg.Load1, 2), roundTo(avg.Load5, 2), roundTo(avg.Load15, 2)}
+	return m, nil
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*Events)(nil)
+	_ caddy.CleanerUpper          = (*Events)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Events)(nil)
+	_ caddyfile.Unmarshaler       = (*Events)(nil)
+	_ caddy.Destructor            = (*EventBus)(nil)
+)
