@@ -3,6 +3,8 @@ package caddymodule
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
@@ -10,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/coder/websocket"
 	"go.uber.org/zap"
@@ -206,6 +209,73 @@ func TestEventBusSurvivesReload(t *testing.T) {
 				t.Fatalf("close after the last release: %v", err)
 			}
 			break
+		}
+	}
+}
+
+// TestEventsThroughCaddyReload runs the handler in a real Caddy config and
+// reloads it: the WebSocket client stays connected to the same bus, and
+// stopping Caddy (the last release) closes it with 1001.
+func TestEventsThroughCaddyReload(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a Caddy server")
+	}
+	dir := t.TempDir()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	config := func(memPercent int) []byte {
+		return []byte(fmt.Sprintf(`{
+			"admin": {"disabled": true, "config": {"persist": false}},
+			"storage": {"module": "file_system", "root": %q},
+			"apps": {
+				"impetus": {"models_dir": %q, "max_memory_percent": %d},
+				"http": {"servers": {"s": {"listen": [%q], "automatic_https": {"disable": true},
+					"routes": [{"handle": [{"handler": "impetus_events"}, {"handler": "static_response", "status_code": 404}]}]}}}
+			}
+		}`, dir+"/storage", dir+"/models", memPercent, addr))
+	}
+	if err := caddy.Load(config(90), true); err != nil {
+		t.Fatal(err)
+	}
+	stopped := false
+	defer func() {
+		if !stopped {
+			_ = caddy.Stop()
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn := dialEvents(t, ctx, "http://"+addr)
+	if err := caddy.Load(config(80), true); err != nil {
+		t.Fatal(err)
+	}
+	// The reload kept the bus: one bus in the pool, still serving this client.
+	var bus *EventBus
+	eventBuses.Range(func(_, v any) bool {
+		bus = v.(*EventBus)
+		return true
+	})
+	if bus == nil || bus.Clients() != 1 {
+		t.Fatalf("after reload: bus %v", bus)
+	}
+	if err := bus.Publish("after_reload", true); err != nil {
+		t.Fatal(err)
+	}
+	readWS(t, ctx, conn, `42["after_reload",true]`)
+	if err := caddy.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	stopped = true
+	for {
+		if _, _, err := conn.Read(ctx); err != nil {
+			if websocket.CloseStatus(err) != websocket.StatusGoingAway {
+				t.Fatalf("close after stop: %v", err)
+			}
+			return
 		}
 	}
 }
