@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"sync"
@@ -267,8 +268,11 @@ func readHardwareMetrics() (hardwareMetrics, error) {
 	m.Memory.UsedGB = roundTo(float64(mem.UsedBytes)/gb, 2)
 	m.Memory.UsagePercent = roundTo(mem.UsedPercent, 1)
 	pct, err := cpu.Percent(0, false)
-	if err != nil || len(pct) == 0 {
-		return m, fmt.Errorf("reading cpu usage: %v", err)
+	if err != nil {
+		return m, fmt.Errorf("reading cpu usage: %w", err)
+	}
+	if len(pct) == 0 {
+		return m, errors.New("reading cpu usage: no figures")
 	}
 	m.CPU.UsagePercent = roundTo(pct[0], 1)
 	avg, err := load.Avg()

@@ -65,11 +65,21 @@ func TestSocketIONodeClient(t *testing.T) {
 			t.Skipf("npm ci failed (offline?): %v\n%s", err, out)
 		}
 	}
+	t.Run("default", func(t *testing.T) { runNodeClient(t, node, dir, false) })
+	t.Run("websocket-only", func(t *testing.T) { runNodeClient(t, node, dir, true) })
+}
+
+// runNodeClient runs client.js against a fresh handler and checks what it saw.
+func runNodeClient(t *testing.T, node, dir string, websocketOnly bool) {
 	_, ts := newTestEvents(t, 300*time.Millisecond)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, node, "client.js", ts.URL)
+	args := []string{"client.js", ts.URL}
+	if websocketOnly {
+		args = append(args, "websocket")
+	}
+	cmd := exec.CommandContext(ctx, node, args...)
 	cmd.Dir = dir
 	cmd.Stderr = os.Stderr
 	out, err := cmd.Output()
@@ -106,7 +116,11 @@ func TestSocketIONodeClient(t *testing.T) {
 		t.Fatalf("client output %q: %v", out, err)
 	}
 	t.Logf("client saw: %s", strings.TrimSpace(string(out)))
-	if !got.Connected || got.FirstTransport != "polling" || !got.Upgraded || got.FinalTransport != "websocket" {
+	wantFirst, wantUpgrade := "polling", true
+	if websocketOnly {
+		wantFirst, wantUpgrade = "websocket", false
+	}
+	if !got.Connected || got.FirstTransport != wantFirst || got.Upgraded != wantUpgrade || got.FinalTransport != "websocket" {
 		t.Errorf("transport: connected=%v first=%q upgraded=%v final=%q", got.Connected, got.FirstTransport, got.Upgraded, got.FinalTransport)
 	}
 	hm := got.HardwareMetrics

@@ -337,3 +337,14 @@ func TestDirectWebSocket(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+func TestQueueOverflowClosesSession(t *testing.T) {
+	srv, ts := newTestServer(t, Options{})
+	c := handshake(t, ts.URL)
+	for i := 0; i <= maxQueued; i++ {
+		_ = srv.Emit("e", i)
+	}
+	if srv.lookup(c.sid) != nil {
+		t.Fatal("a client that never polls kept its session past the queue cap")
+	}
+}

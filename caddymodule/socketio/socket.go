@@ -69,11 +69,20 @@ func (s *Socket) isConnected() bool {
 	return s.connected && !s.closed
 }
 
+// maxQueued bounds the packets waiting for a client that stopped reading;
+// past it the session is closed rather than growing without end.
+const maxQueued = 1000
+
 // send queues an Engine.IO packet for whichever transport carries the session.
 func (s *Socket) send(packet string) {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
+		return
+	}
+	if len(s.queue) >= maxQueued {
+		s.mu.Unlock()
+		s.close("send queue full")
 		return
 	}
 	s.queue = append(s.queue, packet)

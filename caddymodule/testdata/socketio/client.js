@@ -1,13 +1,17 @@
 // Connects to the impetus_events handler with the official Socket.IO client
 // and default options (long-polling first, then the WebSocket upgrade), waits
 // for one hardware_metrics and one model_status event, and prints what it saw
-// as JSON on stdout. Usage: node client.js http://127.0.0.1:PORT
+// as JSON on stdout. Usage: node client.js http://127.0.0.1:PORT [websocket]
+// (the optional second argument connects with transports: ['websocket'])
 'use strict';
 const { io } = require('socket.io-client');
 
 const url = process.argv[2];
+const websocketOnly = process.argv[3] === 'websocket';
 const seen = { connected: false, upgraded: false, first_transport: null };
-const socket = io(url, { reconnection: false, timeout: 10000 });
+const options = { reconnection: false, timeout: 10000 };
+if (websocketOnly) options.transports = ['websocket'];
+const socket = io(url, options);
 
 const timer = setTimeout(() => finish('timed out'), 15000);
 
@@ -21,7 +25,7 @@ function finish(error) {
 }
 
 function maybeDone() {
-  if (seen.hardware_metrics && seen.model_status && seen.upgraded) finish();
+  if (seen.hardware_metrics && seen.model_status && (seen.upgraded || websocketOnly)) finish();
 }
 
 // The manager opens the Engine.IO session before any upgrade can start.
