@@ -48,6 +48,14 @@ func (h *API) Provision(ctx caddy.Context) error {
 	return nil
 }
 
+// apiRoute serves the /api paths of one area (models, hardware, metrics,
+// docs): it reports false for a route that is not its own. route is the path
+// after "/api", without a trailing slash. Each area's file registers its
+// router from init, so areas stay in their own files.
+type apiRoute func(h *API, w http.ResponseWriter, r *http.Request, route string) bool
+
+var apiRoutes []apiRoute
+
 // heartbeatMaxAge is how stale the scheduler loop's heartbeat may be before
 // the server reports itself unhealthy.
 const heartbeatMaxAge = 30 * time.Second
@@ -68,6 +76,11 @@ func (h *API) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 		return h.only(w, r, http.MethodGet, h.live)
 	case "/health/status":
 		return h.only(w, r, http.MethodGet, h.status)
+	}
+	for _, serve := range apiRoutes {
+		if serve(h, w, r, route) {
+			return nil
+		}
 	}
 	writeAPIError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+path)
 	return nil

@@ -18,6 +18,21 @@ type GenerateRequest struct {
 	Sampling  sample.Params
 	// Stop strings end generation; they are never part of the output.
 	Stop []string
+	// Constraint, when set, restricts the tokens the sequence may produce
+	// (JSON schemas, tool-call formats). It is used by one sequence only.
+	Constraint Constraint
+}
+
+// Constraint restricts generation to the outputs of a grammar.
+type Constraint interface {
+	// Mask sets allowed[id] for every token id that keeps the output valid;
+	// end-of-sequence ids must be allowed only when the output is complete.
+	Mask(allowed []bool)
+	// Advance records the chosen (non-EOS) token.
+	Advance(token int32) error
+	// Finished reports that the output is complete and nothing may follow,
+	// so generation ends without waiting for an end-of-sequence token.
+	Finished() bool
 }
 
 // Event is one step of a generation stream. Every event but the last carries
@@ -68,6 +83,7 @@ type sequence struct {
 	dec     *tokenizer.StreamDecoder
 	stop    *sample.StopMatcher
 	logits  []float32
+	allowed []bool // constraint mask scratch, nil without a constraint
 	out     chan Event
 }
 
@@ -123,6 +139,9 @@ func (m *LoadedModel) Generate(ctx context.Context, req GenerateRequest) (<-chan
 		stop:    sample.NewStopMatcher(req.Stop),
 		logits:  make([]float32, m.Meta.Vocab),
 		out:     make(chan Event, buf),
+	}
+	if req.Constraint != nil {
+		seq.allowed = make([]bool, m.Meta.Vocab)
 	}
 	m.touch()
 	select {
@@ -223,9 +242,16 @@ func (s *scheduler) loop() {
 
 // step samples the next token and emits it; it reports whether the sequence is done.
 func (seq *sequence) step(eos map[int32]bool) bool {
-	tok, info := seq.sampler.Sample(seq.logits, seq.gen)
+	var tok int32
+	var info sample.TokenInfo
+	if c := seq.req.Constraint; c != nil {
+		c.Mask(seq.allowed)
+		tok, info = seq.sampler.SampleAllowed(seq.logits, seq.gen, seq.allowed)
+	} else {
+		tok, info = seq.sampler.Sample(seq.logits, seq.gen)
+	}
 	if tok < 0 {
-		seq.finish(Event{Err: errors.New("every token was excluded (logit_bias or non-finite logits)")})
+		seq.finish(Event{Err: errors.New("every token was excluded (logit_bias, grammar or non-finite logits)")})
 		return true
 	}
 	if eos[tok] {
@@ -233,6 +259,12 @@ func (seq *sequence) step(eos map[int32]bool) bool {
 		return true
 	}
 	seq.gen = append(seq.gen, tok)
+	if c := seq.req.Constraint; c != nil {
+		if err := c.Advance(tok); err != nil {
+			seq.finish(Event{Err: fmt.Errorf("constraint: %w", err)})
+			return true
+		}
+	}
 	text, stopped := seq.stop.Push(seq.dec.Add(tok))
 	ev := Event{Token: tok, Text: text}
 	if seq.req.Sampling.Logprobs {
@@ -245,6 +277,9 @@ func (seq *sequence) step(eos map[int32]bool) bool {
 	switch {
 	case stopped:
 		seq.finish(Event{Token: -1, Finish: "stop"})
+		return true
+	case seq.req.Constraint != nil && seq.req.Constraint.Finished():
+		seq.finish(Event{Token: -1, Text: seq.flush(), Finish: "stop"})
 		return true
 	case len(seq.gen) >= seq.req.MaxTokens:
 		seq.finish(Event{Token: -1, Text: seq.flush(), Finish: "length"})
