@@ -25,7 +25,10 @@ func init() {
 // RateLimit limits requests per key with token buckets: Requests per Window
 // on average, up to Burst at once. Every response carries X-RateLimit-Limit,
 // X-RateLimit-Remaining and X-RateLimit-Reset; a refused request gets 429
-// with Retry-After and an error body in its API's shape.
+// with Retry-After and an error body in its API's shape. With
+// TokensPerMinute set, each key also has a budget of model tokens that the
+// OpenAI handler charges (prompt plus max_tokens) before generating and
+// refunds for what was not used.
 type RateLimit struct {
 	// Name of the zone. Zones with the same name share their buckets across
 	// sites and survive config reloads. Default: "default".
@@ -40,8 +43,25 @@ type RateLimit struct {
 	// Default: the client IP ({http.request.remote.host}). A key that expands
 	// to nothing falls back to the client IP.
 	Key string `json:"key,omitempty"`
+	// Model tokens (prompt and completion) each key may use per minute.
+	// Default: 0, no token budget.
+	TokensPerMinute int `json:"tokens_per_minute,omitempty"`
+	// Limits for particular keys (matched against the expanded Key, e.g. an
+	// API key id), overriding the zone's defaults field by field.
+	KeyLimits []KeyLimit `json:"key_limits,omitempty"`
 
 	zone *limitZone
+}
+
+// KeyLimit overrides the limits of one client key. Zero fields keep the
+// zone's values.
+type KeyLimit struct {
+	// The client key this applies to, e.g. an API key id.
+	Key             string         `json:"key"`
+	Requests        int            `json:"requests,omitempty"`
+	Window          caddy.Duration `json:"window,omitempty"`
+	Burst           int            `json:"burst,omitempty"`
+	TokensPerMinute int            `json:"tokens_per_minute,omitempty"`
 }
 
 // CaddyModule returns the Caddy module information.
@@ -73,18 +93,49 @@ func (rl *RateLimit) Provision(ctx caddy.Context) error {
 	if err := rl.Validate(); err != nil {
 		return err
 	}
+	def := policy{requests: rl.Requests, window: time.Duration(rl.Window), burst: rl.Burst, tpm: rl.TokensPerMinute}
+	overrides := make(map[string]policy, len(rl.KeyLimits))
+	for _, kl := range rl.KeyLimits {
+		p := def
+		if kl.Requests > 0 {
+			p.requests = kl.Requests
+		}
+		if kl.Window > 0 {
+			p.window = time.Duration(kl.Window)
+		}
+		if kl.Burst > 0 {
+			p.burst = kl.Burst
+		}
+		if kl.TokensPerMinute > 0 {
+			p.tpm = kl.TokensPerMinute
+		}
+		overrides[kl.Key] = p
+	}
 	rl.zone = getZone(rl.Zone)
-	rl.zone.configure(rate.Limit(float64(rl.Requests)/time.Duration(rl.Window).Seconds()), rl.Burst)
+	rl.zone.configure(def, overrides)
 	return nil
 }
 
 // Validate checks the limits.
 func (rl *RateLimit) Validate() error {
-	if rl.Requests < 0 || rl.Burst < 0 {
-		return fmt.Errorf("requests and burst must be positive")
+	if rl.Requests < 0 || rl.Burst < 0 || rl.TokensPerMinute < 0 {
+		return fmt.Errorf("requests, burst and tokens_per_minute must be positive")
 	}
 	if rl.Window < 0 {
 		return fmt.Errorf("window must be positive")
+	}
+	seen := map[string]bool{}
+	for _, kl := range rl.KeyLimits {
+		if kl.Key == "" {
+			return fmt.Errorf("key_limits: an entry has no key")
+		}
+		if seen[kl.Key] {
+			return fmt.Errorf("key_limits: key %q appears twice", kl.Key)
+		}
+		seen[kl.Key] = true
+		if kl.Requests < 0 || kl.Burst < 0 || kl.Window < 0 || kl.TokensPerMinute < 0 {
+			return fmt.Errorf("key_limits %q: values must be positive", kl.Key)
+		}
 	}
 	return nil
 }
@@ -97,7 +148,8 @@ func (rl *RateLimit) ServeHTTP(w http.ResponseWriter, r *http.Request, next cadd
 		key, _, _ = net.SplitHostPort(r.RemoteAddr)
 	}
 	now := time.Now()
-	lim := rl.zone.limiter(key, now)
+	b, pol := rl.zone.bucket(key, now)
+	lim := b.requests
 	ok := lim.AllowN(now, 1)
 	tokens := lim.TokensAt(now)
 	limitPerSec := float64(lim.Limit())
@@ -108,35 +160,49 @@ func (rl *RateLimit) ServeHTTP(w http.ResponseWriter, r *http.Request, next cadd
 		reset = int(math.Ceil((float64(lim.Burst()) - tokens) / limitPerSec))
 	}
 	h := w.Header()
-	h.Set("X-RateLimit-Limit", strconv.Itoa(rl.Requests))
+	h.Set("X-RateLimit-Limit", strconv.Itoa(pol.requests))
 	h.Set("X-RateLimit-Remaining", strconv.Itoa(remaining))
 	h.Set("X-RateLimit-Reset", strconv.Itoa(reset))
-	if ok {
-		return next.ServeHTTP(w, r)
+	if !ok {
+		wait := 1
+		if limitPerSec > 0 {
+			wait = int(math.Ceil((1 - tokens) / limitPerSec))
+		}
+		if wait < 1 {
+			wait = 1
+		}
+		h.Set("Retry-After", strconv.Itoa(wait))
+		writeError(w, r, http.StatusTooManyRequests, fmt.Sprintf("Rate limit exceeded: %d requests per %s; retry after %d s", pol.requests, pol.window, wait))
+		return nil
 	}
-	wait := 1
-	if limitPerSec > 0 {
-		wait = int(math.Ceil((1 - tokens) / limitPerSec))
+	if b.tokens != nil {
+		caddyhttp.SetVar(r.Context(), tokenBudgetVar, b.tokens)
 	}
-	if wait < 1 {
-		wait = 1
-	}
-	h.Set("Retry-After", strconv.Itoa(wait))
-	writeError(w, r, http.StatusTooManyRequests, fmt.Sprintf("Rate limit exceeded: %d requests per %s; retry after %d s", rl.Requests, time.Duration(rl.Window), wait))
-	return nil
+	return next.ServeHTTP(w, r)
 }
 
-// limitZone holds one token bucket per client key.
-type limitZone struct {
-	mu       sync.Mutex
-	limit    rate.Limit
+// policy is the effective limit of one client key.
+type policy struct {
+	requests int
+	window   time.Duration
 	burst    int
-	buckets  map[string]*bucket
-	lastScan time.Time
+	tpm      int
+}
+
+func (p policy) rate() rate.Limit { return rate.Limit(float64(p.requests) / p.window.Seconds()) }
+
+// limitZone holds one bucket pair per client key.
+type limitZone struct {
+	mu        sync.Mutex
+	def       policy
+	overrides map[string]policy
+	buckets   map[string]*bucket
+	lastScan  time.Time
 }
 
 type bucket struct {
-	lim      *rate.Limiter
+	requests *rate.Limiter
+	tokens   *tokenBudget // nil without a token budget
 	lastSeen time.Time
 }
 
@@ -156,21 +222,38 @@ func getZone(name string) *limitZone {
 	return z
 }
 
-func (z *limitZone) configure(limit rate.Limit, burst int) {
+func (z *limitZone) policyFor(key string) policy {
+	if p, ok := z.overrides[key]; ok {
+		return p
+	}
+	return z.def
+}
+
+// configure installs new limits and applies them to existing buckets.
+func (z *limitZone) configure(def policy, overrides map[string]policy) {
 	z.mu.Lock()
 	defer z.mu.Unlock()
-	z.limit, z.burst = limit, burst
+	z.def, z.overrides = def, overrides
 	now := time.Now()
-	for _, b := range z.buckets {
-		b.lim.SetLimitAt(now, limit)
-		b.lim.SetBurstAt(now, burst)
+	for key, b := range z.buckets {
+		p := z.policyFor(key)
+		b.requests.SetLimitAt(now, p.rate())
+		b.requests.SetBurstAt(now, p.burst)
+		switch {
+		case p.tpm == 0:
+			b.tokens = nil
+		case b.tokens == nil:
+			b.tokens = newTokenBudget(p.tpm, now)
+		default:
+			b.tokens.setCapacity(p.tpm)
+		}
 	}
 }
 
 // idleAfter is how long an untouched, refilled bucket is kept.
 const idleAfter = 10 * time.Minute
 
-func (z *limitZone) limiter(key string, now time.Time) *rate.Limiter {
+func (z *limitZone) bucket(key string, now time.Time) (*bucket, policy) {
 	z.mu.Lock()
 	defer z.mu.Unlock()
 	if now.Sub(z.lastScan) > time.Minute {
@@ -181,13 +264,100 @@ func (z *limitZone) limiter(key string, now time.Time) *rate.Limiter {
 			}
 		}
 	}
+	p := z.policyFor(key)
 	b := z.buckets[key]
 	if b == nil {
-		b = &bucket{lim: rate.NewLimiter(z.limit, z.burst)}
+		b = &bucket{requests: rate.NewLimiter(p.rate(), p.burst)}
+		if p.tpm > 0 {
+			b.tokens = newTokenBudget(p.tpm, now)
+		}
 		z.buckets[key] = b
 	}
 	b.lastSeen = now
-	return b.lim
+	return b, p
+}
+
+// tokenBudgetVar is the request variable holding the client's *tokenBudget.
+const tokenBudgetVar = "impetus.token_budget"
+
+// tokenBudget is a bucket of model tokens refilling at capacity per minute.
+// Unlike x/time/rate it can refund: a request is charged its worst case
+// before generating and credited what it did not use.
+type tokenBudget struct {
+	mu       sync.Mutex
+	capacity float64
+	tokens   float64
+	last     time.Time
+}
+
+func newTokenBudget(perMinute int, now time.Time) *tokenBudget {
+	return &tokenBudget{capacity: float64(perMinute), tokens: float64(perMinute), last: now}
+}
+
+func (t *tokenBudget) refill(now time.Time) {
+	t.tokens = math.Min(t.capacity, t.tokens+now.Sub(t.last).Minutes()*t.capacity)
+	t.last = now
+}
+
+func (t *tokenBudget) setCapacity(perMinute int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.refill(time.Now())
+	t.capacity = float64(perMinute)
+	t.tokens = math.Min(t.tokens, t.capacity)
+}
+
+// charge takes n tokens. When they are not there it reports how long until
+// they are; a request larger than the whole budget can never pass.
+func (t *tokenBudget) charge(n int, now time.Time) (ok bool, wait time.Duration, remaining int, capacity int, tooLarge bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.refill(now)
+	capacity = int(t.capacity)
+	if float64(n) > t.capacity {
+		return false, 0, int(t.tokens), capacity, true
+	}
+	if float64(n) > t.tokens {
+		missing := float64(n) - t.tokens
+		return false, time.Duration(missing / t.capacity * float64(time.Minute)), int(t.tokens), capacity, false
+	}
+	t.tokens -= float64(n)
+	return true, 0, int(t.tokens), capacity, false
+}
+
+func (t *tokenBudget) refund(n int) {
+	if n <= 0 {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.refill(time.Now())
+	t.tokens = math.Min(t.capacity, t.tokens+float64(n))
+}
+
+// chargeTokens charges n model tokens to the request's token budget, if the
+// rate limiter gave it one, and sets X-RateLimit-*-Tokens headers. It returns
+// a function that refunds the part of n that was not used.
+func chargeTokens(w http.ResponseWriter, r *http.Request, n int) (refund func(used int), errMsg string, retryAfter int) {
+	t, _ := caddyhttp.GetVar(r.Context(), tokenBudgetVar).(*tokenBudget)
+	if t == nil {
+		return func(int) {}, "", 0
+	}
+	ok, wait, remaining, capacity, tooLarge := t.charge(n, time.Now())
+	h := w.Header()
+	h.Set("X-RateLimit-Limit-Tokens", strconv.Itoa(capacity))
+	h.Set("X-RateLimit-Remaining-Tokens", strconv.Itoa(remaining))
+	switch {
+	case tooLarge:
+		return nil, fmt.Sprintf("Token budget exceeded: this request may use %d tokens (prompt plus max_tokens) but the budget is %d tokens per minute; lower max_tokens", n, capacity), 60
+	case !ok:
+		secs := int(math.Ceil(wait.Seconds()))
+		if secs < 1 {
+			secs = 1
+		}
+		return nil, fmt.Sprintf("Token budget exceeded: %d tokens per minute; %d remain and this request needs %d; retry after %d s", capacity, remaining, n, secs), secs
+	}
+	return func(used int) { t.refund(n - used) }, "", 0
 }
 
 // UnmarshalCaddyfile sets up the limiter from Caddyfile tokens. Syntax:
@@ -197,6 +367,8 @@ func (z *limitZone) limiter(key string, now time.Time) *rate.Limiter {
 //		window <duration> # default 1m
 //		burst <n>         # default 10
 //		key <placeholder> # default {http.request.remote.host}
+//		tokens_per_minute <n>   # model-token budget per key; default none
+//		key_limit <key> [requests <n>] [window <d>] [burst <n>] [tokens_per_minute <n>]
 //	}
 func (rl *RateLimit) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next()
@@ -208,6 +380,14 @@ func (rl *RateLimit) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	}
 	for d.NextBlock(0) {
 		opt := d.Val()
+		if opt == "key_limit" {
+			kl, err := parseKeyLimit(d)
+			if err != nil {
+				return err
+			}
+			rl.KeyLimits = append(rl.KeyLimits, kl)
+			continue
+		}
 		if !d.NextArg() {
 			return d.ArgErr()
 		}
@@ -216,15 +396,18 @@ func (rl *RateLimit) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			return d.ArgErr()
 		}
 		switch opt {
-		case "requests", "burst":
+		case "requests", "burst", "tokens_per_minute":
 			n, err := strconv.Atoi(val)
 			if err != nil || n <= 0 {
 				return d.Errf("%s must be a positive integer, got %q", opt, val)
 			}
-			if opt == "requests" {
+			switch opt {
+			case "requests":
 				rl.Requests = n
-			} else {
+			case "burst":
 				rl.Burst = n
+			default:
+				rl.TokensPerMinute = n
 			}
 		case "window":
 			dur, err := caddy.ParseDuration(val)
@@ -239,6 +422,41 @@ func (rl *RateLimit) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		}
 	}
 	return nil
+}
+
+// parseKeyLimit reads: key_limit <key> [requests <n>] [window <d>] [burst <n>] [tokens_per_minute <n>]
+func parseKeyLimit(d *caddyfile.Dispenser) (KeyLimit, error) {
+	args := d.RemainingArgs()
+	if len(args) < 3 || len(args)%2 != 1 {
+		return KeyLimit{}, d.Errf("key_limit takes <key> followed by option/value pairs")
+	}
+	kl := KeyLimit{Key: args[0]}
+	for i := 1; i < len(args); i += 2 {
+		opt, val := args[i], args[i+1]
+		if opt == "window" {
+			dur, err := caddy.ParseDuration(val)
+			if err != nil || dur <= 0 {
+				return kl, d.Errf("key_limit window must be a positive duration, got %q", val)
+			}
+			kl.Window = caddy.Duration(dur)
+			continue
+		}
+		n, err := strconv.Atoi(val)
+		if err != nil || n <= 0 {
+			return kl, d.Errf("key_limit %s must be a positive integer, got %q", opt, val)
+		}
+		switch opt {
+		case "requests":
+			kl.Requests = n
+		case "burst":
+			kl.Burst = n
+		case "tokens_per_minute":
+			kl.TokensPerMinute = n
+		default:
+			return kl, d.Errf("unrecognized key_limit option %q", opt)
+		}
+	}
+	return kl, nil
 }
 
 func parseRateLimit(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {

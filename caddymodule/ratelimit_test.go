@@ -1,0 +1,101 @@
+package caddymodule
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+)
+
+func TestTokenBudget(t *testing.T) {
+	now := time.Now()
+	b := newTokenBudget(600, now)
+	if ok, _, rem, _, _ := b.charge(500, now); !ok || rem != 100 {
+		t.Fatalf("first charge: ok=%v remaining=%d", ok, rem)
+	}
+	ok, wait, _, _, tooLarge := b.charge(200, now)
+	if ok || tooLarge || wait < 9*time.Second || wait > 11*time.Second {
+		t.Fatalf("over budget: ok=%v wait=%v tooLarge=%v (want ~10s: 100 tokens at 10/s)", ok, wait, tooLarge)
+	}
+	b.refund(300)
+	if ok, _, rem, _, _ := b.charge(350, now); !ok || rem != 50 {
+		t.Fatalf("after refund: ok=%v remaining=%d", ok, rem)
+	}
+	if _, _, _, _, tooLarge := b.charge(601, now); !tooLarge {
+		t.Fatal("a request above the whole budget must be refused as too large")
+	}
+	// Refill: a minute later the bucket is full again, never above capacity.
+	if ok, _, rem, _, _ := b.charge(0, now.Add(2*time.Minute)); !ok || rem != 600 {
+		t.Fatalf("refill: remaining=%d", rem)
+	}
+}
+
+// serve runs one request through rl as client key.
+func serveLimited(t *testing.T, rl *RateLimit, key string) (*httptest.ResponseRecorder, *http.Request) {
+	t.Helper()
+	r := httptest.NewRequest("GET", "/v1/models", nil)
+	repl := caddy.NewReplacer()
+	repl.Set("http.auth.user.id", key)
+	ctx := context.WithValue(r.Context(), caddy.ReplacerCtxKey, repl)
+	ctx = context.WithValue(ctx, caddyhttp.VarsCtxKey, map[string]any{})
+	r = r.WithContext(ctx)
+	w := httptest.NewRecorder()
+	next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error { w.WriteHeader(204); return nil })
+	if err := rl.ServeHTTP(w, r, next); err != nil {
+		t.Fatal(err)
+	}
+	return w, r
+}
+
+func TestRateLimitPerKeyOverrideAndTokens(t *testing.T) {
+	rl := &RateLimit{Zone: t.Name(), Requests: 2, Burst: 2, Key: "{http.auth.user.id}", TokensPerMinute: 100,
+		KeyLimits: []KeyLimit{{Key: "gold", Requests: 5, Burst: 5, TokensPerMinute: 1000}}}
+	if err := rl.Provision(newCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ {
+		if w, _ := serveLimited(t, rl, "basic"); w.Code != 204 {
+			t.Fatalf("basic request %d: %d", i, w.Code)
+		}
+	}
+	if w, _ := serveLimited(t, rl, "basic"); w.Code != 429 || w.Header().Get("Retry-After") == "" {
+		t.Fatalf("third basic request: %d", w.Code)
+	}
+	for i := 0; i < 4; i++ {
+		w, _ := serveLimited(t, rl, "gold")
+		if w.Code != 204 || w.Header().Get("X-RateLimit-Limit") != "5" {
+			t.Fatalf("gold request %d: %d limit %s", i, w.Code, w.Header().Get("X-RateLimit-Limit"))
+		}
+	}
+	// Token budget travels with the request: gold may spend 800, basic may not.
+	_, r := serveLimited(t, rl, "gold")
+	w2 := httptest.NewRecorder()
+	refund, msg, _ := chargeTokens(w2, r, 800)
+	if msg != "" || w2.Header().Get("X-RateLimit-Limit-Tokens") != "1000" {
+		t.Fatalf("gold charge: %q %v", msg, w2.Header())
+	}
+	refund(100)
+	if got := w2.Header().Get("X-RateLimit-Remaining-Tokens"); got != "200" {
+		t.Fatalf("remaining tokens header %q", got)
+	}
+	rlBasic := &RateLimit{Zone: t.Name() + "b", Key: "{http.auth.user.id}", TokensPerMinute: 100}
+	rlBasic.Provision(newCtx(t))
+	_, rb := serveLimited(t, rlBasic, "basic")
+	if _, msg, _ := chargeTokens(httptest.NewRecorder(), rb, 800); !strings.Contains(msg, "budget is 100") {
+		t.Fatalf("oversize charge: %q", msg)
+	}
+	// A reload that lowers the override applies to the existing bucket.
+	rl.KeyLimits[0].Requests = 1
+	rl.KeyLimits[0].Burst = 1
+	if err := rl.Provision(newCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	if w, _ := serveLimited(t, rl, "gold"); w.Header().Get("X-RateLimit-Limit") != "1" {
+		t.Fatalf("reloaded limit not applied: %v", w.Header())
+	}
+}
