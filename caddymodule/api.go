@@ -199,11 +199,18 @@ func (h *API) status(w http.ResponseWriter, r *http.Request) {
 		engineState = "unhealthy"
 	}
 	models, scanErr := eng.Models()
+	loaded := []map[string]any{}
+	for _, id := range eng.Loaded() {
+		if lm := eng.LoadedModelByID(id); lm != nil {
+			loaded = append(loaded, map[string]any{"model_id": id, "loaded_at": isoTime(lm.LoadedAt), "load_time_seconds": roundTo(lm.LoadTime.Seconds(), 3)})
+		}
+	}
 	modelsComp := map[string]any{
-		"status":     "healthy",
-		"models_dir": eng.Options().ModelsDir,
-		"available":  len(models),
-		"loaded":     len(eng.Loaded()),
+		"status":        "healthy",
+		"models_dir":    eng.Options().ModelsDir,
+		"available":     len(models),
+		"loaded":        len(loaded),
+		"loaded_models": loaded,
 	}
 	if scanErr != nil {
 		modelsComp["status"] = "unhealthy"
