@@ -47,6 +47,7 @@ func (h *OpenAI) Provision(ctx caddy.Context) error {
 	}
 	h.app = app.(*App)
 	h.limits = h.app.Limits.withDefaults()
+	noteGracePeriod(ctx)
 	return nil
 }
 
