@@ -53,6 +53,7 @@ type App struct {
 	// Request limits of the OpenAI API. Zero fields take their defaults.
 	Limits Limits `json:"limits,omitzero"`
 
+	ctx     caddy.Context
 	engine  *inference.Engine
 	poolKey string
 	logger  *zap.Logger
@@ -69,6 +70,7 @@ func (App) CaddyModule() caddy.ModuleInfo {
 // Provision fills defaults and takes a reference to the pooled engine. It
 // loads no weights, so `impetus validate` stays cheap.
 func (a *App) Provision(ctx caddy.Context) error {
+	a.ctx = ctx
 	a.logger = ctx.Logger()
 	repl := caddy.NewReplacer()
 	a.ModelsDir = repl.ReplaceAll(a.ModelsDir, "")
@@ -146,9 +148,13 @@ func (l Limits) withDefaults() openai.Limits {
 	return d
 }
 
-// Start is a no-op: the engine runs from Provision so validation and serving
-// see the same state, and models load on demand.
-func (a *App) Start() error { return nil }
+// Start records the http app's grace period for the exit watcher (every app
+// is provisioned by now). The engine runs from Provision so validation and
+// serving see the same state, and models load on demand.
+func (a *App) Start() error {
+	noteGracePeriod(a.ctx)
+	return nil
+}
 
 // Stop is a no-op: the pooled engine outlives this config generation.
 func (a *App) Stop() error { return nil }

@@ -47,7 +47,6 @@ func (h *OpenAI) Provision(ctx caddy.Context) error {
 	}
 	h.app = app.(*App)
 	h.limits = h.app.Limits.withDefaults()
-	noteGracePeriod(ctx)
 	return nil
 }
 

@@ -229,7 +229,7 @@ func TestReloadUnderStreamingLoad(t *testing.T) {
 			if sc.Text() == "data: [DONE]" {
 				return nil
 			}
-			if strings.Contains(sc.Text(), `"error"`) {
+			if strings.HasPrefix(sc.Text(), `data: {"error"`) {
 				return fmt.Errorf("error event: %s", sc.Text())
 			}
 		}
