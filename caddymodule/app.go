@@ -5,6 +5,7 @@
 package caddymodule
 
 import (
+	"context"
 	"fmt"
 	"path/filepath"
 	"time"
@@ -53,10 +54,14 @@ type App struct {
 	// Request limits of the OpenAI API. Zero fields take their defaults.
 	Limits Limits `json:"limits,omitzero"`
 
-	ctx     caddy.Context
-	engine  *inference.Engine
-	poolKey string
-	logger  *zap.Logger
+	// Models served by upstream servers through Caddy's reverse proxy.
+	Routes []ModelRoute `json:"routes,omitempty"`
+
+	ctx           caddy.Context
+	stopRefresher context.CancelFunc
+	engine        *inference.Engine
+	poolKey       string
+	logger        *zap.Logger
 }
 
 // CaddyModule returns the Caddy module information.
@@ -90,6 +95,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 	}
 	if err := a.Validate(); err != nil {
 		return err
+	}
+	if err := a.provisionRoutes(ctx); err != nil {
+		return fmt.Errorf("routes: %w", err)
 	}
 	eng, key, err := acquireEngine(inference.Options{ModelsDir: a.ModelsDir, Threads: a.Threads})
 	if err != nil {
@@ -153,11 +161,23 @@ func (l Limits) withDefaults() openai.Limits {
 // serving see the same state, and models load on demand.
 func (a *App) Start() error {
 	noteGracePeriod(a.ctx)
+	if len(a.Routes) > 0 {
+		ctx, cancel := context.WithCancel(context.Background())
+		a.stopRefresher = cancel
+		go a.refreshRouteModels(ctx)
+		a.logger.Info("model routes", routeLogFields(a.Routes))
+	}
 	return nil
 }
 
-// Stop is a no-op: the pooled engine outlives this config generation.
-func (a *App) Stop() error { return nil }
+// Stop ends this generation's upstream model refresher; the pooled engine
+// outlives the config generation.
+func (a *App) Stop() error {
+	if a.stopRefresher != nil {
+		a.stopRefresher()
+	}
+	return nil
+}
 
 // Cleanup releases this config's reference to the engine; the engine shuts
 // down when no config uses it any more.

@@ -3,6 +3,8 @@ package caddymodule
 import (
 	"strconv"
 
+	"github.com/caddyserver/caddy/v2"
+
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
@@ -20,6 +22,13 @@ func init() {
 //		performance_mode efficiency|balanced|performance
 //		require_loaded_model          # readiness waits for a loaded model
 //		max_memory_percent <p>        # readiness fails above this memory use
+//		route <model-pattern...> {    # serve these models from upstreams
+//			to <url...>
+//			upstream_key <key>        # sent upstream instead of the client's key
+//			fallback                  # local when on disk, upstream otherwise
+//			health_uri <path>         # default /api/health/ready
+//			health_interval <dur>     # default 10s
+//		}
 //	}
 func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 	app := new(App)
@@ -65,6 +74,13 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 			app.MaxMemoryPercent = p
 		case "require_loaded_model":
 			app.RequireLoadedModel = true
+		case "route":
+			rt, err := parseRoute(d)
+			if err != nil {
+				return nil, err
+			}
+			app.Routes = append(app.Routes, rt)
+			continue
 		default:
 			return nil, d.Errf("unrecognized impetus option %q", opt)
 		}
@@ -73,4 +89,44 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 		}
 	}
 	return httpcaddyfile.App{Name: "impetus", Value: caddyconfig.JSON(app, nil)}, nil
+}
+
+// parseRoute reads one `route` block of the impetus global option.
+func parseRoute(d *caddyfile.Dispenser) (ModelRoute, error) {
+	rt := ModelRoute{Models: d.RemainingArgs()}
+	if len(rt.Models) == 0 {
+		return rt, d.Err("route needs at least one model id or pattern")
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch opt := d.Val(); opt {
+		case "to":
+			rt.Upstreams = append(rt.Upstreams, d.RemainingArgs()...)
+		case "upstream_key", "health_uri":
+			if !d.NextArg() {
+				return rt, d.ArgErr()
+			}
+			if opt == "upstream_key" {
+				rt.UpstreamKey = d.Val()
+			} else {
+				rt.HealthURI = d.Val()
+			}
+		case "health_interval":
+			if !d.NextArg() {
+				return rt, d.ArgErr()
+			}
+			dur, err := caddy.ParseDuration(d.Val())
+			if err != nil || dur <= 0 {
+				return rt, d.Errf("health_interval must be a positive duration, got %q", d.Val())
+			}
+			rt.HealthInterval = caddy.Duration(dur)
+		case "fallback":
+			rt.Fallback = true
+		default:
+			return rt, d.Errf("unrecognized route option %q", opt)
+		}
+	}
+	if len(rt.Upstreams) == 0 {
+		return rt, d.Err("route needs `to <upstream URL...>`")
+	}
+	return rt, nil
 }

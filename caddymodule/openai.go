@@ -57,13 +57,16 @@ func (h *OpenAI) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhtt
 	}
 	path := r.URL.Path
 	switch {
-	case path == "/v1/chat/completions":
-		if allowMethod(w, r, http.MethodPost) {
-			h.chatCompletions(w, r)
+	case path == "/v1/chat/completions", path == "/v1/completions":
+		if !allowMethod(w, r, http.MethodPost) {
+			return nil
 		}
-		return nil
-	case path == "/v1/completions":
-		if allowMethod(w, r, http.MethodPost) {
+		if routed, err := h.proxyIfRouted(w, r, next); routed {
+			return err
+		}
+		if path == "/v1/chat/completions" {
+			h.chatCompletions(w, r)
+		} else {
 			h.completions(w, r)
 		}
 		return nil
@@ -124,8 +127,15 @@ func (h *OpenAI) listModels(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	data := make([]modelObject, 0, len(models))
+	local := map[string]bool{}
 	for _, m := range models {
 		data = append(data, toModelObject(m))
+		local[m.ID] = true
+	}
+	for _, m := range h.app.upstreamModels() {
+		if !local[m.ID] {
+			data = append(data, m)
+		}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"object": "list", "data": data})
 }
@@ -133,6 +143,12 @@ func (h *OpenAI) listModels(w http.ResponseWriter, r *http.Request) {
 func (h *OpenAI) getModel(w http.ResponseWriter, r *http.Request, id string) {
 	m, err := h.app.engine.FindModel(id)
 	if errors.Is(err, inference.ErrModelNotFound) {
+		for _, um := range h.app.upstreamModels() {
+			if um.ID == id {
+				writeJSON(w, http.StatusOK, um)
+				return
+			}
+		}
 		writeOpenAIError(w, http.StatusNotFound, "The model '"+id+"' does not exist", "model")
 		return
 	}
