@@ -34,6 +34,12 @@ func matMulRows(j *matMulJob, worker, lo, hi int) {
 	case kindMLX:
 		C.k_matmul_mlx(fp(j.out), fp(j.xp), n, (*C.uint32_t)(unsafe.Pointer(unsafe.SliceData(j.wq))),
 			fp(j.scales), fp(j.biases), rows, cols, C.int(j.bits), C.int(j.group), clo, chi, scratch)
+	case kindQ8_0, kindQ4_0:
+		typ := C.int(ggmlQ8_0)
+		if j.kind == kindQ4_0 {
+			typ = ggmlQ4_0
+		}
+		C.k_matmul_gguf(fp(j.out), fp(j.x), n, (*C.uint8_t)(unsafe.SliceData(j.wb)), typ, rows, cols, clo, chi, scratch)
 	}
 }
 

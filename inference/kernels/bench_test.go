@@ -137,3 +137,23 @@ func BenchmarkSoftmaxVocab(b *testing.B) {
 		Softmax(x)
 	}
 }
+
+func benchGGUF(b *testing.B, blockBytes int, mm func(out, x []float32, n int, w []byte, rows, cols int)) {
+	r := rand.New(rand.NewPCG(7, 7))
+	for _, s := range benchShapes[:6] {
+		w := randGGUF(r, s.rows, s.cols, blockBytes)
+		for _, n := range benchN {
+			x := randSlice(r, n*s.cols, 1)
+			out := make([]float32, n*s.rows)
+			b.Run(fmt.Sprintf("%s/n=%d", s.name, n), func(b *testing.B) {
+				for b.Loop() {
+					mm(out, x, n, w, s.rows, s.cols)
+				}
+				reportWeights(b, len(w))
+			})
+		}
+	}
+}
+
+func BenchmarkMatMulQ8_0(b *testing.B) { benchGGUF(b, Q8_0BlockBytes, MatMulQ8_0) }
+func BenchmarkMatMulQ4_0(b *testing.B) { benchGGUF(b, Q4_0BlockBytes, MatMulQ4_0) }

@@ -191,6 +191,43 @@ void k_matmul_mlx(float *out, const float *x, int n, const uint32_t *wq, const f
 #undef CALL
 }
 
+// One GGUF Q8_0 (type 8) or Q4_0 (type 2) row to floats.
+static void dequant_gguf_row(float *dst, const uint8_t *src, int type, int cols) {
+    for (int b = 0; b < cols / 32; b++) {
+        uint16_t h;
+        if (type == 8) {
+            const uint8_t *blk = src + (size_t)b * 34;
+            memcpy(&h, blk, 2);
+            const float d = k_f16(h);
+            for (int i = 0; i < 32; i++) dst[b * 32 + i] = d * (float)(int8_t)blk[2 + i];
+        } else {
+            const uint8_t *blk = src + (size_t)b * 18;
+            memcpy(&h, blk, 2);
+            const float d = k_f16(h);
+            for (int i = 0; i < 16; i++) {
+                dst[b * 32 + i] = (float)((blk[2 + i] & 15) - 8) * d;
+                dst[b * 32 + i + 16] = (float)((blk[2 + i] >> 4) - 8) * d;
+            }
+        }
+    }
+}
+
+static void mm_gguf_scalar(float *out, const float *x, int n, const uint8_t *w, int type, int rows, int cols, int lo,
+                           int hi, float *row) {
+    const size_t rowBytes = (size_t)(cols / 32) * (type == 8 ? 34 : 18);
+    for (int o = lo; o < hi; o++) {
+        dequant_gguf_row(row, w + (size_t)o * rowBytes, type, cols);
+        for (int b = 0; b < n; b++) out[(size_t)b * rows + o] = dot_scalar(row, x + (size_t)b * cols, cols);
+    }
+}
+
+void k_matmul_gguf(float *out, const float *x, int n, const uint8_t *w, int type, int rows, int cols, int lo, int hi,
+                   float *scratch) {
+#define CALL(s) k_mm_gguf_##s(out, x, n, w, type, rows, cols, lo, hi, scratch)
+    K_DISPATCH(k_level(), CALL, mm_gguf_scalar(out, x, n, w, type, rows, cols, lo, hi, scratch))
+#undef CALL
+}
+
 int k_mlx_prep(float *dst, const float *x, int n, int cols, int bits) {
     int r = 0;
 #define CALL(s) r = k_mlx_prep_##s(dst, x, n, cols, bits)

@@ -21,6 +21,8 @@ const (
 	kindBF16
 	kindF16
 	kindMLX
+	kindQ8_0
+	kindQ4_0
 )
 
 // matMulJob is one matrix multiplication, split by output rows.
@@ -32,6 +34,7 @@ type matMulJob struct {
 	wf           []float32 // kindF32
 	wh           []uint16  // kindBF16, kindF16
 	wq           []uint32  // kindMLX
+	wb           []byte    // kindQ8_0, kindQ4_0
 	scales       []float32 // kindMLX
 	biases       []float32 // kindMLX
 	rows, cols   int

@@ -35,6 +35,8 @@ func TestLevels(t *testing.T) {
 			t.Run("Activations", TestActivations)
 			t.Run("RoPE", TestRoPE)
 			t.Run("RealMLXWeights", TestRealMLXWeights)
+			t.Run("GGUFAsMLX", TestGGUFAsMLX)
+			t.Run("MatMulGGUFRandom", TestMatMulGGUFRandom)
 		})
 	}
 }

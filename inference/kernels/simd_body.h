@@ -1,6 +1,6 @@
 // SIMD kernel bodies, written once over a vector abstraction and included
 // by simd_x86.c (AVX2, AVX-512) and simd_neon.c (NEON). The includer
-// defines W (lanes), VF and the V* operations, MK_NB (activation rows per
+// defines W (lanes), VF and the V* operations, SF16 (one half to float), MK_NB (activation rows per
 // micro-kernel pass) and SFX(name), which gives each function its suffix.
 //
 // Weights are little-endian; an MLX row is a byte stream in which, at 4
@@ -116,7 +116,21 @@ K_INLINE void SFX(decode2)(const int fmt, const int raw, const k_weights *wd, in
         *hi = VCVTI(VLOAD_U8I(p + W));
         break;
     }
-    default: {  // other MLX widths
+    case K_Q8_0: {  // 32 int8 codes after each block's f16 scale
+        const uint8_t *p = wd->wb + (size_t)o * wd->rowBytes + (size_t)(k / 32) * 34 + 2 + k % 32;
+        *lo = VCVTSI(VLOAD_S8I(p));
+        *hi = VCVTSI(VLOAD_S8I(p + W));
+        break;
+    }
+    case K_Q4_0: {  // element e of a block: nibble e/16 of byte e%16
+        const uint8_t *p = wd->wb + (size_t)o * wd->rowBytes + (size_t)(k / 32) * 18 + 2;
+        const int e = k % 32;
+        const VI ql = VLOAD_U8I(p + e % 16), qh = VLOAD_U8I(p + (e + W) % 16);
+        *lo = VCVTI(e < 16 ? VANDI(ql, VSET1I(15)) : VSRLI(ql, 4));
+        *hi = VCVTI(e + W < 16 ? VANDI(qh, VSET1I(15)) : VSRLI(qh, 4));
+        break;
+    }
+    case K_MLXG: {  // other MLX widths
         const size_t off = (size_t)k * wd->bits / 8;
         const uint8_t *p = wd->wb + (size_t)o * wd->rowBytes + off;
         *lo = VCVTI(SFX(bits_load)(wd, 0, p, wd->rowBytes - off));
@@ -124,9 +138,23 @@ K_INLINE void SFX(decode2)(const int fmt, const int raw, const k_weights *wd, in
         break;
     }
     }
-    if (fmt >= K_MLX4 && !raw) {
+    if (fmt >= K_QUANT && !raw) {
         *lo = VFMA(*lo, s, b);
         *hi = VFMA(*hi, s, b);
+    }
+}
+
+// Scale and bias of group g of row o: w = s*q + b.
+K_INLINE void SFX(group_sb)(const int fmt, const k_weights *wd, int o, int g, float *s, float *b) {
+    if (fmt == K_Q8_0 || fmt == K_Q4_0) {
+        const int bsize = fmt == K_Q8_0 ? 34 : 18;
+        uint16_t d;
+        memcpy(&d, wd->wb + (size_t)o * wd->rowBytes + (size_t)g * bsize, 2);
+        *s = SF16(d);
+        *b = fmt == K_Q8_0 ? 0.0f : -8.0f * *s;
+    } else {
+        *s = wd->sc[(size_t)o * wd->groups + g];
+        *b = wd->bi[(size_t)o * wd->groups + g];
     }
 }
 
@@ -135,7 +163,7 @@ K_INLINE void SFX(decode2)(const int fmt, const int raw, const k_weights *wd, in
 K_INLINE void SFX(block)(const int fmt, const int R, const int nb, float *out, int ldo, const float *x,
                          const k_weights *wd, int o0) {
     const int cols = wd->cols;
-    const int quant = fmt >= K_MLX4;
+    const int quant = fmt >= K_QUANT;
     const int group = quant ? wd->group : cols;
     const int kend = quant ? cols : cols - cols % (2 * W);  // whole 2W blocks
     VF acc[R_MAX][NB_MAX];
@@ -145,8 +173,10 @@ K_INLINE void SFX(block)(const int fmt, const int R, const int nb, float *out, i
         const int jend = j0 + group < kend ? j0 + group : kend;
         VF vs[R_MAX], vb[R_MAX];
         for (int r = 0; r < R; r++) {
-            vs[r] = quant ? VSET1(wd->sc[(size_t)(o0 + r) * wd->groups + g]) : VZERO();
-            vb[r] = quant ? VSET1(wd->bi[(size_t)(o0 + r) * wd->groups + g]) : VZERO();
+            float sc = 0, bi = 0;
+            if (quant) SFX(group_sb)(fmt, wd, o0 + r, g, &sc, &bi);
+            vs[r] = VSET1(sc);
+            vb[r] = VSET1(bi);
         }
         for (int k = j0; k < jend; k += 2 * W) {
             VF wl[R_MAX], wh[R_MAX];
@@ -175,13 +205,17 @@ K_INLINE void SFX(block)(const int fmt, const int R, const int nb, float *out, i
 
 // Quantized rows against a single activation row (decode). Per group,
 // sum_j (s q_j + b) x_j = s (q·x) + b sum_j x_j: the inner loop multiplies
-// raw codes, the scale is applied once per group, and the bias terms are
-// one dot product of the row's biases with the group sums xsum of x.
+// raw codes, the scale is applied once per group, and the bias terms use
+// the group sums xsum of x.
 K_INLINE void SFX(block_q1)(const int fmt, const int R, float *out, const float *x, const k_weights *wd, int o0,
                             const float *xsum) {
-    const int cols = wd->cols, group = wd->group, groups = wd->groups;
+    const int cols = wd->cols, group = wd->group;
     VF acc[R_MAX];
-    for (int r = 0; r < R; r++) acc[r] = VZERO();
+    float bsum[R_MAX];
+    for (int r = 0; r < R; r++) {
+        acc[r] = VZERO();
+        bsum[r] = 0;
+    }
     for (int j0 = 0, g = 0; j0 < cols; j0 += group, g++) {
         VF a[R_MAX];
         for (int r = 0; r < R; r++) a[r] = VZERO();
@@ -194,15 +228,19 @@ K_INLINE void SFX(block_q1)(const int fmt, const int R, float *out, const float 
                 a[r] = VFMA(wh, xh, a[r]);
             }
         }
-        for (int r = 0; r < R; r++) acc[r] = VFMA(a[r], VSET1(wd->sc[(size_t)(o0 + r) * groups + g]), acc[r]);
+        for (int r = 0; r < R; r++) {
+            float sc, bi;
+            SFX(group_sb)(fmt, wd, o0 + r, g, &sc, &bi);
+            acc[r] = VFMA(a[r], VSET1(sc), acc[r]);
+            bsum[r] += bi * xsum[g];
+        }
     }
-    for (int r = 0; r < R; r++)
-        out[o0 + r] = VHSUM(acc[r]) + SFX(dot)(wd->bi + (size_t)(o0 + r) * groups, xsum, groups);
+    for (int r = 0; r < R; r++) out[o0 + r] = VHSUM(acc[r]) + bsum[r];
 }
 
 K_INLINE void SFX(mm)(const int fmt, float *out, const float *x, int n, const k_weights *wd, int rows, int lo,
                       int hi, float *scratch) {
-    if (fmt >= K_MLX4 && n == 1) {
+    if (fmt >= K_QUANT && n == 1) {
         // Group sums are unchanged by mlx_prep, which permutes within groups.
         for (int g = 0; g < wd->groups; g++) {
             VF s = VZERO();
@@ -263,6 +301,16 @@ static void SFX(mm_mlx)(float *out, const float *x, int n, const uint32_t *wq, c
     if (bits == 4) SFX(mm)(K_MLX4, out, x, n, &wd, rows, lo, hi, scratch);
     else if (bits == 8) SFX(mm)(K_MLX8, out, x, n, &wd, rows, lo, hi, scratch);
     else SFX(mm)(K_MLXG, out, x, n, &wd, rows, lo, hi, scratch);
+}
+
+// GGUF blocks of 32: type 8 is Q8_0, type 2 is Q4_0 (ggml type ids).
+static void SFX(mm_gguf)(float *out, const float *x, int n, const uint8_t *w, int type, int rows, int cols, int lo,
+                         int hi, float *scratch) {
+    const int q8 = type == 8;
+    const k_weights wd = {.wb = w, .rowBytes = (size_t)(cols / 32) * (q8 ? 34 : 18), .cols = cols, .group = 32,
+                          .groups = cols / 32};
+    if (q8) SFX(mm)(K_Q8_0, out, x, n, &wd, rows, lo, hi, scratch);
+    else SFX(mm)(K_Q4_0, out, x, n, &wd, rows, lo, hi, scratch);
 }
 
 /* ---- attention ----

@@ -71,6 +71,9 @@ static inline __m256i bytes_avx2(const uint8_t *p, int n, size_t avail) {
 #define VANDI(a, b) _mm256_and_si256(a, b)
 #define VSRLI(a, n) _mm256_srli_epi32(a, n)
 #define VCVTI(a) _mm256_cvtepi32_ps(a)
+#define VCVTSI(a) _mm256_cvtepi32_ps(a)
+#define SF16(h) _cvtsh_ss(h)
+#define VLOAD_S8I(p) _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(p)))
 
 #include "simd_body.h"
 K_DEFINE_LEVEL(avx2)
@@ -109,6 +112,9 @@ K_DEFINE_LEVEL(avx2)
 #undef VANDI
 #undef VSRLI
 #undef VCVTI
+#undef VCVTSI
+#undef SF16
+#undef VLOAD_S8I
 #pragma GCC pop_options
 
 /* --------------------------------- AVX-512 -------------------------------- */
@@ -153,6 +159,9 @@ K_DEFINE_LEVEL(avx2)
 #define VANDI(a, b) _mm512_and_si512(a, b)
 #define VSRLI(a, n) _mm512_srli_epi32(a, n)
 #define VCVTI(a) _mm512_cvtepi32_ps(a)
+#define VCVTSI(a) _mm512_cvtepi32_ps(a)
+#define SF16(h) _cvtsh_ss(h)
+#define VLOAD_S8I(p) _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(p)))
 
 #include "simd_body.h"
 K_DEFINE_LEVEL(avx512)
