@@ -25,7 +25,7 @@ var benchShapes = []struct {
 	{"qwen0.5b_vocab_151936x896", 151936, 896},
 }
 
-var benchN = []int{1, 4, 16}
+var benchN = []int{1, 4, 16, 64}
 
 var benchThreads = flag.Int("kthreads", 0, "kernel threads for benchmarks (0: default)")
 

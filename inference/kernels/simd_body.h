@@ -21,10 +21,11 @@ static inline float SFX(dot)(const float *a, const float *b, int n) {
     return s;
 }
 
-// exp(x) for x in [-87, 88] (clamped outside): x = n ln2 + r with |r| <=
-// ln2/2, exp(r) by its Taylor series to degree 7 (relative error ~1e-7).
-static inline VF SFX(vexp)(VF x) {
-    x = VMIN(VMAX(x, VSET1(-87.0f)), VSET1(88.0f));
+// exp(x): x = n ln2 + r with |r| <= ln2/2, exp(r) by its Taylor series to
+// degree 7 (relative error ~1e-7). Inputs above 88 give exp(88); inputs
+// below -87 (including -inf, as from masked logits) give exactly 0.
+static inline VF SFX(vexp)(VF x0) {
+    const VF x = VMIN(VMAX(x0, VSET1(-87.0f)), VSET1(88.0f));
     VF n = VROUND(VMUL(x, VSET1(1.44269504088896341f)));
     VF r = VFNMA(n, VSET1(0.693359375f), x);   // ln2 split in two so that
     r = VFNMA(n, VSET1(-2.12194440e-4f), r);   // n*hi is exact
@@ -36,7 +37,7 @@ static inline VF SFX(vexp)(VF x) {
     p = VFMA(p, r, VSET1(0.5f));
     p = VFMA(p, r, VSET1(1.0f));
     p = VFMA(p, r, VSET1(1.0f));
-    return VMUL(p, VPOW2I(n));
+    return VKEEP_GE(VMUL(p, VPOW2I(n)), x0, VSET1(-87.0f));
 }
 
 /* ---- matrix multiplication ----

@@ -64,6 +64,7 @@ static inline uint32x4_t s8x4_neon(const uint8_t *p) {
 #define VSRLV(a, s) vshlq_u32(a, vnegq_s32(vreinterpretq_s32_u32(s)))
 #define VCVTI(a) vcvtq_f32_u32(a)
 #define SF16(h) vgetq_lane_f32(vcvt_f32_f16(vreinterpret_f16_u16(vdup_n_u16(h))), 0)
+#define VKEEP_GE(r, x, lim) vreinterpretq_f32_u32(vandq_u32(vreinterpretq_u32_f32(r), vcgeq_f32(x, lim)))
 #define VCVTSI(a) vcvtq_f32_s32(vreinterpretq_s32_u32(a))
 #define VLOAD_S8I(p) s8x4_neon(p)
 #define VLOAD_BYTES(p, n, avail) bytes_neon(p, n, avail)

@@ -73,6 +73,7 @@ static inline __m256i bytes_avx2(const uint8_t *p, int n, size_t avail) {
 #define VCVTI(a) _mm256_cvtepi32_ps(a)
 #define VCVTSI(a) _mm256_cvtepi32_ps(a)
 #define SF16(h) _cvtsh_ss(h)
+#define VKEEP_GE(r, x, lim) _mm256_and_ps(r, _mm256_cmp_ps(x, lim, _CMP_GE_OQ))
 #define VLOAD_S8I(p) _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(p)))
 
 #include "simd_body.h"
@@ -114,6 +115,7 @@ K_DEFINE_LEVEL(avx2)
 #undef VCVTI
 #undef VCVTSI
 #undef SF16
+#undef VKEEP_GE
 #undef VLOAD_S8I
 #pragma GCC pop_options
 
@@ -161,6 +163,7 @@ K_DEFINE_LEVEL(avx2)
 #define VCVTI(a) _mm512_cvtepi32_ps(a)
 #define VCVTSI(a) _mm512_cvtepi32_ps(a)
 #define SF16(h) _cvtsh_ss(h)
+#define VKEEP_GE(r, x, lim) _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(x, lim, _CMP_GE_OQ), r)
 #define VLOAD_S8I(p) _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(p)))
 
 #include "simd_body.h"
