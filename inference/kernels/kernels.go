@@ -23,6 +23,8 @@ const (
 	kindMLX
 	kindQ8_0
 	kindQ4_0
+	kindQ4_K
+	kindQ6_K
 )
 
 // matMulJob is one matrix multiplication, split by output rows.
@@ -34,7 +36,7 @@ type matMulJob struct {
 	wf           []float32 // kindF32
 	wh           []uint16  // kindBF16, kindF16
 	wq           []uint32  // kindMLX
-	wb           []byte    // kindQ8_0, kindQ4_0
+	wb           []byte    // GGUF block kinds
 	scales       []float32 // kindMLX
 	biases       []float32 // kindMLX
 	rows, cols   int
@@ -77,6 +79,10 @@ func (j *matMulJob) rowBytes() int {
 		return j.cols / GGUFBlockElems * Q8_0BlockBytes
 	case kindQ4_0:
 		return j.cols / GGUFBlockElems * Q4_0BlockBytes
+	case kindQ4_K:
+		return j.cols / KBlockElems * Q4_KBlockBytes
+	case kindQ6_K:
+		return j.cols / KBlockElems * Q6_KBlockBytes
 	}
 	return 0
 }

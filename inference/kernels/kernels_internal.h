@@ -10,7 +10,28 @@
 
 // Weight formats of the SIMD matmul kernel, and its view of the weights.
 // Formats from K_QUANT on have groups with a scale and a bias.
-enum { K_F32, K_BF16, K_F16, K_QUANT, K_MLX4 = K_QUANT, K_MLX8, K_MLXG, K_Q8_0, K_Q4_0 };
+enum { K_F32, K_BF16, K_F16, K_QUANT, K_MLX4 = K_QUANT, K_MLX8, K_MLXG, K_Q8_0, K_Q4_0, K_Q4_K, K_Q6_K };
+
+// Bytes of one row of a GGUF block type (ggml ids 8, 2, 12, 14).
+static inline size_t k_gguf_row_bytes(int type, int cols) {
+    switch (type) {
+    case 8: return (size_t)(cols / 32) * 34;
+    case 2: return (size_t)(cols / 32) * 18;
+    case 12: return (size_t)(cols / 256) * 144;
+    default: return (size_t)(cols / 256) * 210;
+    }
+}
+
+// Pair j (0..7) of the 6-bit scales and mins packed in 12 bytes (Q4_K).
+static inline void k_q4k_scale_min(const uint8_t *q, int j, int *sc, int *m) {
+    if (j < 4) {
+        *sc = q[j] & 63;
+        *m = q[j + 4] & 63;
+    } else {
+        *sc = (q[j + 4] & 0xf) | ((q[j - 4] >> 6) << 4);
+        *m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
+    }
+}
 typedef struct {
     const float *wf;     // K_F32
     const uint16_t *wh;  // K_BF16, K_F16

@@ -37,6 +37,8 @@ func TestLevels(t *testing.T) {
 			t.Run("RealMLXWeights", TestRealMLXWeights)
 			t.Run("GGUFAsMLX", TestGGUFAsMLX)
 			t.Run("MatMulGGUFRandom", TestMatMulGGUFRandom)
+			t.Run("Q4_KAsMLX", TestQ4_KAsMLX)
+			t.Run("MatMulKRandom", TestMatMulKRandom)
 		})
 	}
 }

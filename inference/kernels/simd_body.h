@@ -131,6 +131,39 @@ K_INLINE void SFX(decode2)(const int fmt, const int raw, const k_weights *wd, in
         *hi = VCVTI(e + W < 16 ? VANDI(qh, VSET1I(15)) : VSRLI(qh, 4));
         break;
     }
+    case K_Q4_K: {  // chunk c of 64: bytes 32c.. low nibbles, then high nibbles
+        const int kq = k % 256, c = kq / 64, e = kq % 32;
+        const uint8_t *p = wd->wb + (size_t)o * wd->rowBytes + (size_t)(k / 256) * 144 + 16 + 32 * c + e;
+        const VI ql = VLOAD_U8I(p), qh = VLOAD_U8I(p + W);
+        if (kq % 64 < 32) {
+            *lo = VCVTI(VANDI(ql, VSET1I(15)));
+            *hi = VCVTI(VANDI(qh, VSET1I(15)));
+        } else {
+            *lo = VCVTI(VSRLI(ql, 4));
+            *hi = VCVTI(VSRLI(qh, 4));
+        }
+        break;
+    }
+    case K_Q6_K: {  // codes come out multiplied by their int8 sub-scale
+        const int kq = k % 256, h = kq / 128, kk = (kq % 128) / 32, e = kq % 32;
+        const uint8_t *base = wd->wb + (size_t)o * wd->rowBytes + (size_t)(k / 256) * 210;
+        const uint8_t *ql = base + 64 * h + 32 * (kk & 1) + e, *qh = base + 128 + 32 * h + e;
+        const int8_t *sc = (const int8_t *)base + 192 + 8 * h + 2 * kk;
+        const VI shift = VSET1I(2 * kk), three = VSET1I(3);
+        VI l0 = VLOAD_U8I(ql), l1 = VLOAD_U8I(ql + W);
+        if (kk >= 2) {
+            l0 = VSRLI(l0, 4);
+            l1 = VSRLI(l1, 4);
+        } else {
+            l0 = VANDI(l0, VSET1I(15));
+            l1 = VANDI(l1, VSET1I(15));
+        }
+        const VI q0 = VORI(l0, VSLLI(VANDI(VSRLV(VLOAD_U8I(qh), shift), three), 4));
+        const VI q1 = VORI(l1, VSLLI(VANDI(VSRLV(VLOAD_U8I(qh + W), shift), three), 4));
+        *lo = VMUL(VSUB(VCVTI(q0), VSET1(32.0f)), VSET1((float)sc[e / 16]));
+        *hi = VMUL(VSUB(VCVTI(q1), VSET1(32.0f)), VSET1((float)sc[(e + W) / 16]));
+        break;
+    }
     case K_MLXG: {  // other MLX widths
         const size_t off = (size_t)k * wd->bits / 8;
         const uint8_t *p = wd->wb + (size_t)o * wd->rowBytes + off;
@@ -147,7 +180,21 @@ K_INLINE void SFX(decode2)(const int fmt, const int raw, const k_weights *wd, in
 
 // Scale and bias of group g of row o: w = s*q + b.
 K_INLINE void SFX(group_sb)(const int fmt, const k_weights *wd, int o, int g, float *s, float *b) {
-    if (fmt == K_Q8_0 || fmt == K_Q4_0) {
+    if (fmt == K_Q4_K) {
+        const uint8_t *blk = wd->wb + (size_t)o * wd->rowBytes + (size_t)(g / 8) * 144;
+        uint16_t d, dmin;
+        memcpy(&d, blk, 2);
+        memcpy(&dmin, blk + 2, 2);
+        int sc, m;
+        k_q4k_scale_min(blk + 4, g % 8, &sc, &m);
+        *s = SF16(d) * (float)sc;
+        *b = -SF16(dmin) * (float)m;
+    } else if (fmt == K_Q6_K) {
+        uint16_t d;
+        memcpy(&d, wd->wb + (size_t)o * wd->rowBytes + (size_t)(g / 8) * 210 + 208, 2);
+        *s = SF16(d);
+        *b = 0;
+    } else if (fmt == K_Q8_0 || fmt == K_Q4_0) {
         const int bsize = fmt == K_Q8_0 ? 34 : 18;
         uint16_t d;
         memcpy(&d, wd->wb + (size_t)o * wd->rowBytes + (size_t)g * bsize, 2);
@@ -304,14 +351,18 @@ static void SFX(mm_mlx)(float *out, const float *x, int n, const uint32_t *wq, c
     else SFX(mm)(K_MLXG, out, x, n, &wd, rows, lo, hi, scratch);
 }
 
-// GGUF blocks of 32: type 8 is Q8_0, type 2 is Q4_0 (ggml type ids).
+// GGUF blocks by ggml type id: 8 Q8_0, 2 Q4_0, 12 Q4_K, 14 Q6_K. All are
+// handled as groups of 32 elements with a scale and a bias.
 static void SFX(mm_gguf)(float *out, const float *x, int n, const uint8_t *w, int type, int rows, int cols, int lo,
                          int hi, float *scratch) {
-    const int q8 = type == 8;
-    const k_weights wd = {.wb = w, .rowBytes = (size_t)(cols / 32) * (q8 ? 34 : 18), .cols = cols, .group = 32,
+    const k_weights wd = {.wb = w, .rowBytes = k_gguf_row_bytes(type, cols), .cols = cols, .group = 32,
                           .groups = cols / 32};
-    if (q8) SFX(mm)(K_Q8_0, out, x, n, &wd, rows, lo, hi, scratch);
-    else SFX(mm)(K_Q4_0, out, x, n, &wd, rows, lo, hi, scratch);
+    switch (type) {
+    case 8: SFX(mm)(K_Q8_0, out, x, n, &wd, rows, lo, hi, scratch); break;
+    case 2: SFX(mm)(K_Q4_0, out, x, n, &wd, rows, lo, hi, scratch); break;
+    case 12: SFX(mm)(K_Q4_K, out, x, n, &wd, rows, lo, hi, scratch); break;
+    case 14: SFX(mm)(K_Q6_K, out, x, n, &wd, rows, lo, hi, scratch); break;
+    }
 }
 
 /* ---- attention ----

@@ -61,6 +61,8 @@ static inline uint32x4_t s8x4_neon(const uint8_t *p) {
 #define VLOAD_U8I(p) u8x4_neon(p)
 #define VANDI(a, b) vandq_u32(a, b)
 #define VSRLI(a, n) vshrq_n_u32(a, n)
+#define VSLLI(a, n) vshlq_n_u32(a, n)
+#define VORI(a, b) vorrq_u32(a, b)
 #define VSRLV(a, s) vshlq_u32(a, vnegq_s32(vreinterpretq_s32_u32(s)))
 #define VCVTI(a) vcvtq_f32_u32(a)
 #define SF16(h) vgetq_lane_f32(vcvt_f32_f16(vreinterpret_f16_u16(vdup_n_u16(h))), 0)

@@ -70,6 +70,8 @@ static inline __m256i bytes_avx2(const uint8_t *p, int n, size_t avail) {
 #define VLOAD_U8I(p) _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(p)))
 #define VANDI(a, b) _mm256_and_si256(a, b)
 #define VSRLI(a, n) _mm256_srli_epi32(a, n)
+#define VSLLI(a, n) _mm256_slli_epi32(a, n)
+#define VORI(a, b) _mm256_or_si256(a, b)
 #define VCVTI(a) _mm256_cvtepi32_ps(a)
 #define VCVTSI(a) _mm256_cvtepi32_ps(a)
 #define SF16(h) _cvtsh_ss(h)
@@ -112,6 +114,8 @@ K_DEFINE_LEVEL(avx2)
 #undef VLOAD_U8I
 #undef VANDI
 #undef VSRLI
+#undef VSLLI
+#undef VORI
 #undef VCVTI
 #undef VCVTSI
 #undef SF16
@@ -160,6 +164,8 @@ K_DEFINE_LEVEL(avx2)
 #define VLOAD_U8I(p) _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(p)))
 #define VANDI(a, b) _mm512_and_si512(a, b)
 #define VSRLI(a, n) _mm512_srli_epi32(a, n)
+#define VSLLI(a, n) _mm512_slli_epi32(a, n)
+#define VORI(a, b) _mm512_or_si512(a, b)
 #define VCVTI(a) _mm512_cvtepi32_ps(a)
 #define VCVTSI(a) _mm512_cvtepi32_ps(a)
 #define SF16(h) _cvtsh_ss(h)
