@@ -206,6 +206,37 @@ K_INLINE void SFX(group_sb)(const int fmt, const k_weights *wd, int o, int g, fl
     }
 }
 
+// K-quant super-blocks hold 8 groups: their scales and biases are worked
+// out once per super-block (at its first group) into ks/kb.
+K_INLINE void SFX(group_sb_cached)(const int fmt, const k_weights *wd, int o, int g, float *ks, float *kb, float *s,
+                                   float *b) {
+    if (fmt != K_Q4_K && fmt != K_Q6_K) {
+        SFX(group_sb)(fmt, wd, o, g, s, b);
+        return;
+    }
+    if (g % 8 == 0) {
+        if (fmt == K_Q4_K) {
+            const uint8_t *blk = wd->wb + (size_t)o * wd->rowBytes + (size_t)(g / 8) * 144;
+            uint16_t hd, hm;
+            memcpy(&hd, blk, 2);
+            memcpy(&hm, blk + 2, 2);
+            const float d = SF16(hd), dmin = SF16(hm);
+            for (int j = 0; j < 8; j++) {
+                int sc, m;
+                k_q4k_scale_min(blk + 4, j, &sc, &m);
+                ks[j] = d * (float)sc;
+                kb[j] = -dmin * (float)m;
+            }
+        } else {
+            float d, bz;
+            SFX(group_sb)(fmt, wd, o, g, &d, &bz);
+            for (int j = 0; j < 8; j++) ks[j] = d, kb[j] = 0;
+        }
+    }
+    *s = ks[g % 8];
+    *b = kb[g % 8];
+}
+
 // Rows o0..o0+R of the weights against activation rows 0..nb of x;
 // out points at activation row 0 (row stride ldo).
 K_INLINE void SFX(block)(const int fmt, const int R, const int nb, float *out, int ldo, const float *x,
@@ -215,6 +246,7 @@ K_INLINE void SFX(block)(const int fmt, const int R, const int nb, float *out, i
     const int group = quant ? wd->group : cols;
     const int kend = quant ? cols : cols - cols % (2 * W);  // whole 2W blocks
     VF acc[R_MAX][NB_MAX];
+    float ks[R_MAX][8], kb[R_MAX][8];
     for (int r = 0; r < R; r++)
         for (int v = 0; v < nb; v++) acc[r][v] = VZERO();
     for (int j0 = 0, g = 0; j0 < kend; j0 += group, g++) {
@@ -222,7 +254,7 @@ K_INLINE void SFX(block)(const int fmt, const int R, const int nb, float *out, i
         VF vs[R_MAX], vb[R_MAX];
         for (int r = 0; r < R; r++) {
             float sc = 0, bi = 0;
-            if (quant) SFX(group_sb)(fmt, wd, o0 + r, g, &sc, &bi);
+            if (quant) SFX(group_sb_cached)(fmt, wd, o0 + r, g, ks[r], kb[r], &sc, &bi);
             vs[r] = VSET1(sc);
             vb[r] = VSET1(bi);
         }
@@ -259,7 +291,7 @@ K_INLINE void SFX(block_q1)(const int fmt, const int R, float *out, const float 
                             const float *xsum) {
     const int cols = wd->cols, group = wd->group;
     VF acc[R_MAX];
-    float bsum[R_MAX];
+    float bsum[R_MAX], ks[R_MAX][8], kb[R_MAX][8];
     for (int r = 0; r < R; r++) {
         acc[r] = VZERO();
         bsum[r] = 0;
@@ -278,7 +310,7 @@ K_INLINE void SFX(block_q1)(const int fmt, const int R, float *out, const float 
         }
         for (int r = 0; r < R; r++) {
             float sc, bi;
-            SFX(group_sb)(fmt, wd, o0 + r, g, &sc, &bi);
+            SFX(group_sb_cached)(fmt, wd, o0 + r, g, ks[r], kb[r], &sc, &bi);
             acc[r] = VFMA(a[r], VSET1(sc), acc[r]);
             bsum[r] += bi * xsum[g];
         }
