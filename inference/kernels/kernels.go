@@ -111,6 +111,7 @@ func checkMatMul(name string, out, x []float32, n, rows, cols, wlen, wwant int) 
 }
 
 // MatMulF32 sets out[b*rows+o] = sum_i x[b*cols+i]*w[o*cols+i] for b < n.
+// Like every matmul here, out must not overlap x.
 func MatMulF32(out, x []float32, n int, w []float32, rows, cols int) {
 	checkMatMul("MatMulF32", out, x, n, rows, cols, len(w), rows*cols)
 	p := thePool
