@@ -1,15 +1,28 @@
 // Package kernels holds the numeric kernels of the CPU inference engine:
 // matrix multiplication against weights in their stored format (float32,
-// bfloat16, half, MLX affine-quantized), attention over a KV cache, RoPE,
-// RMSNorm and the elementwise activations.
+// bfloat16, half, MLX affine-quantized, GGUF Q8_0/Q4_0/Q4_K/Q6_K),
+// attention over a KV cache, RoPE, RMSNorm and the elementwise activations.
 //
 // All matrices are row-major float32 slices. A weight W is [rows][cols]
 // (PyTorch's [out, in]); activations x are [n][cols] and outputs [n][rows].
+// A matmul reads each weight once per block of up to four activation rows,
+// so decoding a batch of sequences costs about one pass over the weights.
+// Activations stay float32 (no int8 requantization): results match the
+// dequantized reference to float rounding.
+//
 // The matrix and attention kernels split their work over a persistent pool
-// of threads (SetThreads); with cgo they run SIMD C code chosen at run time
-// (Features), otherwise plain Go. The *Ref functions define the results.
+// of threads (SetThreads); with cgo they run C code for the best SIMD level
+// of the CPU, chosen at run time (Features: AVX-512, AVX2+FMA, NEON, or
+// scalar C), otherwise plain Go. The *Ref functions define the results.
 //
 // Size mismatches are programming errors and panic.
+//
+// Testing: go test runs every kernel against the references at each level
+// the CPU supports (TestLevels). The NEON level can be checked on x86 with
+// gcc-aarch64-linux-gnu and qemu-user:
+//
+//	CGO_ENABLED=1 GOARCH=arm64 CC=aarch64-linux-gnu-gcc go test -c -o k.test ./inference/kernels
+//	(cd inference/kernels && qemu-aarch64 -L /usr/aarch64-linux-gnu ../../k.test)
 package kernels
 
 import "fmt"
@@ -21,6 +34,10 @@ const (
 	kindBF16
 	kindF16
 	kindMLX
+	kindQ8_0
+	kindQ4_0
+	kindQ4_K
+	kindQ6_K
 )
 
 // matMulJob is one matrix multiplication, split by output rows.
@@ -32,6 +49,7 @@ type matMulJob struct {
 	wf           []float32 // kindF32
 	wh           []uint16  // kindBF16, kindF16
 	wq           []uint32  // kindMLX
+	wb           []byte    // GGUF block kinds
 	scales       []float32 // kindMLX
 	biases       []float32 // kindMLX
 	rows, cols   int
@@ -45,9 +63,41 @@ func (j *matMulJob) run(worker, lo, hi int) { matMulRows(j, worker, lo, hi) }
 // rowAlign is the row tile the matmul chunks are rounded to.
 const rowAlign = 16
 
+// batchChunkBytes bounds the weight bytes of one chunk of rows when the
+// kernel must stream them once per block of activation rows (n > 4), so
+// that the repeated passes hit the L2 cache instead of memory.
+const batchChunkBytes = 256 << 10
+
 func (p *pool) matMul(j *matMulJob) {
 	prepMatMul(p, j)
-	p.parallel(j, j.rows, p.grainFor(j.rows, rowAlign))
+	grain := p.grainFor(j.rows, rowAlign)
+	if j.n > 4 {
+		if rb := j.rowBytes(); rb > 0 {
+			grain = min(grain, max(rowAlign, batchChunkBytes/rb/rowAlign*rowAlign))
+		}
+	}
+	p.parallel(j, j.rows, grain)
+}
+
+// rowBytes is the storage size of one weight row.
+func (j *matMulJob) rowBytes() int {
+	switch j.kind {
+	case kindF32:
+		return 4 * j.cols
+	case kindBF16, kindF16:
+		return 2 * j.cols
+	case kindMLX:
+		return 4*j.wordsPerRow + 8*j.groupsPerRow
+	case kindQ8_0:
+		return j.cols / GGUFBlockElems * Q8_0BlockBytes
+	case kindQ4_0:
+		return j.cols / GGUFBlockElems * Q4_0BlockBytes
+	case kindQ4_K:
+		return j.cols / KBlockElems * Q4_KBlockBytes
+	case kindQ6_K:
+		return j.cols / KBlockElems * Q6_KBlockBytes
+	}
+	return 0
 }
 
 func checkMatMul(name string, out, x []float32, n, rows, cols, wlen, wwant int) {
@@ -61,6 +111,7 @@ func checkMatMul(name string, out, x []float32, n, rows, cols, wlen, wwant int) 
 }
 
 // MatMulF32 sets out[b*rows+o] = sum_i x[b*cols+i]*w[o*cols+i] for b < n.
+// Like every matmul here, out must not overlap x.
 func MatMulF32(out, x []float32, n int, w []float32, rows, cols int) {
 	checkMatMul("MatMulF32", out, x, n, rows, cols, len(w), rows*cols)
 	p := thePool
@@ -142,7 +193,8 @@ func (j *attnJob) run(worker, lo, hi int) { attentionItems(j, worker, lo, hi) }
 
 // Attention computes causal multi-head attention for nq query rows of one
 // sequence. q and out are [nq][nHeads*headDim]; kCache and vCache are
-// [nKV][nKVHeads*headDim]. Query row t sits at absolute position pos0+t and
+// [nKV][nKVHeads*headDim] with nKV >= pos0+nq (the rows' own keys and
+// values are in the cache). Query row t sits at absolute position pos0+t and
 // attends to cache positions p <= pos0+t and, when window > 0, p >
 // pos0+t-window. Head h reads kv head h/(nHeads/nKVHeads). Scores are
 // scale*q·k, soft-capped as tanh(s/softcap)*softcap when softcap > 0.
@@ -151,8 +203,8 @@ func Attention(out, q []float32, nq, pos0 int, kCache, vCache []float32, nKV, nH
 		panic(fmt.Sprintf("kernels: Attention: bad shape nq=%d pos0=%d nKV=%d heads=%d kvHeads=%d headDim=%d",
 			nq, pos0, nKV, nHeads, nKVHeads, headDim))
 	}
-	if nq > 0 && pos0 >= nKV {
-		panic(fmt.Sprintf("kernels: Attention: position %d has no cache entry (nKV=%d)", pos0, nKV))
+	if nq > 0 && pos0+nq > nKV {
+		panic(fmt.Sprintf("kernels: Attention: position %d has no cache entry (nKV=%d)", pos0+nq-1, nKV))
 	}
 	qs, kvs := nHeads*headDim, nKVHeads*headDim
 	if len(out) < nq*qs || len(q) < nq*qs || len(kCache) < nKV*kvs || len(vCache) < nKV*kvs {
