@@ -25,7 +25,7 @@ var benchShapes = []struct {
 	{"qwen0.5b_vocab_151936x896", 151936, 896},
 }
 
-var benchN = []int{1, 4, 16}
+var benchN = []int{1, 4, 16, 64}
 
 var benchThreads = flag.Int("kthreads", 0, "kernel threads for benchmarks (0: default)")
 
@@ -137,3 +137,43 @@ func BenchmarkSoftmaxVocab(b *testing.B) {
 		Softmax(x)
 	}
 }
+
+func benchGGUF(b *testing.B, blockBytes int, mm func(out, x []float32, n int, w []byte, rows, cols int)) {
+	r := rand.New(rand.NewPCG(7, 7))
+	for _, s := range benchShapes[:6] {
+		w := randGGUF(r, s.rows, s.cols, blockBytes)
+		for _, n := range benchN {
+			x := randSlice(r, n*s.cols, 1)
+			out := make([]float32, n*s.rows)
+			b.Run(fmt.Sprintf("%s/n=%d", s.name, n), func(b *testing.B) {
+				for b.Loop() {
+					mm(out, x, n, w, s.rows, s.cols)
+				}
+				reportWeights(b, len(w))
+			})
+		}
+	}
+}
+
+func BenchmarkMatMulQ8_0(b *testing.B) { benchGGUF(b, Q8_0BlockBytes, MatMulQ8_0) }
+func BenchmarkMatMulQ4_0(b *testing.B) { benchGGUF(b, Q4_0BlockBytes, MatMulQ4_0) }
+
+func benchK(b *testing.B, blockBytes int, dOffsets []int, mm func(out, x []float32, n int, w []byte, rows, cols int)) {
+	r := rand.New(rand.NewPCG(8, 8))
+	for _, s := range benchShapes[:6] {
+		w := randK(r, s.rows, s.cols, blockBytes, dOffsets...)
+		for _, n := range benchN {
+			x := randSlice(r, n*s.cols, 1)
+			out := make([]float32, n*s.rows)
+			b.Run(fmt.Sprintf("%s/n=%d", s.name, n), func(b *testing.B) {
+				for b.Loop() {
+					mm(out, x, n, w, s.rows, s.cols)
+				}
+				reportWeights(b, len(w))
+			})
+		}
+	}
+}
+
+func BenchmarkMatMulQ4_K(b *testing.B) { benchK(b, Q4_KBlockBytes, []int{0, 2}, MatMulQ4_K) }
+func BenchmarkMatMulQ6_K(b *testing.B) { benchK(b, Q6_KBlockBytes, []int{208}, MatMulQ6_K) }

@@ -191,6 +191,87 @@ void k_matmul_mlx(float *out, const float *x, int n, const uint32_t *wq, const f
 #undef CALL
 }
 
+// One row of a GGUF block type to floats (FORMATS.md §1c).
+static void dequant_gguf_row(float *dst, const uint8_t *src, int type, int cols) {
+    uint16_t h;
+    switch (type) {
+    case 8:
+        for (int b = 0; b < cols / 32; b++) {
+            const uint8_t *blk = src + (size_t)b * 34;
+            memcpy(&h, blk, 2);
+            const float d = k_f16(h);
+            for (int i = 0; i < 32; i++) dst[b * 32 + i] = d * (float)(int8_t)blk[2 + i];
+        }
+        break;
+    case 2:
+        for (int b = 0; b < cols / 32; b++) {
+            const uint8_t *blk = src + (size_t)b * 18;
+            memcpy(&h, blk, 2);
+            const float d = k_f16(h);
+            for (int i = 0; i < 16; i++) {
+                dst[b * 32 + i] = (float)((blk[2 + i] & 15) - 8) * d;
+                dst[b * 32 + i + 16] = (float)((blk[2 + i] >> 4) - 8) * d;
+            }
+        }
+        break;
+    case 12:
+        for (int b = 0; b < cols / 256; b++) {
+            const uint8_t *blk = src + (size_t)b * 144;
+            uint16_t hm;
+            memcpy(&h, blk, 2);
+            memcpy(&hm, blk + 2, 2);
+            const float d = k_f16(h), dmin = k_f16(hm);
+            float *out = dst + b * 256;
+            for (int c = 0; c < 4; c++) {
+                int sc0, m0, sc1, m1;
+                k_q4k_scale_min(blk + 4, 2 * c, &sc0, &m0);
+                k_q4k_scale_min(blk + 4, 2 * c + 1, &sc1, &m1);
+                for (int l = 0; l < 32; l++) {
+                    const uint8_t q = blk[16 + 32 * c + l];
+                    out[64 * c + l] = d * (float)sc0 * (float)(q & 15) - dmin * (float)m0;
+                    out[64 * c + 32 + l] = d * (float)sc1 * (float)(q >> 4) - dmin * (float)m1;
+                }
+            }
+        }
+        break;
+    default:  // 14: Q6_K
+        for (int b = 0; b < cols / 256; b++) {
+            const uint8_t *blk = src + (size_t)b * 210;
+            memcpy(&h, blk + 208, 2);
+            const float d = k_f16(h);
+            for (int half = 0; half < 2; half++) {
+                const uint8_t *ql = blk + 64 * half, *qh = blk + 128 + 32 * half;
+                const int8_t *sc = (const int8_t *)blk + 192 + 8 * half;
+                float *out = dst + b * 256 + 128 * half;
+                for (int l = 0; l < 32; l++)
+                    for (int k = 0; k < 4; k++) {
+                        int lo = ql[l + 32 * (k & 1)];
+                        if (k >= 2) lo >>= 4;
+                        const int q = (lo & 15) | (((qh[l] >> (2 * k)) & 3) << 4);
+                        out[l + 32 * k] = d * (float)sc[l / 16 + 2 * k] * (float)(q - 32);
+                    }
+            }
+        }
+        break;
+    }
+}
+
+static void mm_gguf_scalar(float *out, const float *x, int n, const uint8_t *w, int type, int rows, int cols, int lo,
+                           int hi, float *row) {
+    const size_t rowBytes = k_gguf_row_bytes(type, cols);
+    for (int o = lo; o < hi; o++) {
+        dequant_gguf_row(row, w + (size_t)o * rowBytes, type, cols);
+        for (int b = 0; b < n; b++) out[(size_t)b * rows + o] = dot_scalar(row, x + (size_t)b * cols, cols);
+    }
+}
+
+void k_matmul_gguf(float *out, const float *x, int n, const uint8_t *w, int type, int rows, int cols, int lo, int hi,
+                   float *scratch) {
+#define CALL(s) k_mm_gguf_##s(out, x, n, w, type, rows, cols, lo, hi, scratch)
+    K_DISPATCH(k_level(), CALL, mm_gguf_scalar(out, x, n, w, type, rows, cols, lo, hi, scratch))
+#undef CALL
+}
+
 int k_mlx_prep(float *dst, const float *x, int n, int cols, int bits) {
     int r = 0;
 #define CALL(s) r = k_mlx_prep_##s(dst, x, n, cols, bits)

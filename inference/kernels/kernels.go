@@ -21,6 +21,10 @@ const (
 	kindBF16
 	kindF16
 	kindMLX
+	kindQ8_0
+	kindQ4_0
+	kindQ4_K
+	kindQ6_K
 )
 
 // matMulJob is one matrix multiplication, split by output rows.
@@ -32,6 +36,7 @@ type matMulJob struct {
 	wf           []float32 // kindF32
 	wh           []uint16  // kindBF16, kindF16
 	wq           []uint32  // kindMLX
+	wb           []byte    // GGUF block kinds
 	scales       []float32 // kindMLX
 	biases       []float32 // kindMLX
 	rows, cols   int
@@ -45,9 +50,41 @@ func (j *matMulJob) run(worker, lo, hi int) { matMulRows(j, worker, lo, hi) }
 // rowAlign is the row tile the matmul chunks are rounded to.
 const rowAlign = 16
 
+// batchChunkBytes bounds the weight bytes of one chunk of rows when the
+// kernel must stream them once per block of activation rows (n > 4), so
+// that the repeated passes hit the L2 cache instead of memory.
+const batchChunkBytes = 256 << 10
+
 func (p *pool) matMul(j *matMulJob) {
 	prepMatMul(p, j)
-	p.parallel(j, j.rows, p.grainFor(j.rows, rowAlign))
+	grain := p.grainFor(j.rows, rowAlign)
+	if j.n > 4 {
+		if rb := j.rowBytes(); rb > 0 {
+			grain = min(grain, max(rowAlign, batchChunkBytes/rb/rowAlign*rowAlign))
+		}
+	}
+	p.parallel(j, j.rows, grain)
+}
+
+// rowBytes is the storage size of one weight row.
+func (j *matMulJob) rowBytes() int {
+	switch j.kind {
+	case kindF32:
+		return 4 * j.cols
+	case kindBF16, kindF16:
+		return 2 * j.cols
+	case kindMLX:
+		return 4*j.wordsPerRow + 8*j.groupsPerRow
+	case kindQ8_0:
+		return j.cols / GGUFBlockElems * Q8_0BlockBytes
+	case kindQ4_0:
+		return j.cols / GGUFBlockElems * Q4_0BlockBytes
+	case kindQ4_K:
+		return j.cols / KBlockElems * Q4_KBlockBytes
+	case kindQ6_K:
+		return j.cols / KBlockElems * Q6_KBlockBytes
+	}
+	return 0
 }
 
 func checkMatMul(name string, out, x []float32, n, rows, cols, wlen, wwant int) {
@@ -142,7 +179,8 @@ func (j *attnJob) run(worker, lo, hi int) { attentionItems(j, worker, lo, hi) }
 
 // Attention computes causal multi-head attention for nq query rows of one
 // sequence. q and out are [nq][nHeads*headDim]; kCache and vCache are
-// [nKV][nKVHeads*headDim]. Query row t sits at absolute position pos0+t and
+// [nKV][nKVHeads*headDim] with nKV >= pos0+nq (the rows' own keys and
+// values are in the cache). Query row t sits at absolute position pos0+t and
 // attends to cache positions p <= pos0+t and, when window > 0, p >
 // pos0+t-window. Head h reads kv head h/(nHeads/nKVHeads). Scores are
 // scale*q·k, soft-capped as tanh(s/softcap)*softcap when softcap > 0.
@@ -151,8 +189,8 @@ func Attention(out, q []float32, nq, pos0 int, kCache, vCache []float32, nKV, nH
 		panic(fmt.Sprintf("kernels: Attention: bad shape nq=%d pos0=%d nKV=%d heads=%d kvHeads=%d headDim=%d",
 			nq, pos0, nKV, nHeads, nKVHeads, headDim))
 	}
-	if nq > 0 && pos0 >= nKV {
-		panic(fmt.Sprintf("kernels: Attention: position %d has no cache entry (nKV=%d)", pos0, nKV))
+	if nq > 0 && pos0+nq > nKV {
+		panic(fmt.Sprintf("kernels: Attention: position %d has no cache entry (nKV=%d)", pos0+nq-1, nKV))
 	}
 	qs, kvs := nHeads*headDim, nKVHeads*headDim
 	if len(out) < nq*qs || len(q) < nq*qs || len(kCache) < nKV*kvs || len(vCache) < nKV*kvs {

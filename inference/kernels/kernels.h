@@ -27,6 +27,10 @@ int k_mlx_prep(float *dst, const float *x, int n, int cols, int bits);
 void k_matmul_mlx(float *out, const float *x, int n, const uint32_t *wq, const float *scales, const float *biases,
                   int rows, int cols, int bits, int group, int lo, int hi, float *scratch);
 
+// GGUF block formats by ggml type id: 8 = Q8_0, 2 = Q4_0, 12 = Q4_K, 14 = Q6_K.
+void k_matmul_gguf(float *out, const float *x, int n, const uint8_t *w, int type, int rows, int cols, int lo, int hi,
+                   float *scratch);
+
 // Items are (query row, KV head) pairs: lo/hi index t*nKVHeads+kvh.
 size_t k_attention_scratch(int nKV, int nHeads, int nKVHeads);
 void k_attention(float *out, const float *q, int nq, int pos0, const float *k, const float *v, int nKV,

@@ -9,7 +9,29 @@
 #include "kernels.h"
 
 // Weight formats of the SIMD matmul kernel, and its view of the weights.
-enum { K_F32, K_BF16, K_F16, K_MLX4, K_MLX8, K_MLXG };
+// Formats from K_QUANT on have groups with a scale and a bias.
+enum { K_F32, K_BF16, K_F16, K_QUANT, K_MLX4 = K_QUANT, K_MLX8, K_MLXG, K_Q8_0, K_Q4_0, K_Q4_K, K_Q6_K };
+
+// Bytes of one row of a GGUF block type (ggml ids 8, 2, 12, 14).
+static inline size_t k_gguf_row_bytes(int type, int cols) {
+    switch (type) {
+    case 8: return (size_t)(cols / 32) * 34;
+    case 2: return (size_t)(cols / 32) * 18;
+    case 12: return (size_t)(cols / 256) * 144;
+    default: return (size_t)(cols / 256) * 210;
+    }
+}
+
+// Pair j (0..7) of the 6-bit scales and mins packed in 12 bytes (Q4_K).
+static inline void k_q4k_scale_min(const uint8_t *q, int j, int *sc, int *m) {
+    if (j < 4) {
+        *sc = q[j] & 63;
+        *m = q[j + 4] & 63;
+    } else {
+        *sc = (q[j + 4] & 0xf) | ((q[j - 4] >> 6) << 4);
+        *m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
+    }
+}
 typedef struct {
     const float *wf;     // K_F32
     const uint16_t *wh;  // K_BF16, K_F16
@@ -93,7 +115,8 @@ static inline float k_gelu(float v) {
     void k_silu_mul_##sfx(float *, const float *, size_t);                                                 \
     void k_gelu_mul_##sfx(float *, const float *, size_t);                                                 \
     void k_add_##sfx(float *, const float *, size_t);                                                     \
-    int k_mlx_prep_##sfx(float *, const float *, int, int, int);
+    int k_mlx_prep_##sfx(float *, const float *, int, int, int);                                          \
+    void k_mm_gguf_##sfx(float *, const float *, int, const uint8_t *, int, int, int, int, int, float *);
 
 K_DECLARE_LEVEL(avx2)
 K_DECLARE_LEVEL(avx512)
@@ -123,6 +146,10 @@ K_DECLARE_LEVEL(neon)
     void k_silu_mul_##sfx(float *g, const float *u, size_t n) { silu_mul_##sfx(g, u, n); }                     \
     void k_gelu_mul_##sfx(float *g, const float *u, size_t n) { gelu_mul_##sfx(g, u, n); }                     \
     void k_add_##sfx(float *d, const float *s, size_t n) { add_##sfx(d, s, n); }                              \
-    int k_mlx_prep_##sfx(float *d, const float *x, int n, int cols, int bits) { return mlx_prep_##sfx(d, x, n, cols, bits); }
+    int k_mlx_prep_##sfx(float *d, const float *x, int n, int cols, int bits) { return mlx_prep_##sfx(d, x, n, cols, bits); } \
+    void k_mm_gguf_##sfx(float *o, const float *x, int n, const uint8_t *w, int type, int rows, int cols, int lo, int hi, \
+                         float *s) {                                                                              \
+        mm_gguf_##sfx(o, x, n, w, type, rows, cols, lo, hi, s);                                                  \
+    }
 
 #endif

@@ -290,6 +290,22 @@ func TestSoftmax(t *testing.T) {
 	Softmax(x)
 	closeTo(t, "large", x, []float32{1. / 3, 2. / 3}, 2e-5)
 	Softmax(nil)
+	// Masked entries (-inf) get exactly zero, on the SIMD lanes too.
+	masked := make([]float32, 37)
+	for i := range masked {
+		masked[i] = float32(math.Inf(-1))
+	}
+	masked[20], masked[35] = 1, 1
+	Softmax(masked)
+	for i, v := range masked {
+		if want := float32(0); i == 20 || i == 35 {
+			if v != 0.5 {
+				t.Fatalf("masked softmax: element %d = %g, want 0.5", i, v)
+			}
+		} else if v != want {
+			t.Fatalf("masked softmax: element %d = %g, want exactly 0", i, v)
+		}
+	}
 
 	r := rand.New(rand.NewPCG(15, 16))
 	for _, n := range []int{1, 5, 16, 17, 100, 151936} {

@@ -35,6 +35,10 @@ func TestLevels(t *testing.T) {
 			t.Run("Activations", TestActivations)
 			t.Run("RoPE", TestRoPE)
 			t.Run("RealMLXWeights", TestRealMLXWeights)
+			t.Run("GGUFAsMLX", TestGGUFAsMLX)
+			t.Run("MatMulGGUFRandom", TestMatMulGGUFRandom)
+			t.Run("Q4_KAsMLX", TestQ4_KAsMLX)
+			t.Run("MatMulKRandom", TestMatMulKRandom)
 		})
 	}
 }

@@ -1,6 +1,6 @@
 // SIMD kernel bodies, written once over a vector abstraction and included
 // by simd_x86.c (AVX2, AVX-512) and simd_neon.c (NEON). The includer
-// defines W (lanes), VF and the V* operations, MK_NB (activation rows per
+// defines W (lanes), VF and the V* operations, SF16 (one half to float), MK_NB (activation rows per
 // micro-kernel pass) and SFX(name), which gives each function its suffix.
 //
 // Weights are little-endian; an MLX row is a byte stream in which, at 4
@@ -21,10 +21,11 @@ static inline float SFX(dot)(const float *a, const float *b, int n) {
     return s;
 }
 
-// exp(x) for x in [-87, 88] (clamped outside): x = n ln2 + r with |r| <=
-// ln2/2, exp(r) by its Taylor series to degree 7 (relative error ~1e-7).
-static inline VF SFX(vexp)(VF x) {
-    x = VMIN(VMAX(x, VSET1(-87.0f)), VSET1(88.0f));
+// exp(x): x = n ln2 + r with |r| <= ln2/2, exp(r) by its Taylor series to
+// degree 7 (relative error ~1e-7). Inputs above 88 give exp(88); inputs
+// below -87 (including -inf, as from masked logits) give exactly 0.
+static inline VF SFX(vexp)(VF x0) {
+    const VF x = VMIN(VMAX(x0, VSET1(-87.0f)), VSET1(88.0f));
     VF n = VROUND(VMUL(x, VSET1(1.44269504088896341f)));
     VF r = VFNMA(n, VSET1(0.693359375f), x);   // ln2 split in two so that
     r = VFNMA(n, VSET1(-2.12194440e-4f), r);   // n*hi is exact
@@ -36,7 +37,7 @@ static inline VF SFX(vexp)(VF x) {
     p = VFMA(p, r, VSET1(0.5f));
     p = VFMA(p, r, VSET1(1.0f));
     p = VFMA(p, r, VSET1(1.0f));
-    return VMUL(p, VPOW2I(n));
+    return VKEEP_GE(VMUL(p, VPOW2I(n)), x0, VSET1(-87.0f));
 }
 
 /* ---- matrix multiplication ----
@@ -116,7 +117,54 @@ K_INLINE void SFX(decode2)(const int fmt, const int raw, const k_weights *wd, in
         *hi = VCVTI(VLOAD_U8I(p + W));
         break;
     }
-    default: {  // other MLX widths
+    case K_Q8_0: {  // 32 int8 codes after each block's f16 scale
+        const uint8_t *p = wd->wb + (size_t)o * wd->rowBytes + (size_t)(k / 32) * 34 + 2 + k % 32;
+        *lo = VCVTSI(VLOAD_S8I(p));
+        *hi = VCVTSI(VLOAD_S8I(p + W));
+        break;
+    }
+    case K_Q4_0: {  // element e of a block: nibble e/16 of byte e%16
+        const uint8_t *p = wd->wb + (size_t)o * wd->rowBytes + (size_t)(k / 32) * 18 + 2;
+        const int e = k % 32;
+        const VI ql = VLOAD_U8I(p + e % 16), qh = VLOAD_U8I(p + (e + W) % 16);
+        *lo = VCVTI(e < 16 ? VANDI(ql, VSET1I(15)) : VSRLI(ql, 4));
+        *hi = VCVTI(e + W < 16 ? VANDI(qh, VSET1I(15)) : VSRLI(qh, 4));
+        break;
+    }
+    case K_Q4_K: {  // chunk c of 64: bytes 32c.. low nibbles, then high nibbles
+        const int kq = k % 256, c = kq / 64, e = kq % 32;
+        const uint8_t *p = wd->wb + (size_t)o * wd->rowBytes + (size_t)(k / 256) * 144 + 16 + 32 * c + e;
+        const VI ql = VLOAD_U8I(p), qh = VLOAD_U8I(p + W);
+        if (kq % 64 < 32) {
+            *lo = VCVTI(VANDI(ql, VSET1I(15)));
+            *hi = VCVTI(VANDI(qh, VSET1I(15)));
+        } else {
+            *lo = VCVTI(VSRLI(ql, 4));
+            *hi = VCVTI(VSRLI(qh, 4));
+        }
+        break;
+    }
+    case K_Q6_K: {  // codes come out multiplied by their int8 sub-scale
+        const int kq = k % 256, h = kq / 128, kk = (kq % 128) / 32, e = kq % 32;
+        const uint8_t *base = wd->wb + (size_t)o * wd->rowBytes + (size_t)(k / 256) * 210;
+        const uint8_t *ql = base + 64 * h + 32 * (kk & 1) + e, *qh = base + 128 + 32 * h + e;
+        const int8_t *sc = (const int8_t *)base + 192 + 8 * h + 2 * kk;
+        const VI shift = VSET1I(2 * kk), three = VSET1I(3);
+        VI l0 = VLOAD_U8I(ql), l1 = VLOAD_U8I(ql + W);
+        if (kk >= 2) {
+            l0 = VSRLI(l0, 4);
+            l1 = VSRLI(l1, 4);
+        } else {
+            l0 = VANDI(l0, VSET1I(15));
+            l1 = VANDI(l1, VSET1I(15));
+        }
+        const VI q0 = VORI(l0, VSLLI(VANDI(VSRLV(VLOAD_U8I(qh), shift), three), 4));
+        const VI q1 = VORI(l1, VSLLI(VANDI(VSRLV(VLOAD_U8I(qh + W), shift), three), 4));
+        *lo = VMUL(VSUB(VCVTI(q0), VSET1(32.0f)), VSET1((float)sc[e / 16]));
+        *hi = VMUL(VSUB(VCVTI(q1), VSET1(32.0f)), VSET1((float)sc[(e + W) / 16]));
+        break;
+    }
+    case K_MLXG: {  // other MLX widths
         const size_t off = (size_t)k * wd->bits / 8;
         const uint8_t *p = wd->wb + (size_t)o * wd->rowBytes + off;
         *lo = VCVTI(SFX(bits_load)(wd, 0, p, wd->rowBytes - off));
@@ -124,10 +172,69 @@ K_INLINE void SFX(decode2)(const int fmt, const int raw, const k_weights *wd, in
         break;
     }
     }
-    if (fmt >= K_MLX4 && !raw) {
+    if (fmt >= K_QUANT && !raw) {
         *lo = VFMA(*lo, s, b);
         *hi = VFMA(*hi, s, b);
     }
+}
+
+// Scale and bias of group g of row o: w = s*q + b.
+K_INLINE void SFX(group_sb)(const int fmt, const k_weights *wd, int o, int g, float *s, float *b) {
+    if (fmt == K_Q4_K) {
+        const uint8_t *blk = wd->wb + (size_t)o * wd->rowBytes + (size_t)(g / 8) * 144;
+        uint16_t d, dmin;
+        memcpy(&d, blk, 2);
+        memcpy(&dmin, blk + 2, 2);
+        int sc, m;
+        k_q4k_scale_min(blk + 4, g % 8, &sc, &m);
+        *s = SF16(d) * (float)sc;
+        *b = -SF16(dmin) * (float)m;
+    } else if (fmt == K_Q6_K) {
+        uint16_t d;
+        memcpy(&d, wd->wb + (size_t)o * wd->rowBytes + (size_t)(g / 8) * 210 + 208, 2);
+        *s = SF16(d);
+        *b = 0;
+    } else if (fmt == K_Q8_0 || fmt == K_Q4_0) {
+        const int bsize = fmt == K_Q8_0 ? 34 : 18;
+        uint16_t d;
+        memcpy(&d, wd->wb + (size_t)o * wd->rowBytes + (size_t)g * bsize, 2);
+        *s = SF16(d);
+        *b = fmt == K_Q8_0 ? 0.0f : -8.0f * *s;
+    } else {
+        *s = wd->sc[(size_t)o * wd->groups + g];
+        *b = wd->bi[(size_t)o * wd->groups + g];
+    }
+}
+
+// K-quant super-blocks hold 8 groups: their scales and biases are worked
+// out once per super-block (at its first group) into ks/kb.
+K_INLINE void SFX(group_sb_cached)(const int fmt, const k_weights *wd, int o, int g, float *ks, float *kb, float *s,
+                                   float *b) {
+    if (fmt != K_Q4_K && fmt != K_Q6_K) {
+        SFX(group_sb)(fmt, wd, o, g, s, b);
+        return;
+    }
+    if (g % 8 == 0) {
+        if (fmt == K_Q4_K) {
+            const uint8_t *blk = wd->wb + (size_t)o * wd->rowBytes + (size_t)(g / 8) * 144;
+            uint16_t hd, hm;
+            memcpy(&hd, blk, 2);
+            memcpy(&hm, blk + 2, 2);
+            const float d = SF16(hd), dmin = SF16(hm);
+            for (int j = 0; j < 8; j++) {
+                int sc, m;
+                k_q4k_scale_min(blk + 4, j, &sc, &m);
+                ks[j] = d * (float)sc;
+                kb[j] = -dmin * (float)m;
+            }
+        } else {
+            float d, bz;
+            SFX(group_sb)(fmt, wd, o, g, &d, &bz);
+            for (int j = 0; j < 8; j++) ks[j] = d, kb[j] = 0;
+        }
+    }
+    *s = ks[g % 8];
+    *b = kb[g % 8];
 }
 
 // Rows o0..o0+R of the weights against activation rows 0..nb of x;
@@ -135,18 +242,21 @@ K_INLINE void SFX(decode2)(const int fmt, const int raw, const k_weights *wd, in
 K_INLINE void SFX(block)(const int fmt, const int R, const int nb, float *out, int ldo, const float *x,
                          const k_weights *wd, int o0) {
     const int cols = wd->cols;
-    const int quant = fmt >= K_MLX4;
+    const int quant = fmt >= K_QUANT;
     const int group = quant ? wd->group : cols;
     const int kend = quant ? cols : cols - cols % (2 * W);  // whole 2W blocks
     VF acc[R_MAX][NB_MAX];
+    float ks[R_MAX][8], kb[R_MAX][8];
     for (int r = 0; r < R; r++)
         for (int v = 0; v < nb; v++) acc[r][v] = VZERO();
     for (int j0 = 0, g = 0; j0 < kend; j0 += group, g++) {
         const int jend = j0 + group < kend ? j0 + group : kend;
         VF vs[R_MAX], vb[R_MAX];
         for (int r = 0; r < R; r++) {
-            vs[r] = quant ? VSET1(wd->sc[(size_t)(o0 + r) * wd->groups + g]) : VZERO();
-            vb[r] = quant ? VSET1(wd->bi[(size_t)(o0 + r) * wd->groups + g]) : VZERO();
+            float sc = 0, bi = 0;
+            if (quant) SFX(group_sb_cached)(fmt, wd, o0 + r, g, ks[r], kb[r], &sc, &bi);
+            vs[r] = VSET1(sc);
+            vb[r] = VSET1(bi);
         }
         for (int k = j0; k < jend; k += 2 * W) {
             VF wl[R_MAX], wh[R_MAX];
@@ -175,13 +285,17 @@ K_INLINE void SFX(block)(const int fmt, const int R, const int nb, float *out, i
 
 // Quantized rows against a single activation row (decode). Per group,
 // sum_j (s q_j + b) x_j = s (q·x) + b sum_j x_j: the inner loop multiplies
-// raw codes, the scale is applied once per group, and the bias terms are
-// one dot product of the row's biases with the group sums xsum of x.
+// raw codes, the scale is applied once per group, and the bias terms use
+// the group sums xsum of x.
 K_INLINE void SFX(block_q1)(const int fmt, const int R, float *out, const float *x, const k_weights *wd, int o0,
                             const float *xsum) {
-    const int cols = wd->cols, group = wd->group, groups = wd->groups;
+    const int cols = wd->cols, group = wd->group;
     VF acc[R_MAX];
-    for (int r = 0; r < R; r++) acc[r] = VZERO();
+    float bsum[R_MAX], ks[R_MAX][8], kb[R_MAX][8];
+    for (int r = 0; r < R; r++) {
+        acc[r] = VZERO();
+        bsum[r] = 0;
+    }
     for (int j0 = 0, g = 0; j0 < cols; j0 += group, g++) {
         VF a[R_MAX];
         for (int r = 0; r < R; r++) a[r] = VZERO();
@@ -194,15 +308,19 @@ K_INLINE void SFX(block_q1)(const int fmt, const int R, float *out, const float 
                 a[r] = VFMA(wh, xh, a[r]);
             }
         }
-        for (int r = 0; r < R; r++) acc[r] = VFMA(a[r], VSET1(wd->sc[(size_t)(o0 + r) * groups + g]), acc[r]);
+        for (int r = 0; r < R; r++) {
+            float sc, bi;
+            SFX(group_sb_cached)(fmt, wd, o0 + r, g, ks[r], kb[r], &sc, &bi);
+            acc[r] = VFMA(a[r], VSET1(sc), acc[r]);
+            bsum[r] += bi * xsum[g];
+        }
     }
-    for (int r = 0; r < R; r++)
-        out[o0 + r] = VHSUM(acc[r]) + SFX(dot)(wd->bi + (size_t)(o0 + r) * groups, xsum, groups);
+    for (int r = 0; r < R; r++) out[o0 + r] = VHSUM(acc[r]) + bsum[r];
 }
 
 K_INLINE void SFX(mm)(const int fmt, float *out, const float *x, int n, const k_weights *wd, int rows, int lo,
                       int hi, float *scratch) {
-    if (fmt >= K_MLX4 && n == 1) {
+    if (fmt >= K_QUANT && n == 1) {
         // Group sums are unchanged by mlx_prep, which permutes within groups.
         for (int g = 0; g < wd->groups; g++) {
             VF s = VZERO();
@@ -263,6 +381,20 @@ static void SFX(mm_mlx)(float *out, const float *x, int n, const uint32_t *wq, c
     if (bits == 4) SFX(mm)(K_MLX4, out, x, n, &wd, rows, lo, hi, scratch);
     else if (bits == 8) SFX(mm)(K_MLX8, out, x, n, &wd, rows, lo, hi, scratch);
     else SFX(mm)(K_MLXG, out, x, n, &wd, rows, lo, hi, scratch);
+}
+
+// GGUF blocks by ggml type id: 8 Q8_0, 2 Q4_0, 12 Q4_K, 14 Q6_K. All are
+// handled as groups of 32 elements with a scale and a bias.
+static void SFX(mm_gguf)(float *out, const float *x, int n, const uint8_t *w, int type, int rows, int cols, int lo,
+                         int hi, float *scratch) {
+    const k_weights wd = {.wb = w, .rowBytes = k_gguf_row_bytes(type, cols), .cols = cols, .group = 32,
+                          .groups = cols / 32};
+    switch (type) {
+    case 8: SFX(mm)(K_Q8_0, out, x, n, &wd, rows, lo, hi, scratch); break;
+    case 2: SFX(mm)(K_Q4_0, out, x, n, &wd, rows, lo, hi, scratch); break;
+    case 12: SFX(mm)(K_Q4_K, out, x, n, &wd, rows, lo, hi, scratch); break;
+    case 14: SFX(mm)(K_Q6_K, out, x, n, &wd, rows, lo, hi, scratch); break;
+    }
 }
 
 /* ---- attention ----

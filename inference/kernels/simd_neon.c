@@ -24,6 +24,13 @@ static inline uint32x4_t bytes_neon(const uint8_t *p, int n, size_t avail) {
     return vreinterpretq_u32_u64(vcombine_u64(vcreate_u64(u), vcreate_u64(0)));
 }
 
+// Four sign-extended int8 codes, as unsigned lanes (VCVTSI reads them signed).
+static inline uint32x4_t s8x4_neon(const uint8_t *p) {
+    uint32_t t;
+    memcpy(&t, p, 4);
+    return vreinterpretq_u32_s32(vmovl_s16(vget_low_s16(vmovl_s8(vreinterpret_s8_u32(vcreate_u32(t))))));
+}
+
 #define W 4
 #define VF float32x4_t
 #define VI uint32x4_t
@@ -54,8 +61,14 @@ static inline uint32x4_t bytes_neon(const uint8_t *p, int n, size_t avail) {
 #define VLOAD_U8I(p) u8x4_neon(p)
 #define VANDI(a, b) vandq_u32(a, b)
 #define VSRLI(a, n) vshrq_n_u32(a, n)
+#define VSLLI(a, n) vshlq_n_u32(a, n)
+#define VORI(a, b) vorrq_u32(a, b)
 #define VSRLV(a, s) vshlq_u32(a, vnegq_s32(vreinterpretq_s32_u32(s)))
 #define VCVTI(a) vcvtq_f32_u32(a)
+#define SF16(h) vgetq_lane_f32(vcvt_f32_f16(vreinterpret_f16_u16(vdup_n_u16(h))), 0)
+#define VKEEP_GE(r, x, lim) vreinterpretq_f32_u32(vandq_u32(vreinterpretq_u32_f32(r), vcgeq_f32(x, lim)))
+#define VCVTSI(a) vcvtq_f32_s32(vreinterpretq_s32_u32(a))
+#define VLOAD_S8I(p) s8x4_neon(p)
 #define VLOAD_BYTES(p, n, avail) bytes_neon(p, n, avail)
 #define VSHUF_BYTES(a, c) vreinterpretq_u32_u8(vqtbl1q_u8(vreinterpretq_u8_u32(a), vreinterpretq_u8_u32(c)))
 

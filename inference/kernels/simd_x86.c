@@ -70,7 +70,13 @@ static inline __m256i bytes_avx2(const uint8_t *p, int n, size_t avail) {
 #define VLOAD_U8I(p) _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(p)))
 #define VANDI(a, b) _mm256_and_si256(a, b)
 #define VSRLI(a, n) _mm256_srli_epi32(a, n)
+#define VSLLI(a, n) _mm256_slli_epi32(a, n)
+#define VORI(a, b) _mm256_or_si256(a, b)
 #define VCVTI(a) _mm256_cvtepi32_ps(a)
+#define VCVTSI(a) _mm256_cvtepi32_ps(a)
+#define SF16(h) _cvtsh_ss(h)
+#define VKEEP_GE(r, x, lim) _mm256_and_ps(r, _mm256_cmp_ps(x, lim, _CMP_GE_OQ))
+#define VLOAD_S8I(p) _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(p)))
 
 #include "simd_body.h"
 K_DEFINE_LEVEL(avx2)
@@ -108,7 +114,13 @@ K_DEFINE_LEVEL(avx2)
 #undef VLOAD_U8I
 #undef VANDI
 #undef VSRLI
+#undef VSLLI
+#undef VORI
 #undef VCVTI
+#undef VCVTSI
+#undef SF16
+#undef VKEEP_GE
+#undef VLOAD_S8I
 #pragma GCC pop_options
 
 /* --------------------------------- AVX-512 -------------------------------- */
@@ -152,7 +164,13 @@ K_DEFINE_LEVEL(avx2)
 #define VLOAD_U8I(p) _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(p)))
 #define VANDI(a, b) _mm512_and_si512(a, b)
 #define VSRLI(a, n) _mm512_srli_epi32(a, n)
+#define VSLLI(a, n) _mm512_slli_epi32(a, n)
+#define VORI(a, b) _mm512_or_si512(a, b)
 #define VCVTI(a) _mm512_cvtepi32_ps(a)
+#define VCVTSI(a) _mm512_cvtepi32_ps(a)
+#define SF16(h) _cvtsh_ss(h)
+#define VKEEP_GE(r, x, lim) _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(x, lim, _CMP_GE_OQ), r)
+#define VLOAD_S8I(p) _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(p)))
 
 #include "simd_body.h"
 K_DEFINE_LEVEL(avx512)
