@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -428,82 +427,15 @@ func TestGGUFMatchesSafetensors(t *testing.T) {
 // are stored in each block type against the same model stored as F32 holding
 // the dequantized values: only the kernels (or the fallback) differ.
 func TestGGUFBlockTypesInModel(t *testing.T) {
-	const H, I, heads, kvHeads, layers, vocab = 256, 512, 4, 2, 2, 300
-	hd := H / heads
-	rng := rand.New(rand.NewPCG(7, 11))
-	randn := func(n int, scale float64) []float32 {
-		v := make([]float32, n)
-		for i := range v {
-			v[i] = float32(rng.NormFloat64() * scale)
-		}
-		return v
-	}
-	type tensor struct {
-		name       string
-		rows, cols int // rows 0 = vector
-		v          []float32
-	}
-	ts := []tensor{{"token_embd.weight", vocab, H, randn(vocab*H, 1)}, {"output.weight", vocab, H, randn(vocab*H, 0.1)}}
-	norm := func(name string) tensor {
-		v := randn(H, 0.1)
-		for i := range v {
-			v[i]++
-		}
-		return tensor{name, 0, H, v}
-	}
-	ts = append(ts, norm("output_norm.weight"))
-	for l := 0; l < layers; l++ {
-		p := fmt.Sprintf("blk.%d.", l)
-		ts = append(ts, norm(p+"attn_norm.weight"), norm(p+"ffn_norm.weight"),
-			tensor{p + "attn_q.weight", heads * hd, H, randn(heads*hd*H, 0.1)},
-			tensor{p + "attn_k.weight", kvHeads * hd, H, randn(kvHeads*hd*H, 0.1)},
-			tensor{p + "attn_v.weight", kvHeads * hd, H, randn(kvHeads*hd*H, 0.1)},
-			tensor{p + "attn_output.weight", H, heads * hd, randn(H*heads*hd, 0.1)},
-			tensor{p + "ffn_gate.weight", I, H, randn(I*H, 0.1)},
-			tensor{p + "ffn_up.weight", I, H, randn(I*H, 0.1)},
-			tensor{p + "ffn_down.weight", H, I, randn(H*I, 0.1)})
-	}
-	write := func(path string, typ quant.GGMLType, dequantized bool) {
-		w := gguf.NewWriter()
-		for k, v := range map[string]any{
-			"general.architecture": "llama", "llama.embedding_length": uint32(H), "llama.block_count": uint32(layers),
-			"llama.feed_forward_length": uint32(I), "llama.attention.head_count": uint32(heads),
-			"llama.attention.head_count_kv": uint32(kvHeads), "llama.context_length": uint32(64),
-			"llama.attention.layer_norm_rms_epsilon": float32(1e-5), "llama.rope.freq_base": float32(10000),
-		} {
-			if err := w.SetKV(k, v); err != nil {
-				t.Fatal(err)
-			}
-		}
-		for _, tt := range ts {
-			dims, ttype := []uint64{uint64(tt.cols)}, quant.GGMLF32
-			if tt.rows > 0 {
-				dims, ttype = []uint64{uint64(tt.cols), uint64(tt.rows)}, typ
-			}
-			ttype, b := encode(t, ttype, tt.v, tt.cols)
-			if dequantized && ttype != quant.GGMLF32 {
-				f := make([]float32, len(tt.v))
-				if err := quant.DequantizeGGML(ttype, b, f); err != nil {
-					t.Fatal(err)
-				}
-				ttype, b = encode(t, quant.GGMLF32, f, tt.cols)
-			}
-			if err := w.AddTensor(tt.name, ttype, dims, b); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := w.WriteFile(path); err != nil {
-			t.Fatal(err)
-		}
-	}
+	spec := newTinySpec(256, 512, 4, 2, 2, 300)
 	ids := []int32{1, 17, 250, 3, 99, 42, 7, 199}
 	for _, typ := range []quant.GGMLType{quant.GGMLQ4_0, quant.GGMLQ4_1, quant.GGMLQ5_0, quant.GGMLQ5_1, quant.GGMLQ8_0,
 		quant.GGMLQ2_K, quant.GGMLQ3_K, quant.GGMLQ4_K, quant.GGMLQ5_K, quant.GGMLQ6_K, quant.GGMLF16, quant.GGMLBF16} {
 		t.Run(typ.String(), func(t *testing.T) {
 			dir := t.TempDir()
 			qPath, fPath := filepath.Join(dir, "q.gguf"), filepath.Join(dir, "f.gguf")
-			write(qPath, typ, false)
-			write(fPath, typ, true)
+			spec.write(t, qPath, typ, false)
+			spec.write(t, fPath, typ, true)
 			q, err := LoadGGUF(qPath)
 			if err != nil {
 				t.Fatal(err)
