@@ -162,3 +162,75 @@ func TestConvertedFixturesMatchLlamaCpp(t *testing.T) {
 		})
 	}
 }
+
+// byteVocab is a byte-level BPE vocabulary of n tokens without merges: the
+// 256 GPT-2 byte symbols, then fillers. llama.cpp needs a vocabulary (with
+// a newline token) to load a model.
+func byteVocab(spec *tinySpec, n int) *tinySpec {
+	tokens, types := make([]string, n), make([]int32, n)
+	next := 256
+	for b := 0; b < 256; b++ {
+		r := rune(b)
+		if !(b >= '!' && b <= '~' || b >= 0xA1 && b <= 0xAC || b >= 0xAE) {
+			r = rune(next)
+			next++
+		}
+		tokens[b], types[b] = string(r), 1
+	}
+	for i := 256; i < n; i++ {
+		tokens[i], types[i] = fmt.Sprintf("[T%d]", i), 1
+	}
+	return spec.withKV("tokenizer.ggml.model", "gpt2").withKV("tokenizer.ggml.pre", "gpt-2").
+		withKV("tokenizer.ggml.tokens", tokens).withKV("tokenizer.ggml.token_type", types).
+		withKV("tokenizer.ggml.merges", []string{})
+}
+
+// TestBlockTypesMatchLlamaCpp runs a random model stored in each block type
+// through llama.cpp. llama.cpp multiplies quantized weights by activations
+// rounded to 8 bits (bfloat16 for BF16), which moves these log-probabilities
+// by up to ~0.2, as much as 8-bit weights do; so beside an absolute bound,
+// for the types of 5 bits or fewer, whose own error is several times larger,
+// our distance to llama.cpp must be well under the distance between the
+// quantized model and the float original: a misread block layout would be
+// at least that far off.
+func TestBlockTypesMatchLlamaCpp(t *testing.T) {
+	spec := byteVocab(newTinySpec(256, 512, 4, 2, 2, 300), 300)
+	ids := []int32{1, 17, 250, 3, 99, 42, 7, 199, 64, 128}
+	dir := t.TempDir()
+	origPath := filepath.Join(dir, "f32.gguf")
+	spec.write(t, origPath, quant.GGMLF32, false)
+	orig, err := LoadGGUF(origPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer orig.Close()
+	origSteps, _ := promptLogits(t, orig, ids)
+	for _, c := range []struct {
+		typ      quant.GGMLType
+		relative bool
+	}{
+		{quant.GGMLF16, false}, {quant.GGMLBF16, false}, {quant.GGMLQ8_0, false}, {quant.GGMLQ6_K, false},
+		{quant.GGMLQ4_0, true}, {quant.GGMLQ4_1, true}, {quant.GGMLQ5_0, true}, {quant.GGMLQ5_1, true},
+		{quant.GGMLQ2_K, true}, {quant.GGMLQ3_K, true}, {quant.GGMLQ4_K, true}, {quant.GGMLQ5_K, true},
+	} {
+		t.Run(c.typ.String(), func(t *testing.T) {
+			path := filepath.Join(dir, c.typ.String()+".gguf")
+			spec.write(t, path, c.typ, false)
+			worst := compareWithLlamaCpp(t, path, ids, 0.25)
+			m, err := LoadGGUF(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer m.Close()
+			steps, _ := promptLogits(t, m, ids)
+			var q diffStats
+			for i := range steps {
+				q.add(origSteps[i], steps[i])
+			}
+			t.Logf("%s: top-5 logprob difference to llama.cpp %.2g, to the float original %.2g", c.typ, worst, q.top5)
+			if c.relative && worst > q.top5/3 {
+				t.Errorf("difference to llama.cpp %.3g is not well under the quantization error %.3g", worst, q.top5)
+			}
+		})
+	}
+}
