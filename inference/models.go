@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/impetusllm/impetus/inference/chat"
+	"github.com/impetusllm/impetus/inference/gguf"
 	"github.com/impetusllm/impetus/inference/model"
 	"github.com/impetusllm/impetus/inference/tokenizer"
 )
@@ -107,22 +108,31 @@ func (e *Engine) Load(ctx context.Context, id string) (*LoadedModel, error) {
 	if err != nil {
 		return nil, err
 	}
-	if info.Format != FormatMLX {
-		return nil, fmt.Errorf("%w: %s models are not runnable yet (%s)", ErrFormatUnsupported, info.Format, id)
-	}
 	start := time.Now()
-	mdl, err := model.Load(info.Path)
-	if err != nil {
-		return nil, fmt.Errorf("loading %s: %w", id, err)
-	}
-	tok, err := tokenizer.Load(info.Path)
-	if err != nil {
-		mdl.Close()
-		return nil, fmt.Errorf("loading tokenizer of %s: %w", id, err)
-	}
-	tmpl, err := chat.FromModelDir(info.Path)
-	if err != nil {
-		tmpl = nil // completions still work; chat requests get a clear error
+	var (
+		mdl  *model.Model
+		tok  *tokenizer.Tokenizer
+		tmpl *chat.Template
+	)
+	switch info.Format {
+	case FormatMLX:
+		if mdl, err = model.Load(info.Path); err != nil {
+			return nil, fmt.Errorf("loading %s: %w", id, err)
+		}
+		if tok, err = tokenizer.Load(info.Path); err != nil {
+			mdl.Close()
+			return nil, fmt.Errorf("loading tokenizer of %s: %w", id, err)
+		}
+		tmpl, err = chat.FromModelDir(info.Path)
+		if err != nil {
+			tmpl = nil // completions still work; chat requests get a clear error
+		}
+	case FormatGGUF:
+		if mdl, tok, tmpl, err = loadGGUF(info.Path); err != nil {
+			return nil, fmt.Errorf("loading %s: %w", id, err)
+		}
+	default:
+		return nil, fmt.Errorf("%w: %s models are not runnable (%s)", ErrFormatUnsupported, info.Format, id)
 	}
 	lm := &LoadedModel{Info: info, Meta: mdl.Info(), Tokenizer: tok, Template: tmpl, model: mdl, LoadedAt: time.Now(), LoadTime: time.Since(start)}
 	lm.lastUsed = lm.LoadedAt
@@ -144,4 +154,38 @@ func (e *Engine) Unload(id string) error {
 	}
 	m.close()
 	return nil
+}
+
+// loadGGUF maps a GGUF file once for the weights, the embedded vocabulary
+// and the chat template (tokenizer.chat_template). A missing or unparsable
+// template leaves tmpl nil, as for MLX folders.
+func loadGGUF(path string) (*model.Model, *tokenizer.Tokenizer, *chat.Template, error) {
+	f, err := gguf.Open(path)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	tok, err := tokenizer.FromGGUF(f)
+	if err != nil {
+		f.Close()
+		return nil, nil, nil, fmt.Errorf("tokenizer of %s: %w", path, err)
+	}
+	mdl, err := model.FromGGUF(f, path) // mdl owns f from here
+	if err != nil {
+		f.Close()
+		return nil, nil, nil, err
+	}
+	var tmpl *chat.Template
+	if src, ok := f.String("tokenizer.chat_template"); ok {
+		if tmpl, err = chat.Parse(src); err == nil {
+			if id := tok.BOS(); id >= 0 {
+				tmpl.BOSToken = tok.TokenText(id)
+			}
+			if id := tok.EOS(); id >= 0 {
+				tmpl.EOSToken = tok.TokenText(id)
+			}
+		} else {
+			tmpl = nil
+		}
+	}
+	return mdl, tok, tmpl, nil
 }

@@ -59,6 +59,9 @@ type Config struct {
 	LMHeadName            string // "lm_head.weight" or "language_model.lm_head.weight"
 	Quantization          *QuantConfig
 	OriginalContextLength int // rope scaling's original_max_position_embeddings, 0 if none
+	// RoPEAdjacentPairs rotates dimension pairs (2i, 2i+1) instead of (i,
+	// i+d/2): GGUF llama/smollm3 files store q/k rows permuted to that order.
+	RoPEAdjacentPairs bool
 }
 
 // LayerSpec holds what varies between layers.

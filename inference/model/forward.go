@@ -95,7 +95,7 @@ var ErrBatch = errors.New("bad forward batch")
 func (m *Model) Forward(batch []SeqBatch, logits [][]float32) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.set == nil {
+	if m.layers == nil {
 		return errors.New("model: forward on a closed model")
 	}
 	cfg := &m.Config
@@ -204,8 +204,9 @@ func (m *Model) Forward(batch []SeqBatch, logits [][]float32) error {
 			q, k, v := s.q[off*qDim:(off+n)*qDim], s.k[off*kvDim:(off+n)*kvDim], s.v[off*kvDim:(off+n)*kvDim]
 			if r := L.spec.RoPE; r != nil {
 				inv := r.invFreqFor(c.n + n - 1)
-				kernels.RoPE(q, n, cfg.Heads, hd, cfg.RotaryDim, s.pos[off:off+n], inv, true, r.Mscale)
-				kernels.RoPE(k, n, cfg.KVHeads, hd, cfg.RotaryDim, s.pos[off:off+n], inv, true, r.Mscale)
+				neox := !cfg.RoPEAdjacentPairs
+				kernels.RoPE(q, n, cfg.Heads, hd, cfg.RotaryDim, s.pos[off:off+n], inv, neox, r.Mscale)
+				kernels.RoPE(k, n, cfg.KVHeads, hd, cfg.RotaryDim, s.pos[off:off+n], inv, neox, r.Mscale)
 			}
 			copy(c.k[l][c.n*kvDim:], k)
 			copy(c.v[l][c.n*kvDim:], v)

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/impetusllm/impetus/inference/gguf"
 	"github.com/impetusllm/impetus/inference/safetensors"
 )
 
@@ -16,6 +17,7 @@ type Model struct {
 	Config Config
 
 	set      *safetensors.Set
+	gf       *gguf.File // instead of set for GGUF models
 	embed    matrix
 	lmHead   *matrix // &embed when tied
 	norm     []float32
@@ -178,11 +180,16 @@ func (m *Model) Info() Info {
 func (m *Model) Close() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.set == nil {
+	if m.set == nil && m.gf == nil {
 		return nil
 	}
-	err := m.set.Close()
-	m.set, m.layers, m.lmHead = nil, nil, nil
+	var err error
+	if m.set != nil {
+		err = m.set.Close()
+	} else {
+		err = m.gf.Close()
+	}
+	m.set, m.gf, m.layers, m.lmHead = nil, nil, nil, nil
 	m.embed = matrix{}
 	return err
 }

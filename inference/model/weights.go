@@ -16,10 +16,11 @@ const (
 	wBF16
 	wF16
 	wMLX
+	wGGML // a GGUF block type (Q4_0, Q4_K, ...), see ggml
 )
 
 func (k weightKind) String() string {
-	return [...]string{"f32", "bf16", "f16", "mlx"}[k]
+	return [...]string{"f32", "bf16", "f16", "mlx", "ggml"}[k]
 }
 
 // matrix is a [rows][cols] weight in its stored format: float slices alias
@@ -36,6 +37,8 @@ type matrix struct {
 	biases     []float32
 	bits       int
 	group      int
+	ggml       quant.GGMLType // wGGML: the block type of blocks
+	blocks     []byte         // wGGML: rows*cols/blockSize blocks, aliasing the GGUF mapping
 }
 
 // linear is a matrix plus an optional bias.
@@ -55,6 +58,8 @@ func (m *matrix) mul(out, x []float32, n int) {
 		kernels.MatMulF16(out, x, n, m.half, m.rows, m.cols)
 	case wMLX:
 		kernels.MatMulMLX(out, x, n, m.q, m.scales, m.biases, m.rows, m.cols, m.bits, m.group)
+	case wGGML:
+		m.mulGGML(out, x, n)
 	}
 }
 
@@ -84,6 +89,8 @@ func (m *matrix) row(dst []float32, r int) {
 		words, groups := m.cols*m.bits/32, m.cols/m.group
 		quant.DequantizeMLX(dst[:m.cols], m.q[r*words:(r+1)*words], m.scales[r*groups:(r+1)*groups],
 			m.biases[r*groups:(r+1)*groups], 1, m.cols, m.bits, m.group)
+	case wGGML:
+		m.ggmlRows(dst[:m.cols], r, 1)
 	}
 }
 
