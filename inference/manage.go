@@ -22,8 +22,8 @@ func EstimateLoadBytes(m LocalModel) int64 {
 
 // ConfigSummary is what config.json tells about a model without loading it.
 type ConfigSummary struct {
-	Architecture string // model_type, e.g. "llama"
-	Quantization string // e.g. "MLX 4-bit g64", "BF16"; empty when unknown
+	Architecture  string // model_type, e.g. "llama"
+	Quantization  string // e.g. "MLX 4-bit g64", "BF16"; empty when unknown
 	ContextLength int
 }
 

@@ -1,13 +1,17 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/coder/websocket"
 
 	"github.com/impetusllm/impetus/inference/hub/hubtest"
 	"github.com/impetusllm/impetus/inference/testutil"
@@ -114,7 +118,8 @@ func TestModelManagementThroughTheServer(t *testing.T) {
 
 	port, adminPort := freePort(t), freePort(t)
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	s := startServer(t, siteConfig(fmt.Sprintf("127.0.0.1:%d", adminPort), port, models, "key k secret", 1000),
+	cfg := strings.Replace(siteConfig(fmt.Sprintf("127.0.0.1:%d", adminPort), port, models, "key k secret", 1000), "\timpetus_api\n", "\timpetus_api\n\timpetus_events\n", 1)
+	s := startServer(t, cfg,
 		"HF_ENDPOINT="+fake.URL, "HF_TOKEN=", "HF_HUB_OFFLINE=")
 	s.waitReady(base + "/api/health")
 	const key = "secret"
@@ -160,6 +165,7 @@ func TestModelManagementThroughTheServer(t *testing.T) {
 	})
 
 	t.Run("download with auto_load, chat, unload, load, benchmark", func(t *testing.T) {
+		events := dialModelEvents(t, base, key)
 		r := apiPost(t, base+"/api/models/download", key, `{"model_id":"huborg/tiny-llama","auto_load":true}`)
 		data, _ := r.body["data"].(map[string]any)
 		if r.status != 200 || r.body["success"] != true || data["download_id"] == nil {
@@ -170,6 +176,9 @@ func TestModelManagementThroughTheServer(t *testing.T) {
 		if final.body["status"] != "completed" || final.body["progress"] != 1.0 || final.body["loaded"] != true || final.body["total_bytes"].(float64) < 1_000_000 {
 			t.Fatalf("download ended: %v", final.body)
 		}
+		events.waitFor(t, `"download_progress"`, `"status":"downloading"`, `"model_id":"huborg/tiny-llama"`)
+		events.waitFor(t, `"model_status"`, `"status":"loading"`, `"model_id":"huborg/tiny-llama"`)
+		events.waitFor(t, `"download_progress"`, `"status":"completed"`, `"loaded":true`, `"download_id":"`+id+`"`)
 		if _, err := os.Lstat(filepath.Join(models, "models--huborg--tiny-llama", "snapshots", commit, "model.safetensors")); err != nil {
 			t.Fatalf("snapshot: %v", err)
 		}
@@ -317,4 +326,52 @@ func TestModelManagementThroughTheServer(t *testing.T) {
 		assertSeedError(t, "warmup absent", apiPost(t, base+"/api/models/warmup/org%2Fabsent", key, ``), 404)
 		assertSeedError(t, "wrong method", do(t, "GET", base+"/api/models/load", key), 405)
 	})
+}
+
+// modelEvents is a Socket.IO client over a direct WebSocket.
+type modelEvents struct {
+	conn *websocket.Conn
+	ctx  context.Context
+}
+
+func dialModelEvents(t *testing.T, base, key string) *modelEvents {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	conn, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(base, "http")+"/socket.io/?EIO=4&transport=websocket",
+		&websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer " + key}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.CloseNow() })
+	e := &modelEvents{conn: conn, ctx: ctx}
+	e.waitFor(t, "0{")
+	if err := conn.Write(ctx, websocket.MessageText, []byte("40")); err != nil {
+		t.Fatal(err)
+	}
+	e.waitFor(t, "40")
+	return e
+}
+
+// waitFor reads messages until one contains every part (answering pings).
+func (e *modelEvents) waitFor(t *testing.T, parts ...string) string {
+	t.Helper()
+	for {
+		_, b, err := e.conn.Read(e.ctx)
+		if err != nil {
+			t.Fatalf("waiting for an event with %q: %v", parts, err)
+		}
+		msg := string(b)
+		if msg == "2" {
+			e.conn.Write(e.ctx, websocket.MessageText, []byte("3"))
+			continue
+		}
+		all := true
+		for _, p := range parts {
+			all = all && strings.Contains(msg, p)
+		}
+		if all {
+			return msg
+		}
+	}
 }

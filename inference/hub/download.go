@@ -567,7 +567,9 @@ func writeSnapshot(repoDir, commit string, files []File) (string, error) {
 	}
 	final := filepath.Join(snaps, commit)
 	if _, err := os.Lstat(final); errors.Is(err, fs.ErrNotExist) {
-		tmp, err := os.MkdirTemp(snaps, ".tmp-"+commit[:8]+"-")
+		// Built beside snapshots/, not in it, so no scan sees it half made;
+		// its relative links resolve once it is renamed into place.
+		tmp, err := os.MkdirTemp(repoDir, ".tmp-snapshot-")
 		if err != nil {
 			return "", fmt.Errorf("snapshot: %w", err)
 		}
