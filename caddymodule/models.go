@@ -100,6 +100,10 @@ type modelManager struct {
 	engine  *inference.Engine
 	poolKey string
 
+	// loadMu makes the memory check and the load one step, so two loads
+	// cannot both pass the check for the same free memory.
+	loadMu sync.Mutex
+
 	mu        sync.Mutex
 	downloads map[string]*download
 	active    map[string]*download // model id -> running download
@@ -347,6 +351,11 @@ func checkFits(info inference.LocalModel, available uint64) *loadError {
 // loadChecked is the one checked path that loads a model: it must exist on
 // disk, fit in available memory and be in a runnable format.
 func (m *modelManager) loadChecked(ctx context.Context, id string) (*inference.LoadedModel, bool, error) {
+	if lm := m.engine.LoadedModelByID(id); lm != nil {
+		return lm, false, nil
+	}
+	m.loadMu.Lock()
+	defer m.loadMu.Unlock()
 	if lm := m.engine.LoadedModelByID(id); lm != nil {
 		return lm, false, nil
 	}
@@ -662,6 +671,7 @@ func (m *modelManager) startDownload(w http.ResponseWriter, r *http.Request) {
 		Patterns: req.AllowPatterns, AutoLoad: req.AutoLoad, Force: req.ForceDownload,
 		cancel: cancel, done: make(chan struct{}), started: time.Now(), status: "pending",
 	}
+	m.forgetOldDownloads()
 	m.downloads[d.ID] = d
 	m.active[req.ModelID] = d
 	m.mu.Unlock()
@@ -740,6 +750,29 @@ func (m *modelManager) runDownload(ctx context.Context, d *download) {
 	d.mu.Lock()
 	d.status, d.finished = "completed", time.Now()
 	d.mu.Unlock()
+}
+
+// keptDownloads bounds how many downloads the manager remembers; the oldest
+// finished ones are forgotten first. Callers hold m.mu.
+const keptDownloads = 200
+
+func (m *modelManager) forgetOldDownloads() {
+	for len(m.downloads) >= keptDownloads {
+		var oldest *download
+		for _, d := range m.downloads {
+			select {
+			case <-d.done:
+				if oldest == nil || d.started.Before(oldest.started) {
+					oldest = d
+				}
+			default:
+			}
+		}
+		if oldest == nil {
+			return
+		}
+		delete(m.downloads, oldest.ID)
+	}
 }
 
 func (m *modelManager) getDownload(id string) *download {

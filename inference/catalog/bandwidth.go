@@ -23,7 +23,12 @@ var (
 // and bytes read plus written per second are counted. Decoding a token reads
 // every weight once, so this bounds tokens per second from above.
 func MemoryBandwidth() Bandwidth {
-	bwOnce.Do(func() { bw = measureBandwidth(runtime.GOMAXPROCS(0), 64<<20, 3) })
+	bwOnce.Do(func() {
+		threads := runtime.GOMAXPROCS(0)
+		// 128 MiB copied per round in all, at least 8 MiB per thread: beyond
+		// the last-level cache of most machines, without a big allocation.
+		bw = measureBandwidth(threads, max(8<<20, (128<<20)/threads), 3)
+	})
 	return bw
 }
 

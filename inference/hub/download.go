@@ -444,6 +444,9 @@ func (c *Client) transfer(ctx context.Context, repo Repo, f File, out *os.File, 
 		return 0, err
 	}
 	defer resp.Body.Close()
+	if err := checkHeaders(resp, repo, f); err != nil {
+		return 0, permanentError{err}
+	}
 	switch {
 	case resp.StatusCode == http.StatusPartialContent && have > 0:
 		start, ok := contentRangeStart(resp.Header.Get("Content-Range"))
@@ -472,6 +475,26 @@ func (c *Client) transfer(ctx context.Context, repo Repo, f File, out *os.File, 
 		}
 	}
 	return c.copyBody(resp.Body, out, f, have, tr, 0)
+}
+
+// checkHeaders compares what the hub says about the file it is sending with
+// the listing: X-Repo-Commit (the commit served) and ETag (the blob id), when
+// the final response carries them. A redirected LFS response comes from the
+// storage host, which sends neither in the hub's form.
+func checkHeaders(resp *http.Response, repo Repo, f File) error {
+	if resp.StatusCode >= 300 {
+		return nil
+	}
+	if c := resp.Header.Get("X-Repo-Commit"); c != "" && c != repo.Commit {
+		return fmt.Errorf("hub served commit %s of %s, the listing named %s", c, f.Name, repo.Commit)
+	}
+	if resp.Request != nil && resp.Request.Response == nil { // not redirected
+		etag := strings.Trim(strings.TrimPrefix(resp.Header.Get("ETag"), "W/"), `"`)
+		if etag != "" && isHex(etag, len(etag)) && (len(etag) == 40 || len(etag) == 64) && etag != f.blobName() {
+			return fmt.Errorf("%w: hub sent %s with ETag %s, the listing names %s", ErrChecksum, f.Name, etag, f.blobName())
+		}
+	}
+	return nil
 }
 
 // copyBody appends body to out, never past the listed size. offset is what

@@ -292,6 +292,34 @@ func TestNestedFilesLinkRelative(t *testing.T) {
 	}
 }
 
+func TestForceAndCommitRevision(t *testing.T) {
+	h := hubtest.New(mlxRepo("org/model"))
+	defer h.Close()
+	c := newClient(t, h)
+	snap, err := c.Download(context.Background(), "org/model", hub.Options{Revision: commit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(c.CacheDir, "models--org--model", "refs")); err == nil {
+		t.Fatal("a download by commit wrote a ref")
+	}
+	again, err := c.Download(context.Background(), "org/model", hub.Options{Force: true})
+	if err != nil || again.Fetched != snap.Fetched || h.Gets("model.safetensors") != 2 {
+		t.Fatalf("forced download fetched %d of %d (%v), weights requested %d times", again.Fetched, snap.Fetched, err, h.Gets("model.safetensors"))
+	}
+}
+
+func TestMismatchedHeadersAreRefused(t *testing.T) {
+	h := hubtest.New(mlxRepo("org/model"))
+	defer h.Close()
+	h.ServeCommit("fedcba9876543210fedcba9876543210fedcba98")
+	c := newClient(t, h)
+	if _, err := c.Download(context.Background(), "org/model", hub.Options{}); err == nil || !strings.Contains(err.Error(), "commit") {
+		t.Fatalf("got %v", err)
+	}
+	assertNoTrace(t, c.CacheDir)
+}
+
 func TestValidateNames(t *testing.T) {
 	good := []string{"config.json", "a/b.safetensors", "model-00001-of-00002.safetensors", "x..y"}
 	bad := []string{"", "/abs", "../x", "a/../b", "a//b", "./a", "a/.", `a\b`, "c:x", ".git/config", "a\x00b", "a/"}

@@ -50,7 +50,12 @@ type Hub struct {
 	gets     map[string]int   // file name -> content requests
 	ranges   []string         // Range headers received
 	badNames []string         // extra names listed without content
+	commit   string           // X-Repo-Commit override
 }
+
+// ServeCommit makes /resolve/ answers name another commit in X-Repo-Commit,
+// as a hub that moved between listing and download would.
+func (h *Hub) ServeCommit(c string) { h.mu.Lock(); h.commit = c; h.mu.Unlock() }
 
 // New starts a fake hub serving repos.
 func New(repos ...*Repo) *Hub {
@@ -228,7 +233,13 @@ func (h *Hub) serveResolve(w http.ResponseWriter, r *http.Request, rest string) 
 		notFound(w, "Entry not found")
 		return
 	}
-	w.Header().Set("X-Repo-Commit", repo.Commit)
+	h.mu.Lock()
+	served := h.commit
+	h.mu.Unlock()
+	if served == "" {
+		served = repo.Commit
+	}
+	w.Header().Set("X-Repo-Commit", served)
 	w.Header().Set("ETag", `"`+file.ETag()+`"`)
 	if file.LFS {
 		w.Header().Set("X-Linked-Size", strconv.Itoa(len(file.Content)))
