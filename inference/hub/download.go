@@ -380,9 +380,12 @@ func (c *Client) fetchBlob(ctx context.Context, repo Repo, f File, blobs string,
 	if retries <= 0 {
 		retries = 5
 	}
+	// The hash is computed as bytes are written, so a large file is not
+	// read back; a restart from byte zero resets it.
+	h := newFileHash(f)
 	var have, fetched int64
 	for attempt := 0; ; attempt++ {
-		n, err := c.transfer(ctx, repo, f, out, have, tr)
+		n, err := c.transfer(ctx, repo, f, out, have, tr, &h)
 		have += n
 		fetched += n
 		if err == nil {
@@ -407,8 +410,8 @@ func (c *Client) fetchBlob(ctx context.Context, repo Repo, f File, blobs string,
 	if err := out.Sync(); err != nil {
 		return fetched, fmt.Errorf("%s: %w", f.Name, diskErr(err))
 	}
-	if err := verify(tmp, f); err != nil {
-		return fetched, err
+	if got := hex.EncodeToString(h.Sum(nil)); got != f.blobName() {
+		return fetched, fmt.Errorf("%w: %s has hash %s, the hub lists %s", ErrChecksum, f.Name, got, f.blobName())
 	}
 	if err := out.Close(); err != nil {
 		return fetched, fmt.Errorf("%s: %w", f.Name, diskErr(err))
@@ -426,7 +429,7 @@ type permanentError struct{ error }
 func (p permanentError) Unwrap() error { return p.error }
 
 // transfer requests the file from byte offset have on and appends to out.
-func (c *Client) transfer(ctx context.Context, repo Repo, f File, out *os.File, have int64, tr *tracker) (int64, error) {
+func (c *Client) transfer(ctx context.Context, repo Repo, f File, out *os.File, have int64, tr *tracker, h *hash.Hash) (int64, error) {
 	if have == f.Size && f.Size > 0 {
 		return 0, nil
 	}
@@ -462,7 +465,8 @@ func (c *Client) transfer(ctx context.Context, repo Repo, f File, out *os.File, 
 				return 0, permanentError{err}
 			}
 			tr.add(-have)
-			return c.copyBody(resp.Body, out, f, 0, tr, -have)
+			*h = newFileHash(f)
+			return c.copyBody(resp.Body, out, *h, f, 0, tr, -have)
 		}
 	case resp.StatusCode == http.StatusRequestedRangeNotSatisfiable:
 		return 0, permanentError{fmt.Errorf("hub refused range from byte %d of %d", have, f.Size)}
@@ -474,7 +478,7 @@ func (c *Client) transfer(ctx context.Context, repo Repo, f File, out *os.File, 
 			return 0, permanentError{err}
 		}
 	}
-	return c.copyBody(resp.Body, out, f, have, tr, 0)
+	return c.copyBody(resp.Body, out, *h, f, have, tr, 0)
 }
 
 // checkHeaders compares what the hub says about the file it is sending with
@@ -499,7 +503,7 @@ func checkHeaders(resp *http.Response, repo Repo, f File) error {
 
 // copyBody appends body to out, never past the listed size. offset is what
 // the returned count is relative to (negative after a restart from zero).
-func (c *Client) copyBody(body io.Reader, out *os.File, f File, have int64, tr *tracker, offset int64) (int64, error) {
+func (c *Client) copyBody(body io.Reader, out *os.File, h hash.Hash, f File, have int64, tr *tracker, offset int64) (int64, error) {
 	buf := make([]byte, 256<<10)
 	written := int64(0)
 	for {
@@ -511,6 +515,7 @@ func (c *Client) copyBody(body io.Reader, out *os.File, f File, have int64, tr *
 			if _, err := out.Write(buf[:n]); err != nil {
 				return offset + written, permanentError{diskErr(err)}
 			}
+			h.Write(buf[:n])
 			written += int64(n)
 			tr.add(int64(n))
 		}
@@ -554,30 +559,15 @@ func escapePath(name string) string {
 	return strings.Join(parts, "/")
 }
 
-// verify checks a complete file against the hub's hash: SHA-256 for LFS
-// files, the git blob SHA-1 otherwise.
-func verify(p string, f File) error {
-	in, err := os.Open(p)
-	if err != nil {
-		return err
+// newFileHash starts the hash the hub lists for f: SHA-256 for LFS files,
+// the git blob SHA-1 (over "blob SIZE\x00" + content) otherwise.
+func newFileHash(f File) hash.Hash {
+	if f.SHA256 != "" {
+		return sha256.New()
 	}
-	defer in.Close()
-	var h hash.Hash
-	want := f.SHA256
-	if want != "" {
-		h = sha256.New()
-	} else {
-		h = sha1.New()
-		fmt.Fprintf(h, "blob %d\x00", f.Size)
-		want = f.BlobID
-	}
-	if _, err := io.Copy(h, in); err != nil {
-		return fmt.Errorf("verifying %s: %w", f.Name, err)
-	}
-	if got := hex.EncodeToString(h.Sum(nil)); got != want {
-		return fmt.Errorf("%w: %s has hash %s, the hub lists %s", ErrChecksum, f.Name, got, want)
-	}
-	return nil
+	h := sha1.New()
+	fmt.Fprintf(h, "blob %d\x00", f.Size)
+	return h
 }
 
 // writeSnapshot links every file into snapshots/<commit>: a new snapshot is

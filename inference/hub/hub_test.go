@@ -124,6 +124,23 @@ func TestResumeAfterCutConnection(t *testing.T) {
 	}
 }
 
+func TestRestartWhenRangeIsIgnored(t *testing.T) {
+	h := hubtest.New(mlxRepo("org/model"))
+	defer h.Close()
+	h.CutOnce("model.safetensors", 100_000)
+	h.IgnoreRange()
+	c := newClient(t, h)
+	var last hub.Progress
+	snap, err := c.Download(context.Background(), "org/model", hub.Options{Progress: func(p hub.Progress) { last = p }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(filepath.Join(snap.Dir, "model.safetensors"))
+	if !bytes.Equal(data, weights(300_000)) || h.Gets("model.safetensors") != 2 || last.Done != last.Total {
+		t.Fatalf("restarted download: equal=%v gets=%d progress %+v", bytes.Equal(data, weights(300_000)), h.Gets("model.safetensors"), last)
+	}
+}
+
 // assertNoTrace checks that a failed download left nothing in the cache.
 func assertNoTrace(t *testing.T, cache string) {
 	t.Helper()

@@ -51,7 +51,12 @@ type Hub struct {
 	ranges   []string         // Range headers received
 	badNames []string         // extra names listed without content
 	commit   string           // X-Repo-Commit override
+	noRange  bool             // answer Range requests with the whole file
 }
+
+// IgnoreRange makes the hub answer Range requests with 200 and the whole
+// file, as servers without range support do.
+func (h *Hub) IgnoreRange() { h.mu.Lock(); h.noRange = true; h.mu.Unlock() }
 
 // ServeCommit makes /resolve/ answers name another commit in X-Repo-Commit,
 // as a hub that moved between listing and download would.
@@ -279,6 +284,7 @@ func (h *Hub) sendContent(w http.ResponseWriter, r *http.Request, f *File) {
 	delete(h.cutOnce, f.Name)
 	bad := h.corrupt[f.Name]
 	delay := h.delay
+	noRange := h.noRange
 	if rg := r.Header.Get("Range"); rg != "" {
 		h.ranges = append(h.ranges, rg)
 	}
@@ -293,7 +299,7 @@ func (h *Hub) sendContent(w http.ResponseWriter, r *http.Request, f *File) {
 	}
 	start := 0
 	status := http.StatusOK
-	if rg := r.Header.Get("Range"); rg != "" {
+	if rg := r.Header.Get("Range"); rg != "" && !noRange {
 		spec, ok := strings.CutPrefix(rg, "bytes=")
 		from, _, _ := strings.Cut(spec, "-")
 		n, err := strconv.Atoi(from)
