@@ -261,6 +261,11 @@ func (m *modelManager) entryFor(info inference.LocalModel, lm *inference.LoadedM
 			c := s.ContextLength
 			e.ContextLength = &c
 		}
+		if s.Params > 0 {
+			p := s.Params
+			e.ParametersCount = &p
+			e.Parameters = strPtr(humanParams(p))
+		}
 	}
 	return e
 }

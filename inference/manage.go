@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/impetusllm/impetus/inference/gguf"
 )
 
 // loadOverheadBytes is memory a load needs beyond the weight files: the
@@ -25,14 +27,20 @@ type ConfigSummary struct {
 	Architecture  string // model_type, e.g. "llama"
 	Quantization  string // e.g. "MLX 4-bit g64", "BF16"; empty when unknown
 	ContextLength int
+	// Params counts weight elements; 0 when only a load would tell (the
+	// packed MLX tensors hide it).
+	Params int64
 }
 
 // maxConfigBytes bounds the config.json we read for a listing.
 const maxConfigBytes = 4 << 20
 
-// SummarizeConfig reads a model folder's config.json (the folder holding a
-// GGUF file has none: the summary is then empty without error).
+// SummarizeConfig reads a model folder's config.json, or a GGUF file's
+// header, without loading weights.
 func SummarizeConfig(m LocalModel) (ConfigSummary, error) {
+	if m.Format == FormatGGUF {
+		return summarizeGGUF(m)
+	}
 	if m.Format != FormatMLX {
 		return ConfigSummary{}, nil
 	}
@@ -106,4 +114,32 @@ func dtypeName(d string) string {
 		d = d[:32]
 	}
 	return d
+}
+
+// summarizeGGUF reads the architecture, context length, parameter count and
+// dominant tensor type (by bytes) from a GGUF header.
+func summarizeGGUF(m LocalModel) (ConfigSummary, error) {
+	f, err := gguf.Open(m.Path)
+	if err != nil {
+		return ConfigSummary{}, fmt.Errorf("header of %s: %w", m.ID, err)
+	}
+	defer f.Close()
+	s := ConfigSummary{Architecture: f.Architecture()}
+	if n, ok := f.Uint(s.Architecture + ".context_length"); ok && n < 1<<31 {
+		s.ContextLength = int(n)
+	}
+	bytesByType := map[string]uint64{}
+	for _, t := range f.Tensors() {
+		s.Params += int64(t.Elements())
+		if len(t.Dims) >= 2 {
+			bytesByType[t.Type.String()] += t.Size
+		}
+	}
+	var best uint64
+	for name, n := range bytesByType {
+		if n > best || (n == best && name < s.Quantization) {
+			best, s.Quantization = n, name
+		}
+	}
+	return s, nil
 }

@@ -1,6 +1,11 @@
 package inference
 
-import "testing"
+import (
+	"path/filepath"
+	"testing"
+
+	"github.com/impetusllm/impetus/inference/testutil"
+)
 
 func TestParseConfigSummary(t *testing.T) {
 	cases := []struct {
@@ -8,10 +13,10 @@ func TestParseConfigSummary(t *testing.T) {
 		want ConfigSummary
 		bad  bool
 	}{
-		{`{"model_type":"llama","max_position_embeddings":8192,"quantization":{"group_size":64,"bits":4}}`, ConfigSummary{"llama", "MLX 4-bit g64", 8192}, false},
-		{`{"model_type":"qwen2","torch_dtype":"bfloat16"}`, ConfigSummary{"qwen2", "BF16", 0}, false},
-		{`{"model_type":"gemma3","text_config":{"model_type":"gemma3_text","max_position_embeddings":4096}}`, ConfigSummary{"gemma3_text", "", 4096}, false},
-		{`{"model_type":"x","quantization":{"bits":99,"group_size":64},"dtype":"float16"}`, ConfigSummary{"x", "F16", 0}, false},
+		{`{"model_type":"llama","max_position_embeddings":8192,"quantization":{"group_size":64,"bits":4}}`, ConfigSummary{Architecture: "llama", Quantization: "MLX 4-bit g64", ContextLength: 8192}, false},
+		{`{"model_type":"qwen2","torch_dtype":"bfloat16"}`, ConfigSummary{Architecture: "qwen2", Quantization: "BF16"}, false},
+		{`{"model_type":"gemma3","text_config":{"model_type":"gemma3_text","max_position_embeddings":4096}}`, ConfigSummary{Architecture: "gemma3_text", ContextLength: 4096}, false},
+		{`{"model_type":"x","quantization":{"bits":99,"group_size":64},"dtype":"float16"}`, ConfigSummary{Architecture: "x", Quantization: "F16"}, false},
 		{`{"max_position_embeddings":-3}`, ConfigSummary{}, false},
 		{`[`, ConfigSummary{}, true},
 		{`{"model_type":7}`, ConfigSummary{}, true},
@@ -37,5 +42,19 @@ func FuzzParseConfigSummary(f *testing.F) {
 func TestEstimateLoadBytes(t *testing.T) {
 	if got := EstimateLoadBytes(LocalModel{SizeBytes: 800}); got != 800+100+loadOverheadBytes {
 		t.Fatalf("got %d", got)
+	}
+}
+
+func TestSummarizeGGUF(t *testing.T) {
+	path := testutil.SharedPath(t, "assets", "gguf-model", "llama-2-tiny-random.gguf")
+	s, err := SummarizeConfig(LocalModel{ID: "tiny", Path: path, Format: FormatGGUF})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Architecture != "llama" || s.Params <= 0 || s.Quantization == "" || s.ContextLength <= 0 {
+		t.Fatalf("summary %+v", s)
+	}
+	if _, err := SummarizeConfig(LocalModel{ID: "x", Path: filepath.Join(t.TempDir(), "absent.gguf"), Format: FormatGGUF}); err == nil {
+		t.Fatal("absent file summarised")
 	}
 }
