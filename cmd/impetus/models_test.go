@@ -113,11 +113,22 @@ func TestModelManagementThroughTheServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	os.WriteFile(filepath.Join(models, "org", "tiny.gguf"), ggufData, 0o644)
+	// A sparse 1 TiB weight file: listed at its size, refused before loading.
+	os.MkdirAll(filepath.Join(models, "org", "huge"), 0o755)
+	os.WriteFile(filepath.Join(models, "org", "huge", "config.json"), []byte(`{"model_type":"llama"}`), 0o644)
+	if f, err := os.Create(filepath.Join(models, "org", "huge", "model.safetensors")); err == nil {
+		f.Truncate(1 << 40)
+		f.Close()
+	}
 	const commit = "89abcdef0123456789abcdef0123456789abcdef"
 	bad := hubRepoFromDir(t, "huborg/corrupt", commit, fixture)
 	private := hubRepoFromDir(t, "huborg/private", commit, fixture)
 	private.Private = true
-	fake := hubtest.New(hubRepoFromDir(t, "huborg/tiny-llama", commit, fixture), hubRepoFromDir(t, "huborg/slow", commit, fixture), bad, private)
+	ggufRepo := &hubtest.Repo{ID: "huborg/tiny-GGUF", Commit: commit, Files: []hubtest.File{
+		{Name: "tiny-Q4_K_M.gguf", Content: ggufData, LFS: true},
+		{Name: "tiny-Q8_0.gguf", Content: append(append([]byte(nil), ggufData...), 0), LFS: true},
+	}}
+	fake := hubtest.New(ggufRepo, hubRepoFromDir(t, "huborg/tiny-llama", commit, fixture), hubRepoFromDir(t, "huborg/slow", commit, fixture), bad, private)
 	defer fake.Close()
 	fake.Token = "hub-secret"
 
@@ -173,6 +184,11 @@ func TestModelManagementThroughTheServer(t *testing.T) {
 		}
 		assertSeedError(t, "second unload", apiPost(t, base+"/api/models/unload", key, `{"model_id":"org/llama-mlx4"}`), 404)
 		assertSeedError(t, "load absent", apiPost(t, base+"/api/models/load", key, `{"model_id":"org/absent"}`), 404)
+		r = apiPost(t, base+"/api/models/load", key, `{"model_id":"org/huge"}`)
+		assertSeedError(t, "load of a model too big", r, 507)
+		if msg := r.body["error"].(string); !strings.Contains(msg, "not enough memory") || r.body["type"] != "insufficient_resources" {
+			t.Fatalf("507 body: %v", r.body)
+		}
 		assertSeedError(t, "load without id", apiPost(t, base+"/api/models/load", key, `{}`), 400)
 		assertSeedError(t, "load bad json", apiPost(t, base+"/api/models/load", key, `{"model_id":`), 400)
 		assertSeedError(t, "unknown field", apiPost(t, base+"/api/models/load", key, `{"model_id":"org/llama-mlx4","bogus":1}`), 400)
@@ -308,6 +324,22 @@ func TestModelManagementThroughTheServer(t *testing.T) {
 		}
 		assertSeedError(t, "bad repo id", apiPost(t, base+"/api/models/download", key, `{"model_id":"../etc"}`), 400)
 		assertSeedError(t, "bad revision", apiPost(t, base+"/api/models/download", key, `{"model_id":"a/b","revision":"../x"}`), 400)
+	})
+
+	t.Run("a GGUF quant chosen by pattern", func(t *testing.T) {
+		r := apiPost(t, base+"/api/models/download", key, `{"model_id":"huborg/tiny-GGUF","revision":"main"}`)
+		final, _ := waitDownload(t, base, key, r.body["data"].(map[string]any)["download_id"].(string))
+		if msg, _ := final.body["error"].(string); final.body["status"] != "failed" || !strings.Contains(msg, "pattern") {
+			t.Fatalf("ambiguous GGUF: %v", final.body)
+		}
+		r = apiPost(t, base+"/api/models/download", key, `{"model_id":"huborg/tiny-GGUF","allow_patterns":["*Q4_K_M.gguf"]}`)
+		final, _ = waitDownload(t, base, key, r.body["data"].(map[string]any)["download_id"].(string))
+		if final.body["status"] != "completed" || final.body["files_total"] != 1.0 {
+			t.Fatalf("GGUF by pattern: %v", final.body)
+		}
+		if g := findModel(do(t, "GET", base+"/api/models/list", key), "huborg/tiny-GGUF"); g == nil || g["format"] != "GGUF" || g["architecture"] != "llama" {
+			t.Fatalf("downloaded GGUF entry: %v", g)
+		}
 	})
 
 	t.Run("discover", func(t *testing.T) {
