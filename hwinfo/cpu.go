@@ -41,7 +41,20 @@ type CPU struct {
 	// Caches are those of the first CPU.
 	Caches []Cache `json:"caches"`
 
-	perfCPUs, effCPUs []int // logical CPU numbers by core type, when hybrid
+	online, perfCPUs, effCPUs []int // logical CPU numbers, by core type when hybrid
+}
+
+// CoreSplit lists the logical CPUs of each core type: on a CPU with one core
+// type all online CPUs are performance CPUs. ok is false when the kernel
+// does not tell the core types.
+func (c CPU) CoreSplit() (perf, eff []int, ok bool) {
+	if c.Hybrid == nil {
+		return nil, nil, false
+	}
+	if *c.Hybrid {
+		return c.perfCPUs, c.effCPUs, true
+	}
+	return c.online, []int{}, true
 }
 
 // Cache is one CPU cache level.
@@ -83,6 +96,7 @@ func readCPU(s sysfs) (CPU, error) {
 		}
 	}
 	online := onlineCPUs(s)
+	c.online = online
 	c.TotalCores = len(online)
 	if c.TotalCores == 0 {
 		n, err := cpu.Counts(true)

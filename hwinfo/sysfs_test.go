@@ -151,6 +151,9 @@ func TestReadCPUFake(t *testing.T) {
 	if *c.BaseFrequencyGHz != 2.1 || *c.MaxFrequencyGHz != 4.9 {
 		t.Fatalf("frequencies %v %v", *c.BaseFrequencyGHz, *c.MaxFrequencyGHz)
 	}
+	if perf, eff, ok := c.CoreSplit(); !ok || !slices.Equal(perf, []int{0, 1}) || !slices.Equal(eff, []int{2, 3}) {
+		t.Fatalf("CoreSplit = %v %v %v", perf, eff, ok)
+	}
 	want := []Cache{{1, "Data", 48 << 10, 2}, {3, "Unified", 24 << 20, 4}}
 	if !slices.Equal(c.Caches, want) {
 		t.Fatalf("caches %+v", c.Caches)
