@@ -277,8 +277,6 @@ func TestWireSchemasMatchEncodings(t *testing.T) {
 			if errs := checkSchema(doc, ref(tc.schema), bad, tc.schema); len(errs) == 0 {
 				t.Fatal("an undocumented member passed")
 			}
-			if err != nil {
-				t.Fatal(err)
 			var v any
 			json.Unmarshal(raw, &v)
 			if errs := checkSchema(doc, ref(tc.schema), v, tc.schema); len(errs) > 0 {
