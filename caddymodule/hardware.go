@@ -122,25 +122,32 @@ type performanceModeRequest struct {
 	Mode string `json:"mode"`
 }
 
-func (h *API) setPerformanceMode(w http.ResponseWriter, r *http.Request) {
+// decodePerformanceMode reads a performance-mode request body (at most 4 KiB)
+// and returns the mode, or a message and details for a 400.
+func decodePerformanceMode(body io.Reader) (mode string, msg string, details string) {
 	var req performanceModeRequest
-	dec := json.NewDecoder(io.LimitReader(r.Body, 4096))
+	dec := json.NewDecoder(io.LimitReader(body, 4096))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
-		writeAPIError(w, http.StatusBadRequest, "invalid request body", "body must be a JSON object {\"mode\": \"efficiency\" | \"balanced\" | \"performance\"}: "+err.Error())
-		return
+		return "", "invalid request body", "body must be a JSON object {\"mode\": \"efficiency\" | \"balanced\" | \"performance\"}: " + err.Error()
 	}
 	if dec.More() {
-		writeAPIError(w, http.StatusBadRequest, "invalid request body", "body must hold one JSON object")
-		return
+		return "", "invalid request body", "body must hold one JSON object"
 	}
 	switch req.Mode {
 	case ModeEfficiency, ModeBalanced, ModePerformance:
-	default:
-		writeAPIError(w, http.StatusBadRequest, "invalid performance mode", fmt.Sprintf("mode must be efficiency, balanced or performance, got %q", req.Mode))
+		return req.Mode, "", ""
+	}
+	return "", "invalid performance mode", fmt.Sprintf("mode must be efficiency, balanced or performance, got %q", req.Mode)
+}
+
+func (h *API) setPerformanceMode(w http.ResponseWriter, r *http.Request) {
+	mode, msg, details := decodePerformanceMode(r.Body)
+	if mode == "" {
+		writeAPIError(w, http.StatusBadRequest, msg, details)
 		return
 	}
-	st := setPerformance(req.Mode, h.app.Threads)
+	st := setPerformance(mode, h.app.Threads)
 	h.logger.Info("performance mode set", zap.String("mode", st.Mode), zap.Int("compute_threads", st.Settings.ComputeThreads))
 	writeJSON(w, http.StatusOK, st)
 }

@@ -193,3 +193,12 @@ func TestThrottleCount(t *testing.T) {
 		t.Fatal("counted without counters")
 	}
 }
+
+func FuzzParseSize(f *testing.F) {
+	for _, s := range []string{"48K", "2048K", "32M", "1G", "", "99999999999G"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		_, _ = parseSize(s) // must not panic; overflow is an error
+	})
+}
