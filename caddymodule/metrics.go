@@ -175,24 +175,36 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 // OpenAI handlers create one per request with startRequest, call token for
 // each generated token, and finish once the response is written.
 type requestTimer struct {
-	endpoint, model, keyID string
-	start                  time.Time
+	endpoint, keyID string
+	start           time.Time
 
-	mu   sync.Mutex
+	mu    sync.Mutex
+	model string // set by setModel
 	last []time.Time // per choice: when its previous token came
 	seen bool        // a first token was recorded
 }
 
 // startRequest starts timing a request to endpoint ("chat.completions",
-// "completions"). model must be the id of a model that exists (pass "" when
-// the request named none that does, so labels stay bounded); the key id comes
-// from {http.auth.user.id}.
-func startRequest(r *http.Request, endpoint, model string) *requestTimer {
+// "completions") when it arrives; the key id comes from
+// {http.auth.user.id}. Call setModel once the request's model has loaded:
+// until then the request counts under model "unknown", so that labels only
+// ever hold ids of models that exist.
+func startRequest(r *http.Request, endpoint string) *requestTimer {
 	keyID := ""
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
 		keyID, _ = repl.GetString("http.auth.user.id")
 	}
-	return newRequestTimer(endpoint, model, keyID, time.Now())
+	return newRequestTimer(endpoint, "", keyID, time.Now())
+}
+
+// setModel names the model serving the request.
+func (t *requestTimer) setModel(id string) {
+	if id == "" {
+		return
+	}
+	t.mu.Lock()
+	t.model = id
+	t.mu.Unlock()
 }
 
 func newRequestTimer(endpoint, model, keyID string, start time.Time) *requestTimer {
@@ -202,7 +214,7 @@ func newRequestTimer(endpoint, model, keyID string, start time.Time) *requestTim
 	if keyID == "" {
 		keyID = "anonymous"
 	}
-	return &requestTimer{endpoint: endpoint, model: model, keyID: keyID, start: start}
+	return &requestTimer{endpoint: endpoint, keyID: keyID, start: start, model: model}
 }
 
 // token records that choice produced a token now: the first token of the
@@ -236,6 +248,8 @@ func (t *requestTimer) finish(status, prompt, completion int) {
 }
 
 func (t *requestTimer) finishAt(status, prompt, completion int, now time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	requestsTotal.WithLabelValues(t.endpoint, t.model, strconv.Itoa(status)).Inc()
 	requestDuration.WithLabelValues(t.endpoint, t.model).Observe(now.Sub(t.start).Seconds())
 	if prompt > 0 {

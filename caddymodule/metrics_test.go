@@ -1,11 +1,14 @@
 package caddymodule
 
 import (
+	"context"
 	"math"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/caddyserver/caddy/v2"
 	dto "github.com/prometheus/client_model/go"
 )
 
@@ -125,4 +128,17 @@ func FuzzDecodePerformanceMode(f *testing.F) {
 			t.Fatalf("accepted mode %q", mode)
 		}
 	})
+}
+
+func TestStartRequestKeyAndModel(t *testing.T) {
+	r := httptest.NewRequest("POST", "/v1/chat/completions", nil)
+	repl := caddy.NewReplacer()
+	repl.Set("http.auth.user.id", "team-a")
+	r = r.WithContext(context.WithValue(r.Context(), caddy.ReplacerCtxKey, repl))
+	rt := startRequest(r, "chat.completions")
+	rt.setModel("org/model-a")
+	rt.finish(200, 11, 0)
+	if v := series(t, "impetus_prompt_tokens_total", map[string]string{"model": "org/model-a", "key_id": "team-a"}).GetCounter().GetValue(); v != 11 {
+		t.Fatalf("prompt tokens %v", v)
+	}
 }
