@@ -179,9 +179,9 @@ type requestTimer struct {
 	start           time.Time
 
 	mu    sync.Mutex
-	model string // set by setModel
-	last []time.Time // per choice: when its previous token came
-	seen bool        // a first token was recorded
+	model string      // set by setModel
+	last  []time.Time // per choice: when its previous token came
+	seen  bool        // a first token was recorded
 }
 
 // startRequest starts timing a request to endpoint ("chat.completions",
