@@ -238,6 +238,23 @@ func TestObserveThroughCaddy(t *testing.T) {
 		}
 		promtool(t, adm)
 	})
+
+	t.Run("every documented api operation is served", func(t *testing.T) {
+		for _, op := range docOps {
+			if !strings.HasPrefix(op.path, "/api") && !strings.HasPrefix(op.path, "/docs") {
+				continue // other handlers: /v1 (impetus_openai), /socket.io/ (impetus_events)
+			}
+			body := ""
+			if op.request != nil {
+				b, _ := json.Marshal(op.request)
+				body = string(b)
+			}
+			code, _, raw := fetch(t, op.method, base+op.path, body)
+			if code == 404 || code == 405 {
+				t.Errorf("%s %s: %d %s", op.method, op.path, code, raw)
+			}
+		}
+	})
 }
 
 // promtool lints a metrics body with Prometheus's promtool when installed
