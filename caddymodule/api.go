@@ -45,6 +45,11 @@ func (h *API) Provision(ctx caddy.Context) error {
 		return err
 	}
 	h.app = app.(*App)
+	for _, provision := range apiProvisioners {
+		if err := provision(h, ctx); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -56,6 +61,11 @@ type apiRoute func(h *API, w http.ResponseWriter, r *http.Request, route string)
 
 var apiRoutes []apiRoute
 
+// apiProvisioners run on every Provision of the handler (each config load),
+// for areas that keep process-wide state: metrics registration, the
+// performance mode.
+var apiProvisioners []func(h *API, ctx caddy.Context) error
+
 // heartbeatMaxAge is how stale the scheduler loop's heartbeat may be before
 // the server reports itself unhealthy.
 const heartbeatMaxAge = 30 * time.Second
@@ -63,7 +73,7 @@ const heartbeatMaxAge = 30 * time.Second
 // ServeHTTP routes /api requests.
 func (h *API) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	path := r.URL.Path
-	if path != "/api" && !strings.HasPrefix(path, "/api/") {
+	if path != "/api" && !strings.HasPrefix(path, "/api/") && path != "/docs" && path != "/docs/" {
 		return next.ServeHTTP(w, r)
 	}
 	route := strings.TrimSuffix(strings.TrimPrefix(path, "/api"), "/")

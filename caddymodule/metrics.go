@@ -1,0 +1,262 @@
+package caddymodule
+
+import (
+	"errors"
+	"net/http"
+	"runtime"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.uber.org/zap"
+
+	"github.com/impetusllm/impetus/hwinfo"
+	"github.com/impetusllm/impetus/inference"
+	"github.com/impetusllm/impetus/inference/kernels"
+)
+
+func init() {
+	apiRoutes = append(apiRoutes, metricsRoutes)
+	apiProvisioners = append(apiProvisioners, provisionMetrics)
+}
+
+// The collectors are created once per process. Caddy hands each config load
+// a new registry (CADDY.md §1.7), so every Provision registers these same
+// collectors into it: counters keep counting across reloads, and Caddy's
+// admin /metrics shows them too. /api/metrics serves ownRegistry, which
+// holds only the impetus_* series.
+var (
+	requestsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "impetus_requests_total",
+		Help: "Generation requests served, by endpoint, model and HTTP status.",
+	}, []string{"endpoint", "model", "status"})
+	tokensGenerated = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "impetus_tokens_generated_total",
+		Help: "Completion tokens generated, all models.",
+	})
+	promptTokens = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "impetus_prompt_tokens_total",
+		Help: "Prompt tokens processed, by model and API key id.",
+	}, []string{"model", "key_id"})
+	completionTokens = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "impetus_completion_tokens_total",
+		Help: "Completion tokens generated, by model and API key id.",
+	}, []string{"model", "key_id"})
+	requestDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "impetus_request_duration_seconds",
+		Help:    "Generation request latency from arrival to the last byte, by endpoint and model.",
+		Buckets: prometheus.ExponentialBuckets(0.05, 2, 12), // 50 ms .. 102 s
+	}, []string{"endpoint", "model"})
+	timeToFirstToken = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "impetus_time_to_first_token_seconds",
+		Help:    "Time from request arrival to the first generated token, by model.",
+		Buckets: prometheus.ExponentialBuckets(0.01, 2, 12), // 10 ms .. 20 s
+	}, []string{"model"})
+	interTokenLatency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "impetus_inter_token_latency_seconds",
+		Help:    "Time between consecutive generated tokens of one choice, by model.",
+		Buckets: prometheus.ExponentialBuckets(0.002, 2, 12), // 2 ms .. 4 s
+	}, []string{"model"})
+	state = newStateCollector()
+
+	impetusCollectors = []prometheus.Collector{requestsTotal, tokensGenerated, promptTokens, completionTokens,
+		requestDuration, timeToFirstToken, interTokenLatency, state}
+
+	ownRegistry = func() *prometheus.Registry {
+		r := prometheus.NewPedanticRegistry()
+		r.MustRegister(impetusCollectors...)
+		return r
+	}()
+	metricsHandler = promhttp.HandlerFor(ownRegistry, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
+)
+
+// provisionMetrics registers the collectors into this config's registry and
+// points the state collector at this config's engine.
+func provisionMetrics(h *API, ctx caddy.Context) error {
+	state.engine.Store(h.app.engine)
+	reg := ctx.GetMetricsRegistry()
+	if reg == nil {
+		return nil
+	}
+	for _, c := range impetusCollectors {
+		if err := reg.Register(c); err != nil {
+			var are prometheus.AlreadyRegisteredError
+			if !errors.As(err, &are) {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// metricsRoutes serves the Prometheus text at /api/metrics and (the seed's
+// path) /api/health/metrics.
+func metricsRoutes(h *API, w http.ResponseWriter, r *http.Request, route string) bool {
+	if route != "/metrics" && route != "/health/metrics" {
+		return false
+	}
+	_ = h.only(w, r, http.MethodGet, metricsHandler.ServeHTTP)
+	return true
+}
+
+// stateCollector reports gauges read at scrape time: host CPU and memory,
+// loaded models, uptime, build info and the performance mode.
+type stateCollector struct {
+	engine  atomic.Pointer[inference.Engine]
+	sampler hwinfo.CPUSampler
+
+	cpu, memPct, memAvail, modelsLoaded, modelLoaded, loadSeconds, uptime, info, mode, threads *prometheus.Desc
+}
+
+func newStateCollector() *stateCollector {
+	d := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc(name, help, labels, nil)
+	}
+	return &stateCollector{
+		cpu:          d("impetus_cpu_usage_percent", "Host CPU busy percentage since the previous scrape."),
+		memPct:       d("impetus_memory_usage_percent", "Host memory in use, percent."),
+		memAvail:     d("impetus_memory_available_bytes", "Host memory available for new allocations."),
+		modelsLoaded: d("impetus_models_loaded", "Models loaded in the engine."),
+		modelLoaded:  d("impetus_model_loaded", "1 for each loaded model.", "model"),
+		loadSeconds:  d("impetus_model_load_seconds", "How long the loaded model took to load.", "model"),
+		uptime:       d("impetus_uptime_seconds", "Seconds since the server process started."),
+		info:         d("impetus_info", "Build information; always 1.", "version", "go_version", "simd"),
+		mode:         d("impetus_performance_mode", "1 for the current performance mode.", "mode"),
+		threads:      d("impetus_compute_threads", "Threads the compute kernels use."),
+	}
+}
+
+// Describe sends every descriptor.
+func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.cpu, c.memPct, c.memAvail, c.modelsLoaded, c.modelLoaded, c.loadSeconds, c.uptime, c.info, c.mode, c.threads} {
+		ch <- d
+	}
+}
+
+var collectLogOnce sync.Once
+
+// Collect reads the current values. A reading that fails is left out rather
+// than reported as zero.
+func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	if u, err := c.sampler.Sample(); err == nil {
+		gauge(c.cpu, u.UsagePercent)
+	} else {
+		collectLogOnce.Do(func() { caddy.Log().Warn("metrics: reading cpu", zap.Error(err)) })
+	}
+	if m, err := hwinfo.ReadMemory(); err == nil {
+		gauge(c.memPct, m.UsedPercent)
+		gauge(c.memAvail, float64(m.AvailableBytes))
+	}
+	if e := c.engine.Load(); e != nil {
+		ids := e.Loaded()
+		gauge(c.modelsLoaded, float64(len(ids)))
+		for _, id := range ids {
+			gauge(c.modelLoaded, 1, id)
+			if m := e.LoadedModelByID(id); m != nil {
+				gauge(c.loadSeconds, m.LoadTime.Seconds(), id)
+			}
+		}
+	}
+	gauge(c.uptime, time.Since(processStart).Seconds())
+	gauge(c.info, 1, Version(), runtime.Version(), kernels.Features())
+	st := currentPerformance()
+	gauge(c.mode, 1, st.Mode)
+	gauge(c.threads, float64(st.Settings.ComputeThreads))
+}
+
+// requestTimer measures one generation request for the metrics. The
+// OpenAI handlers create one per request with startRequest, call token for
+// each generated token, and finish once the response is written.
+type requestTimer struct {
+	endpoint, keyID string
+	start           time.Time
+
+	mu    sync.Mutex
+	model string      // set by setModel
+	last  []time.Time // per choice: when its previous token came
+	seen  bool        // a first token was recorded
+}
+
+// startRequest starts timing a request to endpoint ("chat.completions",
+// "completions") when it arrives; the key id comes from
+// {http.auth.user.id}. Call setModel once the request's model has loaded:
+// until then the request counts under model "unknown", so that labels only
+// ever hold ids of models that exist.
+func startRequest(r *http.Request, endpoint string) *requestTimer {
+	keyID := ""
+	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
+		keyID, _ = repl.GetString("http.auth.user.id")
+	}
+	return newRequestTimer(endpoint, "", keyID, time.Now())
+}
+
+// setModel names the model serving the request.
+func (t *requestTimer) setModel(id string) {
+	if id == "" {
+		return
+	}
+	t.mu.Lock()
+	t.model = id
+	t.mu.Unlock()
+}
+
+func newRequestTimer(endpoint, model, keyID string, start time.Time) *requestTimer {
+	if model == "" {
+		model = "unknown"
+	}
+	if keyID == "" {
+		keyID = "anonymous"
+	}
+	return &requestTimer{endpoint: endpoint, keyID: keyID, start: start, model: model}
+}
+
+// token records that choice produced a token now: the first token of the
+// request gives the time to first token, later ones of the same choice the
+// inter-token latency.
+func (t *requestTimer) token(choice int) { t.tokenAt(choice, time.Now()) }
+
+func (t *requestTimer) tokenAt(choice int, now time.Time) {
+	if choice < 0 || choice > 1<<10 {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.seen {
+		t.seen = true
+		timeToFirstToken.WithLabelValues(t.model).Observe(now.Sub(t.start).Seconds())
+	}
+	for len(t.last) <= choice {
+		t.last = append(t.last, time.Time{})
+	}
+	if prev := t.last[choice]; !prev.IsZero() {
+		interTokenLatency.WithLabelValues(t.model).Observe(now.Sub(prev).Seconds())
+	}
+	t.last[choice] = now
+}
+
+// finish records the request's outcome: its HTTP status and the prompt and
+// completion token counts of its usage.
+func (t *requestTimer) finish(status, prompt, completion int) {
+	t.finishAt(status, prompt, completion, time.Now())
+}
+
+func (t *requestTimer) finishAt(status, prompt, completion int, now time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	requestsTotal.WithLabelValues(t.endpoint, t.model, strconv.Itoa(status)).Inc()
+	requestDuration.WithLabelValues(t.endpoint, t.model).Observe(now.Sub(t.start).Seconds())
+	if prompt > 0 {
+		promptTokens.WithLabelValues(t.model, t.keyID).Add(float64(prompt))
+	}
+	if completion > 0 {
+		completionTokens.WithLabelValues(t.model, t.keyID).Add(float64(completion))
+		tokensGenerated.Add(float64(completion))
+	}
+}

@@ -1,0 +1,304 @@
+package main
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// cdp is a minimal Chrome DevTools Protocol client over one page target: it
+// sends commands and records console messages, exceptions and log errors.
+type cdp struct {
+	t      *testing.T
+	conn   *websocket.Conn
+	ctx    context.Context
+	mu     sync.Mutex
+	nextID int
+	wait   map[int]chan json.RawMessage
+	errs   []string
+}
+
+func (c *cdp) readLoop() {
+	for {
+		_, data, err := c.conn.Read(c.ctx)
+		if err != nil {
+			return
+		}
+		var msg struct {
+			ID     int             `json:"id"`
+			Method string          `json:"method"`
+			Params json.RawMessage `json:"params"`
+			Result json.RawMessage `json:"result"`
+			Error  json.RawMessage `json:"error"`
+		}
+		if json.Unmarshal(data, &msg) != nil {
+			continue
+		}
+		if msg.ID != 0 {
+			c.mu.Lock()
+			ch := c.wait[msg.ID]
+			c.mu.Unlock()
+			if ch != nil {
+				if msg.Error != nil {
+					ch <- append(json.RawMessage(`{"cdpError":`), append(msg.Error, '}')...)
+				} else {
+					ch <- msg.Result
+				}
+			}
+			continue
+		}
+		var p struct {
+			Type             string                `json:"type"`
+			Args             []struct{ Value any } `json:"args"`
+			ExceptionDetails struct {
+				Text      string `json:"text"`
+				Exception struct {
+					Description string `json:"description"`
+				} `json:"exception"`
+			} `json:"exceptionDetails"`
+			Entry struct {
+				Level  string `json:"level"`
+				Source string `json:"source"`
+				Text   string `json:"text"`
+				URL    string `json:"url"`
+			} `json:"entry"`
+		}
+		json.Unmarshal(msg.Params, &p)
+		var problem string
+		switch msg.Method {
+		case "Runtime.consoleAPICalled":
+			if p.Type == "error" || p.Type == "warning" || p.Type == "assert" {
+				problem = fmt.Sprintf("console.%s %v", p.Type, p.Args)
+			}
+		case "Runtime.exceptionThrown":
+			problem = "exception: " + p.ExceptionDetails.Text + " " + p.ExceptionDetails.Exception.Description
+		case "Log.entryAdded":
+			if p.Entry.Level == "error" || p.Entry.Level == "warning" {
+				problem = fmt.Sprintf("log %s (%s): %s %s", p.Entry.Level, p.Entry.Source, p.Entry.Text, p.Entry.URL)
+			}
+		}
+		if problem != "" {
+			c.mu.Lock()
+			c.errs = append(c.errs, problem)
+			c.mu.Unlock()
+		}
+	}
+}
+
+func (c *cdp) call(method string, params any) json.RawMessage {
+	c.t.Helper()
+	c.mu.Lock()
+	c.nextID++
+	id := c.nextID
+	ch := make(chan json.RawMessage, 1)
+	c.wait[id] = ch
+	c.mu.Unlock()
+	msg, _ := json.Marshal(map[string]any{"id": id, "method": method, "params": params})
+	if err := c.conn.Write(c.ctx, websocket.MessageText, msg); err != nil {
+		c.t.Fatalf("cdp %s: %v", method, err)
+	}
+	select {
+	case res := <-ch:
+		if strings.HasPrefix(string(res), `{"cdpError"`) {
+			c.t.Fatalf("cdp %s: %s", method, res)
+		}
+		return res
+	case <-c.ctx.Done():
+		c.t.Fatalf("cdp %s: %v", method, c.ctx.Err())
+	}
+	return nil
+}
+
+// eval runs a JavaScript expression in the page and returns its value.
+func (c *cdp) eval(expr string) any {
+	c.t.Helper()
+	var res struct {
+		Result struct {
+			Value any `json:"value"`
+		} `json:"result"`
+		ExceptionDetails *struct {
+			Text string `json:"text"`
+		} `json:"exceptionDetails"`
+	}
+	json.Unmarshal(c.call("Runtime.evaluate", map[string]any{"expression": expr, "returnByValue": true}), &res)
+	if res.ExceptionDetails != nil {
+		c.t.Fatalf("evaluating %s: %s", expr, res.ExceptionDetails.Text)
+	}
+	return res.Result.Value
+}
+
+// waitFor polls a JavaScript expression until it yields want.
+func (c *cdp) waitFor(expr string, want any) {
+	c.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	var got any
+	for time.Now().Before(deadline) {
+		if got = c.eval(expr); fmt.Sprint(got) == fmt.Sprint(want) {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	c.t.Fatalf("%s = %v, want %v; page errors: %v", expr, got, want, c.errs)
+}
+
+// startChromium runs headless Chromium with remote debugging and connects to
+// its first page.
+func startChromium(t *testing.T) *cdp {
+	t.Helper()
+	var bin string
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			bin = p
+			break
+		}
+	}
+	if bin == "" {
+		t.Skip("no Chromium installed (Debian: apt-get install chromium); skipping the docs page browser test")
+	}
+	profile := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	t.Cleanup(cancel)
+	cmd := exec.CommandContext(ctx, bin, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-extensions",
+		"--remote-debugging-port=0", "--user-data-dir="+profile, "about:blank")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	var port string
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline) && port == ""; time.Sleep(100 * time.Millisecond) {
+		if b, err := os.ReadFile(filepath.Join(profile, "DevToolsActivePort")); err == nil {
+			port, _, _ = strings.Cut(string(b), "\n")
+		}
+	}
+	if port == "" {
+		t.Fatal("chromium did not open its debugging port")
+	}
+	var targets []struct {
+		Type string `json:"type"`
+		WS   string `json:"webSocketDebuggerUrl"`
+	}
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		resp, err := http.Get("http://127.0.0.1:" + port + "/json/list")
+		if err != nil {
+			continue
+		}
+		json.NewDecoder(resp.Body).Decode(&targets)
+		resp.Body.Close()
+		if len(targets) > 0 {
+			break
+		}
+	}
+	ws := ""
+	for _, tg := range targets {
+		if tg.Type == "page" {
+			ws = tg.WS
+		}
+	}
+	if ws == "" {
+		t.Fatalf("no page target: %v", targets)
+	}
+	conn, _, err := websocket.Dial(ctx, ws, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn.SetReadLimit(32 << 20)
+	c := &cdp{t: t, conn: conn, ctx: ctx, wait: map[int]chan json.RawMessage{}}
+	go c.readLoop()
+	t.Cleanup(func() { conn.Close(websocket.StatusNormalClosure, "") })
+	for _, m := range []string{"Runtime.enable", "Log.enable", "Page.enable"} {
+		c.call(m, map[string]any{})
+	}
+	return c
+}
+
+// TestDocsPageInChromium loads the docs page in headless Chromium: the page
+// is public, the spec needs the key, and trying an operation sends it.
+func TestDocsPageInChromium(t *testing.T) {
+	c := startChromium(t)
+	port, adminPort := freePort(t), freePort(t)
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	cfg := strings.Replace(siteConfig(fmt.Sprintf("127.0.0.1:%d", adminPort), port, t.TempDir(), "key docs docs-secret", 1000),
+		"@protected not path /api/health /api/health/*", "@protected not path /api/health /api/health/* /docs /api/docs", 1)
+	s := startServer(t, cfg)
+	s.waitReady(base + "/api/health")
+
+	c.call("Page.navigate", map[string]any{"url": base + "/docs"})
+	c.waitFor("document.body && document.body.dataset.state", "needs-key")
+	// The 401 of the keyless spec fetch is the one expected browser error.
+	c.mu.Lock()
+	var rest []string
+	for _, e := range c.errs {
+		if !strings.Contains(e, "401") {
+			rest = append(rest, e)
+		}
+	}
+	c.errs = rest
+	c.mu.Unlock()
+
+	c.eval(`document.getElementById("key").value = "docs-secret"; document.getElementById("load").click()`)
+	c.waitFor("document.body.dataset.state", "ready")
+	raw := do(t, "GET", base+"/api/docs/openapi.json", "docs-secret")
+	nOps := 0
+	for _, item := range raw.body["paths"].(map[string]any) {
+		nOps += len(item.(map[string]any))
+	}
+	if got := c.eval("document.querySelectorAll('details.op').length"); got != float64(nOps) {
+		t.Fatalf("page lists %v operations, the spec has %d", got, nOps)
+	}
+
+	// Try GET /api/hardware/info from the page.
+	c.eval(`(() => { const op = document.getElementById("op-getApiHardwareInfo"); op.open = true; op.querySelector("button").click(); })()`)
+	c.waitFor(`document.querySelector("#op-getApiHardwareInfo pre").dataset.status`, "200")
+	if out := c.eval(`document.querySelector("#op-getApiHardwareInfo pre").textContent`).(string); !strings.Contains(out, `"total_cores"`) {
+		t.Fatalf("try-it output: %s", out)
+	}
+	// POST with a body: set the performance mode from the page.
+	c.eval(`(() => { const op = document.getElementById("op-postApiHardwarePerformanceMode"); op.open = true;
+		op.querySelector("textarea").value = '{"mode":"efficiency"}'; op.querySelector("button").click(); })()`)
+	c.waitFor(`document.querySelector("#op-postApiHardwarePerformanceMode pre").dataset.status`, "200")
+	if r := do(t, "GET", base+"/api/hardware/performance-mode", "docs-secret"); r.body["mode"] != "efficiency" {
+		t.Fatalf("mode after the page's POST: %v", r.body)
+	}
+	// A path parameter with a slash.
+	c.eval(`(() => { const op = document.getElementById("op-getV1ModelsModel"); op.open = true;
+		op.querySelector("input[name=model]").value = "org/absent"; op.querySelector("button").click(); })()`)
+	c.waitFor(`document.querySelector("#op-getV1ModelsModel pre").dataset.status`, "404")
+
+	if dir := os.Getenv("IMPETUS_SCREENSHOT_DIR"); dir != "" {
+		var shot struct {
+			Data string `json:"data"`
+		}
+		json.Unmarshal(c.call("Page.captureScreenshot", map[string]any{"format": "png"}), &shot)
+		png, _ := base64.StdEncoding.DecodeString(shot.Data)
+		os.WriteFile(filepath.Join(dir, "docs.png"), png, 0o644)
+	}
+	// /api/docs is the same page.
+	c.call("Page.navigate", map[string]any{"url": base + "/api/docs"})
+	c.waitFor("document.body && document.body.dataset.state", "ready") // the key is in sessionStorage
+	if e := c.eval("document.body.dataset.errors || '0'"); e != "0" {
+		t.Fatalf("page reported errors: %v", c.eval(`document.getElementById("errors").textContent`))
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var unexpected []string
+	for _, e := range c.errs {
+		// The try-it 404 above is an HTTP answer the page asked for.
+		if !strings.Contains(e, "404") {
+			unexpected = append(unexpected, e)
+		}
+	}
+	if len(unexpected) > 0 {
+		t.Fatalf("browser console errors:\n%s", strings.Join(unexpected, "\n"))
+	}
+}
