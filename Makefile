@@ -23,7 +23,7 @@ run: build
 	IMPETUS_API_KEY="$${IMPETUS_API_KEY:-$$(cat .impetus-dev-key)}" ./$(BIN) run --config Caddyfile.example --adapter caddyfile
 
 # npm packages the tests use as oracles (pinned by package-lock.json).
-NPM_TEST_DIRS := inference/tokenizer/testdata/oracle caddymodule/testdata/socketio
+NPM_TEST_DIRS := inference/tokenizer/testdata/oracle caddymodule/testdata/socketio caddymodule/testdata/openapi
 
 test: build test-deps
 	@mkdir -p $(TEST_XDG)/data $(TEST_XDG)/config
@@ -32,10 +32,17 @@ test: build test-deps
 	IMPETUS_BIN=$(CURDIR)/$(BIN) XDG_DATA_HOME=$(TEST_XDG)/data XDG_CONFIG_HOME=$(TEST_XDG)/config \
 		$(GO) test -timeout 30m ./...
 
-# test-deps installs what the suite needs beyond Go: Node.js and npm from
-# Debian when absent, then each oracle's pinned npm packages.
+# Debian packages the suite uses: Node.js/npm (oracles, SDK and Socket.IO
+# clients), promtool (metrics format) and Chromium (the docs page).
+# command:package pairs; only packages whose command is missing are installed.
+APT_TEST_PKGS := node:nodejs npm:npm promtool:prometheus chromium:chromium
+
+# test-deps installs what the suite needs beyond Go: the Debian packages
+# above when a command is missing, then each oracle's pinned npm packages.
 test-deps:
-	@command -v npm >/dev/null 2>&1 || { echo "installing nodejs and npm (apt)"; apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null; }
+	@missing=""; for p in $(APT_TEST_PKGS); do command -v $${p%%:*} >/dev/null 2>&1 || missing="$$missing $${p#*:}"; done; \
+	if [ -n "$$missing" ]; then echo "installing$$missing (apt)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; fi
 	@for d in $(NPM_TEST_DIRS); do \
 		[ -d $$d/node_modules ] || (cd $$d && npm ci --no-audit --no-fund --loglevel=error) || exit 1; \
 	done
