@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/impetusllm/impetus/hwinfo"
+	"github.com/impetusllm/impetus/inference/kernels"
 )
 
 func init() {
@@ -254,7 +255,7 @@ func (h *API) status(w http.ResponseWriter, r *http.Request) {
 			"engine": map[string]any{
 				"status":           engineState,
 				"last_heartbeat":   isoTime(eng.Heartbeat()),
-				"threads":          eng.Options().Threads,
+				"threads":          kernels.Threads(),
 				"performance_mode": h.app.PerformanceMode,
 			},
 			"models": modelsComp,
