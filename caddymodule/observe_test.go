@@ -250,6 +250,12 @@ func TestObserveThroughCaddy(t *testing.T) {
 				body = string(b)
 			}
 			code, _, raw := fetch(t, op.method, base+op.path, body)
+			// A path parameter filled with a placeholder may name no
+			// resource: a 404 from the route itself is fine, the router's
+			// "no such endpoint" is not.
+			if code == 404 && strings.Contains(op.path, "{") && !strings.Contains(string(raw), "no such endpoint") {
+				continue
+			}
 			if code == 404 || code == 405 {
 				t.Errorf("%s %s: %d %s", op.method, op.path, code, raw)
 			}
