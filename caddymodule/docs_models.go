@@ -5,7 +5,7 @@ package caddymodule
 func init() {
 	id := []map[string]any{{"name": "model_id", "in": "path", "required": true,
 		"description": "Model id such as mlx-community/Qwen2.5-0.5B-Instruct-4bit; the / may be sent raw or as %2F.",
-		"schema": map[string]any{"type": "string"}}}
+		"schema":      map[string]any{"type": "string"}}}
 	dl := []map[string]any{{"name": "download_id", "in": "path", "required": true, "schema": map[string]any{"type": "string"}}}
 	docOps = append(docOps,
 		docOp{method: "GET", path: "/api/models/list", tag: "Models", summary: "Loaded and on-disk models with status, size, memory and metadata",
