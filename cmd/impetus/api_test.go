@@ -130,6 +130,15 @@ func TestChatMatchesReference(t *testing.T) {
 	models := t.TempDir()
 	type fx struct{ archive, name string }
 	fixtures := []fx{{"dev-trained", "llama-bfloat16"}, {"dev-trained", "llama-mlx4"}, {"dev-trained", "llama-mlx8"}}
+	// The other trained architectures, each in every stored variant.
+	for _, arch := range []struct{ archive, name string }{
+		{"dev-trained-more-a", "qwen2"}, {"dev-trained-more-a", "qwen3"}, {"dev-trained-more-a", "phi3"},
+		{"dev-trained-more-b", "mistral"}, {"dev-trained-more-b", "gemma2"}, {"dev-trained-more-b", "gemma3_text"},
+	} {
+		for _, v := range []string{"bfloat16", "mlx4", "mlx8"} {
+			fixtures = append(fixtures, fx{arch.archive, arch.name + "-" + v})
+		}
+	}
 	for _, f := range fixtures {
 		copyDir(t, testutil.Fixture(t, f.archive, f.name), filepath.Join(models, f.name))
 	}
