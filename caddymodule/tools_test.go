@@ -1,0 +1,87 @@
+package caddymodule
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/impetusllm/impetus/caddymodule/openai"
+)
+
+func TestCheckStrictSchema(t *testing.T) {
+	cases := []struct {
+		schema, err string // err: "" when valid, else a substring of the error
+	}{
+		{`{"type":"object","properties":{"a":{"type":"string"}},"required":["a"],"additionalProperties":false}`, ""},
+		{`{"type":"object","properties":{},"additionalProperties":false}`, ""},
+		{`{"type":"object","properties":{"a":{"type":"string"}},"additionalProperties":false}`, `missing "a"`},
+		{`{"type":"object","properties":{"a":{"type":"string"}},"required":["a"]}`, "additionalProperties"},
+		{`{"type":"object","properties":{"a":{"type":"string"}},"required":["a"],"additionalProperties":true}`, "additionalProperties"},
+		{`{"type":"array","items":{"type":"string"}}`, `type "object"`},
+		{`[1,2]`, "JSON object"},
+		{`{"type":"object"`, "not valid JSON"},
+		// Nested objects are checked too: under properties, items, anyOf and $defs.
+		{`{"type":"object","properties":{"o":{"type":"object","properties":{"b":{"type":"integer"}}}},"required":["o"],"additionalProperties":false}`, "#/properties/o"},
+		{`{"type":"object","properties":{"l":{"type":"array","items":{"type":"object","properties":{"b":{"type":"integer"}},"additionalProperties":false}}},"required":["l"],"additionalProperties":false}`, "#/properties/l/items"},
+		{`{"type":"object","properties":{"u":{"anyOf":[{"type":"string"},{"type":["object","null"],"properties":{}}]}},"required":["u"],"additionalProperties":false}`, "#/properties/u/anyOf/1"},
+		{`{"type":"object","properties":{"r":{"$ref":"#/$defs/n"}},"required":["r"],"additionalProperties":false,"$defs":{"n":{"type":"object","properties":{"x":{"type":"string"}},"required":["x"]}}}`, "#/$defs/n"},
+	}
+	for _, c := range cases {
+		err := checkStrictSchema(json.RawMessage(c.schema))
+		switch {
+		case c.err == "" && err != nil:
+			t.Errorf("%s: unexpected error %v", c.schema, err)
+		case c.err != "" && (err == nil || !strings.Contains(err.Error(), c.err)):
+			t.Errorf("%s: got %v, want an error mentioning %q", c.schema, err, c.err)
+		}
+	}
+}
+
+func FuzzCheckStrictSchema(f *testing.F) {
+	f.Add(`{"type":"object","properties":{"a":{"type":"string"}},"required":["a"],"additionalProperties":false}`)
+	f.Add(`{"type":"object","properties":{"o":{"items":{"anyOf":[{"properties":{"x":{}}}]}}}}`)
+	f.Add(`{"type":["object"],"properties":7,"required":"a"}`)
+	f.Fuzz(func(t *testing.T, s string) {
+		_ = checkStrictSchema(json.RawMessage(s)) // must not panic
+	})
+}
+
+func TestToolCallDeltas(t *testing.T) {
+	args := `{"city": "Zürich – très élevé", "unit": "c"}`
+	deltas := toolCallDeltas([]openai.ToolCall{
+		{ID: "call_a", Type: "function", Function: openai.FunctionCall{Name: "get_weather", Arguments: args}},
+		{ID: "call_b", Type: "function", Function: openai.FunctionCall{Name: "noop", Arguments: "{}"}},
+	})
+	got := map[int]string{}
+	names := map[int]string{}
+	for _, d := range deltas {
+		if len(d) != 1 {
+			t.Fatalf("delta with %d calls", len(d))
+		}
+		c := d[0]
+		if c.ID != "" {
+			if names[c.Index] != "" || c.Type != "function" || c.Function.Arguments != "" {
+				t.Fatalf("bad first fragment %+v", c)
+			}
+			names[c.Index] = c.Function.Name
+			continue
+		}
+		if !utf8.ValidString(c.Function.Arguments) || len(c.Function.Arguments) == 0 {
+			t.Fatalf("fragment %q is not a valid non-empty UTF-8 piece", c.Function.Arguments)
+		}
+		got[c.Index] += c.Function.Arguments
+	}
+	if names[0] != "get_weather" || names[1] != "noop" || got[0] != args || got[1] != "{}" {
+		t.Fatalf("reassembled %v %v", names, got)
+	}
+}
+
+func TestToolJSONKeepsParameters(t *testing.T) {
+	params := `{"type":"object","properties":{"z":{"type":"string"},"a":{"type":"integer"}}}`
+	raw := toolJSON(openai.Tool{Type: "function", Function: openai.FunctionDef{Name: "f", Description: `say "hi"`, Parameters: json.RawMessage(params)}})
+	want := `{"type":"function","function":{"name":"f","description":"say \"hi\"","parameters":` + params + `}}`
+	if string(raw) != want || !json.Valid(raw) {
+		t.Fatalf("got %s\nwant %s", raw, want)
+	}
+}
