@@ -286,6 +286,15 @@ func (p *outputPlan) parse(text string) (string, []openai.ToolCall, error) {
 		return text, nil, nil
 	}
 	content, calls, err := chat.ParseToolCalls(p.format, text)
+	if err != nil && p.format == chat.ToolFormatHermes {
+		// max_tokens may cut the closing tag short ("...}\n</tool_"); the
+		// call before it is complete.
+		if k := partialSuffix(text, "</tool_call>"); k > 0 {
+			if c2, calls2, err2 := chat.ParseToolCalls(p.format, text[:len(text)-k]); err2 == nil {
+				content, calls, err = c2, calls2, nil
+			}
+		}
+	}
 	if err != nil || len(calls) == 0 {
 		return text, nil, err
 	}
@@ -314,4 +323,15 @@ func toolCallDeltas(calls []openai.ToolCall) [][]openai.ToolCallDelta {
 		}
 	}
 	return out
+}
+
+// partialSuffix returns the length of the longest proper prefix of marker
+// that text ends with, or 0.
+func partialSuffix(text, marker string) int {
+	for k := min(len(marker)-1, len(text)); k > 0; k-- {
+		if strings.HasSuffix(text, marker[:k]) {
+			return k
+		}
+	}
+	return 0
 }

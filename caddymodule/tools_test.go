@@ -7,6 +7,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/impetusllm/impetus/caddymodule/openai"
+	"github.com/impetusllm/impetus/inference/chat"
 )
 
 func TestCheckStrictSchema(t *testing.T) {
@@ -83,5 +84,25 @@ func TestToolJSONKeepsParameters(t *testing.T) {
 	want := `{"type":"function","function":{"name":"f","description":"say \"hi\"","parameters":` + params + `}}`
 	if string(raw) != want || !json.Valid(raw) {
 		t.Fatalf("got %s\nwant %s", raw, want)
+	}
+}
+
+func TestParseTruncatedHermesCall(t *testing.T) {
+	p := &outputPlan{format: chat.ToolFormatHermes, parallel: true}
+	for _, text := range []string{
+		"<tool_call>\n{\"name\": \"f\", \"arguments\": {\"a\": 1}}\n</tool_call>",
+		"<tool_call>\n{\"name\": \"f\", \"arguments\": {\"a\": 1}}\n</tool_",
+		"<tool_call>\n{\"name\": \"f\", \"arguments\": {\"a\": 1}}\n<",
+		"<tool_call>\n{\"name\": \"f\", \"arguments\": {\"a\": 1}}",
+	} {
+		content, calls, err := p.parse(text)
+		if err != nil || content != "" || len(calls) != 1 || calls[0].Function.Name != "f" || calls[0].Function.Arguments != `{"a": 1}` {
+			t.Errorf("%q: content %q calls %+v err %v", text, content, calls, err)
+		}
+	}
+	// A call cut inside its JSON stays content.
+	text := "<tool_call>\n{\"name\": \"f\", \"argu"
+	if content, calls, err := p.parse(text); err == nil || content != text || calls != nil {
+		t.Errorf("truncated JSON: %q %v %v", content, calls, err)
 	}
 }
