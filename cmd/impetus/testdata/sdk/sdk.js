@@ -73,7 +73,7 @@ const weatherTool = {
     strict: true,
     parameters: {
       type: 'object',
-      properties: { city: { type: 'string', maxLength: 20 }, unit: { type: 'string', enum: ['c', 'f'] } },
+      properties: { city: { type: 'string', maxLength: 12 }, unit: { type: 'string', enum: ['c', 'f'] } },
       required: ['city', 'unit'],
       additionalProperties: false,
     },
@@ -174,7 +174,7 @@ async function main() {
     const validate = new Ajv().compile(schema);
     for (const stream of [false, true]) {
       for (const seed of [1, 2, 3]) {
-        const req = { model, messages: question, temperature: 0.8, seed, max_tokens: 300, response_format: { type: 'json_schema', json_schema: { name: 'sea', strict: true, schema } } };
+        const req = { model, messages: question, temperature: 0.8, seed, max_tokens: 480, response_format: { type: 'json_schema', json_schema: { name: 'sea', strict: true, schema } } };
         let text;
         if (stream) {
           const s = await collectChat(await client.chat.completions.create({ ...req, stream: true }));
