@@ -150,8 +150,9 @@ func (h *OpenAI) chatCompletions(w http.ResponseWriter, r *http.Request) {
 // streamChat sends a chat completion as server-sent events: a role chunk
 // per choice, one chunk per released piece of text, a final chunk with the
 // finish reason, the usage chunk when asked for, then [DONE]. With tools,
-// text that may begin a tool call is held back until it is known; calls are
-// sent as tool_calls deltas once the reply ends.
+// text that may begin a tool call is held back until it is known; calls go
+// out as tool_calls deltas (Hermes calls as they are written, see
+// callStream; other formats when the reply ends).
 func (h *OpenAI) streamChat(w http.ResponseWriter, r *http.Request, req *openai.ChatRequest, lm *inference.LoadedModel, plan *outputPlan, events <-chan choiceEvent, promptLen, n int, convID string, m *metrics) {
 	sse := openai.NewSSE(w)
 	cs := openai.ChatStream{ID: openai.NewChatID(), Created: openai.Created(), Model: req.Model, IncludeUsage: req.IncludeUsage()}
@@ -163,6 +164,10 @@ func (h *OpenAI) streamChat(w http.ResponseWriter, r *http.Request, req *openai.
 	// Per choice with tool parsing: all text so far and how much was sent.
 	texts := make([]strings.Builder, n)
 	sent := make([]int, n)
+	streams := make([]callStream, n)
+	for i := range streams {
+		streams[i].plan = plan
+	}
 	completion := 0
 	for ev := range events {
 		if ev.Err != nil {
@@ -175,28 +180,37 @@ func (h *OpenAI) streamChat(w http.ResponseWriter, r *http.Request, req *openai.
 			m.token()
 		}
 		text, finish := ev.Text, ev.Finish
-		var calls []openai.ToolCall
+		var callDeltas [][]openai.ToolCallDelta
 		if plan.format != chat.ToolFormatNone {
 			b := &texts[ev.index]
 			b.WriteString(ev.Text)
 			all := b.String()
+			cs := &streams[ev.index]
 			if finish == "" {
-				safe := chat.SafeContentPrefix(plan.format, all)
-				text, sent[ev.index] = all[sent[ev.index]:max(safe, sent[ev.index])], max(safe, sent[ev.index])
+				safe := max(chat.SafeContentPrefix(plan.format, all), sent[ev.index])
+				text, sent[ev.index] = all[sent[ev.index]:safe], safe
+				for _, d := range cs.progress(all[safe:]) {
+					callDeltas = append(callDeltas, []openai.ToolCallDelta{d})
+				}
 			} else {
 				content, parsed, err := plan.parse(all)
 				if err != nil {
 					h.logger.Info("reply looks like a tool call but does not parse; returned as content", zap.Error(err))
 				}
 				text = all[sent[ev.index]:]
-				if len(parsed) > 0 {
-					// The held text was a call; send whatever content it
-					// still holds beyond what already went out.
-					text = ""
-					if rest, ok := strings.CutPrefix(content, strings.TrimSpace(all[:sent[ev.index]])); ok && strings.TrimSpace(rest) != "" {
-						text = rest
+				if len(parsed) > 0 || len(cs.calls) > 0 {
+					rest, ok := cs.finish(parsed)
+					if ok && len(parsed) > 0 {
+						// The held text was calls; send whatever content it
+						// still holds beyond what already went out.
+						text = ""
+						if after, found := strings.CutPrefix(content, strings.TrimSpace(all[:sent[ev.index]])); found && strings.TrimSpace(after) != "" {
+							text = after
+						}
+						callDeltas, finish = rest, "tool_calls"
+					} else {
+						h.logger.Warn("streamed tool call does not parse at the end of the reply; sent the rest as content")
 					}
-					calls, finish = parsed, "tool_calls"
 				}
 				sent[ev.index] = len(all)
 			}
@@ -213,7 +227,7 @@ func (h *OpenAI) streamChat(w http.ResponseWriter, r *http.Request, req *openai.
 				return
 			}
 		}
-		for _, d := range toolCallDeltas(calls) {
+		for _, d := range callDeltas {
 			if sse.Send(cs.Chunk(openai.ChunkChoice{Index: ev.index, Delta: openai.Delta{ToolCalls: d}})) != nil {
 				return
 			}

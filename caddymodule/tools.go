@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"regexp"
 	"sort"
 	"strings"
 
@@ -301,8 +302,9 @@ func (p *outputPlan) parse(text string) (string, []openai.ToolCall, error) {
 	return content, p.toolCalls(calls), nil
 }
 
-// argumentFragment is the size of the pieces a streamed call's arguments
-// are sent in, as OpenAI streams them in several deltas.
+// argumentFragment is the size of the pieces in which a call known only at
+// the end of the reply has its arguments sent, as OpenAI streams them in
+// several deltas.
 const argumentFragment = 16
 
 // toolCallDeltas renders calls as OpenAI streams them: a first delta with
@@ -334,4 +336,130 @@ func partialSuffix(text, marker string) int {
 		}
 	}
 	return 0
+}
+
+// hermesHeader matches the start of a Hermes call body up to its arguments
+// object: {"name": "fn", "arguments": {
+var hermesHeader = regexp.MustCompile(`^\s*\{\s*"name"\s*:\s*("(?:[^"\\]|\\.)*")\s*,\s*"arguments"\s*:\s*\{`)
+
+// callStream streams one choice's Hermes tool calls as they are written:
+// a call's first delta goes out once its name is known, then its arguments
+// object in fragments as the model writes it. Other formats (and calls not
+// written name-first) are sent whole when the reply ends.
+type callStream struct {
+	plan  *outputPlan
+	calls []streamedCall
+}
+
+type streamedCall struct {
+	id, name string
+	args     string // arguments sent so far
+}
+
+const (
+	hermesOpenTag  = "<tool_call>"
+	hermesCloseTag = "</tool_call>"
+)
+
+// progress returns the deltas that held, the text after the last content
+// sent (it begins with a tool-call marker), newly makes certain.
+func (cs *callStream) progress(held string) []openai.ToolCallDelta {
+	if cs.plan.format != chat.ToolFormatHermes {
+		return nil
+	}
+	var out []openai.ToolCallDelta
+	blocks := strings.Split(held, hermesOpenTag)[1:]
+	for i, body := range blocks {
+		if i > 0 && !cs.plan.parallel {
+			break
+		}
+		if j := strings.Index(body, hermesCloseTag); j >= 0 {
+			body = body[:j]
+		}
+		m := hermesHeader.FindStringSubmatchIndex(body)
+		if m == nil {
+			break // not yet (or not name-first): later calls wait too
+		}
+		if i == len(cs.calls) {
+			var name string
+			if json.Unmarshal([]byte(body[m[2]:m[3]]), &name) != nil {
+				break
+			}
+			c := streamedCall{id: openai.NewToolCallID(), name: name}
+			cs.calls = append(cs.calls, c)
+			out = append(out, openai.ToolCallDelta{Index: i, ID: c.id, Type: "function", Function: openai.FunctionDelta{Name: name}})
+		}
+		if i >= len(cs.calls) {
+			break
+		}
+		start := m[1] - 1 // the arguments object's "{"
+		end := objectEnd(body[start:])
+		if end < 0 {
+			end = len(body) - start
+		}
+		args := body[start : start+end] // whole characters: engine text is complete UTF-8
+		c := &cs.calls[i]
+		if len(args) > len(c.args) && strings.HasPrefix(args, c.args) {
+			out = append(out, openai.ToolCallDelta{Index: i, Function: openai.FunctionDelta{Arguments: args[len(c.args):]}})
+			c.args = args
+		}
+	}
+	return out
+}
+
+// finish reconciles what was streamed with the calls parsed from the whole
+// reply and returns the remaining deltas. ok is false when the streamed
+// calls disagree with the parsed ones (the model broke its JSON after the
+// arguments began); the caller then reports the reply as text.
+func (cs *callStream) finish(calls []openai.ToolCall) (deltas [][]openai.ToolCallDelta, ok bool) {
+	if len(calls) < len(cs.calls) {
+		return nil, false
+	}
+	for i, c := range calls {
+		if i >= len(cs.calls) {
+			for _, d := range toolCallDeltas(calls[i : i+1]) {
+				d[0].Index = i
+				deltas = append(deltas, d)
+			}
+			continue
+		}
+		s := cs.calls[i]
+		if s.name != c.Function.Name || !strings.HasPrefix(c.Function.Arguments, s.args) {
+			return nil, false
+		}
+		if rest := c.Function.Arguments[len(s.args):]; rest != "" {
+			deltas = append(deltas, []openai.ToolCallDelta{{Index: i, Function: openai.FunctionDelta{Arguments: rest}}})
+		}
+	}
+	return deltas, true
+}
+
+// objectEnd returns the length of the JSON object s begins with, or -1 when
+// it is not closed yet. s[0] must be '{'.
+func objectEnd(s string) int {
+	depth, inString, escaped := 0, false, false
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case inString:
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case c == '{' || c == '[':
+			depth++
+		case c == '}' || c == ']':
+			depth--
+			if depth == 0 {
+				return i + 1
+			}
+		}
+	}
+	return -1
 }

@@ -106,3 +106,84 @@ func TestParseTruncatedHermesCall(t *testing.T) {
 		t.Errorf("truncated JSON: %q %v %v", content, calls, err)
 	}
 }
+
+// TestCallStream feeds Hermes replies a few bytes at a time, as the
+// streaming handler does, and checks that the deltas reassemble into the
+// calls parsed from the whole reply, with arguments sent before the end.
+func TestCallStream(t *testing.T) {
+	cases := []struct {
+		name     string
+		text     string
+		parallel bool
+		want     []string // name(arguments) per call
+	}{
+		{"one call", "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Zürich {x}\", \"n\": [1, {\"a\": \"\\\"}\"}]}}\n</tool_call>", true,
+			[]string{`get_weather({"city": "Zürich {x}", "n": [1, {"a": "\"}"}]})`}},
+		{"two calls", "<tool_call>\n{\"name\": \"a\", \"arguments\": {\"x\": 1}}\n</tool_call>\n<tool_call>\n{\"name\": \"b\", \"arguments\": {}}\n</tool_call>", true,
+			[]string{`a({"x": 1})`, `b({})`}},
+		{"parallel off keeps the first", "<tool_call>\n{\"name\": \"a\", \"arguments\": {\"x\": 1}}\n</tool_call>\n<tool_call>\n{\"name\": \"b\", \"arguments\": {}}\n</tool_call>", false,
+			[]string{`a({"x": 1})`}},
+		{"arguments first: sent whole at the end", "<tool_call>\n{\"arguments\": {\"x\": 1}, \"name\": \"a\"}\n</tool_call>", true,
+			[]string{`a({"x": 1})`}},
+		{"cut by max_tokens", "<tool_call>\n{\"name\": \"a\", \"arguments\": {\"x\": 1}}\n</tool", true,
+			[]string{`a({"x": 1})`}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			plan := &outputPlan{format: chat.ToolFormatHermes, parallel: c.parallel}
+			cs := &callStream{plan: plan}
+			names := map[int]string{}
+			args := map[int]string{}
+			apply := func(d openai.ToolCallDelta) {
+				if d.ID != "" {
+					names[d.Index] = d.Function.Name
+				}
+				args[d.Index] += d.Function.Arguments
+			}
+			early := 0
+			for end := 3; ; end += 3 {
+				end = min(end, len(c.text))
+				for _, d := range cs.progress(c.text[:end]) {
+					apply(d)
+					if d.Function.Arguments != "" {
+						early++
+					}
+				}
+				if end == len(c.text) {
+					break
+				}
+			}
+			_, calls, err := plan.parse(c.text)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rest, ok := cs.finish(calls)
+			if !ok {
+				t.Fatalf("streamed calls disagree with the parse: %+v vs %+v", cs.calls, calls)
+			}
+			for _, d := range rest {
+				apply(d[0])
+			}
+			var got []string
+			for i := range len(names) {
+				got = append(got, names[i]+"("+args[i]+")")
+			}
+			if strings.Join(got, " ") != strings.Join(c.want, " ") {
+				t.Fatalf("got %q want %q", got, c.want)
+			}
+			if strings.Contains(c.name, "whole") != (early == 0) {
+				t.Errorf("%d argument fragments before the end", early)
+			}
+		})
+	}
+}
+
+func TestObjectEnd(t *testing.T) {
+	for s, want := range map[string]int{
+		`{}`: 2, `{"a": "}"}x`: 10, `{"a": [1, {"b": 2}]} rest`: 20, `{"a": "\"}"`: -1, `{"a": {`: -1,
+	} {
+		if got := objectEnd(s); got != want {
+			t.Errorf("objectEnd(%q) = %d, want %d", s, got, want)
+		}
+	}
+}
