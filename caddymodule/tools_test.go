@@ -187,3 +187,31 @@ func TestObjectEnd(t *testing.T) {
 		}
 	}
 }
+
+// FuzzCallStream feeds arbitrary model output through the streaming call
+// parser: it must never panic, and when the whole reply parses, the deltas
+// it sent must agree with the parse or be reported as disagreeing.
+func FuzzCallStream(f *testing.F) {
+	f.Add("<tool_call>\n{\"name\": \"a\", \"arguments\": {\"x\": \"}\"}}\n</tool_call>", uint8(3))
+	f.Add("hi <tool_call>{\"name\": \"a\", \"arguments\": {\"x\": 1}}</tool_call><tool_call>{\"name\": \"b\", \"arguments\": {", uint8(1))
+	f.Add("<tool_call>{\"name\": \"\\u00e9\", \"arguments\": {}}", uint8(7))
+	f.Fuzz(func(t *testing.T, text string, step uint8) {
+		if !utf8.ValidString(text) {
+			return // engine text is always valid UTF-8
+		}
+		plan := &outputPlan{format: chat.ToolFormatHermes, parallel: step%2 == 0}
+		cs := &callStream{plan: plan}
+		n := int(step)%8 + 1
+		for end := n; ; end += n {
+			end = min(end, len(text))
+			safe := chat.SafeContentPrefix(plan.format, text[:end])
+			cs.progress(text[safe:end])
+			if end == len(text) {
+				break
+			}
+		}
+		if _, calls, err := plan.parse(text); err == nil {
+			cs.finish(calls)
+		}
+	})
+}
