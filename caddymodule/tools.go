@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 
@@ -24,12 +25,18 @@ type outputPlan struct {
 	// grammar with its literal prefix and suffix, nil when unconstrained.
 	grammar        *grammar.Grammar
 	prefix, suffix string
+	// trigger, when set, leaves the output free until the model writes it
+	// (tool_choice auto with strict tools): only then is the grammar applied.
+	trigger string
 }
 
 // constraint returns a fresh constraint for one choice, or nil.
 func (p *outputPlan) constraint(lm *inference.LoadedModel) inference.Constraint {
 	if p.grammar == nil {
 		return nil
+	}
+	if p.trigger != "" {
+		return lm.NewTriggeredConstraint(p.grammar, p.trigger, p.prefix, p.suffix, p.parallel)
 	}
 	return lm.NewConstraint(p.grammar, p.prefix, p.suffix)
 }
@@ -40,7 +47,10 @@ func (p *outputPlan) constraint(lm *inference.LoadedModel) inference.Constraint 
 //     not prompted to call them) and parses nothing;
 //   - "auto" (the default with tools) renders them and parses calls from the
 //     output; response_format still constrains the output when set, so a
-//     model then answers in content;
+//     model then answers in content. Without response_format, when a tool
+//     is strict and the syntax is Hermes, every call the model starts is
+//     held to the tools' schemas from its "<tool_call>" on (the text around
+//     calls stays free);
 //   - "required" and a named function force one call with a grammar built
 //     from the model's tool-call syntax around {"name", "arguments"} matching
 //     the function's parameters; response_format is then not applied.
@@ -82,6 +92,16 @@ func planOutput(req *openai.ChatRequest, lm *inference.LoadedModel) (*outputPlan
 			return nil, e
 		}
 		p.grammar, p.prefix, p.suffix = g, prefix, suffix
+		return p, nil
+	}
+	if (req.ResponseFormat == nil || req.ResponseFormat.Type == openai.FormatText) && choice == openai.ToolChoiceAuto &&
+		p.format == chat.ToolFormatHermes && slices.ContainsFunc(req.Tools, func(t openai.Tool) bool { return t.Function.Strict != nil && *t.Function.Strict }) {
+		g, prefix, suffix, e := forcedCallGrammar(lm, p.format, req.Tools)
+		if e != nil {
+			return nil, e
+		}
+		p.grammar, p.trigger = g, strings.TrimSpace(prefix)
+		p.prefix, p.suffix = strings.TrimPrefix(prefix, p.trigger), suffix
 		return p, nil
 	}
 	if rf := req.ResponseFormat; rf != nil {
@@ -132,7 +152,9 @@ func toolJSON(t openai.Tool) json.RawMessage {
 }
 
 // forcedCallGrammar builds the grammar that makes the model emit exactly one
-// call of one of tools, in the model's own tool-call syntax.
+// call of one of tools, in the model's own tool-call syntax. A non-strict
+// function whose parameters use keywords the grammar cannot enforce gets
+// any arguments object; a strict one is a 400.
 func forcedCallGrammar(lm *inference.LoadedModel, format chat.ToolFormat, tools []openai.Tool) (*grammar.Grammar, string, string, *openai.Error) {
 	argsKey, prefix, suffix := "", "", ""
 	switch format {
@@ -155,6 +177,14 @@ func forcedCallGrammar(lm *inference.LoadedModel, format chat.ToolFormat, tools 
 	var alts []string
 	for _, t := range tools {
 		params := t.Function.Parameters
+		if params != nil {
+			if _, err := grammar.CompileSchema(params); err != nil {
+				if t.Function.Strict != nil && *t.Function.Strict {
+					return nil, "", "", openai.InvalidRequest("tools", fmt.Sprintf("the parameters of strict function %q cannot be enforced: %s", t.Function.Name, strings.TrimPrefix(err.Error(), "grammar: ")))
+				}
+				params = nil // not strict: any arguments object will do
+			}
+		}
 		if params == nil {
 			params = json.RawMessage(`{"type":"object"}`)
 		}

@@ -57,9 +57,36 @@ func (m *LoadedModel) NewConstraint(g *grammar.Grammar, prefix, suffix string) C
 	return c
 }
 
+// NewTriggeredConstraint returns a Constraint that leaves the output free
+// until it writes trigger, then makes it continue with prefix, a value of g
+// and suffix, as NewConstraint does. After the suffix the output is free
+// again when repeat is set (more calls may follow), else it ends. This lets
+// a model choose between text and a tool call while any call it starts is
+// held to the function's schema. A token that would run past the trigger
+// into what follows is not allowed, so the trigger is always written whole
+// first.
+func (m *LoadedModel) NewTriggeredConstraint(g *grammar.Grammar, trigger, prefix, suffix string, repeat bool) Constraint {
+	c := &grammarConstraint{vocab: m.GrammarVocab(), grammar: g, prefix: []byte(prefix), suffix: []byte(suffix), trigger: []byte(trigger), repeat: repeat, phase: phaseFree}
+	c.triggerEnds = tokensWith(c.vocab, c.trigger[len(c.trigger)-1])
+	return c
+}
+
+// tokensWith lists the tokens holding byte b: the only ones that can
+// complete a trigger ending in b.
+func tokensWith(v *grammar.Vocab, b byte) []int32 {
+	var ids []int32
+	for i := range v.Size() {
+		if bytes.IndexByte(v.Token(int32(i)), b) >= 0 {
+			ids = append(ids, int32(i))
+		}
+	}
+	return ids
+}
+
 // The phases of a grammarConstraint, in order.
 const (
-	phasePrefix = iota
+	phaseFree = iota - 1 // before the trigger (triggered constraints only)
+	phasePrefix
 	phaseValue
 	phaseSuffix
 	phaseDone
@@ -73,11 +100,29 @@ type grammarConstraint struct {
 	prefix, suffix []byte
 	phase          int
 	pos            int // bytes of the current literal already written
+
+	// Triggered constraints only: the free text's end that could still
+	// grow into trigger, and the tokens that could complete it.
+	grammar     *grammar.Grammar
+	trigger     []byte
+	tail        []byte
+	triggerEnds []int32
+	repeat      bool
+	scratch     []byte
 }
 
 // Mask implements Constraint.
 func (c *grammarConstraint) Mask(allowed []bool) {
 	switch c.phase {
+	case phaseFree:
+		for i := range allowed {
+			allowed[i] = true
+		}
+		for _, id := range c.triggerEnds {
+			if end := c.triggerEnd(c.vocab.Token(id)); end >= 0 && end != len(c.tail)+len(c.vocab.Token(id)) {
+				allowed[id] = false
+			}
+		}
 	case phasePrefix:
 		c.maskLiteral(c.prefix[c.pos:], allowed)
 	case phaseValue:
@@ -117,6 +162,22 @@ func (c *grammarConstraint) Advance(token int32) error {
 	}
 	t := c.vocab.Token(token)
 	switch c.phase {
+	case phaseFree:
+		end := c.triggerEnd(t)
+		if end < 0 {
+			buf := append(c.tail, t...)
+			c.tail = append(c.tail[:0], buf[max(0, len(buf)-len(c.trigger)+1):]...)
+			return nil
+		}
+		if end != len(c.tail)+len(t) {
+			return fmt.Errorf("token %q runs past %q", t, c.trigger)
+		}
+		c.tail = c.tail[:0]
+		c.state = c.grammar.Start()
+		c.phase = phasePrefix
+		if len(c.prefix) == 0 {
+			c.phase = phaseValue
+		}
 	case phasePrefix, phaseSuffix:
 		lit := c.prefix
 		if c.phase == phaseSuffix {
@@ -129,6 +190,9 @@ func (c *grammarConstraint) Advance(token int32) error {
 		if c.pos == len(lit) {
 			c.pos = 0
 			c.phase++
+			if c.phase == phaseDone && c.repeat {
+				c.phase = phaseFree
+			}
 		}
 	case phaseValue:
 		if err := c.state.Advance(t); err != nil {
@@ -138,6 +202,9 @@ func (c *grammarConstraint) Advance(token int32) error {
 			c.phase = phaseSuffix
 			if len(c.suffix) == 0 {
 				c.phase = phaseDone
+				if c.repeat {
+					c.phase = phaseFree
+				}
 			}
 		}
 	default:
@@ -148,3 +215,16 @@ func (c *grammarConstraint) Advance(token int32) error {
 
 // Finished implements Constraint.
 func (c *grammarConstraint) Finished() bool { return c.phase == phaseDone }
+
+// triggerEnd returns where the trigger ends in the free text's tail followed
+// by t (an offset into tail+t), or -1 when t does not complete it.
+func (c *grammarConstraint) triggerEnd(t []byte) int {
+	if len(t) == 0 {
+		return -1
+	}
+	c.scratch = append(append(c.scratch[:0], c.tail...), t...)
+	if i := bytes.Index(c.scratch, c.trigger); i >= 0 {
+		return i + len(c.trigger)
+	}
+	return -1
+}

@@ -105,3 +105,86 @@ func TestGrammarConstraintRefuses(t *testing.T) {
 		t.Error("an empty (special) token was accepted")
 	}
 }
+
+// TestTriggeredConstraint walks randomly through a triggered constraint:
+// text is free, but every "<tool_call>" is followed by a valid call and
+// its closing tag; without repeat the output ends after the first call.
+func TestTriggeredConstraint(t *testing.T) {
+	toks, eos := byteVocab()
+	vocab := grammar.NewVocab(toks, []int32{eos})
+	g, err := grammar.CompileSchema(json.RawMessage(`{"type":"object","properties":{"name":{"const":"f"}},"required":["name"],"additionalProperties":false}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Free text is drawn mostly from the trigger's bytes so that it gets
+	// written often; "<tool_call>\n{" would run past the trigger and must
+	// never be allowed in free text.
+	straddle := int32(-1)
+	for i, tok := range toks {
+		if string(tok) == "<tool_call>\n{" {
+			straddle = int32(i)
+		}
+	}
+	free := []string{"<tool_call>", "<", "t", "o", "l", "_", "c", "a", ">", " ", "x"}
+	calls := 0
+	for _, repeat := range []bool{false, true} {
+		for seed := range uint64(40) {
+			rng := rand.New(rand.NewPCG(seed, 2))
+			con := &grammarConstraint{vocab: vocab, grammar: g, prefix: []byte("\n"), suffix: []byte("\n</tool_call>"), trigger: []byte("<tool_call>"), repeat: repeat, phase: phaseFree}
+			con.triggerEnds = tokensWith(vocab, '>')
+			allowed := make([]bool, len(toks))
+			var out strings.Builder
+			for step := 0; step < 400 && !con.Finished(); step++ {
+				con.Mask(allowed)
+				if con.phase == phaseFree && allowed[straddle] {
+					t.Fatalf("a token running past the trigger is allowed after %q", out.String())
+				}
+				var ids []int32
+				for i, ok := range allowed {
+					if ok && int32(i) != eos {
+						ids = append(ids, int32(i))
+					}
+				}
+				var id int32
+				if con.phase == phaseFree {
+					// Prefer free tokens that build the trigger.
+					want := free[rng.IntN(len(free))]
+					for _, c := range ids {
+						if string(toks[c]) == want {
+							id = c
+						}
+					}
+				} else {
+					id = ids[rng.IntN(len(ids))]
+				}
+				if err := con.Advance(id); err != nil {
+					t.Fatalf("allowed token %q refused after %q: %v", toks[id], out.String(), err)
+				}
+				out.WriteString(string(toks[id]))
+			}
+			text := out.String()
+			parts := strings.Split(text, "<tool_call>")
+			for i, p := range parts[1:] {
+				body, rest, closed := strings.Cut(p, "\n</tool_call>")
+				if !closed {
+					if i == len(parts)-2 {
+						continue // the walk stopped inside the last call
+					}
+					t.Fatalf("call %d of %q is not closed", i, text)
+				}
+				calls++
+				var call struct{ Name string }
+				value, ok := strings.CutPrefix(body, "\n")
+				if !ok || json.Unmarshal([]byte(value), &call) != nil || call.Name != "f" {
+					t.Fatalf("call body %q in %q", body, text)
+				}
+				if !repeat && rest != "" {
+					t.Fatalf("text %q after the single call", rest)
+				}
+			}
+		}
+	}
+	if calls == 0 {
+		t.Fatal("no walk wrote a call")
+	}
+}
