@@ -43,7 +43,12 @@ func (h *OpenAI) chatCompletions(w http.ResponseWriter, r *http.Request) {
 		openai.WriteError(w, openai.InvalidRequest("model", "the model '"+req.Model+"' has no chat template; use /v1/completions"))
 		return
 	}
-	rendered, err := lm.Template.Render(chat.Input{Messages: chatMessages(req.Messages), AddGenerationPrompt: true})
+	plan, e := planOutput(req, lm)
+	if e != nil {
+		openai.WriteError(w, e)
+		return
+	}
+	rendered, err := lm.Template.Render(chat.Input{Messages: chatMessages(req.Messages), Tools: plan.tools, AddGenerationPrompt: true})
 	if err != nil {
 		var ex *chat.Exception
 		if errors.As(err, &ex) {
@@ -65,7 +70,10 @@ func (h *OpenAI) chatCompletions(w http.ResponseWriter, r *http.Request) {
 		topLogprobs = *req.TopLogprobs
 	}
 	n := req.Choices()
-	j := &job{lm: lm, stop: req.Stop}
+	j := &job{lm: lm, stop: req.Stop, logger: h.logger}
+	if plan.grammar != nil {
+		j.constraint = func() inference.Constraint { return plan.constraint(lm) }
+	}
 	for i := range n {
 		p, e := samplingParams(req.Sampling, req.Logprobs, topLogprobs, lm.Meta.Vocab, i)
 		if e != nil {
@@ -87,7 +95,7 @@ func (h *OpenAI) chatCompletions(w http.ResponseWriter, r *http.Request) {
 	}
 	m := &metrics{start: start}
 	if req.Stream {
-		h.streamChat(w, r, req, lm, events, len(prompt), n, convID, m)
+		h.streamChat(w, r, req, lm, plan, events, len(prompt), n, convID, m)
 		return
 	}
 	resp := openai.ChatCompletion{ID: openai.NewChatID(), Created: openai.Created(), Model: req.Model, ConversationID: convID}
@@ -121,7 +129,14 @@ func (h *OpenAI) chatCompletions(w http.ResponseWriter, r *http.Request) {
 	}
 	for i := range choices {
 		choices[i].Index = i
-		choices[i].Message = openai.ResponseMessage{Role: "assistant", Content: texts[i].String()}
+		content, calls, err := plan.parse(texts[i].String())
+		if err != nil {
+			h.logger.Info("reply looks like a tool call but does not parse; returned as content", zap.Error(err))
+		}
+		choices[i].Message = openai.ResponseMessage{Role: "assistant", Content: content, ToolCalls: calls}
+		if len(calls) > 0 {
+			choices[i].FinishReason = "tool_calls"
+		}
 		if req.Logprobs && choices[i].Logprobs == nil {
 			choices[i].Logprobs = &openai.ChoiceLogprobs{Content: []openai.TokenLogprob{}}
 		}
@@ -134,14 +149,24 @@ func (h *OpenAI) chatCompletions(w http.ResponseWriter, r *http.Request) {
 
 // streamChat sends a chat completion as server-sent events: a role chunk
 // per choice, one chunk per released piece of text, a final chunk with the
-// finish reason, the usage chunk when asked for, then [DONE].
-func (h *OpenAI) streamChat(w http.ResponseWriter, r *http.Request, req *openai.ChatRequest, lm *inference.LoadedModel, events <-chan choiceEvent, promptLen, n int, convID string, m *metrics) {
+// finish reason, the usage chunk when asked for, then [DONE]. With tools,
+// text that may begin a tool call is held back until it is known; calls go
+// out as tool_calls deltas (Hermes calls as they are written, see
+// callStream; other formats when the reply ends).
+func (h *OpenAI) streamChat(w http.ResponseWriter, r *http.Request, req *openai.ChatRequest, lm *inference.LoadedModel, plan *outputPlan, events <-chan choiceEvent, promptLen, n int, convID string, m *metrics) {
 	sse := openai.NewSSE(w)
 	cs := openai.ChatStream{ID: openai.NewChatID(), Created: openai.Created(), Model: req.Model, IncludeUsage: req.IncludeUsage()}
 	for i := range n {
 		if sse.Send(cs.Chunk(openai.ChunkChoice{Index: i, Delta: openai.RoleDelta()})) != nil {
 			return
 		}
+	}
+	// Per choice with tool parsing: all text so far and how much was sent.
+	texts := make([]strings.Builder, n)
+	sent := make([]int, n)
+	streams := make([]callStream, n)
+	for i := range streams {
+		streams[i].plan = plan
 	}
 	completion := 0
 	for ev := range events {
@@ -154,25 +179,63 @@ func (h *OpenAI) streamChat(w http.ResponseWriter, r *http.Request, req *openai.
 			completion++
 			m.token()
 		}
-		choice := openai.ChunkChoice{Index: ev.index, FinishReason: ev.Finish}
-		if ev.Text != "" {
-			choice.Delta = openai.TextDelta(ev.Text)
+		text, finish := ev.Text, ev.Finish
+		var callDeltas [][]openai.ToolCallDelta
+		if plan.format != chat.ToolFormatNone {
+			b := &texts[ev.index]
+			b.WriteString(ev.Text)
+			all := b.String()
+			cs := &streams[ev.index]
+			if finish == "" {
+				safe := max(chat.SafeContentPrefix(plan.format, all), sent[ev.index])
+				text, sent[ev.index] = all[sent[ev.index]:safe], safe
+				for _, d := range cs.progress(all[safe:]) {
+					callDeltas = append(callDeltas, []openai.ToolCallDelta{d})
+				}
+			} else {
+				content, parsed, err := plan.parse(all)
+				if err != nil {
+					h.logger.Info("reply looks like a tool call but does not parse; returned as content", zap.Error(err))
+				}
+				text = all[sent[ev.index]:]
+				if len(parsed) > 0 || len(cs.calls) > 0 {
+					rest, ok := cs.finish(parsed)
+					if ok && len(parsed) > 0 {
+						// The held text was calls; send whatever content it
+						// still holds beyond what already went out.
+						text = ""
+						if after, found := strings.CutPrefix(content, strings.TrimSpace(all[:sent[ev.index]])); found && strings.TrimSpace(after) != "" {
+							text = after
+						}
+						callDeltas, finish = rest, "tool_calls"
+					} else {
+						h.logger.Warn("streamed tool call does not parse at the end of the reply; sent the rest as content")
+					}
+				}
+				sent[ev.index] = len(all)
+			}
+		}
+		choice := openai.ChunkChoice{Index: ev.index}
+		if text != "" {
+			choice.Delta = openai.TextDelta(text)
 		}
 		if req.Logprobs && ev.Token >= 0 {
 			choice.Logprobs = &openai.ChoiceLogprobs{Content: []openai.TokenLogprob{tokenLogprob(lm, ev.Event)}}
 		}
-		if ev.Text == "" && ev.Finish == "" && choice.Logprobs == nil {
-			continue // bytes held back: nothing to send yet
-		}
-		if ev.Finish != "" && ev.Text != "" {
-			// Text first, then the finish reason on an empty delta, as OpenAI does.
-			if sse.Send(cs.Chunk(openai.ChunkChoice{Index: ev.index, Delta: choice.Delta, Logprobs: choice.Logprobs})) != nil {
+		if text != "" || choice.Logprobs != nil {
+			if sse.Send(cs.Chunk(choice)) != nil {
 				return
 			}
-			choice = openai.ChunkChoice{Index: ev.index, FinishReason: ev.Finish}
 		}
-		if sse.Send(cs.Chunk(choice)) != nil {
-			return
+		for _, d := range callDeltas {
+			if sse.Send(cs.Chunk(openai.ChunkChoice{Index: ev.index, Delta: openai.Delta{ToolCalls: d}})) != nil {
+				return
+			}
+		}
+		if finish != "" {
+			if sse.Send(cs.Chunk(openai.ChunkChoice{Index: ev.index, FinishReason: finish})) != nil {
+				return
+			}
 		}
 	}
 	if r.Context().Err() != nil {

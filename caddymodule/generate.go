@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -31,16 +32,25 @@ type job struct {
 	maxTokens []int     // per choice
 	params    []sample.Params
 	stop      []string
+	// constraint, when set, makes a fresh constraint for each choice.
+	constraint func() inference.Constraint
+	// logger reports generations stopped because the client left.
+	logger *zap.Logger
 }
 
 // run starts every choice's sequence and merges their events into one
 // channel, closed when all choices have finished. If starting any choice
 // fails, the ones already started are cancelled.
 func (j *job) run(ctx context.Context) (<-chan choiceEvent, error) {
+	client := ctx
 	ctx, cancel := context.WithCancel(ctx)
 	streams := make([]<-chan inference.Event, len(j.prompts))
 	for i := range j.prompts {
-		ch, err := j.lm.Generate(ctx, inference.GenerateRequest{Prompt: j.prompts[i], MaxTokens: j.maxTokens[i], Sampling: j.params[i], Stop: j.stop})
+		greq := inference.GenerateRequest{Prompt: j.prompts[i], MaxTokens: j.maxTokens[i], Sampling: j.params[i], Stop: j.stop}
+		if j.constraint != nil {
+			greq.Constraint = j.constraint()
+		}
+		ch, err := j.lm.Generate(ctx, greq)
 		if err != nil {
 			cancel()
 			return nil, err
@@ -49,15 +59,21 @@ func (j *job) run(ctx context.Context) (<-chan choiceEvent, error) {
 	}
 	out := make(chan choiceEvent, 16)
 	var wg sync.WaitGroup
+	var dropped atomic.Int32 // choices the engine ended without a final event
 	for i, ch := range streams {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			final := false
 			for ev := range ch {
+				final = ev.Finish != "" || ev.Err != nil
 				select {
 				case out <- choiceEvent{i, ev}:
 				case <-ctx.Done():
 				}
+			}
+			if !final {
+				dropped.Add(1)
 			}
 		}()
 	}
@@ -66,6 +82,23 @@ func (j *job) run(ctx context.Context) (<-chan choiceEvent, error) {
 		cancel()
 		close(out)
 	}()
+	if j.logger != nil {
+		// When the client leaves, the engine drops its sequences at the next
+		// step; log how long that took so the stop can be seen and measured.
+		go func() {
+			<-ctx.Done()
+			if client.Err() == nil {
+				return // finished normally
+			}
+			left := time.Now()
+			wg.Wait()
+			if n := dropped.Load(); n > 0 {
+				j.logger.Info("client left; generation stopped",
+					zap.Int("choices", int(n)),
+					zap.Float64("stop_ms", float64(time.Since(left).Microseconds())/1000))
+			}
+		}()
+	}
 	return out, nil
 }
 
@@ -182,12 +215,6 @@ func (h *OpenAI) loadModel(r *http.Request, id string) (*inference.LoadedModel, 
 // instead of a silently ignored field.
 func unsupportedChatField(req *openai.ChatRequest) string {
 	switch {
-	case len(req.Tools) > 0:
-		return "tools"
-	case req.ToolChoice != nil:
-		return "tool_choice"
-	case req.ResponseFormat != nil && req.ResponseFormat.Type != openai.FormatText:
-		return "response_format"
 	case len(req.Audio) > 0:
 		return "audio"
 	case len(req.Prediction) > 0:
