@@ -252,6 +252,12 @@ func GGUFConfig(f *gguf.File) (Config, error) {
 	cfg.RoPEAdjacentPairs = arch == "llama" || arch == "smollm3"
 	cfg.FusedQKV = hasTensor(f, "blk.0.attn_qkv.weight") && !hasTensor(f, "blk.0.attn_q.weight")
 	cfg.FusedGateUp = arch == "phi3" && !hasTensor(f, "blk.0.ffn_gate.weight")
+	// GGUF has no query_pre_attn_scalar. Gemma 2 27B (46 layers) and Gemma 3
+	// 27B (62 layers) set it to hidden/heads instead of head_dim, and
+	// llama.cpp recognises them by their layer count; so does this.
+	if (arch == "gemma2" && cfg.Layers == 46) || (arch == "gemma3" && cfg.Layers == 62) {
+		cfg.AttnScale = float32(1 / math.Sqrt(float64(cfg.Hidden/cfg.Heads)))
+	}
 	if s, ok := float("attention.scale", ""); ok && s > 0 {
 		cfg.AttnScale = float32(s)
 	}
