@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/impetusllm/impetus/inference/gguf"
 	"github.com/impetusllm/impetus/inference/quant"
 )
 
@@ -230,5 +231,77 @@ func TestGGUFBlockTypesInModel(t *testing.T) {
 				t.Errorf("%s: logits differ from the dequantized twin by up to %.3g, argmax agrees %d/%d", typ, d.logit, d.agree, d.n)
 			}
 		})
+	}
+}
+
+// TestGGUFQuantMix loads a file mixed the way "Q4_K_M" files are: Q4_K
+// matrices, Q6_K output, Q5_0 where rows are not whole
+// super-blocks, F32 norms; it must match its dequantized twin.
+func TestGGUFQuantMix(t *testing.T) {
+	spec := newTinySpec(256, 320, 4, 2, 2, 300) // ffn_down rows of 320: not whole Q4_K blocks
+	typeOf := func(name string, cols int) quant.GGMLType {
+		switch {
+		case cols%256 != 0:
+			return quant.GGMLQ5_0
+		case name == "output.weight":
+			return quant.GGMLQ6_K
+		}
+		return quant.GGMLQ4_K
+	}
+	dir := t.TempDir()
+	write := func(path string, dequantized bool) {
+		w := gguf.NewWriter()
+		for k, v := range spec.kv {
+			if err := w.SetKV(k, v); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, tt := range spec.tensors {
+			dims, typ := []uint64{uint64(tt.cols)}, quant.GGMLF32
+			if tt.rows > 0 {
+				dims, typ = []uint64{uint64(tt.cols), uint64(tt.rows)}, typeOf(tt.name, tt.cols)
+			}
+			typ, b := encode(t, typ, tt.v, tt.cols)
+			if dequantized {
+				f := make([]float32, len(tt.v))
+				if err := quant.DequantizeGGML(typ, b, f); err != nil {
+					t.Fatal(err)
+				}
+				typ, b = encode(t, quant.GGMLF32, f, tt.cols)
+			}
+			if err := w.AddTensor(tt.name, typ, dims, b); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := w.WriteFile(path); err != nil {
+			t.Fatal(err)
+		}
+	}
+	qPath, fPath := filepath.Join(dir, "mix.gguf"), filepath.Join(dir, "f32.gguf")
+	write(qPath, false)
+	write(fPath, true)
+	q, err := LoadGGUF(qPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	f, err := LoadGGUF(fPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if got, want := q.Info().Quantization, "GGUF Q4_K + Q5_0 + Q6_K"; got != want {
+		t.Errorf("quantization %q, want %q", got, want)
+	}
+	ids := []int32{5, 100, 299, 0, 42}
+	wantSteps, wantPrefill := promptLogits(t, f, ids)
+	steps, prefill := promptLogits(t, q, ids)
+	var d diffStats
+	for i := range steps {
+		d.add(wantSteps[i], steps[i])
+	}
+	d.add(wantPrefill, prefill)
+	if d.logit > 1e-3 {
+		t.Errorf("logits differ from the dequantized twin by up to %.3g", d.logit)
 	}
 }
