@@ -161,6 +161,9 @@ func BenchmarkMatMulQ4_0(b *testing.B) { benchGGUF(b, Q4_0BlockBytes, MatMulQ4_0
 func benchK(b *testing.B, blockBytes int, dOffsets []int, mm func(out, x []float32, n int, w []byte, rows, cols int)) {
 	r := rand.New(rand.NewPCG(8, 8))
 	for _, s := range benchShapes[:6] {
+		if s.cols%KBlockElems != 0 {
+			continue // such rows get a 32-element type in real files
+		}
 		w := randK(r, s.rows, s.cols, blockBytes, dOffsets...)
 		for _, n := range benchN {
 			x := randSlice(r, n*s.cols, 1)

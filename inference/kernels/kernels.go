@@ -1,15 +1,28 @@
 // Package kernels holds the numeric kernels of the CPU inference engine:
 // matrix multiplication against weights in their stored format (float32,
-// bfloat16, half, MLX affine-quantized), attention over a KV cache, RoPE,
-// RMSNorm and the elementwise activations.
+// bfloat16, half, MLX affine-quantized, GGUF Q8_0/Q4_0/Q4_K/Q6_K),
+// attention over a KV cache, RoPE, RMSNorm and the elementwise activations.
 //
 // All matrices are row-major float32 slices. A weight W is [rows][cols]
 // (PyTorch's [out, in]); activations x are [n][cols] and outputs [n][rows].
+// A matmul reads each weight once per block of up to four activation rows,
+// so decoding a batch of sequences costs about one pass over the weights.
+// Activations stay float32 (no int8 requantization): results match the
+// dequantized reference to float rounding.
+//
 // The matrix and attention kernels split their work over a persistent pool
-// of threads (SetThreads); with cgo they run SIMD C code chosen at run time
-// (Features), otherwise plain Go. The *Ref functions define the results.
+// of threads (SetThreads); with cgo they run C code for the best SIMD level
+// of the CPU, chosen at run time (Features: AVX-512, AVX2+FMA, NEON, or
+// scalar C), otherwise plain Go. The *Ref functions define the results.
 //
 // Size mismatches are programming errors and panic.
+//
+// Testing: go test runs every kernel against the references at each level
+// the CPU supports (TestLevels). The NEON level can be checked on x86 with
+// gcc-aarch64-linux-gnu and qemu-user:
+//
+//	CGO_ENABLED=1 GOARCH=arm64 CC=aarch64-linux-gnu-gcc go test -c -o k.test ./inference/kernels
+//	(cd inference/kernels && qemu-aarch64 -L /usr/aarch64-linux-gnu ../../k.test)
 package kernels
 
 import "fmt"
@@ -98,6 +111,7 @@ func checkMatMul(name string, out, x []float32, n, rows, cols, wlen, wwant int) 
 }
 
 // MatMulF32 sets out[b*rows+o] = sum_i x[b*cols+i]*w[o*cols+i] for b < n.
+// Like every matmul here, out must not overlap x.
 func MatMulF32(out, x []float32, n int, w []float32, rows, cols int) {
 	checkMatMul("MatMulF32", out, x, n, rows, cols, len(w), rows*cols)
 	p := thePool

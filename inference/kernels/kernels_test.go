@@ -99,7 +99,7 @@ func TestMLXQuantizeRoundTrip(t *testing.T) {
 
 func TestMatMulRandom(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
-	for _, shape := range [][2]int{{1, 32}, {9, 37}, {7, 64}, {33, 96}, {50, 256}, {17, 1024}} {
+	for _, shape := range [][2]int{{1, 32}, {3, 5}, {9, 37}, {7, 64}, {33, 96}, {50, 256}, {17, 1024}} {
 		rows, cols := shape[0], shape[1]
 		for _, n := range []int{1, 2, 3, 4, 5, 7} {
 			name := fmt.Sprintf("n%d_%dx%d", n, rows, cols)

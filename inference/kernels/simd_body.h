@@ -1,7 +1,9 @@
 // SIMD kernel bodies, written once over a vector abstraction and included
 // by simd_x86.c (AVX2, AVX-512) and simd_neon.c (NEON). The includer
-// defines W (lanes), VF and the V* operations, SF16 (one half to float), MK_NB (activation rows per
-// micro-kernel pass) and SFX(name), which gives each function its suffix.
+// defines W (lanes), the vector types VF (float) and VI (int32), the V*
+// operations, SF16 (one half to float), R_MAX and NB_MAX (weight rows and
+// activation rows per register block, NB_CASES listing 1..NB_MAX) and
+// SFX(name), which gives each function its level suffix.
 //
 // Weights are little-endian; an MLX row is a byte stream in which, at 4
 // bits, element 2i is the low nibble of byte i (FORMATS.md §1b).
