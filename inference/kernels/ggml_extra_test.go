@@ -62,9 +62,15 @@ func TestMatMulGGMLRejects(t *testing.T) {
 		name string
 		f    func()
 	}{
-		{"no decoder", func() { MatMulGGML(make([]float32, 1), make([]float32, 32), 1, make([]byte, 64), quant.GGMLType(99), 1, 32) }},
-		{"partial block", func() { MatMulGGML(make([]float32, 1), make([]float32, 48), 1, make([]byte, 64), quant.GGMLQ5_0, 1, 48) }},
-		{"short weight", func() { MatMulGGML(make([]float32, 2), make([]float32, 32), 1, make([]byte, 22), quant.GGMLQ5_0, 2, 32) }},
+		{"no decoder", func() {
+			MatMulGGML(make([]float32, 1), make([]float32, 32), 1, make([]byte, 64), quant.GGMLType(99), 1, 32)
+		}},
+		{"partial block", func() {
+			MatMulGGML(make([]float32, 1), make([]float32, 48), 1, make([]byte, 64), quant.GGMLQ5_0, 1, 48)
+		}},
+		{"short weight", func() {
+			MatMulGGML(make([]float32, 2), make([]float32, 32), 1, make([]byte, 22), quant.GGMLQ5_0, 2, 32)
+		}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			defer func() {
