@@ -2,6 +2,7 @@ package model
 
 import (
 	"math"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -303,5 +304,61 @@ func TestGGUFQuantMix(t *testing.T) {
 	d.add(wantPrefill, prefill)
 	if d.logit > 1e-3 {
 		t.Errorf("logits differ from the dequantized twin by up to %.3g", d.logit)
+	}
+}
+
+// committedFixtures is where the repository keeps its own small reference
+// models (made by their make.py).
+const committedFixtures = "../testdata/reference"
+
+// ownFloatFixtures lists the float32 models among the fixtures committed
+// under ../testdata/reference (they include SmolLM3, which the shared
+// archives lack); none when that folder is absent.
+func ownFloatFixtures(t *testing.T) []string {
+	dirs, _ := filepath.Glob(filepath.Join(committedFixtures, "*-float32"))
+	var out []string
+	for _, d := range dirs {
+		if _, err := os.Stat(filepath.Join(d, "reference.json")); err == nil {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// TestOwnFixturesAsGGUF converts the committed float32 fixtures to F32 GGUF:
+// logits must match the safetensors originals to float rounding.
+func TestOwnFixturesAsGGUF(t *testing.T) {
+	dirs := ownFloatFixtures(t)
+	if len(dirs) == 0 {
+		t.Skipf("no float32 fixtures under %s", committedFixtures)
+	}
+	for _, dir := range dirs {
+		t.Run(filepath.Base(dir), func(t *testing.T) {
+			ref := loadReference(t, dir)
+			orig, err := Load(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer orig.Close()
+			path := filepath.Join(t.TempDir(), "model.gguf")
+			convertToGGUF(t, dir, quant.GGMLF32, path)
+			m, err := LoadGGUF(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer m.Close()
+			ids := append(append([]int32(nil), ref.PromptIDs...), ref.GreedyIDs...)
+			wantSteps, wantPrefill := promptLogits(t, orig, ids)
+			steps, prefill := promptLogits(t, m, ids)
+			var d diffStats
+			for i := range steps {
+				d.add(wantSteps[i], steps[i])
+			}
+			d.add(wantPrefill, prefill)
+			t.Logf("%s: max logit diff %.2g, argmax agrees %d/%d", filepath.Base(dir), d.logit, d.agree, d.n)
+			if d.logit > 1e-4 || d.agree != d.n {
+				t.Errorf("logits differ by up to %.3g, argmax agrees %d/%d", d.logit, d.agree, d.n)
+			}
+		})
 	}
 }
