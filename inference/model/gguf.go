@@ -60,17 +60,14 @@ func LoadGGUF(path string) (*Model, error) {
 }
 
 // FromGGUF builds a model on an open GGUF file, which the model then owns
-// (Model.Close closes it). name labels errors.
+// (Model.Close closes it); on error the caller still owns f. name labels
+// errors.
 func FromGGUF(f *gguf.File, name string) (*Model, error) {
 	cfg, err := GGUFConfig(f)
 	if err != nil {
 		return nil, fmt.Errorf("gguf %s: %w", name, err)
 	}
-	m, err := buildGGUF(cfg, f, name)
-	if err != nil {
-		return nil, err
-	}
-	return m, nil
+	return buildGGUF(cfg, f, name)
 }
 
 // GGUFConfig maps a GGUF file's metadata (and the presence of a few tensors:
