@@ -5,8 +5,9 @@ package model
 // ParseConfig reads, so both formats share one set of defaults and RoPE
 // rules. The weights are used where they lie in the mapped file: F32, F16 and
 // BF16 matrices through the float kernels, block types through the GGUF
-// kernels, or, for block types without a kernel, a fallback that dequantizes
-// a few rows at a time (never a whole matrix).
+// kernels, or, for block types without a dedicated kernel, the generic
+// kernels.MatMulGGML, which expands a few rows at a time (never a whole
+// matrix).
 //
 // Two conventions of GGUF files differ from the safetensors ones:
 //   - For arch llama and smollm3 the converter permuted the rows of q and k
@@ -24,7 +25,6 @@ import (
 	"math"
 	"sort"
 	"strings"
-	"sync"
 
 	"github.com/impetusllm/impetus/inference/gguf"
 	"github.com/impetusllm/impetus/inference/kernels"
@@ -60,17 +60,14 @@ func LoadGGUF(path string) (*Model, error) {
 }
 
 // FromGGUF builds a model on an open GGUF file, which the model then owns
-// (Model.Close closes it). name labels errors.
+// (Model.Close closes it); on error the caller still owns f. name labels
+// errors.
 func FromGGUF(f *gguf.File, name string) (*Model, error) {
 	cfg, err := GGUFConfig(f)
 	if err != nil {
 		return nil, fmt.Errorf("gguf %s: %w", name, err)
 	}
-	m, err := buildGGUF(cfg, f, name)
-	if err != nil {
-		return nil, err
-	}
-	return m, nil
+	return buildGGUF(cfg, f, name)
 }
 
 // GGUFConfig maps a GGUF file's metadata (and the presence of a few tensors:
@@ -252,6 +249,12 @@ func GGUFConfig(f *gguf.File) (Config, error) {
 	cfg.RoPEAdjacentPairs = arch == "llama" || arch == "smollm3"
 	cfg.FusedQKV = hasTensor(f, "blk.0.attn_qkv.weight") && !hasTensor(f, "blk.0.attn_q.weight")
 	cfg.FusedGateUp = arch == "phi3" && !hasTensor(f, "blk.0.ffn_gate.weight")
+	// GGUF has no query_pre_attn_scalar. Gemma 2 27B (46 layers) and Gemma 3
+	// 27B (62 layers) set it to hidden/heads instead of head_dim, and
+	// llama.cpp recognises them by their layer count; so does this.
+	if (arch == "gemma2" && cfg.Layers == 46) || (arch == "gemma3" && cfg.Layers == 62) {
+		cfg.AttnScale = float32(1 / math.Sqrt(float64(cfg.Hidden/cfg.Heads)))
+	}
 	if s, ok := float("attention.scale", ""); ok && s > 0 {
 		cfg.AttnScale = float32(s)
 	}
@@ -325,8 +328,9 @@ var ggmlWeightTypes = map[quant.GGMLType]bool{
 	quant.GGMLQ5_K: true, quant.GGMLQ6_K: true,
 }
 
-// ggmlKernels are the block types with a matmul kernel; the others use
-// mulGGMLFallback.
+// ggmlKernels are the block types with a dedicated matmul kernel; the
+// others go through kernels.MatMulGGML, which expands tiles of rows with the
+// reference decoder (correct, but several times slower).
 var ggmlKernels = map[quant.GGMLType]func(out, x []float32, n int, w []byte, rows, cols int){
 	quant.GGMLQ8_0: kernels.MatMulQ8_0,
 	quant.GGMLQ4_0: kernels.MatMulQ4_0,
@@ -339,32 +343,7 @@ func (m *matrix) mulGGML(out, x []float32, n int) {
 		k(out, x, n, m.blocks, m.rows, m.cols)
 		return
 	}
-	m.mulGGMLFallback(out, x, n)
-}
-
-// ggmlBuf is the fallback's scratch: dequantized rows and their outputs.
-type ggmlBuf struct{ w, out []float32 }
-
-var ggmlBufs = sync.Pool{New: func() any { return new(ggmlBuf) }}
-
-// fallbackChunkFloats bounds the rows dequantized at once (1 MiB of float32).
-const fallbackChunkFloats = 1 << 18
-
-// mulGGMLFallback multiplies by a block type without a kernel: it expands a
-// chunk of rows to float32 and hands it to the float kernel, chunk by chunk.
-func (m *matrix) mulGGMLFallback(out, x []float32, n int) {
-	buf := ggmlBufs.Get().(*ggmlBuf)
-	defer ggmlBufs.Put(buf)
-	chunk := min(m.rows, max(16, fallbackChunkFloats/max(m.cols, 1)))
-	buf.w, buf.out = grow(buf.w, chunk*m.cols), grow(buf.out, n*chunk)
-	for r0 := 0; r0 < m.rows; r0 += chunk {
-		c := min(chunk, m.rows-r0)
-		m.ggmlRows(buf.w[:c*m.cols], r0, c)
-		kernels.MatMulF32(buf.out, x, n, buf.w, c, m.cols)
-		for b := 0; b < n; b++ {
-			copy(out[b*m.rows+r0:b*m.rows+r0+c], buf.out[b*c:(b+1)*c])
-		}
-	}
+	kernels.MatMulGGML(out, x, n, m.blocks, m.ggml, m.rows, m.cols)
 }
 
 // ggmlRows expands count rows from row r0 into dst.

@@ -17,7 +17,7 @@ import (
 // ggufArchOf maps a config.json model_type to general.architecture.
 var ggufArchOf = map[string]string{
 	"llama": "llama", "mistral": "llama", "qwen2": "qwen2", "qwen3": "qwen3",
-	"phi3": "phi3", "gemma2": "gemma2", "gemma3_text": "gemma3",
+	"phi3": "phi3", "gemma2": "gemma2", "gemma3_text": "gemma3", "smollm3": "smollm3",
 }
 
 var hfLayerName = regexp.MustCompile(`^model\.layers\.(\d+)\.(.+)$`)
@@ -253,7 +253,7 @@ func ConvertToGGUF(dir string, typ quant.GGMLType) (*gguf.Writer, error) {
 		if err != nil {
 			return nil, fmt.Errorf("convert %s: %w", dir, err)
 		}
-		if arch == "llama" {
+		if arch == "llama" || arch == "smollm3" {
 			cols := 1
 			if len(st.Shape) == 2 {
 				cols = st.Shape[1]

@@ -2,10 +2,12 @@ package model
 
 import (
 	"math"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/impetusllm/impetus/inference/gguf"
 	"github.com/impetusllm/impetus/inference/quant"
 )
 
@@ -228,6 +230,134 @@ func TestGGUFBlockTypesInModel(t *testing.T) {
 			t.Logf("%s: max logit diff %.2g, top-5 logprob diff %.2g", typ, d.logit, d.top5)
 			if d.logit > 1e-3 || d.agree != d.n {
 				t.Errorf("%s: logits differ from the dequantized twin by up to %.3g, argmax agrees %d/%d", typ, d.logit, d.agree, d.n)
+			}
+		})
+	}
+}
+
+// TestGGUFQuantMix loads a file mixed the way "Q4_K_M" files are: Q4_K
+// matrices, Q6_K output, Q5_0 where rows are not whole
+// super-blocks, F32 norms; it must match its dequantized twin.
+func TestGGUFQuantMix(t *testing.T) {
+	spec := newTinySpec(256, 320, 4, 2, 2, 300) // ffn_down rows of 320: not whole Q4_K blocks
+	typeOf := func(name string, cols int) quant.GGMLType {
+		switch {
+		case cols%256 != 0:
+			return quant.GGMLQ5_0
+		case name == "output.weight":
+			return quant.GGMLQ6_K
+		}
+		return quant.GGMLQ4_K
+	}
+	dir := t.TempDir()
+	write := func(path string, dequantized bool) {
+		w := gguf.NewWriter()
+		for k, v := range spec.kv {
+			if err := w.SetKV(k, v); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, tt := range spec.tensors {
+			dims, typ := []uint64{uint64(tt.cols)}, quant.GGMLF32
+			if tt.rows > 0 {
+				dims, typ = []uint64{uint64(tt.cols), uint64(tt.rows)}, typeOf(tt.name, tt.cols)
+			}
+			typ, b := encode(t, typ, tt.v, tt.cols)
+			if dequantized {
+				f := make([]float32, len(tt.v))
+				if err := quant.DequantizeGGML(typ, b, f); err != nil {
+					t.Fatal(err)
+				}
+				typ, b = encode(t, quant.GGMLF32, f, tt.cols)
+			}
+			if err := w.AddTensor(tt.name, typ, dims, b); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := w.WriteFile(path); err != nil {
+			t.Fatal(err)
+		}
+	}
+	qPath, fPath := filepath.Join(dir, "mix.gguf"), filepath.Join(dir, "f32.gguf")
+	write(qPath, false)
+	write(fPath, true)
+	q, err := LoadGGUF(qPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	f, err := LoadGGUF(fPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if got, want := q.Info().Quantization, "GGUF Q4_K + Q5_0 + Q6_K"; got != want {
+		t.Errorf("quantization %q, want %q", got, want)
+	}
+	ids := []int32{5, 100, 299, 0, 42}
+	wantSteps, wantPrefill := promptLogits(t, f, ids)
+	steps, prefill := promptLogits(t, q, ids)
+	var d diffStats
+	for i := range steps {
+		d.add(wantSteps[i], steps[i])
+	}
+	d.add(wantPrefill, prefill)
+	if d.logit > 1e-3 {
+		t.Errorf("logits differ from the dequantized twin by up to %.3g", d.logit)
+	}
+}
+
+// committedFixtures is where the repository keeps its own small reference
+// models (made by their make.py).
+const committedFixtures = "../testdata/reference"
+
+// ownFloatFixtures lists the float32 models among the fixtures committed
+// under ../testdata/reference (they include SmolLM3, which the shared
+// archives lack); none when that folder is absent.
+func ownFloatFixtures(t *testing.T) []string {
+	dirs, _ := filepath.Glob(filepath.Join(committedFixtures, "*-float32"))
+	var out []string
+	for _, d := range dirs {
+		if _, err := os.Stat(filepath.Join(d, "reference.json")); err == nil {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// TestOwnFixturesAsGGUF converts the committed float32 fixtures to F32 GGUF:
+// logits must match the safetensors originals to float rounding.
+func TestOwnFixturesAsGGUF(t *testing.T) {
+	dirs := ownFloatFixtures(t)
+	if len(dirs) == 0 {
+		t.Skipf("no float32 fixtures under %s", committedFixtures)
+	}
+	for _, dir := range dirs {
+		t.Run(filepath.Base(dir), func(t *testing.T) {
+			ref := loadReference(t, dir)
+			orig, err := Load(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer orig.Close()
+			path := filepath.Join(t.TempDir(), "model.gguf")
+			convertToGGUF(t, dir, quant.GGMLF32, path)
+			m, err := LoadGGUF(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer m.Close()
+			ids := append(append([]int32(nil), ref.PromptIDs...), ref.GreedyIDs...)
+			wantSteps, wantPrefill := promptLogits(t, orig, ids)
+			steps, prefill := promptLogits(t, m, ids)
+			var d diffStats
+			for i := range steps {
+				d.add(wantSteps[i], steps[i])
+			}
+			d.add(wantPrefill, prefill)
+			t.Logf("%s: max logit diff %.2g, argmax agrees %d/%d", filepath.Base(dir), d.logit, d.agree, d.n)
+			if d.logit > 1e-4 || d.agree != d.n {
+				t.Errorf("logits differ by up to %.3g, argmax agrees %d/%d", d.logit, d.agree, d.n)
 			}
 		})
 	}

@@ -1,6 +1,7 @@
 package model
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -15,11 +16,17 @@ import (
 	"github.com/impetusllm/impetus/inference/testutil"
 )
 
+// llamaJob is one model file and the token ids to run through llama.cpp.
+type llamaJob struct {
+	Model string  `json:"model"`
+	IDs   []int32 `json:"ids"`
+}
+
 // llamaCppTopK runs testdata/llamacpp/logits.mjs (llama.cpp through the npm
-// package node-llama-cpp, installed there by make test) and returns
-// llama.cpp's top-5 [id, logprob] after each token of ids. It skips the test
-// when node or the package is missing.
-func llamaCppTopK(t *testing.T, path string, ids []int32) [][][2]float64 {
+// package node-llama-cpp, installed there by make test) once for all jobs
+// and returns, per job, llama.cpp's top-5 [id, logprob] after each token. It
+// skips the test when node or the package is missing.
+func llamaCppTopK(t *testing.T, jobs []llamaJob) [][][][2]float64 {
 	t.Helper()
 	dir, err := filepath.Abs(filepath.Join("testdata", "llamacpp"))
 	if err != nil {
@@ -32,20 +39,26 @@ func llamaCppTopK(t *testing.T, path string, ids []int32) [][][2]float64 {
 	if err != nil {
 		t.Skip("node not found: skipping")
 	}
-	s := make([]string, len(ids))
-	for i, id := range ids {
-		s[i] = fmt.Sprint(id)
+	in, err := json.Marshal(jobs)
+	if err != nil {
+		t.Fatal(err)
 	}
-	cmd := exec.Command(node, "logits.mjs", path, strings.Join(s, ","))
+	cmd := exec.Command(node, "logits.mjs")
 	cmd.Dir = dir
+	cmd.Stdin = bytes.NewReader(in)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.Output()
 	if err != nil {
 		t.Fatalf("llama.cpp oracle: %v", err)
 	}
-	var res [][][2]float64
-	if err := json.Unmarshal(out, &res); err != nil || len(res) != len(ids) {
+	var res [][][][2]float64
+	if err := json.Unmarshal(out, &res); err != nil || len(res) != len(jobs) {
 		t.Fatalf("llama.cpp oracle output %q: %v", out, err)
+	}
+	for i, r := range res {
+		if len(r) != len(jobs[i].IDs) {
+			t.Fatalf("llama.cpp oracle: %d results for %d tokens", len(r), len(jobs[i].IDs))
+		}
 	}
 	return res
 }
@@ -97,17 +110,17 @@ func addFixtureVocab(t *testing.T, w *gguf.Writer, dir string) {
 	}
 }
 
-// compareWithLlamaCpp checks our top-5 log-probabilities after each token of
-// ids against llama.cpp's on the same file and returns the largest difference.
-func compareWithLlamaCpp(t *testing.T, path string, ids []int32, tol float64) float64 {
+// compareWithLlamaCpp checks our top-5 log-probabilities after each token
+// of job.IDs against llama.cpp's (want) on the same file and returns the
+// largest difference.
+func compareWithLlamaCpp(t *testing.T, job llamaJob, want [][][2]float64, tol float64) float64 {
 	t.Helper()
-	want := llamaCppTopK(t, path, ids)
-	m, err := LoadGGUF(path)
+	m, err := LoadGGUF(job.Model)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer m.Close()
-	steps, _ := promptLogits(t, m, ids)
+	steps, _ := promptLogits(t, m, job.IDs)
 	worst := 0.0
 	for i, s := range steps {
 		lp := logSoftmax(s)
@@ -126,7 +139,8 @@ func compareWithLlamaCpp(t *testing.T, path string, ids []int32, tol float64) fl
 // (converted by llama.cpp's own tools: permuted q/k rows) through llama.cpp.
 func TestTinyLlamaMatchesLlamaCpp(t *testing.T) {
 	path := testutil.SharedPath(t, "assets", "gguf-model", "llama-2-tiny-random.gguf")
-	worst := compareWithLlamaCpp(t, path, []int32{1, 450, 4996, 17354, 1701, 29916, 4719, 975, 278, 17366}, 5e-4)
+	job := llamaJob{path, []int32{1, 450, 4996, 17354, 1701, 29916, 4719, 975, 278, 17366}}
+	worst := compareWithLlamaCpp(t, job, llamaCppTopK(t, []llamaJob{job})[0], 5e-4)
 	t.Logf("worst top-5 logprob difference %.2g", worst)
 }
 
@@ -134,31 +148,57 @@ func TestTinyLlamaMatchesLlamaCpp(t *testing.T) {
 // fixtures through llama.cpp: this checks the converter and the loader
 // against llama.cpp's reading of the same file, independently of ours. The
 // tolerance allows for llama.cpp's half-precision KV cache (differences of
-// 1e-3 to 7e-3); a wrong RoPE pairing, norm offset or scale moves these
-// log-probabilities by tenths.
+// 1e-3 to 1e-2); a wrong RoPE pairing, norm offset or scale moves these
+// log-probabilities by tenths. The committed fixtures (SmolLM3 among them)
+// join the shared ones when present.
 func TestConvertedFixturesMatchLlamaCpp(t *testing.T) {
-	for _, a := range fixtureArchives {
-		t.Run(a.name, func(t *testing.T) {
-			for _, dir := range fixtureModels(t, a.name) {
-				base := filepath.Base(dir)
-				if !strings.HasSuffix(base, "-float32") && !strings.HasSuffix(base, "-bfloat16") {
-					continue
-				}
-				t.Run(base, func(t *testing.T) {
-					ref := loadReference(t, dir)
-					w, err := ConvertToGGUF(dir, quant.GGMLF32)
-					if err != nil {
-						t.Fatal(err)
-					}
-					addFixtureVocab(t, w, dir)
-					path := filepath.Join(t.TempDir(), "model.gguf")
-					if err := w.WriteFile(path); err != nil {
-						t.Fatal(err)
-					}
-					worst := compareWithLlamaCpp(t, path, ref.PromptIDs, 1e-2)
-					t.Logf("%s: worst top-5 logprob difference %.2g", base, worst)
-				})
-			}
+	type model struct {
+		name string
+		job  llamaJob
+	}
+	var models []model
+	tmp := t.TempDir()
+	var dirs []string
+	shared := os.Getenv("IMPETUS_SHARED")
+	if shared == "" {
+		shared = filepath.Join(testutil.RepoRoot(t), "..", "shared")
+	}
+	if _, err := os.Stat(filepath.Join(shared, "fixtures")); err == nil {
+		for _, a := range fixtureArchives {
+			dirs = append(dirs, fixtureModels(t, a.name)...)
+		}
+	}
+	for _, dir := range append(dirs, ownFloatFixtures(t)...) {
+		base := filepath.Base(dir)
+		if !strings.HasSuffix(base, "-float32") && !strings.HasSuffix(base, "-bfloat16") {
+			continue
+		}
+		if strings.HasPrefix(dir, committedFixtures) {
+			base = "own-" + base
+		}
+		w, err := ConvertToGGUF(dir, quant.GGMLF32)
+		if err != nil {
+			t.Fatal(err)
+		}
+		addFixtureVocab(t, w, dir)
+		path := filepath.Join(tmp, base+".gguf")
+		if err := w.WriteFile(path); err != nil {
+			t.Fatal(err)
+		}
+		models = append(models, model{base, llamaJob{path, loadReference(t, dir).PromptIDs}})
+	}
+	if len(models) == 0 {
+		t.Skip("no fixtures (shared or committed) to convert")
+	}
+	jobs := make([]llamaJob, len(models))
+	for i, m := range models {
+		jobs[i] = m.job
+	}
+	want := llamaCppTopK(t, jobs)
+	for i, m := range models {
+		t.Run(m.name, func(t *testing.T) {
+			worst := compareWithLlamaCpp(t, m.job, want[i], 2e-2)
+			t.Logf("%s: worst top-5 logprob difference %.2g", m.name, worst)
 		})
 	}
 }
@@ -205,19 +245,24 @@ func TestBlockTypesMatchLlamaCpp(t *testing.T) {
 	}
 	defer orig.Close()
 	origSteps, _ := promptLogits(t, orig, ids)
-	for _, c := range []struct {
+	cases := []struct {
 		typ      quant.GGMLType
 		relative bool
 	}{
 		{quant.GGMLF16, false}, {quant.GGMLBF16, false}, {quant.GGMLQ8_0, false}, {quant.GGMLQ6_K, false},
 		{quant.GGMLQ4_0, true}, {quant.GGMLQ4_1, true}, {quant.GGMLQ5_0, true}, {quant.GGMLQ5_1, true},
 		{quant.GGMLQ2_K, true}, {quant.GGMLQ3_K, true}, {quant.GGMLQ4_K, true}, {quant.GGMLQ5_K, true},
-	} {
+	}
+	jobs := make([]llamaJob, len(cases))
+	for i, c := range cases {
+		jobs[i] = llamaJob{filepath.Join(dir, c.typ.String()+".gguf"), ids}
+		spec.write(t, jobs[i].Model, c.typ, false)
+	}
+	want := llamaCppTopK(t, jobs)
+	for i, c := range cases {
 		t.Run(c.typ.String(), func(t *testing.T) {
-			path := filepath.Join(dir, c.typ.String()+".gguf")
-			spec.write(t, path, c.typ, false)
-			worst := compareWithLlamaCpp(t, path, ids, 0.25)
-			m, err := LoadGGUF(path)
+			worst := compareWithLlamaCpp(t, jobs[i], want[i], 0.25)
+			m, err := LoadGGUF(jobs[i].Model)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -266,3 +266,91 @@ func FuzzFromGGUF(f *testing.F) {
 		}
 	})
 }
+
+// parseMeta builds an in-memory GGUF with the given metadata, a token_embd
+// of hidden×vocab and the given extra F32 vectors, and maps its config.
+func parseMeta(t *testing.T, kv map[string]any, hidden, vocab int, vectors map[string][]float32) (Config, error) {
+	t.Helper()
+	spec := &tinySpec{kv: kv, tensors: []tinyTensor{{"token_embd.weight", vocab, hidden, make([]float32, vocab*hidden)}}}
+	for name, v := range vectors {
+		spec.tensors = append(spec.tensors, tinyTensor{name, 0, len(v), v})
+	}
+	f, err := gguf.Parse(spec.bytes(t, quant.GGMLF32, false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return GGUFConfig(f)
+}
+
+func TestGGUFConfigMapping(t *testing.T) {
+	base := func(arch string, layers int) map[string]any {
+		return map[string]any{
+			"general.architecture": arch, arch + ".embedding_length": uint32(64), arch + ".block_count": uint32(layers),
+			arch + ".feed_forward_length": uint32(128), arch + ".attention.head_count": uint32(4),
+			arch + ".attention.head_count_kv": uint32(2), arch + ".context_length": uint32(8192),
+		}
+	}
+	with := func(m map[string]any, kv ...any) map[string]any {
+		for i := 0; i < len(kv); i += 2 {
+			m[kv[i].(string)] = kv[i+1]
+		}
+		return m
+	}
+	cases := []struct {
+		name    string
+		kv      map[string]any
+		vectors map[string][]float32
+		check   func(c Config) bool
+	}{
+		{"llama: adjacent pairs, tied without output.weight", base("llama", 2), nil, func(c Config) bool {
+			return c.RoPEAdjacentPairs && c.TieEmbeddings && c.HeadDim == 16 && c.LayerSpecs[0].RoPE.Type == "default"
+		}},
+		{"qwen2 rotates halves and has biases", base("qwen2", 2), nil, func(c Config) bool {
+			return !c.RoPEAdjacentPairs && c.AttentionBias
+		}},
+		{"partial rotary from dimension_count", with(base("phi3", 2), "phi3.rope.dimension_count", uint32(6)), nil, func(c Config) bool {
+			return c.RotaryDim == 6 && c.FusedGateUp
+		}},
+		{"linear scaling", with(base("llama", 1), "llama.rope.scaling.type", "linear", "llama.rope.scaling.factor", float32(4), "llama.rope.freq_base", float32(10000)), nil, func(c Config) bool {
+			r := c.LayerSpecs[0].RoPE
+			return r.Type == "linear" && math.Abs(float64(r.InvFreq[0])-0.25) < 1e-7
+		}},
+		{"llama3 divisors", base("llama", 1), map[string][]float32{"rope_freqs.weight": {1, 2, 4, 8, 8, 8, 8, 8}}, func(c Config) bool {
+			r := c.LayerSpecs[0].RoPE
+			return r.Type == "llama3" && r.InvFreq[0] == 1 && r.InvFreq[1] == float32(float64(float32(1/math.Pow(10000, 2.0/16)))/2)
+		}},
+		{"phi3 longrope from tensors", with(base("phi3", 1), "phi3.rope.scaling.original_context_length", uint32(4096), "phi3.rope.scaling.attn_factor", float32(1.19)),
+			map[string][]float32{"rope_factors_long.weight": {2, 2, 2, 2, 2, 2, 2, 2}, "rope_factors_short.weight": {1, 1, 1, 1, 1, 1, 1, 1}}, func(c Config) bool {
+				r := c.LayerSpecs[0].RoPE
+				return r.Type == "longrope" && r.OriginalMax == 4096 && r.Mscale == float32(float32(1.19)) && r.LongInvFreq[0] == 0.5
+			}},
+		{"gemma2 defaults, norms baked", base("gemma2", 4), nil, func(c Config) bool {
+			return !c.NormAddOne && c.SandwichNorms && c.LayerSpecs[0].Window == 4096 && c.LayerSpecs[1].Window == 0 &&
+				c.AttnScale == float32(1/math.Sqrt(16)) && c.Activation == GELUTanh
+		}},
+		{"gemma2 attention scale from head_dim", with(base("gemma2", 4), "gemma2.attention.key_length", uint32(32)), nil, func(c Config) bool {
+			return c.HeadDim == 32 && c.AttnScale == float32(1/math.Sqrt(32))
+		}},
+		{"gemma2 27B attention scale from hidden/heads", with(base("gemma2", 46), "gemma2.attention.key_length", uint32(32)), nil, func(c Config) bool {
+			return c.HeadDim == 32 && c.AttnScale == float32(1/math.Sqrt(16))
+		}},
+		{"gemma3 pattern and local base", with(base("gemma3", 6), "gemma3.attention.sliding_window", uint32(512), "gemma3.rope.freq_base", float32(1e6)), nil, func(c Config) bool {
+			return c.QKNorm && c.LayerSpecs[0].Window == 512 && c.LayerSpecs[5].Window == 0 &&
+				c.LayerSpecs[0].RoPE.InvFreq[1] == float32(1/math.Pow(1e4, 2.0/16)) && c.LayerSpecs[5].RoPE.InvFreq[1] == float32(1/math.Pow(1e6, 2.0/16))
+		}},
+		{"gemma3 per-layer sliding flags", with(base("gemma3", 3), "gemma3.attention.sliding_window", uint32(8), "gemma3.attention.sliding_window_pattern", []bool{true, false, true}), nil, func(c Config) bool {
+			return c.LayerSpecs[0].Window == 8 && c.LayerSpecs[1].Window == 0 && c.LayerSpecs[2].Window == 8
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			cfg, err := parseMeta(t, c.kv, 64, 10, c.vectors)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !c.check(cfg) {
+				t.Errorf("config %+v", cfg)
+			}
+		})
+	}
+}
