@@ -24,6 +24,8 @@ func argumentsJSON(s string) json.RawMessage {
 // chatCompletions serves POST /v1/chat/completions.
 func (h *OpenAI) chatCompletions(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
+	acct, w := h.beginUsage(w, r, "chat.completions")
+	defer h.endUsage(acct)
 	r.Body = http.MaxBytesReader(w, r.Body, h.limits.MaxBodyBytes)
 	req, e := openai.DecodeChatRequest(r.Body, h.limits)
 	if e != nil {
@@ -39,6 +41,7 @@ func (h *OpenAI) chatCompletions(w http.ResponseWriter, r *http.Request) {
 		openai.WriteError(w, e)
 		return
 	}
+	acct.setModel(lm.Info.ID)
 	if lm.Template == nil {
 		openai.WriteError(w, openai.InvalidRequest("model", "the model '"+req.Model+"' has no chat template; use /v1/completions"))
 		return
@@ -84,6 +87,10 @@ func (h *OpenAI) chatCompletions(w http.ResponseWriter, r *http.Request) {
 		j.maxTokens = append(j.maxTokens, maxTokens)
 		j.params = append(j.params, p)
 	}
+	if e := acct.charge(w, r, len(prompt), len(prompt)+maxTokens*n); e != nil {
+		openai.WriteError(w, e)
+		return
+	}
 	events, err := j.run(r.Context())
 	if err != nil {
 		openai.WriteError(w, engineError(err, req.Model))
@@ -95,7 +102,7 @@ func (h *OpenAI) chatCompletions(w http.ResponseWriter, r *http.Request) {
 	}
 	m := &metrics{start: start}
 	if req.Stream {
-		h.streamChat(w, r, req, lm, plan, events, len(prompt), n, convID, m)
+		h.streamChat(w, r, req, lm, plan, events, len(prompt), n, convID, m, acct)
 		return
 	}
 	resp := openai.ChatCompletion{ID: openai.NewChatID(), Created: openai.Created(), Model: req.Model, ConversationID: convID}
@@ -113,6 +120,7 @@ func (h *OpenAI) chatCompletions(w http.ResponseWriter, r *http.Request) {
 		if ev.Token >= 0 {
 			completion++
 			m.token()
+			acct.token(ev.index)
 			if req.Logprobs {
 				if c.Logprobs == nil {
 					c.Logprobs = &openai.ChoiceLogprobs{}
@@ -153,7 +161,7 @@ func (h *OpenAI) chatCompletions(w http.ResponseWriter, r *http.Request) {
 // text that may begin a tool call is held back until it is known; calls go
 // out as tool_calls deltas (Hermes calls as they are written, see
 // callStream; other formats when the reply ends).
-func (h *OpenAI) streamChat(w http.ResponseWriter, r *http.Request, req *openai.ChatRequest, lm *inference.LoadedModel, plan *outputPlan, events <-chan choiceEvent, promptLen, n int, convID string, m *metrics) {
+func (h *OpenAI) streamChat(w http.ResponseWriter, r *http.Request, req *openai.ChatRequest, lm *inference.LoadedModel, plan *outputPlan, events <-chan choiceEvent, promptLen, n int, convID string, m *metrics, acct *usage) {
 	sse := openai.NewSSE(w)
 	cs := openai.ChatStream{ID: openai.NewChatID(), Created: openai.Created(), Model: req.Model, IncludeUsage: req.IncludeUsage()}
 	for i := range n {
@@ -169,7 +177,15 @@ func (h *OpenAI) streamChat(w http.ResponseWriter, r *http.Request, req *openai.
 		streams[i].plan = plan
 	}
 	completion := 0
-	for ev := range events {
+	for {
+		ev, ok, cut := nextEvent(events)
+		if cut {
+			sse.Error(shuttingDownError)
+			return
+		}
+		if !ok {
+			break
+		}
 		if ev.Err != nil {
 			h.logger.Error("generation failed", zap.Error(ev.Err))
 			sse.Error(engineError(ev.Err, req.Model))
@@ -178,6 +194,7 @@ func (h *OpenAI) streamChat(w http.ResponseWriter, r *http.Request, req *openai.
 		if ev.Token >= 0 {
 			completion++
 			m.token()
+			acct.token(ev.index)
 		}
 		text, finish := ev.Text, ev.Finish
 		var callDeltas [][]openai.ToolCallDelta

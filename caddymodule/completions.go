@@ -14,6 +14,8 @@ import (
 // prompt of the request yields n choices, indexed prompt*n+i.
 func (h *OpenAI) completions(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
+	acct, w := h.beginUsage(w, r, "completions")
+	defer h.endUsage(acct)
 	r.Body = http.MaxBytesReader(w, r.Body, h.limits.MaxBodyBytes)
 	req, e := openai.DecodeCompletionRequest(r.Body, h.limits)
 	if e != nil {
@@ -36,6 +38,7 @@ func (h *OpenAI) completions(w http.ResponseWriter, r *http.Request) {
 		openai.WriteError(w, e)
 		return
 	}
+	acct.setModel(lm.Info.ID)
 	var prompts [][]int32
 	var promptTexts []string
 	for _, t := range req.Prompt.Texts {
@@ -87,6 +90,14 @@ func (h *OpenAI) completions(w http.ResponseWriter, r *http.Request) {
 			j.params = append(j.params, p2)
 		}
 	}
+	reserve := promptTokens
+	for _, mt := range j.maxTokens {
+		reserve += mt
+	}
+	if e := acct.charge(w, r, promptTokens, reserve); e != nil {
+		openai.WriteError(w, e)
+		return
+	}
 	events, err := j.run(r.Context())
 	if err != nil {
 		openai.WriteError(w, engineError(err, req.Model))
@@ -106,7 +117,15 @@ func (h *OpenAI) completions(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		completion := 0
-		for ev := range events {
+		for {
+			ev, ok, cut := nextEvent(events)
+			if cut {
+				sse.Error(shuttingDownError)
+				return
+			}
+			if !ok {
+				break
+			}
 			if ev.Err != nil {
 				h.logger.Error("generation failed", zap.Error(ev.Err))
 				sse.Error(engineError(ev.Err, req.Model))
@@ -115,6 +134,7 @@ func (h *OpenAI) completions(w http.ResponseWriter, r *http.Request) {
 			c := openai.TextChoice{Index: ev.index, Text: ev.Text, FinishReason: ev.Finish}
 			if ev.Token >= 0 {
 				completion++
+				acct.token(ev.index)
 				if wantLogprobs {
 					c.Logprobs = legacyLogprobs(h, lm, []tokenRecord{{ev.Token, ev.Logprob, ev.Top}}, 0)
 				}
@@ -149,6 +169,7 @@ func (h *OpenAI) completions(w http.ResponseWriter, r *http.Request) {
 		if ev.Token >= 0 {
 			completion++
 			m.token()
+			acct.token(ev.index)
 			records[ev.index] = append(records[ev.index], tokenRecord{ev.Token, ev.Logprob, ev.Top})
 		}
 		if ev.Finish != "" {

@@ -126,16 +126,7 @@ func managerFor(app *App) *modelManager {
 // publish sends an event through the engine's Socket.IO bus when a config
 // serves one; without impetus_events there is nobody to tell.
 func (m *modelManager) publish(name string, payload any) {
-	key := "events:" + m.poolKey
-	eventBuses.Range(func(k, v any) bool {
-		if k == key {
-			if bus, ok := v.(*EventBus); ok {
-				_ = bus.Publish(name, payload)
-			}
-			return false
-		}
-		return true
-	})
+	publishEvent(m.poolKey, name, payload)
 }
 
 // writeModelsError writes the /api error shape with a type naming the cause

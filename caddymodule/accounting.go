@@ -1,0 +1,150 @@
+package caddymodule
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+
+	"github.com/impetusllm/impetus/caddymodule/openai"
+)
+
+// usage follows one generation request from arrival to its last byte: it
+// feeds the Prometheus series, charges and refunds the key's token budget,
+// and publishes an inference_stats event when the request succeeded.
+type usage struct {
+	timer      *requestTimer
+	status     *statusRecorder
+	refund     func(used int)
+	model      string
+	prompt     int
+	completion int
+	start      time.Time
+	first      time.Time
+}
+
+// beginUsage starts following a request; use the returned writer for the
+// response and defer endUsage.
+func (h *OpenAI) beginUsage(w http.ResponseWriter, r *http.Request, endpoint string) (*usage, http.ResponseWriter) {
+	sr := &statusRecorder{ResponseWriter: w}
+	return &usage{timer: startRequest(r, endpoint), status: sr, start: time.Now()}, sr
+}
+
+// setModel names the model once it has loaded.
+func (u *usage) setModel(id string) {
+	u.model = id
+	u.timer.setModel(id)
+}
+
+// charge takes promptTokens plus the completion tokens the request may use
+// from the key's token budget (when the rate limiter set one) before any
+// work starts. The unused part is refunded when the request ends.
+func (u *usage) charge(w http.ResponseWriter, r *http.Request, promptTokens, reserve int) *openai.Error {
+	u.prompt = promptTokens
+	refund, msg, retry := chargeTokens(w, r, reserve)
+	if msg != "" {
+		w.Header().Set("Retry-After", strconv.Itoa(retry))
+		return openai.RateLimited(msg)
+	}
+	u.refund = refund
+	return nil
+}
+
+// token records a generated token of choice.
+func (u *usage) token(choice int) {
+	if u.first.IsZero() {
+		u.first = time.Now()
+	}
+	u.completion++
+	u.timer.token(choice)
+}
+
+// endUsage closes the books on a request.
+func (h *OpenAI) endUsage(u *usage) {
+	status := u.status.code()
+	u.timer.finish(status, u.prompt, u.completion)
+	if u.refund != nil {
+		u.refund(u.prompt + u.completion)
+	}
+	if status != http.StatusOK || u.model == "" {
+		return
+	}
+	took := time.Since(u.start)
+	stats := map[string]any{
+		"timestamp":         isoNow(),
+		"model":             u.model,
+		"endpoint":          u.timer.endpoint,
+		"prompt_tokens":     u.prompt,
+		"completion_tokens": u.completion,
+		"duration_ms":       roundTo(float64(took.Microseconds())/1000, 2),
+	}
+	if took > 0 {
+		stats["tokens_per_second"] = roundTo(float64(u.completion)/took.Seconds(), 2)
+	}
+	if !u.first.IsZero() {
+		stats["time_to_first_token_ms"] = roundTo(float64(u.first.Sub(u.start).Microseconds())/1000, 2)
+	}
+	publishEvent(h.app.poolKey, "inference_stats", stats)
+}
+
+// statusRecorder remembers the response status. It unwraps for
+// http.ResponseController, so streaming flushes still reach the client.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	if s.status == 0 {
+		s.status = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Write(b []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+func (s *statusRecorder) code() int {
+	if s.status == 0 {
+		return http.StatusOK
+	}
+	return s.status
+}
+
+// nextEvent waits for the next engine event, or for the server's exit
+// notice (cut): then the stream must end with an error event.
+func nextEvent(events <-chan choiceEvent) (ev choiceEvent, ok, cut bool) {
+	select {
+	case ev, ok = <-events:
+		return ev, ok, false
+	case <-shutdownNotice():
+		return choiceEvent{}, false, true
+	}
+}
+
+// shuttingDownError is the last event of a stream cut by the server's exit.
+var shuttingDownError = openai.Unavailable("the server is shutting down; retry the request")
+
+// publishEvent sends an event through the Socket.IO bus of the engine
+// identified by engineKey, when a config serves impetus_events.
+func publishEvent(engineKey, name string, payload any) {
+	key := "events:" + engineKey
+	eventBuses.Range(func(k, v any) bool {
+		if k != key {
+			return true
+		}
+		if bus, ok := v.(*EventBus); ok {
+			_ = bus.Publish(name, payload)
+		}
+		return false
+	})
+}
+
+var _ = caddy.Duration(0)
