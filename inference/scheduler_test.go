@@ -15,6 +15,7 @@ import (
 
 	"github.com/impetusllm/impetus/inference/bench"
 	"github.com/impetusllm/impetus/inference/sample"
+	"github.com/impetusllm/impetus/inference/testutil"
 )
 
 // tinyShape is a model small enough to build in a test: 4 KiB of KV per
@@ -455,4 +456,24 @@ func TestObserve(t *testing.T) {
 	if counts[ObserveTTFT] != 3 || counts[ObserveInterToken] != 3*4 {
 		t.Errorf("observations %v, want 3 TTFT and 12 inter-token", counts)
 	}
+}
+
+// TestBatchedEqualsAloneTrained repeats the batching check on the trained
+// reference model (real tokenizer, confident logits) with English prompts.
+func TestBatchedEqualsAloneTrained(t *testing.T) {
+	dir := testutil.Fixture(t, "dev-trained", "llama-mlx4")
+	start := func() (*Engine, *LoadedModel) {
+		return startEngine(t, Options{ModelsDir: filepath.Dir(dir), KVCacheMB: 64}, "llama-mlx4")
+	}
+	_, lm := start()
+	var reqs []GenerateRequest
+	for _, text := range []string{
+		"Once upon a time",
+		"The old house at the end of the street had been empty for years, and the children of the village told stories about it. One evening,",
+		"She opened the door and",
+		"It was a cold morning in the north. The river had frozen over during the night, and the ferryman, who had crossed it every day for forty years, stood on the bank and looked at the ice. He did not know what to do. His wife came out of the cottage and",
+	} {
+		reqs = append(reqs, GenerateRequest{Prompt: lm.Tokenizer.Encode(text, true), MaxTokens: 32, Sampling: greedy()})
+	}
+	sameOutputs(t, start, reqs)
 }
