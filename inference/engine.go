@@ -41,6 +41,9 @@ type Options struct {
 	// GenerateRequest.Key across the engine; further ones wait their turn in
 	// the queue. Default 0: no limit.
 	MaxConcurrentPerKey int
+	// DisablePrefixCache turns off keeping finished sequences' KV for reuse
+	// by later prompts that share a prefix.
+	DisablePrefixCache bool
 	// Observe, when set, receives latency observations (time to first token,
 	// inter-token latency) for histograms. It is called from the scheduler
 	// goroutine, so it must be quick and must not block.

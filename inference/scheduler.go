@@ -431,7 +431,11 @@ func (s *scheduler) admit() {
 // place gives seq a KV cache holding its whole feed, starting from the
 // longest cached prefix. It reports false when the memory is not free.
 func (s *scheduler) place(seq *sequence) bool {
-	e, shared := s.prefix.lookup(seq.feed)
+	var e *prefixEntry
+	shared := 0
+	if !s.eng.opts.DisablePrefixCache {
+		e, shared = s.prefix.lookup(seq.feed)
+	}
 	reuse := min(shared, len(seq.feed)-1) // the last feed token must run for its logits
 	if e != nil && reuse > 0 && shared == len(e.tokens) && len(seq.feed) > len(e.tokens) {
 		// The prompt extends the whole entry (the next turn of a
@@ -525,7 +529,7 @@ func (s *scheduler) retire(seq *sequence, keep bool) {
 	if seq.stopWake != nil {
 		seq.stopWake()
 	}
-	if keep && seq.cache != nil && seq.cache.Len() == len(seq.toks) {
+	if keep && !s.eng.opts.DisablePrefixCache && seq.cache != nil && seq.cache.Len() == len(seq.toks) {
 		p := int64(pagesFor(seq.cache.Capacity()))
 		dropped, inserted := s.prefix.insert(seq.toks, seq.cache)
 		for _, e := range dropped {
