@@ -5,6 +5,7 @@
 package caddymodule
 
 import (
+	"cmp"
 	"fmt"
 	"path/filepath"
 	"time"
@@ -53,6 +54,18 @@ type App struct {
 	// Request limits of the OpenAI API. Zero fields take their defaults.
 	Limits Limits `json:"limits,omitzero"`
 
+	// KV cache memory in MiB, shared by all sequences of all loaded models
+	// (the prefix cache included). Default: a quarter of physical memory.
+	KVCacheMB int `json:"kv_cache_mb,omitempty"`
+	// Sequences each loaded model runs at once. Default: 16.
+	MaxSequences int `json:"max_sequences,omitempty"`
+	// Tokens per forward step (decode tokens plus prompt chunks). Default: 512.
+	MaxBatchTokens int `json:"max_batch_tokens,omitempty"`
+	// Requests waiting per loaded model; beyond it requests get 429. Default: 256.
+	MaxQueue int `json:"max_queue,omitempty"`
+	// Running sequences per API key; 0 (the default) means no limit.
+	MaxConcurrentPerKey int `json:"max_concurrent_per_key,omitempty"`
+
 	engine  *inference.Engine
 	poolKey string
 	logger  *zap.Logger
@@ -89,7 +102,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err := a.Validate(); err != nil {
 		return err
 	}
-	eng, key, err := acquireEngine(inference.Options{ModelsDir: a.ModelsDir, Threads: a.Threads})
+	eng, key, err := acquireEngine(inference.Options{ModelsDir: a.ModelsDir, Threads: a.Threads,
+		KVCacheMB: a.KVCacheMB, MaxSequences: a.MaxSequences, MaxBatchTokens: a.MaxBatchTokens,
+		MaxQueue: a.MaxQueue, MaxConcurrentPerKey: a.MaxConcurrentPerKey})
 	if err != nil {
 		return fmt.Errorf("starting engine: %w", err)
 	}
@@ -110,6 +125,12 @@ func (a *App) Validate() error {
 	}
 	if a.Limits.MaxBodyBytes < 0 || a.Limits.MaxMessages < 0 || a.Limits.MaxN < 0 || a.Limits.MaxTokens < 0 {
 		return fmt.Errorf("limits must be positive")
+	}
+	if a.KVCacheMB < 0 || a.MaxSequences < 0 || a.MaxBatchTokens < 0 || a.MaxQueue < 0 || a.MaxConcurrentPerKey < 0 {
+		return fmt.Errorf("kv_cache_mb, max_sequences, max_batch_tokens, max_queue and max_concurrent_per_key must be positive")
+	}
+	if seqs := cmp.Or(a.MaxSequences, 16); a.MaxBatchTokens > 0 && a.MaxBatchTokens < seqs {
+		return fmt.Errorf("max_batch_tokens (%d) must be at least max_sequences (%d), so every running sequence decodes each step", a.MaxBatchTokens, seqs)
 	}
 	if a.MaxMemoryPercent < 0 || a.MaxMemoryPercent > 100 {
 		return fmt.Errorf("max_memory_percent must be within 0..100, got %g", a.MaxMemoryPercent)

@@ -2,6 +2,7 @@ package inference
 
 import (
 	"errors"
+	"fmt"
 	"sync"
 )
 
@@ -16,8 +17,13 @@ var ErrShuttingDown = errors.New("engine shutting down")
 
 // ErrTooLarge is returned by Generate for a request whose prompt plus
 // max_tokens needs more KV memory than the engine's whole budget, so it could
-// never run.
+// never run. Its errors also match ErrContextOverflow: to a client the
+// budget is a smaller context.
 var ErrTooLarge = errors.New("request exceeds the KV cache budget")
+
+// errShutdown ends streams and refuses requests during shutdown; it matches
+// both ErrShuttingDown and ErrUnloaded (the model goes away with the engine).
+var errShutdown = fmt.Errorf("%w: %w", ErrShuttingDown, ErrUnloaded)
 
 // waitQueue holds the sequences waiting for admission, oldest first. Its
 // owner locks it.

@@ -146,7 +146,7 @@ func (s *scheduler) close() {
 		s.closed = ErrUnloaded
 		select {
 		case <-s.eng.stop:
-			s.closed = ErrShuttingDown
+			s.closed = errShutdown
 		default:
 		}
 		close(s.quit)
@@ -183,8 +183,8 @@ func (m *LoadedModel) Generate(ctx context.Context, req GenerateRequest) (<-chan
 	}
 	s := m.sched
 	if _, total := s.eng.kv.usage(); int64(pagesFor(need))*s.pageBytes > total {
-		return nil, fmt.Errorf("%w: %d prompt tokens + %d max_tokens need %d MiB of KV cache, the budget is %d MiB (at most %d tokens)",
-			ErrTooLarge, len(req.Prompt), req.MaxTokens, int64(pagesFor(need))*s.pageBytes>>20, total>>20, m.MaxSequenceTokens())
+		return nil, fmt.Errorf("%w (%w): %d prompt tokens + %d max_tokens need %d MiB of KV cache, the budget is %d MiB (at most %d tokens)",
+			ErrTooLarge, ErrContextOverflow, len(req.Prompt), req.MaxTokens, int64(pagesFor(need))*s.pageBytes>>20, total>>20, m.MaxSequenceTokens())
 	}
 	for _, id := range req.Prompt {
 		if id < 0 || int(id) >= m.Meta.Vocab {
