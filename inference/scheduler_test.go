@@ -477,3 +477,81 @@ func TestBatchedEqualsAloneTrained(t *testing.T) {
 	}
 	sameOutputs(t, start, reqs)
 }
+
+// TestSoakPages is the engine-level soak: 200 requests from 16 goroutines on
+// a budget too small for them all (so they queue, are preempted and evict the
+// prefix cache), some cancelled mid-stream, some too large. Greedy outputs
+// must equal the solo ones and, at the end, no page may be left in use.
+func TestSoakPages(t *testing.T) {
+	r := rand.New(rand.NewPCG(13, 14))
+	system := randomPrompt(r, 40)
+	var prompts [][]int32
+	for i := 0; i < 8; i++ {
+		prompts = append(prompts, append(append([]int32(nil), system...), randomPrompt(r, 5+10*i)...))
+	}
+	mk := func(i int) GenerateRequest {
+		req := GenerateRequest{Prompt: prompts[i%len(prompts)], MaxTokens: 30, Sampling: greedy(), Key: fmt.Sprint(i % 5)}
+		if i%10 == 3 {
+			req.MaxTokens = 1000 // fits the context, not the 1 MiB budget
+		}
+		return req
+	}
+	_, solo := tinyEngine(t, Options{KVCacheMB: 64})
+	want := map[int]string{}
+	for i, p := range prompts {
+		want[i] = fmt.Sprint(run(t, solo, GenerateRequest{Prompt: p, MaxTokens: 30, Sampling: greedy()}).ids)
+	}
+	e, lm := tinyEngine(t, Options{KVCacheMB: 1, MaxSequences: 6, MaxQueue: 200, MaxConcurrentPerKey: 2})
+	next := make(chan int)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var fails []string
+	for c := 0; c < 16; c++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				ctx, cancel := context.WithCancel(context.Background())
+				ch, err := lm.Generate(ctx, mk(i))
+				var got string
+				switch {
+				case i%10 == 3:
+					if !errors.Is(err, ErrTooLarge) {
+						got = fmt.Sprintf("error %v, want ErrTooLarge", err)
+					}
+				case err != nil:
+					got = err.Error()
+				case i%10 == 7:
+					<-ch
+					cancel()
+					for range ch {
+					}
+				default:
+					if res := collect(ch); res.err != nil || fmt.Sprint(res.ids) != want[i%len(prompts)] {
+						got = fmt.Sprintf("got %v (%v), want %s", res.ids, res.err, want[i%len(prompts)])
+					}
+				}
+				cancel()
+				if got != "" {
+					mu.Lock()
+					fails = append(fails, fmt.Sprintf("request %d: %s", i, got))
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	for i := 0; i < 200; i++ {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	for _, f := range fails {
+		t.Error(f)
+	}
+	waitFor(t, "pages to return", idle(e))
+	st := e.SchedulerStats()
+	t.Logf("stats: hits %d, misses %d, cached tokens %d, preemptions %d, pages cached %d", st.PrefixHits, st.PrefixMisses, st.PrefixCachedTokens, st.Preemptions, st.KVPagesCached)
+	if used, _ := e.kv.usage(); used != st.KVBytesCached {
+		t.Errorf("%d KV bytes taken with nothing running, the prefix cache holds %d", used, st.KVBytesCached)
+	}
+}
