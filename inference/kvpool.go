@@ -1,6 +1,9 @@
 package inference
 
-import "sync"
+import (
+	"sync"
+	"sync/atomic"
+)
 
 // pageTokens is the accounting unit of KV memory: a sequence holds whole
 // pages of this many tokens. Storage itself stays one contiguous block per
@@ -16,6 +19,9 @@ type kvPool struct {
 	mu    sync.Mutex
 	total int64
 	used  int64
+	// wanted is memory a scheduler could not get after emptying its own
+	// prefix cache: the other models' schedulers evict theirs for it.
+	wanted atomic.Int64
 }
 
 func newKVPool(total int64) *kvPool { return &kvPool{total: total} }

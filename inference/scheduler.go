@@ -87,6 +87,7 @@ type scheduler struct {
 	// Owned by the loop goroutine.
 	running []*sequence
 	prefix  *prefixCache
+	asked   int64 // bytes this scheduler asked other models to free
 
 	// Figures for SchedulerStats, written by the loop.
 	nRunning     atomic.Int64
@@ -250,11 +251,22 @@ func (s *scheduler) loop() {
 		default:
 		}
 		s.dropCancelled()
+		s.shed()
 		s.admit()
 		if len(s.running) == 0 {
+			s.mu.Lock()
+			blocked := s.waiting.len() > 0
+			s.mu.Unlock()
+			var retry <-chan time.Time
+			if blocked {
+				// Nothing runs yet the head cannot be placed: another
+				// model holds the memory, and frees it without a poke.
+				retry = time.After(10 * time.Millisecond)
+			}
 			select {
 			case <-s.wake:
 			case <-s.quit:
+			case <-retry:
 			}
 			continue
 		}
@@ -375,15 +387,60 @@ func (s *scheduler) growTo(c *model.KVCache, n int, keep *prefixEntry) bool {
 // reserve takes pages from the engine's budget, evicting least recently used
 // prefix-cache entries other than keep until they fit.
 func (s *scheduler) reserve(pages int, keep *prefixEntry) bool {
-	for !s.eng.kv.take(int64(pages) * s.pageBytes) {
+	n := int64(pages) * s.pageBytes
+	for !s.eng.kv.take(n) {
 		e := s.prefix.oldest(keep)
 		if e == nil {
+			// Other models' prefix caches may hold the memory: ask them.
+			if s.eng.kv.wanted.Load() < n {
+				s.eng.kv.wanted.Store(n)
+				s.asked = n
+			}
+			s.eng.pokeOthers(s)
 			return false
 		}
 		s.prefix.remove(e)
 		s.dropCached(e)
 	}
+	if s.asked > 0 {
+		s.eng.kv.wanted.CompareAndSwap(s.asked, 0)
+		s.asked = 0
+	}
 	return true
+}
+
+// shed evicts this model's prefix-cache entries for memory another model's
+// scheduler is waiting for.
+func (s *scheduler) shed() {
+	want := s.eng.kv.wanted.Load()
+	if want <= 0 {
+		return
+	}
+	var freed int64
+	for freed < want {
+		e := s.prefix.oldest(nil)
+		if e == nil {
+			break
+		}
+		s.prefix.remove(e)
+		s.dropCached(e)
+		freed += int64(pagesFor(e.cache.Capacity())) * s.pageBytes
+	}
+	if freed > 0 {
+		s.eng.kv.wanted.CompareAndSwap(want, max(want-freed, 0))
+		s.eng.pokeOthers(s)
+	}
+}
+
+// pokeOthers wakes the schedulers of the other loaded models.
+func (e *Engine) pokeOthers(s *scheduler) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, m := range e.loaded {
+		if m.sched != s {
+			m.sched.poke()
+		}
+	}
 }
 
 // dropCached frees the memory of an entry that left the prefix cache.

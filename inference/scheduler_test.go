@@ -30,9 +30,11 @@ const tinyEOS = 256
 
 // writeTinyModel writes a random tiny model with a byte-level tokenizer
 // (256 byte tokens and one end token) into dir/tiny.
-func writeTinyModel(t testing.TB, dir string) {
+func writeTinyModel(t testing.TB, dir string) { writeTinyModelAs(t, dir, "tiny") }
+
+func writeTinyModelAs(t testing.TB, dir, name string) {
 	t.Helper()
-	md := filepath.Join(dir, "tiny")
+	md := filepath.Join(dir, name)
 	if err := bench.MakeRandomModel(md, tinyShape, "bf16", 7); err != nil {
 		t.Fatal(err)
 	}
@@ -553,5 +555,49 @@ func TestSoakPages(t *testing.T) {
 	t.Logf("stats: hits %d, misses %d, cached tokens %d, preemptions %d, pages cached %d", st.PrefixHits, st.PrefixMisses, st.PrefixCachedTokens, st.Preemptions, st.KVPagesCached)
 	if used, _ := e.kv.usage(); used != st.KVBytesCached {
 		t.Errorf("%d KV bytes taken with nothing running, the prefix cache holds %d", used, st.KVBytesCached)
+	}
+}
+
+// TestModelsShareBudget runs two models on one small budget at once: each
+// takes memory as it needs and every request completes.
+func TestModelsShareBudget(t *testing.T) {
+	dir := t.TempDir()
+	writeTinyModelAs(t, dir, "a")
+	writeTinyModelAs(t, dir, "b")
+	e, a := startEngine(t, Options{ModelsDir: dir, KVCacheMB: 1}, "a")
+	b, err := e.Load(context.Background(), "b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rand.New(rand.NewPCG(15, 16))
+	var wg sync.WaitGroup
+	for i := 0; i < 12; i++ {
+		lm := []*LoadedModel{a, b}[i%2]
+		req := GenerateRequest{Prompt: randomPrompt(r, 40+5*i), MaxTokens: 60, Sampling: greedy()}
+		req.Sampling.LogitBias = map[int32]float32{tinyEOS: -100}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ch, err := lm.Generate(context.Background(), req)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if res := collect(ch); res.err != nil || len(res.ids) != 60 {
+				t.Errorf("got %d tokens, %v", len(res.ids), res.err)
+			}
+		}()
+	}
+	wg.Wait()
+	waitFor(t, "pages to return", idle(e))
+	st := e.SchedulerStats()
+	if len(st.Models) != 2 || st.KVBytesUsed != 0 || st.KVBytesFree != st.KVBytesTotal-st.KVBytesCached {
+		t.Errorf("stats: %+v", st)
+	}
+	if err := e.Unload("b"); err != nil {
+		t.Fatal(err)
+	}
+	if st := e.SchedulerStats(); st.KVBytesFree != st.KVBytesTotal-st.KVBytesCached || len(st.Models) != 1 {
+		t.Errorf("unloading did not return b's cached pages: %+v", st)
 	}
 }
