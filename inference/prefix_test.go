@@ -132,3 +132,71 @@ func TestKVPool(t *testing.T) {
 		t.Error("pagesFor rounds wrongly")
 	}
 }
+
+// FuzzPrefixCache checks lookup against a brute-force search over random
+// insertions and removals drawn from a small alphabet (so prefixes are
+// shared often): the length found must be the longest shared prefix among
+// entries sharing at least one full page.
+func FuzzPrefixCache(f *testing.F) {
+	f.Add([]byte{40, 1, 2, 3, 200, 50, 1, 2, 9, 17, 33})
+	f.Add([]byte{16, 0, 0, 0, 16, 0, 0, 0, 255, 20})
+	f.Fuzz(func(t *testing.T, ops []byte) {
+		pc := newPrefixCache()
+		var live [][]int32
+		next := func(i *int) byte {
+			if *i >= len(ops) {
+				return 0
+			}
+			*i++
+			return ops[*i-1]
+		}
+		for i := 0; i < len(ops); {
+			n := int(next(&i)) % 70
+			seed := next(&i)
+			toks := make([]int32, n)
+			for j := range toks {
+				toks[j] = int32((int(seed) + j*j/7) % 3) // few distinct values
+				if j > int(seed)%40 {
+					toks[j] = int32(seed % 5)
+				}
+			}
+			switch op := next(&i) % 3; op {
+			case 0, 1:
+				dropped, ok := pc.insert(toks, nil)
+				for _, d := range dropped {
+					live = removeTokens(live, d.tokens)
+				}
+				if ok {
+					live = append(live, toks)
+				}
+			case 2:
+				if e := pc.oldest(nil); e != nil {
+					pc.remove(e)
+					live = removeTokens(live, e.tokens)
+				}
+			}
+			if pc.len() != len(live) {
+				t.Fatalf("cache holds %d entries, the model %d", pc.len(), len(live))
+			}
+			e, got := pc.lookup(toks)
+			want := 0
+			for _, l := range live {
+				if c := commonPrefix(l, toks); c >= pageTokens {
+					want = max(want, c)
+				}
+			}
+			if got != want || (e == nil) != (want == 0) {
+				t.Fatalf("lookup found %d shared tokens, brute force %d", got, want)
+			}
+		}
+	})
+}
+
+func removeTokens(live [][]int32, toks []int32) [][]int32 {
+	for i, l := range live {
+		if &l[0] == &toks[0] {
+			return append(live[:i], live[i+1:]...)
+		}
+	}
+	return live
+}
