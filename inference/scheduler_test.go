@@ -38,6 +38,13 @@ func writeTinyModelAs(t testing.TB, dir, name string) {
 	if err := bench.MakeRandomModel(md, tinyShape, "bf16", 7); err != nil {
 		t.Fatal(err)
 	}
+	writeByteTokenizer(t, md, tinyEOS)
+}
+
+// writeByteTokenizer writes a byte-level tokenizer (256 byte tokens and, for
+// a small eos id, an end token) into a model folder.
+func writeByteTokenizer(t testing.TB, md string, eos int) {
+	t.Helper()
 	vocab := map[string]int{}
 	next := 256
 	for b := 0; b < 256; b++ {
@@ -52,7 +59,9 @@ func writeTinyModelAs(t testing.TB, dir, name string) {
 		"model":         map[string]any{"type": "BPE", "vocab": vocab, "merges": []string{}},
 		"pre_tokenizer": map[string]any{"type": "ByteLevel", "add_prefix_space": false},
 		"decoder":       map[string]any{"type": "ByteLevel"},
-		"added_tokens":  []map[string]any{{"id": tinyEOS, "content": "<|end|>", "special": true}},
+	}
+	if eos < 512 { // the tokenizer refuses ids far beyond its vocabulary
+		tok["added_tokens"] = []map[string]any{{"id": eos, "content": "<|end|>", "special": true}}
 	}
 	b, _ := json.Marshal(tok)
 	if err := os.WriteFile(filepath.Join(md, "tokenizer.json"), b, 0o644); err != nil {
