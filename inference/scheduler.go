@@ -88,6 +88,7 @@ type scheduler struct {
 	running []*sequence
 	prefix  *prefixCache
 	asked   int64 // bytes this scheduler asked other models to free
+	planBuf []planned
 
 	// Figures for SchedulerStats, written by the loop.
 	nRunning     atomic.Int64
@@ -121,6 +122,9 @@ type sequence struct {
 	submit   time.Time
 	last     time.Time // when the last token event went out
 	stopWake func() bool
+	// This step's tokens, chosen by plan; nextBuf holds a decode token.
+	stepTokens []int32
+	nextBuf    [1]int32
 }
 
 func newScheduler(lm *LoadedModel, e *Engine) *scheduler {
@@ -324,10 +328,11 @@ type planned struct {
 // budget runs out.
 func (s *scheduler) plan() []planned {
 	budget := s.eng.opts.MaxBatchTokens
-	want := map[*sequence][]int32{}
 	for _, seq := range s.running {
+		seq.stepTokens = nil
 		if seq.fed == len(seq.feed) && budget > 0 {
-			want[seq] = []int32{seq.next}
+			seq.nextBuf[0] = seq.next
+			seq.stepTokens = seq.nextBuf[:]
 			budget--
 		}
 	}
@@ -335,14 +340,14 @@ func (s *scheduler) plan() []planned {
 		if seq.fed < len(seq.feed) && budget > 0 {
 			n := min(len(seq.feed)-seq.fed, budget)
 			budget -= n
-			want[seq] = seq.feed[seq.fed : seq.fed+n]
+			seq.stepTokens = seq.feed[seq.fed : seq.fed+n]
 		}
 	}
-	var out []planned
+	out := s.planBuf[:0]
 	for i := 0; i < len(s.running); i++ {
 		seq := s.running[i]
-		toks, ok := want[seq]
-		if !ok {
+		toks := seq.stepTokens
+		if toks == nil {
 			continue
 		}
 		for !s.growTo(seq.cache, seq.cache.Len()+len(toks), nil) {
@@ -358,6 +363,7 @@ func (s *scheduler) plan() []planned {
 		decoding := seq.fed == len(seq.feed)
 		out = append(out, planned{seq: seq, tokens: toks, wantLogits: decoding || seq.fed+len(toks) == len(seq.feed)})
 	}
+	s.planBuf = out
 	return out
 }
 
