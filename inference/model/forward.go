@@ -65,7 +65,8 @@ func (c *KVCache) Grow(capacity int) {
 }
 
 // CopyPrefix replaces the cache's contents with the first n tokens of src, a
-// cache of the same model, so a sequence can start from a cached prefix.
+// cache of the same model, so a sequence can start from a cached prefix. Only
+// the shape is checked: the caller keeps caches of different models apart.
 func (c *KVCache) CopyPrefix(src *KVCache, n int) error {
 	if src.layers != c.layers || src.kvDim != c.kvDim {
 		return fmt.Errorf("kv cache: copy from a cache of another model")
