@@ -5,6 +5,7 @@
 package caddymodule
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"path/filepath"
@@ -54,6 +55,18 @@ type App struct {
 	// Request limits of the OpenAI API. Zero fields take their defaults.
 	Limits Limits `json:"limits,omitzero"`
 
+	// KV cache memory in MiB, shared by all sequences of all loaded models
+	// (the prefix cache included). Default: a quarter of physical memory.
+	KVCacheMB int `json:"kv_cache_mb,omitempty"`
+	// Sequences each loaded model runs at once. Default: 16.
+	MaxSequences int `json:"max_sequences,omitempty"`
+	// Tokens per forward step (decode tokens plus prompt chunks). Default: 512.
+	MaxBatchTokens int `json:"max_batch_tokens,omitempty"`
+	// Requests waiting per loaded model; beyond it requests get 429. Default: 256.
+	MaxQueue int `json:"max_queue,omitempty"`
+	// Running sequences per API key; 0 (the default) means no limit.
+	MaxConcurrentPerKey int `json:"max_concurrent_per_key,omitempty"`
+
 	// Models served by upstream servers through Caddy's reverse proxy.
 	Routes []ModelRoute `json:"routes,omitempty"`
 
@@ -99,7 +112,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err := a.provisionRoutes(ctx); err != nil {
 		return fmt.Errorf("routes: %w", err)
 	}
-	eng, key, err := acquireEngine(inference.Options{ModelsDir: a.ModelsDir, Threads: a.Threads})
+	eng, key, err := acquireEngine(inference.Options{ModelsDir: a.ModelsDir, Threads: a.Threads,
+		KVCacheMB: a.KVCacheMB, MaxSequences: a.MaxSequences, MaxBatchTokens: a.MaxBatchTokens,
+		MaxQueue: a.MaxQueue, MaxConcurrentPerKey: a.MaxConcurrentPerKey})
 	if err != nil {
 		return fmt.Errorf("starting engine: %w", err)
 	}
@@ -120,6 +135,12 @@ func (a *App) Validate() error {
 	}
 	if a.Limits.MaxBodyBytes < 0 || a.Limits.MaxMessages < 0 || a.Limits.MaxN < 0 || a.Limits.MaxTokens < 0 {
 		return fmt.Errorf("limits must be positive")
+	}
+	if a.KVCacheMB < 0 || a.MaxSequences < 0 || a.MaxBatchTokens < 0 || a.MaxQueue < 0 || a.MaxConcurrentPerKey < 0 {
+		return fmt.Errorf("kv_cache_mb, max_sequences, max_batch_tokens, max_queue and max_concurrent_per_key must be positive")
+	}
+	if seqs := cmp.Or(a.MaxSequences, 16); a.MaxBatchTokens > 0 && a.MaxBatchTokens < seqs {
+		return fmt.Errorf("max_batch_tokens (%d) must be at least max_sequences (%d), so every running sequence decodes each step", a.MaxBatchTokens, seqs)
 	}
 	if a.MaxMemoryPercent < 0 || a.MaxMemoryPercent > 100 {
 		return fmt.Errorf("max_memory_percent must be within 0..100, got %g", a.MaxMemoryPercent)

@@ -22,6 +22,11 @@ func init() {
 //		performance_mode efficiency|balanced|performance
 //		require_loaded_model          # readiness waits for a loaded model
 //		max_memory_percent <p>        # readiness fails above this memory use
+//		kv_cache_mb <n>               # KV cache memory shared by all requests
+//		max_sequences <n>             # sequences each model runs at once
+//		max_batch_tokens <n>          # tokens per forward step
+//		max_queue <n>                 # waiting requests per model (then 429)
+//		max_concurrent_per_key <n>    # running sequences per API key
 //		route <model-pattern...> {    # serve these models from upstreams
 //			to <url...>
 //			upstream_key <key>        # sent upstream instead of the client's key
@@ -72,6 +77,16 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 				return nil, d.Errf("max_memory_percent must be within (0, 100], got %q", d.Val())
 			}
 			app.MaxMemoryPercent = p
+		case "kv_cache_mb", "max_sequences", "max_batch_tokens", "max_queue", "max_concurrent_per_key":
+			if !d.NextArg() {
+				return nil, d.ArgErr()
+			}
+			n, err := strconv.Atoi(d.Val())
+			if err != nil || n <= 0 {
+				return nil, d.Errf("%s must be a positive integer, got %q", opt, d.Val())
+			}
+			*map[string]*int{"kv_cache_mb": &app.KVCacheMB, "max_sequences": &app.MaxSequences, "max_batch_tokens": &app.MaxBatchTokens,
+				"max_queue": &app.MaxQueue, "max_concurrent_per_key": &app.MaxConcurrentPerKey}[opt] = n
 		case "require_loaded_model":
 			app.RequireLoadedModel = true
 		case "route":

@@ -111,6 +111,8 @@ func engineError(err error, model string) *openai.Error {
 		return openai.InvalidRequest("max_tokens", err.Error())
 	case errors.Is(err, inference.ErrFormatUnsupported):
 		return openai.InvalidRequest("model", err.Error())
+	case errors.Is(err, inference.ErrQueueFull):
+		return openai.RateLimited("the server is busy: too many requests are queued; retry later")
 	case errors.Is(err, inference.ErrUnloaded):
 		return openai.Unavailable("the model was unloaded; retry the request")
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):

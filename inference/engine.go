@@ -12,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/impetusllm/impetus/hwinfo"
 )
 
 // Options configure an Engine. The zero value works: defaults are filled in by New.
@@ -20,6 +22,50 @@ type Options struct {
 	ModelsDir string
 	// Threads is the number of compute threads; default runtime.NumCPU().
 	Threads int
+
+	// KVCacheMB is the KV cache memory, in MiB, shared by every sequence of
+	// every loaded model (finished sequences' prefix cache included). Default:
+	// a quarter of physical memory, or 4096 when that is unknown.
+	KVCacheMB int
+	// MaxSequences bounds the sequences each loaded model runs at once (one
+	// batch). Default 16.
+	MaxSequences int
+	// MaxBatchTokens bounds the tokens of one forward step (decode tokens
+	// plus prompt chunks); longer prompts are prefilled over several steps.
+	// Default 512; at least MaxSequences.
+	MaxBatchTokens int
+	// MaxQueue bounds the requests waiting for each loaded model beyond its
+	// running ones; more get ErrQueueFull. Default 256.
+	MaxQueue int
+	// MaxConcurrentPerKey bounds the running sequences of one
+	// GenerateRequest.Key across the engine; further ones wait their turn in
+	// the queue. Default 0: no limit.
+	MaxConcurrentPerKey int
+	// DisablePrefixCache turns off keeping finished sequences' KV for reuse
+	// by later prompts that share a prefix.
+	DisablePrefixCache bool
+	// Observe, when set, receives latency observations (time to first token,
+	// inter-token latency) for histograms. It is called from the scheduler
+	// goroutine, so it must be quick and must not block.
+	Observe func(Observation)
+}
+
+// ObservationKind names what an Observation measured.
+type ObservationKind int
+
+const (
+	// ObserveTTFT is the time from Generate to the stream's first event.
+	ObserveTTFT ObservationKind = iota
+	// ObserveInterToken is the time between two consecutive token events of
+	// one stream.
+	ObserveInterToken
+)
+
+// Observation is one latency measurement of one stream.
+type Observation struct {
+	Model    string // model id
+	Kind     ObservationKind
+	Duration time.Duration
 }
 
 // DefaultModelsDir is $IMPETUS_MODELS_DIR, else the Hugging Face hub cache
@@ -52,6 +98,9 @@ type Engine struct {
 	loaded map[string]*LoadedModel // by model id
 	loadMu sync.Mutex              // serialises loads
 
+	kv   *kvPool     // KV memory shared by all sequences
+	keys *keyLimiter // running sequences per API key
+
 	heartbeat atomic.Int64 // unix nanos of the scheduler loop's last turn
 	stop      chan struct{}
 	done      chan struct{}
@@ -69,7 +118,29 @@ func New(opts Options) (*Engine, error) {
 	if opts.Threads == 0 {
 		opts.Threads = runtime.NumCPU()
 	}
-	e := &Engine{opts: opts, started: time.Now(), loaded: map[string]*LoadedModel{}, stop: make(chan struct{}), done: make(chan struct{})}
+	if opts.KVCacheMB < 0 || opts.MaxSequences < 0 || opts.MaxBatchTokens < 0 || opts.MaxQueue < 0 || opts.MaxConcurrentPerKey < 0 {
+		return nil, fmt.Errorf("kv cache size, max sequences, max batch tokens, max queue and max concurrent per key must not be negative")
+	}
+	if opts.KVCacheMB == 0 {
+		opts.KVCacheMB = 4096
+		if m, err := hwinfo.ReadMemory(); err == nil && m.TotalBytes > 0 {
+			opts.KVCacheMB = max(int(m.TotalBytes>>20)/4, 64)
+		}
+	}
+	if opts.MaxSequences == 0 {
+		opts.MaxSequences = 16
+	}
+	if opts.MaxBatchTokens == 0 {
+		opts.MaxBatchTokens = max(512, opts.MaxSequences)
+	}
+	if opts.MaxBatchTokens < opts.MaxSequences {
+		return nil, fmt.Errorf("max batch tokens (%d) must be at least max sequences (%d), so every running sequence decodes each step", opts.MaxBatchTokens, opts.MaxSequences)
+	}
+	if opts.MaxQueue == 0 {
+		opts.MaxQueue = 256
+	}
+	e := &Engine{opts: opts, started: time.Now(), loaded: map[string]*LoadedModel{}, stop: make(chan struct{}), done: make(chan struct{}),
+		kv: newKVPool(int64(opts.KVCacheMB) << 20), keys: newKeyLimiter(opts.MaxConcurrentPerKey)}
 	e.heartbeat.Store(time.Now().UnixNano())
 	go e.loop()
 	return e, nil

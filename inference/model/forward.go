@@ -8,8 +8,9 @@ import (
 	"github.com/impetusllm/impetus/inference/kernels"
 )
 
-// KVCache holds one sequence's keys and values, contiguous per layer. It
-// grows by doubling up to the maximum length given to NewKVCache.
+// KVCache holds one sequence's keys and values, contiguous per layer. Its
+// owner sizes it with Grow; otherwise Forward grows it by doubling, up to the
+// maximum length given to NewKVCache.
 type KVCache struct {
 	layers, kvDim int
 	n, maxLen     int
@@ -44,13 +45,60 @@ func (c *KVCache) Truncate(n int) error {
 	return nil
 }
 
+// Capacity is the number of tokens the cache's memory holds now; it is what
+// the scheduler accounts against its memory budget.
+func (c *KVCache) Capacity() int { return c.capacity }
+
+// SetMaxLen changes the most tokens the cache may hold, for a cache handed
+// from one sequence to another. It never shrinks below what is stored.
+func (c *KVCache) SetMaxLen(n int) { c.maxLen = max(n, c.n, c.capacity) }
+
+// Grow makes the cache's memory hold capacity tokens (at most MaxLen), so the
+// scheduler, not Forward's doubling, decides how much memory a sequence takes.
+// Storage stays one contiguous slice per layer (the attention kernel reads it
+// so): growing copies what is stored.
+func (c *KVCache) Grow(capacity int) {
+	if capacity <= c.capacity {
+		return
+	}
+	c.resize(min(capacity, c.maxLen))
+}
+
+// CopyPrefix replaces the cache's contents with the first n tokens of src, a
+// cache of the same model, so a sequence can start from a cached prefix. Only
+// the shape is checked: the caller keeps caches of different models apart.
+func (c *KVCache) CopyPrefix(src *KVCache, n int) error {
+	if src.layers != c.layers || src.kvDim != c.kvDim {
+		return fmt.Errorf("kv cache: copy from a cache of another model")
+	}
+	if n < 0 || n > src.n || n > c.maxLen {
+		return fmt.Errorf("kv cache: copy %d tokens from a cache of %d into one of at most %d", n, src.n, c.maxLen)
+	}
+	c.n = 0
+	c.Grow(n)
+	for l := range c.k {
+		copy(c.k[l], src.k[l][:n*c.kvDim])
+		copy(c.v[l], src.v[l][:n*c.kvDim])
+	}
+	c.n = n
+	return nil
+}
+
+// KVTokenBytes is the memory one token takes in a cache of this model.
+func (m *Model) KVTokenBytes() int64 {
+	return int64(m.Config.Layers) * int64(m.Config.KVHeads*m.Config.HeadDim) * 2 * 4
+}
+
 // reserve makes room for need tokens in total.
 func (c *KVCache) reserve(need int) {
 	if need <= c.capacity {
 		return
 	}
 	capacity := max(need, 2*c.capacity, 16)
-	capacity = min(capacity, c.maxLen)
+	c.resize(min(capacity, c.maxLen))
+}
+
+func (c *KVCache) resize(capacity int) {
 	for l := range c.k {
 		nk := make([]float32, capacity*c.kvDim)
 		nv := make([]float32, capacity*c.kvDim)

@@ -1,0 +1,91 @@
+package inference
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+)
+
+// ErrQueueFull is returned by Generate when the model's admission queue is
+// full: the server is saturated and the client should retry later (HTTP 429
+// with Retry-After).
+var ErrQueueFull = errors.New("too many requests queued")
+
+// ErrShuttingDown is returned by Generate, and ends streams, while the engine
+// shuts down (HTTP 503).
+var ErrShuttingDown = errors.New("engine shutting down")
+
+// ErrTooLarge is returned by Generate for a request whose prompt plus
+// max_tokens needs more KV memory than the engine's whole budget, so it could
+// never run. Its errors also match ErrContextOverflow: to a client the
+// budget is a smaller context.
+var ErrTooLarge = errors.New("request exceeds the KV cache budget")
+
+// errShutdown ends streams and refuses requests during shutdown; it matches
+// both ErrShuttingDown and ErrUnloaded (the model goes away with the engine).
+var errShutdown = fmt.Errorf("%w: %w", ErrShuttingDown, ErrUnloaded)
+
+// waitQueue holds the sequences waiting for admission, oldest first. Its
+// owner locks it.
+type waitQueue struct {
+	items []*sequence
+}
+
+func (q *waitQueue) len() int { return len(q.items) }
+
+func (q *waitQueue) push(s *sequence) { q.items = append(q.items, s) }
+
+// pushFront puts a preempted sequence back at the head, so it resumes before
+// anything that arrived after it.
+func (q *waitQueue) pushFront(s *sequence) {
+	q.items = append(q.items, nil)
+	copy(q.items[1:], q.items)
+	q.items[0] = s
+}
+
+// removeAt takes out the i-th sequence.
+func (q *waitQueue) removeAt(i int) *sequence {
+	s := q.items[i]
+	q.items = append(q.items[:i], q.items[i+1:]...)
+	return s
+}
+
+// keyLimiter bounds how many sequences of one API key run at once across the
+// engine, so one tenant cannot take every slot. A zero limit means none.
+type keyLimiter struct {
+	mu      sync.Mutex
+	limit   int
+	running map[string]int
+}
+
+func newKeyLimiter(limit int) *keyLimiter {
+	return &keyLimiter{limit: limit, running: map[string]int{}}
+}
+
+// acquire counts one more running sequence for key if the limit allows.
+func (k *keyLimiter) acquire(key string) bool {
+	if k.limit <= 0 || key == "" {
+		return true
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.running[key] >= k.limit {
+		return false
+	}
+	k.running[key]++
+	return true
+}
+
+// release undoes one acquire.
+func (k *keyLimiter) release(key string) {
+	if k.limit <= 0 || key == "" {
+		return
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.running[key] <= 1 {
+		delete(k.running, key)
+	} else {
+		k.running[key]--
+	}
+}
