@@ -73,7 +73,7 @@ func (h *OpenAI) chatCompletions(w http.ResponseWriter, r *http.Request) {
 		topLogprobs = *req.TopLogprobs
 	}
 	n := req.Choices()
-	j := &job{lm: lm, stop: req.Stop, logger: h.logger}
+	j := &job{lm: lm, stop: req.Stop, logger: h.logger, key: clientKey(r)}
 	if plan.grammar != nil {
 		j.constraint = func() inference.Constraint { return plan.constraint(lm) }
 	}
@@ -93,7 +93,7 @@ func (h *OpenAI) chatCompletions(w http.ResponseWriter, r *http.Request) {
 	}
 	events, err := j.run(r.Context())
 	if err != nil {
-		openai.WriteError(w, engineError(err, req.Model))
+		writeEngineError(w, err, req.Model)
 		return
 	}
 	convID := req.ConversationID
@@ -102,7 +102,7 @@ func (h *OpenAI) chatCompletions(w http.ResponseWriter, r *http.Request) {
 	}
 	m := &metrics{start: start}
 	if req.Stream {
-		h.streamChat(w, r, req, lm, plan, events, len(prompt), n, convID, m, acct)
+		h.streamChat(w, r, req, lm, plan, j, events, len(prompt), n, convID, m, acct)
 		return
 	}
 	resp := openai.ChatCompletion{ID: openai.NewChatID(), Created: openai.Created(), Model: req.Model, ConversationID: convID}
@@ -150,7 +150,7 @@ func (h *OpenAI) chatCompletions(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	resp.Choices = choices
-	resp.Usage = openai.NewUsage(len(prompt), completion)
+	resp.Usage = j.usage(len(prompt), completion)
 	resp.PerformanceMetrics = m.result()
 	openai.WriteJSON(w, http.StatusOK, resp)
 }
@@ -161,7 +161,7 @@ func (h *OpenAI) chatCompletions(w http.ResponseWriter, r *http.Request) {
 // text that may begin a tool call is held back until it is known; calls go
 // out as tool_calls deltas (Hermes calls as they are written, see
 // callStream; other formats when the reply ends).
-func (h *OpenAI) streamChat(w http.ResponseWriter, r *http.Request, req *openai.ChatRequest, lm *inference.LoadedModel, plan *outputPlan, events <-chan choiceEvent, promptLen, n int, convID string, m *metrics, acct *usage) {
+func (h *OpenAI) streamChat(w http.ResponseWriter, r *http.Request, req *openai.ChatRequest, lm *inference.LoadedModel, plan *outputPlan, j *job, events <-chan choiceEvent, promptLen, n int, convID string, m *metrics, acct *usage) {
 	sse := openai.NewSSE(w)
 	cs := openai.ChatStream{ID: openai.NewChatID(), Created: openai.Created(), Model: req.Model, IncludeUsage: req.IncludeUsage()}
 	for i := range n {
@@ -259,7 +259,7 @@ func (h *OpenAI) streamChat(w http.ResponseWriter, r *http.Request, req *openai.
 		return
 	}
 	if cs.IncludeUsage {
-		if sse.Send(cs.UsageChunk(openai.NewUsage(promptLen, completion))) != nil {
+		if sse.Send(cs.UsageChunk(j.usage(promptLen, completion))) != nil {
 			return
 		}
 	}

@@ -66,7 +66,7 @@ func (h *OpenAI) completions(w http.ResponseWriter, r *http.Request) {
 	if wantLogprobs {
 		topLogprobs = *req.Logprobs
 	}
-	j := &job{lm: lm, stop: req.Stop}
+	j := &job{lm: lm, stop: req.Stop, logger: h.logger, key: clientKey(r)}
 	promptTokens := 0
 	for pi, p := range prompts {
 		if len(p) == 0 {
@@ -100,7 +100,7 @@ func (h *OpenAI) completions(w http.ResponseWriter, r *http.Request) {
 	}
 	events, err := j.run(r.Context())
 	if err != nil {
-		openai.WriteError(w, engineError(err, req.Model))
+		writeEngineError(w, err, req.Model)
 		return
 	}
 	m := &metrics{start: start}
@@ -150,7 +150,7 @@ func (h *OpenAI) completions(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if ts.IncludeUsage {
-			sse.Send(ts.UsageChunk(openai.NewUsage(promptTokens, completion)))
+			sse.Send(ts.UsageChunk(j.usage(promptTokens, completion)))
 		}
 		sse.Done()
 		return
@@ -191,6 +191,6 @@ func (h *OpenAI) completions(w http.ResponseWriter, r *http.Request) {
 			choices[i].Logprobs = legacyLogprobs(h, lm, records[i], offset)
 		}
 	}
-	u := openai.NewUsage(promptTokens, completion)
+	u := j.usage(promptTokens, completion)
 	openai.WriteJSON(w, http.StatusOK, openai.TextCompletion{ID: id, Created: openai.Created(), Model: req.Model, Choices: choices, Usage: &u})
 }

@@ -36,6 +36,37 @@ type job struct {
 	constraint func() inference.Constraint
 	// logger reports generations stopped because the client left.
 	logger *zap.Logger
+	// key identifies the client (its API key id) for per-key admission.
+	key string
+
+	cached atomic.Int64 // prompt tokens served from the prefix cache
+}
+
+// usage builds the response's usage, with the prefix-cache hit when there was one.
+func (j *job) usage(prompt, completion int) openai.Usage {
+	u := openai.NewUsage(prompt, completion)
+	if c := int(j.cached.Load()); c > 0 {
+		u.PromptTokensDetails = &openai.PromptTokensDetails{CachedTokens: c}
+	}
+	return u
+}
+
+// clientKey is the API key id of the request, "" when anonymous.
+func clientKey(r *http.Request) string {
+	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
+		id, _ := repl.GetString("http.auth.user.id")
+		return id
+	}
+	return ""
+}
+
+// writeEngineError answers a failure to start or run a generation; a full
+// queue gets Retry-After.
+func writeEngineError(w http.ResponseWriter, err error, model string) {
+	if errors.Is(err, inference.ErrQueueFull) {
+		w.Header().Set("Retry-After", "1")
+	}
+	openai.WriteError(w, engineError(err, model))
 }
 
 // run starts every choice's sequence and merges their events into one
@@ -46,7 +77,7 @@ func (j *job) run(ctx context.Context) (<-chan choiceEvent, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	streams := make([]<-chan inference.Event, len(j.prompts))
 	for i := range j.prompts {
-		greq := inference.GenerateRequest{Prompt: j.prompts[i], MaxTokens: j.maxTokens[i], Sampling: j.params[i], Stop: j.stop}
+		greq := inference.GenerateRequest{Prompt: j.prompts[i], MaxTokens: j.maxTokens[i], Sampling: j.params[i], Stop: j.stop, Key: j.key}
 		if j.constraint != nil {
 			greq.Constraint = j.constraint()
 		}
@@ -67,6 +98,9 @@ func (j *job) run(ctx context.Context) (<-chan choiceEvent, error) {
 			final := false
 			for ev := range ch {
 				final = ev.Finish != "" || ev.Err != nil
+				if ev.CachedTokens > 0 {
+					j.cached.Store(int64(ev.CachedTokens)) // the shared prompt: one figure per request
+				}
 				select {
 				case out <- choiceEvent{i, ev}:
 				case <-ctx.Done():
@@ -170,6 +204,11 @@ func samplingParams(s openai.Sampling, logprobs bool, topLogprobs int, vocab int
 func budget(lm *inference.LoadedModel, promptLen int, requested int, explicit bool) (int, *openai.Error) {
 	ctxLen := lm.Meta.ContextLength
 	room := ctxLen - promptLen
+	// The KV budget may hold less than the context: a default max_tokens
+	// must fit it, or the request would be refused for a limit it never set.
+	if seqMax := lm.MaxSequenceTokens(); !explicit && seqMax-promptLen < room {
+		room = seqMax - promptLen
+	}
 	if room <= 0 {
 		return 0, openai.InvalidRequest("messages", fmt.Sprintf("This model's maximum context length is %d tokens, but the prompt has %d tokens.", ctxLen, promptLen))
 	}

@@ -110,6 +110,8 @@ type stateCollector struct {
 	sampler hwinfo.CPUSampler
 
 	cpu, memPct, memAvail, modelsLoaded, modelLoaded, loadSeconds, uptime, info, mode, threads *prometheus.Desc
+	// Scheduler state (SchedulerStats).
+	queued, running, kvBytes, kvPages, prefixHits, prefixMisses, prefixTokens, preemptions *prometheus.Desc
 }
 
 func newStateCollector() *stateCollector {
@@ -127,12 +129,21 @@ func newStateCollector() *stateCollector {
 		info:         d("impetus_info", "Build information; always 1.", "version", "go_version", "simd"),
 		mode:         d("impetus_performance_mode", "1 for the current performance mode.", "mode"),
 		threads:      d("impetus_compute_threads", "Threads the compute kernels use."),
+		queued:       d("impetus_queue_depth", "Requests waiting for admission, all models."),
+		running:      d("impetus_running_sequences", "Sequences running, all models."),
+		kvBytes:      d("impetus_kv_cache_bytes", "KV cache memory by state: used (running sequences), cached (prefix cache), free.", "state"),
+		kvPages:      d("impetus_kv_cache_pages", "KV cache pages by state: used, cached, free.", "state"),
+		prefixHits:   d("impetus_prefix_cache_hits_total", "Admissions that started from cached KV."),
+		prefixMisses: d("impetus_prefix_cache_misses_total", "Admissions that found no cached prefix."),
+		prefixTokens: d("impetus_prefix_cache_tokens_total", "Prompt tokens not prefilled thanks to the prefix cache."),
+		preemptions:  d("impetus_preemptions_total", "Sequences paused to free KV memory."),
 	}
 }
 
 // Describe sends every descriptor.
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.cpu, c.memPct, c.memAvail, c.modelsLoaded, c.modelLoaded, c.loadSeconds, c.uptime, c.info, c.mode, c.threads} {
+	for _, d := range []*prometheus.Desc{c.cpu, c.memPct, c.memAvail, c.modelsLoaded, c.modelLoaded, c.loadSeconds, c.uptime, c.info, c.mode, c.threads,
+		c.queued, c.running, c.kvBytes, c.kvPages, c.prefixHits, c.prefixMisses, c.prefixTokens, c.preemptions} {
 		ch <- d
 	}
 }
@@ -163,6 +174,24 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 				gauge(c.loadSeconds, m.LoadTime.Seconds(), id)
 			}
 		}
+		counter := func(d *prometheus.Desc, v float64) {
+			ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v)
+		}
+		ss := e.SchedulerStats()
+		gauge(c.queued, float64(ss.Queued))
+		gauge(c.running, float64(ss.Running))
+		gauge(c.kvBytes, float64(ss.KVBytesUsed), "used")
+		gauge(c.kvBytes, float64(ss.KVBytesCached), "cached")
+		gauge(c.kvBytes, float64(ss.KVBytesFree), "free")
+		gauge(c.kvPages, float64(ss.KVPagesUsed), "used")
+		gauge(c.kvPages, float64(ss.KVPagesCached), "cached")
+		gauge(c.kvPages, float64(ss.KVPagesFree), "free")
+		// Counters reset when a model unloads (SchedulerStats sums loaded
+		// models); Prometheus rate() handles resets.
+		counter(c.prefixHits, float64(ss.PrefixHits))
+		counter(c.prefixMisses, float64(ss.PrefixMisses))
+		counter(c.prefixTokens, float64(ss.PrefixCachedTokens))
+		counter(c.preemptions, float64(ss.Preemptions))
 	}
 	gauge(c.uptime, time.Since(processStart).Seconds())
 	gauge(c.info, 1, Version(), runtime.Version(), kernels.Features())
