@@ -286,3 +286,43 @@ func TestReloadUnderStreamingLoad(t *testing.T) {
 	}
 	t.Logf("%d streams completed across 3 reloads; %d idle-connection retries", done.Load(), retried.Load())
 }
+
+// TestTokenBudget exhausts a key's tokens-per-minute budget through the real
+// server: the prompt plus max_tokens is charged before generation.
+func TestTokenBudget(t *testing.T) {
+	models := t.TempDir()
+	copyDir(t, testutil.Fixture(t, "dev-trained", "llama-mlx4"), filepath.Join(models, "llama-mlx4"))
+	port, adminPort := freePort(t), freePort(t)
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	cfg := strings.Replace(siteConfig(fmt.Sprintf("127.0.0.1:%d", adminPort), port, models, "key k secret", 1000),
+		"requests 600\n", "requests 600\n\t\ttokens_per_minute 120\n", 1)
+	s := startServer(t, cfg)
+	s.waitReady(base + "/api/health")
+	send := func(maxTokens int) (int, http.Header, string) {
+		body := fmt.Sprintf(`{"model":"llama-mlx4","prompt":"The weather today","max_tokens":%d,"temperature":0,"logit_bias":{"0":-100,"1":-100,"2":-100}}`, maxTokens)
+		req, _ := http.NewRequest("POST", base+"/v1/completions", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer secret")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		raw, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, resp.Header, string(raw)
+	}
+	if code, _, body := send(500); code != 429 || !strings.Contains(body, "budget is 120") {
+		t.Fatalf("a request larger than the budget: %d %s", code, body)
+	}
+	code, h, body := send(40)
+	if code != 200 || h.Get("X-RateLimit-Limit-Tokens") != "120" {
+		t.Fatalf("first request: %d %v %s", code, h, body)
+	}
+	code, _, body = send(40)
+	if code != 200 {
+		t.Fatalf("second request: %d %s", code, body)
+	}
+	code, h, body = send(40)
+	if code != 429 || h.Get("Retry-After") == "" || !strings.Contains(body, "rate_limit_error") || !strings.Contains(body, "Token budget exceeded") {
+		t.Fatalf("third request within the minute: %d %v %s", code, h, body)
+	}
+}
