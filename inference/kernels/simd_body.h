@@ -2,7 +2,9 @@
 // by simd_x86.c (AVX2, AVX-512) and simd_neon.c (NEON). The includer
 // defines W (lanes), the vector types VF (float) and VI (int32), the V*
 // operations, SF16 (one half to float), R_MAX and NB_MAX (weight rows and
-// activation rows per register block, NB_CASES listing 1..NB_MAX) and
+// activation rows per register block, NB_CASES listing 1..NB_MAX), RQ_MAX
+// (weight rows per block of quantized formats with several activation
+// rows, which need more registers) and
 // SFX(name), which gives each function its level suffix.
 //
 // Weights are little-endian; an MLX row is a byte stream in which, at 4
@@ -44,13 +46,20 @@ static inline VF SFX(vexp)(VF x0) {
 
 /* ---- matrix multiplication ----
  *
- * One register-blocked kernel serves every weight format: R_MAX weight rows
- * times up to NB_MAX activation rows. Each 2W-element block of a weight row
- * is decoded once into two float vectors and multiplied into all the
- * activation rows of the block; each activation vector is loaded once for
- * all R_MAX rows. Within a chunk of rows the activation block is the outer
- * loop, so it stays in cache while the chunk's weights stream past; for
- * decode (n <= NB_MAX) every weight is read exactly once.
+ * Two register-blocked kernels (float and quantized formats) serve every
+ * weight format: up to R_MAX weight rows times up to NB_MAX activation
+ * rows. Each 2W-element block of a weight row is decoded once into two
+ * float vectors and multiplied into all the activation rows of the block;
+ * each activation vector is loaded once for all the weight rows. Within a
+ * chunk of rows the activation block is the outer loop, so it stays in
+ * cache while the chunk's weights stream past; for decode (n <= NB_MAX)
+ * every weight is read exactly once.
+ *
+ * Batch invariance: the blocking only decides which output elements are
+ * computed together, never the order of the operations that make one
+ * element, and the work is split across threads by output rows only. So
+ * an activation row gives the same bits alone (decode) as in a batch, and
+ * at any thread count: seeded sampling is reproducible.
  *
  * A 2W block's two vectors multiply x[k..k+W) and x[k+W..k+2W). For 4-bit
  * MLX the lanes hold the low and the high nibbles of W bytes, that is the
@@ -85,9 +94,9 @@ static void SFX(bitx_setup)(k_weights *wd) {
         }
 }
 
-// raw: return the codes q instead of the weights s*q+b.
-K_INLINE void SFX(decode2)(const int fmt, const int raw, const k_weights *wd, int o, int k, VF s, VF b, VF *lo,
-                           VF *hi) {
+// Elements k..k+2W of row o: the weights of float formats, the raw codes
+// of quantized ones (Q6_K's times their int8 sub-scale).
+K_INLINE void SFX(decode2)(const int fmt, const k_weights *wd, int o, int k, VF *lo, VF *hi) {
     switch (fmt) {
     case K_F32: {
         const float *p = wd->wf + (size_t)o * wd->cols + k;
@@ -174,10 +183,6 @@ K_INLINE void SFX(decode2)(const int fmt, const int raw, const k_weights *wd, in
         break;
     }
     }
-    if (fmt >= K_QUANT && !raw) {
-        *lo = VFMA(*lo, s, b);
-        *hi = VFMA(*hi, s, b);
-    }
 }
 
 // Scale and bias of group g of row o: w = s*q + b.
@@ -239,44 +244,32 @@ K_INLINE void SFX(group_sb_cached)(const int fmt, const k_weights *wd, int o, in
     *b = kb[g % 8];
 }
 
-// Rows o0..o0+R of the weights against activation rows 0..nb of x;
-// out points at activation row 0 (row stride ldo).
-K_INLINE void SFX(block)(const int fmt, const int R, const int nb, float *out, int ldo, const float *x,
-                         const k_weights *wd, int o0) {
+// Float rows o0..o0+R of the weights against activation rows 0..nb of x;
+// out points at activation row 0 (row stride ldo). Every (weight row,
+// activation row) pair runs the same sequence of operations whatever R and
+// nb are, so a result does not depend on the rows computed beside it.
+K_INLINE void SFX(block_float)(const int fmt, const int R, const int nb, float *out, int ldo, const float *x,
+                               const k_weights *wd, int o0) {
     const int cols = wd->cols;
-    const int quant = fmt >= K_QUANT;
-    const int group = quant ? wd->group : cols;
-    const int kend = quant ? cols : cols - cols % (2 * W);  // whole 2W blocks
+    const int kend = cols - cols % (2 * W);  // whole 2W blocks
     VF acc[R_MAX][NB_MAX];
-    float ks[R_MAX][8], kb[R_MAX][8];
     for (int r = 0; r < R; r++)
         for (int v = 0; v < nb; v++) acc[r][v] = VZERO();
-    for (int j0 = 0, g = 0; j0 < kend; j0 += group, g++) {
-        const int jend = j0 + group < kend ? j0 + group : kend;
-        VF vs[R_MAX], vb[R_MAX];
-        for (int r = 0; r < R; r++) {
-            float sc = 0, bi = 0;
-            if (quant) SFX(group_sb_cached)(fmt, wd, o0 + r, g, ks[r], kb[r], &sc, &bi);
-            vs[r] = VSET1(sc);
-            vb[r] = VSET1(bi);
-        }
-        for (int k = j0; k < jend; k += 2 * W) {
-            VF wl[R_MAX], wh[R_MAX];
-            for (int r = 0; r < R; r++)
-                SFX(decode2)(fmt, 0, wd, o0 + r, k, vs[r], vb[r], &wl[r], &wh[r]);
-            for (int v = 0; v < nb; v++) {
-                const VF xl = VLOAD(x + (size_t)v * cols + k), xh = VLOAD(x + (size_t)v * cols + k + W);
-                for (int r = 0; r < R; r++) {
-                    acc[r][v] = VFMA(wl[r], xl, acc[r][v]);
-                    acc[r][v] = VFMA(wh[r], xh, acc[r][v]);
-                }
+    for (int k = 0; k < kend; k += 2 * W) {
+        VF wl[R_MAX], wh[R_MAX];
+        for (int r = 0; r < R; r++) SFX(decode2)(fmt, wd, o0 + r, k, &wl[r], &wh[r]);
+        for (int v = 0; v < nb; v++) {
+            const VF xl = VLOAD(x + (size_t)v * cols + k), xh = VLOAD(x + (size_t)v * cols + k + W);
+            for (int r = 0; r < R; r++) {
+                acc[r][v] = VFMA(wl[r], xl, acc[r][v]);
+                acc[r][v] = VFMA(wh[r], xh, acc[r][v]);
             }
         }
     }
     for (int r = 0; r < R; r++)
         for (int v = 0; v < nb; v++) {
             float s = VHSUM(acc[r][v]);
-            for (int k = kend; k < cols; k++) {  // float formats only
+            for (int k = kend; k < cols; k++) {
                 const size_t i = (size_t)(o0 + r) * cols + k;
                 const float w = fmt == K_F32 ? wd->wf[i] : fmt == K_BF16 ? k_bf16(wd->wh[i]) : k_f16(wd->wh[i]);
                 s += w * x[(size_t)v * cols + k];
@@ -285,64 +278,92 @@ K_INLINE void SFX(block)(const int fmt, const int R, const int nb, float *out, i
         }
 }
 
-// Quantized rows against a single activation row (decode). Per group,
+// Quantized rows o0..o0+R against activation rows 0..nb. Per group,
 // sum_j (s q_j + b) x_j = s (q·x) + b sum_j x_j: the inner loop multiplies
 // raw codes, the scale is applied once per group, and the bias terms use
-// the group sums xsum of x.
-K_INLINE void SFX(block_q1)(const int fmt, const int R, float *out, const float *x, const k_weights *wd, int o0,
-                            const float *xsum) {
-    const int cols = wd->cols, group = wd->group;
-    VF acc[R_MAX];
-    float bsum[R_MAX], ks[R_MAX][8], kb[R_MAX][8];
-    for (int r = 0; r < R; r++) {
-        acc[r] = VZERO();
-        bsum[r] = 0;
-    }
+// the group sums xsum ([nb][groups]) of x. As in block_float, each output
+// element's operations do not depend on R or nb: a row computed in a batch
+// equals, bit for bit, the same row computed alone.
+K_INLINE void SFX(block_quant)(const int fmt, const int R, const int nb, float *out, int ldo, const float *x,
+                               const k_weights *wd, int o0, const float *xsum) {
+    const int cols = wd->cols, group = wd->group, groups = wd->groups;
+    VF acc[R_MAX][NB_MAX];
+    float bsum[R_MAX][NB_MAX], ks[R_MAX][8], kb[R_MAX][8];
+    for (int r = 0; r < R; r++)
+        for (int v = 0; v < nb; v++) {
+            acc[r][v] = VZERO();
+            bsum[r][v] = 0;
+        }
     for (int j0 = 0, g = 0; j0 < cols; j0 += group, g++) {
-        VF a[R_MAX];
-        for (int r = 0; r < R; r++) a[r] = VZERO();
+        VF a[R_MAX][NB_MAX];
+        for (int r = 0; r < R; r++)
+            for (int v = 0; v < nb; v++) a[r][v] = VZERO();
         for (int k = j0; k < j0 + group; k += 2 * W) {
-            const VF xl = VLOAD(x + k), xh = VLOAD(x + k + W);
-            for (int r = 0; r < R; r++) {
-                VF wl, wh;
-                SFX(decode2)(fmt, 1, wd, o0 + r, k, xl, xl, &wl, &wh);
-                a[r] = VFMA(wl, xl, a[r]);
-                a[r] = VFMA(wh, xh, a[r]);
+            VF wl[R_MAX], wh[R_MAX];
+            for (int r = 0; r < R; r++) SFX(decode2)(fmt, wd, o0 + r, k, &wl[r], &wh[r]);
+            for (int v = 0; v < nb; v++) {
+                const VF xl = VLOAD(x + (size_t)v * cols + k), xh = VLOAD(x + (size_t)v * cols + k + W);
+                for (int r = 0; r < R; r++) {
+                    a[r][v] = VFMA(wl[r], xl, a[r][v]);
+                    a[r][v] = VFMA(wh[r], xh, a[r][v]);
+                }
             }
         }
         for (int r = 0; r < R; r++) {
             float sc, bi;
             SFX(group_sb_cached)(fmt, wd, o0 + r, g, ks[r], kb[r], &sc, &bi);
-            acc[r] = VFMA(a[r], VSET1(sc), acc[r]);
-            bsum[r] += bi * xsum[g];
+            const VF vs = VSET1(sc);
+            for (int v = 0; v < nb; v++) {
+                acc[r][v] = VFMA(a[r][v], vs, acc[r][v]);
+                bsum[r][v] += bi * xsum[(size_t)v * groups + g];
+            }
         }
     }
-    for (int r = 0; r < R; r++) out[o0 + r] = VHSUM(acc[r]) + bsum[r];
+    for (int r = 0; r < R; r++)
+        for (int v = 0; v < nb; v++) out[(size_t)v * ldo + o0 + r] = VHSUM(acc[r][v]) + bsum[r][v];
 }
 
+// scratch holds n*groups floats for quantized formats.
 K_INLINE void SFX(mm)(const int fmt, float *out, const float *x, int n, const k_weights *wd, int rows, int lo,
                       int hi, float *scratch) {
-    if (fmt >= K_QUANT && n == 1) {
-        // Group sums are unchanged by mlx_prep, which permutes within groups.
-        for (int g = 0; g < wd->groups; g++) {
-            VF s = VZERO();
-            for (int k = 0; k < wd->group; k += W) s = VADD(s, VLOAD(x + (size_t)g * wd->group + k));
-            scratch[g] = VHSUM(s);
-        }
-        int o = lo;
-        for (; o + R_MAX <= hi; o += R_MAX) SFX(block_q1)(fmt, R_MAX, out, x, wd, o, scratch);
-        for (; o < hi; o++) SFX(block_q1)(fmt, 1, out, x, wd, o, scratch);
-        return;
+    const int quant = fmt >= K_QUANT;
+    if (quant) {
+        // Group sums of every activation row. They are unchanged in value
+        // by mlx_prep, which permutes within groups; n = 1 and n > 1 sum
+        // the same (prepared) x the same way.
+        for (int b = 0; b < n; b++)
+            for (int g = 0; g < wd->groups; g++) {
+                const float *xg = x + (size_t)b * wd->cols + (size_t)g * wd->group;
+                VF s = VZERO();
+                for (int k = 0; k < wd->group; k += W) s = VADD(s, VLOAD(xg + k));
+                scratch[(size_t)b * wd->groups + g] = VHSUM(s);
+            }
     }
     for (int b0 = 0; b0 < n; b0 += NB_MAX) {
         const int nb = n - b0 < NB_MAX ? n - b0 : NB_MAX;
         float *ob = out + (size_t)b0 * rows;
         const float *xb = x + (size_t)b0 * wd->cols;
         int o = lo;
-#define CALL(k) case k: SFX(block)(fmt, R_MAX, k, ob, rows, xb, wd, o); break;
+        if (quant) {
+            const float *xs = scratch + (size_t)b0 * wd->groups;
+            // Fewer weight rows per block when several activation rows
+            // need their own per-group partial sums (register pressure).
+            if (nb == 1) {
+                for (; o + R_MAX <= hi; o += R_MAX) SFX(block_quant)(fmt, R_MAX, 1, ob, rows, xb, wd, o, xs);
+            } else {
+#define CALL(k) case k: SFX(block_quant)(fmt, RQ_MAX, k, ob, rows, xb, wd, o, xs); break;
+                for (; o + RQ_MAX <= hi; o += RQ_MAX) switch (nb) { NB_CASES(CALL) }
+#undef CALL
+            }
+#define CALL(k) case k: SFX(block_quant)(fmt, 1, k, ob, rows, xb, wd, o, xs); break;
+            for (; o < hi; o++) switch (nb) { NB_CASES(CALL) }
+#undef CALL
+            continue;
+        }
+#define CALL(k) case k: SFX(block_float)(fmt, R_MAX, k, ob, rows, xb, wd, o); break;
         for (; o + R_MAX <= hi; o += R_MAX) switch (nb) { NB_CASES(CALL) }
 #undef CALL
-#define CALL(k) case k: SFX(block)(fmt, 1, k, ob, rows, xb, wd, o); break;
+#define CALL(k) case k: SFX(block_float)(fmt, 1, k, ob, rows, xb, wd, o); break;
         for (; o < hi; o++) switch (nb) { NB_CASES(CALL) }
 #undef CALL
     }

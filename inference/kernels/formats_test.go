@@ -1,0 +1,28 @@
+package kernels
+
+import "math/rand/v2"
+
+// ggufFormat describes one GGUF block type for the table-driven tests.
+type ggufFormat struct {
+	name              string
+	elems, blockBytes int // elements and bytes per block
+	random            func(r *rand.Rand, rows, cols int) []byte
+	mm, ref           func(out, x []float32, n int, w []byte, rows, cols int)
+	deq               func(dst []float32, src []byte, cols int)
+}
+
+// ggufFormats lists every GGUF block type the kernels multiply by.
+var ggufFormats = []ggufFormat{
+	{"Q8_0", GGUFBlockElems, Q8_0BlockBytes,
+		func(r *rand.Rand, rows, cols int) []byte { return randGGUF(r, rows, cols, Q8_0BlockBytes) },
+		MatMulQ8_0, MatMulQ8_0Ref, DequantQ8_0Row},
+	{"Q4_0", GGUFBlockElems, Q4_0BlockBytes,
+		func(r *rand.Rand, rows, cols int) []byte { return randGGUF(r, rows, cols, Q4_0BlockBytes) },
+		MatMulQ4_0, MatMulQ4_0Ref, DequantQ4_0Row},
+	{"Q4_K", KBlockElems, Q4_KBlockBytes,
+		func(r *rand.Rand, rows, cols int) []byte { return randK(r, rows, cols, Q4_KBlockBytes, 0, 2) },
+		MatMulQ4_K, MatMulQ4_KRef, DequantQ4_KRow},
+	{"Q6_K", KBlockElems, Q6_KBlockBytes,
+		func(r *rand.Rand, rows, cols int) []byte { return randK(r, rows, cols, Q6_KBlockBytes, 208) },
+		MatMulQ6_K, MatMulQ6_KRef, DequantQ6_KRow},
+}
