@@ -142,6 +142,46 @@ K_INLINE void SFX(decode2)(const int fmt, const k_weights *wd, int o, int k, VF 
         *hi = VCVTI(e + W < 16 ? VANDI(qh, VSET1I(15)) : VSRLI(qh, 4));
         break;
     }
+    case K_Q4_1: {  // Q4_0's nibbles after d and m
+        const uint8_t *p = wd->wb + (size_t)o * wd->rowBytes + (size_t)(k / 32) * 20 + 4;
+        const int e = k % 32;
+        const VI ql = VLOAD_U8I(p + e % 16), qh = VLOAD_U8I(p + (e + W) % 16);
+        *lo = VCVTI(e < 16 ? VANDI(ql, VSET1I(15)) : VSRLI(ql, 4));
+        *hi = VCVTI(e + W < 16 ? VANDI(qh, VSET1I(15)) : VSRLI(qh, 4));
+        break;
+    }
+    case K_Q5_0:
+    case K_Q5_1: {  // Q4_0's nibbles plus bit e of the u32 qh as a fifth bit
+        const int bsize = fmt == K_Q5_0 ? 22 : 24, qhoff = fmt == K_Q5_0 ? 2 : 4;
+        const uint8_t *blk = wd->wb + (size_t)o * wd->rowBytes + (size_t)(k / 32) * bsize, *p = blk + qhoff + 4;
+        const int e = k % 32;
+        uint32_t qh32;
+        memcpy(&qh32, blk + qhoff, 4);
+        const VI qhv = VSET1I((int)qh32), one = VSET1I(1);
+        const VI ql = VLOAD_U8I(p + e % 16), qh = VLOAD_U8I(p + (e + W) % 16);
+        const VI bl = VSLLI(VANDI(VSRLV(qhv, VLOADI(k_iota + e)), one), 4);
+        const VI bh = VSLLI(VANDI(VSRLV(qhv, VLOADI(k_iota + e + W)), one), 4);
+        *lo = VCVTI(VORI(e < 16 ? VANDI(ql, VSET1I(15)) : VSRLI(ql, 4), bl));
+        *hi = VCVTI(VORI(e + W < 16 ? VANDI(qh, VSET1I(15)) : VSRLI(qh, 4), bh));
+        break;
+    }
+    case K_Q5_K: {  // Q4_K's nibbles plus bit 2c (+1 for high nibbles) of qh[e]
+        const int kq = k % 256, c = kq / 64, e = kq % 32, high = kq % 64 >= 32;
+        const uint8_t *blk = wd->wb + (size_t)o * wd->rowBytes + (size_t)(k / 256) * 176;
+        const uint8_t *p = blk + 48 + 32 * c + e, *qb = blk + 16 + e;
+        const VI shift = VSET1I(2 * c + high), one = VSET1I(1);
+        VI l0 = VLOAD_U8I(p), l1 = VLOAD_U8I(p + W);
+        if (high) {
+            l0 = VSRLI(l0, 4);
+            l1 = VSRLI(l1, 4);
+        } else {
+            l0 = VANDI(l0, VSET1I(15));
+            l1 = VANDI(l1, VSET1I(15));
+        }
+        *lo = VCVTI(VORI(l0, VSLLI(VANDI(VSRLV(VLOAD_U8I(qb), shift), one), 4)));
+        *hi = VCVTI(VORI(l1, VSLLI(VANDI(VSRLV(VLOAD_U8I(qb + W), shift), one), 4)));
+        break;
+    }
     case K_Q4_K: {  // chunk c of 64: bytes 32c.. low nibbles, then high nibbles
         const int kq = k % 256, c = kq / 64, e = kq % 32;
         const uint8_t *p = wd->wb + (size_t)o * wd->rowBytes + (size_t)(k / 256) * 144 + 16 + 32 * c + e;
@@ -187,8 +227,8 @@ K_INLINE void SFX(decode2)(const int fmt, const k_weights *wd, int o, int k, VF 
 
 // Scale and bias of group g of row o: w = s*q + b.
 K_INLINE void SFX(group_sb)(const int fmt, const k_weights *wd, int o, int g, float *s, float *b) {
-    if (fmt == K_Q4_K) {
-        const uint8_t *blk = wd->wb + (size_t)o * wd->rowBytes + (size_t)(g / 8) * 144;
+    if (fmt == K_Q4_K || fmt == K_Q5_K) {
+        const uint8_t *blk = wd->wb + (size_t)o * wd->rowBytes + (size_t)(g / 8) * (fmt == K_Q4_K ? 144 : 176);
         uint16_t d, dmin;
         memcpy(&d, blk, 2);
         memcpy(&dmin, blk + 2, 2);
@@ -201,6 +241,17 @@ K_INLINE void SFX(group_sb)(const int fmt, const k_weights *wd, int o, int g, fl
         memcpy(&d, wd->wb + (size_t)o * wd->rowBytes + (size_t)(g / 8) * 210 + 208, 2);
         *s = SF16(d);
         *b = 0;
+    } else if (fmt == K_Q4_1 || fmt == K_Q5_0 || fmt == K_Q5_1) {
+        const uint8_t *blk = wd->wb + (size_t)o * wd->rowBytes + (size_t)g * (fmt == K_Q4_1 ? 20 : fmt == K_Q5_0 ? 22 : 24);
+        uint16_t d, m;
+        memcpy(&d, blk, 2);
+        *s = SF16(d);
+        if (fmt == K_Q5_0) {
+            *b = -16.0f * *s;
+        } else {
+            memcpy(&m, blk + 2, 2);
+            *b = SF16(m);
+        }
     } else if (fmt == K_Q8_0 || fmt == K_Q4_0) {
         const int bsize = fmt == K_Q8_0 ? 34 : 18;
         uint16_t d;
@@ -217,13 +268,13 @@ K_INLINE void SFX(group_sb)(const int fmt, const k_weights *wd, int o, int g, fl
 // out once per super-block (at its first group) into ks/kb.
 K_INLINE void SFX(group_sb_cached)(const int fmt, const k_weights *wd, int o, int g, float *ks, float *kb, float *s,
                                    float *b) {
-    if (fmt != K_Q4_K && fmt != K_Q6_K) {
+    if (fmt != K_Q4_K && fmt != K_Q5_K && fmt != K_Q6_K) {
         SFX(group_sb)(fmt, wd, o, g, s, b);
         return;
     }
     if (g % 8 == 0) {
-        if (fmt == K_Q4_K) {
-            const uint8_t *blk = wd->wb + (size_t)o * wd->rowBytes + (size_t)(g / 8) * 144;
+        if (fmt == K_Q4_K || fmt == K_Q5_K) {
+            const uint8_t *blk = wd->wb + (size_t)o * wd->rowBytes + (size_t)(g / 8) * (fmt == K_Q4_K ? 144 : 176);
             uint16_t hd, hm;
             memcpy(&hd, blk, 2);
             memcpy(&hm, blk + 2, 2);
@@ -406,8 +457,10 @@ static void SFX(mm_mlx)(float *out, const float *x, int n, const uint32_t *wq, c
     else SFX(mm)(K_MLXG, out, x, n, &wd, rows, lo, hi, scratch);
 }
 
-// GGUF blocks by ggml type id: 8 Q8_0, 2 Q4_0, 12 Q4_K, 14 Q6_K. All are
-// handled as groups of 32 elements with a scale and a bias.
+// GGUF blocks by ggml type id. All but Q2_K and Q3_K are handled as
+// groups of 32 elements with a scale and a bias. Those two have 16-element
+// sub-blocks, each with its own scale (and min): a row is expanded to
+// floats in scratch, then multiplied into every activation row.
 static void SFX(mm_gguf)(float *out, const float *x, int n, const uint8_t *w, int type, int rows, int cols, int lo,
                          int hi, float *scratch) {
     const k_weights wd = {.wb = w, .rowBytes = k_gguf_row_bytes(type, cols), .cols = cols, .group = 32,
@@ -415,8 +468,17 @@ static void SFX(mm_gguf)(float *out, const float *x, int n, const uint8_t *w, in
     switch (type) {
     case 8: SFX(mm)(K_Q8_0, out, x, n, &wd, rows, lo, hi, scratch); break;
     case 2: SFX(mm)(K_Q4_0, out, x, n, &wd, rows, lo, hi, scratch); break;
+    case 3: SFX(mm)(K_Q4_1, out, x, n, &wd, rows, lo, hi, scratch); break;
+    case 6: SFX(mm)(K_Q5_0, out, x, n, &wd, rows, lo, hi, scratch); break;
+    case 7: SFX(mm)(K_Q5_1, out, x, n, &wd, rows, lo, hi, scratch); break;
     case 12: SFX(mm)(K_Q4_K, out, x, n, &wd, rows, lo, hi, scratch); break;
+    case 13: SFX(mm)(K_Q5_K, out, x, n, &wd, rows, lo, hi, scratch); break;
     case 14: SFX(mm)(K_Q6_K, out, x, n, &wd, rows, lo, hi, scratch); break;
+    default:
+        for (int o = lo; o < hi; o++) {
+            k_dequant_gguf_row(scratch, w + (size_t)o * wd.rowBytes, type, cols);
+            for (int b = 0; b < n; b++) out[(size_t)b * rows + o] = SFX(dot)(scratch, x + (size_t)b * cols, cols);
+        }
     }
 }
 
