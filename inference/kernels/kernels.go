@@ -11,6 +11,12 @@
 // Activations stay float32 (no int8 requantization): results match the
 // dequantized reference to float rounding.
 //
+// Batch invariance: each output element is made by the same sequence of
+// float operations whatever n is, whichever other rows share the call and
+// however many threads run it (work is split across output rows, never
+// across a sum). A sequence decoded in a batch, or beside other requests,
+// gets the same bits as alone, so seeded sampling is reproducible.
+//
 // The matrix and attention kernels split their work over a persistent pool
 // of threads (SetThreads); with cgo they run C code for the best SIMD level
 // of the CPU, chosen at run time (Features: AVX-512, AVX2+FMA, NEON, or

@@ -46,8 +46,9 @@ static inline VF SFX(vexp)(VF x0) {
 
 /* ---- matrix multiplication ----
  *
- * Two register-blocked kernels (float and quantized formats) serve every
- * weight format: up to R_MAX weight rows times up to NB_MAX activation
+ * Two register-blocked kernels serve every weight format (block: float
+ * formats and GGUF blocks, decoded to weights; block_quant: MLX, raw codes
+ * scaled once per group): up to R_MAX weight rows times up to NB_MAX activation
  * rows. Each 2W-element block of a weight row is decoded once into two
  * float vectors and multiplied into all the activation rows of the block;
  * each activation vector is loaded once for all the weight rows. Within a
@@ -94,9 +95,11 @@ static void SFX(bitx_setup)(k_weights *wd) {
         }
 }
 
-// Elements k..k+2W of row o: the weights of float formats, the raw codes
-// of quantized ones (Q6_K's times their int8 sub-scale).
-K_INLINE void SFX(decode2)(const int fmt, const k_weights *wd, int o, int k, VF *lo, VF *hi) {
+// Elements k..k+2W of row o: the weights of float formats; for quantized
+// ones the raw codes q (Q6_K's times their int8 sub-scale), or when scaled
+// the weights s*q + b.
+K_INLINE void SFX(decode2)(const int fmt, const int scaled, const k_weights *wd, int o, int k, VF s, VF b, VF *lo,
+                           VF *hi) {
     switch (fmt) {
     case K_F32: {
         const float *p = wd->wf + (size_t)o * wd->cols + k;
@@ -223,6 +226,10 @@ K_INLINE void SFX(decode2)(const int fmt, const k_weights *wd, int o, int k, VF 
         break;
     }
     }
+    if (fmt >= K_QUANT && scaled) {
+        *lo = VFMA(*lo, s, b);
+        *hi = VFMA(*hi, s, b);
+    }
 }
 
 // Scale and bias of group g of row o: w = s*q + b.
@@ -295,32 +302,46 @@ K_INLINE void SFX(group_sb_cached)(const int fmt, const k_weights *wd, int o, in
     *b = kb[g % 8];
 }
 
-// Float rows o0..o0+R of the weights against activation rows 0..nb of x;
-// out points at activation row 0 (row stride ldo). Every (weight row,
-// activation row) pair runs the same sequence of operations whatever R and
-// nb are, so a result does not depend on the rows computed beside it.
-K_INLINE void SFX(block_float)(const int fmt, const int R, const int nb, float *out, int ldo, const float *x,
-                               const k_weights *wd, int o0) {
+// Rows o0..o0+R of the weights against activation rows 0..nb of x, the
+// weights decoded to floats (GGUF blocks: s*q + b per element); out points
+// at activation row 0 (row stride ldo). Every (weight row, activation row)
+// pair runs the same sequence of operations whatever R and nb are, so a
+// result does not depend on the rows computed beside it.
+K_INLINE void SFX(block)(const int fmt, const int R, const int nb, float *out, int ldo, const float *x,
+                         const k_weights *wd, int o0) {
     const int cols = wd->cols;
-    const int kend = cols - cols % (2 * W);  // whole 2W blocks
+    const int quant = fmt >= K_QUANT;
+    const int group = quant ? wd->group : cols;
+    const int kend = quant ? cols : cols - cols % (2 * W);  // whole 2W blocks
     VF acc[R_MAX][NB_MAX];
+    float ks[R_MAX][8], kb[R_MAX][8];
     for (int r = 0; r < R; r++)
         for (int v = 0; v < nb; v++) acc[r][v] = VZERO();
-    for (int k = 0; k < kend; k += 2 * W) {
-        VF wl[R_MAX], wh[R_MAX];
-        for (int r = 0; r < R; r++) SFX(decode2)(fmt, wd, o0 + r, k, &wl[r], &wh[r]);
-        for (int v = 0; v < nb; v++) {
-            const VF xl = VLOAD(x + (size_t)v * cols + k), xh = VLOAD(x + (size_t)v * cols + k + W);
-            for (int r = 0; r < R; r++) {
-                acc[r][v] = VFMA(wl[r], xl, acc[r][v]);
-                acc[r][v] = VFMA(wh[r], xh, acc[r][v]);
+    for (int j0 = 0, g = 0; j0 < kend; j0 += group, g++) {
+        const int jend = j0 + group < kend ? j0 + group : kend;
+        VF vs[R_MAX], vb[R_MAX];
+        for (int r = 0; r < R; r++) {
+            float sc = 0, bi = 0;
+            if (quant) SFX(group_sb_cached)(fmt, wd, o0 + r, g, ks[r], kb[r], &sc, &bi);
+            vs[r] = VSET1(sc);
+            vb[r] = VSET1(bi);
+        }
+        for (int k = j0; k < jend; k += 2 * W) {
+            VF wl[R_MAX], wh[R_MAX];
+            for (int r = 0; r < R; r++) SFX(decode2)(fmt, 1, wd, o0 + r, k, vs[r], vb[r], &wl[r], &wh[r]);
+            for (int v = 0; v < nb; v++) {
+                const VF xl = VLOAD(x + (size_t)v * cols + k), xh = VLOAD(x + (size_t)v * cols + k + W);
+                for (int r = 0; r < R; r++) {
+                    acc[r][v] = VFMA(wl[r], xl, acc[r][v]);
+                    acc[r][v] = VFMA(wh[r], xh, acc[r][v]);
+                }
             }
         }
     }
     for (int r = 0; r < R; r++)
         for (int v = 0; v < nb; v++) {
             float s = VHSUM(acc[r][v]);
-            for (int k = kend; k < cols; k++) {
+            for (int k = kend; k < cols; k++) {  // float formats only
                 const size_t i = (size_t)(o0 + r) * cols + k;
                 const float w = fmt == K_F32 ? wd->wf[i] : fmt == K_BF16 ? k_bf16(wd->wh[i]) : k_f16(wd->wh[i]);
                 s += w * x[(size_t)v * cols + k];
@@ -329,10 +350,13 @@ K_INLINE void SFX(block_float)(const int fmt, const int R, const int nb, float *
         }
 }
 
-// Quantized rows o0..o0+R against activation rows 0..nb. Per group,
+// MLX rows o0..o0+R against activation rows 0..nb. Per group,
 // sum_j (s q_j + b) x_j = s (q·x) + b sum_j x_j: the inner loop multiplies
 // raw codes, the scale is applied once per group, and the bias terms use
-// the group sums xsum ([nb][groups]) of x. As in block_float, each output
+// the group sums xsum ([nb][groups]) of x. With MLX's groups of 64 or 128
+// this saves a multiply-add per weight vector; GGUF's 32-element groups
+// are one or two vector steps, where block's decode-and-scale is as cheap
+// at one activation row and cheaper at several. As in block, each output
 // element's operations do not depend on R or nb: a row computed in a batch
 // equals, bit for bit, the same row computed alone.
 K_INLINE void SFX(block_quant)(const int fmt, const int R, const int nb, float *out, int ldo, const float *x,
@@ -351,7 +375,7 @@ K_INLINE void SFX(block_quant)(const int fmt, const int R, const int nb, float *
             for (int v = 0; v < nb; v++) a[r][v] = VZERO();
         for (int k = j0; k < j0 + group; k += 2 * W) {
             VF wl[R_MAX], wh[R_MAX];
-            for (int r = 0; r < R; r++) SFX(decode2)(fmt, wd, o0 + r, k, &wl[r], &wh[r]);
+            for (int r = 0; r < R; r++) SFX(decode2)(fmt, 0, wd, o0 + r, k, VZERO(), VZERO(), &wl[r], &wh[r]);
             for (int v = 0; v < nb; v++) {
                 const VF xl = VLOAD(x + (size_t)v * cols + k), xh = VLOAD(x + (size_t)v * cols + k + W);
                 for (int r = 0; r < R; r++) {
@@ -374,11 +398,12 @@ K_INLINE void SFX(block_quant)(const int fmt, const int R, const int nb, float *
         for (int v = 0; v < nb; v++) out[(size_t)v * ldo + o0 + r] = VHSUM(acc[r][v]) + bsum[r][v];
 }
 
-// scratch holds n*groups floats for quantized formats.
+// scratch holds n*groups floats for MLX formats. Which kernel runs
+// depends on the format alone, never on n: batch invariance.
 K_INLINE void SFX(mm)(const int fmt, float *out, const float *x, int n, const k_weights *wd, int rows, int lo,
                       int hi, float *scratch) {
-    const int quant = fmt >= K_QUANT;
-    if (quant) {
+    const int mlx = fmt == K_MLX4 || fmt == K_MLX8 || fmt == K_MLXG;
+    if (mlx) {
         // Group sums of every activation row. They are unchanged in value
         // by mlx_prep, which permutes within groups; n = 1 and n > 1 sum
         // the same (prepared) x the same way.
@@ -395,7 +420,7 @@ K_INLINE void SFX(mm)(const int fmt, float *out, const float *x, int n, const k_
         float *ob = out + (size_t)b0 * rows;
         const float *xb = x + (size_t)b0 * wd->cols;
         int o = lo;
-        if (quant) {
+        if (mlx) {
             const float *xs = scratch + (size_t)b0 * wd->groups;
             // Fewer weight rows per block when several activation rows
             // need their own per-group partial sums (register pressure).
@@ -411,10 +436,10 @@ K_INLINE void SFX(mm)(const int fmt, float *out, const float *x, int n, const k_
 #undef CALL
             continue;
         }
-#define CALL(k) case k: SFX(block_float)(fmt, R_MAX, k, ob, rows, xb, wd, o); break;
+#define CALL(k) case k: SFX(block)(fmt, R_MAX, k, ob, rows, xb, wd, o); break;
         for (; o + R_MAX <= hi; o += R_MAX) switch (nb) { NB_CASES(CALL) }
 #undef CALL
-#define CALL(k) case k: SFX(block_float)(fmt, 1, k, ob, rows, xb, wd, o); break;
+#define CALL(k) case k: SFX(block)(fmt, 1, k, ob, rows, xb, wd, o); break;
         for (; o < hi; o++) switch (nb) { NB_CASES(CALL) }
 #undef CALL
     }
