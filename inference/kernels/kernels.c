@@ -258,7 +258,7 @@ void k_dequant_gguf_row(float *dst, const uint8_t *src, int type, int cols) {
             }
         }
         break;
-    case 10:  // Q2_K
+    case 10:  // Q2_K: scale and min once per 16-element sub-block
         for (int b = 0; b < cols / 256; b++) {
             const uint8_t *blk = src + (size_t)b * 84, *qs = blk + 16;
             memcpy(&h, blk + 80, 2);
@@ -267,14 +267,16 @@ void k_dequant_gguf_row(float *dst, const uint8_t *src, int type, int cols) {
             float *out = dst + b * 256;
             for (int hf = 0; hf < 2; hf++)
                 for (int k = 0; k < 4; k++)
-                    for (int l = 0; l < 32; l++) {
-                        const uint8_t sc = blk[8 * hf + 2 * k + l / 16];
-                        const int q = (qs[32 * hf + l] >> (2 * k)) & 3;
-                        out[128 * hf + 32 * k + l] = d * (float)(sc & 15) * (float)q - dmin * (float)(sc >> 4);
+                    for (int j = 0; j < 2; j++) {
+                        const uint8_t sc = blk[8 * hf + 2 * k + j];
+                        const float dl = d * (float)(sc & 15), ml = dmin * (float)(sc >> 4);
+                        const uint8_t *q = qs + 32 * hf + 16 * j;
+                        float *o = out + 128 * hf + 32 * k + 16 * j;
+                        for (int l = 0; l < 16; l++) o[l] = dl * (float)((q[l] >> (2 * k)) & 3) - ml;
                     }
         }
         break;
-    case 11:  // Q3_K
+    case 11:  // Q3_K: scale once per 16-element sub-block
         for (int b = 0; b < cols / 256; b++) {
             const uint8_t *blk = src + (size_t)b * 110, *qs = blk + 32;
             memcpy(&h, blk + 108, 2);
@@ -282,10 +284,13 @@ void k_dequant_gguf_row(float *dst, const uint8_t *src, int type, int cols) {
             float *out = dst + b * 256;
             for (int hf = 0; hf < 2; hf++)
                 for (int k = 0; k < 4; k++)
-                    for (int l = 0; l < 32; l++) {
-                        int q = (qs[32 * hf + l] >> (2 * k)) & 3;
-                        if (!((blk[l] >> (4 * hf + k)) & 1)) q -= 4;
-                        out[128 * hf + 32 * k + l] = d * (float)q3k_scale(blk + 96, 8 * hf + 2 * k + l / 16) * (float)q;
+                    for (int j = 0; j < 2; j++) {
+                        const float dl = d * (float)q3k_scale(blk + 96, 8 * hf + 2 * k + j);
+                        const uint8_t *q = qs + 32 * hf + 16 * j, *hmask = blk + 16 * j;
+                        const int bit = 4 * hf + k;
+                        float *o = out + 128 * hf + 32 * k + 16 * j;
+                        for (int l = 0; l < 16; l++)
+                            o[l] = dl * (float)(((q[l] >> (2 * k)) & 3) - 4 * !((hmask[l] >> bit) & 1));
                     }
         }
         break;
