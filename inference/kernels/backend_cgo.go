@@ -34,8 +34,8 @@ func matMulRows(j *matMulJob, worker, lo, hi int) {
 	case kindMLX:
 		C.k_matmul_mlx(fp(j.out), fp(j.xp), n, (*C.uint32_t)(unsafe.Pointer(unsafe.SliceData(j.wq))),
 			fp(j.scales), fp(j.biases), rows, cols, C.int(j.bits), C.int(j.group), clo, chi, scratch)
-	case kindQ8_0, kindQ4_0, kindQ4_K, kindQ6_K:
-		C.k_matmul_gguf(fp(j.out), fp(j.x), n, (*C.uint8_t)(unsafe.SliceData(j.wb)), C.int(ggmlType(j.kind)), rows, cols, clo, chi, scratch)
+	default: // GGUF blocks
+		C.k_matmul_gguf(fp(j.out), fp(j.x), n, (*C.uint8_t)(unsafe.SliceData(j.wb)), C.int(ggufKinds[j.kind].ggml), rows, cols, clo, chi, scratch)
 	}
 }
 
@@ -44,18 +44,6 @@ func clearRows(j *matMulJob, lo, hi int) {
 	for b := 0; b < j.n; b++ {
 		clear(j.out[b*j.rows+lo : b*j.rows+hi])
 	}
-}
-
-func ggmlType(k weightKind) int {
-	switch k {
-	case kindQ8_0:
-		return ggmlQ8_0
-	case kindQ4_0:
-		return ggmlQ4_0
-	case kindQ4_K:
-		return ggmlQ4_K
-	}
-	return ggmlQ6_K
 }
 
 // prepMatMul runs once per matmul, before the rows are split: the MLX

@@ -180,3 +180,22 @@ func benchK(b *testing.B, blockBytes int, dOffsets []int, mm func(out, x []float
 
 func BenchmarkMatMulQ4_K(b *testing.B) { benchK(b, Q4_KBlockBytes, []int{0, 2}, MatMulQ4_K) }
 func BenchmarkMatMulQ6_K(b *testing.B) { benchK(b, Q6_KBlockBytes, []int{208}, MatMulQ6_K) }
+
+// BenchmarkMatMulGGUFMore covers the rarer block types on one shape.
+func BenchmarkMatMulGGUFMore(b *testing.B) {
+	r := rand.New(rand.NewPCG(9, 9))
+	const rows, cols = 2048, 2048
+	for _, f := range ggufFormats {
+		w := f.random(r, rows, cols)
+		for _, n := range []int{1, 4, 16} {
+			x := randSlice(r, n*cols, 1)
+			out := make([]float32, n*rows)
+			b.Run(fmt.Sprintf("%s/n=%d", f.name, n), func(b *testing.B) {
+				for b.Loop() {
+					f.mm(out, x, n, w, rows, cols)
+				}
+				reportWeights(b, len(w))
+			})
+		}
+	}
+}

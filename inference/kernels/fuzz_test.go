@@ -75,13 +75,20 @@ func FuzzMatMulQuant(f *testing.F) {
 				deq        func(dst []float32, src []byte, cols int)
 				ref, opt   func(out, x []float32, n int, w []byte, rows, cols int)
 			}
-			g := []gg{
+			all := []gg{
 				{"Q8_0", 32, Q8_0BlockBytes, []int{0}, DequantQ8_0Row, MatMulQ8_0Ref, MatMulQ8_0},
 				{"Q4_0", 32, Q4_0BlockBytes, []int{0}, DequantQ4_0Row, MatMulQ4_0Ref, MatMulQ4_0},
+				{"Q4_1", 32, Q4_1BlockBytes, []int{0, 2}, DequantQ4_1Row, MatMulQ4_1Ref, MatMulQ4_1},
+				{"Q5_0", 32, Q5_0BlockBytes, []int{0}, DequantQ5_0Row, MatMulQ5_0Ref, MatMulQ5_0},
+				{"Q5_1", 32, Q5_1BlockBytes, []int{0, 2}, DequantQ5_1Row, MatMulQ5_1Ref, MatMulQ5_1},
+				{"Q2_K", 256, Q2_KBlockBytes, []int{80, 82}, DequantQ2_KRow, MatMulQ2_KRef, MatMulQ2_K},
+				{"Q3_K", 256, Q3_KBlockBytes, []int{108}, DequantQ3_KRow, MatMulQ3_KRef, MatMulQ3_K},
 				{"Q4_K", 256, Q4_KBlockBytes, []int{0, 2}, DequantQ4_KRow, MatMulQ4_KRef, MatMulQ4_K},
+				{"Q5_K", 256, Q5_KBlockBytes, []int{0, 2}, DequantQ5_KRow, MatMulQ5_KRef, MatMulQ5_K},
 				{"Q6_K", 256, Q6_KBlockBytes, []int{208}, DequantQ6_KRow, MatMulQ6_KRef, MatMulQ6_K},
-			}[int(cols8)%4]
-			cols := g.elems * (1 + int(cols8/4)%3)
+			}
+			g := all[int(cols8)%len(all)]
+			cols := g.elems * (1 + int(cols8)/len(all)%3)
 			mkx(cols)
 			w := make([]byte, rows*cols/g.elems*g.bsz)
 			for i := range w {

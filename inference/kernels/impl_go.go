@@ -30,18 +30,10 @@ func matMulRowsGo(j *matMulJob, worker, lo, hi int) {
 		case kindMLX:
 			w, g := j.wordsPerRow, j.groupsPerRow
 			DequantMLXRow(row, j.wq[o*w:(o+1)*w], j.scales[o*g:(o+1)*g], j.biases[o*g:(o+1)*g], cols, j.bits, j.group)
-		case kindQ8_0:
-			rb := cols / GGUFBlockElems * Q8_0BlockBytes
-			DequantQ8_0Row(row, j.wb[o*rb:(o+1)*rb], cols)
-		case kindQ4_0:
-			rb := cols / GGUFBlockElems * Q4_0BlockBytes
-			DequantQ4_0Row(row, j.wb[o*rb:(o+1)*rb], cols)
-		case kindQ4_K:
-			rb := cols / KBlockElems * Q4_KBlockBytes
-			DequantQ4_KRow(row, j.wb[o*rb:(o+1)*rb], cols)
-		case kindQ6_K:
-			rb := cols / KBlockElems * Q6_KBlockBytes
-			DequantQ6_KRow(row, j.wb[o*rb:(o+1)*rb], cols)
+		default: // GGUF blocks
+			g := ggufKinds[j.kind]
+			rb := cols / g.elems * g.bytes
+			g.deq(row, j.wb[o*rb:(o+1)*rb], cols)
 		}
 		for b := 0; b < j.n; b++ {
 			j.out[b*j.rows+o] = dotGo(row, j.x[b*cols:(b+1)*cols])

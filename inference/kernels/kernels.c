@@ -36,8 +36,10 @@ int k_level(void) {
 }
 
 size_t k_matmul_scratch(int n, int cols) {
-    (void)n;
-    return (size_t)cols;  // the scalar level decodes one row at a time
+    // The scalar level decodes one row at a time; the SIMD levels keep the
+    // group sums of every activation row (groups of at least 32).
+    const size_t sums = (size_t)n * (size_t)(cols / 32);
+    return sums > (size_t)cols ? sums : (size_t)cols;
 }
 
 /* ------------------------------- scalar C --------------------------------- */
@@ -191,10 +193,107 @@ void k_matmul_mlx(float *out, const float *x, int n, const uint32_t *wq, const f
 #undef CALL
 }
 
-// One row of a GGUF block type to floats (FORMATS.md §1c).
-static void dequant_gguf_row(float *dst, const uint8_t *src, int type, int cols) {
-    uint16_t h;
+// Sub-block i's signed 6-bit Q3_K scale (see gguf_more.go).
+static int q3k_scale(const uint8_t *s, int i) {
+    const int lo = (s[i % 8] >> (4 * (i / 8))) & 15, hi = (s[8 + i % 4] >> (2 * (i / 4))) & 3;
+    return (lo | hi << 4) - 32;
+}
+
+// One row of a GGUF block type to floats (FORMATS.md §1c; the Go
+// Dequant*Row functions say the layouts in words).
+void k_dequant_gguf_row(float *dst, const uint8_t *src, int type, int cols) {
+    uint16_t h, hm;
+    uint32_t qh;
     switch (type) {
+    case 3:
+    case 7: {  // Q4_1, Q5_1: d, m, (qh), nibbles; w = d*q + m
+        const int bsize = type == 3 ? 20 : 24, qoff = type == 3 ? 4 : 8;
+        for (int b = 0; b < cols / 32; b++) {
+            const uint8_t *blk = src + (size_t)b * bsize;
+            memcpy(&h, blk, 2);
+            memcpy(&hm, blk + 2, 2);
+            qh = 0;
+            if (type == 7) memcpy(&qh, blk + 4, 4);
+            const float d = k_f16(h), m = k_f16(hm);
+            for (int i = 0; i < 16; i++) {
+                const uint32_t lo = (blk[qoff + i] & 15) | ((qh >> i) & 1) << 4;
+                const uint32_t hi = (blk[qoff + i] >> 4) | ((qh >> (i + 16)) & 1) << 4;
+                dst[b * 32 + i] = d * (float)lo + m;
+                dst[b * 32 + i + 16] = d * (float)hi + m;
+            }
+        }
+        break;
+    }
+    case 6:  // Q5_0: d, qh, nibbles; w = d*(q-16)
+        for (int b = 0; b < cols / 32; b++) {
+            const uint8_t *blk = src + (size_t)b * 22;
+            memcpy(&h, blk, 2);
+            memcpy(&qh, blk + 2, 4);
+            const float d = k_f16(h);
+            for (int i = 0; i < 16; i++) {
+                const int lo = (blk[6 + i] & 15) | (int)((qh >> i) & 1) << 4;
+                const int hi = (blk[6 + i] >> 4) | (int)((qh >> (i + 16)) & 1) << 4;
+                dst[b * 32 + i] = d * (float)(lo - 16);
+                dst[b * 32 + i + 16] = d * (float)(hi - 16);
+            }
+        }
+        break;
+    case 13:  // Q5_K
+        for (int b = 0; b < cols / 256; b++) {
+            const uint8_t *blk = src + (size_t)b * 176, *qhb = blk + 16, *qs = blk + 48;
+            memcpy(&h, blk, 2);
+            memcpy(&hm, blk + 2, 2);
+            const float d = k_f16(h), dmin = k_f16(hm);
+            float *out = dst + b * 256;
+            for (int c = 0; c < 4; c++) {
+                int sc0, m0, sc1, m1;
+                k_q4k_scale_min(blk + 4, 2 * c, &sc0, &m0);
+                k_q4k_scale_min(blk + 4, 2 * c + 1, &sc1, &m1);
+                for (int l = 0; l < 32; l++) {
+                    const int lo = (qs[32 * c + l] & 15) | ((qhb[l] >> (2 * c)) & 1) << 4;
+                    const int hi = (qs[32 * c + l] >> 4) | ((qhb[l] >> (2 * c + 1)) & 1) << 4;
+                    out[64 * c + l] = d * (float)sc0 * (float)lo - dmin * (float)m0;
+                    out[64 * c + 32 + l] = d * (float)sc1 * (float)hi - dmin * (float)m1;
+                }
+            }
+        }
+        break;
+    case 10:  // Q2_K: scale and min once per 16-element sub-block
+        for (int b = 0; b < cols / 256; b++) {
+            const uint8_t *blk = src + (size_t)b * 84, *qs = blk + 16;
+            memcpy(&h, blk + 80, 2);
+            memcpy(&hm, blk + 82, 2);
+            const float d = k_f16(h), dmin = k_f16(hm);
+            float *out = dst + b * 256;
+            for (int hf = 0; hf < 2; hf++)
+                for (int k = 0; k < 4; k++)
+                    for (int j = 0; j < 2; j++) {
+                        const uint8_t sc = blk[8 * hf + 2 * k + j];
+                        const float dl = d * (float)(sc & 15), ml = dmin * (float)(sc >> 4);
+                        const uint8_t *q = qs + 32 * hf + 16 * j;
+                        float *o = out + 128 * hf + 32 * k + 16 * j;
+                        for (int l = 0; l < 16; l++) o[l] = dl * (float)((q[l] >> (2 * k)) & 3) - ml;
+                    }
+        }
+        break;
+    case 11:  // Q3_K: scale once per 16-element sub-block
+        for (int b = 0; b < cols / 256; b++) {
+            const uint8_t *blk = src + (size_t)b * 110, *qs = blk + 32;
+            memcpy(&h, blk + 108, 2);
+            const float d = k_f16(h);
+            float *out = dst + b * 256;
+            for (int hf = 0; hf < 2; hf++)
+                for (int k = 0; k < 4; k++)
+                    for (int j = 0; j < 2; j++) {
+                        const float dl = d * (float)q3k_scale(blk + 96, 8 * hf + 2 * k + j);
+                        const uint8_t *q = qs + 32 * hf + 16 * j, *hmask = blk + 16 * j;
+                        const int bit = 4 * hf + k;
+                        float *o = out + 128 * hf + 32 * k + 16 * j;
+                        for (int l = 0; l < 16; l++)
+                            o[l] = dl * (float)(((q[l] >> (2 * k)) & 3) - 4 * !((hmask[l] >> bit) & 1));
+                    }
+        }
+        break;
     case 8:
         for (int b = 0; b < cols / 32; b++) {
             const uint8_t *blk = src + (size_t)b * 34;
@@ -260,7 +359,7 @@ static void mm_gguf_scalar(float *out, const float *x, int n, const uint8_t *w, 
                            int hi, float *row) {
     const size_t rowBytes = k_gguf_row_bytes(type, cols);
     for (int o = lo; o < hi; o++) {
-        dequant_gguf_row(row, w + (size_t)o * rowBytes, type, cols);
+        k_dequant_gguf_row(row, w + (size_t)o * rowBytes, type, cols);
         for (int b = 0; b < n; b++) out[(size_t)b * rows + o] = dot_scalar(row, x + (size_t)b * cols, cols);
     }
 }

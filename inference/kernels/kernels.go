@@ -1,6 +1,7 @@
 // Package kernels holds the numeric kernels of the CPU inference engine:
 // matrix multiplication against weights in their stored format (float32,
-// bfloat16, half, MLX affine-quantized, GGUF Q8_0/Q4_0/Q4_K/Q6_K),
+// bfloat16, half, MLX affine-quantized, GGUF Q8_0, Q4_0, Q4_1, Q5_0, Q5_1,
+// Q2_K, Q3_K, Q4_K, Q5_K, Q6_K),
 // attention over a KV cache, RoPE, RMSNorm and the elementwise activations.
 //
 // All matrices are row-major float32 slices. A weight W is [rows][cols]
@@ -9,6 +10,12 @@
 // so decoding a batch of sequences costs about one pass over the weights.
 // Activations stay float32 (no int8 requantization): results match the
 // dequantized reference to float rounding.
+//
+// Batch invariance: each output element is made by the same sequence of
+// float operations whatever n is, whichever other rows share the call and
+// however many threads run it (work is split across output rows, never
+// across a sum). A sequence decoded in a batch, or beside other requests,
+// gets the same bits as alone, so seeded sampling is reproducible.
 //
 // The matrix and attention kernels split their work over a persistent pool
 // of threads (SetThreads); with cgo they run C code for the best SIMD level
@@ -38,6 +45,12 @@ const (
 	kindQ4_0
 	kindQ4_K
 	kindQ6_K
+	kindQ4_1
+	kindQ5_0
+	kindQ5_1
+	kindQ5_K
+	kindQ2_K
+	kindQ3_K
 )
 
 // matMulJob is one matrix multiplication, split by output rows.
@@ -88,14 +101,9 @@ func (j *matMulJob) rowBytes() int {
 		return 2 * j.cols
 	case kindMLX:
 		return 4*j.wordsPerRow + 8*j.groupsPerRow
-	case kindQ8_0:
-		return j.cols / GGUFBlockElems * Q8_0BlockBytes
-	case kindQ4_0:
-		return j.cols / GGUFBlockElems * Q4_0BlockBytes
-	case kindQ4_K:
-		return j.cols / KBlockElems * Q4_KBlockBytes
-	case kindQ6_K:
-		return j.cols / KBlockElems * Q6_KBlockBytes
+	}
+	if g, ok := ggufKinds[j.kind]; ok {
+		return j.cols / g.elems * g.bytes
 	}
 	return 0
 }

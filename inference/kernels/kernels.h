@@ -27,7 +27,8 @@ int k_mlx_prep(float *dst, const float *x, int n, int cols, int bits);
 void k_matmul_mlx(float *out, const float *x, int n, const uint32_t *wq, const float *scales, const float *biases,
                   int rows, int cols, int bits, int group, int lo, int hi, float *scratch);
 
-// GGUF block formats by ggml type id: 8 = Q8_0, 2 = Q4_0, 12 = Q4_K, 14 = Q6_K.
+// GGUF block formats by ggml type id: 8 Q8_0, 2 Q4_0, 3 Q4_1, 6 Q5_0, 7 Q5_1,
+// 10 Q2_K, 11 Q3_K, 12 Q4_K, 13 Q5_K, 14 Q6_K.
 void k_matmul_gguf(float *out, const float *x, int n, const uint8_t *w, int type, int rows, int cols, int lo, int hi,
                    float *scratch);
 

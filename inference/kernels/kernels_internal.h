@@ -10,17 +10,29 @@
 
 // Weight formats of the SIMD matmul kernel, and its view of the weights.
 // Formats from K_QUANT on have groups with a scale and a bias.
-enum { K_F32, K_BF16, K_F16, K_QUANT, K_MLX4 = K_QUANT, K_MLX8, K_MLXG, K_Q8_0, K_Q4_0, K_Q4_K, K_Q6_K };
+enum {
+    K_F32, K_BF16, K_F16, K_QUANT, K_MLX4 = K_QUANT, K_MLX8, K_MLXG,
+    K_Q8_0, K_Q4_0, K_Q4_1, K_Q5_0, K_Q5_1, K_Q4_K, K_Q5_K, K_Q6_K
+};
 
-// Bytes of one row of a GGUF block type (ggml ids 8, 2, 12, 14).
+// Bytes of one row of a GGUF block type (by ggml id).
 static inline size_t k_gguf_row_bytes(int type, int cols) {
     switch (type) {
     case 8: return (size_t)(cols / 32) * 34;
     case 2: return (size_t)(cols / 32) * 18;
+    case 3: return (size_t)(cols / 32) * 20;
+    case 6: return (size_t)(cols / 32) * 22;
+    case 7: return (size_t)(cols / 32) * 24;
+    case 10: return (size_t)(cols / 256) * 84;
+    case 11: return (size_t)(cols / 256) * 110;
     case 12: return (size_t)(cols / 256) * 144;
+    case 13: return (size_t)(cols / 256) * 176;
     default: return (size_t)(cols / 256) * 210;
     }
 }
+
+// One row of a GGUF block type to floats (kernels.c).
+void k_dequant_gguf_row(float *dst, const uint8_t *src, int type, int cols);
 
 // Pair j (0..7) of the 6-bit scales and mins packed in 12 bytes (Q4_K).
 static inline void k_q4k_scale_min(const uint8_t *q, int j, int *sc, int *m) {
@@ -43,6 +55,11 @@ typedef struct {
     int32_t bx_shift[2][16];
     int bx_bytes, bx_hioff;
 } k_weights;
+
+// 0, 1, 2, ...: per-lane shift counts (Q5_0, Q5_1).
+static const int32_t k_iota[48] = {0,  1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12, 13, 14, 15,
+                                   16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31,
+                                   32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47};
 
 static inline float k_bf16(uint16_t h) {
     uint32_t b = (uint32_t)h << 16;

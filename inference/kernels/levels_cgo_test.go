@@ -39,6 +39,10 @@ func TestLevels(t *testing.T) {
 			t.Run("MatMulGGUFRandom", TestMatMulGGUFRandom)
 			t.Run("Q4_KAsMLX", TestQ4_KAsMLX)
 			t.Run("MatMulKRandom", TestMatMulKRandom)
+			t.Run("MatMulGGUFFormats", TestMatMulGGUFFormats)
+			t.Run("BatchInvariance", TestBatchInvariance)
+			t.Run("BatchInvarianceAttention", TestBatchInvarianceAttention)
+			t.Run("BatchInvarianceRows", TestBatchInvarianceRows)
 		})
 	}
 }

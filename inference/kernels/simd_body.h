@@ -2,7 +2,9 @@
 // by simd_x86.c (AVX2, AVX-512) and simd_neon.c (NEON). The includer
 // defines W (lanes), the vector types VF (float) and VI (int32), the V*
 // operations, SF16 (one half to float), R_MAX and NB_MAX (weight rows and
-// activation rows per register block, NB_CASES listing 1..NB_MAX) and
+// activation rows per register block, NB_CASES listing 1..NB_MAX), RQ_MAX
+// (weight rows per block of quantized formats with several activation
+// rows, which need more registers) and
 // SFX(name), which gives each function its level suffix.
 //
 // Weights are little-endian; an MLX row is a byte stream in which, at 4
@@ -44,13 +46,21 @@ static inline VF SFX(vexp)(VF x0) {
 
 /* ---- matrix multiplication ----
  *
- * One register-blocked kernel serves every weight format: R_MAX weight rows
- * times up to NB_MAX activation rows. Each 2W-element block of a weight row
- * is decoded once into two float vectors and multiplied into all the
- * activation rows of the block; each activation vector is loaded once for
- * all R_MAX rows. Within a chunk of rows the activation block is the outer
- * loop, so it stays in cache while the chunk's weights stream past; for
- * decode (n <= NB_MAX) every weight is read exactly once.
+ * Two register-blocked kernels serve every weight format (block: float
+ * formats and GGUF blocks, decoded to weights; block_quant: MLX, raw codes
+ * scaled once per group): up to R_MAX weight rows times up to NB_MAX activation
+ * rows. Each 2W-element block of a weight row is decoded once into two
+ * float vectors and multiplied into all the activation rows of the block;
+ * each activation vector is loaded once for all the weight rows. Within a
+ * chunk of rows the activation block is the outer loop, so it stays in
+ * cache while the chunk's weights stream past; for decode (n <= NB_MAX)
+ * every weight is read exactly once.
+ *
+ * Batch invariance: the blocking only decides which output elements are
+ * computed together, never the order of the operations that make one
+ * element, and the work is split across threads by output rows only. So
+ * an activation row gives the same bits alone (decode) as in a batch, and
+ * at any thread count: seeded sampling is reproducible.
  *
  * A 2W block's two vectors multiply x[k..k+W) and x[k+W..k+2W). For 4-bit
  * MLX the lanes hold the low and the high nibbles of W bytes, that is the
@@ -85,8 +95,10 @@ static void SFX(bitx_setup)(k_weights *wd) {
         }
 }
 
-// raw: return the codes q instead of the weights s*q+b.
-K_INLINE void SFX(decode2)(const int fmt, const int raw, const k_weights *wd, int o, int k, VF s, VF b, VF *lo,
+// Elements k..k+2W of row o: the weights of float formats; for quantized
+// ones the raw codes q (Q6_K's times their int8 sub-scale), or when scaled
+// the weights s*q + b.
+K_INLINE void SFX(decode2)(const int fmt, const int scaled, const k_weights *wd, int o, int k, VF s, VF b, VF *lo,
                            VF *hi) {
     switch (fmt) {
     case K_F32: {
@@ -133,6 +145,46 @@ K_INLINE void SFX(decode2)(const int fmt, const int raw, const k_weights *wd, in
         *hi = VCVTI(e + W < 16 ? VANDI(qh, VSET1I(15)) : VSRLI(qh, 4));
         break;
     }
+    case K_Q4_1: {  // Q4_0's nibbles after d and m
+        const uint8_t *p = wd->wb + (size_t)o * wd->rowBytes + (size_t)(k / 32) * 20 + 4;
+        const int e = k % 32;
+        const VI ql = VLOAD_U8I(p + e % 16), qh = VLOAD_U8I(p + (e + W) % 16);
+        *lo = VCVTI(e < 16 ? VANDI(ql, VSET1I(15)) : VSRLI(ql, 4));
+        *hi = VCVTI(e + W < 16 ? VANDI(qh, VSET1I(15)) : VSRLI(qh, 4));
+        break;
+    }
+    case K_Q5_0:
+    case K_Q5_1: {  // Q4_0's nibbles plus bit e of the u32 qh as a fifth bit
+        const int bsize = fmt == K_Q5_0 ? 22 : 24, qhoff = fmt == K_Q5_0 ? 2 : 4;
+        const uint8_t *blk = wd->wb + (size_t)o * wd->rowBytes + (size_t)(k / 32) * bsize, *p = blk + qhoff + 4;
+        const int e = k % 32;
+        uint32_t qh32;
+        memcpy(&qh32, blk + qhoff, 4);
+        const VI qhv = VSET1I((int)qh32), one = VSET1I(1);
+        const VI ql = VLOAD_U8I(p + e % 16), qh = VLOAD_U8I(p + (e + W) % 16);
+        const VI bl = VSLLI(VANDI(VSRLV(qhv, VLOADI(k_iota + e)), one), 4);
+        const VI bh = VSLLI(VANDI(VSRLV(qhv, VLOADI(k_iota + e + W)), one), 4);
+        *lo = VCVTI(VORI(e < 16 ? VANDI(ql, VSET1I(15)) : VSRLI(ql, 4), bl));
+        *hi = VCVTI(VORI(e + W < 16 ? VANDI(qh, VSET1I(15)) : VSRLI(qh, 4), bh));
+        break;
+    }
+    case K_Q5_K: {  // Q4_K's nibbles plus bit 2c (+1 for high nibbles) of qh[e]
+        const int kq = k % 256, c = kq / 64, e = kq % 32, high = kq % 64 >= 32;
+        const uint8_t *blk = wd->wb + (size_t)o * wd->rowBytes + (size_t)(k / 256) * 176;
+        const uint8_t *p = blk + 48 + 32 * c + e, *qb = blk + 16 + e;
+        const VI shift = VSET1I(2 * c + high), one = VSET1I(1);
+        VI l0 = VLOAD_U8I(p), l1 = VLOAD_U8I(p + W);
+        if (high) {
+            l0 = VSRLI(l0, 4);
+            l1 = VSRLI(l1, 4);
+        } else {
+            l0 = VANDI(l0, VSET1I(15));
+            l1 = VANDI(l1, VSET1I(15));
+        }
+        *lo = VCVTI(VORI(l0, VSLLI(VANDI(VSRLV(VLOAD_U8I(qb), shift), one), 4)));
+        *hi = VCVTI(VORI(l1, VSLLI(VANDI(VSRLV(VLOAD_U8I(qb + W), shift), one), 4)));
+        break;
+    }
     case K_Q4_K: {  // chunk c of 64: bytes 32c.. low nibbles, then high nibbles
         const int kq = k % 256, c = kq / 64, e = kq % 32;
         const uint8_t *p = wd->wb + (size_t)o * wd->rowBytes + (size_t)(k / 256) * 144 + 16 + 32 * c + e;
@@ -174,7 +226,7 @@ K_INLINE void SFX(decode2)(const int fmt, const int raw, const k_weights *wd, in
         break;
     }
     }
-    if (fmt >= K_QUANT && !raw) {
+    if (fmt >= K_QUANT && scaled) {
         *lo = VFMA(*lo, s, b);
         *hi = VFMA(*hi, s, b);
     }
@@ -182,8 +234,8 @@ K_INLINE void SFX(decode2)(const int fmt, const int raw, const k_weights *wd, in
 
 // Scale and bias of group g of row o: w = s*q + b.
 K_INLINE void SFX(group_sb)(const int fmt, const k_weights *wd, int o, int g, float *s, float *b) {
-    if (fmt == K_Q4_K) {
-        const uint8_t *blk = wd->wb + (size_t)o * wd->rowBytes + (size_t)(g / 8) * 144;
+    if (fmt == K_Q4_K || fmt == K_Q5_K) {
+        const uint8_t *blk = wd->wb + (size_t)o * wd->rowBytes + (size_t)(g / 8) * (fmt == K_Q4_K ? 144 : 176);
         uint16_t d, dmin;
         memcpy(&d, blk, 2);
         memcpy(&dmin, blk + 2, 2);
@@ -196,6 +248,17 @@ K_INLINE void SFX(group_sb)(const int fmt, const k_weights *wd, int o, int g, fl
         memcpy(&d, wd->wb + (size_t)o * wd->rowBytes + (size_t)(g / 8) * 210 + 208, 2);
         *s = SF16(d);
         *b = 0;
+    } else if (fmt == K_Q4_1 || fmt == K_Q5_0 || fmt == K_Q5_1) {
+        const uint8_t *blk = wd->wb + (size_t)o * wd->rowBytes + (size_t)g * (fmt == K_Q4_1 ? 20 : fmt == K_Q5_0 ? 22 : 24);
+        uint16_t d, m;
+        memcpy(&d, blk, 2);
+        *s = SF16(d);
+        if (fmt == K_Q5_0) {
+            *b = -16.0f * *s;
+        } else {
+            memcpy(&m, blk + 2, 2);
+            *b = SF16(m);
+        }
     } else if (fmt == K_Q8_0 || fmt == K_Q4_0) {
         const int bsize = fmt == K_Q8_0 ? 34 : 18;
         uint16_t d;
@@ -212,13 +275,13 @@ K_INLINE void SFX(group_sb)(const int fmt, const k_weights *wd, int o, int g, fl
 // out once per super-block (at its first group) into ks/kb.
 K_INLINE void SFX(group_sb_cached)(const int fmt, const k_weights *wd, int o, int g, float *ks, float *kb, float *s,
                                    float *b) {
-    if (fmt != K_Q4_K && fmt != K_Q6_K) {
+    if (fmt != K_Q4_K && fmt != K_Q5_K && fmt != K_Q6_K) {
         SFX(group_sb)(fmt, wd, o, g, s, b);
         return;
     }
     if (g % 8 == 0) {
-        if (fmt == K_Q4_K) {
-            const uint8_t *blk = wd->wb + (size_t)o * wd->rowBytes + (size_t)(g / 8) * 144;
+        if (fmt == K_Q4_K || fmt == K_Q5_K) {
+            const uint8_t *blk = wd->wb + (size_t)o * wd->rowBytes + (size_t)(g / 8) * (fmt == K_Q4_K ? 144 : 176);
             uint16_t hd, hm;
             memcpy(&hd, blk, 2);
             memcpy(&hm, blk + 2, 2);
@@ -239,8 +302,11 @@ K_INLINE void SFX(group_sb_cached)(const int fmt, const k_weights *wd, int o, in
     *b = kb[g % 8];
 }
 
-// Rows o0..o0+R of the weights against activation rows 0..nb of x;
-// out points at activation row 0 (row stride ldo).
+// Rows o0..o0+R of the weights against activation rows 0..nb of x, the
+// weights decoded to floats (GGUF blocks: s*q + b per element); out points
+// at activation row 0 (row stride ldo). Every (weight row, activation row)
+// pair runs the same sequence of operations whatever R and nb are, so a
+// result does not depend on the rows computed beside it.
 K_INLINE void SFX(block)(const int fmt, const int R, const int nb, float *out, int ldo, const float *x,
                          const k_weights *wd, int o0) {
     const int cols = wd->cols;
@@ -262,8 +328,7 @@ K_INLINE void SFX(block)(const int fmt, const int R, const int nb, float *out, i
         }
         for (int k = j0; k < jend; k += 2 * W) {
             VF wl[R_MAX], wh[R_MAX];
-            for (int r = 0; r < R; r++)
-                SFX(decode2)(fmt, 0, wd, o0 + r, k, vs[r], vb[r], &wl[r], &wh[r]);
+            for (int r = 0; r < R; r++) SFX(decode2)(fmt, 1, wd, o0 + r, k, vs[r], vb[r], &wl[r], &wh[r]);
             for (int v = 0; v < nb; v++) {
                 const VF xl = VLOAD(x + (size_t)v * cols + k), xh = VLOAD(x + (size_t)v * cols + k + W);
                 for (int r = 0; r < R; r++) {
@@ -285,60 +350,92 @@ K_INLINE void SFX(block)(const int fmt, const int R, const int nb, float *out, i
         }
 }
 
-// Quantized rows against a single activation row (decode). Per group,
+// MLX rows o0..o0+R against activation rows 0..nb. Per group,
 // sum_j (s q_j + b) x_j = s (q·x) + b sum_j x_j: the inner loop multiplies
 // raw codes, the scale is applied once per group, and the bias terms use
-// the group sums xsum of x.
-K_INLINE void SFX(block_q1)(const int fmt, const int R, float *out, const float *x, const k_weights *wd, int o0,
-                            const float *xsum) {
-    const int cols = wd->cols, group = wd->group;
-    VF acc[R_MAX];
-    float bsum[R_MAX], ks[R_MAX][8], kb[R_MAX][8];
-    for (int r = 0; r < R; r++) {
-        acc[r] = VZERO();
-        bsum[r] = 0;
-    }
+// the group sums xsum ([nb][groups]) of x. With MLX's groups of 64 or 128
+// this saves a multiply-add per weight vector; GGUF's 32-element groups
+// are one or two vector steps, where block's decode-and-scale is as cheap
+// at one activation row and cheaper at several. As in block, each output
+// element's operations do not depend on R or nb: a row computed in a batch
+// equals, bit for bit, the same row computed alone.
+K_INLINE void SFX(block_quant)(const int fmt, const int R, const int nb, float *out, int ldo, const float *x,
+                               const k_weights *wd, int o0, const float *xsum) {
+    const int cols = wd->cols, group = wd->group, groups = wd->groups;
+    VF acc[R_MAX][NB_MAX];
+    float bsum[R_MAX][NB_MAX], ks[R_MAX][8], kb[R_MAX][8];
+    for (int r = 0; r < R; r++)
+        for (int v = 0; v < nb; v++) {
+            acc[r][v] = VZERO();
+            bsum[r][v] = 0;
+        }
     for (int j0 = 0, g = 0; j0 < cols; j0 += group, g++) {
-        VF a[R_MAX];
-        for (int r = 0; r < R; r++) a[r] = VZERO();
+        VF a[R_MAX][NB_MAX];
+        for (int r = 0; r < R; r++)
+            for (int v = 0; v < nb; v++) a[r][v] = VZERO();
         for (int k = j0; k < j0 + group; k += 2 * W) {
-            const VF xl = VLOAD(x + k), xh = VLOAD(x + k + W);
-            for (int r = 0; r < R; r++) {
-                VF wl, wh;
-                SFX(decode2)(fmt, 1, wd, o0 + r, k, xl, xl, &wl, &wh);
-                a[r] = VFMA(wl, xl, a[r]);
-                a[r] = VFMA(wh, xh, a[r]);
+            VF wl[R_MAX], wh[R_MAX];
+            for (int r = 0; r < R; r++) SFX(decode2)(fmt, 0, wd, o0 + r, k, VZERO(), VZERO(), &wl[r], &wh[r]);
+            for (int v = 0; v < nb; v++) {
+                const VF xl = VLOAD(x + (size_t)v * cols + k), xh = VLOAD(x + (size_t)v * cols + k + W);
+                for (int r = 0; r < R; r++) {
+                    a[r][v] = VFMA(wl[r], xl, a[r][v]);
+                    a[r][v] = VFMA(wh[r], xh, a[r][v]);
+                }
             }
         }
         for (int r = 0; r < R; r++) {
             float sc, bi;
             SFX(group_sb_cached)(fmt, wd, o0 + r, g, ks[r], kb[r], &sc, &bi);
-            acc[r] = VFMA(a[r], VSET1(sc), acc[r]);
-            bsum[r] += bi * xsum[g];
+            const VF vs = VSET1(sc);
+            for (int v = 0; v < nb; v++) {
+                acc[r][v] = VFMA(a[r][v], vs, acc[r][v]);
+                bsum[r][v] += bi * xsum[(size_t)v * groups + g];
+            }
         }
     }
-    for (int r = 0; r < R; r++) out[o0 + r] = VHSUM(acc[r]) + bsum[r];
+    for (int r = 0; r < R; r++)
+        for (int v = 0; v < nb; v++) out[(size_t)v * ldo + o0 + r] = VHSUM(acc[r][v]) + bsum[r][v];
 }
 
+// scratch holds n*groups floats for MLX formats. Which kernel runs
+// depends on the format alone, never on n: batch invariance.
 K_INLINE void SFX(mm)(const int fmt, float *out, const float *x, int n, const k_weights *wd, int rows, int lo,
                       int hi, float *scratch) {
-    if (fmt >= K_QUANT && n == 1) {
-        // Group sums are unchanged by mlx_prep, which permutes within groups.
-        for (int g = 0; g < wd->groups; g++) {
-            VF s = VZERO();
-            for (int k = 0; k < wd->group; k += W) s = VADD(s, VLOAD(x + (size_t)g * wd->group + k));
-            scratch[g] = VHSUM(s);
-        }
-        int o = lo;
-        for (; o + R_MAX <= hi; o += R_MAX) SFX(block_q1)(fmt, R_MAX, out, x, wd, o, scratch);
-        for (; o < hi; o++) SFX(block_q1)(fmt, 1, out, x, wd, o, scratch);
-        return;
+    const int mlx = fmt == K_MLX4 || fmt == K_MLX8 || fmt == K_MLXG;
+    if (mlx) {
+        // Group sums of every activation row. They are unchanged in value
+        // by mlx_prep, which permutes within groups; n = 1 and n > 1 sum
+        // the same (prepared) x the same way.
+        for (int b = 0; b < n; b++)
+            for (int g = 0; g < wd->groups; g++) {
+                const float *xg = x + (size_t)b * wd->cols + (size_t)g * wd->group;
+                VF s = VZERO();
+                for (int k = 0; k < wd->group; k += W) s = VADD(s, VLOAD(xg + k));
+                scratch[(size_t)b * wd->groups + g] = VHSUM(s);
+            }
     }
     for (int b0 = 0; b0 < n; b0 += NB_MAX) {
         const int nb = n - b0 < NB_MAX ? n - b0 : NB_MAX;
         float *ob = out + (size_t)b0 * rows;
         const float *xb = x + (size_t)b0 * wd->cols;
         int o = lo;
+        if (mlx) {
+            const float *xs = scratch + (size_t)b0 * wd->groups;
+            // Fewer weight rows per block when several activation rows
+            // need their own per-group partial sums (register pressure).
+            if (nb == 1) {
+                for (; o + R_MAX <= hi; o += R_MAX) SFX(block_quant)(fmt, R_MAX, 1, ob, rows, xb, wd, o, xs);
+            } else {
+#define CALL(k) case k: SFX(block_quant)(fmt, RQ_MAX, k, ob, rows, xb, wd, o, xs); break;
+                for (; o + RQ_MAX <= hi; o += RQ_MAX) switch (nb) { NB_CASES(CALL) }
+#undef CALL
+            }
+#define CALL(k) case k: SFX(block_quant)(fmt, 1, k, ob, rows, xb, wd, o, xs); break;
+            for (; o < hi; o++) switch (nb) { NB_CASES(CALL) }
+#undef CALL
+            continue;
+        }
 #define CALL(k) case k: SFX(block)(fmt, R_MAX, k, ob, rows, xb, wd, o); break;
         for (; o + R_MAX <= hi; o += R_MAX) switch (nb) { NB_CASES(CALL) }
 #undef CALL
@@ -385,8 +482,10 @@ static void SFX(mm_mlx)(float *out, const float *x, int n, const uint32_t *wq, c
     else SFX(mm)(K_MLXG, out, x, n, &wd, rows, lo, hi, scratch);
 }
 
-// GGUF blocks by ggml type id: 8 Q8_0, 2 Q4_0, 12 Q4_K, 14 Q6_K. All are
-// handled as groups of 32 elements with a scale and a bias.
+// GGUF blocks by ggml type id. All but Q2_K and Q3_K are handled as
+// groups of 32 elements with a scale and a bias. Those two have 16-element
+// sub-blocks, each with its own scale (and min): a row is expanded to
+// floats in scratch, then multiplied into every activation row.
 static void SFX(mm_gguf)(float *out, const float *x, int n, const uint8_t *w, int type, int rows, int cols, int lo,
                          int hi, float *scratch) {
     const k_weights wd = {.wb = w, .rowBytes = k_gguf_row_bytes(type, cols), .cols = cols, .group = 32,
@@ -394,8 +493,17 @@ static void SFX(mm_gguf)(float *out, const float *x, int n, const uint8_t *w, in
     switch (type) {
     case 8: SFX(mm)(K_Q8_0, out, x, n, &wd, rows, lo, hi, scratch); break;
     case 2: SFX(mm)(K_Q4_0, out, x, n, &wd, rows, lo, hi, scratch); break;
+    case 3: SFX(mm)(K_Q4_1, out, x, n, &wd, rows, lo, hi, scratch); break;
+    case 6: SFX(mm)(K_Q5_0, out, x, n, &wd, rows, lo, hi, scratch); break;
+    case 7: SFX(mm)(K_Q5_1, out, x, n, &wd, rows, lo, hi, scratch); break;
     case 12: SFX(mm)(K_Q4_K, out, x, n, &wd, rows, lo, hi, scratch); break;
+    case 13: SFX(mm)(K_Q5_K, out, x, n, &wd, rows, lo, hi, scratch); break;
     case 14: SFX(mm)(K_Q6_K, out, x, n, &wd, rows, lo, hi, scratch); break;
+    default:
+        for (int o = lo; o < hi; o++) {
+            k_dequant_gguf_row(scratch, w + (size_t)o * wd.rowBytes, type, cols);
+            for (int b = 0; b < n; b++) out[(size_t)b * rows + o] = SFX(dot)(scratch, x + (size_t)b * cols, cols);
+        }
     }
 }
 

@@ -36,6 +36,7 @@ static inline uint32x4_t s8x4_neon(const uint8_t *p) {
 #define VI uint32x4_t
 #define NB_MAX 4
 #define R_MAX 4
+#define RQ_MAX 2
 #define NB_CASES(C) C(1) C(2) C(3) C(4)
 #define SFX(name) name##_neon
 #define VZERO() vdupq_n_f32(0.0f)

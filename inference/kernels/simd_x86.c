@@ -44,6 +44,7 @@ static inline __m256i bytes_avx2(const uint8_t *p, int n, size_t avail) {
 #define VI __m256i
 #define NB_MAX 4
 #define R_MAX 2
+#define RQ_MAX 2
 #define NB_CASES(C) C(1) C(2) C(3) C(4)
 #define SFX(name) name##_avx2
 #define VZERO() _mm256_setzero_ps()
@@ -90,6 +91,7 @@ K_DEFINE_LEVEL(avx2)
 #undef VSRLV
 #undef NB_MAX
 #undef R_MAX
+#undef RQ_MAX
 #undef NB_CASES
 #undef SFX
 #undef VZERO
@@ -138,6 +140,7 @@ K_DEFINE_LEVEL(avx2)
 #define VI __m512i
 #define NB_MAX 4
 #define R_MAX 4
+#define RQ_MAX 2
 #define NB_CASES(C) C(1) C(2) C(3) C(4)
 #define SFX(name) name##_avx512
 #define VZERO() _mm512_setzero_ps()

@@ -336,6 +336,12 @@ var ggmlKernels = map[quant.GGMLType]func(out, x []float32, n int, w []byte, row
 	quant.GGMLQ4_0: kernels.MatMulQ4_0,
 	quant.GGMLQ4_K: kernels.MatMulQ4_K,
 	quant.GGMLQ6_K: kernels.MatMulQ6_K,
+	quant.GGMLQ4_1: kernels.MatMulQ4_1,
+	quant.GGMLQ5_0: kernels.MatMulQ5_0,
+	quant.GGMLQ5_1: kernels.MatMulQ5_1,
+	quant.GGMLQ5_K: kernels.MatMulQ5_K,
+	quant.GGMLQ2_K: kernels.MatMulQ2_K,
+	quant.GGMLQ3_K: kernels.MatMulQ3_K,
 }
 
 func (m *matrix) mulGGML(out, x []float32, n int) {
