@@ -191,7 +191,7 @@ func TestChatMatchesReference(t *testing.T) {
 	}
 
 	t.Run("seeded sampling is reproducible", func(t *testing.T) {
-		body := `{"model":"llama-mlx4","messages":[{"role":"user","content":"Tell me about rain."}],"temperature":1.0,"seed":42,"max_tokens":16}`
+		body := `{"model":"llama-mlx4","messages":[{"role":"user","content":"Tell me about rain."}],"temperature":1.0,"seed":42,"max_tokens":16,"n":3}`
 		_, a := post(t, base+"/v1/chat/completions", "secret", body)
 		_, b := post(t, base+"/v1/chat/completions", "secret", body)
 		content := func(raw []byte) []string {
@@ -208,7 +208,7 @@ func TestChatMatchesReference(t *testing.T) {
 			return out
 		}
 		ca, cb := content(a), content(b)
-		if len(ca) != 1 || fmt.Sprint(ca) != fmt.Sprint(cb) {
+		if len(ca) != 3 || fmt.Sprint(ca) != fmt.Sprint(cb) {
 			t.Fatalf("same seed gave %q then %q", ca, cb)
 		}
 	})
