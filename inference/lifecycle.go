@@ -41,8 +41,9 @@ func (m *LoadedModel) Active() int {
 	return s.waiting.len() + int(s.nRunning.Load())
 }
 
-// unloading reports whether the model has stopped admitting requests.
-func (m *LoadedModel) unloading() bool {
+// Unloading reports whether the model has stopped admitting requests: it is
+// draining before an unload, or gone.
+func (m *LoadedModel) Unloading() bool {
 	s := m.sched
 	s.mu.Lock()
 	defer s.mu.Unlock()

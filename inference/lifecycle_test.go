@@ -92,7 +92,7 @@ func TestUnloadWaitsForRunning(t *testing.T) {
 	ch := startSlow(t, lm, n, 5*time.Millisecond)
 	done := make(chan error, 1)
 	go func() { done <- e.UnloadModel(context.Background(), "a", false) }()
-	waitFor(t, "the drain to start", lm.unloading)
+	waitFor(t, "the drain to start", lm.Unloading)
 
 	// New work is refused while the model drains.
 	if _, err := lm.Generate(context.Background(), slowRequest(1, 0)); !errors.Is(err, ErrUnloading) || !errors.Is(err, ErrUnloaded) {
@@ -157,7 +157,7 @@ func TestUnloadTimeoutKeepsServing(t *testing.T) {
 	if !errors.Is(err, ErrModelBusy) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("unload of a busy model past its timeout: %v, want ErrModelBusy and DeadlineExceeded", err)
 	}
-	if e.LoadedModelByID("a") != lm || lm.unloading() {
+	if e.LoadedModelByID("a") != lm || lm.Unloading() {
 		t.Fatal("the model did not go back to serving")
 	}
 	run(t, lm, GenerateRequest{Prompt: []int32{'x'}, MaxTokens: 2, Sampling: greedy()})

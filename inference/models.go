@@ -105,7 +105,7 @@ func (e *Engine) Load(ctx context.Context, id string) (*LoadedModel, error) {
 	e.loadMu.Lock()
 	defer e.loadMu.Unlock()
 	if m := e.LoadedModelByID(id); m != nil {
-		if m.unloading() {
+		if m.Unloading() {
 			return nil, fmt.Errorf("%w: %s", ErrUnloading, id)
 		}
 		return m, nil
