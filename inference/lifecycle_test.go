@@ -69,7 +69,7 @@ func TestActive(t *testing.T) {
 	if n := lm.Active(); n != 0 {
 		t.Fatalf("fresh model: Active() = %d", n)
 	}
-	first := startSlow(t, lm, 20, 5*time.Millisecond)
+	first := startSlow(t, lm, 100, 5*time.Millisecond)
 	second, err := lm.Generate(context.Background(), slowRequest(5, time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
