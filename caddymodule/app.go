@@ -66,6 +66,16 @@ type App struct {
 	MaxQueue int `json:"max_queue,omitempty"`
 	// Running sequences per API key; 0 (the default) means no limit.
 	MaxConcurrentPerKey int `json:"max_concurrent_per_key,omitempty"`
+	// Models kept in memory at once; loading one more unloads the least
+	// recently used idle model, or fails with 503 when all are busy. 0 (the
+	// default) means no cap.
+	MaxLoadedModels int `json:"max_loaded_models,omitempty"`
+	// A model with no request for this long is unloaded. 0 (the default)
+	// keeps models loaded.
+	IdleUnload caddy.Duration `json:"idle_unload,omitempty"`
+	// How long a non-force unload waits for the model's requests to finish.
+	// Default: 30s.
+	UnloadTimeout caddy.Duration `json:"unload_timeout,omitempty"`
 
 	// Models served by upstream servers through Caddy's reverse proxy.
 	Routes []ModelRoute `json:"routes,omitempty"`
@@ -114,7 +124,8 @@ func (a *App) Provision(ctx caddy.Context) error {
 	}
 	eng, key, err := acquireEngine(inference.Options{ModelsDir: a.ModelsDir, Threads: a.Threads,
 		KVCacheMB: a.KVCacheMB, MaxSequences: a.MaxSequences, MaxBatchTokens: a.MaxBatchTokens,
-		MaxQueue: a.MaxQueue, MaxConcurrentPerKey: a.MaxConcurrentPerKey})
+		MaxQueue: a.MaxQueue, MaxConcurrentPerKey: a.MaxConcurrentPerKey,
+		MaxLoadedModels: a.MaxLoadedModels, IdleUnload: time.Duration(a.IdleUnload), UnloadTimeout: time.Duration(a.UnloadTimeout)})
 	if err != nil {
 		return fmt.Errorf("starting engine: %w", err)
 	}
@@ -138,6 +149,9 @@ func (a *App) Validate() error {
 	}
 	if a.KVCacheMB < 0 || a.MaxSequences < 0 || a.MaxBatchTokens < 0 || a.MaxQueue < 0 || a.MaxConcurrentPerKey < 0 {
 		return fmt.Errorf("kv_cache_mb, max_sequences, max_batch_tokens, max_queue and max_concurrent_per_key must be positive")
+	}
+	if a.MaxLoadedModels < 0 || a.IdleUnload < 0 || a.UnloadTimeout < 0 {
+		return fmt.Errorf("max_loaded_models, idle_unload and unload_timeout must not be negative")
 	}
 	if seqs := cmp.Or(a.MaxSequences, 16); a.MaxBatchTokens > 0 && a.MaxBatchTokens < seqs {
 		return fmt.Errorf("max_batch_tokens (%d) must be at least max_sequences (%d), so every running sequence decodes each step", a.MaxBatchTokens, seqs)

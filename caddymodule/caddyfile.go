@@ -27,6 +27,9 @@ func init() {
 //		max_batch_tokens <n>          # tokens per forward step
 //		max_queue <n>                 # waiting requests per model (then 429)
 //		max_concurrent_per_key <n>    # running sequences per API key
+//		max_loaded_models <n>         # models in memory at once (LRU idle one unloads)
+//		idle_unload <duration>        # unload a model after this long without requests
+//		unload_timeout <duration>     # how long a non-force unload waits (default 30s)
 //		route <model-pattern...> {    # serve these models from upstreams
 //			to <url...>
 //			upstream_key <key>        # sent upstream instead of the client's key
@@ -87,6 +90,28 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 			}
 			*map[string]*int{"kv_cache_mb": &app.KVCacheMB, "max_sequences": &app.MaxSequences, "max_batch_tokens": &app.MaxBatchTokens,
 				"max_queue": &app.MaxQueue, "max_concurrent_per_key": &app.MaxConcurrentPerKey}[opt] = n
+		case "max_loaded_models":
+			if !d.NextArg() {
+				return nil, d.ArgErr()
+			}
+			n, err := strconv.Atoi(d.Val())
+			if err != nil || n <= 0 {
+				return nil, d.Errf("max_loaded_models must be a positive integer, got %q", d.Val())
+			}
+			app.MaxLoadedModels = n
+		case "idle_unload", "unload_timeout":
+			if !d.NextArg() {
+				return nil, d.ArgErr()
+			}
+			dur, err := caddy.ParseDuration(d.Val())
+			if err != nil || dur <= 0 {
+				return nil, d.Errf("%s must be a positive duration, got %q", opt, d.Val())
+			}
+			if opt == "idle_unload" {
+				app.IdleUnload = caddy.Duration(dur)
+			} else {
+				app.UnloadTimeout = caddy.Duration(dur)
+			}
 		case "require_loaded_model":
 			app.RequireLoadedModel = true
 		case "route":

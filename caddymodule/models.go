@@ -347,12 +347,15 @@ func checkFits(info inference.LocalModel, available uint64) *loadError {
 // loadChecked is the one checked path that loads a model: it must exist on
 // disk, fit in available memory and be in a runnable format.
 func (m *modelManager) loadChecked(ctx context.Context, id string) (*inference.LoadedModel, bool, error) {
-	if lm := m.engine.LoadedModelByID(id); lm != nil {
+	if lm := m.engine.LoadedModelByID(id); lm != nil && !lm.Unloading() {
 		return lm, false, nil
 	}
 	m.loadMu.Lock()
 	defer m.loadMu.Unlock()
 	if lm := m.engine.LoadedModelByID(id); lm != nil {
+		if lm.Unloading() {
+			return nil, false, &loadError{http.StatusServiceUnavailable, "model is being unloaded; retry once it is gone: " + id}
+		}
 		return lm, false, nil
 	}
 	info, err := m.engine.FindModel(id)
@@ -381,6 +384,8 @@ func (m *modelManager) loadChecked(ctx context.Context, id string) (*inference.L
 		switch {
 		case errors.Is(err, inference.ErrFormatUnsupported):
 			return nil, false, &loadError{http.StatusNotImplemented, err.Error()}
+		case errors.Is(err, inference.ErrTooManyModels), errors.Is(err, inference.ErrUnloading):
+			return nil, false, &loadError{http.StatusServiceUnavailable, err.Error()}
 		case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 			return nil, false, &loadError{http.StatusServiceUnavailable, "load cancelled"}
 		}
@@ -450,6 +455,11 @@ func (m *modelManager) load(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, resp)
 }
 
+// unload frees a model. Without force it stops admitting requests to it
+// (they get 503), waits for the running ones to finish (at most the engine's
+// unload timeout) and answers after the wait; if they do not finish in time
+// the model keeps serving and the answer is 409. With force, running
+// requests end at once with a "model unloaded" error.
 func (m *modelManager) unload(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		ModelID string `json:"model_id"`
@@ -468,21 +478,36 @@ func (m *modelManager) unload(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	freed := lm.Meta.FileSize
-	if err := m.engine.Unload(req.ModelID); err != nil {
-		if errors.Is(err, inference.ErrModelNotFound) {
+	active := lm.Active()
+	start := time.Now()
+	if err := m.engine.UnloadModel(r.Context(), req.ModelID, req.Force); err != nil {
+		switch {
+		case errors.Is(err, inference.ErrModelNotFound):
 			writeModelsError(w, http.StatusNotFound, "model not loaded: "+req.ModelID)
-			return
+		case errors.Is(err, inference.ErrModelBusy):
+			writeModelsError(w, http.StatusConflict, err.Error())
+		default:
+			writeModelsError(w, http.StatusInternalServerError, err.Error())
 		}
-		writeModelsError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
 	m.mu.Lock()
 	delete(m.warm, req.ModelID)
 	m.mu.Unlock()
+	msg := "model unloaded"
+	switch {
+	case active > 0 && req.Force:
+		msg = fmt.Sprintf("model unloaded; %d running or queued requests ended with an error", active)
+	case active > 0:
+		msg = fmt.Sprintf("model unloaded after its %d running or queued requests finished", active)
+	}
 	writeJSON(w, http.StatusOK, map[string]any{
 		"status":          "success",
 		"model_id":        req.ModelID,
-		"message":         "model unloaded; requests that were running on it ended with an error",
+		"message":         msg,
+		"force":           req.Force,
+		"active_requests": active,
+		"waited_seconds":  roundTo(time.Since(start).Seconds(), 3),
 		"memory_freed_mb": roundTo(float64(freed)/mib, 1),
 		"timestamp":       isoNow(),
 	})

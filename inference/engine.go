@@ -48,6 +48,18 @@ type Options struct {
 	// inter-token latency) for histograms. It is called from the scheduler
 	// goroutine, so it must be quick and must not block.
 	Observe func(Observation)
+
+	// MaxLoadedModels caps the models in memory at once. Loading one more
+	// unloads the least recently used idle model; when every loaded model
+	// is serving requests, Load fails with ErrTooManyModels. Default 0: no
+	// cap.
+	MaxLoadedModels int
+	// IdleUnload unloads a model after it has had no running or queued
+	// request for this long. Default 0: models stay loaded.
+	IdleUnload time.Duration
+	// UnloadTimeout bounds how long a graceful UnloadModel waits for a
+	// model's requests to finish. Default DefaultUnloadTimeout.
+	UnloadTimeout time.Duration
 }
 
 // ObservationKind names what an Observation measured.
@@ -105,6 +117,8 @@ type Engine struct {
 	stop      chan struct{}
 	done      chan struct{}
 	closeOnce sync.Once
+
+	janitorDone chan struct{} // closed when the idle-unload janitor ends
 }
 
 // New starts an Engine. It loads no weights: models load on demand.
@@ -139,10 +153,22 @@ func New(opts Options) (*Engine, error) {
 	if opts.MaxQueue == 0 {
 		opts.MaxQueue = 256
 	}
+	if opts.MaxLoadedModels < 0 || opts.IdleUnload < 0 || opts.UnloadTimeout < 0 {
+		return nil, fmt.Errorf("max loaded models, idle unload and unload timeout must not be negative")
+	}
+	if opts.UnloadTimeout == 0 {
+		opts.UnloadTimeout = DefaultUnloadTimeout
+	}
 	e := &Engine{opts: opts, started: time.Now(), loaded: map[string]*LoadedModel{}, stop: make(chan struct{}), done: make(chan struct{}),
 		kv: newKVPool(int64(opts.KVCacheMB) << 20), keys: newKeyLimiter(opts.MaxConcurrentPerKey)}
 	e.heartbeat.Store(time.Now().UnixNano())
 	go e.loop()
+	e.janitorDone = make(chan struct{})
+	if opts.IdleUnload > 0 {
+		go e.janitor()
+	} else {
+		close(e.janitorDone)
+	}
 	return e, nil
 }
 
@@ -207,6 +233,7 @@ func (e *Engine) Close() error {
 	e.closeOnce.Do(func() {
 		close(e.stop)
 		<-e.done
+		<-e.janitorDone
 		e.mu.Lock()
 		models := e.loaded
 		e.loaded = map[string]*LoadedModel{}

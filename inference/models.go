@@ -28,8 +28,10 @@ type LoadedModel struct {
 	model *model.Model
 	sched *scheduler
 
-	mu       sync.Mutex
-	lastUsed time.Time
+	mu        sync.Mutex
+	lastUsed  time.Time
+	closeOnce sync.Once
+	gone      chan struct{} // closed once the model is freed
 }
 
 // LastUsed is when a request last used the model.
@@ -65,9 +67,13 @@ func (m *LoadedModel) EOS() []int32 {
 	return out
 }
 
+// close frees the model once; later calls wait for nothing.
 func (m *LoadedModel) close() {
-	m.sched.close()
-	m.model.Close()
+	m.closeOnce.Do(func() {
+		m.sched.close()
+		m.model.Close()
+		close(m.gone)
+	})
 }
 
 // ErrFormatUnsupported is returned for a model whose storage format the
@@ -99,6 +105,9 @@ func (e *Engine) Load(ctx context.Context, id string) (*LoadedModel, error) {
 	e.loadMu.Lock()
 	defer e.loadMu.Unlock()
 	if m := e.LoadedModelByID(id); m != nil {
+		if m.Unloading() {
+			return nil, fmt.Errorf("%w: %s", ErrUnloading, id)
+		}
 		return m, nil
 	}
 	if err := ctx.Err(); err != nil {
@@ -107,6 +116,9 @@ func (e *Engine) Load(ctx context.Context, id string) (*LoadedModel, error) {
 	info, err := e.FindModel(id)
 	if err != nil {
 		return nil, err
+	}
+	if err := e.makeRoom(); err != nil {
+		return nil, fmt.Errorf("loading %s: %w", id, err)
 	}
 	start := time.Now()
 	var (
@@ -134,7 +146,7 @@ func (e *Engine) Load(ctx context.Context, id string) (*LoadedModel, error) {
 	default:
 		return nil, fmt.Errorf("%w: %s models are not runnable (%s)", ErrFormatUnsupported, info.Format, id)
 	}
-	lm := &LoadedModel{Info: info, Meta: mdl.Info(), Tokenizer: tok, Template: tmpl, model: mdl, LoadedAt: time.Now(), LoadTime: time.Since(start)}
+	lm := &LoadedModel{Info: info, Meta: mdl.Info(), Tokenizer: tok, Template: tmpl, model: mdl, LoadedAt: time.Now(), LoadTime: time.Since(start), gone: make(chan struct{})}
 	lm.lastUsed = lm.LoadedAt
 	lm.sched = newScheduler(lm, e)
 	e.mu.Lock()
@@ -143,17 +155,11 @@ func (e *Engine) Load(ctx context.Context, id string) (*LoadedModel, error) {
 	return lm, nil
 }
 
-// Unload frees a loaded model. Running sequences end with an error first.
+// Unload frees a loaded model at once: its running and queued sequences end
+// with ErrUnloaded. It is UnloadModel with force; see that for the graceful
+// way.
 func (e *Engine) Unload(id string) error {
-	e.mu.Lock()
-	m := e.loaded[id]
-	delete(e.loaded, id)
-	e.mu.Unlock()
-	if m == nil {
-		return fmt.Errorf("%w: %q is not loaded", ErrModelNotFound, id)
-	}
-	m.close()
-	return nil
+	return e.UnloadModel(context.Background(), id, true)
 }
 
 // loadGGUF maps a GGUF file once for the weights, the embedded vocabulary

@@ -147,7 +147,11 @@ func (s *scheduler) poke() {
 
 func (s *scheduler) close() {
 	s.mu.Lock()
-	if s.closed == nil {
+	select {
+	case <-s.quit: // closed already
+	default:
+		// This replaces ErrUnloading too: a drain cut short ends its
+		// sequences as unloaded.
 		s.closed = ErrUnloaded
 		select {
 		case <-s.eng.stop:

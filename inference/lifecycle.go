@@ -1,0 +1,213 @@
+package inference
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+)
+
+// Model lifecycle: graceful and forced unloads, a cap on loaded models with
+// least-recently-used eviction, and unloading of models left idle.
+//
+// A model being unloaded gracefully stops admitting requests: Generate on it
+// and Load of its id fail with ErrUnloading (which wraps ErrUnloaded, so the
+// API answers 503 "retry"). Once it is freed, the next Load loads it again.
+
+// ErrUnloading is returned for requests to a model that is draining before
+// an unload. It wraps ErrUnloaded.
+var ErrUnloading = fmt.Errorf("%w: unload in progress, retry later", ErrUnloaded)
+
+// ErrTooManyModels is returned by Load when Options.MaxLoadedModels models
+// are loaded and none of them is idle, so none can be evicted to make room.
+var ErrTooManyModels = errors.New("too many models loaded")
+
+// ErrModelBusy is returned by a graceful UnloadModel whose wait ran out
+// while sequences were still running; the model stays loaded and serving.
+var ErrModelBusy = errors.New("model busy")
+
+// DefaultUnloadTimeout bounds a graceful unload's wait when
+// Options.UnloadTimeout is zero.
+const DefaultUnloadTimeout = 30 * time.Second
+
+// Active is the number of the model's sequences that are running or waiting
+// to run. It may briefly count a sequence that has just ended, never miss
+// one that has been accepted.
+func (m *LoadedModel) Active() int {
+	s := m.sched
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.waiting.len() + int(s.nRunning.Load())
+}
+
+// Unloading reports whether the model has stopped admitting requests: it is
+// draining before an unload, or gone.
+func (m *LoadedModel) Unloading() bool {
+	s := m.sched
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed != nil
+}
+
+// stopAdmitting makes Generate refuse new requests with ErrUnloading. With
+// idleOnly it does so only if no sequence is running or waiting, checked
+// under the same lock that admits requests, so an idle model cannot turn
+// busy behind the caller's back. It reports false when it did nothing: the
+// model is busy (idleOnly) or already stopping.
+func (m *LoadedModel) stopAdmitting(idleOnly bool) bool {
+	s := m.sched
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed != nil {
+		return false
+	}
+	if idleOnly && s.waiting.len()+int(s.nRunning.Load()) > 0 {
+		return false
+	}
+	s.closed = fmt.Errorf("%w: %s", ErrUnloading, m.Info.ID)
+	return true
+}
+
+// resumeAdmitting undoes stopAdmitting after a graceful unload gave up.
+func (m *LoadedModel) resumeAdmitting() {
+	s := m.sched
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	select {
+	case <-s.quit:
+	default:
+		if errors.Is(s.closed, ErrUnloading) {
+			s.closed = nil
+		}
+	}
+}
+
+// free removes m from the loaded set (if it is still there) and frees it.
+func (e *Engine) free(m *LoadedModel) {
+	e.mu.Lock()
+	if e.loaded[m.Info.ID] == m {
+		delete(e.loaded, m.Info.ID)
+	}
+	e.mu.Unlock()
+	m.close()
+}
+
+// UnloadModel frees a loaded model. With force, its running and queued
+// sequences end at once with ErrUnloaded. Without force it stops admitting
+// requests (they get ErrUnloading), waits for the running and queued ones to
+// finish, then frees the model; the wait is bounded by ctx and by
+// Options.UnloadTimeout. If the wait runs out, the model goes back to
+// serving and the error wraps ErrModelBusy and the context's error.
+func (e *Engine) UnloadModel(ctx context.Context, id string, force bool) error {
+	m := e.LoadedModelByID(id)
+	if m == nil {
+		return fmt.Errorf("%w: %q is not loaded", ErrModelNotFound, id)
+	}
+	if force {
+		e.free(m)
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, e.opts.UnloadTimeout)
+	defer cancel()
+	stopped := m.stopAdmitting(false)
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if m.Active() == 0 {
+			e.free(m)
+			return nil
+		}
+		select {
+		case <-m.gone: // freed by someone else meanwhile
+			return nil
+		case <-ctx.Done():
+			n := m.Active()
+			if stopped {
+				m.resumeAdmitting()
+			}
+			return fmt.Errorf("%w: %s still has %d running or queued requests; unload with force to end them: %w", ErrModelBusy, id, n, ctx.Err())
+		case <-tick.C:
+		}
+	}
+}
+
+// makeRoom evicts the least recently used idle models until loading one more
+// keeps within Options.MaxLoadedModels. Callers hold e.loadMu.
+func (e *Engine) makeRoom() error {
+	limit := e.opts.MaxLoadedModels
+	if limit <= 0 {
+		return nil
+	}
+	models := e.byLastUsed()
+	n := len(models)
+	for _, m := range models {
+		if n < limit {
+			return nil
+		}
+		if m.stopAdmitting(true) {
+			e.free(m)
+			n--
+		}
+	}
+	if n < limit {
+		return nil
+	}
+	return fmt.Errorf("%w: %d of at most %d models are loaded and all are serving requests", ErrTooManyModels, n, limit)
+}
+
+// byLastUsed lists the loaded models, least recently used first.
+func (e *Engine) byLastUsed() []*LoadedModel {
+	e.mu.Lock()
+	models := make([]*LoadedModel, 0, len(e.loaded))
+	for _, m := range e.loaded {
+		models = append(models, m)
+	}
+	e.mu.Unlock()
+	sort.Slice(models, func(i, j int) bool {
+		ti, tj := models[i].LastUsed(), models[j].LastUsed()
+		if !ti.Equal(tj) {
+			return ti.Before(tj)
+		}
+		return models[i].Info.ID < models[j].Info.ID
+	})
+	return models
+}
+
+// janitor unloads models idle for longer than Options.IdleUnload until the
+// engine closes.
+func (e *Engine) janitor() {
+	defer close(e.janitorDone)
+	ttl := e.opts.IdleUnload
+	tick := time.NewTicker(min(max(ttl/4, 10*time.Millisecond), 30*time.Second))
+	defer tick.Stop()
+	for {
+		select {
+		case <-e.stop:
+			return
+		case now := <-tick.C:
+			e.unloadIdle(now, ttl)
+		}
+	}
+}
+
+// unloadIdle frees the models that have had no running or queued request
+// for ttl. A model seen busy counts as used now, so a long generation does
+// not make its model look idle the moment it ends.
+func (e *Engine) unloadIdle(now time.Time, ttl time.Duration) []string {
+	e.loadMu.Lock()
+	defer e.loadMu.Unlock()
+	var freed []string
+	for _, m := range e.byLastUsed() {
+		if m.Active() > 0 {
+			m.touch()
+			continue
+		}
+		if now.Sub(m.LastUsed()) < ttl || !m.stopAdmitting(true) {
+			continue
+		}
+		e.free(m)
+		freed = append(freed, m.Info.ID)
+	}
+	return freed
+}
