@@ -145,6 +145,8 @@ func engineError(err error, model string) *openai.Error {
 		return openai.InvalidRequest("max_tokens", err.Error())
 	case errors.Is(err, inference.ErrFormatUnsupported):
 		return openai.InvalidRequest("model", err.Error())
+	case errors.Is(err, inference.ErrTooManyModels):
+		return openai.Unavailable(err.Error())
 	case errors.Is(err, inference.ErrQueueFull):
 		return openai.RateLimited("the server is busy: too many requests are queued; retry later")
 	case errors.Is(err, inference.ErrUnloaded):
