@@ -295,6 +295,9 @@ func newTokenBudget(perMinute int, now time.Time) *tokenBudget {
 }
 
 func (t *tokenBudget) refill(now time.Time) {
+	if now.Before(t.last) {
+		return // clocks read out of order by concurrent callers
+	}
 	t.tokens = math.Min(t.capacity, t.tokens+now.Sub(t.last).Minutes()*t.capacity)
 	t.last = now
 }
@@ -325,13 +328,13 @@ func (t *tokenBudget) charge(n int, now time.Time) (ok bool, wait time.Duration,
 	return true, 0, int(t.tokens), capacity, false
 }
 
-func (t *tokenBudget) refund(n int) {
+func (t *tokenBudget) refund(n int, now time.Time) {
 	if n <= 0 {
 		return
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.refill(time.Now())
+	t.refill(now)
 	t.tokens = math.Min(t.capacity, t.tokens+float64(n))
 }
 
@@ -357,7 +360,7 @@ func chargeTokens(w http.ResponseWriter, r *http.Request, n int) (refund func(us
 		}
 		return nil, fmt.Sprintf("Token budget exceeded: %d tokens per minute; %d remain and this request needs %d; retry after %d s", capacity, remaining, n, secs), secs
 	}
-	return func(used int) { t.refund(n - used) }, "", 0
+	return func(used int) { t.refund(n-used, time.Now()) }, "", 0
 }
 
 // UnmarshalCaddyfile sets up the limiter from Caddyfile tokens. Syntax:

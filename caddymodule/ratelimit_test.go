@@ -22,7 +22,7 @@ func TestTokenBudget(t *testing.T) {
 	if ok || tooLarge || wait < 9*time.Second || wait > 11*time.Second {
 		t.Fatalf("over budget: ok=%v wait=%v tooLarge=%v (want ~10s: 100 tokens at 10/s)", ok, wait, tooLarge)
 	}
-	b.refund(300)
+	b.refund(300, now)
 	if ok, _, rem, _, _ := b.charge(350, now); !ok || rem != 50 {
 		t.Fatalf("after refund: ok=%v remaining=%d", ok, rem)
 	}
