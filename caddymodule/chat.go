@@ -73,7 +73,7 @@ func (h *OpenAI) chatCompletions(w http.ResponseWriter, r *http.Request) {
 		topLogprobs = *req.TopLogprobs
 	}
 	n := req.Choices()
-	j := &job{lm: lm, stop: req.Stop, logger: h.logger, key: clientKey(r)}
+	j := &job{lm: lm, stop: req.Stop, logger: h.logger, key: clientKey(r), noCache: req.UseCache != nil && !*req.UseCache}
 	if plan.grammar != nil {
 		j.constraint = func() inference.Constraint { return plan.constraint(lm) }
 	}

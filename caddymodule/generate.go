@@ -38,6 +38,8 @@ type job struct {
 	logger *zap.Logger
 	// key identifies the client (its API key id) for per-key admission.
 	key string
+	// noCache keeps the request out of the prefix cache (use_cache: false).
+	noCache bool
 
 	cached atomic.Int64 // prompt tokens served from the prefix cache
 }
@@ -77,7 +79,7 @@ func (j *job) run(ctx context.Context) (<-chan choiceEvent, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	streams := make([]<-chan inference.Event, len(j.prompts))
 	for i := range j.prompts {
-		greq := inference.GenerateRequest{Prompt: j.prompts[i], MaxTokens: j.maxTokens[i], Sampling: j.params[i], Stop: j.stop, Key: j.key}
+		greq := inference.GenerateRequest{Prompt: j.prompts[i], MaxTokens: j.maxTokens[i], Sampling: j.params[i], Stop: j.stop, Key: j.key, NoPrefixCache: j.noCache}
 		if j.constraint != nil {
 			greq.Constraint = j.constraint()
 		}

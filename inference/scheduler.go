@@ -27,6 +27,10 @@ type GenerateRequest struct {
 	// Key identifies the tenant (API key) for Options.MaxConcurrentPerKey;
 	// empty means no per-key limit.
 	Key string
+	// NoPrefixCache keeps this request out of the prefix cache: it neither
+	// starts from cached KV nor leaves its KV behind (the seed API's
+	// use_cache: false).
+	NoPrefixCache bool
 }
 
 // Constraint restricts generation to the outputs of a grammar.
@@ -500,7 +504,7 @@ func (s *scheduler) admit() {
 func (s *scheduler) place(seq *sequence) bool {
 	var e *prefixEntry
 	shared := 0
-	if !s.eng.opts.DisablePrefixCache {
+	if !s.eng.opts.DisablePrefixCache && !seq.req.NoPrefixCache {
 		e, shared = s.prefix.lookup(seq.feed)
 	}
 	reuse := min(shared, len(seq.feed)-1) // the last feed token must run for its logits
@@ -596,7 +600,7 @@ func (s *scheduler) retire(seq *sequence, keep bool) {
 	if seq.stopWake != nil {
 		seq.stopWake()
 	}
-	if keep && !s.eng.opts.DisablePrefixCache && seq.cache != nil && seq.cache.Len() == len(seq.toks) {
+	if keep && !s.eng.opts.DisablePrefixCache && !seq.req.NoPrefixCache && seq.cache != nil && seq.cache.Len() == len(seq.toks) {
 		p := int64(pagesFor(seq.cache.Capacity()))
 		dropped, inserted := s.prefix.insert(seq.toks, seq.cache)
 		for _, e := range dropped {

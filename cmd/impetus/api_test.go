@@ -716,3 +716,51 @@ func TestDisconnectStopsGeneration(t *testing.T) {
 		t.Fatalf("after disconnect: %d %s", code, out)
 	}
 }
+
+// TestPrefixCacheAndUseCache shows a repeated conversation start reported as
+// cached prompt tokens, and use_cache: false bypassing the cache.
+func TestPrefixCacheAndUseCache(t *testing.T) {
+	models := t.TempDir()
+	copyDir(t, testutil.Fixture(t, "dev-trained", "llama-mlx4"), filepath.Join(models, "llama-mlx4"))
+	port, adminPort := freePort(t), freePort(t)
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	s := startServer(t, siteConfig(fmt.Sprintf("127.0.0.1:%d", adminPort), port, models, "key k secret", 1000))
+	s.waitReady(base + "/api/health")
+	system := strings.Repeat("You are a careful assistant who writes short answers about the weather. ", 8)
+	cached := func(extra string) (int, string) {
+		body := fmt.Sprintf(`{"model":"llama-mlx4","messages":[{"role":"system","content":%q},{"role":"user","content":"Is it raining?"}],"temperature":0,"max_tokens":8%s}`, system, extra)
+		code, out := post(t, base+"/v1/chat/completions", "secret", body)
+		var r struct {
+			Choices []struct {
+				Message struct{ Content string } `json:"message"`
+			} `json:"choices"`
+			Usage struct {
+				PromptTokens  int `json:"prompt_tokens"`
+				PromptDetails *struct {
+					CachedTokens int `json:"cached_tokens"`
+				} `json:"prompt_tokens_details"`
+			} `json:"usage"`
+		}
+		if code != 200 || json.Unmarshal(out, &r) != nil {
+			t.Fatalf("%d %s", code, out)
+		}
+		c := 0
+		if r.Usage.PromptDetails != nil {
+			c = r.Usage.PromptDetails.CachedTokens
+		}
+		return c, r.Choices[0].Message.Content
+	}
+	first, text1 := cached(`,"use_cache":false`)
+	second, _ := cached(`,"use_cache":false`)
+	if first != 0 || second != 0 {
+		t.Fatalf("use_cache false still used the cache: %d, %d cached tokens", first, second)
+	}
+	cached("") // fills the cache
+	hit, text2 := cached("")
+	if hit < 64 {
+		t.Fatalf("repeated prompt: %d cached tokens, want most of the long system prompt", hit)
+	}
+	if text1 != text2 {
+		t.Fatalf("a cache hit changed the greedy reply: %q vs %q", text1, text2)
+	}
+}
