@@ -6,7 +6,7 @@ LDFLAGS   := -X github.com/impetusllm/impetus/caddymodule.version=$(VERSION)
 # Tests write Caddy's data (certificates, autosave) under a throwaway folder.
 TEST_XDG  ?= $(CURDIR)/.test-xdg
 
-.PHONY: build run test test-deps lint bench clean
+.PHONY: build run test test-deps fuzz lint bench clean
 
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/impetus
@@ -31,6 +31,7 @@ test: build test-deps
 	@test -z "$$(gofmt -l caddymodule inference hwinfo cmd)" || { echo "gofmt needed:"; gofmt -l caddymodule inference hwinfo cmd; exit 1; }
 	IMPETUS_BIN=$(CURDIR)/$(BIN) XDG_DATA_HOME=$(TEST_XDG)/data XDG_CONFIG_HOME=$(TEST_XDG)/config \
 		$(GO) test -timeout 30m ./...
+	$(MAKE) --no-print-directory fuzz
 
 # Debian packages the suite uses: Node.js/npm (oracles, SDK and Socket.IO
 # clients), promtool (metrics format) and Chromium (the docs page).
@@ -46,6 +47,23 @@ test-deps:
 	@for d in $(NPM_TEST_DIRS); do \
 		[ -d $$d/node_modules ] || (cd $$d && npm ci --no-audit --no-fund --loglevel=error) || exit 1; \
 	done
+
+# Parsers of untrusted input, fuzzed for a bounded time on every test run
+# (go test runs one fuzz target at a time). Longer: make fuzz FUZZTIME=5m.
+FUZZTIME ?= 8s
+FUZZ_TARGETS := ./caddymodule/openai:FuzzDecodeChatRequest ./caddymodule/openai:FuzzDecodeCompletionRequest \
+	./caddymodule/socketio:FuzzDecodePacket ./inference/gguf:FuzzParse ./inference/safetensors:FuzzParse \
+	./inference/tokenizer:FuzzFromJSON ./inference/tokenizer:FuzzEncodeDecode ./inference/chat/jinja:FuzzTemplate \
+	./inference/grammar:FuzzCompileSchema ./inference/model:FuzzFromGGUF ./inference/model:FuzzParseConfig \
+	./inference/hub:FuzzValidateFileName
+
+fuzz:
+	@passed=0; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t#*:}; echo "fuzz $$pkg $$name ($(FUZZTIME))"; \
+		log=$$(mktemp); \
+		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg >$$log 2>&1 || { cat $$log; rm -f $$log; echo "fuzz: $$passed passed, 1 failed"; exit 1; }; \
+		rm -f $$log; passed=$$((passed+1)); \
+	done; echo "fuzz: $$passed passed, 0 failed"
 
 lint:
 	@test -z "$$(gofmt -l caddymodule inference hwinfo cmd)" || { gofmt -l caddymodule inference hwinfo cmd; exit 1; }
