@@ -35,6 +35,12 @@ func matMulRows(j *matMulJob, worker, lo, hi int) {
 		C.k_matmul_mlx(fp(j.out), fp(j.xp), n, (*C.uint32_t)(unsafe.Pointer(unsafe.SliceData(j.wq))),
 			fp(j.scales), fp(j.biases), rows, cols, C.int(j.bits), C.int(j.group), clo, chi, scratch)
 	default: // GGUF blocks
+		if j.xq != nil {
+			C.k_matmul_gguf_i8(fp(j.out), (*C.int8_t)(unsafe.SliceData(j.xq)), fp(j.xd),
+				(*C.int32_t)(unsafe.SliceData(j.xs)), n, (*C.uint8_t)(unsafe.SliceData(j.wb)),
+				C.int(ggufKinds[j.kind].ggml), rows, cols, clo, chi)
+			return
+		}
 		C.k_matmul_gguf(fp(j.out), fp(j.x), n, (*C.uint8_t)(unsafe.SliceData(j.wb)), C.int(ggufKinds[j.kind].ggml), rows, cols, clo, chi, scratch)
 	}
 }
@@ -46,10 +52,32 @@ func clearRows(j *matMulJob, lo, hi int) {
 	}
 }
 
+// hasVNNI is whether the CPU has AVX-512 VNNI (the int8 path's need).
+var hasVNNI = C.k_has_vnni() != 0
+
+// int8Available reports whether the int8 path runs at the current level:
+// AVX-512 with VNNI, so that the lower levels stay float when forced.
+func int8Available() bool { return hasVNNI && C.k_level() == C.K_AVX512 }
+
 // prepMatMul runs once per matmul, before the rows are split: the MLX
-// kernels may want the activations rearranged (k_mlx_prep).
+// kernels may want the activations rearranged (k_mlx_prep), and the int8
+// path quantizes each activation row once (k_quant_act_i8).
 func prepMatMul(p *pool, j *matMulJob) {
 	j.xp = j.x
+	j.xq, j.xd, j.xs = nil, nil, nil
+	if j.usesInt8() {
+		nq, nb := j.n*j.cols, j.n*(j.cols/32)
+		if cap(p.qbuf) < nq {
+			p.qbuf = make([]int8, nq)
+		}
+		if cap(p.dbuf) < nb {
+			p.dbuf, p.sbuf = make([]float32, nb), make([]int32, nb)
+		}
+		j.xq, j.xd, j.xs = p.qbuf[:nq], p.dbuf[:nb], p.sbuf[:nb]
+		C.k_quant_act_i8((*C.int8_t)(unsafe.SliceData(j.xq)), fp(j.xd), (*C.int32_t)(unsafe.SliceData(j.xs)),
+			fp(j.x), C.int(j.n), C.int(j.cols))
+		return
+	}
 	if j.kind != kindMLX || j.n == 0 || j.cols == 0 {
 		return
 	}

@@ -8,8 +8,11 @@
 // (PyTorch's [out, in]); activations x are [n][cols] and outputs [n][rows].
 // A matmul reads each weight once per block of up to four activation rows,
 // so decoding a batch of sequences costs about one pass over the weights.
-// Activations stay float32 (no int8 requantization): results match the
-// dequantized reference to float rounding.
+// Activations stay float32 (results match the dequantized reference to
+// float rounding) except for GGUF Q8_0 and Q4_0 weights on CPUs with
+// AVX-512 VNNI: there each activation row is quantized to int8 per
+// 32-element block (scale max|x|/127) and dotted in integers, as llama.cpp
+// does; SetInt8Activations(false) keeps the float path.
 //
 // Batch invariance: each output element is made by the same sequence of
 // float operations whatever n is, whichever other rows share the call and
@@ -58,6 +61,9 @@ type matMulJob struct {
 	kind         weightKind
 	out, x       []float32
 	xp           []float32 // x as the backend wants it (prepMatMul)
+	xq           []int8    // x quantized to int8 per 32-block, when the int8 path runs (prepMatMul)
+	xd           []float32 // block scales of xq
+	xs           []int32   // block sums of xq
 	n            int
 	wf           []float32 // kindF32
 	wh           []uint16  // kindBF16, kindF16
