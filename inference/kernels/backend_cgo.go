@@ -37,7 +37,7 @@ func matMulRows(j *matMulJob, worker, lo, hi int) {
 	default: // GGUF blocks
 		if j.xq != nil {
 			C.k_matmul_gguf_i8(fp(j.out), (*C.int8_t)(unsafe.SliceData(j.xq)), fp(j.xd),
-				(*C.int32_t)(unsafe.SliceData(j.xs)), n, (*C.uint8_t)(unsafe.SliceData(j.wb)),
+				(*C.int32_t)(unsafe.SliceData(j.xs)), fp(j.xdv), (*C.int32_t)(unsafe.SliceData(j.xc)), n, (*C.uint8_t)(unsafe.SliceData(j.wb)),
 				C.int(ggufKinds[j.kind].ggml), rows, cols, clo, chi)
 			return
 		}
@@ -64,18 +64,20 @@ func int8Available() bool { return hasVNNI && C.k_level() == C.K_AVX512 }
 // path quantizes each activation row once (k_quant_act_i8).
 func prepMatMul(p *pool, j *matMulJob) {
 	j.xp = j.x
-	j.xq, j.xd, j.xs = nil, nil, nil
+	j.xq, j.xd, j.xs, j.xdv, j.xc = nil, nil, nil, nil, nil
 	if j.usesInt8() {
 		nq, nb := j.n*j.cols, j.n*(j.cols/32)
 		if cap(p.qbuf) < nq {
 			p.qbuf = make([]int8, nq)
+			p.dvbuf, p.cvbuf = make([]float32, nq/4), make([]int32, nq/4)
 		}
 		if cap(p.dbuf) < nb {
 			p.dbuf, p.sbuf = make([]float32, nb), make([]int32, nb)
 		}
-		j.xq, j.xd, j.xs = p.qbuf[:nq], p.dbuf[:nb], p.sbuf[:nb]
+		j.xq, j.xd, j.xs, j.xdv, j.xc = p.qbuf[:nq], p.dbuf[:nb], p.sbuf[:nb], p.dvbuf[:nq/4], p.cvbuf[:nq/4]
 		C.k_quant_act_i8((*C.int8_t)(unsafe.SliceData(j.xq)), fp(j.xd), (*C.int32_t)(unsafe.SliceData(j.xs)),
-			fp(j.x), C.int(j.n), C.int(j.cols))
+			fp(j.xdv), (*C.int32_t)(unsafe.SliceData(j.xc)), fp(j.x), C.int(j.n), C.int(j.cols),
+			C.int(ggufKinds[j.kind].ggml))
 		return
 	}
 	if j.kind != kindMLX || j.n == 0 || j.cols == 0 {

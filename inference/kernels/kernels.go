@@ -64,6 +64,8 @@ type matMulJob struct {
 	xq           []int8    // x quantized to int8 per 32-block, when the int8 path runs (prepMatMul)
 	xd           []float32 // block scales of xq
 	xs           []int32   // block sums of xq
+	xdv          []float32 // per-lane scales of block pairs of xq
+	xc           []int32   // per-lane weight-offset corrections of block pairs of xq
 	n            int
 	wf           []float32 // kindF32
 	wh           []uint16  // kindBF16, kindF16

@@ -27,6 +27,8 @@ type pool struct {
 	qbuf    []int8           // int8 activations (prepMatMul), guarded by mu
 	dbuf    []float32        // their block scales, guarded by mu
 	sbuf    []int32          // their block sums, guarded by mu
+	dvbuf   []float32        // their per-lane pair scales, guarded by mu
+	cvbuf   []int32          // their per-lane offset corrections, guarded by mu
 	jobs    struct {
 		mm matMulJob
 		at attnJob

@@ -21,8 +21,9 @@ int k_has_vnni(void) {
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")
 
-void k_quant_act_i8(int8_t *q, float *d, int32_t *s, const float *x, int n, int cols) {
-    const int nb = cols / 32;
+void k_quant_act_i8(int8_t *q, float *d, int32_t *s, float *dv, int32_t *cv, const float *x, int n, int cols,
+                    int type) {
+    const int nb = cols / 32, q4 = type != 8;
     for (int b = 0; b < n; b++) {
         for (int k = 0; k < nb; k++) {
             const float *p = x + (size_t)b * cols + (size_t)k * 32;
@@ -32,10 +33,29 @@ void k_quant_act_i8(int8_t *q, float *d, int32_t *s, const float *x, int n, int 
             const __m512i i0 = _mm512_cvtps_epi32(_mm512_mul_ps(a0, _mm512_set1_ps(id)));
             const __m512i i1 = _mm512_cvtps_epi32(_mm512_mul_ps(a1, _mm512_set1_ps(id)));
             int8_t *qp = q + (size_t)b * cols + (size_t)k * 32;
-            _mm_storeu_si128((__m128i *)qp, _mm512_cvtsepi32_epi8(i0));
-            _mm_storeu_si128((__m128i *)(qp + 16), _mm512_cvtsepi32_epi8(i1));
+            // Q4_0 pairs of blocks interleave halves, [k lo, k+1 lo, k hi,
+            // k+1 hi], to match the nibbles of two weight blocks in one
+            // register; a last unpaired block keeps its order.
+            int lo = 0, hi = 16;
+            if (q4 && (k | 1) < nb) lo = (k & 1) ? -16 : 0, hi = lo + 32;
+            _mm_storeu_si128((__m128i *)(qp + lo), _mm512_cvtsepi32_epi8(i0));
+            _mm_storeu_si128((__m128i *)(qp + hi), _mm512_cvtsepi32_epi8(i1));
             d[(size_t)b * nb + k] = amax / 127.0f;
             s[(size_t)b * nb + k] = _mm512_reduce_add_epi32(_mm512_add_epi32(i0, i1));
+        }
+        // Per 32-bit lane of each pair: the block scale, and minus the
+        // weight offset (8 or 128) times the lane's four codes, so that
+        // vpdpbusd on unsigned weight codes starts from the correction.
+        const __m512i off = _mm512_set1_epi8(q4 ? 8 : (char)0x80);
+        for (int k = 0; k + 2 <= nb; k += 2) {
+            const int8_t *qp = q + (size_t)b * cols + (size_t)k * 32;
+            const __m512i c = _mm512_dpbusd_epi32(_mm512_setzero_si512(), off, _mm512_loadu_si512(qp));
+            const size_t at = ((size_t)b * nb + k) * 8;
+            _mm512_storeu_si512(cv + at, _mm512_sub_epi32(_mm512_setzero_si512(), c));
+            const float d0 = d[(size_t)b * nb + k], d1 = d[(size_t)b * nb + k + 1];
+            const __m512 dd = q4 ? _mm512_setr_ps(d0, d0, d0, d0, d1, d1, d1, d1, d0, d0, d0, d0, d1, d1, d1, d1)
+                                 : _mm512_setr_ps(d0, d0, d0, d0, d0, d0, d0, d0, d1, d1, d1, d1, d1, d1, d1, d1);
+            _mm512_storeu_ps(dv + at, dd);
         }
     }
 }
@@ -76,47 +96,92 @@ static inline float hsum8(__m256 v) {
         }                                                                                                   \
     } while (0)
 
+// R weight rows from o against NB activation rows: each activation load
+// serves R rows, and every (row, activation row) pair sees the same
+// sequence of operations whatever R and NB are.
 static inline __attribute__((always_inline)) void rows_i8(float *out, const int8_t *xq, const float *xd,
-                                                          const int32_t *xs, const int NB, const uint8_t *w,
-                                                          int q8, int rows, int cols, int lo, int hi) {
+                                                          const int32_t *xs, const float *xdv, const int32_t *xc,
+                                                          const int R, const int NB, const uint8_t *w, int q8,
+                                                          int rows, int cols, int o) {
     const int nb = cols / 32;
     const size_t bs = q8 ? 34 : 18, rb = (size_t)nb * bs;
     const __m256i m4 = _mm256_set1_epi8(0x0f);
-    for (int o = lo; o < hi; o++) {
-        const uint8_t *wr = w + (size_t)o * rb;
-        __m256 a0[4], a1[4];
-        for (int bb = 0; bb < NB; bb++) a0[bb] = a1[bb] = _mm256_setzero_ps();
-        int k = 0;
-        for (; k + 2 <= nb; k += 2) {
-            const uint8_t *blk = wr + (size_t)k * bs;
-            BLOCK_BODY(NB, a0);
-            k++;
-            blk += bs;
-            BLOCK_BODY(NB, a1);
-            k--;
+    const __m512i m4z = _mm512_set1_epi8(0x0f), flip = _mm512_set1_epi8((char)0x80);
+    const __m512i didx8 = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+    const __m512i didx4 = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 1);
+    __m512 z[4][4];
+    for (int r = 0; r < R; r++)
+        for (int bb = 0; bb < NB; bb++) z[r][bb] = _mm512_setzero_ps();
+    int k = 0;
+    // Two blocks per 512-bit register.
+    for (; k + 2 <= nb; k += 2) {
+        __m512i u[4];
+        __m512 dw[4];
+        for (int r = 0; r < R; r++) {
+            const uint8_t *blk = w + (size_t)(o + r) * rb + (size_t)k * bs;
+            uint16_t h0, h1;
+            memcpy(&h0, blk, 2);
+            memcpy(&h1, blk + bs, 2);
+            const __m128 dw2 = _mm_cvtph_ps(_mm_insert_epi16(_mm_cvtsi32_si128(h0), h1, 1));
+            dw[r] = _mm512_permutexvar_ps(q8 ? didx8 : didx4, _mm512_castps128_ps512(dw2));
+            if (q8) {
+                const __m256i w0 = _mm256_loadu_si256((const __m256i *)(blk + 2));
+                const __m256i w1 = _mm256_loadu_si256((const __m256i *)(blk + bs + 2));
+                u[r] = _mm512_xor_si512(_mm512_inserti64x4(_mm512_castsi256_si512(w0), w1, 1), flip);
+            } else {
+                const __m128i r0 = _mm_loadu_si128((const __m128i *)(blk + 2));
+                const __m128i r1 = _mm_loadu_si128((const __m128i *)(blk + bs + 2));
+                const __m256i y = _mm256_inserti128_si256(_mm256_castsi128_si256(r0), r1, 1);
+                u[r] = _mm512_and_si512(_mm512_inserti64x4(_mm512_castsi256_si512(y), _mm256_srli_epi16(y, 4), 1),
+                                        m4z);
+            }
         }
-        for (; k < nb; k++) {
-            const uint8_t *blk = wr + (size_t)k * bs;
+        for (int bb = 0; bb < NB; bb++) {
+            const size_t at = ((size_t)bb * nb + k) * 8;
+            const __m512i xv = _mm512_loadu_si512(xq + (size_t)bb * cols + (size_t)k * 32);
+            const __m512i c = _mm512_loadu_si512(xc + at);
+            const __m512 d = _mm512_loadu_ps(xdv + at);
+            for (int r = 0; r < R; r++) {
+                const __m512i di = _mm512_dpbusd_epi32(c, u[r], xv);
+                z[r][bb] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(di), _mm512_mul_ps(dw[r], d), z[r][bb]);
+            }
+        }
+    }
+    for (int r = 0; r < R; r++) {
+        __m256 a0[4];
+        for (int bb = 0; bb < NB; bb++) a0[bb] = _mm256_setzero_ps();
+        if (k < nb) { // a last unpaired block
+            const uint8_t *blk = w + (size_t)(o + r) * rb + (size_t)k * bs;
             BLOCK_BODY(NB, a0);
         }
-        for (int bb = 0; bb < NB; bb++) out[(size_t)bb * rows + o] = hsum8(_mm256_add_ps(a0[bb], a1[bb]));
+        for (int bb = 0; bb < NB; bb++)
+            out[(size_t)bb * rows + o + r] = _mm512_reduce_add_ps(z[r][bb]) + hsum8(a0[bb]);
     }
 }
 
-void k_matmul_gguf_i8(float *out, const int8_t *xq, const float *xd, const int32_t *xs, int n, const uint8_t *w,
-                      int type, int rows, int cols, int lo, int hi) {
+#define ROWS_NB(R, NB) rows_i8(o, q, d, s, dv, c, R, NB, w, q8, rows, cols, r)
+#define ROWS_R(R)                                      \
+    switch (nbk) {                                     \
+    case 1: ROWS_NB(R, 1); break;                      \
+    case 2: ROWS_NB(R, 2); break;                      \
+    case 3: ROWS_NB(R, 3); break;                      \
+    default: ROWS_NB(R, 4); break;                     \
+    }
+
+void k_matmul_gguf_i8(float *out, const int8_t *xq, const float *xd, const int32_t *xs, const float *xdv,
+                      const int32_t *xc, int n, const uint8_t *w, int type, int rows, int cols, int lo, int hi) {
     const int q8 = type == 8, nb = cols / 32;
     for (int b0 = 0; b0 < n; b0 += 4) {
         float *o = out + (size_t)b0 * rows;
         const int8_t *q = xq + (size_t)b0 * cols;
         const float *d = xd + (size_t)b0 * nb;
         const int32_t *s = xs + (size_t)b0 * nb;
-        switch (n - b0 < 4 ? n - b0 : 4) {
-        case 1: rows_i8(o, q, d, s, 1, w, q8, rows, cols, lo, hi); break;
-        case 2: rows_i8(o, q, d, s, 2, w, q8, rows, cols, lo, hi); break;
-        case 3: rows_i8(o, q, d, s, 3, w, q8, rows, cols, lo, hi); break;
-        default: rows_i8(o, q, d, s, 4, w, q8, rows, cols, lo, hi); break;
-        }
+        const float *dv = xdv + (size_t)b0 * nb * 8;
+        const int32_t *c = xc + (size_t)b0 * nb * 8;
+        const int nbk = n - b0 < 4 ? n - b0 : 4;
+        int r = lo;
+        for (; r + 4 <= hi; r += 4) ROWS_R(4)
+        for (; r < hi; r++) ROWS_R(1)
     }
 }
 
@@ -125,12 +190,13 @@ void k_matmul_gguf_i8(float *out, const int8_t *xq, const float *xd, const int32
 #else
 
 int k_has_vnni(void) { return 0; }
-void k_quant_act_i8(int8_t *q, float *d, int32_t *s, const float *x, int n, int cols) {
-    (void)q, (void)d, (void)s, (void)x, (void)n, (void)cols;
+void k_quant_act_i8(int8_t *q, float *d, int32_t *s, float *dv, int32_t *cv, const float *x, int n, int cols,
+                    int type) {
+    (void)q, (void)d, (void)s, (void)dv, (void)cv, (void)x, (void)n, (void)cols, (void)type;
 }
-void k_matmul_gguf_i8(float *out, const int8_t *xq, const float *xd, const int32_t *xs, int n, const uint8_t *w,
-                      int type, int rows, int cols, int lo, int hi) {
-    (void)out, (void)xq, (void)xd, (void)xs, (void)n, (void)w, (void)type, (void)rows, (void)cols, (void)lo, (void)hi;
+void k_matmul_gguf_i8(float *out, const int8_t *xq, const float *xd, const int32_t *xs, const float *xdv,
+                      const int32_t *xc, int n, const uint8_t *w, int type, int rows, int cols, int lo, int hi) {
+    (void)out, (void)xq, (void)xd, (void)xs, (void)xdv, (void)xc, (void)n, (void)w, (void)type, (void)rows, (void)cols, (void)lo, (void)hi;
 }
 
 #endif
