@@ -1,12 +1,16 @@
 package kernels
 
-import "sync/atomic"
+import (
+	"os"
+	"sync/atomic"
+)
 
 // int8Acts selects the int8-activation path where it exists (see the
-// package doc); on by default.
+// package doc); on by default, off when the environment sets
+// IMPETUS_INT8=0 (to compare against the float path without rebuilding).
 var int8Acts atomic.Bool
 
-func init() { int8Acts.Store(true) }
+func init() { int8Acts.Store(os.Getenv("IMPETUS_INT8") != "0") }
 
 // SetInt8Activations turns the int8-activation path of the Q8_0 and Q4_0
 // matmuls on or off and returns the previous setting. Off, every matmul
