@@ -29,6 +29,8 @@ var benchN = []int{1, 4, 16, 64}
 
 var benchThreads = flag.Int("kthreads", 0, "kernel threads for benchmarks (0: default)")
 
+var benchInt8MLX = flag.Bool("kint8mlx", false, "int8 activations in the MLX 4-bit benchmarks")
+
 var benchInt8 = flag.Bool("kint8", true, "int8 activations in the Q8_0/Q4_0 benchmarks (false: float path)")
 
 func TestMain(m *testing.M) {
@@ -50,6 +52,8 @@ func reportWeights(b *testing.B, bytes int) {
 
 func benchMLX(b *testing.B, bits int) {
 	r := rand.New(rand.NewPCG(1, 1))
+	defer SetInt8Activations(SetInt8Activations(*benchInt8))
+	defer SetInt8MLX(SetInt8MLX(*benchInt8MLX))
 	for _, s := range benchShapes {
 		const g = 64
 		w := randSlice(r, s.rows*s.cols, 1)

@@ -12,6 +12,16 @@ var int8Acts atomic.Bool
 
 func init() { int8Acts.Store(os.Getenv("IMPETUS_INT8") != "0") }
 
+// mlxInt8 extends the int8 path to MLX 4-bit weights (SetInt8MLX).
+var mlxInt8 atomic.Bool
+
+func init() { mlxInt8.Store(os.Getenv("IMPETUS_INT8_MLX") == "1") }
+
+// SetInt8MLX extends the int8-activation path to MLX 4-bit weights (off by
+// default: MLX fixtures are checked for exact greedy ids in float) and
+// returns the previous setting.
+func SetInt8MLX(on bool) bool { return mlxInt8.Swap(on) }
+
 // SetInt8Activations turns the int8-activation path of the Q8_0 and Q4_0
 // matmuls on or off and returns the previous setting. Off, every matmul
 // runs in float and matches the *Ref functions to float rounding; on (the
@@ -25,5 +35,6 @@ func Int8Activations() bool { return int8Acts.Load() && int8Available() }
 
 // usesInt8 reports whether the matmul j takes the int8 path.
 func (j *matMulJob) usesInt8() bool {
-	return (j.kind == kindQ8_0 || j.kind == kindQ4_0) && j.n > 0 && j.cols > 0 && Int8Activations()
+	ok := j.kind == kindQ8_0 || j.kind == kindQ4_0 || (j.kind == kindMLX && j.bits == 4 && mlxInt8.Load())
+	return ok && j.n > 0 && j.cols > 0 && Int8Activations()
 }

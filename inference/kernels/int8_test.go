@@ -65,12 +65,8 @@ func matMulInt8Ref(out, x []float32, n int, w []byte, q8 bool, rows, cols int) {
 // int8Close checks each output against the float reference to within tol
 // of |x_b|*|w_o|, the scale of the int8 rounding error (a dot product with
 // cancellation may be far smaller than its error).
-func int8Close(t *testing.T, name string, got, want, x []float32, w []byte, typ string, n, rows, cols int, tol float64) {
+func int8Close(t *testing.T, name string, got, want, x, wf []float32, n, rows, cols int, tol float64) {
 	t.Helper()
-	wf := make([]float32, rows*cols)
-	if err := quant.DequantizeGGML(ggmlTypeOf[typ], w, wf); err != nil {
-		t.Fatalf("%s: %v", name, err)
-	}
 	norm := func(v []float32) float64 {
 		var s float64
 		for _, e := range v {
@@ -129,19 +125,54 @@ func TestInt8Activations(t *testing.T) {
 					matMulInt8Ref(def, x, n, w, tc.q8, rows, cols)
 					closeTo(t, name+" vs int8 definition", got, def, 1e-4)
 					tc.ref(fl, x, n, w, rows, cols)
-					int8Close(t, name+" vs float reference", got, fl, x, w, tc.name, n, rows, cols, 5e-3)
+					wf := make([]float32, rows*cols)
+					if err := quant.DequantizeGGML(ggmlTypeOf[tc.name], w, wf); err != nil {
+						t.Fatalf("%s: %v", name, err)
+					}
+					int8Close(t, name+" vs float reference", got, fl, x, wf, n, rows, cols, 5e-3)
 				}
 			}
 		}
 	})
 }
 
-// TestInt8BatchInvariance reruns the invariance and thread-count tests
-// with the int8 path on.
+// TestInt8MLX checks the MLX 4-bit int8 path against the float reference
+// to the int8 rounding, for every group size and odd block counts.
+func TestInt8MLX(t *testing.T) {
+	defer SetInt8MLX(SetInt8MLX(true))
+	withInt8(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(63, 64))
+		for _, shape := range [][2]int{{1, 32}, {7, 64}, {33, 96}, {50, 256}, {17, 1024}, {5, 4864}} {
+			rows, cols := shape[0], shape[1]
+			for _, g := range mlxGroups {
+				if cols%g != 0 {
+					continue
+				}
+				w := randSlice(r, rows*cols, 1)
+				wq, sc, bi := quantizeMLX(w, rows, cols, 4, g)
+				wf := make([]float32, rows*cols)
+				for o := 0; o < rows; o++ {
+					ng := cols / g
+					DequantMLXRow(wf[o*cols:(o+1)*cols], wq[o*cols/8:(o+1)*cols/8], sc[o*ng:(o+1)*ng], bi[o*ng:(o+1)*ng], cols, 4, g)
+				}
+				for _, n := range []int{1, 2, 3, 4, 5, 7, 9} {
+					x := randSlice(r, n*cols, 1)
+					got, fl := make([]float32, n*rows), make([]float32, n*rows)
+					MatMulMLX(got, x, n, wq, sc, bi, rows, cols, 4, g)
+					MatMulMLXRef(fl, x, n, wq, sc, bi, rows, cols, 4, g)
+					int8Close(t, fmt.Sprintf("MLX4 g%d n%d %dx%d", g, n, rows, cols), got, fl, x, wf, n, rows, cols, 5e-3)
+				}
+			}
+		}
+	})
+}
+
+// TestInt8BatchInvariance reruns the invariance tests (n, other rows and
+// thread counts) with the int8 path on, MLX 4-bit included.
 func TestInt8BatchInvariance(t *testing.T) {
+	defer SetInt8MLX(SetInt8MLX(true))
 	withInt8(t, func(t *testing.T) {
 		t.Run("BatchInvariance", TestBatchInvariance)
 		t.Run("BatchInvarianceRows", TestBatchInvarianceRows)
-		t.Run("ThreadCounts", TestThreadCounts)
 	})
 }

@@ -12,7 +12,9 @@
 // float rounding) except for GGUF Q8_0 and Q4_0 weights on CPUs with
 // AVX-512 VNNI: there each activation row is quantized to int8 per
 // 32-element block (scale max|x|/127) and dotted in integers, as llama.cpp
-// does; SetInt8Activations(false) keeps the float path.
+// does; SetInt8Activations(false) keeps the float path. SetInt8MLX(true)
+// extends that path to MLX 4-bit weights (off by default: it moves the
+// random-weight MLX fixtures past their 3e-2 log-probability tolerance).
 //
 // Batch invariance: each output element is made by the same sequence of
 // float operations whatever n is, whichever other rows share the call and

@@ -38,7 +38,12 @@ void k_matmul_gguf(float *out, const float *x, int n, const uint8_t *w, int type
 // the block sums of q, n*cols/32 each; dv and cv the per-lane scales and
 // offset corrections of block pairs, n*cols/4 each); k_matmul_gguf_i8
 // multiplies them by the weight.
+// Type K_I8_MLX4 is an MLX 4-bit weight (k_matmul_mlx4_i8, groups 32-128).
+enum { K_I8_MLX4 = 100 };
 int k_has_vnni(void);
+void k_matmul_mlx4_i8(float *out, const int8_t *xq, const float *xd, const int32_t *xs, const float *xdv,
+                      const int32_t *xc, int n, const uint32_t *wq, const float *sc, const float *bi, int group,
+                      int rows, int cols, int lo, int hi);
 void k_quant_act_i8(int8_t *q, float *d, int32_t *s, float *dv, int32_t *cv, const float *x, int n, int cols,
                     int type);
 void k_matmul_gguf_i8(float *out, const int8_t *xq, const float *xd, const int32_t *xs, const float *xdv,
