@@ -167,6 +167,33 @@ func TestInt8MLX(t *testing.T) {
 	})
 }
 
+// TestInt8NaN checks that a NaN activation makes the outputs of its row
+// NaN, as in float, and leaves the other rows alone.
+func TestInt8NaN(t *testing.T) {
+	defer SetInt8MLX(SetInt8MLX(true))
+	withInt8(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(65, 66))
+		const rows, cols = 5, 96
+		x := randSlice(r, 2*cols, 1)
+		x[cols+40] = float32(math.NaN())
+		wq, sc, bi := quantizeMLX(randSlice(r, rows*cols, 1), rows, cols, 4, 32)
+		w8, w4 := randGGUF(r, rows, cols, Q8_0BlockBytes), randGGUF(r, rows, cols, Q4_0BlockBytes)
+		for name, mm := range map[string]func(out []float32){
+			"Q8_0": func(out []float32) { MatMulQ8_0(out, x, 2, w8, rows, cols) },
+			"Q4_0": func(out []float32) { MatMulQ4_0(out, x, 2, w4, rows, cols) },
+			"MLX4": func(out []float32) { MatMulMLX(out, x, 2, wq, sc, bi, rows, cols, 4, 32) },
+		} {
+			out := make([]float32, 2*rows)
+			mm(out)
+			for i, v := range out {
+				if isNaN := v != v; isNaN != (i >= rows) {
+					t.Errorf("%s: output %d is %g", name, i, v)
+				}
+			}
+		}
+	})
+}
+
 // TestInt8BatchInvariance reruns the invariance tests (n, other rows and
 // thread counts) with the int8 path on, MLX 4-bit included.
 func TestInt8BatchInvariance(t *testing.T) {

@@ -51,7 +51,9 @@ void k_quant_act_i8(int8_t *q, float *d, int32_t *s, float *dv, int32_t *cv, con
                 _mm_storeu_si128((__m128i *)(qp + lo), _mm512_cvtsepi32_epi8(i0));
                 _mm_storeu_si128((__m128i *)(qp + hi), _mm512_cvtsepi32_epi8(i1));
             }
-            d[(size_t)b * nb + k] = amax / 127.0f;
+            // A NaN in the block must reach the outputs, as in float.
+            const int nan = (_mm512_cmp_ps_mask(a0, a0, _CMP_UNORD_Q) | _mm512_cmp_ps_mask(a1, a1, _CMP_UNORD_Q)) != 0;
+            d[(size_t)b * nb + k] = nan ? NAN : amax / 127.0f;
             s[(size_t)b * nb + k] = _mm512_reduce_add_epi32(_mm512_add_epi32(i0, i1));
         }
         // Per 32-bit lane of each pair: the block scale, and minus the
