@@ -32,9 +32,22 @@ func matMulRows(j *matMulJob, worker, lo, hi int) {
 	case kindF16:
 		C.k_matmul_f16(fp(j.out), fp(j.x), n, hp(j.wh), rows, cols, clo, chi, scratch)
 	case kindMLX:
+		if j.xq != nil {
+			C.k_matmul_mlx4_i8(fp(j.out), (*C.int8_t)(unsafe.SliceData(j.xq)), fp(j.xd),
+				(*C.int32_t)(unsafe.SliceData(j.xs)), fp(j.xdv), (*C.int32_t)(unsafe.SliceData(j.xc)), n,
+				(*C.uint32_t)(unsafe.Pointer(unsafe.SliceData(j.wq))), fp(j.scales), fp(j.biases), C.int(j.group),
+				rows, cols, clo, chi)
+			return
+		}
 		C.k_matmul_mlx(fp(j.out), fp(j.xp), n, (*C.uint32_t)(unsafe.Pointer(unsafe.SliceData(j.wq))),
 			fp(j.scales), fp(j.biases), rows, cols, C.int(j.bits), C.int(j.group), clo, chi, scratch)
 	default: // GGUF blocks
+		if j.xq != nil {
+			C.k_matmul_gguf_i8(fp(j.out), (*C.int8_t)(unsafe.SliceData(j.xq)), fp(j.xd),
+				(*C.int32_t)(unsafe.SliceData(j.xs)), fp(j.xdv), (*C.int32_t)(unsafe.SliceData(j.xc)), n, (*C.uint8_t)(unsafe.SliceData(j.wb)),
+				C.int(ggufKinds[j.kind].ggml), rows, cols, clo, chi)
+			return
+		}
 		C.k_matmul_gguf(fp(j.out), fp(j.x), n, (*C.uint8_t)(unsafe.SliceData(j.wb)), C.int(ggufKinds[j.kind].ggml), rows, cols, clo, chi, scratch)
 	}
 }
@@ -46,10 +59,42 @@ func clearRows(j *matMulJob, lo, hi int) {
 	}
 }
 
+// hasVNNI is whether the CPU has AVX-512 VNNI (the int8 path's need).
+var hasVNNI = C.k_has_vnni() != 0
+
+// int8Available reports whether the int8 path runs at the current level:
+// AVX-512 with VNNI, so that the lower levels stay float when forced.
+func int8Available() bool { return hasVNNI && C.k_level() == C.K_AVX512 }
+
+// i8Type is the weight type code of k_quant_act_i8.
+func i8Type(j *matMulJob) int {
+	if j.kind == kindMLX {
+		return C.K_I8_MLX4
+	}
+	return ggufKinds[j.kind].ggml
+}
+
 // prepMatMul runs once per matmul, before the rows are split: the MLX
-// kernels may want the activations rearranged (k_mlx_prep).
+// kernels may want the activations rearranged (k_mlx_prep), and the int8
+// path quantizes each activation row once (k_quant_act_i8).
 func prepMatMul(p *pool, j *matMulJob) {
 	j.xp = j.x
+	j.xq, j.xd, j.xs, j.xdv, j.xc = nil, nil, nil, nil, nil
+	if j.usesInt8() {
+		nq, nb := j.n*j.cols, j.n*(j.cols/32)
+		if cap(p.qbuf) < nq {
+			p.qbuf = make([]int8, nq)
+			p.dvbuf, p.cvbuf = make([]float32, nq/4), make([]int32, nq/4)
+		}
+		if cap(p.dbuf) < nb {
+			p.dbuf, p.sbuf = make([]float32, nb), make([]int32, nb)
+		}
+		j.xq, j.xd, j.xs, j.xdv, j.xc = p.qbuf[:nq], p.dbuf[:nb], p.sbuf[:nb], p.dvbuf[:nq/4], p.cvbuf[:nq/4]
+		C.k_quant_act_i8((*C.int8_t)(unsafe.SliceData(j.xq)), fp(j.xd), (*C.int32_t)(unsafe.SliceData(j.xs)),
+			fp(j.xdv), (*C.int32_t)(unsafe.SliceData(j.xc)), fp(j.x), C.int(j.n), C.int(j.cols),
+			C.int(i8Type(j)))
+		return
+	}
 	if j.kind != kindMLX || j.n == 0 || j.cols == 0 {
 		return
 	}

@@ -6,6 +6,9 @@ package kernels
 
 func prepMatMul(p *pool, j *matMulJob) {}
 
+// int8Available: the Go backend has no int8 path.
+func int8Available() bool { return false }
+
 func matMulRows(j *matMulJob, worker, lo, hi int)   { matMulRowsGo(j, worker, lo, hi) }
 func attentionItems(j *attnJob, worker, lo, hi int) { attentionItemsGo(j, worker, lo, hi) }
 func softmax(x []float32)                           { SoftmaxRef(x) }

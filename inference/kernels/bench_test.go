@@ -29,8 +29,15 @@ var benchN = []int{1, 4, 16, 64}
 
 var benchThreads = flag.Int("kthreads", 0, "kernel threads for benchmarks (0: default)")
 
+var benchInt8MLX = flag.Bool("kint8mlx", false, "int8 activations in the MLX 4-bit benchmarks")
+
+var benchInt8 = flag.Bool("kint8", true, "int8 activations in the Q8_0/Q4_0 benchmarks (false: float path)")
+
 func TestMain(m *testing.M) {
 	flag.Parse()
+	// The reference comparisons expect float activations; int8_test.go and
+	// the Q8_0/Q4_0 benchmarks turn the int8 path on where they want it.
+	SetInt8Activations(false)
 	if *benchThreads > 0 {
 		SetThreads(*benchThreads)
 	}
@@ -45,6 +52,8 @@ func reportWeights(b *testing.B, bytes int) {
 
 func benchMLX(b *testing.B, bits int) {
 	r := rand.New(rand.NewPCG(1, 1))
+	defer SetInt8Activations(SetInt8Activations(*benchInt8))
+	defer SetInt8MLX(SetInt8MLX(*benchInt8MLX))
 	for _, s := range benchShapes {
 		const g = 64
 		w := randSlice(r, s.rows*s.cols, 1)
@@ -140,6 +149,7 @@ func BenchmarkSoftmaxVocab(b *testing.B) {
 
 func benchGGUF(b *testing.B, blockBytes int, mm func(out, x []float32, n int, w []byte, rows, cols int)) {
 	r := rand.New(rand.NewPCG(7, 7))
+	defer SetInt8Activations(SetInt8Activations(*benchInt8))
 	for _, s := range benchShapes[:6] {
 		w := randGGUF(r, s.rows, s.cols, blockBytes)
 		for _, n := range benchN {

@@ -8,13 +8,21 @@
 // (PyTorch's [out, in]); activations x are [n][cols] and outputs [n][rows].
 // A matmul reads each weight once per block of up to four activation rows,
 // so decoding a batch of sequences costs about one pass over the weights.
-// Activations stay float32 (no int8 requantization): results match the
-// dequantized reference to float rounding.
+// Activations stay float32 (results match the dequantized reference to
+// float rounding) except for GGUF Q8_0 and Q4_0 weights on CPUs with
+// AVX-512 VNNI: there each activation row is quantized to int8 per
+// 32-element block (scale max|x|/127) and dotted in integers, as llama.cpp
+// does (IMPETUS_INT8=0 in the environment, or SetInt8Activations(false),
+// keeps the float path; the kernels' own tests run in float and turn the
+// int8 path on where they check it). SetInt8MLX(true)
+// extends that path to MLX 4-bit weights (off by default: it moves the
+// random-weight MLX fixtures past their 3e-2 log-probability tolerance).
 //
 // Batch invariance: each output element is made by the same sequence of
 // float operations whatever n is, whichever other rows share the call and
 // however many threads run it (work is split across output rows, never
-// across a sum). A sequence decoded in a batch, or beside other requests,
+// across a sum). The int8 path keeps this: each activation row is
+// quantized on its own, with the same code for every n. A sequence decoded in a batch, or beside other requests,
 // gets the same bits as alone, so seeded sampling is reproducible.
 //
 // The matrix and attention kernels split their work over a persistent pool
@@ -58,6 +66,11 @@ type matMulJob struct {
 	kind         weightKind
 	out, x       []float32
 	xp           []float32 // x as the backend wants it (prepMatMul)
+	xq           []int8    // x quantized to int8 per 32-block, when the int8 path runs (prepMatMul)
+	xd           []float32 // block scales of xq
+	xs           []int32   // block sums of xq
+	xdv          []float32 // per-lane scales of block pairs of xq
+	xc           []int32   // per-lane weight-offset corrections of block pairs of xq
 	n            int
 	wf           []float32 // kindF32
 	wh           []uint16  // kindBF16, kindF16

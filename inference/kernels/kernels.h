@@ -32,6 +32,23 @@ void k_matmul_mlx(float *out, const float *x, int n, const uint32_t *wq, const f
 void k_matmul_gguf(float *out, const float *x, int n, const uint8_t *w, int type, int rows, int cols, int lo, int hi,
                    float *scratch);
 
+// Int8 activations (simd_vnni.c): k_has_vnni reports AVX-512 VNNI;
+// k_quant_act_i8 quantizes n rows of x to int8 per 32-element block for a
+// Q8_0 (8) or Q4_0 (2) weight (q is n*cols bytes, d the block scales and s
+// the block sums of q, n*cols/32 each; dv and cv the per-lane scales and
+// offset corrections of block pairs, n*cols/4 each); k_matmul_gguf_i8
+// multiplies them by the weight.
+// Type K_I8_MLX4 is an MLX 4-bit weight (k_matmul_mlx4_i8, groups 32-128).
+enum { K_I8_MLX4 = 100 };
+int k_has_vnni(void);
+void k_matmul_mlx4_i8(float *out, const int8_t *xq, const float *xd, const int32_t *xs, const float *xdv,
+                      const int32_t *xc, int n, const uint32_t *wq, const float *sc, const float *bi, int group,
+                      int rows, int cols, int lo, int hi);
+void k_quant_act_i8(int8_t *q, float *d, int32_t *s, float *dv, int32_t *cv, const float *x, int n, int cols,
+                    int type);
+void k_matmul_gguf_i8(float *out, const int8_t *xq, const float *xd, const int32_t *xs, const float *xdv,
+                      const int32_t *xc, int n, const uint8_t *w, int type, int rows, int cols, int lo, int hi);
+
 // Items are (query row, KV head) pairs: lo/hi index t*nKVHeads+kvh.
 size_t k_attention_scratch(int nKV, int nHeads, int nKVHeads);
 void k_attention(float *out, const float *q, int nq, int pos0, const float *k, const float *v, int nKV,

@@ -24,6 +24,11 @@ type pool struct {
 	d       dispatch         // the operation in flight, guarded by mu
 	scratch [][]float32      // per-worker scratch, guarded by mu
 	xbuf    []float32        // rearranged activations (prepMatMul), guarded by mu
+	qbuf    []int8           // int8 activations (prepMatMul), guarded by mu
+	dbuf    []float32        // their block scales, guarded by mu
+	sbuf    []int32          // their block sums, guarded by mu
+	dvbuf   []float32        // their per-lane pair scales, guarded by mu
+	cvbuf   []int32          // their per-lane offset corrections, guarded by mu
 	jobs    struct {
 		mm matMulJob
 		at attnJob

@@ -1,0 +1,40 @@
+package kernels
+
+import (
+	"os"
+	"sync/atomic"
+)
+
+// int8Acts selects the int8-activation path where it exists (see the
+// package doc); on by default, off when the environment sets
+// IMPETUS_INT8=0 (to compare against the float path without rebuilding).
+var int8Acts atomic.Bool
+
+func init() { int8Acts.Store(os.Getenv("IMPETUS_INT8") != "0") }
+
+// mlxInt8 extends the int8 path to MLX 4-bit weights (SetInt8MLX).
+var mlxInt8 atomic.Bool
+
+func init() { mlxInt8.Store(os.Getenv("IMPETUS_INT8_MLX") == "1") }
+
+// SetInt8MLX extends the int8-activation path to MLX 4-bit weights (off by
+// default: MLX fixtures are checked for exact greedy ids in float) and
+// returns the previous setting.
+func SetInt8MLX(on bool) bool { return mlxInt8.Swap(on) }
+
+// SetInt8Activations turns the int8-activation path of the Q8_0 and Q4_0
+// matmuls on or off and returns the previous setting. Off, every matmul
+// runs in float and matches the *Ref functions to float rounding; on (the
+// default), Q8_0 and Q4_0 results differ from them by the int8 rounding of
+// the activations (about 1e-2 relative) on CPUs that have the path.
+func SetInt8Activations(on bool) bool { return int8Acts.Swap(on) }
+
+// Int8Activations reports whether Q8_0 and Q4_0 matmuls run with int8
+// activations on this CPU at the current settings.
+func Int8Activations() bool { return int8Acts.Load() && int8Available() }
+
+// usesInt8 reports whether the matmul j takes the int8 path.
+func (j *matMulJob) usesInt8() bool {
+	ok := j.kind == kindQ8_0 || j.kind == kindQ4_0 || (j.kind == kindMLX && j.bits == 4 && mlxInt8.Load())
+	return ok && j.n > 0 && j.cols > 0 && Int8Activations()
+}
