@@ -1,6 +1,7 @@
 package model
 
 import (
+	"github.com/impetusllm/impetus/inference/kernels"
 	"math"
 	"os"
 	"path/filepath"
@@ -198,6 +199,9 @@ func TestGGUFMatchesSafetensors(t *testing.T) {
 // are stored in each block type against the same model stored as F32 holding
 // the dequantized values: only the kernels (or the fallback) differ.
 func TestGGUFBlockTypesInModel(t *testing.T) {
+	// The float twin is the reference: compare the float block kernels with
+	// it (the int8-activation path has its own tests in kernels).
+	defer kernels.SetInt8Activations(kernels.SetInt8Activations(false))
 	spec := newTinySpec(256, 512, 4, 2, 2, 300)
 	ids := []int32{1, 17, 250, 3, 99, 42, 7, 199}
 	for _, typ := range []quant.GGMLType{quant.GGMLQ4_0, quant.GGMLQ4_1, quant.GGMLQ5_0, quant.GGMLQ5_1, quant.GGMLQ8_0,
