@@ -77,6 +77,13 @@ func (h *OpenAI) chatCompletions(w http.ResponseWriter, r *http.Request) {
 	if plan.grammar != nil {
 		j.constraint = func() inference.Constraint { return plan.constraint(lm) }
 	}
+	if plan.format == chat.ToolFormatMistral {
+		// [TOOL_CALLS] is a control token in Mistral tokenizers: keep its
+		// text so the reply can be parsed for calls.
+		if id, ok := lm.Tokenizer.TokenID("[TOOL_CALLS]"); ok && lm.Tokenizer.IsSpecial(id) {
+			j.keep = append(j.keep, id)
+		}
+	}
 	for i := range n {
 		p, e := samplingParams(req.Sampling, req.Logprobs, topLogprobs, lm.Meta.Vocab, i)
 		if e != nil {

@@ -40,6 +40,8 @@ type job struct {
 	key string
 	// noCache keeps the request out of the prefix cache (use_cache: false).
 	noCache bool
+	// keep lists special tokens whose text the output keeps (tool-call markers).
+	keep []int32
 
 	cached atomic.Int64 // prompt tokens served from the prefix cache
 }
@@ -79,7 +81,7 @@ func (j *job) run(ctx context.Context) (<-chan choiceEvent, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	streams := make([]<-chan inference.Event, len(j.prompts))
 	for i := range j.prompts {
-		greq := inference.GenerateRequest{Prompt: j.prompts[i], MaxTokens: j.maxTokens[i], Sampling: j.params[i], Stop: j.stop, Key: j.key, NoPrefixCache: j.noCache}
+		greq := inference.GenerateRequest{Prompt: j.prompts[i], MaxTokens: j.maxTokens[i], Sampling: j.params[i], Stop: j.stop, Key: j.key, NoPrefixCache: j.noCache, KeepTokens: j.keep}
 		if j.constraint != nil {
 			greq.Constraint = j.constraint()
 		}

@@ -164,7 +164,7 @@ func forcedCallGrammar(lm *inference.LoadedModel, format chat.ToolFormat, tools 
 		argsKey = "parameters"
 	case chat.ToolFormatMistral:
 		// [TOOL_CALLS] is a control token in Mistral tokenizers, which the
-		// grammar cannot produce and the decoder drops from the text.
+		// byte-level grammar cannot produce (auto parsing keeps its text).
 		return nil, "", "", openai.InvalidRequest("tool_choice", "forcing a tool call is not supported for this model's tool-call format (mistral); use tool_choice \"auto\"")
 	default:
 		return nil, "", "", openai.InvalidRequest("tool_choice", "this model's chat template has no known tool-call syntax, so a tool call cannot be forced; use tool_choice \"auto\" or \"none\"")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -27,6 +28,10 @@ type GenerateRequest struct {
 	// Key identifies the tenant (API key) for Options.MaxConcurrentPerKey;
 	// empty means no per-key limit.
 	Key string
+	// KeepTokens are special tokens whose text stays in the output (the
+	// decoder drops special tokens otherwise): a tool-call marker such as
+	// Mistral's [TOOL_CALLS] that the server parses.
+	KeepTokens []int32
 	// NoPrefixCache keeps this request out of the prefix cache: it neither
 	// starts from cached KV nor leaves its KV behind (the seed API's
 	// use_cache: false).
@@ -116,6 +121,7 @@ type sequence struct {
 	gen      []int32
 	next     int32
 	dec      *tokenizer.StreamDecoder
+	tok      *tokenizer.Tokenizer
 	stop     *sample.StopMatcher
 	logits   []float32
 	allowed  []bool // constraint mask scratch, nil without a constraint
@@ -217,6 +223,7 @@ func (m *LoadedModel) Generate(ctx context.Context, req GenerateRequest) (<-chan
 		maxLen:  need,
 		sampler: smp,
 		dec:     tokenizer.NewDecoder(m.Tokenizer, true),
+		tok:     m.Tokenizer,
 		stop:    sample.NewStopMatcher(req.Stop),
 		logits:  make([]float32, m.Meta.Vocab),
 		out:     make(chan Event, buf),
@@ -687,7 +694,11 @@ func (seq *sequence) step(eos map[int32]bool, s *scheduler) (done, ok bool) {
 			return true, false
 		}
 	}
-	text, stopped := seq.stop.Push(seq.dec.Add(tok))
+	piece := seq.dec.Add(tok)
+	if slices.Contains(seq.req.KeepTokens, tok) {
+		piece += seq.dec.Flush() + seq.tok.TokenText(tok)
+	}
+	text, stopped := seq.stop.Push(piece)
 	ev := Event{Token: tok, Text: text}
 	if seq.req.Sampling.Logprobs {
 		ev.Logprob = info.Logprob
