@@ -17,7 +17,7 @@ import (
 
 // ggufGenerator is stored in each random GGUF file (key impetus.bench.generator),
 // so a file of an older layout is rebuilt rather than reused.
-const ggufGenerator = "impetus-bench-random-gguf/1"
+const ggufGenerator = "impetus-bench-random-gguf/2"
 
 // ggufFileTypes are the GGUF quantizations WriteRandomGGUF writes, with the
 // llama.cpp file type number llama-bench prints them by (general.file_type).

@@ -149,6 +149,15 @@ func TestSyntheticVocab(t *testing.T) {
 	if len(merges) != 70000-2-256 {
 		t.Errorf("%d merges", len(merges))
 	}
+	banned := bannedTokens(tokens, types)
+	if len(banned) != 30+128 { // control bytes but tab and newline, and the bytes from 0x80
+		t.Errorf("%d banned tokens, want %d", len(banned), 30+128)
+	}
+	for _, id := range banned {
+		if len([]rune(tokens[id])) != 1 {
+			t.Errorf("generated token %d %q banned", id, tokens[id])
+		}
+	}
 	if _, _, _, err := syntheticVocab(100, nil); err == nil {
 		t.Error("vocabulary below 256 tokens accepted")
 	}

@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	ggufpkg "github.com/impetusllm/impetus/inference/gguf"
 )
 
 // llamaServer is a llama-server process on a loopback port.
@@ -22,6 +24,7 @@ type llamaServer struct {
 	url    string
 	stderr *syncWriter
 	vocab  int
+	banned [][2]any // logit_bias entries forbidding tokens that are not text
 	done   chan struct{}
 }
 
@@ -78,6 +81,16 @@ func startLlamaServer(bin string, env []string, gguf string, threads, slots, dec
 	if props.Vocab > 0 {
 		s.vocab = props.Vocab
 	}
+	if f, err := ggufpkg.Open(gguf); err == nil {
+		tokens, _ := f.Strings("tokenizer.ggml.tokens")
+		types, _ := f.Int32s("tokenizer.ggml.token_type")
+		if model, _ := f.String("tokenizer.ggml.model"); model == "gpt2" {
+			for _, id := range bannedTokens(tokens, types) {
+				s.banned = append(s.banned, [2]any{id, false})
+			}
+		}
+		f.Close()
+	}
 	return s, nil
 }
 
@@ -95,7 +108,8 @@ type completion struct {
 }
 
 // round sends streams concurrent /completion requests of n tokens each (a
-// four-token random prompt, end of text ignored) and returns the generated
+// four-token random prompt, end of text ignored, greedy, the tokens that
+// are not valid text forbidden: the server refuses to return such output) and returns the generated
 // tokens per second of wall time over all of them.
 func (s *llamaServer) round(streams, n int) (float64, error) {
 	var wg sync.WaitGroup
@@ -107,8 +121,12 @@ func (s *llamaServer) round(streams, n int) (float64, error) {
 		for j := range prompt {
 			prompt[j] = rand.IntN(min(s.vocab, 65536))
 		}
-		body, _ := json.Marshal(map[string]any{"prompt": prompt, "n_predict": n, "ignore_eos": true,
-			"cache_prompt": false, "temperature": 0})
+		req := map[string]any{"prompt": prompt, "n_predict": n, "ignore_eos": true,
+			"cache_prompt": false, "temperature": 0}
+		if len(s.banned) > 0 {
+			req["logit_bias"] = s.banned
+		}
+		body, _ := json.Marshal(req)
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
