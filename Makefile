@@ -70,11 +70,23 @@ lint:
 	$(GO) vet ./...
 
 # bench measures the engine on random weights of real shapes (generated once
-# into $TMPDIR/impetus-bench). Decode is 64 steps so the whole target stays
-# near 8 minutes on a 2-core machine; pass --decode 128 by hand for llama-bench's tg128.
+# into $TMPDIR/impetus-bench): pp512 and tg128 per thread count, median of
+# BENCH_REPEATS runs, one BENCH line per figure (issue 11). With
+# LLAMA_CPP=<llama.cpp build folder, outside this repository> llama-bench (and
+# llama-server for tg128x4, 4 concurrent streams) runs on the same GGUF with the
+# same threads, interleaved with ours, and each line carries the ratio.
+# LLAMA_ENV=KEY=VALUE,... is added to llama.cpp's environment only.
+BENCH_THREADS ?= 1,2
+BENCH_REPEATS ?= 5
+BENCH_FLAGS    = --threads $(BENCH_THREADS) --repeats $(BENCH_REPEATS) \
+	$(if $(LLAMA_CPP),--llama-cpp $(LLAMA_CPP)) $(if $(LLAMA_ENV),--llama-env '$(LLAMA_ENV)')
 bench: build
-	./$(BIN) bench --random qwen0.5b --quant mlx4 --threads 1,2 --batch 1,2,4,8 --decode 64 --repeats 3
-	./$(BIN) bench --random llama1b --quant mlx4 --threads 1,2 --batch 1 --decode 64 --repeats 3
+	@echo "bench start $$(date -u +%H:%M:%S), load average $$(cut -d' ' -f1-3 /proc/loadavg)"
+	./$(BIN) bench --random qwen0.5b --quant q4_0 --also mlx4 --streams 4 $(BENCH_FLAGS)
+	./$(BIN) bench --random llama1b --quant q4_0 $(BENCH_FLAGS)
+	./$(BIN) bench --random qwen0.5b --quant q4_k_m $(BENCH_FLAGS)
+	./$(BIN) bench --random qwen0.5b --quant q8_0 $(BENCH_FLAGS)
+	@echo "bench end $$(date -u +%H:%M:%S), load average $$(cut -d' ' -f1-3 /proc/loadavg)"
 
 clean:
 	rm -rf bin $(TEST_XDG)

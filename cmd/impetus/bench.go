@@ -18,45 +18,157 @@ import (
 
 func init() {
 	fs := flag.NewFlagSet("bench", flag.ExitOnError)
-	fs.String("model", "", "model folder to measure")
+	fs.String("model", "", "model to measure: a model folder or a GGUF file")
 	fs.String("random", "", "measure random weights of a real shape instead: qwen0.5b or llama1b")
-	fs.String("quant", "mlx4", "storage of the random model: mlx4, mlx8 or bf16")
+	fs.String("quant", "mlx4", "storage of the random model: q4_0, q8_0, q4_k_m (GGUF files), mlx4, mlx8 or bf16 (MLX folders)")
+	fs.String("also", "", "comma-separated further random quantizations measured in the same runs against the same llama.cpp file, e.g. mlx4")
+	fs.String("vs", "q4_0", "GGUF quantization llama.cpp runs when --quant is an MLX one")
 	fs.String("cache", filepath.Join(os.TempDir(), "impetus-bench"), "folder keeping generated random models between runs")
+	fs.Bool("write", false, "only generate the random model(s) and print their paths")
 	fs.String("threads", strconv.Itoa(runtime.NumCPU()), "comma-separated kernel thread counts")
-	fs.String("batch", "1", "comma-separated numbers of sequences decoded together")
 	fs.Int("prompt", 512, "prompt tokens of the prefill test")
 	fs.Int("decode", 128, "decode steps of the generation tests")
-	fs.Int("repeats", 3, "runs per figure (the median is reported)")
-	fs.String("llama-bench", "", "path to llama.cpp's llama-bench binary, to compare on the same thread counts")
-	fs.String("gguf", "", "GGUF model for --llama-bench")
+	fs.Int("repeats", 5, "interleaved runs per figure (the median is reported)")
+	fs.String("llama-cpp", "", "llama.cpp build folder: compare with its llama-bench (and llama-server for --streams) on the same GGUF")
+	fs.String("llama-env", "", "comma-separated KEY=VALUE environment for llama.cpp's processes")
+	fs.Int("streams", 0, "also measure aggregate decode of this many concurrent sequences (against llama-server -np N)")
+	fs.Bool("table", false, "print the older table (prefill, decode per --batch) instead of BENCH lines")
+	fs.String("batch", "1", "with --table: comma-separated numbers of sequences decoded together")
+	fs.String("llama-bench", "", "with --table: path to llama-bench, to compare on the same thread counts")
+	fs.String("gguf", "", "GGUF model llama.cpp runs (default: the measured file, or the --vs file of a random MLX model)")
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "bench",
-		Usage: "--model <dir> | --random qwen0.5b|llama1b [--quant mlx4] [--threads 1,2] [--batch 1,2,4,8] [--prompt 512] [--decode 128] [--repeats 3] [--llama-bench <bin> --gguf <file>]",
-		Short: "Measures prefill and decode speed of the inference engine",
+		Usage: "--model <dir|file.gguf> | --random qwen0.5b|llama1b [--quant q4_0|q8_0|q4_k_m|mlx4|mlx8|bf16] [--also mlx4] [--threads 1,2] [--repeats 5] [--llama-cpp <build dir>] [--streams 4] [--write]",
+		Short: "Measures prefill and decode speed of the inference engine, beside llama.cpp",
 		Long: `
-Measures the inference engine in tokens per second: prefill of one prompt
-(in the scheduler's 512-token chunks), single-stream decode and aggregate
-decode of several sequences stepped together, for each thread count; each
-figure is the median of --repeats runs.
+Measures the inference engine in tokens per second: prefill of one prompt of
+--prompt tokens and decode of --decode steps from an empty cache (llama-bench's
+pp and tg tests), for each thread count, the median of --repeats runs. Each
+figure ends in one line:
 
---random generates a model with random weights of a real shape (kept in
---cache, so later runs start at once) instead of loading --model.
-With --llama-bench and --gguf, llama.cpp's llama-bench runs on the same thread
-counts and lengths and the table shows the ratio of the two.`,
+  BENCH model=<name> quant=<q> threads=<n> test=<pp512|tg128|tg128x4> impetus=<t/s> llamacpp=<t/s|-> ratio=<r|->
+
+--random writes a model of a real shape with random weights (kept in --cache):
+q4_0, q8_0 and q4_k_m as GGUF files of arch llama with a synthetic tokenizer
+of the real vocabulary size (q4_k_m mixes types as llama-quantize does), mlx4,
+mlx8 and bf16 as mlx-community folders. Qwen2.5-0.5B's dimensions are written
+as a Llama block (no q/k/v biases), as llama.cpp comparisons measure them.
+
+With --llama-cpp, llama.cpp's llama-bench runs on the same GGUF with the same
+threads, one run after each of ours (interleaved, so machine noise hits both),
+and the ratio impetus/llama.cpp is printed. --streams N adds aggregate decode
+of N sequences against llama-server -np N on a loopback port.`,
 		Flags: fs,
 		Func:  cmdBench,
 	})
 }
 
+// randomModel returns the path of a random model of shape in quantName,
+// generating it into cache when needed.
+func randomModel(cache string, shape bench.Shape, quantName string) (string, error) {
+	start := time.Now()
+	var (
+		path string
+		made bool
+		err  error
+	)
+	if bench.IsGGUFQuant(quantName) {
+		path, made, err = bench.EnsureRandomGGUF(cache, shape, quantName, 1)
+	} else {
+		mlx := shape
+		mlx.Name += "-llama" // apart from the Qwen2-block folders older versions wrote
+		path, made, err = bench.EnsureRandomModel(cache, mlx, quantName, 1)
+	}
+	if err != nil {
+		return "", err
+	}
+	if made {
+		fmt.Fprintf(os.Stderr, "generated random %s %s model in %s (%.1fs)\n", shape.Name, quantName, path, time.Since(start).Seconds())
+	}
+	return path, nil
+}
+
 func cmdBench(fl caddycmd.Flags) (int, error) {
-	dir, random := fl.String("model"), fl.String("random")
-	if (dir == "") == (random == "") {
-		return caddy.ExitCodeFailedStartup, fmt.Errorf("bench: give exactly one of --model and --random")
+	fail := func(err error) (int, error) { return caddy.ExitCodeFailedStartup, fmt.Errorf("bench: %w", err) }
+	path, random := fl.String("model"), fl.String("random")
+	if (path == "") == (random == "") {
+		return fail(fmt.Errorf("give exactly one of --model and --random"))
 	}
 	threads, err := intList(fl.String("threads"))
 	if err != nil {
-		return caddy.ExitCodeFailedStartup, fmt.Errorf("bench: --threads: %w", err)
+		return fail(fmt.Errorf("--threads: %w", err))
 	}
+	env, err := bench.EnvList(fl.String("llama-env"))
+	if err != nil {
+		return fail(fmt.Errorf("--llama-env: %w", err))
+	}
+	name, q, gguf := "", fl.String("quant"), fl.String("gguf")
+	var candidates []bench.Candidate
+	if random != "" {
+		shape, err := bench.ShapeByName(random)
+		if err != nil {
+			return fail(err)
+		}
+		shape, name = shape.LlamaArch(), shape.Name
+		quants := []string{q}
+		if also := strings.TrimSpace(fl.String("also")); also != "" {
+			quants = append(quants, strings.Split(also, ",")...)
+		}
+		for _, qq := range quants {
+			p, err := randomModel(fl.String("cache"), shape, strings.TrimSpace(qq))
+			if err != nil {
+				return fail(err)
+			}
+			candidates = append(candidates, bench.Candidate{Quant: strings.TrimSpace(qq), Path: p})
+		}
+		if gguf == "" && (fl.String("llama-cpp") != "" || fl.Bool("write")) {
+			vs := q
+			if !bench.IsGGUFQuant(q) {
+				vs = fl.String("vs")
+			}
+			if gguf, err = randomModel(fl.String("cache"), shape, vs); err != nil {
+				return fail(err)
+			}
+		}
+	} else {
+		name = strings.TrimSuffix(filepath.Base(filepath.Clean(path)), ".gguf")
+		candidates = []bench.Candidate{{Quant: q, Path: path}}
+		if strings.HasSuffix(path, ".gguf") && gguf == "" {
+			gguf = path
+		}
+	}
+	if fl.Bool("write") {
+		for _, c := range candidates {
+			fmt.Println(c.Path)
+		}
+		if gguf != "" && gguf != candidates[0].Path {
+			fmt.Println(gguf)
+		}
+		return 0, nil
+	}
+	if fl.Bool("table") {
+		return benchTable(fl, candidates[0].Path, threads)
+	}
+	opts := bench.CompareOptions{Model: name, Candidates: candidates, Threads: threads,
+		PromptLen: fl.Int("prompt"), DecodeLen: fl.Int("decode"), Repeats: fl.Int("repeats"),
+		Streams: fl.Int("streams"), LlamaEnv: env, Progress: os.Stderr, Lines: os.Stdout}
+	if dir := fl.String("llama-cpp"); dir != "" {
+		if gguf == "" {
+			return fail(fmt.Errorf("--llama-cpp needs a GGUF file for llama.cpp: --gguf, or a .gguf --model"))
+		}
+		opts.LlamaCPP, opts.GGUF = dir, gguf
+	}
+	if opts.PromptLen <= 0 || opts.DecodeLen <= 0 || opts.Repeats <= 0 || opts.Streams < 0 {
+		return fail(fmt.Errorf("--prompt, --decode and --repeats must be positive, --streams not negative"))
+	}
+	if _, err := bench.Compare(opts); err != nil {
+		return caddy.ExitCodeFailedStartup, err
+	}
+	return 0, nil
+}
+
+// benchTable is the older report: a table of prefill and decode per batch size.
+func benchTable(fl caddycmd.Flags, dir string, threads []int) (int, error) {
 	batch, err := intList(fl.String("batch"))
 	if err != nil {
 		return caddy.ExitCodeFailedStartup, fmt.Errorf("bench: --batch: %w", err)
@@ -68,21 +180,6 @@ func cmdBench(fl caddycmd.Flags) (int, error) {
 	if llamaBin != "" {
 		if _, err := bench.CheckLlamaBench(llamaBin, gguf); err != nil {
 			return caddy.ExitCodeFailedStartup, fmt.Errorf("bench: %w", err)
-		}
-	}
-	if random != "" {
-		shape, err := bench.ShapeByName(random)
-		if err != nil {
-			return caddy.ExitCodeFailedStartup, fmt.Errorf("bench: %w", err)
-		}
-		start := time.Now()
-		var made bool
-		dir, made, err = bench.EnsureRandomModel(fl.String("cache"), shape, fl.String("quant"), 1)
-		if err != nil {
-			return caddy.ExitCodeFailedStartup, fmt.Errorf("bench: %w", err)
-		}
-		if made {
-			fmt.Fprintf(os.Stderr, "generated random %s %s model in %s (%.1fs)\n", shape.Name, fl.String("quant"), dir, time.Since(start).Seconds())
 		}
 	}
 	opts := bench.Options{ModelDir: dir, Threads: threads, Batch: batch, PromptLen: fl.Int("prompt"),

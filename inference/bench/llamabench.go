@@ -70,19 +70,26 @@ func LlamaBench(bin, gguf string, threads []int, promptLen, decodeLen, repeats i
 	for _, t := range threads {
 		args := []string{"-m", gguf, "-p", strconv.Itoa(promptLen), "-n", strconv.Itoa(decodeLen),
 			"-t", strconv.Itoa(t), "-r", strconv.Itoa(max(repeats, 1)), "-o", "json"}
-		cmd := exec.Command(path, args...)
-		var stdout, stderr bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &stdout, &stderr
-		if err := cmd.Run(); err != nil {
-			return nil, fmt.Errorf("llama-bench %s: %w: %s", strings.Join(args, " "), err, lastLines(stderr.String(), 5))
-		}
-		rows, err := ParseLlamaBench(stdout.Bytes())
+		rows, err := runLlamaBench(path, nil, args)
 		if err != nil {
 			return nil, err
 		}
 		all = append(all, rows...)
 	}
 	return all, nil
+}
+
+// runLlamaBench runs llama-bench once with args (which must ask for JSON) and
+// extra environment env, and parses its output.
+func runLlamaBench(path string, env, args []string) ([]LlamaRow, error) {
+	cmd := exec.Command(path, args...)
+	cmd.Env = append(os.Environ(), env...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return nil, fmt.Errorf("llama-bench %s: %w: %s", strings.Join(args, " "), err, lastLines(stderr.String(), 5))
+	}
+	return ParseLlamaBench(stdout.Bytes())
 }
 
 // CheckLlamaBench resolves the llama-bench binary and checks the GGUF file

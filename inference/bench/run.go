@@ -22,12 +22,12 @@ const PrefillChunk = 512
 
 // Options chooses what Run measures. Zero fields take the defaults.
 type Options struct {
-	ModelDir  string
-	Threads   []int // kernel thread counts to try; default the current count
-	Batch     []int // concurrent sequences for aggregate decode; 1 (single stream) is always measured
-	PromptLen int   // default 512
-	DecodeLen int   // default 128
-	Repeats   int   // runs per figure, the median is reported; default 3
+	ModelDir  string // a model folder, or a GGUF file
+	Threads   []int  // kernel thread counts to try; default the current count
+	Batch     []int  // concurrent sequences for aggregate decode; 1 (single stream) is always measured
+	PromptLen int    // default 512
+	DecodeLen int    // default 128
+	Repeats   int    // runs per figure, the median is reported; default 3
 	Seed      uint64
 	Progress  io.Writer // optional: one line per finished run
 }
@@ -136,9 +136,9 @@ func Run(opts Options) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	m, err := model.Load(opts.ModelDir)
+	m, err := loadModel(opts.ModelDir)
 	if err != nil {
-		return Result{}, fmt.Errorf("bench: %w", err)
+		return Result{}, err
 	}
 	defer m.Close()
 	prev := kernels.Threads()
@@ -183,6 +183,21 @@ func Run(opts Options) (Result, error) {
 		}
 	}
 	return res, nil
+}
+
+// loadModel opens a model folder, or a GGUF file.
+func loadModel(path string) (*model.Model, error) {
+	var m *model.Model
+	fi, err := os.Stat(path)
+	if err == nil && fi.Mode().IsRegular() {
+		m, err = model.LoadGGUF(path)
+	} else {
+		m, err = model.Load(path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("bench: %w", err)
+	}
+	return m, nil
 }
 
 // measure times fn opts.Repeats times and reports tokens/s.

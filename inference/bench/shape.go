@@ -106,3 +106,11 @@ func (s Shape) validate() error {
 	}
 	return nil
 }
+
+// LlamaArch is the shape as a plain Llama block (no q/k/v biases, model_type
+// llama), the way issue 11 measures Qwen2.5-0.5B's dimensions in llama.cpp:
+// every file of one comparison then has the same blocks, whatever its format.
+func (s Shape) LlamaArch() Shape {
+	s.ModelType, s.Architecture, s.QKVBias = "llama", "LlamaForCausalLM", false
+	return s
+}
