@@ -338,6 +338,23 @@ func (t *tokenBudget) refund(n int, now time.Time) {
 	t.tokens = math.Min(t.capacity, t.tokens+float64(n))
 }
 
+// exhausted reports whether the budget has nothing left.
+func (t *tokenBudget) exhausted(now time.Time) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.refill(now)
+	return t.tokens < 1
+}
+
+// spend takes n tokens already used (reported by an upstream), even below
+// zero: the key then waits until the budget has refilled.
+func (t *tokenBudget) spend(n int, now time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.refill(now)
+	t.tokens -= float64(n)
+}
+
 // chargeTokens charges n model tokens to the request's token budget, if the
 // rate limiter gave it one, and sets X-RateLimit-*-Tokens headers. It returns
 // a function that refunds the part of n that was not used.

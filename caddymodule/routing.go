@@ -197,7 +197,82 @@ func (h *OpenAI) proxyIfRouted(w http.ResponseWriter, r *http.Request, next cadd
 		}
 	}
 	r.Header.Set(affinityHeader, affinityKey(req))
-	return true, rt.proxy.ServeHTTP(w, r, next)
+	endpoint := "chat.completions"
+	if r.URL.Path == "/v1/completions" {
+		endpoint = "completions"
+	}
+	timer := startRequest(r, endpoint)
+	timer.setModel(req.Model)
+	budget, _ := caddyhttp.GetVar(r.Context(), tokenBudgetVar).(*tokenBudget)
+	if budget != nil && budget.exhausted(time.Now()) {
+		// The front has no tokenizer for upstream models, so it cannot
+		// reserve a request's worst case; it refuses once the reported
+		// usage has spent the budget.
+		w.Header().Set("Retry-After", "60")
+		writeOpenAIError(w, http.StatusTooManyRequests, "Token budget exceeded; retry later", "")
+		timer.finish(http.StatusTooManyRequests, 0, 0)
+		return true, nil
+	}
+	sniff := &usageSniffer{ResponseWriter: w}
+	err = rt.proxy.ServeHTTP(sniff, r, next)
+	prompt, completion := sniff.usage()
+	status := sniff.status
+	if status == 0 {
+		status = http.StatusBadGateway
+	}
+	timer.finish(status, prompt, completion)
+	if budget != nil {
+		budget.spend(prompt+completion, time.Now())
+	}
+	return true, err
+}
+
+// usageSniffer passes an upstream response through untouched while keeping
+// its tail, where OpenAI-compatible servers put usage (the last JSON field,
+// or the final include_usage chunk of a stream).
+type usageSniffer struct {
+	http.ResponseWriter
+	status int
+	tail   []byte
+}
+
+const sniffTail = 64 << 10
+
+func (u *usageSniffer) WriteHeader(code int) {
+	if u.status == 0 {
+		u.status = code
+	}
+	u.ResponseWriter.WriteHeader(code)
+}
+
+func (u *usageSniffer) Write(b []byte) (int, error) {
+	if u.status == 0 {
+		u.status = http.StatusOK
+	}
+	u.tail = append(u.tail, b...)
+	if len(u.tail) > sniffTail {
+		u.tail = append(u.tail[:0], u.tail[len(u.tail)-sniffTail:]...)
+	}
+	return u.ResponseWriter.Write(b)
+}
+
+func (u *usageSniffer) Unwrap() http.ResponseWriter { return u.ResponseWriter }
+
+// usage reads the last usage object the upstream reported; zeros when it
+// reported none (a stream without include_usage).
+func (u *usageSniffer) usage() (prompt, completion int) {
+	i := bytes.LastIndex(u.tail, []byte(`"usage":{`))
+	if i < 0 {
+		return 0, 0
+	}
+	var us struct {
+		PromptTokens     int `json:"prompt_tokens"`
+		CompletionTokens int `json:"completion_tokens"`
+	}
+	if json.NewDecoder(bytes.NewReader(u.tail[i+len(`"usage":`):])).Decode(&us) != nil {
+		return 0, 0
+	}
+	return us.PromptTokens, us.CompletionTokens
 }
 
 // affinityKey is the conversation id, else a digest of the conversation so

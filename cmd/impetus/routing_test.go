@@ -90,12 +90,14 @@ http://127.0.0.1:%d {
 	impetus_auth {
 		key main front-key
 		key small small-key
+		key tokens tokens-key
 	}
 	impetus_ratelimit {
 		key {http.auth.user.id}
 		requests 1000
 		burst 1000
 		key_limit small requests 2 burst 2
+		key_limit tokens tokens_per_minute 30
 	}
 	impetus_openai
 	impetus_api
@@ -210,6 +212,28 @@ http://127.0.0.1:%d {
 		if fmt.Sprint(codes) != "[200 200 429]" {
 			t.Fatalf("small key got %v", codes)
 		}
+		// Upstream usage feeds the key's token budget at the front: one
+		// request (about 20 prompt + 12 completion tokens) spends 30.
+		codes = codes[:0]
+		for i := 0; i < 2; i++ {
+			code, _, _ := chat(urlOf(2), "tokens-key", "llama-mlx4", "", false)
+			codes = append(codes, code)
+		}
+		if fmt.Sprint(codes) != "[200 429]" {
+			t.Fatalf("token-budget key got %v", codes)
+		}
+		// And the front's metrics count the upstream's tokens.
+		req, _ := http.NewRequest("GET", urlOf(2)+"/api/metrics", nil)
+		req.Header.Set("Authorization", "Bearer front-key")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if !strings.Contains(string(raw), `impetus_completion_tokens_total{key_id="tokens",model="llama-mlx4"} 12`) {
+			t.Fatalf("front metrics lack the upstream usage:\n%s", grepLines(string(raw), "completion_tokens"))
+		}
 	})
 
 	t.Run("failover when a back end stops", func(t *testing.T) {
@@ -250,4 +274,14 @@ http://127.0.0.1:%d {
 		}
 		t.Logf("%d requests succeeded while back end A stopped", ok.Load())
 	})
+}
+
+func grepLines(text, sub string) string {
+	var out []string
+	for _, l := range strings.Split(text, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
