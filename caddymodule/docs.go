@@ -219,7 +219,7 @@ var docOps = []docOp{
 		params:    []map[string]any{{"name": "model", "in": "path", "required": true, "description": "Model id such as mlx-community/Qwen3-0.6B-4bit; the / may be sent raw or as %2F.", "schema": map[string]any{"type": "string"}}},
 		responses: []docResp{{200, "The model.", "", modelObject{}}, {400, "Malformed id.", "", nil}, {404, "No such model.", "", nil}}},
 	{method: "GET", path: "/socket.io/", tag: "Events", summary: "Socket.IO event stream (Engine.IO v4 polling and websocket)",
-		description: "Speak Socket.IO v5 over Engine.IO v4 (socket.io-client 4.x) to receive model_status, hardware_metrics, download_progress and inference_stats events. Long-polling uses GET and POST; websocket upgrades answer 101.",
+		description: "Speak Socket.IO v5 over Engine.IO v4 (socket.io-client 4.x) to receive model_status, hardware_metrics, download_progress and inference_stats events. A client that sends no subscription gets every event; after emit('subscribe', room) with room models, hardware, downloads or inference (or {room: name}) it gets only the events of the rooms it joined; emit('unsubscribe', room) leaves one. Long-polling uses GET and POST; websocket upgrades answer 101.",
 		params:      []map[string]any{{"name": "EIO", "in": "query", "required": true, "schema": map[string]any{"const": "4"}}, {"name": "transport", "in": "query", "required": true, "schema": map[string]any{"enum": []any{"polling", "websocket"}}}},
 		responses:   []docResp{{200, "Engine.IO packets (polling).", "text/plain; charset=UTF-8", textPlain}, {101, "Switched to websocket.", "-", nil}, {400, "Bad handshake or unknown session.", "-", nil}}},
 	{method: "POST", path: "/socket.io/", tag: "Events", summary: "Socket.IO long-polling upload",
