@@ -338,7 +338,7 @@ func buildOpenAPI() (map[string]any, error) {
 		"info": map[string]any{
 			"title":       "Impetus API",
 			"version":     Version(),
-			"description": "OpenAI-compatible LLM server with model management, hardware monitoring and metrics. Every endpoint takes `Authorization: Bearer <key>` unless the operator leaves it open (the example Caddyfile leaves /api/health* open). Errors under /v1 use the OpenAI shape, elsewhere `{error, type, details[], timestamp}`.",
+			"description": "OpenAI-compatible LLM server with model management, hardware monitoring and metrics. Every endpoint takes `Authorization: Bearer <key>` unless the operator leaves it open (the example Caddyfile leaves /api/health* and the docs pages /docs and /api/docs open; the OpenAPI document itself needs the key). Errors under /v1 use the OpenAI shape, elsewhere `{error, type, details[], timestamp}`.",
 			"license":     map[string]any{"name": "See the project repository", "identifier": "NOASSERTION"},
 		},
 		"tags": []any{
