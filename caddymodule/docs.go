@@ -1,19 +1,18 @@
 package caddymodule
 
 import (
-	"crypto/sha256"
-	_ "embed"
-	"encoding/base64"
+	"embed"
 	"encoding/json"
 	"fmt"
+	"io/fs"
 	"net/http"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
 
 	"github.com/impetusllm/impetus/caddymodule/openai"
+	swaggerFiles "github.com/swaggo/files/v2"
 )
 
 func init() {
@@ -55,31 +54,62 @@ func serveOpenAPI(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(body)
 }
 
-//go:embed docsui/index.html
-var docsPage []byte
+// docsUI holds our page and its start script; Swagger UI itself comes from
+// github.com/swaggo/files/v2, which embeds its release files.
+//
+//go:embed docsui
+var docsUI embed.FS
 
-// docsCSP allows exactly the page's inline script and style (by hash) and
-// requests to this origin.
-var docsCSP = func() string {
-	hash := func(re string) string {
-		m := regexp.MustCompile(re).FindSubmatch(docsPage)
-		if m == nil {
-			panic("docs page lacks " + re)
-		}
-		sum := sha256.Sum256(m[1])
-		return "'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'"
-	}
-	return "default-src 'none'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'; " +
-		"script-src " + hash(`(?s)<script>(.*?)</script>`) + "; style-src " + hash(`(?s)<style>(.*?)</style>`)
-}()
+// docsAssets maps the names the page asks for (?asset=NAME) to files. The
+// assets ride on the page's own path as a query because the example
+// Caddyfile leaves exactly /docs and /api/docs open, and a browser loading
+// <script src> cannot send the API key.
+var docsAssets = map[string]struct {
+	fs          fs.FS
+	file, ctype string
+}{
+	"swagger-ui-bundle.js": {swaggerFiles.FS, "swagger-ui-bundle.js", "text/javascript; charset=utf-8"},
+	"swagger-ui.css":       {swaggerFiles.FS, "swagger-ui.css", "text/css; charset=utf-8"},
+	"impetus.js":           {docsUI, "docsui/impetus.js", "text/javascript; charset=utf-8"},
+	"impetus.css":          {docsUI, "docsui/impetus.css", "text/css; charset=utf-8"},
+}
+
+// docsCSP admits scripts, styles and requests from this origin only, plus
+// the data: images Swagger UI draws its icons with.
+const docsCSP = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; " +
+	"font-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
 func serveDocsPage(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	name, file, ctype := "index.html", "docsui/index.html", "text/html; charset=utf-8"
+	var fsys fs.FS = docsUI
+	if q := r.URL.Query(); q.Has("asset") {
+		a, ok := docsAssets[q.Get("asset")]
+		if !ok {
+			writeAPIError(w, http.StatusNotFound, "no such docs asset: "+q.Get("asset"))
+			return
+		}
+		name, fsys, file, ctype = q.Get("asset"), a.fs, a.file, a.ctype
+	}
+	body, err := fs.ReadFile(fsys, file)
+	if err != nil {
+		writeAPIError(w, http.StatusInternalServerError, "docs asset "+name+" missing from the binary")
+		return
+	}
+	w.Header().Set("Content-Type", ctype)
 	w.Header().Set("Content-Security-Policy", docsCSP)
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.Header().Set("Referrer-Policy", "no-referrer")
-	_, _ = w.Write(docsPage)
+	_, _ = w.Write(body)
 }
+
+// docsAssetParam and docsPageResponses describe the docs page's operations.
+var (
+	docsAssetParam = []map[string]any{{"name": "asset", "in": "query", "required": false,
+		"description": "A script or style of the page instead of the page itself.",
+		"schema":      map[string]any{"type": "string", "enum": []any{"swagger-ui-bundle.js", "swagger-ui.css", "impetus.js", "impetus.css"}}}}
+	docsPageResponses = []docResp{{200, "The docs page, or the asset asked for.", "text/html; charset=utf-8", textPlain},
+		{404, "No such asset.", "", nil}}
+)
 
 // docOp is one operation of the API as the spec describes it.
 type docOp struct {
@@ -164,10 +194,11 @@ var docOps = []docOp{
 		description: "efficiency uses half of the configured compute threads (default: the CPUs this process may use), balanced and performance all of them. The change takes effect for the next kernel call and lasts until changed again or until a config reload that changes performance_mode or threads.",
 		request:     performanceModeRequest{Mode: ModeBalanced},
 		responses:   []docResp{{200, "The mode now in force.", "", performanceState{}}, {400, "Unknown mode or malformed body.", "", nil}}},
-	{method: "GET", path: "/api/docs", tag: "Docs", summary: "Interactive API documentation (HTML)", public: true,
-		responses: []docResp{{200, "The docs page.", "text/html; charset=utf-8", textPlain}}},
-	{method: "GET", path: "/docs", tag: "Docs", summary: "Interactive API documentation (HTML), same page as /api/docs", public: true,
-		responses: []docResp{{200, "The docs page.", "text/html; charset=utf-8", textPlain}}},
+	{method: "GET", path: "/api/docs", tag: "Docs", summary: "Interactive API documentation (Swagger UI, HTML)", public: true,
+		description: "Swagger UI served from the binary. With ?asset=NAME it answers one of the page's scripts or styles instead.",
+		params:      docsAssetParam, responses: docsPageResponses},
+	{method: "GET", path: "/docs", tag: "Docs", summary: "Interactive API documentation (Swagger UI, HTML), same page as /api/docs", public: true,
+		params: docsAssetParam, responses: docsPageResponses},
 	{method: "GET", path: "/api/docs/openapi.json", tag: "Docs", summary: "This OpenAPI document", public: true,
 		responses: []docResp{{200, "OpenAPI 3.1 document.", "", anyObject}}},
 	{method: "POST", path: "/v1/chat/completions", tag: "OpenAI", summary: "Chat completion (OpenAI-compatible)", openAI: true,
@@ -188,7 +219,7 @@ var docOps = []docOp{
 		params:    []map[string]any{{"name": "model", "in": "path", "required": true, "description": "Model id such as mlx-community/Qwen3-0.6B-4bit; the / may be sent raw or as %2F.", "schema": map[string]any{"type": "string"}}},
 		responses: []docResp{{200, "The model.", "", modelObject{}}, {400, "Malformed id.", "", nil}, {404, "No such model.", "", nil}}},
 	{method: "GET", path: "/socket.io/", tag: "Events", summary: "Socket.IO event stream (Engine.IO v4 polling and websocket)",
-		description: "Speak Socket.IO v5 over Engine.IO v4 (socket.io-client 4.x) to receive model_status, hardware_metrics, download_progress and inference_stats events. Long-polling uses GET and POST; websocket upgrades answer 101.",
+		description: "Speak Socket.IO v5 over Engine.IO v4 (socket.io-client 4.x) to receive model_status, hardware_metrics, download_progress and inference_stats events. A client that sends no subscription gets every event; after emit('subscribe', room) with room models, hardware, downloads or inference (or {room: name}) it gets only the events of the rooms it joined; emit('unsubscribe', room) leaves one. Long-polling uses GET and POST; websocket upgrades answer 101.",
 		params:      []map[string]any{{"name": "EIO", "in": "query", "required": true, "schema": map[string]any{"const": "4"}}, {"name": "transport", "in": "query", "required": true, "schema": map[string]any{"enum": []any{"polling", "websocket"}}}},
 		responses:   []docResp{{200, "Engine.IO packets (polling).", "text/plain; charset=UTF-8", textPlain}, {101, "Switched to websocket.", "-", nil}, {400, "Bad handshake or unknown session.", "-", nil}}},
 	{method: "POST", path: "/socket.io/", tag: "Events", summary: "Socket.IO long-polling upload",
@@ -307,7 +338,7 @@ func buildOpenAPI() (map[string]any, error) {
 		"info": map[string]any{
 			"title":       "Impetus API",
 			"version":     Version(),
-			"description": "OpenAI-compatible LLM server with model management, hardware monitoring and metrics. Every endpoint takes `Authorization: Bearer <key>` unless the operator leaves it open (the example Caddyfile leaves /api/health* open). Errors under /v1 use the OpenAI shape, elsewhere `{error, type, details[], timestamp}`.",
+			"description": "OpenAI-compatible LLM server with model management, hardware monitoring and metrics. Every endpoint takes `Authorization: Bearer <key>` unless the operator leaves it open (the example Caddyfile leaves /api/health* and the docs pages /docs and /api/docs open; the OpenAPI document itself needs the key). Errors under /v1 use the OpenAI shape, elsewhere `{error, type, details[], timestamp}`.",
 			"license":     map[string]any{"name": "See the project repository", "identifier": "NOASSERTION"},
 		},
 		"tags": []any{

@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -138,6 +139,7 @@ func newEventBus(engine *inference.Engine, logger *zap.Logger, interval time.Dur
 	b.loaded = engine.Loaded()
 	b.server = socketio.NewServer(socketio.Options{
 		OnConnect: b.snapshot,
+		OnEvent:   b.onClientEvent,
 		Logf: func(format string, args ...any) {
 			logger.Sugar().Debugf(format, args...)
 		},
@@ -147,8 +149,68 @@ func newEventBus(engine *inference.Engine, logger *zap.Logger, interval time.Dur
 	return b
 }
 
-// Publish sends a named event with its payload to every connected client.
-func (b *EventBus) Publish(name string, payload any) error { return b.server.Emit(name, payload) }
+// eventRooms maps each event to the room a client subscribes to for it.
+// A client that never subscribes gets every event (the seed's JavaScript
+// example subscribes to nothing); once it subscribes to any room it gets
+// only the events of its rooms.
+var eventRooms = map[string]string{
+	"model_status":      "models",
+	"hardware_metrics":  "hardware",
+	"download_progress": "downloads",
+	"inference_stats":   "inference",
+}
+
+// Publish sends a named event with its payload to the clients listening to
+// its room; an event with no room goes to every client.
+func (b *EventBus) Publish(name string, payload any) error {
+	if room, ok := eventRooms[name]; ok {
+		return b.server.EmitRoom(room, name, payload)
+	}
+	return b.server.Emit(name, payload)
+}
+
+// onClientEvent handles subscribe and unsubscribe; the argument is a room
+// name, or an object {"room": name}. Unknown rooms and other events are
+// ignored (and logged at debug level).
+func (b *EventBus) onClientEvent(s *socketio.Socket, name string, args []json.RawMessage) {
+	if name != "subscribe" && name != "unsubscribe" {
+		b.logger.Debug("ignoring client event", zap.String("event", name))
+		return
+	}
+	room, err := roomArg(args)
+	if err != nil {
+		b.logger.Debug("ignoring "+name, zap.Error(err))
+		return
+	}
+	if name == "subscribe" {
+		s.Join(room)
+	} else {
+		s.Leave(room)
+	}
+}
+
+// roomArg reads the room of a subscribe or unsubscribe event.
+func roomArg(args []json.RawMessage) (string, error) {
+	if len(args) == 0 {
+		return "", errors.New("no room given")
+	}
+	var room string
+	if err := json.Unmarshal(args[0], &room); err != nil {
+		var obj struct {
+			Room string `json:"room"`
+		}
+		if err := json.Unmarshal(args[0], &obj); err != nil {
+			return "", fmt.Errorf("room must be a string or {\"room\": string}: %w", err)
+		}
+		room = obj.Room
+	}
+	for _, known := range eventRooms {
+		if room == known {
+			return room, nil
+		}
+	}
+	return "", fmt.Errorf("unknown room %q (rooms: models, hardware, downloads, inference)", room)
+}
 
 // Clients returns how many clients are connected.
 func (b *EventBus) Clients() int { return b.server.Len() }

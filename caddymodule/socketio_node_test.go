@@ -65,20 +65,45 @@ func TestSocketIONodeClient(t *testing.T) {
 			t.Skipf("npm ci failed (offline?): %v\n%s", err, out)
 		}
 	}
-	t.Run("default", func(t *testing.T) { runNodeClient(t, node, dir, false) })
-	t.Run("websocket-only", func(t *testing.T) { runNodeClient(t, node, dir, true) })
+	t.Run("default", func(t *testing.T) { runNodeClient(t, node, dir, "") })
+	t.Run("websocket-only", func(t *testing.T) { runNodeClient(t, node, dir, "websocket") })
+	t.Run("rooms", func(t *testing.T) { runNodeClient(t, node, dir, "rooms") })
+}
+
+// publishTestEvents sends download_progress and inference_stats through the
+// bus every 100ms until ctx ends, with the payloads their producers build
+// (models.go's download snapshot, accounting.go's endUsage map).
+func publishTestEvents(ctx context.Context, bus *EventBus) {
+	d := &download{ID: "dl-test", ModelID: "org/model", started: time.Now(), status: "downloading"}
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		_ = bus.Publish("download_progress", d.snapshot())
+		_ = bus.Publish("inference_stats", map[string]any{
+			"timestamp": isoNow(), "model": "org/model", "endpoint": "chat", "prompt_tokens": 5,
+			"completion_tokens": 7, "duration_ms": 12.5, "tokens_per_second": 560.0,
+		})
+	}
 }
 
 // runNodeClient runs client.js against a fresh handler and checks what it saw.
-func runNodeClient(t *testing.T, node, dir string, websocketOnly bool) {
-	_, ts := newTestEvents(t, 300*time.Millisecond)
+// mode is client.js's second argument: "", "websocket" or "rooms".
+func runNodeClient(t *testing.T, node, dir, mode string) {
+	bus, ts := newTestEvents(t, 300*time.Millisecond)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	go publishTestEvents(ctx, bus)
 	args := []string{"client.js", ts.URL}
-	if websocketOnly {
-		args = append(args, "websocket")
+	if mode != "" {
+		args = append(args, mode)
 	}
+	websocketOnly := mode == "websocket"
 	cmd := exec.CommandContext(ctx, node, args...)
 	cmd.Dir = dir
 	cmd.Stderr = os.Stderr
@@ -111,11 +136,34 @@ func runNodeClient(t *testing.T, node, dir string, websocketOnly bool) {
 			Status       string   `json:"status"`
 			LoadedModels []string `json:"loaded_models"`
 		} `json:"model_status"`
+		DownloadProgress struct {
+			DownloadID string `json:"download_id"`
+			ModelID    string `json:"model_id"`
+			Status     string `json:"status"`
+		} `json:"download_progress"`
+		InferenceStats struct {
+			Model            string `json:"model"`
+			CompletionTokens int    `json:"completion_tokens"`
+		} `json:"inference_stats"`
+		AfterSubscribe struct {
+			HardwareMetrics int `json:"hardware_metrics"`
+			InferenceStats  int `json:"inference_stats"`
+		} `json:"after_subscribe"`
+		InferenceAfterJoin bool `json:"inference_after_join"`
 	}
 	if err := json.Unmarshal(out, &got); err != nil {
 		t.Fatalf("client output %q: %v", out, err)
 	}
 	t.Logf("client saw: %s", strings.TrimSpace(string(out)))
+	if mode == "rooms" {
+		// Subscribed to hardware only: metrics arrive (one per 300ms tick)
+		// and inference_stats (published every 100ms) do not, until the
+		// client joins inference too.
+		if !got.SubscribeAcked || got.AfterSubscribe.HardwareMetrics == 0 || got.AfterSubscribe.InferenceStats != 0 || !got.InferenceAfterJoin {
+			t.Errorf("rooms: acked=%v after subscribe %+v, inference after join %v", got.SubscribeAcked, got.AfterSubscribe, got.InferenceAfterJoin)
+		}
+		return
+	}
 	wantFirst, wantUpgrade := "polling", true
 	if websocketOnly {
 		wantFirst, wantUpgrade = "websocket", false
@@ -137,7 +185,61 @@ func runNodeClient(t *testing.T, node, dir string, websocketOnly bool) {
 	if _, err := time.Parse(time.RFC3339, ms.Timestamp); err != nil {
 		t.Errorf("model_status timestamp %q: %v", ms.Timestamp, err)
 	}
-	if !got.SubscribeAcked {
-		t.Errorf("subscribe event was not acknowledged")
+	if dp := got.DownloadProgress; dp.DownloadID != "dl-test" || dp.ModelID != "org/model" || dp.Status != "downloading" {
+		t.Errorf("download_progress: %+v", dp)
 	}
+	if is := got.InferenceStats; is.Model != "org/model" || is.CompletionTokens != 7 {
+		t.Errorf("inference_stats: %+v", is)
+	}
+}
+
+// TestSubscribeRoomArg covers the subscribe/unsubscribe argument forms the
+// Node test does not send, and the bad ones.
+func TestSubscribeRoomArg(t *testing.T) {
+	for _, tc := range []struct {
+		args    []string
+		room    string
+		wantErr string
+	}{
+		{[]string{`"hardware"`}, "hardware", ""},
+		{[]string{`{"room":"downloads"}`, `"extra"`}, "downloads", ""},
+		{nil, "", "no room given"},
+		{[]string{`"metrics"`}, "", "unknown room"},
+		{[]string{`{"room":""}`}, "", "unknown room"},
+		{[]string{`42`}, "", "room must be a string"},
+		{[]string{`[`}, "", "room must be a string"},
+	} {
+		var raw []json.RawMessage
+		for _, a := range tc.args {
+			raw = append(raw, json.RawMessage(a))
+		}
+		room, err := roomArg(raw)
+		if tc.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("%v: err %v, want %q", tc.args, err, tc.wantErr)
+			}
+			continue
+		}
+		if err != nil || room != tc.room {
+			t.Errorf("%v: %q %v, want %q", tc.args, room, err, tc.room)
+		}
+	}
+}
+
+// FuzzRoomArg: any client-sent argument yields a known room or an error.
+func FuzzRoomArg(f *testing.F) {
+	for _, s := range []string{`"models"`, `{"room":"inference"}`, `null`, `{"room":1}`, `"`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, arg string) {
+		room, err := roomArg([]json.RawMessage{json.RawMessage(arg)})
+		if err != nil {
+			return
+		}
+		switch room {
+		case "models", "hardware", "downloads", "inference":
+		default:
+			t.Fatalf("%q gave room %q", arg, room)
+		}
+	})
 }

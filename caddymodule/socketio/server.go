@@ -165,6 +165,19 @@ func (s *Server) Len() int {
 
 // Emit sends an event to every socket connected to the main namespace.
 func (s *Server) Emit(name string, payload any) error {
+	return s.emit(name, payload, func(*Socket) bool { return true })
+}
+
+// EmitRoom sends an event to the connected sockets that joined room, and to
+// those that have joined no room at all: a client that never subscribes
+// hears everything, one that subscribes hears only its rooms.
+func (s *Server) EmitRoom(room, name string, payload any) error {
+	return s.emit(name, payload, func(sock *Socket) bool { return sock.listensLocked(room) })
+}
+
+// emit queues the event on each connected socket for which to, called with
+// that socket's lock held, is true.
+func (s *Server) emit(name string, payload any, to func(*Socket) bool) error {
 	msg, err := EncodeEvent(name, payload)
 	if err != nil {
 		return err
@@ -176,9 +189,7 @@ func (s *Server) Emit(name string, payload any) error {
 	}
 	s.mu.Unlock()
 	for _, sock := range socks {
-		if sock.isConnected() {
-			sock.send(msg)
-		}
+		sock.sendIf(msg, func() bool { return sock.connected && to(sock) })
 	}
 	return nil
 }

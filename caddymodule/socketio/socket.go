@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"sort"
 	"strconv"
 	"sync"
 	"time"
@@ -28,6 +29,7 @@ type Socket struct {
 	upgrading bool // a probe succeeded or is under way; polls get noops
 	polling   bool // a long-poll GET is waiting
 	connected bool // joined the main namespace
+	rooms     map[string]bool
 	closed    bool
 	reason    string
 }
@@ -40,6 +42,41 @@ func (s *Socket) Emit(name string, payload any) error {
 	}
 	s.send(msg)
 	return nil
+}
+
+// Join adds the socket to a room; see Server.EmitRoom.
+func (s *Socket) Join(room string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.rooms == nil {
+		s.rooms = map[string]bool{}
+	}
+	s.rooms[room] = true
+}
+
+// Leave takes the socket out of a room.
+func (s *Socket) Leave(room string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.rooms, room)
+}
+
+// Rooms lists the rooms the socket has joined, sorted.
+func (s *Socket) Rooms() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]string, 0, len(s.rooms))
+	for r := range s.rooms {
+		out = append(out, r)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// listensLocked reports whether an event for room reaches this socket: it
+// does when the socket joined that room or has joined none. s.mu is held.
+func (s *Socket) listensLocked(room string) bool {
+	return len(s.rooms) == 0 || s.rooms[room]
 }
 
 func (s *Socket) openPacket() string {
@@ -74,9 +111,14 @@ func (s *Socket) isConnected() bool {
 const maxQueued = 1000
 
 // send queues an Engine.IO packet for whichever transport carries the session.
-func (s *Socket) send(packet string) {
+func (s *Socket) send(packet string) { s.sendIf(packet, func() bool { return true }) }
+
+// sendIf queues packet when want, called with s.mu held, says so; checking
+// and queueing under one lock keeps a broadcast from slipping past a Join or
+// Leave whose acknowledgement the client has already seen.
+func (s *Socket) sendIf(packet string, want func() bool) {
 	s.mu.Lock()
-	if s.closed {
+	if s.closed || !want() {
 		s.mu.Unlock()
 		return
 	}
