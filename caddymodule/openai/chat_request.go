@@ -703,27 +703,7 @@ func decodeTools(path string, raw json.RawMessage, l Limits) ([]Tool, *Error) {
 		}
 		fp := child(p, "function")
 		fn := &t.Function
-		fpresent, e := decodeObject(fp, fnRaw, map[string]fieldFunc{
-			"name": func(p string, raw json.RawMessage) (e *Error) {
-				if fn.Name, e = getString(p, raw); e != nil {
-					return e
-				}
-				return checkName(p, fn.Name)
-			},
-			"description": func(p string, raw json.RawMessage) (e *Error) {
-				fn.Description, e = getString(p, raw)
-				return e
-			},
-			"parameters": func(p string, raw json.RawMessage) (e *Error) {
-				fn.Parameters, e = getObjectRaw(p, raw, l.MaxSchemaBytes)
-				return e
-			},
-			"strict": func(p string, raw json.RawMessage) *Error {
-				b, e := getBool(p, raw)
-				fn.Strict = &b
-				return e
-			},
-		}, unknownNested)
+		fpresent, e := decodeObject(fp, fnRaw, namedSchemaFields(&fn.Name, &fn.Description, "parameters", &fn.Parameters, &fn.Strict, l), unknownNested)
 		if e != nil {
 			return nil, e
 		}
@@ -827,27 +807,7 @@ func decodeResponseFormat(path string, raw json.RawMessage, l Limits) (*Response
 		return nil, errAt(jp, "required when type is %q", FormatJSONSchema)
 	}
 	js := &JSONSchema{}
-	jpresent, e := decodeObject(jp, schemaRaw, map[string]fieldFunc{
-		"name": func(p string, raw json.RawMessage) (e *Error) {
-			if js.Name, e = getString(p, raw); e != nil {
-				return e
-			}
-			return checkName(p, js.Name)
-		},
-		"description": func(p string, raw json.RawMessage) (e *Error) {
-			js.Description, e = getString(p, raw)
-			return e
-		},
-		"schema": func(p string, raw json.RawMessage) (e *Error) {
-			js.Schema, e = getObjectRaw(p, raw, l.MaxSchemaBytes)
-			return e
-		},
-		"strict": func(p string, raw json.RawMessage) *Error {
-			b, e := getBool(p, raw)
-			js.Strict = &b
-			return e
-		},
-	}, unknownNested)
+	jpresent, e := decodeObject(jp, schemaRaw, namedSchemaFields(&js.Name, &js.Description, "schema", &js.Schema, &js.Strict, l), unknownNested)
 	if e != nil {
 		return nil, e
 	}
@@ -864,4 +824,31 @@ func (t ToolChoice) String() string {
 		return fmt.Sprintf("function:%s", t.Function)
 	}
 	return t.Mode
+}
+
+// namedSchemaFields decodes the fields that a function definition and a
+// json_schema response format share: a checked name, a description, a raw
+// JSON schema under schemaKey ("parameters" or "schema") and strict.
+func namedSchemaFields(name, desc *string, schemaKey string, schema *json.RawMessage, strict **bool, l Limits) map[string]fieldFunc {
+	return map[string]fieldFunc{
+		"name": func(p string, raw json.RawMessage) (e *Error) {
+			if *name, e = getString(p, raw); e != nil {
+				return e
+			}
+			return checkName(p, *name)
+		},
+		"description": func(p string, raw json.RawMessage) (e *Error) {
+			*desc, e = getString(p, raw)
+			return e
+		},
+		schemaKey: func(p string, raw json.RawMessage) (e *Error) {
+			*schema, e = getObjectRaw(p, raw, l.MaxSchemaBytes)
+			return e
+		},
+		"strict": func(p string, raw json.RawMessage) *Error {
+			b, e := getBool(p, raw)
+			*strict = &b
+			return e
+		},
+	}
 }
