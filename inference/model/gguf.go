@@ -468,8 +468,7 @@ func buildGGUF(cfg Config, f *gguf.File, file string) (*Model, error) {
 		m.fileSize = max(m.fileSize, int64(f.DataOffset+t.Offset+t.Size))
 	}
 	ld := &ggufLoader{f: f, file: file}
-	H, I, hd := cfg.Hidden, cfg.Intermediate, cfg.HeadDim
-	qDim, kvDim := cfg.Heads*hd, cfg.KVHeads*hd
+	H := cfg.Hidden
 	var err error
 	if m.embed, err = ld.matrix("token_embd.weight", cfg.Vocab, H); err != nil {
 		return nil, err
@@ -501,31 +500,7 @@ func buildGGUF(cfg Config, f *gguf.File, file string) (*Model, error) {
 				*dst, err = ld.linear(p+name, rows, cols)
 			}
 		}
-		vec(&L.attnNorm, "attn_norm.weight", H)
-		vec(&L.ffnNorm, "ffn_norm.weight", H)
-		if cfg.SandwichNorms {
-			vec(&L.postAttn, "post_attention_norm.weight", H)
-			vec(&L.postFFN, "post_ffw_norm.weight", H)
-		}
-		if cfg.QKNorm {
-			vec(&L.qNorm, "attn_q_norm.weight", hd)
-			vec(&L.kNorm, "attn_k_norm.weight", hd)
-		}
-		if cfg.FusedQKV {
-			lin(&L.qkv, "attn_qkv", qDim+2*kvDim, H)
-		} else {
-			lin(&L.q, "attn_q", qDim, H)
-			lin(&L.k, "attn_k", kvDim, H)
-			lin(&L.v, "attn_v", kvDim, H)
-		}
-		lin(&L.o, "attn_output", H, qDim)
-		if cfg.FusedGateUp {
-			lin(&L.gateUp, "ffn_up", 2*I, H)
-		} else {
-			lin(&L.gate, "ffn_gate", I, H)
-			lin(&L.up, "ffn_up", I, H)
-		}
-		lin(&L.down, "ffn_down", H, I)
+		bindLayer(L, cfg, ggufLayerNames, vec, lin)
 		if err != nil {
 			return nil, err
 		}

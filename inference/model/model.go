@@ -76,8 +76,7 @@ func build(cfg Config, set *safetensors.Set) (*Model, error) {
 	m := &Model{Config: cfg, set: set, fileSize: set.Size()}
 	ld := &loader{set: set, quant: cfg.Quantization}
 	P := cfg.TensorPrefix
-	H, I, hd := cfg.Hidden, cfg.Intermediate, cfg.HeadDim
-	qDim, kvDim := cfg.Heads*hd, cfg.KVHeads*hd
+	H := cfg.Hidden
 	var err error
 	if m.embed, err = ld.matrix(P+"embed_tokens", cfg.Vocab, H); err != nil {
 		return nil, err
@@ -113,33 +112,7 @@ func build(cfg Config, set *safetensors.Set) (*Model, error) {
 				*dst, err = ld.linear(p+name, rows, cols)
 			}
 		}
-		vec(&L.attnNorm, "input_layernorm.weight", H)
-		if cfg.SandwichNorms {
-			vec(&L.postAttn, "post_attention_layernorm.weight", H)
-			vec(&L.ffnNorm, "pre_feedforward_layernorm.weight", H)
-			vec(&L.postFFN, "post_feedforward_layernorm.weight", H)
-		} else {
-			vec(&L.ffnNorm, "post_attention_layernorm.weight", H)
-		}
-		if cfg.QKNorm {
-			vec(&L.qNorm, "self_attn.q_norm.weight", hd)
-			vec(&L.kNorm, "self_attn.k_norm.weight", hd)
-		}
-		if cfg.FusedQKV {
-			lin(&L.qkv, "self_attn.qkv_proj", qDim+2*kvDim, H)
-		} else {
-			lin(&L.q, "self_attn.q_proj", qDim, H)
-			lin(&L.k, "self_attn.k_proj", kvDim, H)
-			lin(&L.v, "self_attn.v_proj", kvDim, H)
-		}
-		lin(&L.o, "self_attn.o_proj", H, qDim)
-		if cfg.FusedGateUp {
-			lin(&L.gateUp, "mlp.gate_up_proj", 2*I, H)
-		} else {
-			lin(&L.gate, "mlp.gate_proj", I, H)
-			lin(&L.up, "mlp.up_proj", I, H)
-		}
-		lin(&L.down, "mlp.down_proj", H, I)
+		bindLayer(L, cfg, hfLayerNames(cfg.SandwichNorms), vec, lin)
 		if err != nil {
 			return nil, err
 		}
@@ -192,4 +165,70 @@ func (m *Model) Close() error {
 	m.set, m.gf, m.layers, m.lmHead = nil, nil, nil, nil
 	m.embed = matrix{}
 	return err
+}
+
+// layerNames are one file format's tensor names for the parts of a block,
+// relative to the block's prefix. One binding (bindLayer) serves every format.
+type layerNames struct {
+	attnNorm, ffnNorm, postAttn, postFFN string
+	qNorm, kNorm                         string
+	qkv, q, k, v, o                      string
+	gateUp, gate, up, down               string
+}
+
+// hfLayerNames are the Hugging Face / MLX names. With Gemma's sandwich norms
+// post_attention_layernorm is the post-attention norm; elsewhere it is the
+// norm before the MLP.
+func hfLayerNames(sandwich bool) layerNames {
+	n := layerNames{
+		attnNorm: "input_layernorm.weight", ffnNorm: "post_attention_layernorm.weight",
+		qNorm: "self_attn.q_norm.weight", kNorm: "self_attn.k_norm.weight",
+		qkv: "self_attn.qkv_proj", q: "self_attn.q_proj", k: "self_attn.k_proj", v: "self_attn.v_proj", o: "self_attn.o_proj",
+		gateUp: "mlp.gate_up_proj", gate: "mlp.gate_proj", up: "mlp.up_proj", down: "mlp.down_proj",
+	}
+	if sandwich {
+		n.postAttn, n.ffnNorm, n.postFFN = "post_attention_layernorm.weight", "pre_feedforward_layernorm.weight", "post_feedforward_layernorm.weight"
+	}
+	return n
+}
+
+// ggufLayerNames are llama.cpp's names (blk.N.…); a fused gate_up is ffn_up
+// at twice the width.
+var ggufLayerNames = layerNames{
+	attnNorm: "attn_norm.weight", ffnNorm: "ffn_norm.weight", postAttn: "post_attention_norm.weight", postFFN: "post_ffw_norm.weight",
+	qNorm: "attn_q_norm.weight", kNorm: "attn_k_norm.weight",
+	qkv: "attn_qkv", q: "attn_q", k: "attn_k", v: "attn_v", o: "attn_output",
+	gateUp: "ffn_up", gate: "ffn_gate", up: "ffn_up", down: "ffn_down",
+}
+
+// bindLayer loads one block's norms (vec) and matrices (lin) by the format's
+// names, taking only the parts the architecture's switches call for.
+func bindLayer(L *layer, cfg Config, n layerNames, vec func(*[]float32, string, int), lin func(*linear, string, int, int)) {
+	H, I, hd := cfg.Hidden, cfg.Intermediate, cfg.HeadDim
+	qDim, kvDim := cfg.Heads*hd, cfg.KVHeads*hd
+	vec(&L.attnNorm, n.attnNorm, H)
+	vec(&L.ffnNorm, n.ffnNorm, H)
+	if cfg.SandwichNorms {
+		vec(&L.postAttn, n.postAttn, H)
+		vec(&L.postFFN, n.postFFN, H)
+	}
+	if cfg.QKNorm {
+		vec(&L.qNorm, n.qNorm, hd)
+		vec(&L.kNorm, n.kNorm, hd)
+	}
+	if cfg.FusedQKV {
+		lin(&L.qkv, n.qkv, qDim+2*kvDim, H)
+	} else {
+		lin(&L.q, n.q, qDim, H)
+		lin(&L.k, n.k, kvDim, H)
+		lin(&L.v, n.v, kvDim, H)
+	}
+	lin(&L.o, n.o, H, qDim)
+	if cfg.FusedGateUp {
+		lin(&L.gateUp, n.gateUp, 2*I, H)
+	} else {
+		lin(&L.gate, n.gate, I, H)
+		lin(&L.up, n.up, I, H)
+	}
+	lin(&L.down, n.down, H, I)
 }
