@@ -5,8 +5,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/caddyserver/caddy/v2"
-
 	"github.com/impetusllm/impetus/caddymodule/openai"
 )
 
@@ -58,6 +56,20 @@ func (u *usage) token(choice int) {
 	}
 	u.completion++
 	u.timer.token(choice)
+}
+
+// performance is the seed API's performance_metrics: time so far, time to
+// first token and tokens per second.
+func (u *usage) performance() *openai.PerformanceMetrics {
+	total := time.Since(u.start)
+	pm := &openai.PerformanceMetrics{InferenceTimeMS: roundTo(float64(total.Microseconds())/1000, 2)}
+	if !u.first.IsZero() {
+		pm.TimeToFirstTokenMS = roundTo(float64(u.first.Sub(u.start).Microseconds())/1000, 2)
+	}
+	if total > 0 {
+		pm.TokensPerSecond = roundTo(float64(u.completion)/total.Seconds(), 2)
+	}
+	return pm
 }
 
 // endUsage closes the books on a request.
@@ -146,5 +158,3 @@ func publishEvent(engineKey, name string, payload any) {
 		return false
 	})
 }
-
-var _ = caddy.Duration(0)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net/http"
 	"strings"
-	"time"
 
 	"go.uber.org/zap"
 
@@ -23,7 +22,6 @@ func argumentsJSON(s string) json.RawMessage {
 
 // chatCompletions serves POST /v1/chat/completions.
 func (h *OpenAI) chatCompletions(w http.ResponseWriter, r *http.Request) {
-	start := time.Now()
 	acct, w := h.beginUsage(w, r, "chat.completions")
 	defer h.endUsage(acct)
 	r.Body = http.MaxBytesReader(w, r.Body, h.limits.MaxBodyBytes)
@@ -107,9 +105,8 @@ func (h *OpenAI) chatCompletions(w http.ResponseWriter, r *http.Request) {
 	if convID == "" {
 		convID = openai.NewConversationID()
 	}
-	m := &metrics{start: start}
 	if req.Stream {
-		h.streamChat(w, r, req, lm, plan, j, events, len(prompt), n, convID, m, acct)
+		h.streamChat(w, r, req, lm, plan, j, events, len(prompt), n, convID, acct)
 		return
 	}
 	resp := openai.ChatCompletion{ID: openai.NewChatID(), Created: openai.Created(), Model: req.Model, ConversationID: convID}
@@ -126,7 +123,6 @@ func (h *OpenAI) chatCompletions(w http.ResponseWriter, r *http.Request) {
 		texts[ev.index].WriteString(ev.Text)
 		if ev.Token >= 0 {
 			completion++
-			m.token()
 			acct.token(ev.index)
 			if req.Logprobs {
 				if c.Logprobs == nil {
@@ -158,7 +154,7 @@ func (h *OpenAI) chatCompletions(w http.ResponseWriter, r *http.Request) {
 	}
 	resp.Choices = choices
 	resp.Usage = j.usage(len(prompt), completion)
-	resp.PerformanceMetrics = m.result()
+	resp.PerformanceMetrics = acct.performance()
 	openai.WriteJSON(w, http.StatusOK, resp)
 }
 
@@ -168,7 +164,7 @@ func (h *OpenAI) chatCompletions(w http.ResponseWriter, r *http.Request) {
 // text that may begin a tool call is held back until it is known; calls go
 // out as tool_calls deltas (Hermes calls as they are written, see
 // callStream; other formats when the reply ends).
-func (h *OpenAI) streamChat(w http.ResponseWriter, r *http.Request, req *openai.ChatRequest, lm *inference.LoadedModel, plan *outputPlan, j *job, events <-chan choiceEvent, promptLen, n int, convID string, m *metrics, acct *usage) {
+func (h *OpenAI) streamChat(w http.ResponseWriter, r *http.Request, req *openai.ChatRequest, lm *inference.LoadedModel, plan *outputPlan, j *job, events <-chan choiceEvent, promptLen, n int, convID string, acct *usage) {
 	sse := openai.NewSSE(w)
 	cs := openai.ChatStream{ID: openai.NewChatID(), Created: openai.Created(), Model: req.Model, IncludeUsage: req.IncludeUsage()}
 	for i := range n {
@@ -183,7 +179,7 @@ func (h *OpenAI) streamChat(w http.ResponseWriter, r *http.Request, req *openai.
 	for i := range streams {
 		streams[i].plan = plan
 	}
-	completion := 0
+	completion, finished := 0, 0
 	for {
 		ev, ok, cut := nextEvent(events)
 		if cut {
@@ -200,7 +196,6 @@ func (h *OpenAI) streamChat(w http.ResponseWriter, r *http.Request, req *openai.
 		}
 		if ev.Token >= 0 {
 			completion++
-			m.token()
 			acct.token(ev.index)
 		}
 		text, finish := ev.Text, ev.Finish
@@ -257,7 +252,12 @@ func (h *OpenAI) streamChat(w http.ResponseWriter, r *http.Request, req *openai.
 			}
 		}
 		if finish != "" {
-			if sse.Send(cs.Chunk(openai.ChunkChoice{Index: ev.index, FinishReason: finish})) != nil {
+			finished++
+			last := cs.Chunk(openai.ChunkChoice{Index: ev.index, FinishReason: finish})
+			if finished == n && !cs.IncludeUsage {
+				seedExtras(&last, convID, acct)
+			}
+			if sse.Send(last) != nil {
 				return
 			}
 		}
@@ -266,11 +266,20 @@ func (h *OpenAI) streamChat(w http.ResponseWriter, r *http.Request, req *openai.
 		return
 	}
 	if cs.IncludeUsage {
-		if sse.Send(cs.UsageChunk(j.usage(promptLen, completion))) != nil {
+		last := cs.UsageChunk(j.usage(promptLen, completion))
+		seedExtras(&last, convID, acct)
+		if sse.Send(last) != nil {
 			return
 		}
 	}
 	sse.Done()
+}
+
+// seedExtras puts the seed API's conversation_id and performance_metrics on
+// a stream's last chunk, as the non-streamed response carries them.
+func seedExtras(c *openai.ChatCompletionChunk, convID string, acct *usage) {
+	c.ConversationID = convID
+	c.PerformanceMetrics = acct.performance()
 }
 
 // encodeRendered tokenises a rendered chat prompt. Special-token text that a

@@ -3,7 +3,6 @@ package caddymodule
 import (
 	"net/http"
 	"strings"
-	"time"
 
 	"go.uber.org/zap"
 
@@ -13,7 +12,6 @@ import (
 // completions serves POST /v1/completions (legacy text completions). Each
 // prompt of the request yields n choices, indexed prompt*n+i.
 func (h *OpenAI) completions(w http.ResponseWriter, r *http.Request) {
-	start := time.Now()
 	acct, w := h.beginUsage(w, r, "completions")
 	defer h.endUsage(acct)
 	r.Body = http.MaxBytesReader(w, r.Body, h.limits.MaxBodyBytes)
@@ -103,7 +101,6 @@ func (h *OpenAI) completions(w http.ResponseWriter, r *http.Request) {
 		writeEngineError(w, err, req.Model)
 		return
 	}
-	m := &metrics{start: start}
 	total := len(j.prompts)
 	id := openai.NewCompletionID()
 	if req.Stream {
@@ -168,7 +165,6 @@ func (h *OpenAI) completions(w http.ResponseWriter, r *http.Request) {
 		texts[ev.index].WriteString(ev.Text)
 		if ev.Token >= 0 {
 			completion++
-			m.token()
 			acct.token(ev.index)
 			records[ev.index] = append(records[ev.index], tokenRecord{ev.Token, ev.Logprob, ev.Top})
 		}

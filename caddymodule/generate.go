@@ -319,31 +319,6 @@ func bytesOf(b []byte) []int {
 	return out
 }
 
-// metrics is the seed API's performance_metrics for one response.
-type metrics struct {
-	start, first time.Time
-	tokens       int
-}
-
-func (m *metrics) token() {
-	if m.first.IsZero() {
-		m.first = time.Now()
-	}
-	m.tokens++
-}
-
-func (m *metrics) result() *openai.PerformanceMetrics {
-	total := time.Since(m.start)
-	pm := &openai.PerformanceMetrics{InferenceTimeMS: roundTo(float64(total.Microseconds())/1000, 2)}
-	if !m.first.IsZero() {
-		pm.TimeToFirstTokenMS = roundTo(float64(m.first.Sub(m.start).Microseconds())/1000, 2)
-	}
-	if total > 0 {
-		pm.TokensPerSecond = roundTo(float64(m.tokens)/total.Seconds(), 2)
-	}
-	return pm
-}
-
 // tokenRecord keeps what legacy logprobs need of one generated token.
 type tokenRecord struct {
 	token   int32

@@ -213,6 +213,25 @@ func TestChatMatchesReference(t *testing.T) {
 		}
 	})
 
+	t.Run("seed extras on the last stream chunk", func(t *testing.T) {
+		for _, usage := range []string{"", `,"stream_options":{"include_usage":true}`} {
+			body := `{"model":"llama-mlx4","messages":[{"role":"user","content":"Hi"}],"max_tokens":4,"n":2,"stream":true,"conversation_id":"conv-7"` + usage + `}`
+			_, raw := post(t, base+"/v1/chat/completions", "secret", body)
+			var chunks []string
+			for _, line := range strings.Split(string(raw), "\n") {
+				if d, ok := strings.CutPrefix(line, "data: "); ok && d != "[DONE]" {
+					chunks = append(chunks, d)
+				}
+			}
+			for i, c := range chunks {
+				has := strings.Contains(c, `"conversation_id":"conv-7"`) && strings.Contains(c, `"performance_metrics":{`)
+				if has != (i == len(chunks)-1) {
+					t.Fatalf("usage=%q: chunk %d of %d carries seed extras: %v\n%s", usage, i, len(chunks), has, c)
+				}
+			}
+		}
+	})
+
 	t.Run("stop strings are never emitted", func(t *testing.T) {
 		var ref reference
 		raw, _ := os.ReadFile(filepath.Join(models, "llama-mlx4", "reference.json"))
