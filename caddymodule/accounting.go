@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"go.uber.org/zap"
 	"net/http"
 	"strconv"
 	"time"
@@ -139,6 +140,28 @@ func nextEvent(events <-chan choiceEvent) (ev choiceEvent, ok, cut bool) {
 	case <-shutdownNotice():
 		return choiceEvent{}, false, true
 	}
+}
+
+// nextStreamEvent reads a stream's next engine event and counts its token.
+// It ends the stream with an error event when the server exits or the
+// generation fails (failed), and reports done once every choice finished.
+func (h *OpenAI) nextStreamEvent(sse *openai.SSE, events <-chan choiceEvent, model string, acct *usage) (ev choiceEvent, done, failed bool) {
+	ev, ok, cut := nextEvent(events)
+	switch {
+	case cut:
+		sse.Error(shuttingDownError)
+		return ev, false, true
+	case !ok:
+		return ev, true, false
+	case ev.Err != nil:
+		h.logger.Error("generation failed", zap.Error(ev.Err))
+		sse.Error(engineError(ev.Err, model))
+		return ev, false, true
+	}
+	if ev.Token >= 0 {
+		acct.token(ev.index)
+	}
+	return ev, false, false
 }
 
 // shuttingDownError is the last event of a stream cut by the server's exit.

@@ -112,7 +112,6 @@ func (h *OpenAI) chatCompletions(w http.ResponseWriter, r *http.Request) {
 	resp := openai.ChatCompletion{ID: openai.NewChatID(), Created: openai.Created(), Model: req.Model, ConversationID: convID}
 	texts := make([]strings.Builder, n)
 	choices := make([]openai.ChatChoice, n)
-	completion := 0
 	for ev := range events {
 		c := &choices[ev.index]
 		if ev.Err != nil {
@@ -122,7 +121,6 @@ func (h *OpenAI) chatCompletions(w http.ResponseWriter, r *http.Request) {
 		}
 		texts[ev.index].WriteString(ev.Text)
 		if ev.Token >= 0 {
-			completion++
 			acct.token(ev.index)
 			if req.Logprobs {
 				if c.Logprobs == nil {
@@ -153,7 +151,7 @@ func (h *OpenAI) chatCompletions(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	resp.Choices = choices
-	resp.Usage = j.usage(len(prompt), completion)
+	resp.Usage = j.usage(len(prompt), acct.completion)
 	resp.PerformanceMetrics = acct.performance()
 	openai.WriteJSON(w, http.StatusOK, resp)
 }
@@ -179,24 +177,14 @@ func (h *OpenAI) streamChat(w http.ResponseWriter, r *http.Request, req *openai.
 	for i := range streams {
 		streams[i].plan = plan
 	}
-	completion, finished := 0, 0
+	finished := 0
 	for {
-		ev, ok, cut := nextEvent(events)
-		if cut {
-			sse.Error(shuttingDownError)
+		ev, done, failed := h.nextStreamEvent(sse, events, req.Model, acct)
+		if failed {
 			return
 		}
-		if !ok {
+		if done {
 			break
-		}
-		if ev.Err != nil {
-			h.logger.Error("generation failed", zap.Error(ev.Err))
-			sse.Error(engineError(ev.Err, req.Model))
-			return
-		}
-		if ev.Token >= 0 {
-			completion++
-			acct.token(ev.index)
 		}
 		text, finish := ev.Text, ev.Finish
 		var callDeltas [][]openai.ToolCallDelta
@@ -266,7 +254,7 @@ func (h *OpenAI) streamChat(w http.ResponseWriter, r *http.Request, req *openai.
 		return
 	}
 	if cs.IncludeUsage {
-		last := cs.UsageChunk(j.usage(promptLen, completion))
+		last := cs.UsageChunk(j.usage(promptLen, acct.completion))
 		seedExtras(&last, convID, acct)
 		if sse.Send(last) != nil {
 			return

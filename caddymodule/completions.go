@@ -113,25 +113,16 @@ func (h *OpenAI) completions(w http.ResponseWriter, r *http.Request) {
 				}
 			}
 		}
-		completion := 0
 		for {
-			ev, ok, cut := nextEvent(events)
-			if cut {
-				sse.Error(shuttingDownError)
+			ev, done, failed := h.nextStreamEvent(sse, events, req.Model, acct)
+			if failed {
 				return
 			}
-			if !ok {
+			if done {
 				break
-			}
-			if ev.Err != nil {
-				h.logger.Error("generation failed", zap.Error(ev.Err))
-				sse.Error(engineError(ev.Err, req.Model))
-				return
 			}
 			c := openai.TextChoice{Index: ev.index, Text: ev.Text, FinishReason: ev.Finish}
 			if ev.Token >= 0 {
-				completion++
-				acct.token(ev.index)
 				if wantLogprobs {
 					c.Logprobs = legacyLogprobs(h, lm, []tokenRecord{{ev.Token, ev.Logprob, ev.Top}}, 0)
 				}
@@ -147,7 +138,7 @@ func (h *OpenAI) completions(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if ts.IncludeUsage {
-			sse.Send(ts.UsageChunk(j.usage(promptTokens, completion)))
+			sse.Send(ts.UsageChunk(j.usage(promptTokens, acct.completion)))
 		}
 		sse.Done()
 		return
@@ -155,7 +146,6 @@ func (h *OpenAI) completions(w http.ResponseWriter, r *http.Request) {
 	texts := make([]strings.Builder, total)
 	records := make([][]tokenRecord, total)
 	choices := make([]openai.TextChoice, total)
-	completion := 0
 	for ev := range events {
 		if ev.Err != nil {
 			h.logger.Error("generation failed", zap.Error(ev.Err))
@@ -164,7 +154,6 @@ func (h *OpenAI) completions(w http.ResponseWriter, r *http.Request) {
 		}
 		texts[ev.index].WriteString(ev.Text)
 		if ev.Token >= 0 {
-			completion++
 			acct.token(ev.index)
 			records[ev.index] = append(records[ev.index], tokenRecord{ev.Token, ev.Logprob, ev.Top})
 		}
@@ -187,6 +176,6 @@ func (h *OpenAI) completions(w http.ResponseWriter, r *http.Request) {
 			choices[i].Logprobs = legacyLogprobs(h, lm, records[i], offset)
 		}
 	}
-	u := j.usage(promptTokens, completion)
+	u := j.usage(promptTokens, acct.completion)
 	openai.WriteJSON(w, http.StatusOK, openai.TextCompletion{ID: id, Created: openai.Created(), Model: req.Model, Choices: choices, Usage: &u})
 }
