@@ -25,6 +25,16 @@ func matMulRows(j *matMulJob, worker, lo, hi int) {
 	scratch := fp(thePool.scratchFor(worker, int(C.k_matmul_scratch(C.int(j.n), C.int(j.cols)))))
 	n, rows, cols, clo, chi := C.int(j.n), C.int(j.rows), C.int(j.cols), C.int(lo), C.int(hi)
 	switch j.kind {
+	case kindPacked:
+		pk := j.pk
+		var bi unsafe.Pointer
+		var xe *C.float
+		if pk.mlx {
+			bi, xe = unsafe.Pointer(unsafe.SliceData(pk.biases)), fp(j.xe)
+		}
+		C.k_matmul_packed(fp(j.out), (*C.int8_t)(unsafe.SliceData(j.xq)), fp(j.xd), (*C.int32_t)(unsafe.SliceData(j.xc)),
+			xe, n, (*C.uint8_t)(unsafe.SliceData(pk.codes)), unsafe.Pointer(unsafe.SliceData(pk.scales)), bi,
+			C.int(b2i(pk.q8)), C.int(pk.sfmt), C.int(pk.group), rows, cols, clo, chi)
 	case kindF32:
 		C.k_matmul_f32(fp(j.out), fp(j.x), n, fp(j.wf), rows, cols, clo, chi, scratch)
 	case kindBF16:
@@ -62,6 +72,16 @@ func clearRows(j *matMulJob, lo, hi int) {
 // hasVNNI is whether the CPU has AVX-512 VNNI (the int8 path's need).
 var hasVNNI = C.k_has_vnni() != 0
 
+// hasPacked is whether weights can be packed for simd_packed.c.
+var hasPacked = hasVNNI
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
 // int8Available reports whether the int8 path runs at the current level:
 // AVX-512 with VNNI, so that the lower levels stay float when forced.
 func int8Available() bool { return hasVNNI && C.k_level() == C.K_AVX512 }
@@ -79,7 +99,11 @@ func i8Type(j *matMulJob) int {
 // path quantizes each activation row once (k_quant_act_i8).
 func prepMatMul(p *pool, j *matMulJob) {
 	j.xp = j.x
-	j.xq, j.xd, j.xs, j.xdv, j.xc = nil, nil, nil, nil, nil
+	j.xq, j.xd, j.xs, j.xdv, j.xc, j.xe = nil, nil, nil, nil, nil, nil
+	if j.kind == kindPacked {
+		prepPacked(p, j)
+		return
+	}
 	if j.usesInt8() {
 		nq, nb := j.n*j.cols, j.n*(j.cols/32)
 		if cap(p.qbuf) < nq {
@@ -105,6 +129,33 @@ func prepMatMul(p *pool, j *matMulJob) {
 	if C.k_mlx_prep(fp(buf), fp(j.x), C.int(j.n), C.int(j.cols), C.int(j.bits)) != 0 {
 		j.xp = buf
 	}
+}
+
+// prepPacked quantizes the activations for k_matmul_packed.
+func prepPacked(p *pool, j *matMulJob) {
+	nq, nb := j.n*j.cols, j.n*(j.cols/32)
+	if cap(p.qbuf) < nq {
+		p.qbuf = make([]int8, nq)
+		p.dvbuf, p.cvbuf = make([]float32, nq/4), make([]int32, nq/4)
+	}
+	if cap(p.dbuf) < nb {
+		p.dbuf, p.sbuf = make([]float32, nb), make([]int32, nb)
+	}
+	j.xq, j.xd, j.xc = p.qbuf[:nq], p.dbuf[:nb], p.sbuf[:nb]
+	var e *C.float
+	if j.pk.mlx {
+		ne := j.n * (j.cols / j.pk.group)
+		if cap(p.ebuf) < ne {
+			p.ebuf = make([]float32, ne)
+		}
+		j.xe = p.ebuf[:ne]
+		e = fp(j.xe)
+	}
+	if j.n == 0 {
+		return
+	}
+	C.k_packed_quant((*C.int8_t)(unsafe.SliceData(j.xq)), fp(j.xd), (*C.int32_t)(unsafe.SliceData(j.xc)), e,
+		fp(j.x), C.int(j.n), C.int(j.cols), C.int(j.pk.off), C.int(j.pk.group))
 }
 
 func attentionItems(j *attnJob, worker, lo, hi int) {

@@ -9,6 +9,9 @@ func prepMatMul(p *pool, j *matMulJob) {}
 // int8Available: the Go backend has no int8 path.
 func int8Available() bool { return false }
 
+// hasPacked: the Go backend has no packed kernels.
+const hasPacked = false
+
 func matMulRows(j *matMulJob, worker, lo, hi int)   { matMulRowsGo(j, worker, lo, hi) }
 func attentionItems(j *attnJob, worker, lo, hi int) { attentionItemsGo(j, worker, lo, hi) }
 func softmax(x []float32)                           { SoftmaxRef(x) }

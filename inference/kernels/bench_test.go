@@ -209,3 +209,27 @@ func BenchmarkMatMulGGUFMore(b *testing.B) {
 		}
 	}
 }
+
+func benchPacked(b *testing.B, blockBytes int, pack func([]byte, int, int) *Packed) {
+	r := rand.New(rand.NewPCG(7, 7))
+	defer SetInt8Activations(SetInt8Activations(true))
+	for _, s := range benchShapes {
+		pk := pack(randGGUF(r, s.rows, s.cols, blockBytes), s.rows, s.cols)
+		if pk == nil {
+			b.Skip("no packed kernels on this CPU")
+		}
+		for _, n := range benchN {
+			x := randSlice(r, n*s.cols, 1)
+			out := make([]float32, n*s.rows)
+			b.Run(fmt.Sprintf("%s/n=%d", s.name, n), func(b *testing.B) {
+				for b.Loop() {
+					pk.MatMul(out, x, n)
+				}
+				reportWeights(b, pk.Bytes())
+			})
+		}
+	}
+}
+
+func BenchmarkPackedQ8_0(b *testing.B) { benchPacked(b, Q8_0BlockBytes, PackQ8_0) }
+func BenchmarkPackedQ4_0(b *testing.B) { benchPacked(b, Q4_0BlockBytes, PackQ4_0) }

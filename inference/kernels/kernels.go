@@ -59,6 +59,7 @@ const (
 	kindQ5_K
 	kindQ2_K
 	kindQ3_K
+	kindPacked // a *Packed weight (packed.go)
 )
 
 // matMulJob is one matrix multiplication, split by output rows.
@@ -70,7 +71,9 @@ type matMulJob struct {
 	xd           []float32 // block scales of xq
 	xs           []int32   // block sums of xq
 	xdv          []float32 // per-lane scales of block pairs of xq
-	xc           []int32   // per-lane weight-offset corrections of block pairs of xq
+	xc           []int32   // per-lane weight-offset corrections of block pairs of xq (packed: per block)
+	xe           []float32 // packed MLX: per-group sums of the block scales times block sums
+	pk           *Packed   // kindPacked
 	n            int
 	wf           []float32 // kindF32
 	wh           []uint16  // kindBF16, kindF16
@@ -114,6 +117,8 @@ func (j *matMulJob) rowBytes() int {
 		return 2 * j.cols
 	case kindMLX:
 		return 4*j.wordsPerRow + 8*j.groupsPerRow
+	case kindPacked:
+		return j.pk.Bytes() / j.pk.rows
 	}
 	if g, ok := ggufKinds[j.kind]; ok {
 		return j.cols / g.elems * g.bytes

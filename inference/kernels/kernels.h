@@ -49,6 +49,21 @@ void k_quant_act_i8(int8_t *q, float *d, int32_t *s, float *dv, int32_t *cv, con
 void k_matmul_gguf_i8(float *out, const int8_t *xq, const float *xd, const int32_t *xs, const float *xdv,
                       const int32_t *xc, int n, const uint8_t *w, int type, int rows, int cols, int lo, int hi);
 
+// Packed int8 kernels (simd_packed.c, packed.go; AVX-512 VNNI). Codes are
+// [rows/16][cols/32][8 or 4][16 rows][4 bytes]: 4-bit codes (q8 = 0) hold
+// elements j and j+16 of a 32-block in the low and high nibble of byte j,
+// 8-bit codes (q8 = 1) hold code+128. Scales (and MLX biases) are
+// [rows/16][blocks or groups][16] in format sfmt. group 0 means one scale per
+// 32-block and a weight offset (GGUF); otherwise w = scale*code + bias per
+// group. k_packed_quant quantizes n activation rows to int8 per 32-block (q),
+// with block scales d, corrections c = -off*sum(q) and, for group > 0, the
+// group sums e of d*sum(q).
+enum { K_PK_F16 = 0, K_PK_BF16 = 1, K_PK_F32 = 2 };
+void k_packed_quant(int8_t *q, float *d, int32_t *c, float *e, const float *x, int n, int cols, int off, int group);
+void k_matmul_packed(float *out, const int8_t *xq, const float *xd, const int32_t *xc, const float *xe, int n,
+                     const uint8_t *codes, const void *sc, const void *bi, int q8, int sfmt, int group, int rows,
+                     int cols, int lo, int hi);
+
 // Items are (query row, KV head) pairs: lo/hi index t*nKVHeads+kvh.
 size_t k_attention_scratch(int nKV, int nHeads, int nKVHeads);
 void k_attention(float *out, const float *q, int nq, int pos0, const float *k, const float *v, int nKV,

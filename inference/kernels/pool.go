@@ -29,6 +29,7 @@ type pool struct {
 	sbuf    []int32          // their block sums, guarded by mu
 	dvbuf   []float32        // their per-lane pair scales, guarded by mu
 	cvbuf   []int32          // their per-lane offset corrections, guarded by mu
+	ebuf    []float32        // packed MLX group sums (prepPacked), guarded by mu
 	jobs    struct {
 		mm matMulJob
 		at attnJob

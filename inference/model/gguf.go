@@ -440,6 +440,12 @@ func (ld *ggufLoader) matrix(name string, rows, cols int) (matrix, error) {
 			return m, ld.errorf(name, "row length %d is not a multiple of the %s block of %d", cols, ti.Type, ti.Type.BlockSize())
 		}
 		m.kind, m.ggml, m.blocks = wGGML, ti.Type, data
+		switch ti.Type {
+		case quant.GGMLQ4_0:
+			m.packed = kernels.PackQ4_0(data, rows, cols)
+		case quant.GGMLQ8_0:
+			m.packed = kernels.PackQ8_0(data, rows, cols)
+		}
 	}
 	if err != nil {
 		return m, ld.errorf(name, "%v", err)

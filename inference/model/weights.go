@@ -37,8 +37,9 @@ type matrix struct {
 	biases     []float32
 	bits       int
 	group      int
-	ggml       quant.GGMLType // wGGML: the block type of blocks
-	blocks     []byte         // wGGML: rows*cols/blockSize blocks, aliasing the GGUF mapping
+	ggml       quant.GGMLType  // wGGML: the block type of blocks
+	blocks     []byte          // wGGML: rows*cols/blockSize blocks, aliasing the GGUF mapping
+	packed     *kernels.Packed // the same weight repacked for the int8 kernels, or nil
 }
 
 // linear is a matrix plus an optional bias.
@@ -49,6 +50,10 @@ type linear struct {
 
 // mul sets out ([n][rows]) to x ([n][cols]) times the transposed weight.
 func (m *matrix) mul(out, x []float32, n int) {
+	if m.packed.Active() {
+		m.packed.MatMul(out, x, n)
+		return
+	}
 	switch m.kind {
 	case wF32:
 		kernels.MatMulF32(out, x, n, m.f32, m.rows, m.cols)
@@ -229,6 +234,9 @@ func (ld *loader) matrix(path string, rows, cols int) (matrix, error) {
 		}
 	}
 	m.kind, m.bits, m.group = wMLX, qp.Bits, qp.GroupSize
+	if qp.Bits == 4 {
+		m.packed = kernels.PackMLX4(m.q, m.scales, m.biases, rows, cols, qp.GroupSize)
+	}
 	ld.note(fmt.Sprintf("MLX %d-bit g%d", qp.Bits, qp.GroupSize))
 	ld.params += m.params()
 	return m, nil

@@ -1,0 +1,246 @@
+package kernels
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+	"runtime"
+	"sync"
+
+	"github.com/impetusllm/impetus/inference/quant"
+)
+
+// Packed is a quantized weight matrix rearranged once at load for the int8
+// kernels (simd_packed.c): one 512-bit register holds four codes of each of
+// 16 consecutive rows, so vpdpbusd against a broadcast quad of int8
+// activations yields 16 row dot products with no horizontal sums, and each
+// thread reads its rows as one sequential run. The values are those of the
+// source (same codes, same scales, same rounding of activations as the int8
+// path); only their order in memory changes. Pack* return nil where the CPU
+// lacks AVX-512 VNNI or the shape does not tile (rows%16, cols%32), and the
+// caller keeps using the source format.
+type Packed struct {
+	rows, cols int
+	q8         bool // 8-bit codes (Q8_0), else 4-bit (Q4_0, MLX 4-bit)
+	mlx        bool // MLX affine groups (scale and bias per group), else GGUF blocks
+	sfmt       int  // storage of scales and biases: packF16, packBF16, packF32
+	group      int  // MLX group size; 0 for GGUF blocks
+	off        int  // the weight code offset (8 for Q4_0, 128 for Q8_0, 0 for MLX)
+	codes      []byte
+	scales     []byte
+	biases     []byte
+}
+
+const (
+	packF16  = 0 // K_PK_F16
+	packBF16 = 1 // K_PK_BF16
+	packF32  = 2 // K_PK_F32
+)
+
+// packedTile is the row tile of packed weights.
+const packedTile = 16
+
+// Active reports whether the packed kernel runs at the current settings
+// (the int8 path on, at the AVX-512 level); otherwise callers multiply by
+// the source weights.
+func (p *Packed) Active() bool {
+	if p == nil || !Int8Activations() {
+		return false
+	}
+	return !p.mlx || mlxInt8.Load()
+}
+
+// Bytes is the memory the packed copy holds.
+func (p *Packed) Bytes() int { return len(p.codes) + len(p.scales) + len(p.biases) }
+
+func packable(rows, cols int) bool {
+	return hasPacked && rows > 0 && cols > 0 && rows%packedTile == 0 && cols%32 == 0
+}
+
+// PackQ4_0 packs a GGUF Q4_0 matrix of rows×cols (w holds its blocks).
+func PackQ4_0(w []byte, rows, cols int) *Packed {
+	if !packable(rows, cols) {
+		return nil
+	}
+	nb := cols / 32
+	checkPackLen("PackQ4_0", len(w), rows*nb*Q4_0BlockBytes)
+	p := newPacked(rows, cols, false, 2*rows*nb, 0)
+	p.off, p.sfmt = 8, packF16
+	packRowGroups(rows, func(g int) {
+		for r := 0; r < packedTile; r++ {
+			src := w[(g*packedTile+r)*nb*Q4_0BlockBytes:]
+			for k := 0; k < nb; k++ {
+				blk := src[k*Q4_0BlockBytes:]
+				at := g*nb + k
+				copy(p.scales[(at*packedTile+r)*2:], blk[:2])
+				for i := 0; i < 4; i++ {
+					copy(p.codes[(at*4+i)*64+r*4:][:4], blk[2+4*i:])
+				}
+			}
+		}
+	})
+	return p
+}
+
+// PackQ8_0 packs a GGUF Q8_0 matrix; codes are stored plus 128 (unsigned,
+// as vpdpbusd wants) and the offset is taken back from the activation sums.
+func PackQ8_0(w []byte, rows, cols int) *Packed {
+	if !packable(rows, cols) {
+		return nil
+	}
+	nb := cols / 32
+	checkPackLen("PackQ8_0", len(w), rows*nb*Q8_0BlockBytes)
+	p := newPacked(rows, cols, true, 2*rows*nb, 0)
+	p.off, p.sfmt = 128, packF16
+	packRowGroups(rows, func(g int) {
+		for r := 0; r < packedTile; r++ {
+			src := w[(g*packedTile+r)*nb*Q8_0BlockBytes:]
+			for k := 0; k < nb; k++ {
+				blk := src[k*Q8_0BlockBytes:]
+				at := g*nb + k
+				copy(p.scales[(at*packedTile+r)*2:], blk[:2])
+				for i := 0; i < 8; i++ {
+					dst := p.codes[(at*8+i)*64+r*4:][:4]
+					for j := range dst {
+						dst[j] = blk[2+4*i+j] ^ 0x80
+					}
+				}
+			}
+		}
+	})
+	return p
+}
+
+// PackMLX4 packs an MLX 4-bit matrix (see MatMulMLX for the arguments).
+// Scales and biases keep 16 bits when every value is exact in bfloat16 or
+// half (MLX stores them so), else float32.
+func PackMLX4(wq []uint32, scales, biases []float32, rows, cols, group int) *Packed {
+	if !packable(rows, cols) || group <= 0 || group%32 != 0 || cols%group != 0 {
+		return nil
+	}
+	ng, words := cols/group, cols/8
+	checkPackLen("PackMLX4", len(wq), rows*words)
+	checkPackLen("PackMLX4 scales", min(len(scales), len(biases)), rows*ng)
+	sfmt := scaleFormat(scales[:rows*ng], biases[:rows*ng])
+	width := 2
+	if sfmt == packF32 {
+		width = 4
+	}
+	p := newPacked(rows, cols, false, width*rows*ng, width*rows*ng)
+	p.mlx, p.group, p.sfmt = true, group, sfmt
+	nb := cols / 32
+	packRowGroups(rows, func(g int) {
+		for r := 0; r < packedTile; r++ {
+			row := g*packedTile + r
+			src := wq[row*words : (row+1)*words]
+			code := func(e int) byte { return byte(src[e/8]>>(4*(e%8))) & 15 }
+			for k := 0; k < nb; k++ {
+				at := g*nb + k
+				for i := 0; i < 4; i++ {
+					dst := p.codes[(at*4+i)*64+r*4:][:4]
+					for j := range dst {
+						e := 32*k + 4*i + j
+						dst[j] = code(e) | code(e+16)<<4
+					}
+				}
+			}
+			for gi := 0; gi < ng; gi++ {
+				at := (g*ng+gi)*packedTile + r
+				putScale(p.scales, at, sfmt, scales[row*ng+gi])
+				putScale(p.biases, at, sfmt, biases[row*ng+gi])
+			}
+		}
+	})
+	return p
+}
+
+func checkPackLen(name string, have, want int) {
+	if have < want {
+		panic(fmt.Sprintf("kernels: %s: %d elements, want %d", name, have, want))
+	}
+}
+
+func newPacked(rows, cols int, q8 bool, scaleBytes, biasBytes int) *Packed {
+	codeBytes := rows * cols / 2
+	if q8 {
+		codeBytes = rows * cols
+	}
+	mem, free := allocPacked(codeBytes + scaleBytes + biasBytes)
+	p := &Packed{rows: rows, cols: cols, q8: q8,
+		codes:  mem[:codeBytes:codeBytes],
+		scales: mem[codeBytes : codeBytes+scaleBytes : codeBytes+scaleBytes],
+		biases: mem[codeBytes+scaleBytes:]}
+	if biasBytes == 0 {
+		p.biases = nil
+	}
+	runtime.SetFinalizer(p, func(*Packed) { free() })
+	return p
+}
+
+// packRowGroups runs f for every group of 16 rows, spread over the CPUs.
+func packRowGroups(rows int, f func(g int)) {
+	groups := rows / packedTile
+	workers := min(runtime.NumCPU(), groups)
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for g := w; g < groups; g += workers {
+				f(g)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// scaleFormat picks the narrowest storage that holds every value exactly.
+func scaleFormat(vs ...[]float32) int {
+	bf, h := true, true
+	for _, v := range vs {
+		for _, x := range v {
+			b := math.Float32bits(x)
+			if b&0xffff != 0 {
+				bf = false
+			}
+			if quant.F16ToF32(quant.F32ToF16(x)) != x && !math.IsNaN(float64(x)) {
+				h = false
+			}
+		}
+	}
+	switch {
+	case bf:
+		return packBF16
+	case h:
+		return packF16
+	}
+	return packF32
+}
+
+func putScale(dst []byte, at, sfmt int, v float32) {
+	switch sfmt {
+	case packBF16:
+		binary.LittleEndian.PutUint16(dst[2*at:], uint16(math.Float32bits(v)>>16))
+	case packF16:
+		binary.LittleEndian.PutUint16(dst[2*at:], quant.F32ToF16(v))
+	default:
+		binary.LittleEndian.PutUint32(dst[4*at:], math.Float32bits(v))
+	}
+}
+
+// MatMul sets out ([n][rows]) to x ([n][cols]) times the transposed weight,
+// with int8 activations. It panics unless Active.
+func (p *Packed) MatMul(out, x []float32, n int) {
+	if !p.Active() {
+		panic("kernels: Packed.MatMul: the packed path is off")
+	}
+	checkMatMul("Packed.MatMul", out, x, n, p.rows, p.cols, 0, 0)
+	pl := thePool
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	j := &pl.jobs.mm
+	*j = matMulJob{kind: kindPacked, out: out, x: x, n: n, pk: p, rows: p.rows, cols: p.cols}
+	pl.matMul(j)
+	*j = matMulJob{}
+	runtime.KeepAlive(p)
+}

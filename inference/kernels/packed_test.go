@@ -1,0 +1,152 @@
+package kernels
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/impetusllm/impetus/inference/quant"
+)
+
+// packedCase is one weight in source and packed form, with its float values.
+type packedCase struct {
+	name string
+	pk   *Packed
+	wf   []float32                    // dequantized weight
+	def  func(out, x []float32, n int) // the int8 definition, or nil
+}
+
+func packedCases(t *testing.T, r *rand.Rand, rows, cols int) []packedCase {
+	var cs []packedCase
+	for _, tc := range []struct {
+		name string
+		q8   bool
+		bb   int
+		pack func([]byte, int, int) *Packed
+	}{{"Q8_0", true, Q8_0BlockBytes, PackQ8_0}, {"Q4_0", false, Q4_0BlockBytes, PackQ4_0}} {
+		w := randGGUF(r, rows, cols, tc.bb)
+		wf := make([]float32, rows*cols)
+		if err := quant.DequantizeGGML(ggmlTypeOf[tc.name], w, wf); err != nil {
+			t.Fatal(err)
+		}
+		q8 := tc.q8
+		cs = append(cs, packedCase{tc.name, tc.pack(w, rows, cols), wf,
+			func(out, x []float32, n int) { matMulInt8Ref(out, x, n, w, q8, rows, cols) }})
+	}
+	for _, g := range mlxGroups {
+		if cols%g != 0 {
+			continue
+		}
+		wq, sc0, bi0 := quantizeMLX(randSlice(r, rows*cols, 1), rows, cols, 4, g)
+		ng := cols / g
+		// Scales and biases exact in bfloat16, in half, and in neither.
+		for _, f := range []struct {
+			name  string
+			sfmt  int
+			round func(float32) float32
+		}{
+			{"bf16", packBF16, func(v float32) float32 { return quant.BF16ToF32(quant.F32ToBF16(v)) }},
+			{"f16", packF16, func(v float32) float32 { return quant.F16ToF32(quant.F32ToF16(v)) }},
+			{"f32", packF32, func(v float32) float32 { return v*(1+1e-7) + 1e-9 }},
+		} {
+			sc, bi := make([]float32, len(sc0)), make([]float32, len(bi0))
+			for i := range sc {
+				sc[i], bi[i] = f.round(sc0[i]), f.round(bi0[i])
+			}
+			wf := make([]float32, rows*cols)
+			for o := 0; o < rows; o++ {
+				DequantMLXRow(wf[o*cols:(o+1)*cols], wq[o*cols/8:(o+1)*cols/8], sc[o*ng:(o+1)*ng], bi[o*ng:(o+1)*ng], cols, 4, g)
+			}
+			pk := PackMLX4(wq, sc, bi, rows, cols, g)
+			if pk != nil && pk.sfmt != f.sfmt {
+				t.Fatalf("MLX4 g%d %s: scale format %d, want %d", g, f.name, pk.sfmt, f.sfmt)
+			}
+			cs = append(cs, packedCase{fmt.Sprintf("MLX4 g%d %s", g, f.name), pk, wf, nil})
+		}
+	}
+	return cs
+}
+
+// TestPacked checks the packed kernels against the int8 definition and the
+// float reference, and that each output is bit-identical whatever n, the
+// other rows of the batch and the thread count.
+func TestPacked(t *testing.T) {
+	defer SetInt8MLX(SetInt8MLX(true))
+	withInt8(t, func(t *testing.T) {
+		if !hasPacked {
+			t.Skip("no packed kernels on this CPU")
+		}
+		defer SetThreads(Threads())
+		r := rand.New(rand.NewPCG(71, 72))
+		for _, shape := range [][2]int{{16, 32}, {48, 96}, {32, 256}, {64, 1024}, {16, 4864}} {
+			rows, cols := shape[0], shape[1]
+			for _, c := range packedCases(t, r, rows, cols) {
+				if c.pk == nil {
+					t.Fatalf("%s %dx%d: not packed", c.name, rows, cols)
+				}
+				const nMax = 9
+				x := randSlice(r, nMax*cols, 1)
+				clear(x[cols : cols+32]) // an all-zero block
+				SetThreads(1)
+				single := make([]float32, nMax*rows)
+				for b := 0; b < nMax; b++ {
+					c.pk.MatMul(single[b*rows:(b+1)*rows], x[b*cols:(b+1)*cols], 1)
+				}
+				for _, threads := range []int{1, 2, 3} {
+					SetThreads(threads)
+					for _, n := range []int{1, 2, 3, 4, 5, 7, 9} {
+						name := fmt.Sprintf("%s %dx%d n%d threads %d", c.name, rows, cols, n, threads)
+						got := make([]float32, n*rows)
+						c.pk.MatMul(got, x, n)
+						for i, v := range got {
+							if math.Float32bits(v) != math.Float32bits(single[i]) {
+								t.Fatalf("%s: output %d is %g, alone %g", name, i, v, single[i])
+							}
+						}
+					}
+				}
+				if c.def != nil {
+					def := make([]float32, nMax*rows)
+					c.def(def, x, nMax)
+					closeTo(t, c.name+" vs int8 definition", single, def, 1e-4)
+				}
+				fl := make([]float32, nMax*rows)
+				MatMulF32Ref(fl, x, nMax, c.wf, rows, cols)
+				int8Close(t, c.name+" vs float", single, fl, x, c.wf, nMax, rows, cols, 5e-3)
+			}
+		}
+	})
+}
+
+// TestPackedNaN checks that a NaN activation reaches its row's outputs only.
+func TestPackedNaN(t *testing.T) {
+	defer SetInt8MLX(SetInt8MLX(true))
+	withInt8(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(73, 74))
+		const rows, cols = 16, 96
+		x := randSlice(r, 2*cols, 1)
+		x[cols+40] = float32(math.NaN())
+		for _, c := range packedCases(t, r, rows, cols) {
+			out := make([]float32, 2*rows)
+			c.pk.MatMul(out, x, 2)
+			for i, v := range out {
+				if isNaN := v != v; isNaN != (i >= rows) {
+					t.Errorf("%s: output %d is %g", c.name, i, v)
+				}
+			}
+		}
+	})
+}
+
+// TestPackUnpackable checks that shapes the kernels cannot tile stay unpacked.
+func TestPackUnpackable(t *testing.T) {
+	r := rand.New(rand.NewPCG(75, 76))
+	if PackQ4_0(randGGUF(r, 15, 64, Q4_0BlockBytes), 15, 64) != nil {
+		t.Error("15 rows packed")
+	}
+	wq, sc, bi := quantizeMLX(randSlice(r, 16*96, 1), 16, 96, 4, 32)
+	if PackMLX4(wq, sc, bi, 16, 96, 64) != nil {
+		t.Error("96 columns in groups of 64 packed")
+	}
+}

@@ -1,0 +1,177 @@
+//go:build cgo
+
+// Packed int8 kernels (packed.go): weights rearranged at load so that one
+// 512-bit register holds four codes of each of 16 consecutive rows, one row
+// per 32-bit lane. vpdpbusd against a broadcast quad of int8 activations then
+// gives 16 row dot products at once, with no horizontal sums and one vector
+// of 16 row scales per block, and each thread streams its rows as one
+// sequential run of memory. Each (row, activation row) output sees the same
+// sequence of operations whatever n, the chunk or the thread count is.
+#include "kernels_internal.h"
+
+#if defined(__x86_64__)
+
+#include <immintrin.h>
+
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")
+
+void k_packed_quant(int8_t *q, float *d, int32_t *c, float *e, const float *x, int n, int cols, int off, int group) {
+    const int nb = cols / 32, bpg = group > 0 ? group / 32 : 0, ng = group > 0 ? cols / group : 0;
+    for (int b = 0; b < n; b++) {
+        float eg = 0;
+        for (int k = 0; k < nb; k++) {
+            const float *p = x + (size_t)b * cols + (size_t)k * 32;
+            const __m512 a0 = _mm512_loadu_ps(p), a1 = _mm512_loadu_ps(p + 16);
+            const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(a0), _mm512_abs_ps(a1)));
+            const float id = amax > 0 ? 127.0f / amax : 0.0f;
+            const __m512i i0 = _mm512_cvtps_epi32(_mm512_mul_ps(a0, _mm512_set1_ps(id)));
+            const __m512i i1 = _mm512_cvtps_epi32(_mm512_mul_ps(a1, _mm512_set1_ps(id)));
+            int8_t *qp = q + (size_t)b * cols + (size_t)k * 32;
+            _mm_storeu_si128((__m128i *)qp, _mm512_cvtsepi32_epi8(i0));
+            _mm_storeu_si128((__m128i *)(qp + 16), _mm512_cvtsepi32_epi8(i1));
+            // A NaN in the block must reach the outputs, as in float.
+            const int nan = (_mm512_cmp_ps_mask(a0, a0, _CMP_UNORD_Q) | _mm512_cmp_ps_mask(a1, a1, _CMP_UNORD_Q)) != 0;
+            const float dk = nan ? NAN : amax / 127.0f;
+            const int32_t s = _mm512_reduce_add_epi32(_mm512_add_epi32(i0, i1));
+            d[(size_t)b * nb + k] = dk;
+            c[(size_t)b * nb + k] = -off * s;
+            if (bpg) {
+                eg += dk * (float)s;
+                if ((k + 1) % bpg == 0) {
+                    e[(size_t)b * ng + k / bpg] = eg;
+                    eg = 0;
+                }
+            }
+        }
+    }
+}
+
+// 16 scales (or biases) of one block or group in storage format sfmt.
+static inline __m512 load16(const void *p, size_t at, int sfmt) {
+    if (sfmt == K_PK_F16)
+        return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)((const uint16_t *)p + at)));
+    if (sfmt == K_PK_BF16)
+        return _mm512_castsi512_ps(
+            _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)((const uint16_t *)p + at))), 16));
+    return _mm512_loadu_ps((const float *)p + at);
+}
+
+static inline int32_t quad(const int8_t *p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+// One 32-block k of 16 rows against NB activation rows: the eight code
+// vectors w[0..7] hold elements 4i..4i+3 of every row in w[i].
+#define PK_BLOCK(NB, SCALE)                                                                                   \
+    for (int bb = 0; bb < NB; bb++) {                                                                         \
+        const int8_t *xb = xq + (size_t)bb * cols + (size_t)k * 32;                                           \
+        __m512i a0 = _mm512_set1_epi32(xc[(size_t)bb * nb + k]), a1 = _mm512_setzero_si512();                \
+        a0 = _mm512_dpbusd_epi32(a0, w[0], _mm512_set1_epi32(quad(xb + 0)));                                 \
+        a1 = _mm512_dpbusd_epi32(a1, w[1], _mm512_set1_epi32(quad(xb + 4)));                                 \
+        a0 = _mm512_dpbusd_epi32(a0, w[2], _mm512_set1_epi32(quad(xb + 8)));                                 \
+        a1 = _mm512_dpbusd_epi32(a1, w[3], _mm512_set1_epi32(quad(xb + 12)));                                \
+        a0 = _mm512_dpbusd_epi32(a0, w[4], _mm512_set1_epi32(quad(xb + 16)));                                \
+        a1 = _mm512_dpbusd_epi32(a1, w[5], _mm512_set1_epi32(quad(xb + 20)));                                \
+        a0 = _mm512_dpbusd_epi32(a0, w[6], _mm512_set1_epi32(quad(xb + 24)));                                \
+        a1 = _mm512_dpbusd_epi32(a1, w[7], _mm512_set1_epi32(quad(xb + 28)));                                \
+        f[bb] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(a0, a1)),                                 \
+                                _mm512_mul_ps(SCALE, _mm512_set1_ps(xd[(size_t)bb * nb + k])), f[bb]);        \
+    }
+
+static inline __attribute__((always_inline)) void pk_load(__m512i w[8], const uint8_t *cp, const int Q8) {
+    if (Q8) {
+        for (int i = 0; i < 8; i++) w[i] = _mm512_loadu_si512(cp + 64 * i);
+    } else {
+        const __m512i m4 = _mm512_set1_epi8(0x0f);
+        for (int i = 0; i < 4; i++) {
+            const __m512i v = _mm512_loadu_si512(cp + 64 * i);
+            w[i] = _mm512_and_si512(v, m4);
+            w[4 + i] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+        }
+    }
+}
+
+// Row group g (rows 16g..16g+15) against NB activation rows.
+static inline __attribute__((always_inline)) void pk_group(float *out, const int8_t *xq, const float *xd,
+                                                           const int32_t *xc, const float *xe, const int NB,
+                                                           const int Q8, const uint8_t *codes, const void *sc,
+                                                           const void *bi, int sfmt, int group, int rows, int cols,
+                                                           int g) {
+    const int nb = cols / 32;
+    const size_t cb = Q8 ? 512 : 256;
+    const uint8_t *cp = codes + (size_t)g * nb * cb;
+    __m512 f[4];
+    for (int bb = 0; bb < NB; bb++) f[bb] = _mm512_setzero_ps();
+    __m512i w[8];
+    if (group == 0) {
+        for (int k = 0; k < nb; k++) {
+            _mm_prefetch((const char *)(cp + (size_t)k * cb + 2048), _MM_HINT_T0);
+            pk_load(w, cp + (size_t)k * cb, Q8);
+            const __m512 s = load16(sc, ((size_t)g * nb + k) * 16, sfmt);
+            PK_BLOCK(NB, s)
+        }
+    } else {
+        const int bpg = group / 32, ng = cols / group;
+        for (int gi = 0; gi < ng; gi++) {
+            const __m512 s = load16(sc, ((size_t)g * ng + gi) * 16, sfmt);
+            const __m512 bv = load16(bi, ((size_t)g * ng + gi) * 16, sfmt);
+            for (int k = gi * bpg; k < (gi + 1) * bpg; k++) {
+                _mm_prefetch((const char *)(cp + (size_t)k * cb + 2048), _MM_HINT_T0);
+                pk_load(w, cp + (size_t)k * cb, Q8);
+                PK_BLOCK(NB, s)
+            }
+            for (int bb = 0; bb < NB; bb++)
+                f[bb] = _mm512_fmadd_ps(bv, _mm512_set1_ps(xe[(size_t)bb * ng + gi]), f[bb]);
+        }
+    }
+    for (int bb = 0; bb < NB; bb++) _mm512_storeu_ps(out + (size_t)bb * rows + (size_t)g * 16, f[bb]);
+}
+
+#define PK_NB(NB)                                                                                             \
+    do {                                                                                                      \
+        if (q8)                                                                                               \
+            pk_group(o, q, d, c, e, NB, 1, codes, sc, bi, sfmt, group, rows, cols, g);                        \
+        else                                                                                                  \
+            pk_group(o, q, d, c, e, NB, 0, codes, sc, bi, sfmt, group, rows, cols, g);                        \
+    } while (0)
+
+void k_matmul_packed(float *out, const int8_t *xq, const float *xd, const int32_t *xc, const float *xe, int n,
+                     const uint8_t *codes, const void *sc, const void *bi, int q8, int sfmt, int group, int rows,
+                     int cols, int lo, int hi) {
+    const int nb = cols / 32, ng = group > 0 ? cols / group : 0;
+    for (int b0 = 0; b0 < n; b0 += 4) {
+        float *o = out + (size_t)b0 * rows;
+        const int8_t *q = xq + (size_t)b0 * cols;
+        const float *d = xd + (size_t)b0 * nb;
+        const int32_t *c = xc + (size_t)b0 * nb;
+        const float *e = xe ? xe + (size_t)b0 * ng : 0;
+        const int nbk = n - b0 < 4 ? n - b0 : 4;
+        for (int g = lo / 16; g < hi / 16; g++) {
+            switch (nbk) {
+            case 1: PK_NB(1); break;
+            case 2: PK_NB(2); break;
+            case 3: PK_NB(3); break;
+            default: PK_NB(4); break;
+            }
+        }
+    }
+}
+
+#pragma GCC pop_options
+
+#else
+
+void k_packed_quant(int8_t *q, float *d, int32_t *c, float *e, const float *x, int n, int cols, int off, int group) {
+    (void)q, (void)d, (void)c, (void)e, (void)x, (void)n, (void)cols, (void)off, (void)group;
+}
+void k_matmul_packed(float *out, const int8_t *xq, const float *xd, const int32_t *xc, const float *xe, int n,
+                     const uint8_t *codes, const void *sc, const void *bi, int q8, int sfmt, int group, int rows,
+                     int cols, int lo, int hi) {
+    (void)out, (void)xq, (void)xd, (void)xc, (void)xe, (void)n, (void)codes, (void)sc, (void)bi, (void)q8,
+        (void)sfmt, (void)group, (void)rows, (void)cols, (void)lo, (void)hi;
+}
+
+#endif
