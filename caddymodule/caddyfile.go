@@ -62,6 +62,14 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 					return nil, d.Errf("%v", err)
 				}
 			}
+		case "activations":
+			if !d.NextArg() {
+				return nil, d.ArgErr()
+			}
+			if v := d.Val(); v != "int8" && v != "float" {
+				return nil, d.Errf("activations must be int8 or float, got %q", v)
+			}
+			app.Activations = d.Val()
 		case "threads":
 			if !d.NextArg() {
 				return nil, d.ArgErr()

@@ -34,6 +34,7 @@ func TestAppProvisionAndValidate(t *testing.T) {
 		{name: "bad mode", app: App{PerformanceMode: "turbo"}, wantErr: "performance_mode"},
 		{name: "negative threads", app: App{Threads: -1}, wantErr: "threads"},
 		{name: "bad memory percent", app: App{MaxMemoryPercent: 150}, wantErr: "max_memory_percent"},
+		{name: "bad activations", app: App{Activations: "int4"}, wantErr: "activations"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

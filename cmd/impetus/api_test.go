@@ -145,7 +145,12 @@ func TestChatMatchesReference(t *testing.T) {
 	}
 	port, adminPort := freePort(t), freePort(t)
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	s := startServer(t, siteConfig(fmt.Sprintf("127.0.0.1:%d", adminPort), port, models, "key k secret", 1000))
+	// Exact equality with transformers needs float activations; the int8
+	// default is measured against the same fixtures in inference/model
+	// (TestInt8Fixtures).
+	cfg := strings.Replace(siteConfig(fmt.Sprintf("127.0.0.1:%d", adminPort), port, models, "key k secret", 1000),
+		"models_dir "+models, "models_dir "+models+"\n\t\tactivations float", 1)
+	s := startServer(t, cfg)
 	s.waitReady(base + "/api/health")
 
 	for _, f := range fixtures {

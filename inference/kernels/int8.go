@@ -12,14 +12,15 @@ var int8Acts atomic.Bool
 
 func init() { int8Acts.Store(os.Getenv("IMPETUS_INT8") != "0") }
 
-// mlxInt8 extends the int8 path to MLX 4-bit weights (SetInt8MLX).
+// mlxInt8 extends the int8 path to MLX 4-bit weights (SetInt8MLX); on by
+// default, off when the environment sets IMPETUS_INT8_MLX=0.
 var mlxInt8 atomic.Bool
 
-func init() { mlxInt8.Store(os.Getenv("IMPETUS_INT8_MLX") == "1") }
+func init() { mlxInt8.Store(os.Getenv("IMPETUS_INT8_MLX") != "0") }
 
-// SetInt8MLX extends the int8-activation path to MLX 4-bit weights (off by
-// default: MLX fixtures are checked for exact greedy ids in float) and
-// returns the previous setting.
+// SetInt8MLX turns the int8-activation path for MLX 4-bit weights on or off
+// (on by default, as for Q8_0 and Q4_0; off, MLX weights run in float and
+// match transformers to float rounding) and returns the previous setting.
 func SetInt8MLX(on bool) bool { return mlxInt8.Swap(on) }
 
 // SetInt8Activations turns the int8-activation path of the Q8_0 and Q4_0

@@ -9,14 +9,15 @@
 // A matmul reads each weight once per block of up to four activation rows,
 // so decoding a batch of sequences costs about one pass over the weights.
 // Activations stay float32 (results match the dequantized reference to
-// float rounding) except for GGUF Q8_0 and Q4_0 weights on CPUs with
-// AVX-512 VNNI: there each activation row is quantized to int8 per
+// float rounding) except for GGUF Q8_0 and Q4_0 and MLX 4-bit weights on
+// CPUs with AVX-512 VNNI: there each activation row is quantized to int8 per
 // 32-element block (scale max|x|/127) and dotted in integers, as llama.cpp
-// does (IMPETUS_INT8=0 in the environment, or SetInt8Activations(false),
-// keeps the float path; the kernels' own tests run in float and turn the
-// int8 path on where they check it). SetInt8MLX(true)
-// extends that path to MLX 4-bit weights (off by default: it moves the
-// random-weight MLX fixtures past their 3e-2 log-probability tolerance).
+// does for its quantized formats. Such weights are usually repacked at load
+// (Packed) so that one register holds codes of 16 rows. IMPETUS_INT8=0 in
+// the environment, or SetInt8Activations(false), keeps everything in float;
+// IMPETUS_INT8_MLX=0 or SetInt8MLX(false) does so for MLX weights only. The
+// kernels' own tests run in float and turn the int8 path on where they
+// check it.
 //
 // Batch invariance: each output element is made by the same sequence of
 // float operations whatever n is, whichever other rows share the call and

@@ -13,7 +13,7 @@ import (
 type packedCase struct {
 	name string
 	pk   *Packed
-	wf   []float32                    // dequantized weight
+	wf   []float32                     // dequantized weight
 	def  func(out, x []float32, n int) // the int8 definition, or nil
 }
 
