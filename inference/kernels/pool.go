@@ -19,17 +19,17 @@ type rangeJob interface {
 // shared) does not hold the others up.
 type pool struct {
 	mu      sync.Mutex
-	workers int              // including the caller
-	wake    []chan *dispatch // one per background worker
-	d       dispatch         // the operation in flight, guarded by mu
-	scratch [][]float32      // per-worker scratch, guarded by mu
-	xbuf    []float32        // rearranged activations (prepMatMul), guarded by mu
-	qbuf    []int8           // int8 activations (prepMatMul), guarded by mu
-	dbuf    []float32        // their block scales, guarded by mu
-	sbuf    []int32          // their block sums, guarded by mu
-	dvbuf   []float32        // their per-lane pair scales, guarded by mu
-	cvbuf   []int32          // their per-lane offset corrections, guarded by mu
-	ebuf    []float32        // packed MLX group sums (prepPacked), guarded by mu
+	workers int           // including the caller
+	wake    []*workerSlot // one per background worker
+	d       dispatch      // the operation in flight, guarded by mu
+	scratch [][]float32   // per-worker scratch, guarded by mu
+	xbuf    []float32     // rearranged activations (prepMatMul), guarded by mu
+	qbuf    []int8        // int8 activations (prepMatMul), guarded by mu
+	dbuf    []float32     // their block scales, guarded by mu
+	sbuf    []int32       // their block sums, guarded by mu
+	dvbuf   []float32     // their per-lane pair scales, guarded by mu
+	cvbuf   []int32       // their per-lane offset corrections, guarded by mu
+	ebuf    []float32     // packed MLX group sums (prepPacked), guarded by mu
 	jobs    struct {
 		mm matMulJob
 		at attnJob
@@ -37,12 +37,29 @@ type pool struct {
 }
 
 type dispatch struct {
-	job   rangeJob
-	next  atomic.Int64
-	total int
-	grain int
-	wg    sync.WaitGroup
+	job     rangeJob
+	next    atomic.Int64
+	total   int
+	grain   int
+	pending atomic.Int32 // helpers still draining
+	wg      sync.WaitGroup
 }
+
+// workerSlot hands operations to one background worker. Between the
+// operations of a forward pass (microseconds apart) the worker spins on seq
+// instead of sleeping, since a futex wake-up costs about as much as a small
+// matmul; after spinIters idle checks it parks on c.
+type workerSlot struct {
+	seq    atomic.Uint64 // operations handed out
+	parked atomic.Bool
+	c      chan struct{} // a wake-up token for a parked worker
+	d      *dispatch
+	quit   atomic.Bool
+}
+
+// spinIters bounds the busy wait of an idle worker and of a caller waiting
+// for its helpers (about 50-100µs of atomic loads).
+const spinIters = 1 << 16
 
 var thePool = newPool(runtime.NumCPU())
 
@@ -55,14 +72,19 @@ func newPool(n int) *pool {
 // resize replaces the background workers; the caller holds mu or owns p.
 func (p *pool) resize(n int) {
 	n = max(n, 1)
-	for _, c := range p.wake {
-		close(c)
+	for _, w := range p.wake {
+		w.quit.Store(true)
+		w.seq.Add(1)
+		select {
+		case w.c <- struct{}{}:
+		default:
+		}
 	}
 	p.wake = p.wake[:0]
 	for i := 1; i < n; i++ {
-		c := make(chan *dispatch, 1)
-		p.wake = append(p.wake, c)
-		go worker(i, c)
+		w := &workerSlot{c: make(chan struct{}, 1), d: &p.d}
+		p.wake = append(p.wake, w)
+		go w.run(i)
 	}
 	p.workers = n
 	for len(p.scratch) < n {
@@ -70,11 +92,39 @@ func (p *pool) resize(n int) {
 	}
 }
 
-func worker(id int, c chan *dispatch) {
-	for d := range c {
-		d.drain(id)
-		d.wg.Done()
+func (w *workerSlot) run(id int) {
+	var done uint64
+	for {
+		if !w.await(done) {
+			continue
+		}
+		if w.quit.Load() {
+			return
+		}
+		done++
+		w.d.drain(id)
+		w.d.pending.Add(-1)
+		w.d.wg.Done()
 	}
+}
+
+// await reports whether an operation beyond done was handed out, spinning
+// first and then parking until a token arrives (a spurious token makes it
+// report false, and the caller asks again).
+func (w *workerSlot) await(done uint64) bool {
+	for i := 0; i < spinIters; i++ {
+		if w.seq.Load() != done {
+			return true
+		}
+	}
+	w.parked.Store(true)
+	if w.seq.Load() != done {
+		w.parked.Store(false)
+		return true
+	}
+	<-w.c
+	w.parked.Store(false)
+	return w.seq.Load() != done
 }
 
 func (d *dispatch) drain(id int) {
@@ -103,10 +153,19 @@ func (p *pool) parallel(job rangeJob, total, grain int) {
 	d.job, d.total, d.grain = job, total, grain
 	d.next.Store(0)
 	d.wg.Add(helpers)
-	for i := 0; i < helpers; i++ {
-		p.wake[i] <- d
+	d.pending.Store(int32(helpers))
+	for _, w := range p.wake[:helpers] {
+		w.seq.Add(1)
+		if w.parked.Load() {
+			select {
+			case w.c <- struct{}{}:
+			default:
+			}
+		}
 	}
 	d.drain(0)
+	for i := 0; i < spinIters && d.pending.Load() > 0; i++ {
+	}
 	d.wg.Wait()
 	d.job = nil
 }
