@@ -75,8 +75,10 @@ lint:
 # into $TMPDIR/impetus-bench): pp512 and tg128 per thread count, median of
 # BENCH_REPEATS runs, one BENCH line per figure (issue 11). With
 # LLAMA_CPP=<llama.cpp build folder, outside this repository> llama-bench (and
-# llama-server for tg128x4, 4 concurrent streams) runs on the same GGUF with the
-# same threads, interleaved with ours, and each line carries the ratio.
+# llama-server for tg128xN, N concurrent requests through our scheduler against
+# llama-server -np N) runs on the same GGUF with the same threads, interleaved
+# with ours, and each line carries the ratio. TTFT lines give the time to first
+# token of each turn of a conversation with and without the prefix cache.
 # LLAMA_ENV=KEY=VALUE,... is added to llama.cpp's environment only.
 BENCH_THREADS ?= 1,2
 BENCH_REPEATS ?= 5
@@ -84,7 +86,7 @@ BENCH_FLAGS    = --threads $(BENCH_THREADS) --repeats $(BENCH_REPEATS) \
 	$(if $(LLAMA_CPP),--llama-cpp $(LLAMA_CPP)) $(if $(LLAMA_ENV),--llama-env '$(LLAMA_ENV)')
 bench: build
 	@echo "bench start $$(date -u +%H:%M:%S), load average $$(cut -d' ' -f1-3 /proc/loadavg)"
-	./$(BIN) bench --random qwen0.5b --quant q4_0 --also mlx4 --streams 4 $(BENCH_FLAGS)
+	./$(BIN) bench --random qwen0.5b --quant q4_0 --also mlx4 --streams 1,2,4,8 --turns 5 $(BENCH_FLAGS)
 	./$(BIN) bench --random llama1b --quant q4_0 $(BENCH_FLAGS)
 	./$(BIN) bench --random qwen0.5b --quant q4_k_m $(BENCH_FLAGS)
 	./$(BIN) bench --random qwen0.5b --quant q8_0 $(BENCH_FLAGS)

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -14,6 +15,7 @@ import (
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 
 	"github.com/impetusllm/impetus/inference/bench"
+	"github.com/impetusllm/impetus/inference/bench/serving"
 )
 
 func init() {
@@ -31,14 +33,15 @@ func init() {
 	fs.Int("repeats", 5, "interleaved runs per figure (the median is reported)")
 	fs.String("llama-cpp", "", "llama.cpp build folder: compare with its llama-bench (and llama-server for --streams) on the same GGUF")
 	fs.String("llama-env", "", "comma-separated KEY=VALUE environment for llama.cpp's processes")
-	fs.Int("streams", 0, "also measure aggregate decode of this many concurrent sequences (against llama-server -np N)")
+	fs.String("streams", "", "comma-separated counts of concurrent requests whose aggregate decode is also measured through the engine's scheduler (against llama-server -np N), e.g. 1,2,4,8")
+	fs.Int("turns", 0, "also measure the time to first token of each turn of a conversation of this many turns, with and without the prefix cache")
 	fs.Bool("table", false, "print the older table (prefill, decode per --batch) instead of BENCH lines")
 	fs.String("batch", "1", "with --table: comma-separated numbers of sequences decoded together")
 	fs.String("llama-bench", "", "with --table: path to llama-bench, to compare on the same thread counts")
 	fs.String("gguf", "", "GGUF model llama.cpp runs (default: the measured file, or the --vs file of a random MLX model)")
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "bench",
-		Usage: "--model <dir|file.gguf> | --random qwen0.5b|llama1b [--quant q4_0|q8_0|q4_k_m|mlx4|mlx8|bf16] [--also mlx4] [--threads 1,2] [--repeats 5] [--llama-cpp <build dir>] [--streams 4] [--write]",
+		Usage: "--model <dir|file.gguf> | --random qwen0.5b|llama1b [--quant q4_0|q8_0|q4_k_m|mlx4|mlx8|bf16] [--also mlx4] [--threads 1,2] [--repeats 5] [--llama-cpp <build dir>] [--streams 1,2,4,8] [--turns 5] [--write]",
 		Short: "Measures prefill and decode speed of the inference engine, beside llama.cpp",
 		Long: `
 Measures the inference engine in tokens per second: prefill of one prompt of
@@ -56,8 +59,14 @@ as a Llama block (no q/k/v biases), as llama.cpp comparisons measure them.
 
 With --llama-cpp, llama.cpp's llama-bench runs on the same GGUF with the same
 threads, one run after each of ours (interleaved, so machine noise hits both),
-and the ratio impetus/llama.cpp is printed. --streams N adds aggregate decode
-of N sequences against llama-server -np N on a loopback port.`,
+and the ratio impetus/llama.cpp is printed. --streams 1,2,4,8 adds aggregate
+decode of that many concurrent requests through the engine's scheduler (GGUF
+models), against llama-server -np N on a loopback port. --turns K adds the
+time to first token of each of K turns of a conversation (200-token system
+prompt, 40-token user messages, 32-token replies), with the prefix cache and
+without it:
+
+  TTFT model=<name> quant=<q> threads=<n> turn=<k> context=<tokens> reuse_ms=<ms> noreuse_ms=<ms>`,
 		Flags: fs,
 		Func:  cmdBench,
 	})
@@ -149,20 +158,37 @@ func cmdBench(fl caddycmd.Flags) (int, error) {
 	if fl.Bool("table") {
 		return benchTable(fl, candidates[0].Path, threads)
 	}
+	var streams []int
+	if s := strings.TrimSpace(fl.String("streams")); s != "" {
+		if streams, err = intList(s); err != nil {
+			return fail(fmt.Errorf("--streams: %w", err))
+		}
+	}
 	opts := bench.CompareOptions{Model: name, Candidates: candidates, Threads: threads,
 		PromptLen: fl.Int("prompt"), DecodeLen: fl.Int("decode"), Repeats: fl.Int("repeats"),
-		Streams: fl.Int("streams"), LlamaEnv: env, Progress: os.Stderr, Lines: os.Stdout}
+		Streams: streams, LlamaEnv: env, Progress: os.Stderr, Lines: os.Stdout}
+	serve := newServingEngines(candidates, slices.Max(append([]int{1}, streams...)))
+	defer serve.close()
+	if len(streams) > 0 {
+		opts.StreamRunner = serve.streams
+	}
 	if dir := fl.String("llama-cpp"); dir != "" {
 		if gguf == "" {
 			return fail(fmt.Errorf("--llama-cpp needs a GGUF file for llama.cpp: --gguf, or a .gguf --model"))
 		}
 		opts.LlamaCPP, opts.GGUF = dir, gguf
 	}
-	if opts.PromptLen <= 0 || opts.DecodeLen <= 0 || opts.Repeats <= 0 || opts.Streams < 0 {
-		return fail(fmt.Errorf("--prompt, --decode and --repeats must be positive, --streams not negative"))
+	if opts.PromptLen <= 0 || opts.DecodeLen <= 0 || opts.Repeats <= 0 || fl.Int("turns") < 0 {
+		return fail(fmt.Errorf("--prompt, --decode and --repeats must be positive, --turns not negative"))
 	}
 	if _, err := bench.Compare(opts); err != nil {
 		return caddy.ExitCodeFailedStartup, err
+	}
+	if turns := fl.Int("turns"); turns > 0 {
+		conv := serving.Conversation{System: 200, User: 40, Reply: 32, Turns: turns}
+		if err := serve.multiTurn(os.Stdout, os.Stderr, name, threads, conv, opts.Repeats); err != nil {
+			return fail(err)
+		}
 	}
 	return 0, nil
 }

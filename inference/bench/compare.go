@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -35,9 +36,15 @@ type CompareOptions struct {
 	// PromptLen and DecodeLen are llama-bench's -p and -n (512 and 128 by
 	// default); Repeats is how many interleaved runs give each median (5).
 	PromptLen, DecodeLen, Repeats int
-	// Streams > 1 adds aggregate decode of Streams sequences, DecodeLen steps
-	// (test tg<DecodeLen>x<Streams>), against llama-server -np Streams.
-	Streams  int
+	// Streams adds, for each count N in it, aggregate decode of N concurrent
+	// sequences of DecodeLen tokens (test tg<DecodeLen>x<N>), against
+	// llama-server -np N.
+	Streams []int
+	// StreamRunner, when set, measures our side of a Streams test instead of
+	// batched decode through the model: aggregate tokens/s of streams
+	// concurrent requests of tokens each for candidate i, e.g. through the
+	// engine's scheduler (package serving). ErrSkip leaves the candidate out.
+	StreamRunner func(candidate, streams, tokens int) (float64, error)
 	Progress io.Writer // one line per run; nil discards
 	Lines    io.Writer // each BENCH line as soon as its median is known; nil discards
 }
@@ -79,8 +86,8 @@ func (o CompareOptions) withDefaults() (CompareOptions, error) {
 	if o.Repeats == 0 {
 		o.Repeats = 5
 	}
-	if o.PromptLen < 1 || o.DecodeLen < 1 || o.Repeats < 1 || o.Streams < 0 {
-		return o, fmt.Errorf("compare: prompt %d, decode %d, repeats %d and streams %d must be positive",
+	if o.PromptLen < 1 || o.DecodeLen < 1 || o.Repeats < 1 || slices.ContainsFunc(o.Streams, func(n int) bool { return n < 1 }) {
+		return o, fmt.Errorf("compare: prompt %d, decode %d, repeats %d and streams %v must be positive",
 			o.PromptLen, o.DecodeLen, o.Repeats, o.Streams)
 	}
 	if len(o.Threads) == 0 {
@@ -131,7 +138,7 @@ func Compare(opts CompareOptions) ([]Line, error) {
 		if benchBin, err = LlamaTool(opts.LlamaCPP, "llama-bench"); err != nil {
 			return nil, fmt.Errorf("compare: %w", err)
 		}
-		if opts.Streams > 1 {
+		if len(opts.Streams) > 0 {
 			if serverBin, err = LlamaTool(opts.LlamaCPP, "llama-server"); err != nil {
 				return nil, fmt.Errorf("compare: %w", err)
 			}
@@ -147,7 +154,11 @@ func Compare(opts CompareOptions) ([]Line, error) {
 			return nil, err
 		}
 		defer m.Close()
-		runners[i] = newRunner(m, max(opts.Streams, 1), opts.PromptLen, opts.DecodeLen, uint64(i))
+		streams := 1
+		if opts.StreamRunner == nil {
+			streams = max(streams, slices.Max(append([]int{1}, opts.Streams...)))
+		}
+		runners[i] = newRunner(m, streams, opts.PromptLen, opts.DecodeLen, uint64(i))
 	}
 	prev := kernels.Threads()
 	defer kernels.SetThreads(prev)
@@ -213,8 +224,8 @@ func Compare(opts CompareOptions) ([]Line, error) {
 					Impetus: medianOf(ours[i][k]), LlamaCPP: medianOf(theirs[k])})
 			}
 		}
-		if opts.Streams > 1 {
-			ls, err := compareStreams(opts, t, runners, serverBin)
+		for _, s := range opts.Streams {
+			ls, err := compareStreams(opts, t, s, runners, serverBin)
 			for _, l := range ls {
 				emit(l)
 			}
@@ -226,10 +237,13 @@ func Compare(opts CompareOptions) ([]Line, error) {
 	return lines, nil
 }
 
-// compareStreams measures aggregate decode of opts.Streams sequences at t
-// threads, interleaved with llama-server rounds when serverBin is set.
-func compareStreams(opts CompareOptions, t int, runners []*runner, serverBin string) ([]Line, error) {
-	s, n := opts.Streams, opts.DecodeLen
+// ErrSkip is a StreamRunner's answer for a candidate it does not measure.
+var ErrSkip = errors.New("not measured")
+
+// compareStreams measures aggregate decode of s sequences at t threads,
+// interleaved with llama-server rounds when serverBin is set.
+func compareStreams(opts CompareOptions, t, s int, runners []*runner, serverBin string) ([]Line, error) {
+	n := opts.DecodeLen
 	var srv *llamaServer
 	if serverBin != "" {
 		var err error
@@ -245,7 +259,16 @@ func compareStreams(opts CompareOptions, t int, runners []*runner, serverBin str
 	var theirs []float64
 	for rep := 1; rep <= opts.Repeats; rep++ {
 		for i, r := range runners {
-			v, err := timed(s*n, func() error { return r.decode(s, n) })
+			var v float64
+			var err error
+			if opts.StreamRunner != nil {
+				v, err = opts.StreamRunner(i, s, n)
+			} else {
+				v, err = timed(s*n, func() error { return r.decode(s, n) })
+			}
+			if errors.Is(err, ErrSkip) {
+				continue
+			}
 			if err != nil {
 				return nil, fmt.Errorf("compare: %s decode of %d streams: %w", opts.Candidates[i].Quant, s, err)
 			}
@@ -266,6 +289,9 @@ func compareStreams(opts CompareOptions, t int, runners []*runner, serverBin str
 	}
 	var lines []Line
 	for i, c := range opts.Candidates {
+		if len(ours[i]) == 0 {
+			continue
+		}
 		lines = append(lines, Line{Model: opts.Model, Quant: c.Quant, Threads: t, Test: fmt.Sprintf("tg%dx%d", n, s),
 			Impetus: medianOf(ours[i]), LlamaCPP: medianOf(theirs)})
 	}

@@ -62,7 +62,7 @@ func TestCompare(t *testing.T) {
 	llama, calls := fakeLlamaBench(t)
 	var out, progress bytes.Buffer
 	lines, err := Compare(CompareOptions{Model: "tiny", Candidates: []Candidate{{"q4_0", gg}, {"mlx4", mlx}},
-		GGUF: gg, LlamaCPP: llama, Threads: []int{1}, PromptLen: 20, DecodeLen: 3, Repeats: 3, Streams: 2,
+		GGUF: gg, LlamaCPP: llama, Threads: []int{1}, PromptLen: 20, DecodeLen: 3, Repeats: 3, Streams: []int{2},
 		Progress: &progress, Lines: &out})
 	// Streams against llama.cpp needs llama-server, which the fake folder lacks.
 	if err == nil || !strings.Contains(err.Error(), "llama-server") {
@@ -99,7 +99,7 @@ func TestCompare(t *testing.T) {
 	// Our figures alone, with aggregate decode of 2 streams.
 	out.Reset()
 	lines, err = Compare(CompareOptions{Model: "tiny", Candidates: []Candidate{{"q4_0", gg}},
-		Threads: []int{1, 2}, PromptLen: 20, DecodeLen: 3, Repeats: 1, Streams: 2, Lines: &out})
+		Threads: []int{1, 2}, PromptLen: 20, DecodeLen: 3, Repeats: 1, Streams: []int{2}, Lines: &out})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -57,11 +57,10 @@ static inline __m512 load16(const void *p, size_t at, int sfmt) {
     return _mm512_loadu_ps((const float *)p + at);
 }
 
-static inline int32_t quad(const int8_t *p) {
-    int32_t v;
-    memcpy(&v, p, 4);
-    return v;
-}
+// Four activation codes broadcast to every lane, read straight from memory
+// (an embedded broadcast of vpdpbusd, not a shuffle-port move from a GPR).
+typedef int32_t __attribute__((may_alias, aligned(1))) i32u;
+static inline int32_t quad(const int8_t *p) { return *(const i32u *)p; }
 
 // One 32-block k of 16 rows against NB activation rows: the eight code
 // vectors w[0..7] hold elements 4i..4i+3 of every row in w[i].
@@ -80,6 +79,20 @@ static inline int32_t quad(const int8_t *p) {
         f[bb] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(a0, a1)),                                 \
                                 _mm512_mul_ps(SCALE, _mm512_set1_ps(xd[(size_t)bb * nb + k])), f[bb]);        \
     }
+
+#ifndef PK_DIST
+#define PK_DIST 4096
+#endif
+#ifndef PK_HINT
+#define PK_HINT _MM_HINT_T0
+#endif
+
+// Prefetch the block PK_DIST bytes ahead, every cache line of it: at a
+// step's batch of several rows the compute per block is long enough that
+// the hardware prefetcher alone leaves memory idle between blocks.
+static inline __attribute__((always_inline)) void pk_prefetch(const uint8_t *cp, const int Q8) {
+    for (int i = 0; i < (Q8 ? 8 : 4); i++) _mm_prefetch((const char *)(cp + PK_DIST + 64 * i), PK_HINT);
+}
 
 static inline __attribute__((always_inline)) void pk_load(__m512i w[8], const uint8_t *cp, const int Q8) {
     if (Q8) {
@@ -108,7 +121,7 @@ static inline __attribute__((always_inline)) void pk_group(float *out, const int
     __m512i w[8];
     if (group == 0) {
         for (int k = 0; k < nb; k++) {
-            _mm_prefetch((const char *)(cp + (size_t)k * cb + 2048), _MM_HINT_T0);
+            pk_prefetch(cp + (size_t)k * cb, Q8);
             pk_load(w, cp + (size_t)k * cb, Q8);
             const __m512 s = load16(sc, ((size_t)g * nb + k) * 16, sfmt);
             PK_BLOCK(NB, s)
@@ -119,7 +132,7 @@ static inline __attribute__((always_inline)) void pk_group(float *out, const int
             const __m512 s = load16(sc, ((size_t)g * ng + gi) * 16, sfmt);
             const __m512 bv = load16(bi, ((size_t)g * ng + gi) * 16, sfmt);
             for (int k = gi * bpg; k < (gi + 1) * bpg; k++) {
-                _mm_prefetch((const char *)(cp + (size_t)k * cb + 2048), _MM_HINT_T0);
+                pk_prefetch(cp + (size_t)k * cb, Q8);
                 pk_load(w, cp + (size_t)k * cb, Q8);
                 PK_BLOCK(NB, s)
             }
