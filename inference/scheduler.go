@@ -625,8 +625,11 @@ func (s *scheduler) retire(seq *sequence, keep bool) {
 // dropCancelled ends sequences whose context is done, freeing their memory
 // at once; their streams close without a final event.
 func (s *scheduler) dropCancelled() {
-	for _, seq := range append([]*sequence(nil), s.running...) {
-		if seq.ctx.Err() != nil {
+	for i := len(s.running) - 1; i >= 0; i-- { // retire removes from running
+		if i >= len(s.running) {
+			continue
+		}
+		if seq := s.running[i]; seq.ctx.Err() != nil {
 			s.retire(seq, false)
 			close(seq.out)
 		}

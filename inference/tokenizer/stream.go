@@ -9,7 +9,8 @@ type StreamDecoder struct {
 	t           *Tokenizer
 	skipSpecial bool
 	pending     []byte
-	leadStrip   int // leading spaces still to drop at the start of the text
+	buf         []byte // reused for the lossy conversion of released bytes
+	leadStrip   int    // leading spaces still to drop at the start of the text
 	begun       bool
 }
 
@@ -33,13 +34,19 @@ func (d *StreamDecoder) Add(id int32) string {
 			d.begun = true
 		}
 	}
+	if len(d.pending) == 0 && d.begun && len(b) == len(d.t.TokenBytes(id)) {
+		if s, ok := d.t.tokenString(id); ok {
+			return s // the common case: a whole token of valid text, no allocation
+		}
+	}
 	d.pending = append(d.pending, b...)
 	keep := incompleteTail(d.pending)
 	ready := d.pending[:len(d.pending)-keep]
 	if len(ready) == 0 {
 		return ""
 	}
-	out := string(appendLossy(nil, ready))
+	d.buf = appendLossy(d.buf[:0], ready)
+	out := string(d.buf)
 	d.pending = append(d.pending[:0], d.pending[len(d.pending)-keep:]...)
 	return out
 }

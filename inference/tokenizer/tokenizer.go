@@ -9,6 +9,7 @@ package tokenizer
 import (
 	"strings"
 	"sync"
+	"unicode/utf8"
 )
 
 // Tokenizer is immutable after construction and safe for concurrent use.
@@ -17,6 +18,12 @@ type Tokenizer struct {
 	vocab    map[string]int32
 	special  []bool
 	tokBytes [][]byte // id -> raw bytes the token stands for in running text
+
+	// tokStrings holds tokBytes as strings for the tokens that are complete
+	// UTF-8 on their own ("" otherwise), built on first use, so a stream
+	// decoder releases most tokens without allocating (TokenString).
+	tokStringsOnce sync.Once
+	tokStrings     []string
 
 	added         *addedMatcher
 	normAdded     bool // some added tokens match normalized text
@@ -214,6 +221,24 @@ func (t *Tokenizer) TokenBytes(id int32) []byte {
 		return nil
 	}
 	return t.tokBytes[id]
+}
+
+// tokenString returns the text of id when its bytes are complete, valid
+// UTF-8 on their own; ok is false otherwise.
+func (t *Tokenizer) tokenString(id int32) (s string, ok bool) {
+	t.tokStringsOnce.Do(func() {
+		t.tokStrings = make([]string, len(t.tokBytes))
+		for i, b := range t.tokBytes {
+			if len(b) > 0 && utf8.Valid(b) {
+				t.tokStrings[i] = string(b)
+			}
+		}
+	})
+	if id < 0 || int(id) >= len(t.tokStrings) {
+		return "", false
+	}
+	s = t.tokStrings[id]
+	return s, s != ""
 }
 
 // TokenText returns the vocabulary spelling of id ("Ġhello", "▁hello", "<s>").
