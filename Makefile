@@ -87,9 +87,10 @@ BENCH_FLAGS    = --threads $(BENCH_THREADS) --repeats $(BENCH_REPEATS) \
 bench: build
 	@echo "bench start $$(date -u +%H:%M:%S), load average $$(cut -d' ' -f1-3 /proc/loadavg)"
 	./$(BIN) bench --random qwen0.5b --quant q4_0 --also mlx4 --streams 1,2,4,8 --turns 5 $(BENCH_FLAGS)
-	./$(BIN) bench --random llama1b --quant q4_0 $(BENCH_FLAGS)
+	./$(BIN) bench --random llama1b --quant q4_0 --also mlx4 $(BENCH_FLAGS)
 	./$(BIN) bench --random qwen0.5b --quant q4_k_m $(BENCH_FLAGS)
 	./$(BIN) bench --random qwen0.5b --quant q8_0 $(BENCH_FLAGS)
+	./$(BIN) bench --random llama1b --quant q8_0 $(BENCH_FLAGS)
 	@echo "bench end $$(date -u +%H:%M:%S), load average $$(cut -d' ' -f1-3 /proc/loadavg)"
 
 clean:
