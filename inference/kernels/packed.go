@@ -21,15 +21,26 @@ import (
 // caller keeps using the source format.
 type Packed struct {
 	rows, cols int
-	q8         bool // 8-bit codes (Q8_0), else 4-bit (Q4_0, MLX 4-bit)
+	kind       int  // code layout: packQ4, packQ8, packQ6_K
 	mlx        bool // MLX affine groups (scale and bias per group), else GGUF blocks
 	sfmt       int  // storage of scales and biases: packF16, packBF16, packF32
 	group      int  // MLX group size; 0 for GGUF blocks
 	off        int  // the weight code offset (8 for Q4_0, 128 for Q8_0, 0 for MLX)
+	hoff       int  // nonzero: the offset of each block's second half, corrected apart (Q6_K)
 	codes      []byte
 	scales     []byte
 	biases     []byte
 }
+
+// Code layouts (K_PK_Q4 ...).
+const (
+	packQ4   = 0 // 4-bit codes: Q4_0, MLX 4-bit
+	packQ8   = 1 // Q8_0
+	packQ6_K = 2
+)
+
+// packCodeBytes is the code bytes of one 32-block of 16 rows per layout.
+var packCodeBytes = [...]int{packQ4: 256, packQ8: 512, packQ6_K: 384}
 
 const (
 	packF16  = 0 // K_PK_F16
@@ -64,7 +75,7 @@ func PackQ4_0(w []byte, rows, cols int) *Packed {
 	}
 	nb := cols / 32
 	checkPackLen("PackQ4_0", len(w), rows*nb*Q4_0BlockBytes)
-	p := newPacked(rows, cols, false, 2*rows*nb, 0)
+	p := newPacked(rows, cols, packQ4, 2*rows*nb, 0)
 	p.off, p.sfmt = 8, packF16
 	packRowGroups(rows, func(g int) {
 		for r := 0; r < packedTile; r++ {
@@ -90,7 +101,7 @@ func PackQ8_0(w []byte, rows, cols int) *Packed {
 	}
 	nb := cols / 32
 	checkPackLen("PackQ8_0", len(w), rows*nb*Q8_0BlockBytes)
-	p := newPacked(rows, cols, true, 2*rows*nb, 0)
+	p := newPacked(rows, cols, packQ8, 2*rows*nb, 0)
 	p.off, p.sfmt = 128, packF16
 	packRowGroups(rows, func(g int) {
 		for r := 0; r < packedTile; r++ {
@@ -111,6 +122,62 @@ func PackQ8_0(w []byte, rows, cols int) *Packed {
 	return p
 }
 
+// PackQ6_K packs a GGUF Q6_K matrix (cols a multiple of 256). Codes keep
+// 6 bits: per 32-block of 16 rows, the low 4 bits in the Q4 nibble layout
+// and 2-bit fields in two more vectors (pk_load_q6 in simd_packed.c); the
+// second half of each block is stored as q>>2 and q&3 so that the kernel
+// builds 4q without shifting nibbles. d stays f16 and the sub-scales int8,
+// per super-block: [d of 16 rows][16 sub-blocks][16 rows].
+func PackQ6_K(w []byte, rows, cols int) *Packed {
+	if !packable(rows, cols) || cols%KBlockElems != 0 {
+		return nil
+	}
+	nb, nsb := cols/32, cols/KBlockElems
+	checkPackLen("PackQ6_K", len(w), rows*nsb*Q6_KBlockBytes)
+	const sbBytes = 2*packedTile + 16*packedTile
+	p := newPacked(rows, cols, packQ6_K, rows/packedTile*nsb*sbBytes, 0)
+	p.off, p.hoff = 32, 128
+	packRowGroups(rows, func(g int) {
+		for r := 0; r < packedTile; r++ {
+			src := w[(g*packedTile+r)*nsb*Q6_KBlockBytes:]
+			for sb := 0; sb < nsb; sb++ {
+				blk := src[sb*Q6_KBlockBytes : (sb+1)*Q6_KBlockBytes]
+				ss := p.scales[(g*nsb+sb)*sbBytes:]
+				copy(ss[2*r:2*r+2], blk[208:210])
+				for i := 0; i < 16; i++ {
+					ss[2*packedTile+i*packedTile+r] = blk[192+i]
+				}
+				for kk := 0; kk < 8; kk++ {
+					dst := p.codes[(g*nb+sb*8+kk)*packCodeBytes[packQ6_K]:]
+					for t := 0; t < 4; t++ {
+						var ha, hb byte
+						for i := 0; i < 4; i++ {
+							q1 := q6kCode(blk, 32*kk+4*i+t)
+							q2 := q6kCode(blk, 32*kk+16+4*i+t)
+							dst[i*64+r*4+t] = q1&15 | (q2>>2)<<4
+							ha |= (q1 >> 4) << (2 * i)
+							hb |= (q2 & 3) << (2 * i)
+						}
+						dst[256+r*4+t], dst[320+r*4+t] = ha, hb
+					}
+				}
+			}
+		}
+	})
+	return p
+}
+
+// q6kCode is the 6-bit code (0..63) of element e of a Q6_K super-block
+// (see DequantQ6_KRow for the layout).
+func q6kCode(blk []byte, e int) byte {
+	h, l, k := e/128, e%32, e%128/32
+	lo := blk[64*h+l+32*(k&1)]
+	if k >= 2 {
+		lo >>= 4
+	}
+	return lo&15 | (blk[128+32*h+l]>>(2*k)&3)<<4
+}
+
 // PackMLX4 packs an MLX 4-bit matrix (see MatMulMLX for the arguments).
 // Scales and biases keep 16 bits when every value is exact in bfloat16 or
 // half (MLX stores them so), else float32.
@@ -126,7 +193,7 @@ func PackMLX4(wq []uint32, scales, biases []float32, rows, cols, group int) *Pac
 	if sfmt == packF32 {
 		width = 4
 	}
-	p := newPacked(rows, cols, false, width*rows*ng, width*rows*ng)
+	p := newPacked(rows, cols, packQ4, width*rows*ng, width*rows*ng)
 	p.mlx, p.group, p.sfmt = true, group, sfmt
 	nb := cols / 32
 	packRowGroups(rows, func(g int) {
@@ -160,13 +227,10 @@ func checkPackLen(name string, have, want int) {
 	}
 }
 
-func newPacked(rows, cols int, q8 bool, scaleBytes, biasBytes int) *Packed {
-	codeBytes := rows * cols / 2
-	if q8 {
-		codeBytes = rows * cols
-	}
+func newPacked(rows, cols, kind int, scaleBytes, biasBytes int) *Packed {
+	codeBytes := rows / packedTile * cols / 32 * packCodeBytes[kind]
 	mem, free := allocPacked(codeBytes + scaleBytes + biasBytes)
-	p := &Packed{rows: rows, cols: cols, q8: q8,
+	p := &Packed{rows: rows, cols: cols, kind: kind,
 		codes:  mem[:codeBytes:codeBytes],
 		scales: mem[codeBytes : codeBytes+scaleBytes : codeBytes+scaleBytes],
 		biases: mem[codeBytes+scaleBytes:]}
