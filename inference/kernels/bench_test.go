@@ -167,6 +167,7 @@ func benchGGUF(b *testing.B, blockBytes int, mm func(out, x []float32, n int, w 
 
 func BenchmarkMatMulQ8_0(b *testing.B) { benchGGUF(b, Q8_0BlockBytes, MatMulQ8_0) }
 func BenchmarkMatMulQ4_0(b *testing.B) { benchGGUF(b, Q4_0BlockBytes, MatMulQ4_0) }
+func BenchmarkMatMulQ5_0(b *testing.B) { benchGGUF(b, Q5_0BlockBytes, MatMulQ5_0) }
 
 func benchK(b *testing.B, blockBytes int, dOffsets []int, mm func(out, x []float32, n int, w []byte, rows, cols int)) {
 	r := rand.New(rand.NewPCG(8, 8))
@@ -242,6 +243,9 @@ func benchPackedOf(b *testing.B, elems int, random func(r *rand.Rand, rows, cols
 
 func BenchmarkPackedQ8_0(b *testing.B) { benchPacked(b, Q8_0BlockBytes, PackQ8_0) }
 func BenchmarkPackedQ4_0(b *testing.B) { benchPacked(b, Q4_0BlockBytes, PackQ4_0) }
+func BenchmarkPackedQ5_0(b *testing.B) {
+	benchPackedOf(b, 32, func(r *rand.Rand, rows, cols int) []byte { return randBlocks(r, rows, cols, 32, Q5_0BlockBytes, 0) }, PackQ5_0)
+}
 func BenchmarkPackedQ6_K(b *testing.B) {
 	benchPackedOf(b, KBlockElems, func(r *rand.Rand, rows, cols int) []byte { return randK(r, rows, cols, Q6_KBlockBytes, 208) }, PackQ6_K)
 }

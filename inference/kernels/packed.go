@@ -21,7 +21,7 @@ import (
 // caller keeps using the source format.
 type Packed struct {
 	rows, cols int
-	kind       int  // code layout: packQ4, packQ8, packQ6_K
+	kind       int  // code layout: packQ4, packQ8, packQ6_K, packQ5_0
 	mlx        bool // MLX affine groups (scale and bias per group), else GGUF blocks
 	sfmt       int  // storage of scales and biases: packF16, packBF16, packF32
 	group      int  // MLX group size; 0 for GGUF blocks
@@ -37,10 +37,11 @@ const (
 	packQ4   = 0 // 4-bit codes: Q4_0, MLX 4-bit
 	packQ8   = 1 // Q8_0
 	packQ6_K = 2
+	packQ5_0 = 3
 )
 
 // packCodeBytes is the code bytes of one 32-block of 16 rows per layout.
-var packCodeBytes = [...]int{packQ4: 256, packQ8: 512, packQ6_K: 384}
+var packCodeBytes = [...]int{packQ4: 256, packQ8: 512, packQ6_K: 384, packQ5_0: 320}
 
 const (
 	packF16  = 0 // K_PK_F16
@@ -115,6 +116,43 @@ func PackQ8_0(w []byte, rows, cols int) *Packed {
 					for j := range dst {
 						dst[j] = blk[2+4*i+j] ^ 0x80
 					}
+				}
+			}
+		}
+	})
+	return p
+}
+
+// PackQ5_0 packs a GGUF Q5_0 matrix, keeping 5 bits a weight: the nibbles
+// in the Q4 layout and one vector of fifth bits per 32-block of 16 rows
+// (pk_load_q5 in simd_packed.c); the second half of each block is stored as
+// q>>1 and q&1 so that the kernel builds 8q without shifting nibbles.
+func PackQ5_0(w []byte, rows, cols int) *Packed {
+	if !packable(rows, cols) {
+		return nil
+	}
+	nb := cols / 32
+	checkPackLen("PackQ5_0", len(w), rows*nb*Q5_0BlockBytes)
+	p := newPacked(rows, cols, packQ5_0, 2*rows*nb, 0)
+	p.off, p.sfmt = 16, packF16
+	packRowGroups(rows, func(g int) {
+		for r := 0; r < packedTile; r++ {
+			src := w[(g*packedTile+r)*nb*Q5_0BlockBytes:]
+			for k := 0; k < nb; k++ {
+				blk := src[k*Q5_0BlockBytes:]
+				at := g*nb + k
+				copy(p.scales[(at*packedTile+r)*2:], blk[:2])
+				qh := binary.LittleEndian.Uint32(blk[2:])
+				code := func(e int) byte { return blk[6+e%16]>>(4*(e/16))&15 | byte(qh>>e&1)<<4 }
+				dst := p.codes[at*packCodeBytes[packQ5_0]:]
+				for t := 0; t < 4; t++ {
+					var h byte
+					for i := 0; i < 4; i++ {
+						q1, q2 := code(4*i+t), code(16+4*i+t)
+						dst[i*64+r*4+t] = q1&15 | (q2>>1)<<4
+						h |= (q1>>4)<<(4+i) | (q2&1)<<(3-i)
+					}
+					dst[256+r*4+t] = h
 				}
 			}
 		}

@@ -38,7 +38,7 @@ func packedCases(t *testing.T, r *rand.Rand, rows, cols int) []packedCase {
 	for _, tc := range []struct {
 		name string
 		pack func([]byte, int, int) *Packed
-	}{{"Q6_K", PackQ6_K}} {
+	}{{"Q6_K", PackQ6_K}, {"Q5_0", PackQ5_0}} {
 		f := ggufFormatNamed(tc.name)
 		if cols%f.elems != 0 {
 			continue

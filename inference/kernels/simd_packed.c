@@ -102,8 +102,8 @@ static inline __attribute__((always_inline)) void pk_load(__m512i w[8], const ui
 }
 
 // One 32-block k whose halves (elements 0..15 in w[0..3], 16..31 in
-// w[4..7]) accumulate apart: Q6_K gives them different sub-scales and
-// stores the second half scaled (see pk_load_q6).
+// w[4..7]) accumulate apart: Q6_K gives them different sub-scales, and both
+// Q6_K and Q5_0 store the second half scaled (see pk_load_q6, pk_load_q5).
 // xc holds two corrections per block when HOFF, else one (for a0).
 #define PK_HALVES(NB, HOFF, COMBINE)                                                                          \
     for (int bb = 0; bb < NB; bb++) {                                                                         \
@@ -141,6 +141,22 @@ static inline __attribute__((always_inline)) void pk_load_q6(__m512i w[8], const
     }
 }
 
+// Q5_0 block: nibbles in the Q4 layout, then one vector of fifth bits (bit
+// 4+i of each byte for w[i], bit 3-i for w[4+i]). The second half stores
+// q>>1 in the high nibble and q&1 in its bit, giving 8q; a1 >> 3 is exact.
+static inline __attribute__((always_inline)) void pk_load_q5(__m512i w[8], const uint8_t *cp) {
+    const __m512i m4 = _mm512_set1_epi8(0x0f), m10 = _mm512_set1_epi8(0x10), m08 = _mm512_set1_epi8(0x08),
+                  mf0 = _mm512_set1_epi8((char)0xf0);
+    const __m512i h = _mm512_loadu_si512(cp + 256);
+    const __m512i sa[4] = {h, _mm512_srli_epi16(h, 1), _mm512_srli_epi16(h, 2), _mm512_srli_epi16(h, 3)};
+    const __m512i sb[4] = {h, _mm512_slli_epi16(h, 1), _mm512_slli_epi16(h, 2), _mm512_slli_epi16(h, 3)};
+    for (int i = 0; i < 4; i++) {
+        const __m512i v = _mm512_loadu_si512(cp + 64 * i);
+        w[i] = _mm512_ternarylogic_epi32(_mm512_and_si512(v, m4), sa[i], m10, 0xf8);
+        w[4 + i] = _mm512_ternarylogic_epi32(v, _mm512_and_si512(sb[i], m08), mf0, 0xec);
+    }
+}
+
 // 16 int8 (or uint8) sub-block scales of one row group as floats times d.
 static inline __m512 sub16(const uint8_t *p, __m512 d, int sgn) {
     const __m128i b = _mm_loadu_si128((const __m128i *)p);
@@ -154,7 +170,7 @@ static inline __attribute__((always_inline)) void pk_group(float *out, const int
                                                            const void *bi, int sfmt, int group, int rows, int cols,
                                                            int g) {
     const int nb = cols / 32, nsb = cols / 256;
-    const size_t cb = KIND == K_PK_Q8 ? 512 : KIND == K_PK_Q6K ? 384 : 256;
+    const size_t cb = KIND == K_PK_Q8 ? 512 : KIND == K_PK_Q6K ? 384 : KIND == K_PK_Q5 ? 320 : 256;
     const uint8_t *cp = codes + (size_t)g * nb * cb;
     __m512 f[4];
     for (int bb = 0; bb < NB; bb++) f[bb] = _mm512_setzero_ps();
@@ -175,6 +191,15 @@ static inline __attribute__((always_inline)) void pk_group(float *out, const int
                                                                   _mm512_mul_ps(_mm512_cvtepi32_ps(a0), s0)),
                                                   xdv, f[bb]);)
             }
+        }
+    } else if (KIND == K_PK_Q5) {
+        for (int k = 0; k < nb; k++) {
+            _mm_prefetch((const char *)(cp + (size_t)k * cb + 2048), _MM_HINT_T0);
+            pk_load_q5(w, cp + (size_t)k * cb);
+            const __m512 s = load16(sc, ((size_t)g * nb + k) * 16, sfmt);
+            PK_HALVES(NB, 0,
+                      f[bb] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(a0, _mm512_srai_epi32(a1, 3))),
+                                              _mm512_mul_ps(s, xdv), f[bb]);)
         }
     } else if (group == 0) {
         for (int k = 0; k < nb; k++) {
@@ -205,6 +230,7 @@ static inline __attribute__((always_inline)) void pk_group(float *out, const int
         switch (kind) {                                                                                       \
         case K_PK_Q8: pk_group(o, q, d, c, e, NB, K_PK_Q8, codes, sc, bi, sfmt, group, rows, cols, g); break; \
         case K_PK_Q6K: pk_group(o, q, d, c, e, NB, K_PK_Q6K, codes, sc, bi, sfmt, group, rows, cols, g); break; \
+        case K_PK_Q5: pk_group(o, q, d, c, e, NB, K_PK_Q5, codes, sc, bi, sfmt, group, rows, cols, g); break; \
         default: pk_group(o, q, d, c, e, NB, K_PK_Q4, codes, sc, bi, sfmt, group, rows, cols, g); break;      \
         }                                                                                                     \
     } while (0)
