@@ -246,6 +246,9 @@ func BenchmarkPackedQ4_0(b *testing.B) { benchPacked(b, Q4_0BlockBytes, PackQ4_0
 func BenchmarkPackedQ5_0(b *testing.B) {
 	benchPackedOf(b, 32, func(r *rand.Rand, rows, cols int) []byte { return randBlocks(r, rows, cols, 32, Q5_0BlockBytes, 0) }, PackQ5_0)
 }
+func BenchmarkPackedQ4_K(b *testing.B) {
+	benchPackedOf(b, KBlockElems, func(r *rand.Rand, rows, cols int) []byte { return randK(r, rows, cols, Q4_KBlockBytes, 0, 2) }, PackQ4_K)
+}
 func BenchmarkPackedQ6_K(b *testing.B) {
 	benchPackedOf(b, KBlockElems, func(r *rand.Rand, rows, cols int) []byte { return randK(r, rows, cols, Q6_KBlockBytes, 208) }, PackQ6_K)
 }

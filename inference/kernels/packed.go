@@ -21,10 +21,10 @@ import (
 // caller keeps using the source format.
 type Packed struct {
 	rows, cols int
-	kind       int  // code layout: packQ4, packQ8, packQ6_K, packQ5_0
+	kind       int  // code layout: packQ4, packQ8, packQ6_K, packQ5_0, packQ4_K
 	mlx        bool // MLX affine groups (scale and bias per group), else GGUF blocks
 	sfmt       int  // storage of scales and biases: packF16, packBF16, packF32
-	group      int  // MLX group size; 0 for GGUF blocks
+	group      int  // MLX group size, 32 for Q4_K (its mins need block sums); 0 for the others
 	off        int  // the weight code offset (8 for Q4_0, 128 for Q8_0, 0 for MLX)
 	hoff       int  // nonzero: the offset of each block's second half, corrected apart (Q6_K)
 	codes      []byte
@@ -38,10 +38,11 @@ const (
 	packQ8   = 1 // Q8_0
 	packQ6_K = 2
 	packQ5_0 = 3
+	packQ4_K = 4
 )
 
 // packCodeBytes is the code bytes of one 32-block of 16 rows per layout.
-var packCodeBytes = [...]int{packQ4: 256, packQ8: 512, packQ6_K: 384, packQ5_0: 320}
+var packCodeBytes = [...]int{packQ4: 256, packQ8: 512, packQ6_K: 384, packQ5_0: 320, packQ4_K: 256}
 
 const (
 	packF16  = 0 // K_PK_F16
@@ -197,6 +198,51 @@ func PackQ6_K(w []byte, rows, cols int) *Packed {
 							hb |= (q2 & 3) << (2 * i)
 						}
 						dst[256+r*4+t], dst[320+r*4+t] = ha, hb
+					}
+				}
+			}
+		}
+	})
+	return p
+}
+
+// PackQ4_K packs a GGUF Q4_K matrix (cols a multiple of 256): codes in the
+// Q4 nibble layout per 32-block; per super-block and 16 rows, d and dmin
+// stay f16 and the 6-bit scales and mins become bytes: [d][dmin][8 scales
+// of 16 rows][8 mins of 16 rows]. The mins need the activation block sums
+// (d*sum per block, as MLX biases do with group 32).
+func PackQ4_K(w []byte, rows, cols int) *Packed {
+	if !packable(rows, cols) || cols%KBlockElems != 0 {
+		return nil
+	}
+	nb, nsb := cols/32, cols/KBlockElems
+	checkPackLen("PackQ4_K", len(w), rows*nsb*Q4_KBlockBytes)
+	const sbBytes = 4*packedTile + 16*packedTile
+	p := newPacked(rows, cols, packQ4_K, rows/packedTile*nsb*sbBytes, 0)
+	p.group = 32
+	packRowGroups(rows, func(g int) {
+		for r := 0; r < packedTile; r++ {
+			src := w[(g*packedTile+r)*nsb*Q4_KBlockBytes:]
+			for sb := 0; sb < nsb; sb++ {
+				blk := src[sb*Q4_KBlockBytes : (sb+1)*Q4_KBlockBytes]
+				ss := p.scales[(g*nsb+sb)*sbBytes:]
+				copy(ss[2*r:2*r+2], blk[0:2])
+				copy(ss[2*packedTile+2*r:][:2], blk[2:4])
+				for j := 0; j < 8; j++ {
+					sc, m := q4kScaleMin(blk[4:16], j)
+					ss[4*packedTile+j*packedTile+r] = sc
+					ss[12*packedTile+j*packedTile+r] = m
+				}
+				qs := blk[16:]
+				// Element e of the super-block: chunk e/64, low nibbles for its first 32.
+				code := func(e int) byte { return qs[32*(e/64)+e%32] >> (4 * (e % 64 / 32)) & 15 }
+				for kk := 0; kk < 8; kk++ {
+					dst := p.codes[(g*nb+sb*8+kk)*packCodeBytes[packQ4_K]:]
+					for i := 0; i < 4; i++ {
+						for t := 0; t < 4; t++ {
+							e := 32*kk + 4*i + t
+							dst[i*64+r*4+t] = code(e) | code(e+16)<<4
+						}
 					}
 				}
 			}

@@ -38,7 +38,7 @@ func packedCases(t *testing.T, r *rand.Rand, rows, cols int) []packedCase {
 	for _, tc := range []struct {
 		name string
 		pack func([]byte, int, int) *Packed
-	}{{"Q6_K", PackQ6_K}, {"Q5_0", PackQ5_0}} {
+	}{{"Q6_K", PackQ6_K}, {"Q5_0", PackQ5_0}, {"Q4_K", PackQ4_K}} {
 		f := ggufFormatNamed(tc.name)
 		if cols%f.elems != 0 {
 			continue
@@ -174,6 +174,9 @@ func TestPackUnpackable(t *testing.T) {
 	}
 	if PackQ6_K(make([]byte, 16*Q6_KBlockBytes*2), 16, 480) != nil {
 		t.Error("Q6_K with 480 columns packed")
+	}
+	if PackQ4_K(make([]byte, 16*Q4_KBlockBytes*2), 16, 480) != nil {
+		t.Error("Q4_K with 480 columns packed")
 	}
 	wq, sc, bi := quantizeMLX(randSlice(r, 16*96, 1), 16, 96, 4, 32)
 	if PackMLX4(wq, sc, bi, 16, 96, 64) != nil {

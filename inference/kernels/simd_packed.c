@@ -201,6 +201,23 @@ static inline __attribute__((always_inline)) void pk_group(float *out, const int
                       f[bb] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(a0, _mm512_srai_epi32(a1, 3))),
                                               _mm512_mul_ps(s, xdv), f[bb]);)
         }
+    } else if (KIND == K_PK_Q4K) {
+        // Per super-block: d, dmin [16 rows] (f16), then uint8 scales and
+        // mins [8 sub-blocks][16 rows]; xe holds d*sum of each 32-block.
+        const uint8_t *sp = (const uint8_t *)sc + (size_t)g * nsb * 320;
+        for (int sb = 0; sb < nsb; sb++, sp += 320) {
+            const __m512 dv = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)sp));
+            const __m512 mv = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(sp + 32)));
+            for (int k = sb * 8; k < sb * 8 + 8; k++) {
+                _mm_prefetch((const char *)(cp + (size_t)k * cb + 2048), _MM_HINT_T0);
+                pk_load(w, cp + (size_t)k * cb, 0);
+                const __m512 s = sub16(sp + 64 + 16 * (k - sb * 8), dv, 0);
+                const __m512 m = sub16(sp + 192 + 16 * (k - sb * 8), mv, 0);
+                PK_BLOCK(NB, s)
+                for (int bb = 0; bb < NB; bb++)
+                    f[bb] = _mm512_fnmadd_ps(m, _mm512_set1_ps(xe[(size_t)bb * nb + k]), f[bb]);
+            }
+        }
     } else if (group == 0) {
         for (int k = 0; k < nb; k++) {
             _mm_prefetch((const char *)(cp + (size_t)k * cb + 2048), _MM_HINT_T0);
@@ -231,6 +248,7 @@ static inline __attribute__((always_inline)) void pk_group(float *out, const int
         case K_PK_Q8: pk_group(o, q, d, c, e, NB, K_PK_Q8, codes, sc, bi, sfmt, group, rows, cols, g); break; \
         case K_PK_Q6K: pk_group(o, q, d, c, e, NB, K_PK_Q6K, codes, sc, bi, sfmt, group, rows, cols, g); break; \
         case K_PK_Q5: pk_group(o, q, d, c, e, NB, K_PK_Q5, codes, sc, bi, sfmt, group, rows, cols, g); break; \
+        case K_PK_Q4K: pk_group(o, q, d, c, e, NB, K_PK_Q4K, codes, sc, bi, sfmt, group, rows, cols, g); break; \
         default: pk_group(o, q, d, c, e, NB, K_PK_Q4, codes, sc, bi, sfmt, group, rows, cols, g); break;      \
         }                                                                                                     \
     } while (0)
