@@ -16,8 +16,10 @@ import (
 // activations yields 16 row dot products with no horizontal sums, and each
 // thread reads its rows as one sequential run. The values are those of the
 // source (same codes, same scales, same rounding of activations as the int8
-// path); only their order in memory changes. Pack* return nil where the CPU
-// lacks AVX-512 VNNI or the shape does not tile (rows%16, cols%32), and the
+// path) at about the same bits per weight; only their order in memory (and,
+// for Q5_0 and Q6_K, the split of each code between nibble and high bits)
+// changes. Pack* return nil where the CPU lacks AVX-512 VNNI or the shape
+// does not tile (rows%16, cols%32, and cols%256 for Q4_K and Q6_K), and the
 // caller keeps using the source format.
 type Packed struct {
 	rows, cols int
