@@ -30,11 +30,14 @@ func matMulRows(j *matMulJob, worker, lo, hi int) {
 		var bi unsafe.Pointer
 		var xe *C.float
 		if pk.mlx {
-			bi, xe = unsafe.Pointer(unsafe.SliceData(pk.biases)), fp(j.xe)
+			bi = unsafe.Pointer(unsafe.SliceData(pk.biases))
+		}
+		if pk.group > 0 {
+			xe = fp(j.xe)
 		}
 		C.k_matmul_packed(fp(j.out), (*C.int8_t)(unsafe.SliceData(j.xq)), fp(j.xd), (*C.int32_t)(unsafe.SliceData(j.xc)),
 			xe, n, (*C.uint8_t)(unsafe.SliceData(pk.codes)), unsafe.Pointer(unsafe.SliceData(pk.scales)), bi,
-			C.int(b2i(pk.q8)), C.int(pk.sfmt), C.int(pk.group), rows, cols, clo, chi)
+			C.int(pk.kind), C.int(pk.sfmt), C.int(pk.group), rows, cols, clo, chi)
 	case kindF32:
 		C.k_matmul_f32(fp(j.out), fp(j.x), n, fp(j.wf), rows, cols, clo, chi, scratch)
 	case kindBF16:
@@ -74,13 +77,6 @@ var hasVNNI = C.k_has_vnni() != 0
 
 // hasPacked is whether weights can be packed for simd_packed.c.
 var hasPacked = hasVNNI
-
-func b2i(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
-}
 
 // int8Available reports whether the int8 path runs at the current level:
 // AVX-512 with VNNI, so that the lower levels stay float when forced.
@@ -134,16 +130,23 @@ func prepMatMul(p *pool, j *matMulJob) {
 // prepPacked quantizes the activations for k_matmul_packed.
 func prepPacked(p *pool, j *matMulJob) {
 	nq, nb := j.n*j.cols, j.n*(j.cols/32)
+	nc := nb
+	if j.pk.hoff != 0 {
+		nc = 2 * nb
+	}
 	if cap(p.qbuf) < nq {
 		p.qbuf = make([]int8, nq)
 		p.dvbuf, p.cvbuf = make([]float32, nq/4), make([]int32, nq/4)
 	}
 	if cap(p.dbuf) < nb {
-		p.dbuf, p.sbuf = make([]float32, nb), make([]int32, nb)
+		p.dbuf = make([]float32, nb)
 	}
-	j.xq, j.xd, j.xc = p.qbuf[:nq], p.dbuf[:nb], p.sbuf[:nb]
+	if cap(p.sbuf) < nc {
+		p.sbuf = make([]int32, nc)
+	}
+	j.xq, j.xd, j.xc = p.qbuf[:nq], p.dbuf[:nb], p.sbuf[:nc]
 	var e *C.float
-	if j.pk.mlx {
+	if j.pk.group > 0 {
 		ne := j.n * (j.cols / j.pk.group)
 		if cap(p.ebuf) < ne {
 			p.ebuf = make([]float32, ne)
@@ -155,7 +158,7 @@ func prepPacked(p *pool, j *matMulJob) {
 		return
 	}
 	C.k_packed_quant((*C.int8_t)(unsafe.SliceData(j.xq)), fp(j.xd), (*C.int32_t)(unsafe.SliceData(j.xc)), e,
-		fp(j.x), C.int(j.n), C.int(j.cols), C.int(j.pk.off), C.int(j.pk.group))
+		fp(j.x), C.int(j.n), C.int(j.cols), C.int(j.pk.off), C.int(j.pk.hoff), C.int(j.pk.group))
 }
 
 func attentionItems(j *attnJob, worker, lo, hi int) {

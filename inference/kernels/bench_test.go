@@ -167,6 +167,7 @@ func benchGGUF(b *testing.B, blockBytes int, mm func(out, x []float32, n int, w 
 
 func BenchmarkMatMulQ8_0(b *testing.B) { benchGGUF(b, Q8_0BlockBytes, MatMulQ8_0) }
 func BenchmarkMatMulQ4_0(b *testing.B) { benchGGUF(b, Q4_0BlockBytes, MatMulQ4_0) }
+func BenchmarkMatMulQ5_0(b *testing.B) { benchGGUF(b, Q5_0BlockBytes, MatMulQ5_0) }
 
 func benchK(b *testing.B, blockBytes int, dOffsets []int, mm func(out, x []float32, n int, w []byte, rows, cols int)) {
 	r := rand.New(rand.NewPCG(8, 8))
@@ -211,10 +212,19 @@ func BenchmarkMatMulGGUFMore(b *testing.B) {
 }
 
 func benchPacked(b *testing.B, blockBytes int, pack func([]byte, int, int) *Packed) {
+	benchPackedOf(b, 32, func(r *rand.Rand, rows, cols int) []byte { return randGGUF(r, rows, cols, blockBytes) }, pack)
+}
+
+// benchPackedOf runs a packed kernel on the shapes that tile its blocks of
+// elems (a K-quant super-block or a 32-block).
+func benchPackedOf(b *testing.B, elems int, random func(r *rand.Rand, rows, cols int) []byte, pack func([]byte, int, int) *Packed) {
 	r := rand.New(rand.NewPCG(7, 7))
 	defer SetInt8Activations(SetInt8Activations(true))
 	for _, s := range benchShapes {
-		pk := pack(randGGUF(r, s.rows, s.cols, blockBytes), s.rows, s.cols)
+		if s.cols%elems != 0 {
+			continue
+		}
+		pk := pack(random(r, s.rows, s.cols), s.rows, s.cols)
 		if pk == nil {
 			b.Skip("no packed kernels on this CPU")
 		}
@@ -233,3 +243,12 @@ func benchPacked(b *testing.B, blockBytes int, pack func([]byte, int, int) *Pack
 
 func BenchmarkPackedQ8_0(b *testing.B) { benchPacked(b, Q8_0BlockBytes, PackQ8_0) }
 func BenchmarkPackedQ4_0(b *testing.B) { benchPacked(b, Q4_0BlockBytes, PackQ4_0) }
+func BenchmarkPackedQ5_0(b *testing.B) {
+	benchPackedOf(b, 32, func(r *rand.Rand, rows, cols int) []byte { return randBlocks(r, rows, cols, 32, Q5_0BlockBytes, 0) }, PackQ5_0)
+}
+func BenchmarkPackedQ4_K(b *testing.B) {
+	benchPackedOf(b, KBlockElems, func(r *rand.Rand, rows, cols int) []byte { return randK(r, rows, cols, Q4_KBlockBytes, 0, 2) }, PackQ4_K)
+}
+func BenchmarkPackedQ6_K(b *testing.B) {
+	benchPackedOf(b, KBlockElems, func(r *rand.Rand, rows, cols int) []byte { return randK(r, rows, cols, Q6_KBlockBytes, 208) }, PackQ6_K)
+}

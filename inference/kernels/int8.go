@@ -24,10 +24,11 @@ func init() { mlxInt8.Store(os.Getenv("IMPETUS_INT8_MLX") != "0") }
 func SetInt8MLX(on bool) bool { return mlxInt8.Swap(on) }
 
 // SetInt8Activations turns the int8-activation path of the Q8_0 and Q4_0
-// matmuls on or off and returns the previous setting. Off, every matmul
-// runs in float and matches the *Ref functions to float rounding; on (the
-// default), Q8_0 and Q4_0 results differ from them by the int8 rounding of
-// the activations (about 1e-2 relative) on CPUs that have the path.
+// matmuls (and of Packed weights, Q5_0, Q4_K and Q6_K included) on or off
+// and returns the previous setting. Off, every matmul runs in float and
+// matches the *Ref functions to float rounding; on (the default), those
+// results differ from them by the int8 rounding of the activations (about
+// 1e-2 relative) on CPUs that have the path.
 func SetInt8Activations(on bool) bool { return int8Acts.Swap(on) }
 
 // Int8Activations reports whether Q8_0 and Q4_0 matmuls run with int8

@@ -50,18 +50,23 @@ void k_matmul_gguf_i8(float *out, const int8_t *xq, const float *xd, const int32
                       const int32_t *xc, int n, const uint8_t *w, int type, int rows, int cols, int lo, int hi);
 
 // Packed int8 kernels (simd_packed.c, packed.go; AVX-512 VNNI). Codes are
-// [rows/16][cols/32][8 or 4][16 rows][4 bytes]: 4-bit codes (q8 = 0) hold
-// elements j and j+16 of a 32-block in the low and high nibble of byte j,
-// 8-bit codes (q8 = 1) hold code+128. Scales (and MLX biases) are
-// [rows/16][blocks or groups][16] in format sfmt. group 0 means one scale per
-// 32-block and a weight offset (GGUF); otherwise w = scale*code + bias per
-// group. k_packed_quant quantizes n activation rows to int8 per 32-block (q),
-// with block scales d, corrections c = -off*sum(q) and, for group > 0, the
-// group sums e of d*sum(q).
+// [rows/16][cols/32][vectors][16 rows][4 bytes]: 4-bit codes (K_PK_Q4,
+// K_PK_Q4K) hold elements j and j+16 of a 32-block in the low and high
+// nibble of byte j, 8-bit codes (K_PK_Q8) hold code+128; K_PK_Q5 and
+// K_PK_Q6K add one or two vectors of high bits per block (pk_load_q5,
+// pk_load_q6). Scales (and MLX biases) are [rows/16][blocks or groups][16]
+// in format sfmt; K-quant scales are per super-block (pk_group). group 0
+// means one scale per 32-block and a weight offset (GGUF); otherwise w =
+// scale*code + bias per group. k_packed_quant quantizes n activation rows to
+// int8 per 32-block (q), with block scales d, corrections c = -off*sum(q)
+// (with hoff != 0, two per block: -off*sum of the first 16, -hoff*sum of the
+// last 16) and, for group > 0, the group sums e of d*sum(q).
 enum { K_PK_F16 = 0, K_PK_BF16 = 1, K_PK_F32 = 2 };
-void k_packed_quant(int8_t *q, float *d, int32_t *c, float *e, const float *x, int n, int cols, int off, int group);
+enum { K_PK_Q4 = 0, K_PK_Q8 = 1, K_PK_Q6K = 2, K_PK_Q5 = 3, K_PK_Q4K = 4 };
+void k_packed_quant(int8_t *q, float *d, int32_t *c, float *e, const float *x, int n, int cols, int off, int hoff,
+                    int group);
 void k_matmul_packed(float *out, const int8_t *xq, const float *xd, const int32_t *xc, const float *xe, int n,
-                     const uint8_t *codes, const void *sc, const void *bi, int q8, int sfmt, int group, int rows,
+                     const uint8_t *codes, const void *sc, const void *bi, int kind, int sfmt, int group, int rows,
                      int cols, int lo, int hi);
 
 // Items are (query row, KV head) pairs: lo/hi index t*nKVHeads+kvh.

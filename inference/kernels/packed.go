@@ -16,20 +16,35 @@ import (
 // activations yields 16 row dot products with no horizontal sums, and each
 // thread reads its rows as one sequential run. The values are those of the
 // source (same codes, same scales, same rounding of activations as the int8
-// path); only their order in memory changes. Pack* return nil where the CPU
-// lacks AVX-512 VNNI or the shape does not tile (rows%16, cols%32), and the
+// path) at about the same bits per weight; only their order in memory (and,
+// for Q5_0 and Q6_K, the split of each code between nibble and high bits)
+// changes. Pack* return nil where the CPU lacks AVX-512 VNNI or the shape
+// does not tile (rows%16, cols%32, and cols%256 for Q4_K and Q6_K), and the
 // caller keeps using the source format.
 type Packed struct {
 	rows, cols int
-	q8         bool // 8-bit codes (Q8_0), else 4-bit (Q4_0, MLX 4-bit)
+	kind       int  // code layout: packQ4, packQ8, packQ6_K, packQ5_0, packQ4_K
 	mlx        bool // MLX affine groups (scale and bias per group), else GGUF blocks
 	sfmt       int  // storage of scales and biases: packF16, packBF16, packF32
-	group      int  // MLX group size; 0 for GGUF blocks
+	group      int  // MLX group size, 32 for Q4_K (its mins need block sums); 0 for the others
 	off        int  // the weight code offset (8 for Q4_0, 128 for Q8_0, 0 for MLX)
+	hoff       int  // nonzero: the offset of each block's second half, corrected apart (Q6_K)
 	codes      []byte
 	scales     []byte
 	biases     []byte
 }
+
+// Code layouts (K_PK_Q4 ...).
+const (
+	packQ4   = 0 // 4-bit codes: Q4_0, MLX 4-bit
+	packQ8   = 1 // Q8_0
+	packQ6_K = 2
+	packQ5_0 = 3
+	packQ4_K = 4
+)
+
+// packCodeBytes is the code bytes of one 32-block of 16 rows per layout.
+var packCodeBytes = [...]int{packQ4: 256, packQ8: 512, packQ6_K: 384, packQ5_0: 320, packQ4_K: 256}
 
 const (
 	packF16  = 0 // K_PK_F16
@@ -64,7 +79,7 @@ func PackQ4_0(w []byte, rows, cols int) *Packed {
 	}
 	nb := cols / 32
 	checkPackLen("PackQ4_0", len(w), rows*nb*Q4_0BlockBytes)
-	p := newPacked(rows, cols, false, 2*rows*nb, 0)
+	p := newPacked(rows, cols, packQ4, 2*rows*nb, 0)
 	p.off, p.sfmt = 8, packF16
 	packRowGroups(rows, func(g int) {
 		for r := 0; r < packedTile; r++ {
@@ -90,7 +105,7 @@ func PackQ8_0(w []byte, rows, cols int) *Packed {
 	}
 	nb := cols / 32
 	checkPackLen("PackQ8_0", len(w), rows*nb*Q8_0BlockBytes)
-	p := newPacked(rows, cols, true, 2*rows*nb, 0)
+	p := newPacked(rows, cols, packQ8, 2*rows*nb, 0)
 	p.off, p.sfmt = 128, packF16
 	packRowGroups(rows, func(g int) {
 		for r := 0; r < packedTile; r++ {
@@ -111,6 +126,144 @@ func PackQ8_0(w []byte, rows, cols int) *Packed {
 	return p
 }
 
+// PackQ5_0 packs a GGUF Q5_0 matrix, keeping 5 bits a weight: the nibbles
+// in the Q4 layout and one vector of fifth bits per 32-block of 16 rows
+// (pk_load_q5 in simd_packed.c); the second half of each block is stored as
+// q>>1 and q&1 so that the kernel builds 8q without shifting nibbles.
+func PackQ5_0(w []byte, rows, cols int) *Packed {
+	if !packable(rows, cols) {
+		return nil
+	}
+	nb := cols / 32
+	checkPackLen("PackQ5_0", len(w), rows*nb*Q5_0BlockBytes)
+	p := newPacked(rows, cols, packQ5_0, 2*rows*nb, 0)
+	p.off, p.sfmt = 16, packF16
+	packRowGroups(rows, func(g int) {
+		for r := 0; r < packedTile; r++ {
+			src := w[(g*packedTile+r)*nb*Q5_0BlockBytes:]
+			for k := 0; k < nb; k++ {
+				blk := src[k*Q5_0BlockBytes:]
+				at := g*nb + k
+				copy(p.scales[(at*packedTile+r)*2:], blk[:2])
+				qh := binary.LittleEndian.Uint32(blk[2:])
+				code := func(e int) byte { return blk[6+e%16]>>(4*(e/16))&15 | byte(qh>>e&1)<<4 }
+				dst := p.codes[at*packCodeBytes[packQ5_0]:]
+				for t := 0; t < 4; t++ {
+					var h byte
+					for i := 0; i < 4; i++ {
+						q1, q2 := code(4*i+t), code(16+4*i+t)
+						dst[i*64+r*4+t] = q1&15 | (q2>>1)<<4
+						h |= (q1>>4)<<(4+i) | (q2&1)<<(3-i)
+					}
+					dst[256+r*4+t] = h
+				}
+			}
+		}
+	})
+	return p
+}
+
+// PackQ6_K packs a GGUF Q6_K matrix (cols a multiple of 256). Codes keep
+// 6 bits: per 32-block of 16 rows, the low 4 bits in the Q4 nibble layout
+// and 2-bit fields in two more vectors (pk_load_q6 in simd_packed.c); the
+// second half of each block is stored as q>>2 and q&3 so that the kernel
+// builds 4q without shifting nibbles. d stays f16 and the sub-scales int8,
+// per super-block: [d of 16 rows][16 sub-blocks][16 rows].
+func PackQ6_K(w []byte, rows, cols int) *Packed {
+	if !packable(rows, cols) || cols%KBlockElems != 0 {
+		return nil
+	}
+	nb, nsb := cols/32, cols/KBlockElems
+	checkPackLen("PackQ6_K", len(w), rows*nsb*Q6_KBlockBytes)
+	const sbBytes = 2*packedTile + 16*packedTile
+	p := newPacked(rows, cols, packQ6_K, rows/packedTile*nsb*sbBytes, 0)
+	p.off, p.hoff = 32, 128
+	packRowGroups(rows, func(g int) {
+		for r := 0; r < packedTile; r++ {
+			src := w[(g*packedTile+r)*nsb*Q6_KBlockBytes:]
+			for sb := 0; sb < nsb; sb++ {
+				blk := src[sb*Q6_KBlockBytes : (sb+1)*Q6_KBlockBytes]
+				ss := p.scales[(g*nsb+sb)*sbBytes:]
+				copy(ss[2*r:2*r+2], blk[208:210])
+				for i := 0; i < 16; i++ {
+					ss[2*packedTile+i*packedTile+r] = blk[192+i]
+				}
+				for kk := 0; kk < 8; kk++ {
+					dst := p.codes[(g*nb+sb*8+kk)*packCodeBytes[packQ6_K]:]
+					for t := 0; t < 4; t++ {
+						var ha, hb byte
+						for i := 0; i < 4; i++ {
+							q1 := q6kCode(blk, 32*kk+4*i+t)
+							q2 := q6kCode(blk, 32*kk+16+4*i+t)
+							dst[i*64+r*4+t] = q1&15 | (q2>>2)<<4
+							ha |= (q1 >> 4) << (2 * i)
+							hb |= (q2 & 3) << (2 * i)
+						}
+						dst[256+r*4+t], dst[320+r*4+t] = ha, hb
+					}
+				}
+			}
+		}
+	})
+	return p
+}
+
+// PackQ4_K packs a GGUF Q4_K matrix (cols a multiple of 256): codes in the
+// Q4 nibble layout per 32-block; per super-block and 16 rows, d and dmin
+// stay f16 and the 6-bit scales and mins become bytes: [d][dmin][8 scales
+// of 16 rows][8 mins of 16 rows]. The mins need the activation block sums
+// (d*sum per block, as MLX biases do with group 32).
+func PackQ4_K(w []byte, rows, cols int) *Packed {
+	if !packable(rows, cols) || cols%KBlockElems != 0 {
+		return nil
+	}
+	nb, nsb := cols/32, cols/KBlockElems
+	checkPackLen("PackQ4_K", len(w), rows*nsb*Q4_KBlockBytes)
+	const sbBytes = 4*packedTile + 16*packedTile
+	p := newPacked(rows, cols, packQ4_K, rows/packedTile*nsb*sbBytes, 0)
+	p.group = 32
+	packRowGroups(rows, func(g int) {
+		for r := 0; r < packedTile; r++ {
+			src := w[(g*packedTile+r)*nsb*Q4_KBlockBytes:]
+			for sb := 0; sb < nsb; sb++ {
+				blk := src[sb*Q4_KBlockBytes : (sb+1)*Q4_KBlockBytes]
+				ss := p.scales[(g*nsb+sb)*sbBytes:]
+				copy(ss[2*r:2*r+2], blk[0:2])
+				copy(ss[2*packedTile+2*r:][:2], blk[2:4])
+				for j := 0; j < 8; j++ {
+					sc, m := q4kScaleMin(blk[4:16], j)
+					ss[4*packedTile+j*packedTile+r] = sc
+					ss[12*packedTile+j*packedTile+r] = m
+				}
+				qs := blk[16:]
+				// Element e of the super-block: chunk e/64, low nibbles for its first 32.
+				code := func(e int) byte { return qs[32*(e/64)+e%32] >> (4 * (e % 64 / 32)) & 15 }
+				for kk := 0; kk < 8; kk++ {
+					dst := p.codes[(g*nb+sb*8+kk)*packCodeBytes[packQ4_K]:]
+					for i := 0; i < 4; i++ {
+						for t := 0; t < 4; t++ {
+							e := 32*kk + 4*i + t
+							dst[i*64+r*4+t] = code(e) | code(e+16)<<4
+						}
+					}
+				}
+			}
+		}
+	})
+	return p
+}
+
+// q6kCode is the 6-bit code (0..63) of element e of a Q6_K super-block
+// (see DequantQ6_KRow for the layout).
+func q6kCode(blk []byte, e int) byte {
+	h, l, k := e/128, e%32, e%128/32
+	lo := blk[64*h+l+32*(k&1)]
+	if k >= 2 {
+		lo >>= 4
+	}
+	return lo&15 | (blk[128+32*h+l]>>(2*k)&3)<<4
+}
+
 // PackMLX4 packs an MLX 4-bit matrix (see MatMulMLX for the arguments).
 // Scales and biases keep 16 bits when every value is exact in bfloat16 or
 // half (MLX stores them so), else float32.
@@ -126,7 +279,7 @@ func PackMLX4(wq []uint32, scales, biases []float32, rows, cols, group int) *Pac
 	if sfmt == packF32 {
 		width = 4
 	}
-	p := newPacked(rows, cols, false, width*rows*ng, width*rows*ng)
+	p := newPacked(rows, cols, packQ4, width*rows*ng, width*rows*ng)
 	p.mlx, p.group, p.sfmt = true, group, sfmt
 	nb := cols / 32
 	packRowGroups(rows, func(g int) {
@@ -160,13 +313,10 @@ func checkPackLen(name string, have, want int) {
 	}
 }
 
-func newPacked(rows, cols int, q8 bool, scaleBytes, biasBytes int) *Packed {
-	codeBytes := rows * cols / 2
-	if q8 {
-		codeBytes = rows * cols
-	}
+func newPacked(rows, cols, kind int, scaleBytes, biasBytes int) *Packed {
+	codeBytes := rows / packedTile * cols / 32 * packCodeBytes[kind]
 	mem, free := allocPacked(codeBytes + scaleBytes + biasBytes)
-	p := &Packed{rows: rows, cols: cols, q8: q8,
+	p := &Packed{rows: rows, cols: cols, kind: kind,
 		codes:  mem[:codeBytes:codeBytes],
 		scales: mem[codeBytes : codeBytes+scaleBytes : codeBytes+scaleBytes],
 		biases: mem[codeBytes+scaleBytes:]}

@@ -34,6 +34,22 @@ func packedCases(t *testing.T, r *rand.Rand, rows, cols int) []packedCase {
 		cs = append(cs, packedCase{tc.name, tc.pack(w, rows, cols), wf,
 			func(out, x []float32, n int) { matMulInt8Ref(out, x, n, w, q8, rows, cols) }})
 	}
+	// Formats checked against the float reference only.
+	for _, tc := range []struct {
+		name string
+		pack func([]byte, int, int) *Packed
+	}{{"Q6_K", PackQ6_K}, {"Q5_0", PackQ5_0}, {"Q4_K", PackQ4_K}} {
+		f := ggufFormatNamed(tc.name)
+		if cols%f.elems != 0 {
+			continue
+		}
+		w := f.random(r, rows, cols)
+		wf := make([]float32, rows*cols)
+		if err := quant.DequantizeGGML(ggmlTypeOf[tc.name], w, wf); err != nil {
+			t.Fatal(err)
+		}
+		cs = append(cs, packedCase{tc.name, tc.pack(w, rows, cols), wf, nil})
+	}
 	for _, g := range mlxGroups {
 		if cols%g != 0 {
 			continue
@@ -66,6 +82,15 @@ func packedCases(t *testing.T, r *rand.Rand, rows, cols int) []packedCase {
 		}
 	}
 	return cs
+}
+
+func ggufFormatNamed(name string) ggufFormat {
+	for _, f := range ggufFormats {
+		if f.name == name {
+			return f
+		}
+	}
+	panic("no format " + name)
 }
 
 // TestPacked checks the packed kernels against the int8 definition and the
@@ -124,15 +149,17 @@ func TestPackedNaN(t *testing.T) {
 	defer SetInt8MLX(SetInt8MLX(true))
 	withInt8(t, func(t *testing.T) {
 		r := rand.New(rand.NewPCG(73, 74))
-		const rows, cols = 16, 96
-		x := randSlice(r, 2*cols, 1)
-		x[cols+40] = float32(math.NaN())
-		for _, c := range packedCases(t, r, rows, cols) {
-			out := make([]float32, 2*rows)
-			c.pk.MatMul(out, x, 2)
-			for i, v := range out {
-				if isNaN := v != v; isNaN != (i >= rows) {
-					t.Errorf("%s: output %d is %g", c.name, i, v)
+		const rows = 16
+		for _, cols := range []int{96, 256} {
+			x := randSlice(r, 2*cols, 1)
+			x[cols+40] = float32(math.NaN())
+			for _, c := range packedCases(t, r, rows, cols) {
+				out := make([]float32, 2*rows)
+				c.pk.MatMul(out, x, 2)
+				for i, v := range out {
+					if isNaN := v != v; isNaN != (i >= rows) {
+						t.Errorf("%s %d cols: output %d is %g", c.name, cols, i, v)
+					}
 				}
 			}
 		}
@@ -144,6 +171,12 @@ func TestPackUnpackable(t *testing.T) {
 	r := rand.New(rand.NewPCG(75, 76))
 	if PackQ4_0(randGGUF(r, 15, 64, Q4_0BlockBytes), 15, 64) != nil {
 		t.Error("15 rows packed")
+	}
+	if PackQ6_K(make([]byte, 16*Q6_KBlockBytes*2), 16, 480) != nil {
+		t.Error("Q6_K with 480 columns packed")
+	}
+	if PackQ4_K(make([]byte, 16*Q4_KBlockBytes*2), 16, 480) != nil {
+		t.Error("Q4_K with 480 columns packed")
 	}
 	wq, sc, bi := quantizeMLX(randSlice(r, 16*96, 1), 16, 96, 4, 32)
 	if PackMLX4(wq, sc, bi, 16, 96, 64) != nil {

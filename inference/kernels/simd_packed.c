@@ -16,7 +16,8 @@
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")
 
-void k_packed_quant(int8_t *q, float *d, int32_t *c, float *e, const float *x, int n, int cols, int off, int group) {
+void k_packed_quant(int8_t *q, float *d, int32_t *c, float *e, const float *x, int n, int cols, int off, int hoff,
+                    int group) {
     const int nb = cols / 32, bpg = group > 0 ? group / 32 : 0, ng = group > 0 ? cols / group : 0;
     for (int b = 0; b < n; b++) {
         float eg = 0;
@@ -35,7 +36,13 @@ void k_packed_quant(int8_t *q, float *d, int32_t *c, float *e, const float *x, i
             const float dk = nan ? NAN : amax / 127.0f;
             const int32_t s = _mm512_reduce_add_epi32(_mm512_add_epi32(i0, i1));
             d[(size_t)b * nb + k] = dk;
-            c[(size_t)b * nb + k] = -off * s;
+            if (hoff) {
+                // Two corrections per block, one per 16-element half.
+                c[2 * ((size_t)b * nb + k)] = -off * _mm512_reduce_add_epi32(i0);
+                c[2 * ((size_t)b * nb + k) + 1] = -hoff * _mm512_reduce_add_epi32(i1);
+            } else {
+                c[(size_t)b * nb + k] = -off * s;
+            }
             if (bpg) {
                 eg += dk * (float)s;
                 if ((k + 1) % bpg == 0) {
@@ -90,8 +97,8 @@ static inline int32_t quad(const int8_t *p) { return *(const i32u *)p; }
 // Prefetch the block PK_DIST bytes ahead, every cache line of it: at a
 // step's batch of several rows the compute per block is long enough that
 // the hardware prefetcher alone leaves memory idle between blocks.
-static inline __attribute__((always_inline)) void pk_prefetch(const uint8_t *cp, const int Q8) {
-    for (int i = 0; i < (Q8 ? 8 : 4); i++) _mm_prefetch((const char *)(cp + PK_DIST + 64 * i), PK_HINT);
+static inline __attribute__((always_inline)) void pk_prefetch(const uint8_t *cp, const size_t bytes) {
+    for (size_t i = 0; i < bytes; i += 64) _mm_prefetch((const char *)(cp + PK_DIST + i), PK_HINT);
 }
 
 static inline __attribute__((always_inline)) void pk_load(__m512i w[8], const uint8_t *cp, const int Q8) {
@@ -107,22 +114,127 @@ static inline __attribute__((always_inline)) void pk_load(__m512i w[8], const ui
     }
 }
 
+// One 32-block k whose halves (elements 0..15 in w[0..3], 16..31 in
+// w[4..7]) accumulate apart: Q6_K gives them different sub-scales, and both
+// Q6_K and Q5_0 store the second half scaled (see pk_load_q6, pk_load_q5).
+// xc holds two corrections per block when HOFF, else one (for a0).
+#define PK_HALVES(NB, HOFF, COMBINE)                                                                          \
+    for (int bb = 0; bb < NB; bb++) {                                                                         \
+        const int8_t *xb = xq + (size_t)bb * cols + (size_t)k * 32;                                           \
+        const size_t at = (size_t)bb * nb + k;                                                                \
+        __m512i a0 = _mm512_set1_epi32(HOFF ? xc[2 * at] : xc[at]);                                           \
+        __m512i a1 = HOFF ? _mm512_set1_epi32(xc[2 * at + 1]) : _mm512_setzero_si512();                       \
+        a0 = _mm512_dpbusd_epi32(a0, w[0], _mm512_set1_epi32(quad(xb + 0)));                                 \
+        a1 = _mm512_dpbusd_epi32(a1, w[4], _mm512_set1_epi32(quad(xb + 16)));                                \
+        a0 = _mm512_dpbusd_epi32(a0, w[1], _mm512_set1_epi32(quad(xb + 4)));                                 \
+        a1 = _mm512_dpbusd_epi32(a1, w[5], _mm512_set1_epi32(quad(xb + 20)));                                \
+        a0 = _mm512_dpbusd_epi32(a0, w[2], _mm512_set1_epi32(quad(xb + 8)));                                 \
+        a1 = _mm512_dpbusd_epi32(a1, w[6], _mm512_set1_epi32(quad(xb + 24)));                                \
+        a0 = _mm512_dpbusd_epi32(a0, w[3], _mm512_set1_epi32(quad(xb + 12)));                                \
+        a1 = _mm512_dpbusd_epi32(a1, w[7], _mm512_set1_epi32(quad(xb + 28)));                                \
+        const __m512 xdv = _mm512_set1_ps(xd[at]);                                                            \
+        COMBINE                                                                                               \
+    }
+
+// Q6_K block: 256 bytes of nibbles in the Q4 layout, then two vectors of
+// 2-bit fields (field i of each byte belongs to w[i] in the first, w[4+i]
+// in the second). The first half is q = lo | hi<<4; the second half stores
+// q>>2 in the high nibble and q&3 in its field, giving 4q without a shift
+// of the nibbles (a1 is 4x, its correction -128*sum).
+static inline __attribute__((always_inline)) void pk_load_q6(__m512i w[8], const uint8_t *cp) {
+    const __m512i m4 = _mm512_set1_epi8(0x0f), m30 = _mm512_set1_epi8(0x30), m0c = _mm512_set1_epi8(0x0c),
+                  mf0 = _mm512_set1_epi8((char)0xf0);
+    const __m512i ha = _mm512_loadu_si512(cp + 256), hb = _mm512_loadu_si512(cp + 320);
+    const __m512i sa[4] = {_mm512_slli_epi16(ha, 4), _mm512_slli_epi16(ha, 2), ha, _mm512_srli_epi16(ha, 2)};
+    const __m512i sb[4] = {_mm512_slli_epi16(hb, 2), hb, _mm512_srli_epi16(hb, 2), _mm512_srli_epi16(hb, 4)};
+    for (int i = 0; i < 4; i++) {
+        const __m512i v = _mm512_loadu_si512(cp + 64 * i);
+        w[i] = _mm512_ternarylogic_epi32(_mm512_and_si512(v, m4), sa[i], m30, 0xf8);     // A | (B & C)
+        w[4 + i] = _mm512_ternarylogic_epi32(v, _mm512_and_si512(sb[i], m0c), mf0, 0xec); // (A & C) | B
+    }
+}
+
+// Q5_0 block: nibbles in the Q4 layout, then one vector of fifth bits (bit
+// 4+i of each byte for w[i], bit 3-i for w[4+i]). The second half stores
+// q>>1 in the high nibble and q&1 in its bit, giving 8q; a1 >> 3 is exact.
+static inline __attribute__((always_inline)) void pk_load_q5(__m512i w[8], const uint8_t *cp) {
+    const __m512i m4 = _mm512_set1_epi8(0x0f), m10 = _mm512_set1_epi8(0x10), m08 = _mm512_set1_epi8(0x08),
+                  mf0 = _mm512_set1_epi8((char)0xf0);
+    const __m512i h = _mm512_loadu_si512(cp + 256);
+    const __m512i sa[4] = {h, _mm512_srli_epi16(h, 1), _mm512_srli_epi16(h, 2), _mm512_srli_epi16(h, 3)};
+    const __m512i sb[4] = {h, _mm512_slli_epi16(h, 1), _mm512_slli_epi16(h, 2), _mm512_slli_epi16(h, 3)};
+    for (int i = 0; i < 4; i++) {
+        const __m512i v = _mm512_loadu_si512(cp + 64 * i);
+        w[i] = _mm512_ternarylogic_epi32(_mm512_and_si512(v, m4), sa[i], m10, 0xf8);
+        w[4 + i] = _mm512_ternarylogic_epi32(v, _mm512_and_si512(sb[i], m08), mf0, 0xec);
+    }
+}
+
+// 16 int8 (or uint8) sub-block scales of one row group as floats times d.
+static inline __m512 sub16(const uint8_t *p, __m512 d, int sgn) {
+    const __m128i b = _mm_loadu_si128((const __m128i *)p);
+    return _mm512_mul_ps(d, _mm512_cvtepi32_ps(sgn ? _mm512_cvtepi8_epi32(b) : _mm512_cvtepu8_epi32(b)));
+}
+
 // Row group g (rows 16g..16g+15) against NB activation rows.
 static inline __attribute__((always_inline)) void pk_group(float *out, const int8_t *xq, const float *xd,
                                                            const int32_t *xc, const float *xe, const int NB,
-                                                           const int Q8, const uint8_t *codes, const void *sc,
+                                                           const int KIND, const uint8_t *codes, const void *sc,
                                                            const void *bi, int sfmt, int group, int rows, int cols,
                                                            int g) {
-    const int nb = cols / 32;
-    const size_t cb = Q8 ? 512 : 256;
+    const int nb = cols / 32, nsb = cols / 256;
+    const size_t cb = KIND == K_PK_Q8 ? 512 : KIND == K_PK_Q6K ? 384 : KIND == K_PK_Q5 ? 320 : 256;
     const uint8_t *cp = codes + (size_t)g * nb * cb;
     __m512 f[4];
     for (int bb = 0; bb < NB; bb++) f[bb] = _mm512_setzero_ps();
     __m512i w[8];
-    if (group == 0) {
+    if (KIND == K_PK_Q6K) {
+        // Per super-block: d[16 rows] (f16), then int8 scales[16 sub-blocks][16 rows].
+        const uint8_t *sp = (const uint8_t *)sc + (size_t)g * nsb * 288;
+        for (int sb = 0; sb < nsb; sb++, sp += 288) {
+            const __m512 dv = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)sp));
+            const __m512 dv4 = _mm512_mul_ps(dv, _mm512_set1_ps(0.25f));
+            for (int k = sb * 8; k < sb * 8 + 8; k++) {
+                pk_prefetch(cp + (size_t)k * cb, cb);
+                pk_load_q6(w, cp + (size_t)k * cb);
+                const __m512 s0 = sub16(sp + 32 + 32 * (k - sb * 8), dv, 1);
+                const __m512 s1 = sub16(sp + 48 + 32 * (k - sb * 8), dv4, 1);
+                PK_HALVES(NB, 1,
+                          f[bb] = _mm512_fmadd_ps(_mm512_fmadd_ps(_mm512_cvtepi32_ps(a1), s1,
+                                                                  _mm512_mul_ps(_mm512_cvtepi32_ps(a0), s0)),
+                                                  xdv, f[bb]);)
+            }
+        }
+    } else if (KIND == K_PK_Q5) {
         for (int k = 0; k < nb; k++) {
-            pk_prefetch(cp + (size_t)k * cb, Q8);
-            pk_load(w, cp + (size_t)k * cb, Q8);
+            pk_prefetch(cp + (size_t)k * cb, cb);
+            pk_load_q5(w, cp + (size_t)k * cb);
+            const __m512 s = load16(sc, ((size_t)g * nb + k) * 16, sfmt);
+            PK_HALVES(NB, 0,
+                      f[bb] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(a0, _mm512_srai_epi32(a1, 3))),
+                                              _mm512_mul_ps(s, xdv), f[bb]);)
+        }
+    } else if (KIND == K_PK_Q4K) {
+        // Per super-block: d, dmin [16 rows] (f16), then uint8 scales and
+        // mins [8 sub-blocks][16 rows]; xe holds d*sum of each 32-block.
+        const uint8_t *sp = (const uint8_t *)sc + (size_t)g * nsb * 320;
+        for (int sb = 0; sb < nsb; sb++, sp += 320) {
+            const __m512 dv = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)sp));
+            const __m512 mv = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(sp + 32)));
+            for (int k = sb * 8; k < sb * 8 + 8; k++) {
+                pk_prefetch(cp + (size_t)k * cb, cb);
+                pk_load(w, cp + (size_t)k * cb, 0);
+                const __m512 s = sub16(sp + 64 + 16 * (k - sb * 8), dv, 0);
+                const __m512 m = sub16(sp + 192 + 16 * (k - sb * 8), mv, 0);
+                PK_BLOCK(NB, s)
+                for (int bb = 0; bb < NB; bb++)
+                    f[bb] = _mm512_fnmadd_ps(m, _mm512_set1_ps(xe[(size_t)bb * nb + k]), f[bb]);
+            }
+        }
+    } else if (group == 0) {
+        for (int k = 0; k < nb; k++) {
+            pk_prefetch(cp + (size_t)k * cb, cb);
+            pk_load(w, cp + (size_t)k * cb, KIND == K_PK_Q8);
             const __m512 s = load16(sc, ((size_t)g * nb + k) * 16, sfmt);
             PK_BLOCK(NB, s)
         }
@@ -132,8 +244,8 @@ static inline __attribute__((always_inline)) void pk_group(float *out, const int
             const __m512 s = load16(sc, ((size_t)g * ng + gi) * 16, sfmt);
             const __m512 bv = load16(bi, ((size_t)g * ng + gi) * 16, sfmt);
             for (int k = gi * bpg; k < (gi + 1) * bpg; k++) {
-                pk_prefetch(cp + (size_t)k * cb, Q8);
-                pk_load(w, cp + (size_t)k * cb, Q8);
+                pk_prefetch(cp + (size_t)k * cb, cb);
+                pk_load(w, cp + (size_t)k * cb, KIND == K_PK_Q8);
                 PK_BLOCK(NB, s)
             }
             for (int bb = 0; bb < NB; bb++)
@@ -145,21 +257,24 @@ static inline __attribute__((always_inline)) void pk_group(float *out, const int
 
 #define PK_NB(NB)                                                                                             \
     do {                                                                                                      \
-        if (q8)                                                                                               \
-            pk_group(o, q, d, c, e, NB, 1, codes, sc, bi, sfmt, group, rows, cols, g);                        \
-        else                                                                                                  \
-            pk_group(o, q, d, c, e, NB, 0, codes, sc, bi, sfmt, group, rows, cols, g);                        \
+        switch (kind) {                                                                                       \
+        case K_PK_Q8: pk_group(o, q, d, c, e, NB, K_PK_Q8, codes, sc, bi, sfmt, group, rows, cols, g); break; \
+        case K_PK_Q6K: pk_group(o, q, d, c, e, NB, K_PK_Q6K, codes, sc, bi, sfmt, group, rows, cols, g); break; \
+        case K_PK_Q5: pk_group(o, q, d, c, e, NB, K_PK_Q5, codes, sc, bi, sfmt, group, rows, cols, g); break; \
+        case K_PK_Q4K: pk_group(o, q, d, c, e, NB, K_PK_Q4K, codes, sc, bi, sfmt, group, rows, cols, g); break; \
+        default: pk_group(o, q, d, c, e, NB, K_PK_Q4, codes, sc, bi, sfmt, group, rows, cols, g); break;      \
+        }                                                                                                     \
     } while (0)
 
 void k_matmul_packed(float *out, const int8_t *xq, const float *xd, const int32_t *xc, const float *xe, int n,
-                     const uint8_t *codes, const void *sc, const void *bi, int q8, int sfmt, int group, int rows,
+                     const uint8_t *codes, const void *sc, const void *bi, int kind, int sfmt, int group, int rows,
                      int cols, int lo, int hi) {
-    const int nb = cols / 32, ng = group > 0 ? cols / group : 0;
+    const int nb = cols / 32, ng = group > 0 ? cols / group : 0, nc = kind == K_PK_Q6K ? 2 * nb : nb;
     for (int b0 = 0; b0 < n; b0 += 4) {
         float *o = out + (size_t)b0 * rows;
         const int8_t *q = xq + (size_t)b0 * cols;
         const float *d = xd + (size_t)b0 * nb;
-        const int32_t *c = xc + (size_t)b0 * nb;
+        const int32_t *c = xc + (size_t)b0 * nc;
         const float *e = xe ? xe + (size_t)b0 * ng : 0;
         const int nbk = n - b0 < 4 ? n - b0 : 4;
         for (int g = lo / 16; g < hi / 16; g++) {
@@ -177,13 +292,14 @@ void k_matmul_packed(float *out, const int8_t *xq, const float *xd, const int32_
 
 #else
 
-void k_packed_quant(int8_t *q, float *d, int32_t *c, float *e, const float *x, int n, int cols, int off, int group) {
-    (void)q, (void)d, (void)c, (void)e, (void)x, (void)n, (void)cols, (void)off, (void)group;
+void k_packed_quant(int8_t *q, float *d, int32_t *c, float *e, const float *x, int n, int cols, int off, int hoff,
+                    int group) {
+    (void)q, (void)d, (void)c, (void)e, (void)x, (void)n, (void)cols, (void)off, (void)hoff, (void)group;
 }
 void k_matmul_packed(float *out, const int8_t *xq, const float *xd, const int32_t *xc, const float *xe, int n,
-                     const uint8_t *codes, const void *sc, const void *bi, int q8, int sfmt, int group, int rows,
+                     const uint8_t *codes, const void *sc, const void *bi, int kind, int sfmt, int group, int rows,
                      int cols, int lo, int hi) {
-    (void)out, (void)xq, (void)xd, (void)xc, (void)xe, (void)n, (void)codes, (void)sc, (void)bi, (void)q8,
+    (void)out, (void)xq, (void)xd, (void)xc, (void)xe, (void)n, (void)codes, (void)sc, (void)bi, (void)kind,
         (void)sfmt, (void)group, (void)rows, (void)cols, (void)lo, (void)hi;
 }
 

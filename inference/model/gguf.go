@@ -445,6 +445,12 @@ func (ld *ggufLoader) matrix(name string, rows, cols int) (matrix, error) {
 			m.packed = kernels.PackQ4_0(data, rows, cols)
 		case quant.GGMLQ8_0:
 			m.packed = kernels.PackQ8_0(data, rows, cols)
+		case quant.GGMLQ5_0:
+			m.packed = kernels.PackQ5_0(data, rows, cols)
+		case quant.GGMLQ4_K:
+			m.packed = kernels.PackQ4_K(data, rows, cols)
+		case quant.GGMLQ6_K:
+			m.packed = kernels.PackQ6_K(data, rows, cols)
 		}
 	}
 	if err != nil {

@@ -243,6 +243,9 @@ func TestGGUFBlockTypesInModel(t *testing.T) {
 // matrices, Q6_K output, Q5_0 where rows are not whole
 // super-blocks, F32 norms; it must match its dequantized twin.
 func TestGGUFQuantMix(t *testing.T) {
+	// As in TestGGUFBlockTypesInModel: the float kernels against the float
+	// twin (packed Q5_0, Q4_K and Q6_K run int8 activations, tested in kernels).
+	defer kernels.SetInt8Activations(kernels.SetInt8Activations(false))
 	spec := newTinySpec(256, 320, 4, 2, 2, 300) // ffn_down rows of 320: not whole Q4_K blocks
 	typeOf := func(name string, cols int) quant.GGMLType {
 		switch {
