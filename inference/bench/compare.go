@@ -45,8 +45,8 @@ type CompareOptions struct {
 	// concurrent requests of tokens each for candidate i, e.g. through the
 	// engine's scheduler (package serving). ErrSkip leaves the candidate out.
 	StreamRunner func(candidate, streams, tokens int) (float64, error)
-	Progress io.Writer // one line per run; nil discards
-	Lines    io.Writer // each BENCH line as soon as its median is known; nil discards
+	Progress     io.Writer // one line per run; nil discards
+	Lines        io.Writer // each BENCH line as soon as its median is known; nil discards
 }
 
 // Line is one measurement: the medians of both engines in tokens/s,
