@@ -365,6 +365,7 @@ type ggufLoader struct {
 	f      *gguf.File
 	file   string
 	params int64
+	packed int64 // bytes of packed weights
 	kinds  map[string]int
 }
 
@@ -461,6 +462,9 @@ func (ld *ggufLoader) matrix(name string, rows, cols int) (matrix, error) {
 	}
 	ld.kinds[ti.Type.String()]++
 	ld.params += m.params()
+	if m.packed != nil {
+		ld.packed += int64(m.packed.Bytes())
+	}
 	return m, nil
 }
 
@@ -520,7 +524,7 @@ func buildGGUF(cfg Config, f *gguf.File, file string) (*Model, error) {
 			return nil, fmt.Errorf("gguf %s: layer %d: %s needs q/k/v biases (blk.%d.attn_q.bias ...)", file, i, cfg.Architecture, i)
 		}
 	}
-	m.params = ld.params
+	m.params, m.packed = ld.params, ld.packed
 	kinds := make([]string, 0, len(ld.kinds))
 	for k := range ld.kinds {
 		kinds = append(kinds, k)

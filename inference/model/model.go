@@ -25,6 +25,7 @@ type Model struct {
 	params   int64
 	quant    string
 	fileSize int64
+	packed   int64 // bytes of packed weights (Info.PackedBytes)
 
 	mu    sync.Mutex
 	s     scratch
@@ -52,6 +53,9 @@ type Info struct {
 	BOS           int // -1 when unknown
 	EOS           []int
 	FileSize      int64 // bytes of the weight files
+	// PackedBytes is the memory of weights repacked at load for the int8
+	// kernels (kernels.Packed), held beside the mapped files.
+	PackedBytes int64
 }
 
 // Load opens the safetensors weights and config of a model folder.
@@ -120,7 +124,7 @@ func build(cfg Config, set *safetensors.Set) (*Model, error) {
 			return nil, fmt.Errorf("layer %d: attention_bias is set but q/k/v biases are missing", i)
 		}
 	}
-	m.params = ld.params
+	m.params, m.packed = ld.params, ld.packed
 	kinds := make([]string, 0, len(ld.kinds))
 	for k := range ld.kinds {
 		kinds = append(kinds, k)
@@ -146,6 +150,7 @@ func (m *Model) Info() Info {
 		BOS:           m.Config.BOS,
 		EOS:           append([]int(nil), m.Config.EOS...),
 		FileSize:      m.fileSize,
+		PackedBytes:   m.packed,
 	}
 }
 

@@ -108,6 +108,7 @@ type loader struct {
 	set    *safetensors.Set
 	quant  *QuantConfig
 	params int64
+	packed int64          // bytes of packed weights
 	kinds  map[string]int // storage description → count, for Model.Quantization
 }
 
@@ -236,6 +237,9 @@ func (ld *loader) matrix(path string, rows, cols int) (matrix, error) {
 	m.kind, m.bits, m.group = wMLX, qp.Bits, qp.GroupSize
 	if qp.Bits == 4 {
 		m.packed = kernels.PackMLX4(m.q, m.scales, m.biases, rows, cols, qp.GroupSize)
+		if m.packed != nil {
+			ld.packed += int64(m.packed.Bytes())
+		}
 	}
 	ld.note(fmt.Sprintf("MLX %d-bit g%d", qp.Bits, qp.GroupSize))
 	ld.params += m.params()
