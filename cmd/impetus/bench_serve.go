@@ -23,6 +23,8 @@ type servingEngines struct {
 	maxSeqs    int
 	engines    []*inference.Engine
 	models     []*inference.LoadedModel
+	// conversations counts the multi-turn conversations run, for their seeds.
+	conversations uint64
 }
 
 func newServingEngines(candidates []bench.Candidate, maxSeqs int) *servingEngines {
@@ -91,7 +93,10 @@ func (s *servingEngines) multiTurn(w io.Writer, progress io.Writer, name string,
 			runs := map[bool][][]time.Duration{}
 			for rep := 0; rep < repeats; rep++ {
 				for _, reuse := range []bool{true, false} {
-					d, err := serving.TTFT(lm, c, reuse, uint64(rep))
+					// A conversation of its own each time: one seen before
+					// would be in the prefix cache from its first turn.
+					s.conversations++
+					d, err := serving.TTFT(lm, c, reuse, s.conversations)
 					if err != nil {
 						return err
 					}
