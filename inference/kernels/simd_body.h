@@ -533,7 +533,25 @@ static void SFX(attention)(float *out, const float *q, int pos0, const float *kc
             float *oh = out + (size_t)t * qs + (size_t)(kvh * grp + h0) * hd;
             float m[HB], inv[HB];
             for (int j = 0; j < nh; j++) m[j] = -INFINITY;
-            for (int p = pLo; p < pHi; p++) {
+            int p0 = pLo;
+#ifdef VDOTS16
+            // Keys 16 at a time where the level has a 16-dot kernel; the
+            // blocks depend only on the query's own range, so a row's
+            // scores are the same whatever else is in the batch.
+            if (hd % 16 == 0)
+                for (; p0 + 16 <= pHi; p0 += 16) {
+                    const float *kp = kb + (size_t)p0 * kvs;
+                    for (int j = 0; j < nh; j++) {
+                        float *sj = scores + (size_t)j * nKV + p0;
+                        VSTORE(sj, VMUL(VDOTS16(qh + (size_t)j * hd, kp, (size_t)kvs, hd), VSET1(scale)));
+                        for (int i = 0; i < 16; i++) {
+                            if (softcap > 0) sj[i] = tanhf(sj[i] / softcap) * softcap;
+                            if (sj[i] > m[j]) m[j] = sj[i];
+                        }
+                    }
+                }
+#endif
+            for (int p = p0; p < pHi; p++) {
                 const float *kp = kb + (size_t)p * kvs;
                 for (int j = 0; j < nh; j++) {
                     float s = SFX(dot)(qh + (size_t)j * hd, kp, hd) * scale;
