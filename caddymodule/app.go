@@ -51,7 +51,7 @@ type App struct {
 	// prefill and decode), "float" keeps float32 (results match transformers
 	// to float rounding). Default: int8, unless the environment sets
 	// IMPETUS_INT8=0 (or IMPETUS_INT8_MLX=0 for MLX weights). The setting is
-	// process-wide and takes effect on reload.
+	// process-wide and follows each reload.
 	Activations string `json:"activations,omitempty"`
 
 	// When true, the readiness probe reports not ready until at least one
@@ -129,7 +129,11 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err := a.Validate(); err != nil {
 		return err
 	}
-	if a.Activations != "" {
+	// Every provision sets the process-wide choice, so a reload that drops
+	// the option returns to the default.
+	if a.Activations == "" {
+		kernels.ResetInt8()
+	} else {
 		kernels.SetInt8Activations(a.Activations == "int8")
 		kernels.SetInt8MLX(a.Activations == "int8")
 	}

@@ -15,6 +15,8 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/impetusllm/impetus/inference/kernels"
 )
 
 func newCtx(t *testing.T) caddy.Context {
@@ -219,5 +221,31 @@ func TestRateLimitUnmarshalAndDefaults(t *testing.T) {
 	}
 	if def.Requests != 100 || def.Burst != 10 || def.Key != "{http.request.remote.host}" {
 		t.Fatalf("defaults: %+v", def)
+	}
+}
+
+// TestActivationsFollowReload checks that the process-wide activation
+// setting follows each provisioned config, back to the default when a
+// reload drops the option.
+func TestActivationsFollowReload(t *testing.T) {
+	t.Setenv("IMPETUS_MODELS_DIR", t.TempDir())
+	t.Setenv("IMPETUS_INT8", "")
+	t.Setenv("IMPETUS_INT8_MLX", "")
+	defer kernels.ResetInt8()
+	for _, c := range []struct {
+		activations string
+		int8, mlx   bool
+	}{{"float", false, false}, {"", true, true}, {"float", false, false}, {"int8", true, true}} {
+		a := App{Activations: c.activations}
+		if err := a.Provision(newCtx(t)); err != nil {
+			t.Fatal(err)
+		}
+		on, mlx := kernels.SetInt8Activations(true), kernels.SetInt8MLX(true)
+		kernels.SetInt8Activations(on)
+		kernels.SetInt8MLX(mlx)
+		if on != c.int8 || mlx != c.mlx {
+			t.Errorf("activations %q: int8 %v, MLX int8 %v; want %v, %v", c.activations, on, mlx, c.int8, c.mlx)
+		}
+		a.Cleanup()
 	}
 }

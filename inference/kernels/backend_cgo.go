@@ -22,10 +22,8 @@ func matMulRows(j *matMulJob, worker, lo, hi int) {
 		clearRows(j, lo, hi)
 		return
 	}
-	scratch := fp(thePool.scratchFor(worker, int(C.k_matmul_scratch(C.int(j.n), C.int(j.cols)))))
 	n, rows, cols, clo, chi := C.int(j.n), C.int(j.rows), C.int(j.cols), C.int(lo), C.int(hi)
-	switch j.kind {
-	case kindPacked:
+	if j.kind == kindPacked { // needs no scratch
 		pk := j.pk
 		var bi unsafe.Pointer
 		var xe *C.float
@@ -38,6 +36,10 @@ func matMulRows(j *matMulJob, worker, lo, hi int) {
 		C.k_matmul_packed(fp(j.out), (*C.int8_t)(unsafe.SliceData(j.xq)), fp(j.xd), (*C.int32_t)(unsafe.SliceData(j.xc)),
 			xe, n, (*C.uint8_t)(unsafe.SliceData(pk.codes)), unsafe.Pointer(unsafe.SliceData(pk.scales)), bi,
 			C.int(pk.kind), C.int(pk.sfmt), C.int(pk.group), rows, cols, clo, chi)
+		return
+	}
+	scratch := fp(thePool.scratchFor(worker, int(C.k_matmul_scratch(C.int(j.n), C.int(j.cols)))))
+	switch j.kind {
 	case kindF32:
 		C.k_matmul_f32(fp(j.out), fp(j.x), n, fp(j.wf), rows, cols, clo, chi, scratch)
 	case kindBF16:
@@ -102,14 +104,9 @@ func prepMatMul(p *pool, j *matMulJob) {
 	}
 	if j.usesInt8() {
 		nq, nb := j.n*j.cols, j.n*(j.cols/32)
-		if cap(p.qbuf) < nq {
-			p.qbuf = make([]int8, nq)
-			p.dvbuf, p.cvbuf = make([]float32, nq/4), make([]int32, nq/4)
-		}
-		if cap(p.dbuf) < nb {
-			p.dbuf, p.sbuf = make([]float32, nb), make([]int32, nb)
-		}
-		j.xq, j.xd, j.xs, j.xdv, j.xc = p.qbuf[:nq], p.dbuf[:nb], p.sbuf[:nb], p.dvbuf[:nq/4], p.cvbuf[:nq/4]
+		p.qbuf, p.dbuf, p.sbuf = grown(p.qbuf, nq), grown(p.dbuf, nb), grown(p.sbuf, nb)
+		p.dvbuf, p.cvbuf = grown(p.dvbuf, nq/4), grown(p.cvbuf, nq/4)
+		j.xq, j.xd, j.xs, j.xdv, j.xc = p.qbuf, p.dbuf, p.sbuf, p.dvbuf, p.cvbuf
 		C.k_quant_act_i8((*C.int8_t)(unsafe.SliceData(j.xq)), fp(j.xd), (*C.int32_t)(unsafe.SliceData(j.xs)),
 			fp(j.xdv), (*C.int32_t)(unsafe.SliceData(j.xc)), fp(j.x), C.int(j.n), C.int(j.cols),
 			C.int(i8Type(j)))
@@ -118,12 +115,9 @@ func prepMatMul(p *pool, j *matMulJob) {
 	if j.kind != kindMLX || j.n == 0 || j.cols == 0 {
 		return
 	}
-	if cap(p.xbuf) < j.n*j.cols {
-		p.xbuf = make([]float32, j.n*j.cols)
-	}
-	buf := p.xbuf[:j.n*j.cols]
-	if C.k_mlx_prep(fp(buf), fp(j.x), C.int(j.n), C.int(j.cols), C.int(j.bits)) != 0 {
-		j.xp = buf
+	p.xbuf = grown(p.xbuf, j.n*j.cols)
+	if C.k_mlx_prep(fp(p.xbuf), fp(j.x), C.int(j.n), C.int(j.cols), C.int(j.bits)) != 0 {
+		j.xp = p.xbuf
 	}
 }
 
@@ -134,24 +128,12 @@ func prepPacked(p *pool, j *matMulJob) {
 	if j.pk.hoff != 0 {
 		nc = 2 * nb
 	}
-	if cap(p.qbuf) < nq {
-		p.qbuf = make([]int8, nq)
-		p.dvbuf, p.cvbuf = make([]float32, nq/4), make([]int32, nq/4)
-	}
-	if cap(p.dbuf) < nb {
-		p.dbuf = make([]float32, nb)
-	}
-	if cap(p.sbuf) < nc {
-		p.sbuf = make([]int32, nc)
-	}
-	j.xq, j.xd, j.xc = p.qbuf[:nq], p.dbuf[:nb], p.sbuf[:nc]
+	p.qbuf, p.dbuf, p.sbuf = grown(p.qbuf, nq), grown(p.dbuf, nb), grown(p.sbuf, nc)
+	j.xq, j.xd, j.xc = p.qbuf, p.dbuf, p.sbuf
 	var e *C.float
 	if j.pk.group > 0 {
-		ne := j.n * (j.cols / j.pk.group)
-		if cap(p.ebuf) < ne {
-			p.ebuf = make([]float32, ne)
-		}
-		j.xe = p.ebuf[:ne]
+		p.ebuf = grown(p.ebuf, j.n*(j.cols/j.pk.group))
+		j.xe = p.ebuf
 		e = fp(j.xe)
 	}
 	if j.n == 0 {
@@ -159,6 +141,14 @@ func prepPacked(p *pool, j *matMulJob) {
 	}
 	C.k_packed_quant((*C.int8_t)(unsafe.SliceData(j.xq)), fp(j.xd), (*C.int32_t)(unsafe.SliceData(j.xc)), e,
 		fp(j.x), C.int(j.n), C.int(j.cols), C.int(j.pk.off), C.int(j.pk.hoff), C.int(j.pk.group))
+}
+
+// grown returns buf resliced to n elements, reallocated when too small.
+func grown[T any](buf []T, n int) []T {
+	if cap(buf) < n {
+		return make([]T, n)
+	}
+	return buf[:n]
 }
 
 func attentionItems(j *attnJob, worker, lo, hi int) {

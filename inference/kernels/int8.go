@@ -10,13 +10,19 @@ import (
 // IMPETUS_INT8=0 (to compare against the float path without rebuilding).
 var int8Acts atomic.Bool
 
-func init() { int8Acts.Store(os.Getenv("IMPETUS_INT8") != "0") }
+func init() { ResetInt8() }
+
+// ResetInt8 restores the default int8 settings: on, unless the environment
+// sets IMPETUS_INT8=0 (everything in float) or IMPETUS_INT8_MLX=0 (MLX
+// weights in float).
+func ResetInt8() {
+	int8Acts.Store(os.Getenv("IMPETUS_INT8") != "0")
+	mlxInt8.Store(os.Getenv("IMPETUS_INT8_MLX") != "0")
+}
 
 // mlxInt8 extends the int8 path to MLX 4-bit weights (SetInt8MLX); on by
 // default, off when the environment sets IMPETUS_INT8_MLX=0.
 var mlxInt8 atomic.Bool
-
-func init() { mlxInt8.Store(os.Getenv("IMPETUS_INT8_MLX") != "0") }
 
 // SetInt8MLX turns the int8-activation path for MLX 4-bit weights on or off
 // (on by default, as for Q8_0 and Q4_0; off, MLX weights run in float and

@@ -81,17 +81,10 @@ func PackQ4_0(w []byte, rows, cols int) *Packed {
 	checkPackLen("PackQ4_0", len(w), rows*nb*Q4_0BlockBytes)
 	p := newPacked(rows, cols, packQ4, 2*rows*nb, 0)
 	p.off, p.sfmt = 8, packF16
-	packRowGroups(rows, func(g int) {
-		for r := 0; r < packedTile; r++ {
-			src := w[(g*packedTile+r)*nb*Q4_0BlockBytes:]
-			for k := 0; k < nb; k++ {
-				blk := src[k*Q4_0BlockBytes:]
-				at := g*nb + k
-				copy(p.scales[(at*packedTile+r)*2:], blk[:2])
-				for i := 0; i < 4; i++ {
-					copy(p.codes[(at*4+i)*64+r*4:][:4], blk[2+4*i:])
-				}
-			}
+	packBlocks(p, w, Q4_0BlockBytes, func(dst []byte, r int, blk []byte) {
+		// Q4_0's byte j already holds elements j and j+16 (putNibbles' layout).
+		for i := 0; i < 4; i++ {
+			copy(dst[i*64+r*4:][:4], blk[2+4*i:])
 		}
 	})
 	return p
@@ -107,19 +100,10 @@ func PackQ8_0(w []byte, rows, cols int) *Packed {
 	checkPackLen("PackQ8_0", len(w), rows*nb*Q8_0BlockBytes)
 	p := newPacked(rows, cols, packQ8, 2*rows*nb, 0)
 	p.off, p.sfmt = 128, packF16
-	packRowGroups(rows, func(g int) {
-		for r := 0; r < packedTile; r++ {
-			src := w[(g*packedTile+r)*nb*Q8_0BlockBytes:]
-			for k := 0; k < nb; k++ {
-				blk := src[k*Q8_0BlockBytes:]
-				at := g*nb + k
-				copy(p.scales[(at*packedTile+r)*2:], blk[:2])
-				for i := 0; i < 8; i++ {
-					dst := p.codes[(at*8+i)*64+r*4:][:4]
-					for j := range dst {
-						dst[j] = blk[2+4*i+j] ^ 0x80
-					}
-				}
+	packBlocks(p, w, Q8_0BlockBytes, func(dst []byte, r int, blk []byte) {
+		for i := 0; i < 8; i++ {
+			for t := 0; t < 4; t++ {
+				dst[i*64+r*4+t] = blk[2+4*i+t] ^ 0x80
 			}
 		}
 	})
@@ -138,26 +122,17 @@ func PackQ5_0(w []byte, rows, cols int) *Packed {
 	checkPackLen("PackQ5_0", len(w), rows*nb*Q5_0BlockBytes)
 	p := newPacked(rows, cols, packQ5_0, 2*rows*nb, 0)
 	p.off, p.sfmt = 16, packF16
-	packRowGroups(rows, func(g int) {
-		for r := 0; r < packedTile; r++ {
-			src := w[(g*packedTile+r)*nb*Q5_0BlockBytes:]
-			for k := 0; k < nb; k++ {
-				blk := src[k*Q5_0BlockBytes:]
-				at := g*nb + k
-				copy(p.scales[(at*packedTile+r)*2:], blk[:2])
-				qh := binary.LittleEndian.Uint32(blk[2:])
-				code := func(e int) byte { return blk[6+e%16]>>(4*(e/16))&15 | byte(qh>>e&1)<<4 }
-				dst := p.codes[at*packCodeBytes[packQ5_0]:]
-				for t := 0; t < 4; t++ {
-					var h byte
-					for i := 0; i < 4; i++ {
-						q1, q2 := code(4*i+t), code(16+4*i+t)
-						dst[i*64+r*4+t] = q1&15 | (q2>>1)<<4
-						h |= (q1>>4)<<(4+i) | (q2&1)<<(3-i)
-					}
-					dst[256+r*4+t] = h
-				}
+	packBlocks(p, w, Q5_0BlockBytes, func(dst []byte, r int, blk []byte) {
+		qh := binary.LittleEndian.Uint32(blk[2:])
+		code := func(e int) byte { return blk[6+e%16]>>(4*(e/16))&15 | byte(qh>>e&1)<<4 }
+		for t := 0; t < 4; t++ {
+			var h byte
+			for i := 0; i < 4; i++ {
+				q1, q2 := code(4*i+t), code(16+4*i+t)
+				dst[i*64+r*4+t] = q1&15 | (q2>>1)<<4
+				h |= (q1>>4)<<(4+i) | (q2&1)<<(3-i)
 			}
+			dst[256+r*4+t] = h
 		}
 	})
 	return p
@@ -239,13 +214,8 @@ func PackQ4_K(w []byte, rows, cols int) *Packed {
 				// Element e of the super-block: chunk e/64, low nibbles for its first 32.
 				code := func(e int) byte { return qs[32*(e/64)+e%32] >> (4 * (e % 64 / 32)) & 15 }
 				for kk := 0; kk < 8; kk++ {
-					dst := p.codes[(g*nb+sb*8+kk)*packCodeBytes[packQ4_K]:]
-					for i := 0; i < 4; i++ {
-						for t := 0; t < 4; t++ {
-							e := 32*kk + 4*i + t
-							dst[i*64+r*4+t] = code(e) | code(e+16)<<4
-						}
-					}
+					putNibbles(p.codes[(g*nb+sb*8+kk)*packCodeBytes[packQ4_K]:], r,
+						func(e int) byte { return code(32*kk + e) })
 				}
 			}
 		}
@@ -288,14 +258,7 @@ func PackMLX4(wq []uint32, scales, biases []float32, rows, cols, group int) *Pac
 			src := wq[row*words : (row+1)*words]
 			code := func(e int) byte { return byte(src[e/8]>>(4*(e%8))) & 15 }
 			for k := 0; k < nb; k++ {
-				at := g*nb + k
-				for i := 0; i < 4; i++ {
-					dst := p.codes[(at*4+i)*64+r*4:][:4]
-					for j := range dst {
-						e := 32*k + 4*i + j
-						dst[j] = code(e) | code(e+16)<<4
-					}
-				}
+				putNibbles(p.codes[(g*nb+k)*packCodeBytes[packQ4]:], r, func(e int) byte { return code(32*k + e) })
 			}
 			for gi := 0; gi < ng; gi++ {
 				at := (g*ng+gi)*packedTile + r
@@ -305,6 +268,36 @@ func PackMLX4(wq []uint32, scales, biases []float32, rows, cols, group int) *Pac
 		}
 	})
 	return p
+}
+
+// packBlocks walks the 32-element blocks of a GGUF matrix whose blocks
+// start with an f16 scale (Q4_0, Q8_0, Q5_0): it copies each scale into
+// place and has put write the block's codes for row r of its 16-row group
+// into dst, the codes of that group and block.
+func packBlocks(p *Packed, w []byte, blockBytes int, put func(dst []byte, r int, blk []byte)) {
+	nb, cb := p.cols/32, packCodeBytes[p.kind]
+	packRowGroups(p.rows, func(g int) {
+		for r := 0; r < packedTile; r++ {
+			src := w[(g*packedTile+r)*nb*blockBytes:]
+			for k := 0; k < nb; k++ {
+				blk := src[k*blockBytes : (k+1)*blockBytes]
+				at := g*nb + k
+				copy(p.scales[(at*packedTile+r)*2:], blk[:2])
+				put(p.codes[at*cb:], r, blk)
+			}
+		}
+	})
+}
+
+// putNibbles writes row r's 4-bit codes of one 32-block in the Q4 layout:
+// byte t of lane r in vector i holds elements 4i+t (low nibble) and
+// 16+4i+t (high nibble); code(e) is element e (0..31) of the block.
+func putNibbles(dst []byte, r int, code func(e int) byte) {
+	for i := 0; i < 4; i++ {
+		for t := 0; t < 4; t++ {
+			dst[i*64+r*4+t] = code(4*i+t) | code(16+4*i+t)<<4
+		}
+	}
 }
 
 func checkPackLen(name string, have, want int) {
