@@ -138,13 +138,16 @@ func (h *OpenAI) chatCompletions(w http.ResponseWriter, r *http.Request) {
 	}
 	for i := range choices {
 		choices[i].Index = i
-		content, calls, err := plan.parse(texts[i].String())
+		// A reply cut by max_tokens keeps finish_reason "length", with any
+		// call it was writing reported partial, as OpenAI does.
+		truncated := choices[i].FinishReason == openai.FinishLength
+		content, calls, err := plan.parse(texts[i].String(), truncated)
 		if err != nil {
 			h.logger.Info("reply looks like a tool call but does not parse; returned as content", zap.Error(err))
 		}
 		choices[i].Message = openai.ResponseMessage{Role: "assistant", Content: content, ToolCalls: calls}
-		if len(calls) > 0 {
-			choices[i].FinishReason = "tool_calls"
+		if len(calls) > 0 && !truncated {
+			choices[i].FinishReason = openai.FinishToolCalls
 		}
 		if req.Logprobs && choices[i].Logprobs == nil {
 			choices[i].Logprobs = &openai.ChoiceLogprobs{Content: []openai.TokenLogprob{}}
@@ -200,21 +203,28 @@ func (h *OpenAI) streamChat(w http.ResponseWriter, r *http.Request, req *openai.
 					callDeltas = append(callDeltas, []openai.ToolCallDelta{d})
 				}
 			} else {
-				content, parsed, err := plan.parse(all)
+				// Parsed as the unstreamed reply is, so both say the same:
+				// cut by max_tokens, a call is partial and the reason stays
+				// "length".
+				truncated := finish == openai.FinishLength
+				content, parsed, err := plan.parse(all, truncated)
 				if err != nil {
 					h.logger.Info("reply looks like a tool call but does not parse; returned as content", zap.Error(err))
 				}
 				text = all[sent[ev.index]:]
-				if len(parsed) > 0 || len(cs.calls) > 0 {
+				if len(parsed) > 0 || len(cs.calls) > 0 || (truncated && err == nil && content != all) {
 					rest, ok := cs.finish(parsed)
-					if ok && len(parsed) > 0 {
+					if ok {
 						// The held text was calls; send whatever content it
 						// still holds beyond what already went out.
 						text = ""
 						if after, found := strings.CutPrefix(content, strings.TrimSpace(all[:sent[ev.index]])); found && strings.TrimSpace(after) != "" {
 							text = after
 						}
-						callDeltas, finish = rest, "tool_calls"
+						callDeltas = rest
+						if len(parsed) > 0 && !truncated {
+							finish = openai.FinishToolCalls
+						}
 					} else {
 						h.logger.Warn("streamed tool call does not parse at the end of the reply; sent the rest as content")
 					}

@@ -267,7 +267,7 @@ func TestWireSchemasMatchEncodings(t *testing.T) {
 			Choices: []openai.ChunkChoice{{Delta: openai.Delta{ToolCalls: []openai.ToolCallDelta{{ID: "call_1", Type: "function", Function: openai.FunctionDelta{Name: "f"}}}}}}}},
 		{"text", "TextCompletion", openai.TextCompletion{ID: "cmpl-1", Created: 1, Model: "m", Usage: &usage,
 			Choices: []openai.TextChoice{{Text: "x", FinishReason: "stop", Logprobs: &openai.TextLogprobs{Tokens: []string{"x"},
-				TokenLogprobs: []openai.Logprob{openai.Logprob(math.NaN())}, TopLogprobs: []map[string]openai.Logprob{nil}, TextOffset: []int{0}}}}}},
+				TokenLogprobs: []openai.Logprob{openai.Logprob(math.NaN())}, TopLogprobs: []openai.TopLogprobMap{nil}, TextOffset: []int{0}}}}}},
 		{"text chunk", "TextCompletion", openai.TextCompletion{ID: "cmpl-1", Created: 1, Model: "m", Stream: true, Choices: []openai.TextChoice{{Text: "x"}}}},
 		{"error", "OpenAIError", openai.NewError(400, "invalid_request_error", "bad").WithParam("model")},
 	} {

@@ -162,8 +162,9 @@ func engineError(err error, model string) *openai.Error {
 }
 
 // samplingParams turns the request's sampling fields into engine parameters.
-// Choice i of a seeded request uses seed+i, so choices differ but the whole
-// response is reproducible.
+// Choice i of a seeded request uses sample.ChoiceSeed(seed, i): choices
+// differ, none repeats another request's choice 0, and the whole response is
+// reproducible.
 func samplingParams(s openai.Sampling, logprobs bool, topLogprobs int, vocab int, choice int) (sample.Params, *openai.Error) {
 	p := sample.DefaultParams()
 	if s.Temperature != nil {
@@ -197,7 +198,7 @@ func samplingParams(s openai.Sampling, logprobs bool, topLogprobs int, vocab int
 		}
 	}
 	if s.Seed != nil {
-		seed := uint64(*s.Seed) + uint64(choice)
+		seed := sample.ChoiceSeed(uint64(*s.Seed), choice)
 		p.Seed = &seed
 	}
 	p.Logprobs = logprobs
@@ -334,9 +335,9 @@ func legacyLogprobs(h *OpenAI, lm *inference.LoadedModel, recs []tokenRecord, of
 		tok := string(lm.Tokenizer.TokenBytes(rec.token))
 		lp.Tokens = append(lp.Tokens, tok)
 		lp.TokenLogprobs = append(lp.TokenLogprobs, openai.Logprob(rec.logprob))
-		top := make(map[string]openai.Logprob, len(rec.top))
+		top := make(openai.TopLogprobMap, 0, len(rec.top))
 		for _, t := range rec.top {
-			top[string(lm.Tokenizer.TokenBytes(t.Token))] = openai.Logprob(t.Logprob)
+			top = append(top, openai.TopLogprob{Token: string(lm.Tokenizer.TokenBytes(t.Token)), Logprob: openai.Logprob(t.Logprob)})
 		}
 		lp.TopLogprobs = append(lp.TopLogprobs, top)
 		lp.TextOffset = append(lp.TextOffset, offset)

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -19,6 +20,8 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
+
+	"github.com/impetusllm/impetus/caddymodule/openai"
 )
 
 // ModelRoute sends requests for some models to upstream OpenAI-compatible
@@ -111,6 +114,13 @@ func (a *App) provisionRoutes(ctx caddy.Context) error {
 				"Authorization": {"Bearer " + rt.key},
 			}}
 		}
+		active := map[string]any{"uri": rt.HealthURI, "interval": int64(rt.HealthInterval), "timeout": int64(5 * time.Second)}
+		if rt.key != "" {
+			// Probes carry the key too: a back end that protects every
+			// path, its health endpoints included, would otherwise answer
+			// 401 and be marked down.
+			active["headers"] = map[string][]string{"Authorization": {"Bearer " + rt.key}}
+		}
 		cfg := map[string]any{
 			"upstreams": dials,
 			"load_balancing": map[string]any{
@@ -126,7 +136,7 @@ func (a *App) provisionRoutes(ctx caddy.Context) error {
 			// body is already bounded by the OpenAI handler's limit.
 			"request_buffers": maxBody,
 			"health_checks": map[string]any{
-				"active":  map[string]any{"uri": rt.HealthURI, "interval": int64(rt.HealthInterval), "timeout": int64(5 * time.Second)},
+				"active":  active,
 				"passive": map[string]any{"fail_duration": int64(30 * time.Second), "max_fails": 1},
 			},
 			"flush_interval": -1,
@@ -215,6 +225,25 @@ func (h *OpenAI) proxyIfRouted(w http.ResponseWriter, r *http.Request, next cadd
 	}
 	sniff := &usageSniffer{ResponseWriter: w}
 	err = rt.proxy.ServeHTTP(sniff, r, next)
+	var he caddyhttp.HandlerError
+	if err != nil && sniff.status == 0 && errors.As(err, &he) {
+		// The proxy wrote nothing (no healthy upstream, or none answered):
+		// answer in the OpenAI shape here, so clients get a parseable error
+		// that names the model whether or not the site has handle_errors.
+		status := he.StatusCode
+		if status < 400 {
+			status = http.StatusBadGateway
+		}
+		h.logger.Warn("no upstream served a routed request", zap.String("model", req.Model), zap.Int("status", status), zap.Error(err))
+		if status == http.StatusServiceUnavailable {
+			w.Header().Set("Retry-After", "10")
+			openai.WriteError(w, openai.Unavailable("no healthy upstream serves the model '"+req.Model+"' right now; retry later"))
+		} else {
+			writeOpenAIError(w, status, "the upstream serving the model '"+req.Model+"' failed to answer", "")
+		}
+		timer.finish(status, 0, 0)
+		return true, nil
+	}
 	prompt, completion := sniff.usage()
 	status := sniff.status
 	if status == 0 {

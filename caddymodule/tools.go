@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -311,25 +310,36 @@ func (p *outputPlan) toolCalls(calls []chat.ParsedCall) []openai.ToolCall {
 	return out
 }
 
-// parse splits a finished choice's text into content and tool calls.
-func (p *outputPlan) parse(text string) (string, []openai.ToolCall, error) {
+// parse splits a finished choice's text into content and tool calls. When
+// max_tokens cut the reply (truncated), a call cut short comes back partial,
+// as OpenAI reports it (chat.ParseTruncatedToolCalls).
+func (p *outputPlan) parse(text string, truncated bool) (string, []openai.ToolCall, error) {
 	if p.format == chat.ToolFormatNone {
 		return text, nil, nil
 	}
-	content, calls, err := chat.ParseToolCalls(p.format, text)
+	parse := chat.ParseToolCalls
+	if truncated {
+		parse = chat.ParseTruncatedToolCalls
+	}
+	content, calls, err := parse(p.format, text)
 	if err != nil && p.format == chat.ToolFormatHermes {
-		// max_tokens may cut the closing tag short ("...}\n</tool_"); the
-		// call before it is complete.
+		// A stop sequence may also cut the closing tag short; the call
+		// before it is complete.
 		if k := partialSuffix(text, "</tool_call>"); k > 0 {
 			if c2, calls2, err2 := chat.ParseToolCalls(p.format, text[:len(text)-k]); err2 == nil {
 				content, calls, err = c2, calls2, nil
 			}
 		}
 	}
-	if err != nil || len(calls) == 0 {
+	switch {
+	case err != nil:
 		return text, nil, err
+	case len(calls) > 0:
+		return content, p.toolCalls(calls), nil
+	case truncated:
+		return content, nil, nil // a call cut before its name: markup dropped
 	}
-	return content, p.toolCalls(calls), nil
+	return text, nil, nil
 }
 
 // argumentFragment is the size of the pieces in which a call known only at
@@ -368,10 +378,6 @@ func partialSuffix(text, marker string) int {
 	return 0
 }
 
-// hermesHeader matches the start of a Hermes call body up to its arguments
-// object: {"name": "fn", "arguments": {
-var hermesHeader = regexp.MustCompile(`^\s*\{\s*"name"\s*:\s*("(?:[^"\\]|\\.)*")\s*,\s*"arguments"\s*:\s*\{`)
-
 // callStream streams one choice's Hermes tool calls as they are written:
 // a call's first delta goes out once its name is known, then its arguments
 // object in fragments as the model writes it. Other formats (and calls not
@@ -406,7 +412,7 @@ func (cs *callStream) progress(held string) []openai.ToolCallDelta {
 		if j := strings.Index(body, hermesCloseTag); j >= 0 {
 			body = body[:j]
 		}
-		m := hermesHeader.FindStringSubmatchIndex(body)
+		m := chat.HermesCallHeader.FindStringSubmatchIndex(body)
 		if m == nil {
 			break // not yet (or not name-first): later calls wait too
 		}

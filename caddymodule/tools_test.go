@@ -95,15 +95,37 @@ func TestParseTruncatedHermesCall(t *testing.T) {
 		"<tool_call>\n{\"name\": \"f\", \"arguments\": {\"a\": 1}}\n<",
 		"<tool_call>\n{\"name\": \"f\", \"arguments\": {\"a\": 1}}",
 	} {
-		content, calls, err := p.parse(text)
-		if err != nil || content != "" || len(calls) != 1 || calls[0].Function.Name != "f" || calls[0].Function.Arguments != `{"a": 1}` {
-			t.Errorf("%q: content %q calls %+v err %v", text, content, calls, err)
+		for _, truncated := range []bool{false, true} {
+			content, calls, err := p.parse(text, truncated)
+			if err != nil || content != "" || len(calls) != 1 || calls[0].Function.Name != "f" || calls[0].Function.Arguments != `{"a": 1}` {
+				t.Errorf("%q (truncated %v): content %q calls %+v err %v", text, truncated, content, calls, err)
+			}
 		}
 	}
-	// A call cut inside its JSON stays content.
+	// A reply that did not end by the length limit and holds broken JSON
+	// stays content.
 	text := "<tool_call>\n{\"name\": \"f\", \"argu"
-	if content, calls, err := p.parse(text); err == nil || content != text || calls != nil {
-		t.Errorf("truncated JSON: %q %v %v", content, calls, err)
+	if content, calls, err := p.parse(text, false); err == nil || content != text || calls != nil {
+		t.Errorf("broken JSON: %q %v %v", content, calls, err)
+	}
+	// Cut by max_tokens, a call is reported partial, as OpenAI does: the
+	// name, and the arguments written so far; before its name, nothing.
+	for _, c := range []struct{ text, content, call string }{
+		{"<tool_call>\n{\"name\": \"f\", \"argu", "", "f()"},
+		{"<tool_call>\n{\"name\": \"f\", \"arguments\": {\"a\": \"x</", "", `f({"a": "x</)`},
+		{"Sure. <tool_call>\n{\"name\": \"f\", \"arguments\": {\"a\": [1,\n", "Sure.", "f({\"a\": [1,\n)"},
+		{"<tool_call>\n{\"name\": \"f\", \"arguments\": {}}\n</tool_call>\n<tool_call>\n{\"name\": \"g\", \"arguments\": {\"b", "", "f({}) g({\"b)"},
+		{"<tool_call>\n{\"na", "", ""},
+		{"no call at all", "no call at all", ""},
+	} {
+		content, calls, err := p.parse(c.text, true)
+		var got []string
+		for _, tc := range calls {
+			got = append(got, tc.Function.Name+"("+tc.Function.Arguments+")")
+		}
+		if err != nil || content != c.content || strings.Join(got, " ") != c.call {
+			t.Errorf("%q: content %q calls %q err %v; want %q and %q", c.text, content, got, err, c.content, c.call)
+		}
 	}
 }
 
@@ -127,6 +149,10 @@ func TestCallStream(t *testing.T) {
 			[]string{`a({"x": 1})`}},
 		{"cut by max_tokens", "<tool_call>\n{\"name\": \"a\", \"arguments\": {\"x\": 1}}\n</tool", true,
 			[]string{`a({"x": 1})`}},
+		{"cut by max_tokens inside the arguments", "<tool_call>\n{\"name\": \"a\", \"arguments\": {\"x\": [1, 2", true,
+			[]string{`a({"x": [1, 2)`}},
+		{"cut by max_tokens in the second call", "<tool_call>\n{\"name\": \"a\", \"arguments\": {}}\n</tool_call>\n<tool_call>\n{\"name\": \"b\", \"arguments\": {\"y\": \"z", true,
+			[]string{`a({})`, `b({"y": "z)`}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -153,7 +179,7 @@ func TestCallStream(t *testing.T) {
 					break
 				}
 			}
-			_, calls, err := plan.parse(c.text)
+			_, calls, err := plan.parse(c.text, strings.HasPrefix(c.name, "cut"))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -210,7 +236,7 @@ func FuzzCallStream(f *testing.F) {
 				break
 			}
 		}
-		if _, calls, err := plan.parse(text); err == nil {
+		if _, calls, err := plan.parse(text, step%3 == 0); err == nil {
 			cs.finish(calls)
 		}
 	})

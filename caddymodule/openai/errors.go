@@ -113,9 +113,10 @@ func ContextLengthExceeded(param string, contextLen, promptTokens, maxTokens int
 	return InvalidRequest(param, msg).WithCode("context_length_exceeded")
 }
 
-// Unauthorized is a 401 authentication_error with code "invalid_api_key".
+// Unauthorized is a 401 invalid_request_error with code "invalid_api_key",
+// the type and code OpenAI sends for a missing or wrong key.
 func Unauthorized(message string) *Error {
-	return NewError(http.StatusUnauthorized, TypeAuthentication, message).WithCode("invalid_api_key")
+	return NewError(http.StatusUnauthorized, TypeInvalidRequest, message).WithCode("invalid_api_key")
 }
 
 // Forbidden is a 403 permission_error.

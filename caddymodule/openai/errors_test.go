@@ -24,7 +24,7 @@ func TestErrorConstructors(t *testing.T) {
 			"the model's context holds 4096 tokens, but the prompt has 4000 and max_tokens asks for 200 more (4200 in all); shorten the prompt or lower max_tokens"},
 		{ContextLengthExceeded("messages", 4096, 5000, 0), 400, "invalid_request_error", "messages", "context_length_exceeded",
 			"the model's context holds 4096 tokens, but the prompt has 5000; shorten the prompt"},
-		{Unauthorized("invalid api key"), 401, "authentication_error", "<nil>", "invalid_api_key", "invalid api key"},
+		{Unauthorized("invalid api key"), 401, "invalid_request_error", "<nil>", "invalid_api_key", "invalid api key"},
 		{Forbidden("no"), 403, "permission_error", "<nil>", "<nil>", "no"},
 		{NotFound("no such route"), 404, "not_found_error", "<nil>", "<nil>", "no such route"},
 		{ModelNotFound("org/x"), 404, "not_found_error", "model", "model_not_found", `the model "org/x" does not exist or is not available`},

@@ -1,8 +1,11 @@
 package openai
 
 import (
+	"bytes"
+	"cmp"
 	"encoding/json"
 	"math"
+	"slices"
 	"strconv"
 )
 
@@ -404,18 +407,58 @@ func (c TextChoice) MarshalJSON() ([]byte, error) {
 type TextLogprobs struct {
 	Tokens        []string
 	TokenLogprobs []Logprob
-	TopLogprobs   []map[string]Logprob
+	TopLogprobs   []TopLogprobMap
 	TextOffset    []int
 }
 
 // MarshalJSON writes each array as [] when empty.
 func (l TextLogprobs) MarshalJSON() ([]byte, error) {
 	return marshal(struct {
-		Tokens        []string             `json:"tokens"`
-		TokenLogprobs []Logprob            `json:"token_logprobs"`
-		TopLogprobs   []map[string]Logprob `json:"top_logprobs"`
-		TextOffset    []int                `json:"text_offset"`
+		Tokens        []string        `json:"tokens"`
+		TokenLogprobs []Logprob       `json:"token_logprobs"`
+		TopLogprobs   []TopLogprobMap `json:"top_logprobs"`
+		TextOffset    []int           `json:"text_offset"`
 	}{orEmpty(l.Tokens), orEmpty(l.TokenLogprobs), orEmpty(l.TopLogprobs), orEmpty(l.TextOffset)})
+}
+
+// TopLogprobMap is one legacy top_logprobs entry: an object from token text
+// to logprob. Clients read it in order as OpenAI writes it, most probable
+// first, which a Go map (keys sorted) would lose. Two tokens that decode to
+// the same text keep the more probable one; nil encodes as null.
+type TopLogprobMap []TopLogprob
+
+// MarshalJSON writes the object most probable first.
+func (m TopLogprobMap) MarshalJSON() ([]byte, error) {
+	if m == nil {
+		return []byte("null"), nil
+	}
+	sorted := slices.Clone(m)
+	slices.SortStableFunc(sorted, func(a, b TopLogprob) int { return cmp.Compare(b.Logprob, a.Logprob) })
+	var buf bytes.Buffer
+	buf.WriteByte('{')
+	seen := make(map[string]bool, len(sorted))
+	for _, t := range sorted {
+		if seen[t.Token] {
+			continue
+		}
+		seen[t.Token] = true
+		if len(seen) > 1 {
+			buf.WriteByte(',')
+		}
+		k, err := marshal(t.Token)
+		if err != nil {
+			return nil, err
+		}
+		v, err := t.Logprob.MarshalJSON()
+		if err != nil {
+			return nil, err
+		}
+		buf.Write(k)
+		buf.WriteByte(':')
+		buf.Write(v)
+	}
+	buf.WriteByte('}')
+	return buf.Bytes(), nil
 }
 
 func orEmpty[T any](s []T) []T {

@@ -81,7 +81,7 @@ func TestResponseGolden(t *testing.T) {
 		{"text completion", TextCompletion{ID: "cmpl-1", Created: 2, Model: "m",
 			Choices: []TextChoice{{Text: " bright", FinishReason: FinishLength, Logprobs: &TextLogprobs{
 				Tokens: []string{"The", " bright"}, TokenLogprobs: []Logprob{NoLogprob, -0.5},
-				TopLogprobs: []map[string]Logprob{nil, {" bright": -0.5, " dark": -1.5}}, TextOffset: []int{0, 3}}}},
+				TopLogprobs: []TopLogprobMap{nil, {{Token: " dark", Logprob: -1.5}, {Token: " bright", Logprob: -0.5}, {Token: " bright", Logprob: -2}}}, TextOffset: []int{0, 3}}}},
 			Usage: &Usage{PromptTokens: 1, CompletionTokens: 1, TotalTokens: 2}},
 			`{"id":"cmpl-1","object":"text_completion","created":2,"model":"m","choices":[{"text":" bright","index":0,"logprobs":` +
 				`{"tokens":["The"," bright"],"token_logprobs":[null,-0.5],"top_logprobs":[null,{" bright":-0.5," dark":-1.5}],"text_offset":[0,3]},` +

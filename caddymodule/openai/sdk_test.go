@@ -103,7 +103,7 @@ func sdkHandler() http.Handler {
 			var lps *openai.TextLogprobs
 			if req.Logprobs != nil {
 				lps = &openai.TextLogprobs{Tokens: []string{" bright"}, TokenLogprobs: []openai.Logprob{-0.5},
-					TopLogprobs: []map[string]openai.Logprob{{" bright": -0.5}}, TextOffset: []int{0}}
+					TopLogprobs: []openai.TopLogprobMap{{{Token: " bright", Logprob: -0.5}}}, TextOffset: []int{0}}
 			}
 			u := openai.NewUsage(4, 1)
 			_ = openai.WriteJSON(w, 200, openai.TextCompletion{ID: openai.NewCompletionID(), Created: openai.Created(), Model: req.Model,

@@ -208,7 +208,7 @@ func TestServerEndToEnd(t *testing.T) {
 	t.Run("v1 needs a key", func(t *testing.T) {
 		r := do(t, "GET", base+"/v1/models", "")
 		e, _ := r.body["error"].(map[string]any)
-		if r.status != 401 || e["type"] != "authentication_error" || !strings.Contains(e["message"].(string), "Missing API key") {
+		if r.status != 401 || e["type"] != "invalid_request_error" || e["code"] != "invalid_api_key" || !strings.Contains(e["message"].(string), "Missing API key") {
 			t.Fatalf("no key: %d %v", r.status, r.body)
 		}
 		if !strings.HasPrefix(r.header.Get("WWW-Authenticate"), "Bearer") {
@@ -235,8 +235,13 @@ func TestServerEndToEnd(t *testing.T) {
 			t.Fatalf("model by id: %d %v", r.status, r.body)
 		}
 		r = do(t, "GET", base+"/v1/models/org/absent", "alpha-secret")
-		if e, _ := r.body["error"].(map[string]any); r.status != 404 || e["type"] != "not_found_error" {
+		if e, _ := r.body["error"].(map[string]any); r.status != 404 || e["type"] != "not_found_error" || e["code"] != "model_not_found" {
 			t.Fatalf("absent model: %d %v", r.status, r.body)
+		}
+		// An unknown path is not a missing model: OpenAI's unknown_url.
+		r = do(t, "POST", base+"/v1/embeddingz", "alpha-secret")
+		if e, _ := r.body["error"].(map[string]any); r.status != 404 || e["type"] != "invalid_request_error" || e["code"] != "unknown_url" {
+			t.Fatalf("unknown /v1 path: %d %v", r.status, r.body)
 		}
 	})
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 )
 
@@ -314,4 +315,61 @@ func safeBeforeMarker(text, marker string) int {
 		}
 	}
 	return len(text)
+}
+
+// HermesCallName matches the start of a Hermes call body up to its name:
+// {"name": "fn"
+var HermesCallName = regexp.MustCompile(`^\s*\{\s*"name"\s*:\s*("(?:[^"\\]|\\.)*")`)
+
+// HermesCallHeader matches the start of a Hermes call body up to its
+// arguments object: {"name": "fn", "arguments": {
+var HermesCallHeader = regexp.MustCompile(`^\s*\{\s*"name"\s*:\s*("(?:[^"\\]|\\.)*")\s*,\s*"arguments"\s*:\s*\{`)
+
+// ParseTruncatedToolCalls parses output that the length limit cut short,
+// the way OpenAI reports such a reply. Complete calls parse as in
+// ParseToolCalls, including one whose closing tag alone was cut. A Hermes
+// call cut inside its arguments becomes a partial call: its name and the
+// arguments text written so far, which is not valid JSON (OpenAI sends the
+// same). A call cut before its name is complete is dropped: it is markup
+// that never became a call. Other formats have no partial form and parse
+// as ParseToolCalls does.
+func ParseTruncatedToolCalls(format ToolFormat, text string) (content string, calls []ParsedCall, err error) {
+	if format != ToolFormatHermes {
+		return ParseToolCalls(format, text)
+	}
+	i := strings.LastIndex(text, hermesOpen)
+	if i < 0 {
+		return text, nil, nil
+	}
+	body := text[i+len(hermesOpen):]
+	if strings.Contains(body, hermesClose) {
+		return ParseToolCalls(format, text) // the last call closed
+	}
+	content, calls, err = ParseToolCalls(format, text[:i])
+	if err != nil {
+		return text, nil, err
+	}
+	whole := body
+	for k := min(len(hermesClose)-1, len(whole)); k > 0; k-- {
+		if strings.HasSuffix(whole, hermesClose[:k]) {
+			whole = whole[:len(whole)-k] // the closing tag alone was cut
+			break
+		}
+	}
+	if c, err := callObject([]byte(strings.TrimSpace(whole))); err == nil {
+		return content, append(calls, c), nil
+	}
+	m := HermesCallName.FindStringSubmatchIndex(body)
+	if m == nil {
+		return content, calls, nil
+	}
+	var name string
+	if json.Unmarshal([]byte(body[m[2]:m[3]]), &name) != nil || name == "" {
+		return content, calls, nil
+	}
+	args := ""
+	if h := HermesCallHeader.FindStringIndex(body); h != nil {
+		args = body[h[1]-1:] // from the arguments object's "{", as written
+	}
+	return content, append(calls, ParsedCall{Name: name, Arguments: args}), nil
 }

@@ -17,8 +17,11 @@
 // so only tokens holding quotes, backslashes or control bytes are walked.
 //
 // Output policy, chosen so a model cannot loop or emit what consumers reject:
-//   - whitespace between tokens of JSON syntax is either one space, or a
-//     newline followed by at most 16 spaces; none before or after the value;
+//   - whitespace goes only where a pretty-printer puts it: one space after
+//     ':'; after '{', '[' or ',' and before '}' or ']', one space or a
+//     newline followed by at most 4 spaces per open container (a 2- or
+//     4-space indent; at most 64); none before ':' or ',', none before or
+//     after the value, never tabs or blank lines;
 //   - numbers have at most 16 integer and 16 fraction digits and a two-digit
 //     exponent (always within float64 range); integers have no fraction or
 //     exponent; strings must be valid UTF-8 (no overlongs or surrogates);

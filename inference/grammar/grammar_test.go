@@ -420,6 +420,10 @@ func TestAdvanceRejects(t *testing.T) {
 		{`{"n":1}`, ` `},               // nothing after the value
 		{`{"n": `, ` `},                // one space only
 		{`{"n":`, "\t"},                // tabs refused
+		{`{"n":`, "\n"},                // no newline after ':'
+		{`{"n"`, ` `},                  // no whitespace before ':'
+		{`{`, "\n     "},               // 4 spaces per open container
+		{`{`, "\n\n"},                  // no blank lines
 		{`{"n":1`, `,`},                // no more properties to come
 		{`{"n":12345678901234`, `567`}, // digit cap
 	} {
@@ -662,5 +666,34 @@ func TestNoAllocationsInSteadyState(t *testing.T) {
 	})
 	if allocs != 0 {
 		t.Errorf("Advance allocates %v times per call", allocs)
+	}
+}
+
+// TestPrettyPrinterWhitespace: what json.MarshalIndent and Python's
+// json.dumps write is accepted; whitespace before a comma, or padding past
+// the indentation of the depth, is not.
+func TestPrettyPrinterWhitespace(t *testing.T) {
+	g := compileTest(t, `{"type":"object","properties":{"a":{"type":"array","items":{"type":"object","properties":{"b":{"type":"integer"}}}},"c":{"type":"string"}},"required":["a","c"],"additionalProperties":false}`)
+	for _, ok := range []string{
+		"{\n  \"a\": [\n    {\n      \"b\": 1\n    }\n  ],\n  \"c\": \"x\"\n}",
+		"{\n    \"a\": [\n        {\n            \"b\": 1\n        }\n    ],\n    \"c\": \"x\"\n}",
+		`{"a": [{"b": 1}, {}], "c": "x"}`,
+		`{ "a": [ { "b": 1 } ], "c": "x" }`,
+		`{"a":[],"c":"x"}`,
+	} {
+		if err := g.Start().Advance([]byte(ok)); err != nil {
+			t.Errorf("%q refused: %v", ok, err)
+		}
+	}
+	for _, bad := range []string{
+		"{\n     \"a\"",           // 5 spaces at depth 1
+		"{\"a\": [\n         {", // 9 spaces at depth 2
+		"{\"a\": [] ,",           // space before ','
+		"{\"a\": []\n,",          // newline before ','
+		"{\"a\" : []",            // space before ':'
+	} {
+		if err := g.Start().Advance([]byte(bad)); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
 	}
 }

@@ -27,7 +27,8 @@ const (
 
 // Output limits that keep a model from looping forever inside one value.
 const (
-	maxIndent    = 16 // spaces allowed after a newline in insignificant whitespace
+	indentUnit   = 4  // spaces of indentation allowed per open container after a newline
+	maxIndent    = 64 // and never more than this many
 	maxIntDigits = 16 // digits before the decimal point
 	maxFracDigit = 16 // digits after it
 	maxExpDigits = 2  // exponent digits: keeps every number inside float64 range
@@ -125,22 +126,33 @@ type frame struct {
 	v      int64 // bounded number: magnitude so far (scaled by node.scale once in the fraction); enum: end of candidates
 }
 
-// space consumes c as insignificant whitespace if the run policy allows: a
-// single space, or a newline followed by up to maxIndent spaces. Tabs and
-// longer runs are refused so a model cannot pad forever.
-func (f *frame) space(c byte) bool {
+// Where insignificant whitespace may go, as a pretty-printer writes it.
+const (
+	wsNone    = iota // before ':' or ',', and where the container cannot close yet
+	wsSpace          // after ':': one space
+	wsNewline        // after '{', '[' or ',', and before '}' or ']': one space, or a newline and indentation
+)
+
+// space consumes c as insignificant whitespace if the run policy allows at
+// this place (wsNone, wsSpace, wsNewline): a single space, or a newline
+// followed by at most indentUnit spaces per open container (depth). Tabs,
+// blank lines and longer runs are refused so a model cannot pad.
+func (f *frame) space(c byte, where uint8, depth int) bool {
+	if where == wsNone {
+		return false
+	}
 	switch c {
 	case ' ':
 		if f.ws == 0 {
 			f.ws = 1
 			return true
 		}
-		if f.ws >= 2 && f.ws < 2+maxIndent {
+		if f.ws >= 2 && int(f.ws)-2 < min(indentUnit*depth, maxIndent) {
 			f.ws++
 			return true
 		}
 	case '\n':
-		if f.ws == 0 {
+		if f.ws == 0 && where == wsNewline {
 			f.ws = 2
 			return true
 		}
@@ -174,9 +186,19 @@ func step(stk []frame, c byte) ([]frame, action, *node) {
 			return stk, actReject, nil
 
 		case kindObject:
-			if f.space(c) {
+			where := uint8(wsNewline)
+			switch {
+			case f.phase == phObjColon:
+				where = wsNone
+			case f.phase == phObjValue:
+				where = wsSpace
+			case f.phase == phObjAfter && !n.canClose(f.a):
+				where = wsNone // whitespace here could only be followed by ','
+			}
+			if f.space(c, where, len(stk)-1) {
 				return stk, actOK, nil
 			}
+			spaced := f.ws != 0
 			f.ws = 0
 			switch f.phase {
 			case phObjOpen, phObjComma:
@@ -209,7 +231,7 @@ func step(stk []frame, c byte) ([]frame, action, *node) {
 				}
 				return stk, actValue, n.props[f.a].val
 			case phObjAfter:
-				if c == ',' && (n.free || int(f.a)+1 < len(n.props)) {
+				if c == ',' && !spaced && (n.free || int(f.a)+1 < len(n.props)) {
 					f.phase = phObjComma
 					return stk, actOK, nil
 				}
@@ -220,9 +242,14 @@ func step(stk []frame, c byte) ([]frame, action, *node) {
 			return stk, actReject, nil
 
 		case kindArray:
-			if f.space(c) {
+			where := uint8(wsNewline)
+			if f.phase == phArrAfter && int(f.a) < n.minItems {
+				where = wsNone // whitespace here could only be followed by ','
+			}
+			if f.space(c, where, len(stk)-1) {
 				return stk, actOK, nil
 			}
+			spaced := f.ws != 0
 			f.ws = 0
 			switch f.phase {
 			case phArrOpen, phArrAfter:
@@ -230,7 +257,7 @@ func step(stk []frame, c byte) ([]frame, action, *node) {
 					return stk[:len(stk)-1], actOK, nil
 				}
 				if f.phase == phArrAfter {
-					if c == ',' && (n.maxItems < 0 || int(f.a) < n.maxItems) {
+					if c == ',' && !spaced && (n.maxItems < 0 || int(f.a) < n.maxItems) {
 						f.phase = phArrComma
 						return stk, actOK, nil
 					}

@@ -44,3 +44,18 @@ func (r *rng) Uint64() uint64 {
 func (r *rng) Float64() float64 {
 	return float64(r.Uint64()>>11) * (1.0 / (1 << 53))
 }
+
+// ChoiceSeed is the seed of choice i of a request seeded with seed (n > 1).
+// Choice 0 keeps the seed itself, so n=1 and n>1 agree on the first choice.
+// Every other choice hashes (seed, i) through two splitmix64 rounds, so its
+// stream is unrelated to any request's own seed: seed+i, the obvious
+// derivation, would make choice i repeat choice 0 of the request at seed+i.
+func ChoiceSeed(seed uint64, choice int) uint64 {
+	if choice == 0 {
+		return seed
+	}
+	x := seed
+	h := splitmix64(&x)
+	y := h ^ uint64(choice)*0xd1b54a32d192ed03
+	return splitmix64(&y)
+}

@@ -542,3 +542,27 @@ func FuzzSample(f *testing.F) {
 		}
 	})
 }
+
+// TestChoiceSeed: choice 0 keeps the seed, the other choices are distinct
+// from each other and from the seeds a neighbouring request would use.
+func TestChoiceSeed(t *testing.T) {
+	for _, seed := range []uint64{0, 1, 42, 1 << 63, ^uint64(0)} {
+		if ChoiceSeed(seed, 0) != seed {
+			t.Fatalf("choice 0 of seed %d changed", seed)
+		}
+		seen := map[uint64]bool{}
+		for i := 0; i < 64; i++ {
+			s := ChoiceSeed(seed, i)
+			if seen[s] {
+				t.Fatalf("seed %d: choice %d repeats an earlier choice's seed", seed, i)
+			}
+			seen[s] = true
+			if i > 0 && (s == seed+uint64(i) || s == ChoiceSeed(seed+uint64(i), 0)) {
+				t.Fatalf("seed %d: choice %d uses the seed of request seed+%d", seed, i, i)
+			}
+			if s != ChoiceSeed(seed, i) {
+				t.Fatal("ChoiceSeed is not deterministic")
+			}
+		}
+	}
+}
