@@ -349,6 +349,7 @@ func ParseTruncatedToolCalls(format ToolFormat, text string) (content string, ca
 	if err != nil {
 		return text, nil, err
 	}
+	content = strings.TrimSpace(content) // as parseHermes leaves content around calls
 	whole := body
 	for k := min(len(hermesClose)-1, len(whole)); k > 0; k-- {
 		if strings.HasSuffix(whole, hermesClose[:k]) {
