@@ -686,11 +686,11 @@ func TestPrettyPrinterWhitespace(t *testing.T) {
 		}
 	}
 	for _, bad := range []string{
-		"{\n     \"a\"",           // 5 spaces at depth 1
+		"{\n     \"a\"",         // 5 spaces at depth 1
 		"{\"a\": [\n         {", // 9 spaces at depth 2
-		"{\"a\": [] ,",           // space before ','
-		"{\"a\": []\n,",          // newline before ','
-		"{\"a\" : []",            // space before ':'
+		"{\"a\": [] ,",          // space before ','
+		"{\"a\": []\n,",         // newline before ','
+		"{\"a\" : []",           // space before ':'
 	} {
 		if err := g.Start().Advance([]byte(bad)); err == nil {
 			t.Errorf("%q accepted", bad)
