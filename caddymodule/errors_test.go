@@ -1,0 +1,49 @@
+package caddymodule
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/impetusllm/impetus/caddymodule/openai"
+)
+
+// TestOpenAIErrorShapes: a 503 has one type and code whichever writer makes
+// it (a handler's openai.Unavailable, or impetus_error for a middleware's
+// 503); 401 and an unknown URL are typed as OpenAI types them.
+func TestOpenAIErrorShapes(t *testing.T) {
+	body := func(write func(w http.ResponseWriter)) map[string]any {
+		rec := httptest.NewRecorder()
+		write(rec)
+		var b struct {
+			Error map[string]any `json:"error"`
+		}
+		if err := json.Unmarshal(rec.Body.Bytes(), &b); err != nil {
+			t.Fatalf("%q: %v", rec.Body.String(), err)
+		}
+		return b.Error
+	}
+	direct := body(func(w http.ResponseWriter) { openai.WriteError(w, openai.Unavailable("x")) })
+	viaStatus := body(func(w http.ResponseWriter) { writeOpenAIError(w, http.StatusServiceUnavailable, "x", "") })
+	if direct["type"] != "server_error" || direct["code"] != "service_unavailable" || viaStatus["type"] != direct["type"] || viaStatus["code"] != direct["code"] {
+		t.Fatalf("503 bodies differ: %v vs %v", direct, viaStatus)
+	}
+	for _, c := range []struct {
+		status    int
+		param     string
+		typ, code string
+	}{
+		{http.StatusUnauthorized, "", "invalid_request_error", "invalid_api_key"},
+		{http.StatusNotFound, "", "invalid_request_error", "unknown_url"},
+		{http.StatusNotFound, "model", "not_found_error", "model_not_found"},
+	} {
+		e := body(func(w http.ResponseWriter) { writeOpenAIError(w, c.status, "x", c.param) })
+		if e["type"] != c.typ || e["code"] != c.code {
+			t.Errorf("%d (param %q): %v, want %s/%s", c.status, c.param, e, c.typ, c.code)
+		}
+	}
+	if e := body(func(w http.ResponseWriter) { openai.WriteError(w, openai.Unauthorized("x")) }); e["type"] != "invalid_request_error" || e["code"] != "invalid_api_key" {
+		t.Errorf("openai.Unauthorized: %v", e)
+	}
+}
