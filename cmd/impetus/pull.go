@@ -96,6 +96,9 @@ func cmdPull(fl caddycmd.Flags) (int, error) {
 	defer stop()
 	bar := newProgressPrinter(os.Stdout, isTerminal(os.Stdout))
 	fmt.Fprintf(os.Stdout, "pulling %s@%s into %s\n", id, revision, dir)
+	if n := partialBytes(filepath.Join(dir, hub.RepoFolderName(id))); n > 0 && !fl.Bool("force") {
+		fmt.Fprintf(os.Stdout, "resuming: %s of partial files from an interrupted pull\n", mb(n))
+	}
 	snap, err := client.Download(ctx, id, hub.Options{
 		Revision: revision, AllowPatterns: patterns, Force: fl.Bool("force"),
 		KeepPartial: true, Progress: bar.update,
@@ -111,6 +114,18 @@ func cmdPull(fl caddycmd.Flags) (int, error) {
 	fmt.Fprintf(os.Stdout, "done: %s@%s (%s, %d files, %s fetched) in %s\n",
 		id, snap.Commit, mb(hub.TotalSize(snap.Selected)), len(snap.Selected), mb(snap.Fetched), snap.Dir)
 	return 0, nil
+}
+
+// partialBytes sums the partly downloaded blobs an interrupted pull left.
+func partialBytes(repoDir string) int64 {
+	files, _ := filepath.Glob(filepath.Join(repoDir, "blobs", "*.incomplete"))
+	var n int64
+	for _, f := range files {
+		if st, err := os.Stat(f); err == nil {
+			n += st.Size()
+		}
+	}
+	return n
 }
 
 // caddy1 is the exit status and error of a failed command.
@@ -152,9 +167,6 @@ func (b *progressPrinter) update(p hub.Progress) {
 	now := time.Now()
 	if b.first < 0 {
 		b.first, b.start = p.Done, now
-		if p.Done > 0 && p.Done < p.Total {
-			fmt.Fprintf(b.w, "resuming: %s of %s already here\n", mb(p.Done), mb(p.Total))
-		}
 	}
 	b.p = p
 	if now.Sub(b.last) < b.every && p.Done < p.Total {
