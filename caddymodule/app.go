@@ -87,6 +87,14 @@ type App struct {
 	// Default: 30s.
 	UnloadTimeout caddy.Duration `json:"unload_timeout,omitempty"`
 
+	// When true, a request for a model that is not on disk and is named as a
+	// Hugging Face repository (ORG/NAME) downloads it into models_dir first,
+	// with download_progress events. Default: false (such requests get 404).
+	AutoDownload bool `json:"auto_download,omitempty"`
+	// How long a request waits for its model's auto_download; after that it
+	// gets 503 with Retry-After while the download goes on. Default: 60s.
+	AutoDownloadWait caddy.Duration `json:"auto_download_wait,omitempty"`
+
 	// Models served by upstream servers through Caddy's reverse proxy.
 	Routes []ModelRoute `json:"routes,omitempty"`
 
@@ -125,6 +133,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 	}
 	if a.MaxMemoryPercent == 0 {
 		a.MaxMemoryPercent = 95
+	}
+	if a.AutoDownloadWait == 0 {
+		a.AutoDownloadWait = caddy.Duration(DefaultAutoDownloadWait)
 	}
 	if err := a.Validate(); err != nil {
 		return err
@@ -178,6 +189,9 @@ func (a *App) Validate() error {
 	}
 	if seqs := cmp.Or(a.MaxSequences, 16); a.MaxBatchTokens > 0 && a.MaxBatchTokens < seqs {
 		return fmt.Errorf("max_batch_tokens (%d) must be at least max_sequences (%d), so every running sequence decodes each step", a.MaxBatchTokens, seqs)
+	}
+	if a.AutoDownloadWait < 0 {
+		return fmt.Errorf("auto_download_wait must not be negative")
 	}
 	if a.MaxMemoryPercent < 0 || a.MaxMemoryPercent > 100 {
 		return fmt.Errorf("max_memory_percent must be within 0..100, got %g", a.MaxMemoryPercent)

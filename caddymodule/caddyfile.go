@@ -122,6 +122,17 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 			}
 		case "require_loaded_model":
 			app.RequireLoadedModel = true
+		case "auto_download":
+			app.AutoDownload = true
+		case "auto_download_wait":
+			if !d.NextArg() {
+				return nil, d.ArgErr()
+			}
+			dur, err := caddy.ParseDuration(d.Val())
+			if err != nil || dur <= 0 {
+				return nil, d.Errf("auto_download_wait must be a positive duration, got %q", d.Val())
+			}
+			app.AutoDownloadWait = caddy.Duration(dur)
 		case "route":
 			rt, err := parseRoute(d)
 			if err != nil {

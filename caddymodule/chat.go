@@ -34,7 +34,7 @@ func (h *OpenAI) chatCompletions(w http.ResponseWriter, r *http.Request) {
 		openai.WriteError(w, openai.InvalidRequest(f, "'"+f+"' is not supported by this server yet"))
 		return
 	}
-	lm, e := h.loadModel(r, req.Model)
+	lm, e := h.loadModel(w, r, req.Model)
 	if e != nil {
 		openai.WriteError(w, e)
 		return

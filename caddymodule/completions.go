@@ -31,7 +31,7 @@ func (h *OpenAI) completions(w http.ResponseWriter, r *http.Request) {
 		openai.WriteError(w, openai.InvalidRequest("echo", "'echo' together with 'logprobs' is not supported by this server"))
 		return
 	}
-	lm, e := h.loadModel(r, req.Model)
+	lm, e := h.loadModel(w, r, req.Model)
 	if e != nil {
 		openai.WriteError(w, e)
 		return

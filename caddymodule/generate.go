@@ -228,9 +228,10 @@ func budget(lm *inference.LoadedModel, promptLen int, requested int, explicit bo
 	return requested, nil
 }
 
-// loadModel resolves the request's model through the engine's checked load
-// path, honouring the API key's model allow-list.
-func (h *OpenAI) loadModel(r *http.Request, id string) (*inference.LoadedModel, *openai.Error) {
+// loadModel resolves the request's model through the checked load path
+// (load.go), honouring the API key's model allow-list. A 503 with a
+// Retry-After sets it on w.
+func (h *OpenAI) loadModel(w http.ResponseWriter, r *http.Request, id string) (*inference.LoadedModel, *openai.Error) {
 	if id == "" {
 		return nil, openai.InvalidRequest("model", "model is required")
 	}
@@ -248,14 +249,7 @@ func (h *OpenAI) loadModel(r *http.Request, id string) (*inference.LoadedModel, 
 			}
 		}
 	}
-	lm, err := h.app.engine.Load(r.Context(), id)
-	if err != nil {
-		if !errors.Is(err, inference.ErrModelNotFound) {
-			h.logger.Error("loading model", zap.String("model", id), zap.Error(err))
-		}
-		return nil, engineError(err, id)
-	}
-	return lm, nil
+	return h.loadForRequest(w, r, id)
 }
 
 // unsupported names the first field of a request that Impetus accepts in

@@ -100,14 +100,15 @@ type modelManager struct {
 	engine  *inference.Engine
 	poolKey string
 
-	// loadMu makes the memory check and the load one step, so two loads
-	// cannot both pass the check for the same free memory.
-	loadMu sync.Mutex
+	// The app's auto_download and auto_download_wait, from the latest
+	// config (see load.go).
+	autoDL     bool
+	autoDLWait time.Duration
 
 	mu        sync.Mutex
 	downloads map[string]*download
 	active    map[string]*download // model id -> running download
-	loading   map[string]bool
+	loading   map[string]int64     // model id -> memory reserved for its load
 	warm      map[string]*warmupResult
 	nextID    int
 }
@@ -118,9 +119,11 @@ func managerFor(app *App) *modelManager {
 	v, _ := managers.LoadOrStore(app.engine, &modelManager{
 		engine: app.engine, poolKey: app.poolKey,
 		downloads: map[string]*download{}, active: map[string]*download{},
-		loading: map[string]bool{}, warm: map[string]*warmupResult{},
+		loading: map[string]int64{}, warm: map[string]*warmupResult{},
 	})
-	return v.(*modelManager)
+	mm := v.(*modelManager)
+	mm.configure(app)
+	return mm
 }
 
 // publish sends an event through the engine's Socket.IO bus when a config
@@ -218,7 +221,7 @@ func humanParams(n int64) string {
 func (m *modelManager) entryFor(info inference.LocalModel, lm *inference.LoadedModel) modelEntry {
 	e := modelEntry{ModelID: info.ID, Status: "available", SizeMB: roundTo(float64(info.SizeBytes)/mib, 1), Format: string(info.Format), Path: info.Path}
 	m.mu.Lock()
-	if m.loading[info.ID] {
+	if _, ok := m.loading[info.ID]; ok {
 		e.Status = "loading"
 	}
 	if wr := m.warm[info.ID]; wr != nil && wr.WarmedUp && lm != nil && wr.loadedAt.Equal(lm.LoadedAt) {
@@ -317,14 +320,6 @@ func (m *modelManager) exists(id string) bool {
 
 // ---- load / unload ----
 
-// loadError is a load failure with the status it maps to.
-type loadError struct {
-	status int
-	msg    string
-}
-
-func (e *loadError) Error() string { return e.msg }
-
 // availableMemory is how much memory a load may use; tests replace it.
 var availableMemory = func() (uint64, error) {
 	mem, err := hwinfo.ReadMemory()
@@ -338,69 +333,10 @@ var availableMemory = func() (uint64, error) {
 func checkFits(info inference.LocalModel, available uint64) *loadError {
 	need := inference.EstimateLoadBytes(info)
 	if need > 0 && uint64(need) > available {
-		return &loadError{http.StatusInsufficientStorage, fmt.Sprintf("not enough memory to load %s: it needs about %.2f GB (weights %.2f GB plus overhead), %.2f GB is available; unload a model first",
+		return &loadError{status: http.StatusInsufficientStorage, msg: fmt.Sprintf("not enough memory to load %s: it needs about %.2f GB (weights %.2f GB plus overhead), %.2f GB is available; unload a model first",
 			info.ID, float64(need)/gib, float64(info.SizeBytes)/gib, float64(available)/gib)}
 	}
 	return nil
-}
-
-// loadChecked is the one checked path that loads a model: it must exist on
-// disk, fit in available memory and be in a runnable format.
-func (m *modelManager) loadChecked(ctx context.Context, id string) (*inference.LoadedModel, bool, error) {
-	if lm := m.engine.LoadedModelByID(id); lm != nil && !lm.Unloading() {
-		return lm, false, nil
-	}
-	m.loadMu.Lock()
-	defer m.loadMu.Unlock()
-	if lm := m.engine.LoadedModelByID(id); lm != nil {
-		if lm.Unloading() {
-			return nil, false, &loadError{http.StatusServiceUnavailable, "model is being unloaded; retry once it is gone: " + id}
-		}
-		return lm, false, nil
-	}
-	info, err := m.engine.FindModel(id)
-	if err != nil {
-		if errors.Is(err, inference.ErrModelNotFound) {
-			return nil, false, &loadError{http.StatusNotFound, "model not found: " + id}
-		}
-		return nil, false, &loadError{http.StatusInternalServerError, err.Error()}
-	}
-	avail, err := availableMemory()
-	if err == nil {
-		if le := checkFits(info, avail); le != nil {
-			return nil, false, le
-		}
-	}
-	m.mu.Lock()
-	m.loading[id] = true
-	m.mu.Unlock()
-	m.publish("model_status", modelStatus{Timestamp: isoNow(), ModelID: id, Status: "loading", LoadedModels: m.engine.Loaded()})
-	lm, err := m.engine.Load(ctx, id)
-	m.mu.Lock()
-	delete(m.loading, id)
-	m.mu.Unlock()
-	if err != nil {
-		m.publish("model_status", modelStatus{Timestamp: isoNow(), ModelID: id, Status: "load_failed", LoadedModels: m.engine.Loaded()})
-		switch {
-		case errors.Is(err, inference.ErrFormatUnsupported):
-			return nil, false, &loadError{http.StatusNotImplemented, err.Error()}
-		case errors.Is(err, inference.ErrTooManyModels), errors.Is(err, inference.ErrUnloading):
-			return nil, false, &loadError{http.StatusServiceUnavailable, err.Error()}
-		case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-			return nil, false, &loadError{http.StatusServiceUnavailable, "load cancelled"}
-		}
-		return nil, false, &loadError{http.StatusInternalServerError, err.Error()}
-	}
-	return lm, true, nil
-}
-
-func writeLoadError(w http.ResponseWriter, err error) {
-	var le *loadError
-	if errors.As(err, &le) {
-		writeModelsError(w, le.status, le.msg)
-		return
-	}
-	writeModelsError(w, http.StatusInternalServerError, err.Error())
 }
 
 func (m *modelManager) load(w http.ResponseWriter, r *http.Request) {
@@ -676,28 +612,14 @@ func (m *modelManager) startDownload(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 
-	m.mu.Lock()
-	if d := m.active[req.ModelID]; d != nil {
-		m.mu.Unlock()
+	d, started := m.beginDownload(req.ModelID, req.Revision, req.AllowPatterns, req.AutoLoad, req.ForceDownload)
+	if !started {
 		writeJSON(w, http.StatusOK, map[string]any{
 			"success": true, "message": "a download of this model is already running",
 			"data": map[string]any{"model_id": req.ModelID, "download_id": d.ID, "task_id": d.ID, "estimated_size_gb": estimate, "status": d.snapshot().Status},
 		})
 		return
 	}
-	m.nextID++
-	ctx, cancel := context.WithCancel(context.Background())
-	d := &download{
-		ID: fmt.Sprintf("dl-%d-%d", time.Now().Unix(), m.nextID), ModelID: req.ModelID, Revision: req.Revision,
-		Patterns: req.AllowPatterns, AutoLoad: req.AutoLoad, Force: req.ForceDownload,
-		cancel: cancel, done: make(chan struct{}), started: time.Now(), status: "pending",
-	}
-	m.forgetOldDownloads()
-	m.downloads[d.ID] = d
-	m.active[req.ModelID] = d
-	m.mu.Unlock()
-
-	go m.runDownload(ctx, d)
 	writeJSON(w, http.StatusOK, map[string]any{
 		"success": true,
 		"message": "download started",

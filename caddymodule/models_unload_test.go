@@ -68,7 +68,7 @@ func unloadEngine(t *testing.T, opts inference.Options) (*inference.Engine, *inf
 		t.Fatal(err)
 	}
 	return eng, lm, &modelManager{engine: eng, downloads: map[string]*download{}, active: map[string]*download{},
-		loading: map[string]bool{}, warm: map[string]*warmupResult{}}
+		loading: map[string]int64{}, warm: map[string]*warmupResult{}}
 }
 
 // startSlow starts a generation of n tokens at about per each.

@@ -108,7 +108,9 @@ type Engine struct {
 
 	mu     sync.Mutex
 	loaded map[string]*LoadedModel // by model id
-	loadMu sync.Mutex              // serialises loads
+	loadMu sync.Mutex              // guards loading and the room check
+	// loading holds the loads in flight, by model id; guarded by loadMu.
+	loading map[string]*loadCall
 
 	kv   *kvPool     // KV memory shared by all sequences
 	keys *keyLimiter // running sequences per API key

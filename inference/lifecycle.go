@@ -133,7 +133,8 @@ func (e *Engine) UnloadModel(ctx context.Context, id string, force bool) error {
 }
 
 // makeRoom evicts the least recently used idle models until loading one more
-// keeps within Options.MaxLoadedModels. Callers hold e.loadMu.
+// keeps within Options.MaxLoadedModels, counting the loads in flight that
+// have already made their room. Callers hold e.loadMu.
 func (e *Engine) makeRoom() error {
 	limit := e.opts.MaxLoadedModels
 	if limit <= 0 {
@@ -141,6 +142,11 @@ func (e *Engine) makeRoom() error {
 	}
 	models := e.byLastUsed()
 	n := len(models)
+	for _, c := range e.loading {
+		if c.counted {
+			n++
+		}
+	}
 	for _, m := range models {
 		if n < limit {
 			return nil
@@ -153,7 +159,7 @@ func (e *Engine) makeRoom() error {
 	if n < limit {
 		return nil
 	}
-	return fmt.Errorf("%w: %d of at most %d models are loaded and all are serving requests", ErrTooManyModels, n, limit)
+	return fmt.Errorf("%w: %d of at most %d models are loaded or loading and all are serving requests", ErrTooManyModels, n, limit)
 }
 
 // byLastUsed lists the loaded models, least recently used first.

@@ -284,3 +284,57 @@ func TestLifecycleOptions(t *testing.T) {
 		t.Errorf("default unload timeout %v, want %v", got, DefaultUnloadTimeout)
 	}
 }
+
+// TestConcurrentLoads: many callers loading the same ids at once load each
+// once and share it; a caller whose context ends stops waiting without
+// cancelling the load for the others; the cap on loaded models holds when
+// loads of different ids race.
+func TestConcurrentLoads(t *testing.T) {
+	e := lifecycleEngine(t, Options{MaxLoadedModels: 2}, "org/a", "org/b", "org/c")
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := e.Load(ctx, "org/a"); !errors.Is(err, context.Canceled) {
+		t.Fatalf("load with an ended context: %v", err)
+	}
+	type result struct {
+		m   *LoadedModel
+		err error
+	}
+	results := make(chan result, 20)
+	for i := range 20 {
+		go func() {
+			m, err := e.Load(context.Background(), []string{"org/a", "org/b"}[i%2])
+			results <- result{m, err}
+		}()
+	}
+	seen := map[string]*LoadedModel{}
+	for range 20 {
+		r := <-results
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+		if prev := seen[r.m.Info.ID]; prev != nil && prev != r.m {
+			t.Fatalf("%s was loaded twice", r.m.Info.ID)
+		}
+		seen[r.m.Info.ID] = r.m
+	}
+	if got := e.Loaded(); !slices.Equal(got, []string{"org/a", "org/b"}) {
+		t.Fatalf("loaded %v", got)
+	}
+	// A third model evicts the least recently used idle one: never three.
+	seen["org/b"].touch()
+	mustLoad(t, e, "org/c")
+	if got := e.Loaded(); !slices.Equal(got, []string{"org/b", "org/c"}) {
+		t.Fatalf("after loading a third: %v", got)
+	}
+	// A waiter that gives up does not cancel the load.
+	ctx, cancel = context.WithTimeout(context.Background(), time.Microsecond)
+	defer cancel()
+	e.Load(ctx, "org/a")
+	if m := mustLoad(t, e, "org/a"); m == nil || len(e.Loading()) != 0 {
+		t.Fatalf("load after a waiter gave up: %v, loading %v", m, e.Loading())
+	}
+	if n := len(e.Loaded()); n != 2 {
+		t.Fatalf("%d models loaded, cap 2", n)
+	}
+}

@@ -99,25 +99,114 @@ func (e *Engine) LoadedModelByID(id string) *LoadedModel {
 	return e.loaded[id]
 }
 
+// loadCall is one load in flight. Every caller asking for its id while it
+// runs waits on done and shares m and err.
+type loadCall struct {
+	done chan struct{}
+	m    *LoadedModel
+	err  error
+	// counted is set once makeRoom has counted this load against
+	// Options.MaxLoadedModels, so concurrent loads cannot overshoot the cap.
+	counted bool
+}
+
 // Load loads a model by id (a no-op if it is loaded already) and returns it.
-// Concurrent loads of one id load it once.
+// A loaded model is returned without waiting on any other load. Loads of
+// different ids run in parallel; concurrent loads of one id load it once and
+// share the result. The load runs on its own: a caller whose ctx ends stops
+// waiting and gets ctx's error, while the load goes on for the others.
 func (e *Engine) Load(ctx context.Context, id string) (*LoadedModel, error) {
-	e.loadMu.Lock()
-	defer e.loadMu.Unlock()
-	if m := e.LoadedModelByID(id); m != nil {
-		if m.Unloading() {
-			return nil, fmt.Errorf("%w: %s", ErrUnloading, id)
-		}
-		return m, nil
+	if m, err, ok := e.loadedFor(id); ok {
+		return m, err
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	e.loadMu.Lock()
+	if m, err, ok := e.loadedFor(id); ok {
+		e.loadMu.Unlock()
+		return m, err
+	}
+	c := e.loading[id]
+	if c == nil {
+		c = &loadCall{done: make(chan struct{})}
+		if e.loading == nil {
+			e.loading = map[string]*loadCall{}
+		}
+		e.loading[id] = c
+		go e.runLoad(id, c)
+	}
+	e.loadMu.Unlock()
+	select {
+	case <-c.done:
+		return c.m, c.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// Loading lists the ids of the models being loaded now, sorted.
+func (e *Engine) Loading() []string {
+	e.loadMu.Lock()
+	defer e.loadMu.Unlock()
+	ids := make([]string, 0, len(e.loading))
+	for id := range e.loading {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	return ids
+}
+
+// loadedFor answers Load from the loaded set: ok is false when id is not
+// loaded.
+func (e *Engine) loadedFor(id string) (*LoadedModel, error, bool) {
+	m := e.LoadedModelByID(id)
+	if m == nil {
+		return nil, nil, false
+	}
+	if m.Unloading() {
+		return nil, fmt.Errorf("%w: %s", ErrUnloading, id), true
+	}
+	return m, nil, true
+}
+
+// runLoad performs c's load and publishes its result to the waiters.
+func (e *Engine) runLoad(id string, c *loadCall) {
+	m, err := e.load(id, c)
+	e.loadMu.Lock()
+	select {
+	case <-e.stop: // the engine closed meanwhile: nobody may keep the model
+		if err == nil {
+			m.close()
+			m, err = nil, fmt.Errorf("loading %s: %w: the engine closed", id, ErrUnloaded)
+		}
+	default:
+	}
+	if err == nil {
+		e.mu.Lock()
+		e.loaded[id] = m
+		e.mu.Unlock()
+	}
+	delete(e.loading, id)
+	c.m, c.err = m, err
+	e.loadMu.Unlock()
+	close(c.done)
+}
+
+// load reads one model from disk. Only the check against
+// Options.MaxLoadedModels holds e.loadMu; the reading itself holds no lock.
+func (e *Engine) load(id string, c *loadCall) (*LoadedModel, error) {
 	info, err := e.FindModel(id)
 	if err != nil {
 		return nil, err
 	}
-	if err := e.makeRoom(); err != nil {
+	e.loadMu.Lock()
+	err = e.makeRoom()
+	if err == nil {
+		c.counted = true
+	}
+	e.loadMu.Unlock()
+	if err != nil {
 		return nil, fmt.Errorf("loading %s: %w", id, err)
 	}
 	start := time.Now()
@@ -149,9 +238,6 @@ func (e *Engine) Load(ctx context.Context, id string) (*LoadedModel, error) {
 	lm := &LoadedModel{Info: info, Meta: mdl.Info(), Tokenizer: tok, Template: tmpl, model: mdl, LoadedAt: time.Now(), LoadTime: time.Since(start), gone: make(chan struct{})}
 	lm.lastUsed = lm.LoadedAt
 	lm.sched = newScheduler(lm, e)
-	e.mu.Lock()
-	e.loaded[id] = lm
-	e.mu.Unlock()
 	return lm, nil
 }
 

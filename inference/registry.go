@@ -32,9 +32,66 @@ type LocalModel struct {
 	Modified  time.Time
 }
 
-// maxScanDepth bounds how deep the scan descends, so a stray huge tree (or a
-// symlink loop) under the models directory cannot stall listing.
+// maxScanDepth bounds how deep the scan descends, so a stray huge tree under
+// the models directory cannot stall listing.
 const maxScanDepth = 6
+
+// scanDir adds the models in dir, depth levels below root. Symbolic links
+// are followed, wherever they lead (the operator placed them, and the Hugging
+// Face cache is made of them); a folder that is one of its own ancestors
+// (a link loop) is skipped. Unreadable entries and broken links are skipped.
+func scanDir(root, dir string, depth int, parents []os.FileInfo, add func(LocalModel)) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		if depth == 0 {
+			return err
+		}
+		return nil
+	}
+	for _, d := range entries {
+		name := d.Name()
+		path := filepath.Join(dir, name)
+		st, err := os.Stat(path) // follows links
+		if err != nil {
+			continue
+		}
+		rel, _ := filepath.Rel(root, path)
+		if !st.IsDir() {
+			if st.Mode().IsRegular() && strings.HasSuffix(strings.ToLower(name), ".gguf") {
+				id := filepath.ToSlash(strings.TrimSuffix(rel, filepath.Ext(rel)))
+				add(LocalModel{ID: id, Path: path, Format: FormatGGUF, SizeBytes: st.Size(), Modified: st.ModTime()})
+			}
+			continue
+		}
+		if strings.HasPrefix(name, ".") || isAncestor(st, parents) {
+			continue
+		}
+		if strings.HasPrefix(name, "models--") {
+			if m, ok := hfCacheModel(path, name); ok {
+				add(m)
+			}
+			continue
+		}
+		if isSafetensorsModel(path) {
+			add(LocalModel{ID: filepath.ToSlash(rel), Path: path, Format: FormatMLX, SizeBytes: dirWeightsSize(path), Modified: st.ModTime()})
+			continue
+		}
+		if depth+1 < maxScanDepth {
+			scanDir(root, path, depth+1, append(parents, st), add)
+		}
+	}
+	return nil
+}
+
+// isAncestor reports whether st is the same folder as one of parents.
+func isAncestor(st os.FileInfo, parents []os.FileInfo) bool {
+	for _, p := range parents {
+		if os.SameFile(st, p) {
+			return true
+		}
+	}
+	return false
+}
 
 // ScanModels lists the models under dir in the three layouts of
 // ARCHITECTURE.md: Hugging Face cache entries (models--ORG--NAME, id ORG/NAME),
@@ -64,49 +121,7 @@ func ScanModels(dir string) ([]LocalModel, error) {
 			out = append(out, m)
 		}
 	}
-	err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			if path == root {
-				return err
-			}
-			return nil // unreadable entries are skipped, not fatal
-		}
-		rel, _ := filepath.Rel(root, path)
-		depth := 0
-		if rel != "." {
-			depth = strings.Count(rel, string(filepath.Separator)) + 1
-		}
-		name := d.Name()
-		if d.IsDir() {
-			if path != root && strings.HasPrefix(name, ".") {
-				return filepath.SkipDir
-			}
-			if strings.HasPrefix(name, "models--") {
-				if m, ok := hfCacheModel(path, name); ok {
-					add(m)
-				}
-				return filepath.SkipDir
-			}
-			if path != root && isSafetensorsModel(path) {
-				add(LocalModel{ID: filepath.ToSlash(rel), Path: path, Format: FormatMLX, SizeBytes: dirWeightsSize(path), Modified: modTime(path)})
-				return filepath.SkipDir
-			}
-			if depth >= maxScanDepth {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		if strings.HasSuffix(strings.ToLower(name), ".gguf") && d.Type().IsRegular() {
-			info, err := d.Info()
-			if err != nil {
-				return nil
-			}
-			id := filepath.ToSlash(strings.TrimSuffix(rel, filepath.Ext(rel)))
-			add(LocalModel{ID: id, Path: path, Format: FormatGGUF, SizeBytes: info.Size(), Modified: info.ModTime()})
-		}
-		return nil
-	})
-	if err != nil {
+	if err := scanDir(root, root, 0, []os.FileInfo{st}, add); err != nil {
 		return nil, fmt.Errorf("scanning models directory %s: %w", root, err)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })

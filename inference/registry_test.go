@@ -99,3 +99,61 @@ func TestEngineHeartbeat(t *testing.T) {
 		t.Fatal("closed engine reports alive")
 	}
 }
+
+// TestScanModelsFollowsSymlinks: a linked .gguf, a model folder reached
+// through a linked folder (leading outside the models directory) and the
+// Hugging Face cache's links into blobs/ are listed; a link loop is not
+// followed forever and a broken link is skipped.
+func TestScanModelsFollowsSymlinks(t *testing.T) {
+	dir, elsewhere := t.TempDir(), t.TempDir()
+	write(t, filepath.Join(elsewhere, "store", "weights.gguf"), "GGUF")
+	write(t, filepath.Join(elsewhere, "collection", "qwen-mlx", "config.json"), "{}")
+	write(t, filepath.Join(elsewhere, "collection", "qwen-mlx", "model.safetensors"), "12345678")
+	link := func(target, name string) {
+		t.Helper()
+		if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(target, name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	link(filepath.Join(elsewhere, "store", "weights.gguf"), filepath.Join(dir, "linked", "tiny.gguf"))
+	link(filepath.Join(elsewhere, "collection"), filepath.Join(dir, "shelf"))
+	link(filepath.Join(elsewhere, "missing.gguf"), filepath.Join(dir, "broken.gguf"))
+	// A loop: dir/loop/again -> dir/loop.
+	link(filepath.Join(dir, "loop"), filepath.Join(dir, "loop", "again"))
+	// The HF cache: snapshot files are relative links into blobs/.
+	repo := filepath.Join(dir, "models--org--cached")
+	write(t, filepath.Join(repo, "blobs", "aaa"), "{}")
+	write(t, filepath.Join(repo, "blobs", "bbb"), "123456")
+	write(t, filepath.Join(repo, "refs", "main"), "rev1")
+	link("../../blobs/aaa", filepath.Join(repo, "snapshots", "rev1", "config.json"))
+	link("../../blobs/bbb", filepath.Join(repo, "snapshots", "rev1", "model.safetensors"))
+
+	models, err := ScanModels(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]LocalModel{}
+	for _, m := range models {
+		got[m.ID] = m
+	}
+	if m, ok := got["linked/tiny"]; !ok || m.Format != FormatGGUF || m.SizeBytes != 4 {
+		t.Errorf("linked .gguf: %+v in %v", m, models)
+	}
+	if m, ok := got["shelf/qwen-mlx"]; !ok || m.Format != FormatMLX || m.SizeBytes != 8 {
+		t.Errorf("folder through a linked folder: %+v in %v", m, models)
+	}
+	if m, ok := got["org/cached"]; !ok || m.Format != FormatMLX || m.SizeBytes != 6 {
+		t.Errorf("HF cache entry: %+v in %v", m, models)
+	}
+	if len(models) != 3 {
+		t.Errorf("want exactly 3 models, got %v", models)
+	}
+	// A loop that passes through the root itself.
+	link(dir, filepath.Join(dir, "linked", "root"))
+	if again, err := ScanModels(dir); err != nil || len(again) != 3 {
+		t.Errorf("with a link to the root: %v %v", again, err)
+	}
+}

@@ -31,8 +31,14 @@ type Options struct {
 	// AllowPatterns selects files by glob (path.Match on the full name or
 	// the base name), e.g. "*Q4_K_M.gguf". Empty means ModelFiles' choice.
 	AllowPatterns []string
-	// Force downloads every selected file again even if its blob is cached.
+	// Force downloads every selected file again even if its blob is cached
+	// or partly downloaded.
 	Force bool
+	// KeepPartial keeps what a failed or cancelled download fetched (whole
+	// blobs and blobs/*.incomplete), so that the next Download of the
+	// repository resumes where this one stopped instead of starting over.
+	// Without it, a failure removes what the call created.
+	KeepPartial bool
 	// Progress, when set, is called as bytes arrive (from several
 	// goroutines, serialised by the client).
 	Progress func(Progress)
@@ -181,7 +187,7 @@ func (c *Client) Download(ctx context.Context, repoID string, opts Options) (sna
 	var created []string // blobs this call added
 	var createdMu sync.Mutex
 	defer func() {
-		if err == nil {
+		if err == nil || opts.KeepPartial {
 			return
 		}
 		if createdRepo {
@@ -243,7 +249,7 @@ func (c *Client) Download(ctx context.Context, repoID string, opts Options) (sna
 			}
 			defer func() { <-sem }()
 			existed := blobComplete(filepath.Join(blobs, f.blobName()), f.Size)
-			n, err := c.fetchBlob(ctx, repo, f, blobs, tr)
+			n, err := c.fetchBlob(ctx, repo, f, blobs, tr, opts)
 			fetched.Add(n)
 			if err != nil {
 				errOnce.Do(func() { firstErr = err; cancel() })
@@ -360,19 +366,25 @@ func (t *tracker) emit() {
 }
 
 // fetchBlob downloads one file into blobs/<id>.incomplete, resuming after cut
-// connections, verifies it and renames it into place. It returns the bytes
-// transferred.
-func (c *Client) fetchBlob(ctx context.Context, repo Repo, f File, blobs string, tr *tracker) (int64, error) {
+// connections and from what an earlier Download left there (unless
+// opts.Force), verifies it and renames it into place. It returns the bytes
+// transferred. The .incomplete file survives a cancellation or a transfer
+// error when opts.KeepPartial is set; one that fails verification never does.
+func (c *Client) fetchBlob(ctx context.Context, repo Repo, f File, blobs string, tr *tracker, opts Options) (fetched int64, err error) {
 	final := filepath.Join(blobs, f.blobName())
 	tmp := final + ".incomplete"
-	out, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+	flags := os.O_CREATE | os.O_RDWR
+	if opts.Force {
+		flags |= os.O_TRUNC
+	}
+	out, err := os.OpenFile(tmp, flags, 0o644)
 	if err != nil {
 		return 0, fmt.Errorf("%s: %w", f.Name, err)
 	}
 	ok := false
 	defer func() {
 		out.Close()
-		if !ok {
+		if !ok && (!opts.KeepPartial || errors.Is(err, ErrChecksum)) {
 			os.Remove(tmp)
 		}
 	}()
@@ -381,9 +393,14 @@ func (c *Client) fetchBlob(ctx context.Context, repo Repo, f File, blobs string,
 		retries = 5
 	}
 	// The hash is computed as bytes are written, so a large file is not
-	// read back; a restart from byte zero resets it.
+	// read back; a restart from byte zero resets it. Bytes left by an
+	// earlier Download are read once, to resume the hash.
 	h := newFileHash(f)
-	var have, fetched int64
+	have, err := resumePartial(out, f, h)
+	if err != nil {
+		return 0, fmt.Errorf("%s: resuming: %w", f.Name, err)
+	}
+	tr.add(have)
 	for attempt := 0; ; attempt++ {
 		n, err := c.transfer(ctx, repo, f, out, have, tr, &h)
 		have += n
@@ -421,6 +438,31 @@ func (c *Client) fetchBlob(ctx context.Context, repo Repo, f File, blobs string,
 	}
 	ok = true
 	return fetched, nil
+}
+
+// resumePartial hashes the bytes an earlier download left in out and leaves
+// out positioned after them. A partial file longer than f starts over.
+func resumePartial(out *os.File, f File, h hash.Hash) (int64, error) {
+	st, err := out.Stat()
+	if err != nil {
+		return 0, err
+	}
+	have := st.Size()
+	if have > f.Size {
+		if err := out.Truncate(0); err != nil {
+			return 0, diskErr(err)
+		}
+		have = 0
+	}
+	if have > 0 {
+		if _, err := io.Copy(h, io.LimitReader(out, have)); err != nil {
+			return 0, err
+		}
+	}
+	if _, err := out.Seek(have, io.SeekStart); err != nil {
+		return 0, err
+	}
+	return have, nil
 }
 
 // permanentError marks failures that a retry cannot fix.
