@@ -63,6 +63,13 @@ func TestAuthorizeConnect(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A session that keeps guessing is closed.
+	for range maxRefusals {
+		bad.post(`40{"token":"guess"}`)
+	}
+	if code, _ := bad.do(http.MethodGet, "EIO=4&transport=polling&sid="+bad.sid, ""); code != http.StatusBadRequest {
+		t.Errorf("after %d refusals the session still answers %d", maxRefusals+1, code)
+	}
 	_ = srv.EmitEach("r", "e", func(s *Socket) (any, bool) {
 		id, _ := s.Identity().(string)
 		return "all:" + id, true

@@ -31,6 +31,7 @@ type Socket struct {
 	connected bool // joined the main namespace
 	rooms     map[string]bool
 	identity  any // what Options.Authorize returned at CONNECT
+	refusals  int // CONNECTs that Authorize refused
 	closed    bool
 	reason    string
 }
@@ -114,6 +115,10 @@ func (s *Socket) isConnected() bool {
 	defer s.mu.Unlock()
 	return s.connected && !s.closed
 }
+
+// maxRefusals is how many refused CONNECTs a session may send before it is
+// closed.
+const maxRefusals = 3
 
 // maxQueued bounds the packets waiting for a client that stopped reading;
 // past it the session is closed rather than growing without end.
@@ -310,6 +315,15 @@ func (s *Socket) handleMessage(r *http.Request, msg string) error {
 			if err != nil {
 				refusal, _ := json.Marshal(map[string]string{"message": err.Error()})
 				s.send(encodeNamespaced(TypeConnectError, "/", string(refusal)))
+				s.mu.Lock()
+				s.refusals++
+				n := s.refusals
+				s.mu.Unlock()
+				if n > maxRefusals {
+					// One WebSocket can carry many CONNECTs, none of which
+					// passes HTTP rate limiting: do not let it guess keys.
+					s.close("too many refused connects")
+				}
 				return nil
 			}
 			identity = id
