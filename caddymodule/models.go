@@ -65,7 +65,9 @@ func serveModels(h *API, w http.ResponseWriter, r *http.Request, route string) b
 		id := strings.TrimPrefix(rest, "download/")
 		switch r.Method {
 		case http.MethodGet, http.MethodHead:
-			m.downloadStatus(w, id)
+			if d := m.getDownload(id); d == nil || authorizeModel(w, r, d.ModelID) {
+				m.downloadStatus(w, id)
+			}
 		case http.MethodDelete:
 			if requireAdmin(w, r) {
 				m.cancelDownload(w, id)

@@ -172,6 +172,20 @@ func TestModelRestrictionsOnEveryPath(t *testing.T) {
 	wantForbidden(t, "warmup tiny-b", sendJSON(t, "POST", base+"/api/models/warmup/tiny-b", "lim-secret", ``), false, "may not use the model 'tiny-b'")
 	wantForbidden(t, "benchmark tiny-b", sendJSON(t, "POST", base+"/api/models/benchmark/tiny-b", "lim-secret", `{"num_samples":1,"max_tokens":1}`), false, "may not use the model 'tiny-b'")
 	wantForbidden(t, "download", sendJSON(t, "POST", base+"/api/models/download", "lim-secret", `{"model_id":"some-org/big-model"}`), false, "may not use the model 'some-org/big-model'")
+	// A download of another model is invisible to the restricted key.
+	dl := sendJSON(t, "POST", base+"/api/models/download", "ops-secret", `{"model_id":"some-org/other-model"}`)
+	data, _ := dl.body["data"].(map[string]any)
+	dlID, _ := data["download_id"].(string)
+	if dl.status != 200 || dlID == "" {
+		t.Fatalf("ops download: %d %v", dl.status, dl.body)
+	}
+	wantForbidden(t, "download status", do(t, "GET", base+"/api/models/download/"+dlID, "app-secret"), false, "may not use the model 'some-org/other-model'")
+	if got := ids(t, do(t, "GET", base+"/api/models/downloads", "app-secret").body["downloads"], "model_id"); len(got) != 0 {
+		t.Errorf("downloads listed for app: %v", got)
+	}
+	if r := do(t, "GET", base+"/api/models/download/"+dlID, "ops-secret"); r.status != 200 {
+		t.Errorf("ops download status: %d", r.status)
+	}
 	if r := sendJSON(t, "POST", base+"/api/models/load", "ops-secret", `{"model_id":"tiny-b"}`); r.status != 200 {
 		t.Fatalf("ops load tiny-b: %d %v", r.status, r.body)
 	}
