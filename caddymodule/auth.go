@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 
 	"github.com/caddyserver/caddy/v2"
@@ -36,8 +37,15 @@ type APIKey struct {
 	SHA256 string `json:"sha256,omitempty"`
 	// Models this key may use; empty means all.
 	Models []string `json:"models,omitempty"`
+	// Admin lets the key change server state: load, unload, warm up and
+	// benchmark models, download models and set the performance mode. When
+	// no key of the provider is marked admin, every key without a Models
+	// restriction is an admin (configs written before this option keep
+	// working); a key restricted to models is an admin only when marked.
+	Admin bool `json:"admin,omitempty"`
 
-	hash [sha256.Size]byte
+	hash  [sha256.Size]byte
+	admin bool // the effective capability, set in Provision
 }
 
 // BearerAuth authenticates `Authorization: Bearer <key>` against configured
@@ -51,6 +59,9 @@ type BearerAuth struct {
 	KeyFile string `json:"key_file,omitempty"`
 	// Realm sent in WWW-Authenticate. Default: "impetus".
 	Realm string `json:"realm,omitempty"`
+	// Ids of keys from KeyFile to mark as admins (see APIKey.Admin); keys
+	// given in Keys carry their own Admin field.
+	AdminIDs []string `json:"admin_ids,omitempty"`
 }
 
 // CaddyModule returns the Caddy module information.
@@ -101,6 +112,25 @@ func (b *BearerAuth) Provision(ctx caddy.Context) error {
 		keys = append(keys, fileKeys...)
 	}
 	b.Keys = keys
+	for _, id := range b.AdminIDs {
+		found := false
+		for i := range b.Keys {
+			if b.Keys[i].ID == id {
+				b.Keys[i].Admin, found = true, true
+			}
+		}
+		if !found {
+			return fmt.Errorf("admin_ids: no key with id %q", id)
+		}
+	}
+	anyAdmin := false
+	for _, k := range b.Keys {
+		anyAdmin = anyAdmin || k.Admin
+	}
+	for i := range b.Keys {
+		k := &b.Keys[i]
+		k.admin = k.Admin || (!anyAdmin && len(k.Models) == 0)
+	}
 	return b.Validate()
 }
 
@@ -147,8 +177,7 @@ func (b *BearerAuth) Validate() error {
 	return nil
 }
 
-// Authenticate checks the bearer token. Every configured digest is compared,
-// so timing reveals neither which key matched nor how much of it.
+// Authenticate checks the bearer token in constant time (see lookup).
 func (b *BearerAuth) Authenticate(w http.ResponseWriter, r *http.Request) (caddyauth.User, bool, error) {
 	token, ok := bearerToken(r)
 	if !ok {
@@ -156,6 +185,18 @@ func (b *BearerAuth) Authenticate(w http.ResponseWriter, r *http.Request) (caddy
 		caddyhttp.SetVar(r.Context(), errorReasonVar, "Missing API key: send it as 'Authorization: Bearer <key>'")
 		return caddyauth.User{}, false, nil
 	}
+	k, ok := b.lookup(token)
+	if !ok {
+		w.Header().Set("WWW-Authenticate", fmt.Sprintf("Bearer realm=%q, error=\"invalid_token\"", b.Realm))
+		caddyhttp.SetVar(r.Context(), errorReasonVar, "Invalid API key")
+		return caddyauth.User{}, false, nil
+	}
+	return k.user(), true, nil
+}
+
+// lookup finds the key whose digest matches token. Every configured digest
+// is compared, so timing reveals neither which key matched nor how much of it.
+func (b *BearerAuth) lookup(token string) (*APIKey, bool) {
 	sum := sha256.Sum256([]byte(token))
 	match := -1
 	for i := range b.Keys {
@@ -164,16 +205,20 @@ func (b *BearerAuth) Authenticate(w http.ResponseWriter, r *http.Request) (caddy
 		}
 	}
 	if match < 0 {
-		w.Header().Set("WWW-Authenticate", fmt.Sprintf("Bearer realm=%q, error=\"invalid_token\"", b.Realm))
-		caddyhttp.SetVar(r.Context(), errorReasonVar, "Invalid API key")
-		return caddyauth.User{}, false, nil
+		return nil, false
 	}
-	k := b.Keys[match]
-	user := caddyauth.User{ID: k.ID}
+	return &b.Keys[match], true
+}
+
+// user is the Caddy user of a key: its id, and as metadata its model
+// allow-list ({http.auth.user.models}) and admin capability
+// ({http.auth.user.admin}), which authorizeModel and requireAdmin read.
+func (k *APIKey) user() caddyauth.User {
+	user := caddyauth.User{ID: k.ID, Metadata: map[string]string{"admin": strconv.FormatBool(k.admin)}}
 	if len(k.Models) > 0 {
-		user.Metadata = map[string]string{"models": strings.Join(k.Models, ",")}
+		user.Metadata["models"] = strings.Join(k.Models, ",")
 	}
-	return user, true, nil
+	return user
 }
 
 // bearerToken extracts the token of an "Authorization: Bearer" header.
@@ -194,6 +239,7 @@ func bearerToken(r *http.Request) (string, bool) {
 //		key_sha256 [<id>] <hex>     # SHA-256 of a key
 //		key_file <path>             # "id key" lines
 //		models <id> <model...>      # restrict key <id> to these models
+//		admin <id...>               # keys that may change server state
 //		realm <realm>
 //	}
 func (b *BearerAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
@@ -209,6 +255,7 @@ func (b *BearerAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		models []string
 	}
 	var restrictions []restriction
+	var admins []string
 	for d.NextBlock(0) {
 		switch d.Val() {
 		case "key", "key_sha256":
@@ -242,6 +289,12 @@ func (b *BearerAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("models takes <key id> <model...>")
 			}
 			restrictions = append(restrictions, restriction{args[0], args[1:]})
+		case "admin":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return d.Errf("admin takes <key id...>")
+			}
+			admins = append(admins, args...)
 		case "realm":
 			if !d.NextArg() {
 				return d.ArgErr()
@@ -266,6 +319,21 @@ func (b *BearerAuth) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		}
 		if !found {
 			return d.Errf("models: no key with id %q", r.id)
+		}
+	}
+	for _, id := range admins {
+		found := false
+		for i := range b.Keys {
+			if b.Keys[i].ID == id {
+				b.Keys[i].Admin, found = true, true
+			}
+		}
+		switch {
+		case found:
+		case b.KeyFile != "":
+			b.AdminIDs = append(b.AdminIDs, id) // resolved against the file at provision
+		default:
+			return d.Errf("admin: no key with id %q", id)
 		}
 	}
 	if len(b.Keys) == 0 && b.KeyFile == "" {

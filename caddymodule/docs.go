@@ -219,7 +219,7 @@ var docOps = []docOp{
 		params:    []map[string]any{{"name": "model", "in": "path", "required": true, "description": "Model id such as mlx-community/Qwen3-0.6B-4bit; the / may be sent raw or as %2F.", "schema": map[string]any{"type": "string"}}},
 		responses: []docResp{{200, "The model.", "", modelObject{}}, {400, "Malformed id.", "", nil}, {404, "No such model.", "", nil}}},
 	{method: "GET", path: "/socket.io/", tag: "Events", summary: "Socket.IO event stream (Engine.IO v4 polling and websocket)",
-		description: "Speak Socket.IO v5 over Engine.IO v4 (socket.io-client 4.x) to receive model_status, hardware_metrics, download_progress and inference_stats events. A client that sends no subscription gets every event; after emit('subscribe', room) with room models, hardware, downloads or inference (or {room: name}) it gets only the events of the rooms it joined; emit('unsubscribe', room) leaves one. Long-polling uses GET and POST; websocket upgrades answer 101.",
+		description: "Speak Socket.IO v5 over Engine.IO v4 (socket.io-client 4.x) to receive model_status, hardware_metrics, download_progress and inference_stats events. A client that sends no subscription gets every event; after emit('subscribe', room) with room models, hardware, downloads or inference (or {room: name}) it gets only the events of the rooms it joined; emit('unsubscribe', room) leaves one. Long-polling uses GET and POST; websocket upgrades answer 101. Send the API key in the Socket.IO handshake, io(url, {auth: {token: KEY}}) (or auth.Authorization 'Bearer KEY'), which browsers can do over WebSocket; a missing or wrong key is refused with a connect_error, and a key restricted to models hears only about those models. Keys in the URL are ignored.",
 		params:      []map[string]any{{"name": "EIO", "in": "query", "required": true, "schema": map[string]any{"const": "4"}}, {"name": "transport", "in": "query", "required": true, "schema": map[string]any{"enum": []any{"polling", "websocket"}}}},
 		responses:   []docResp{{200, "Engine.IO packets (polling).", "text/plain; charset=UTF-8", textPlain}, {101, "Switched to websocket.", "-", nil}, {400, "Bad handshake or unknown session.", "-", nil}}},
 	{method: "POST", path: "/socket.io/", tag: "Events", summary: "Socket.IO long-polling upload",
@@ -230,6 +230,7 @@ var docOps = []docOp{
 // errorStatuses every protected operation may answer, besides its own.
 var commonErrors = []docResp{
 	{401, "Missing or invalid API key.", "", nil},
+	{403, "The API key may not use this model, or the operation changes server state and needs an admin key.", "", nil},
 	{405, "Method not allowed.", "", nil},
 	{429, "Rate limit exceeded; see Retry-After.", "", nil},
 	{500, "Internal error.", "", nil},

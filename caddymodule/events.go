@@ -30,6 +30,16 @@ func init() {
 // Events serves the Socket.IO event stream at /socket.io/: hardware_metrics
 // every 2 s and model_status on load/unload. Other paths pass on.
 type Events struct {
+	// The API keys a client must present to connect, checked like the
+	// HTTP API's (impetus_auth): in the handshake's auth.token or
+	// auth.Authorization ("Bearer <key>"), as a browser sends them, or in
+	// an Authorization header. Keys restricted to models receive only the
+	// events of those models. Leave /socket.io/ out of impetus_auth's
+	// matcher so the handshake reaches this check; never put a key in the
+	// URL. Unset: clients that impetus_auth let through in front, or
+	// everyone on a site without authentication.
+	Auth *BearerAuth `json:"auth,omitempty"`
+
 	bus    *EventBus
 	busKey string
 	logger *zap.Logger
@@ -47,6 +57,11 @@ func (Events) CaddyModule() caddy.ModuleInfo {
 // its engine, so connected clients survive config reloads.
 func (h *Events) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
+	if h.Auth != nil {
+		if err := h.Auth.Provision(ctx); err != nil {
+			return fmt.Errorf("impetus_events auth: %w", err)
+		}
+	}
 	app, err := ctx.App("impetus")
 	if err != nil {
 		return err
@@ -75,20 +90,39 @@ func (h *Events) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhtt
 	if r.URL.Path != "/socket.io/" && r.URL.Path != "/socket.io" {
 		return next.ServeHTTP(w, r)
 	}
+	caddyhttp.SetVar(r.Context(), eventsHandlerVar, h) // for authorizeSocket
 	h.bus.server.ServeHTTP(w, r)
 	return nil
 }
 
 // UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:
 //
-//	impetus_events
+//	impetus_events {
+//		auth {                 # the keys clients must present (impetus_auth syntax)
+//			key <id> <key>
+//			models <id> <model...>
+//		}
+//	}
+//
+// Share the keys with impetus_auth through a snippet and import.
 func (h *Events) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next()
 	if d.NextArg() {
 		return d.ArgErr()
 	}
-	if d.NextBlock(0) {
-		return d.Errf("impetus_events takes no block")
+	for d.NextBlock(0) {
+		switch d.Val() {
+		case "auth":
+			if h.Auth != nil {
+				return d.Err("impetus_events: auth given twice")
+			}
+			h.Auth = new(BearerAuth)
+			if err := h.Auth.UnmarshalCaddyfile(d.NewFromNextSegment()); err != nil {
+				return err
+			}
+		default:
+			return d.Errf("unrecognized impetus_events option %q", d.Val())
+		}
 	}
 	return nil
 }
@@ -140,6 +174,7 @@ func newEventBus(engine *inference.Engine, logger *zap.Logger, interval time.Dur
 	b.server = socketio.NewServer(socketio.Options{
 		OnConnect: b.snapshot,
 		OnEvent:   b.onClientEvent,
+		Authorize: authorizeSocket,
 		Logf: func(format string, args ...any) {
 			logger.Sugar().Debugf(format, args...)
 		},
@@ -164,7 +199,7 @@ var eventRooms = map[string]string{
 // its room; an event with no room goes to every client.
 func (b *EventBus) Publish(name string, payload any) error {
 	if room, ok := eventRooms[name]; ok {
-		return b.server.EmitRoom(room, name, payload)
+		return b.server.EmitEach(room, name, func(s *socketio.Socket) (any, bool) { return eventFor(s, payload) })
 	}
 	return b.server.Emit(name, payload)
 }
@@ -267,7 +302,9 @@ func (b *EventBus) tick() {
 // snapshot sends a new client the models loaded now.
 func (b *EventBus) snapshot(s *socketio.Socket) {
 	loaded := b.engine.Loaded()
-	_ = s.Emit("model_status", modelStatus{Timestamp: isoNow(), Status: "snapshot", LoadedModels: loaded})
+	if p, ok := eventFor(s, modelStatus{Timestamp: isoNow(), Status: "snapshot", LoadedModels: loaded}); ok {
+		_ = s.Emit("model_status", p)
+	}
 }
 
 // modelStatus is the model_status payload. ModelID is empty for a snapshot.

@@ -52,7 +52,9 @@ func TestEventsUnmarshalCaddyfile(t *testing.T) {
 	}{
 		{"impetus_events", ""},
 		{"impetus_events extra", "wrong argument count"},
-		{"impetus_events {\n\tfoo\n}", "takes no block"},
+		{"impetus_events {\n\tfoo\n}", `unrecognized impetus_events option "foo"`},
+		{"impetus_events {\n\tauth {\n\t\tkey k secret\n\t\tadmin k\n\t}\n}", ""},
+		{"impetus_events {\n\tauth {\n\t\tkey k secret\n\t\tmodels x m\n\t}\n}", `no key with id "x"`},
 	} {
 		var e Events
 		err := e.UnmarshalCaddyfile(caddyfile.NewTestDispenser(tt.in))

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -235,19 +234,11 @@ func (h *OpenAI) loadModel(w http.ResponseWriter, r *http.Request, id string) (*
 	if id == "" {
 		return nil, openai.InvalidRequest("model", "model is required")
 	}
-	repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
-	if repl != nil {
-		if allowed, ok := repl.GetString("http.auth.user.models"); ok && allowed != "" {
-			permitted := false
-			for _, m := range strings.Split(allowed, ",") {
-				if m == id {
-					permitted = true
-				}
-			}
-			if !permitted {
-				return nil, openai.Forbidden(fmt.Sprintf("this API key may not use the model '%s'", id))
-			}
-		}
+	if !modelAllowed(r, id) {
+		e := openai.Forbidden(modelForbiddenMessage(id))
+		param := "model"
+		e.Param = &param
+		return nil, e
 	}
 	return h.loadForRequest(w, r, id)
 }

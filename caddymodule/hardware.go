@@ -34,7 +34,7 @@ func hardwareRoutes(h *API, w http.ResponseWriter, r *http.Request, route string
 			writeJSON(w, http.StatusOK, currentPerformance())
 			return true
 		}
-		_ = h.only(w, r, http.MethodPost, h.setPerformanceMode)
+		_ = h.only(w, r, http.MethodPost, adminOnly(h.setPerformanceMode))
 	default:
 		return false
 	}

@@ -42,13 +42,13 @@ func serveModels(h *API, w http.ResponseWriter, r *http.Request, route string) b
 		h.only(w, r, http.MethodGet, m.list)
 		return true
 	case "load":
-		h.only(w, r, http.MethodPost, m.load)
+		h.only(w, r, http.MethodPost, adminOnly(m.load))
 		return true
 	case "unload":
-		h.only(w, r, http.MethodPost, m.unload)
+		h.only(w, r, http.MethodPost, adminOnly(m.unload))
 		return true
 	case "download":
-		h.only(w, r, http.MethodPost, m.startDownload)
+		h.only(w, r, http.MethodPost, adminOnly(m.startDownload))
 		return true
 	case "downloads":
 		h.only(w, r, http.MethodGet, m.listDownloads)
@@ -65,9 +65,13 @@ func serveModels(h *API, w http.ResponseWriter, r *http.Request, route string) b
 		id := strings.TrimPrefix(rest, "download/")
 		switch r.Method {
 		case http.MethodGet, http.MethodHead:
-			m.downloadStatus(w, id)
+			if d := m.getDownload(id); d == nil || authorizeModel(w, r, d.ModelID) {
+				m.downloadStatus(w, id)
+			}
 		case http.MethodDelete:
-			m.cancelDownload(w, id)
+			if requireAdmin(w, r) {
+				m.cancelDownload(w, id)
+			}
 		default:
 			w.Header().Set("Allow", "GET, DELETE")
 			writeAPIError(w, http.StatusMethodNotAllowed, "method "+r.Method+" not allowed; use GET or DELETE")
@@ -76,18 +80,32 @@ func serveModels(h *API, w http.ResponseWriter, r *http.Request, route string) b
 	case strings.HasPrefix(rest, "benchmark/"):
 		id := strings.TrimPrefix(rest, "benchmark/")
 		if hist, ok := strings.CutSuffix(id, "/history"); ok && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
-			m.benchmarkHistory(w, hist)
+			if authorizeModel(w, r, hist) {
+				m.benchmarkHistory(w, hist)
+			}
 			return true
 		}
-		h.only(w, r, http.MethodPost, func(w http.ResponseWriter, r *http.Request) { m.benchmark(w, r, id) })
+		h.only(w, r, http.MethodPost, adminOnly(func(w http.ResponseWriter, r *http.Request) {
+			if authorizeModel(w, r, id) {
+				m.benchmark(w, r, id)
+			}
+		}))
 		return true
 	case strings.HasPrefix(rest, "warmup/"):
 		id := strings.TrimPrefix(rest, "warmup/")
 		if base, ok := strings.CutSuffix(id, "/benchmark"); ok && !m.exists(id) {
-			h.only(w, r, http.MethodPost, func(w http.ResponseWriter, r *http.Request) { m.warmupBenchmark(w, r, base) })
+			h.only(w, r, http.MethodPost, adminOnly(func(w http.ResponseWriter, r *http.Request) {
+				if authorizeModel(w, r, base) {
+					m.warmupBenchmark(w, r, base)
+				}
+			}))
 			return true
 		}
-		h.only(w, r, http.MethodPost, func(w http.ResponseWriter, r *http.Request) { m.warmup(w, r, id) })
+		h.only(w, r, http.MethodPost, adminOnly(func(w http.ResponseWriter, r *http.Request) {
+			if authorizeModel(w, r, id) {
+				m.warmup(w, r, id)
+			}
+		}))
 		return true
 	}
 	return false
@@ -274,6 +292,9 @@ func (m *modelManager) list(w http.ResponseWriter, r *http.Request) {
 	seen := map[string]bool{}
 	var total float64
 	for _, info := range onDisk {
+		if !modelAllowed(r, info.ID) {
+			continue
+		}
 		lm := m.engine.LoadedModelByID(info.ID)
 		e := m.entryFor(info, lm)
 		total += e.MemoryUsageMB
@@ -281,7 +302,7 @@ func (m *modelManager) list(w http.ResponseWriter, r *http.Request) {
 		seen[info.ID] = true
 	}
 	for _, id := range m.engine.Loaded() { // loaded, then removed from disk
-		if lm := m.engine.LoadedModelByID(id); lm != nil && !seen[id] {
+		if lm := m.engine.LoadedModelByID(id); lm != nil && !seen[id] && modelAllowed(r, id) {
 			e := m.entryFor(lm.Info, lm)
 			total += e.MemoryUsageMB
 			entries = append(entries, e)
@@ -290,7 +311,7 @@ func (m *modelManager) list(w http.ResponseWriter, r *http.Request) {
 	}
 	m.mu.Lock()
 	for id, d := range m.active {
-		if !seen[id] {
+		if !seen[id] && modelAllowed(r, id) {
 			entries = append(entries, modelEntry{ModelID: id, Status: "downloading", SizeMB: roundTo(float64(d.snapshot().TotalBytes)/mib, 1)})
 		}
 	}
@@ -352,6 +373,9 @@ func (m *modelManager) load(w http.ResponseWriter, r *http.Request) {
 		writeAPIError(w, http.StatusBadRequest, "model_id is required", "model_id: field required")
 		return
 	}
+	if !authorizeModel(w, r, req.ModelID) {
+		return
+	}
 	if req.ForceReload && m.engine.LoadedModelByID(req.ModelID) != nil {
 		if _, err := m.engine.FindModel(req.ModelID); err != nil {
 			writeModelsError(w, http.StatusNotFound, "model not found on disk, not reloading: "+req.ModelID)
@@ -406,6 +430,9 @@ func (m *modelManager) unload(w http.ResponseWriter, r *http.Request) {
 	}
 	if req.ModelID == "" {
 		writeAPIError(w, http.StatusBadRequest, "model_id is required", "model_id: field required")
+		return
+	}
+	if !authorizeModel(w, r, req.ModelID) {
 		return
 	}
 	lm := m.engine.LoadedModelByID(req.ModelID)
@@ -578,6 +605,9 @@ func (m *modelManager) startDownload(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := hub.ValidateRepoID(req.ModelID); err != nil {
 		writeAPIError(w, http.StatusBadRequest, "model_id must be a Hugging Face repository id (ORG/NAME)", err.Error())
+		return
+	}
+	if !authorizeModel(w, r, req.ModelID) {
 		return
 	}
 	if req.Revision == "" {
@@ -765,7 +795,9 @@ func (m *modelManager) listDownloads(w http.ResponseWriter, r *http.Request) {
 	m.mu.Unlock()
 	views := make([]downloadView, 0, len(list))
 	for _, d := range list {
-		views = append(views, d.snapshot())
+		if modelAllowed(r, d.ModelID) {
+			views = append(views, d.snapshot())
+		}
 	}
 	sort.Slice(views, func(i, j int) bool { return views[i].StartedAt > views[j].StartedAt })
 	writeJSON(w, http.StatusOK, map[string]any{"downloads": views, "total": len(views), "timestamp": isoNow()})
@@ -1178,10 +1210,16 @@ func (m *modelManager) warmupStatus(w http.ResponseWriter, r *http.Request) {
 	out := map[string]*warmupResult{}
 	m.mu.Lock()
 	for id, wr := range m.warm {
-		if lm := m.engine.LoadedModelByID(id); lm != nil && wr.loadedAt.Equal(lm.LoadedAt) {
+		if lm := m.engine.LoadedModelByID(id); lm != nil && wr.loadedAt.Equal(lm.LoadedAt) && modelAllowed(r, id) {
 			out[id] = wr
 		}
 	}
 	m.mu.Unlock()
-	writeJSON(w, http.StatusOK, map[string]any{"models": out, "loaded_models": m.engine.Loaded(), "timestamp": isoNow()})
+	loaded := []string{}
+	for _, id := range m.engine.Loaded() {
+		if modelAllowed(r, id) {
+			loaded = append(loaded, id)
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"models": out, "loaded_models": loaded, "timestamp": isoNow()})
 }

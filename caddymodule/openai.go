@@ -129,11 +129,13 @@ func (h *OpenAI) listModels(w http.ResponseWriter, r *http.Request) {
 	data := make([]modelObject, 0, len(models))
 	local := map[string]bool{}
 	for _, m := range models {
-		data = append(data, toModelObject(m))
 		local[m.ID] = true
+		if modelAllowed(r, m.ID) {
+			data = append(data, toModelObject(m))
+		}
 	}
 	for _, m := range h.app.upstreamModels() {
-		if !local[m.ID] {
+		if !local[m.ID] && modelAllowed(r, m.ID) {
 			data = append(data, m)
 		}
 	}
@@ -141,6 +143,10 @@ func (h *OpenAI) listModels(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *OpenAI) getModel(w http.ResponseWriter, r *http.Request, id string) {
+	if !modelAllowed(r, id) { // as OpenAI does: a model the key may not use does not exist for it
+		writeOpenAIError(w, http.StatusNotFound, "The model '"+id+"' does not exist", "model")
+		return
+	}
 	m, err := h.app.engine.FindModel(id)
 	if errors.Is(err, inference.ErrModelNotFound) {
 		for _, um := range h.app.upstreamModels() {

@@ -178,6 +178,7 @@ func (rl *RateLimit) ServeHTTP(w http.ResponseWriter, r *http.Request, next cadd
 	if b.tokens != nil {
 		caddyhttp.SetVar(r.Context(), tokenBudgetVar, b.tokens)
 	}
+	caddyhttp.SetVar(r.Context(), rateLimitVar, rl) // for chargeSocket
 	return next.ServeHTTP(w, r)
 }
 

@@ -206,6 +206,9 @@ func (h *OpenAI) proxyIfRouted(w http.ResponseWriter, r *http.Request, next cadd
 			return false, nil
 		}
 	}
+	if !authorizeModel(w, r, req.Model) {
+		return true, nil
+	}
 	r.Header.Set(affinityHeader, affinityKey(req))
 	endpoint := "chat.completions"
 	if r.URL.Path == "/v1/completions" {

@@ -28,6 +28,13 @@ type Options struct {
 	OnConnect func(*Socket)
 	// OnEvent runs for each event a client sends. It must not block.
 	OnEvent func(s *Socket, name string, args []json.RawMessage)
+	// Authorize, when set, decides whether a client may join the main
+	// namespace. It gets the HTTP request that carried the CONNECT packet
+	// and the packet's auth payload (the client's `auth` option; empty when
+	// none). An error refuses the connection with a CONNECT_ERROR whose
+	// message is the error's text, so the text must never hold a secret. The
+	// value returned is kept as the socket's Identity.
+	Authorize func(r *http.Request, auth json.RawMessage) (any, error)
 	// Logf reports protocol errors; nil discards them.
 	Logf func(format string, args ...any)
 }
@@ -175,6 +182,31 @@ func (s *Server) EmitRoom(room, name string, payload any) error {
 	return s.emit(name, payload, func(sock *Socket) bool { return sock.listensLocked(room) })
 }
 
+// EmitEach sends an event to the sockets listening to room (as EmitRoom
+// does) with a payload chosen per socket: payloadFor returns the payload for
+// that socket, or false to skip it. Use it for events whose content depends
+// on who is listening. payloadFor runs without the socket's lock held.
+func (s *Server) EmitEach(room, name string, payloadFor func(*Socket) (any, bool)) error {
+	s.mu.Lock()
+	socks := make([]*Socket, 0, len(s.sessions))
+	for _, sock := range s.sessions {
+		socks = append(socks, sock)
+	}
+	s.mu.Unlock()
+	for _, sock := range socks {
+		payload, ok := payloadFor(sock)
+		if !ok {
+			continue
+		}
+		msg, err := EncodeEvent(name, payload)
+		if err != nil {
+			return err
+		}
+		sock.sendIf(msg, func() bool { return sock.connected && sock.listensLocked(room) })
+	}
+	return nil
+}
+
 // emit queues the event on each connected socket for which to, called with
 // that socket's lock held, is true.
 func (s *Server) emit(name string, payload any, to func(*Socket) bool) error {
@@ -282,7 +314,7 @@ func (s *Server) receive(w http.ResponseWriter, r *http.Request, sock *Socket) {
 		return
 	}
 	for _, p := range packets {
-		if err := sock.handle(p); err != nil {
+		if err := sock.handle(r, p); err != nil {
 			s.opts.Logf("socket.io: session %s: %v", sock.sid, err)
 		}
 	}
@@ -334,7 +366,7 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request, sock *So
 			s.opts.Logf("socket.io: session %s: %v", sock.sid, ErrBinaryUnsupported)
 			continue
 		}
-		if err := sock.handle(string(data)); err != nil {
+		if err := sock.handle(r, string(data)); err != nil {
 			s.opts.Logf("socket.io: session %s: %v", sock.sid, err)
 		}
 	}

@@ -30,6 +30,8 @@ type Socket struct {
 	polling   bool // a long-poll GET is waiting
 	connected bool // joined the main namespace
 	rooms     map[string]bool
+	identity  any // what Options.Authorize returned at CONNECT
+	refusals  int // CONNECTs that Authorize refused
 	closed    bool
 	reason    string
 }
@@ -42,6 +44,14 @@ func (s *Socket) Emit(name string, payload any) error {
 	}
 	s.send(msg)
 	return nil
+}
+
+// Identity is the value Options.Authorize returned when the client
+// connected; nil without Authorize or before the CONNECT.
+func (s *Socket) Identity() any {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.identity
 }
 
 // Join adds the socket to a room; see Server.EmitRoom.
@@ -105,6 +115,10 @@ func (s *Socket) isConnected() bool {
 	defer s.mu.Unlock()
 	return s.connected && !s.closed
 }
+
+// maxRefusals is how many refused CONNECTs a session may send before it is
+// closed.
+const maxRefusals = 3
 
 // maxQueued bounds the packets waiting for a client that stopped reading;
 // past it the session is closed rather than growing without end.
@@ -258,8 +272,9 @@ func (s *Socket) heartbeat() {
 	}
 }
 
-// handle processes one Engine.IO packet from the client.
-func (s *Socket) handle(p string) error {
+// handle processes one Engine.IO packet from the client; r is the HTTP
+// request that carried it.
+func (s *Socket) handle(r *http.Request, p string) error {
 	if p == "" {
 		return fmt.Errorf("empty engine.io packet")
 	}
@@ -275,14 +290,14 @@ func (s *Socket) handle(p string) error {
 		s.send(string(eioPong) + p[1:])
 	case eioNoop, eioUpgrade:
 	case eioMessage:
-		return s.handleMessage(p[1:])
+		return s.handleMessage(r, p[1:])
 	default:
 		return fmt.Errorf("unexpected engine.io packet type %q", p[0])
 	}
 	return nil
 }
 
-func (s *Socket) handleMessage(msg string) error {
+func (s *Socket) handleMessage(r *http.Request, msg string) error {
 	pkt, err := DecodePacket(msg)
 	if err != nil {
 		return err
@@ -294,9 +309,29 @@ func (s *Socket) handleMessage(msg string) error {
 			s.send(encodeNamespaced(TypeConnectError, pkt.Namespace, `{"message":"Invalid namespace"}`))
 			return nil
 		}
+		var identity any
+		if o.Authorize != nil {
+			id, err := o.Authorize(r, pkt.Data)
+			if err != nil {
+				refusal, _ := json.Marshal(map[string]string{"message": err.Error()})
+				s.send(encodeNamespaced(TypeConnectError, "/", string(refusal)))
+				s.mu.Lock()
+				s.refusals++
+				n := s.refusals
+				s.mu.Unlock()
+				if n > maxRefusals {
+					// One WebSocket can carry many CONNECTs, none of which
+					// passes HTTP rate limiting: do not let it guess keys.
+					s.close("too many refused connects")
+				}
+				return nil
+			}
+			identity = id
+		}
 		body, _ := json.Marshal(map[string]string{"sid": s.ID})
 		s.mu.Lock()
 		s.connected = !s.closed
+		s.identity = identity
 		s.mu.Unlock()
 		s.send(encodeNamespaced(TypeConnect, "/", string(body)))
 		if o.OnConnect != nil {
