@@ -215,6 +215,9 @@ func TestObserveThroughCaddy(t *testing.T) {
 		if err := caddy.Load(observeConfig(dir, addr, admin, 90, "balanced"), true); err != nil {
 			t.Fatal(err)
 		}
+		// The old server closes its idle keep-alive connections as it
+		// stops; a request racing that close would see EOF.
+		http.DefaultClient.CloseIdleConnections()
 		newRequestTimer("chat.completions", "reload-test", "k1", processStart).finish(200, 3, 5)
 		_, _, own := fetch(t, "GET", base+"/api/metrics", "")
 		_, _, adm := fetch(t, "GET", "http://"+admin+"/metrics", "")
