@@ -98,7 +98,7 @@ func (h *OpenAI) endUsage(u *usage) {
 	if !u.first.IsZero() {
 		stats["time_to_first_token_ms"] = roundTo(float64(u.first.Sub(u.start).Microseconds())/1000, 2)
 	}
-	publishEvent(h.app.poolKey, "inference_stats", stats)
+	h.app.state.publish("inference_stats", stats)
 }
 
 // statusRecorder remembers the response status. It unwraps for
@@ -166,18 +166,3 @@ func (h *OpenAI) nextStreamEvent(sse *openai.SSE, events <-chan choiceEvent, mod
 
 // shuttingDownError is the last event of a stream cut by the server's exit.
 var shuttingDownError = openai.Unavailable("the server is shutting down; retry the request")
-
-// publishEvent sends an event through the Socket.IO bus of the engine
-// identified by engineKey, when a config serves impetus_events.
-func publishEvent(engineKey, name string, payload any) {
-	key := "events:" + engineKey
-	eventBuses.Range(func(k, v any) bool {
-		if k != key {
-			return true
-		}
-		if bus, ok := v.(*EventBus); ok {
-			_ = bus.Publish(name, payload)
-		}
-		return false
-	})
-}

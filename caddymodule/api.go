@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/impetusllm/impetus/hwinfo"
+	"github.com/impetusllm/impetus/inference"
 	"github.com/impetusllm/impetus/inference/kernels"
 )
 
@@ -256,12 +257,30 @@ func (h *API) status(w http.ResponseWriter, r *http.Request) {
 				"status":           engineState,
 				"last_heartbeat":   isoTime(eng.Heartbeat()),
 				"threads":          kernels.Threads(),
-				"performance_mode": h.app.PerformanceMode,
+				"performance_mode": h.app.state.performance().Mode,
+				"settings":         engineSettings(eng.Options()),
 			},
 			"models": modelsComp,
 			"system": system,
 		},
 	})
+}
+
+// engineSettings are the options the engine runs with now, so an operator
+// can see that a reload took effect.
+func engineSettings(o inference.Options) map[string]any {
+	return map[string]any{
+		"kv_cache_mb":            o.KVCacheMB,
+		"max_sequences":          o.MaxSequences,
+		"max_batch_tokens":       o.MaxBatchTokens,
+		"max_queue":              o.MaxQueue,
+		"max_concurrent_per_key": o.MaxConcurrentPerKey,
+		"max_loaded_models":      o.MaxLoadedModels,
+		"idle_unload_seconds":    o.IdleUnload.Seconds(),
+		"unload_timeout_seconds": o.UnloadTimeout.Seconds(),
+		"threads":                o.Threads,
+		"int8_activations":       kernels.Int8Activations(),
+	}
 }
 
 // UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:

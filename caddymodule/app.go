@@ -100,6 +100,7 @@ type App struct {
 
 	ctx           caddy.Context
 	stopRefresher context.CancelFunc
+	state         *engineEntry // the pooled state this config serves from
 	engine        *inference.Engine
 	poolKey       string
 	logger        *zap.Logger
@@ -114,7 +115,8 @@ func (App) CaddyModule() caddy.ModuleInfo {
 }
 
 // Provision fills defaults and takes a reference to the pooled engine. It
-// loads no weights, so `impetus validate` stays cheap.
+// loads no weights, so `impetus validate` stays cheap, and changes nothing
+// process-wide: that waits for Start.
 func (a *App) Provision(ctx caddy.Context) error {
 	a.ctx = ctx
 	a.logger = ctx.Logger()
@@ -140,27 +142,32 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err := a.Validate(); err != nil {
 		return err
 	}
-	// Every provision sets the process-wide choice, so a reload that drops
-	// the option returns to the default.
-	if a.Activations == "" {
-		kernels.ResetInt8()
-	} else {
-		kernels.SetInt8Activations(a.Activations == "int8")
-		kernels.SetInt8MLX(a.Activations == "int8")
-	}
 	if err := a.provisionRoutes(ctx); err != nil {
 		return fmt.Errorf("routes: %w", err)
 	}
-	eng, key, err := acquireEngine(inference.Options{ModelsDir: a.ModelsDir, Threads: a.Threads,
-		KVCacheMB: a.KVCacheMB, MaxSequences: a.MaxSequences, MaxBatchTokens: a.MaxBatchTokens,
-		MaxQueue: a.MaxQueue, MaxConcurrentPerKey: a.MaxConcurrentPerKey,
-		MaxLoadedModels: a.MaxLoadedModels, IdleUnload: time.Duration(a.IdleUnload), UnloadTimeout: time.Duration(a.UnloadTimeout)})
+	if err := registerMetrics(ctx); err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
+	// The engine starts with this config's options when none runs for the
+	// models directory; a running one is reconfigured in Start, once the
+	// config commits. Threads stays 0: the thread pool is process-wide too.
+	opts := a.engineOptions()
+	opts.Threads = 0
+	st, err := acquireEngine(opts)
 	if err != nil {
 		return fmt.Errorf("starting engine: %w", err)
 	}
-	a.engine, a.poolKey = eng, key
-	a.logger.Info("impetus engine ready", zap.String("models_dir", a.ModelsDir), zap.String("performance_mode", a.PerformanceMode))
+	a.state, a.engine, a.poolKey = st, st.engine, st.key
 	return nil
+}
+
+// engineOptions are the engine options this config asks for; Threads is
+// the configured count before the performance mode applies.
+func (a *App) engineOptions() inference.Options {
+	return inference.Options{ModelsDir: a.ModelsDir, Threads: a.Threads,
+		KVCacheMB: a.KVCacheMB, MaxSequences: a.MaxSequences, MaxBatchTokens: a.MaxBatchTokens,
+		MaxQueue: a.MaxQueue, MaxConcurrentPerKey: a.MaxConcurrentPerKey,
+		MaxLoadedModels: a.MaxLoadedModels, IdleUnload: time.Duration(a.IdleUnload), UnloadTimeout: time.Duration(a.UnloadTimeout)}
 }
 
 // Validate checks the configuration.
@@ -228,11 +235,31 @@ func (l Limits) withDefaults() openai.Limits {
 	return d
 }
 
-// Start records the http app's grace period for the exit watcher (every app
-// is provisioned by now). The engine runs from Provision so validation and
-// serving see the same state, and models load on demand.
+// Start applies this config to the process, now that it has committed: the
+// int8 activation choice and the kernels' thread count (process-wide), and
+// every engine option (the pooled engine is reconfigured live). A config
+// that fails to provision or validate never gets here, so it changes
+// nothing. It also records the http app's grace period for the exit watcher.
 func (a *App) Start() error {
 	noteGracePeriod(a.ctx)
+	// Every start sets the process-wide choice, so a reload that drops the
+	// option returns to the default.
+	if a.Activations == "" {
+		kernels.ResetInt8()
+	} else {
+		kernels.SetInt8Activations(a.Activations == "int8")
+		kernels.SetInt8MLX(a.Activations == "int8")
+	}
+	mode, threads := a.state.applyConfigMode(a.PerformanceMode, a.Threads)
+	opts := a.engineOptions()
+	opts.Threads = threads
+	if err := a.engine.Reconfigure(opts); err != nil {
+		return fmt.Errorf("applying the impetus options: %w", err)
+	}
+	a.state.models.configure(a)
+	state.entry.Store(a.state)
+	a.logger.Info("impetus engine ready", zap.String("models_dir", a.ModelsDir), zap.String("performance_mode", mode),
+		zap.Int("compute_threads", threads), zap.String("activations", cmp.Or(a.Activations, "default")))
 	if len(a.Routes) > 0 {
 		ctx, cancel := context.WithCancel(context.Background())
 		a.stopRefresher = cancel
@@ -256,7 +283,7 @@ func (a *App) Stop() error {
 func (a *App) Cleanup() error {
 	if a.poolKey != "" {
 		releaseEngine(a.poolKey)
-		a.poolKey, a.engine = "", nil
+		a.poolKey, a.engine, a.state = "", nil, nil
 	}
 	return nil
 }

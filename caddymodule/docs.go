@@ -180,7 +180,7 @@ var docOps = []docOp{
 		description: "Same body as /api/metrics: Prometheus text exposition format 0.0.4 with the impetus_* series.",
 		responses:   []docResp{{200, "Prometheus text.", "text/plain; version=0.0.4", textPlain}}},
 	{method: "GET", path: "/api/metrics", tag: "Metrics", summary: "Prometheus metrics",
-		description: "impetus_requests_total, impetus_tokens_generated_total, impetus_prompt_tokens_total and impetus_completion_tokens_total (by model and key id), latency, time-to-first-token and inter-token histograms, host CPU and memory gauges, loaded models and their load times, uptime, build info and the performance mode.",
+		description: "impetus_requests_total (and impetus_http_requests_total by endpoint, model and status), impetus_tokens_generated_total, impetus_prompt_tokens_total and impetus_completion_tokens_total (by model and key id), latency, time-to-first-token and inter-token histograms, host CPU and memory gauges, loaded models and their load times, uptime, build info and the performance mode.",
 		responses:   []docResp{{200, "Prometheus text.", "text/plain; version=0.0.4", textPlain}}},
 	{method: "GET", path: "/api/hardware/info", tag: "Hardware", summary: "Host hardware and engine facts",
 		description: "Fields the host cannot report are null. chip_type, chip_variant, mlx_version and python_version are Apple/MLX keys of the seed API and are always null: the engine is Go code running on the CPU. gpu.compute_units, gpu.metal_support and gpu.unified_memory are Apple-only and null.",

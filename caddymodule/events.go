@@ -67,7 +67,7 @@ func (h *Events) Provision(ctx caddy.Context) error {
 		return err
 	}
 	a := app.(*App)
-	bus, key, err := acquireEventBus(a.poolKey, a.Engine(), h.logger)
+	bus, key, err := acquireEventBus(a.state, h.logger)
 	if err != nil {
 		return err
 	}
@@ -149,15 +149,21 @@ type EventBus struct {
 	logger *zap.Logger
 	stop   chan struct{}
 	done   chan struct{}
+	owner  *engineEntry // publishes through this bus until it closes
 
 	mu     sync.Mutex
 	loaded []string // the loaded models at the last tick
 }
 
-func acquireEventBus(engineKey string, engine *inference.Engine, logger *zap.Logger) (*EventBus, string, error) {
-	key := "events:" + engineKey
+// acquireEventBus returns the bus of the pooled engine p, starting one if
+// none runs; p publishes through it until it closes.
+func acquireEventBus(p *engineEntry, logger *zap.Logger) (*EventBus, string, error) {
+	key := "events:" + p.key
 	val, _, err := eventBuses.LoadOrNew(key, func() (caddy.Destructor, error) {
-		return newEventBus(engine, logger, metricsInterval), nil
+		b := newEventBus(p.engine, logger, metricsInterval)
+		b.owner = p
+		p.bus.Store(b)
+		return b, nil
 	})
 	if err != nil {
 		return nil, "", err
@@ -252,6 +258,9 @@ func (b *EventBus) Clients() int { return b.server.Len() }
 
 // Destruct stops the ticker and closes every client with 1001 (going away).
 func (b *EventBus) Destruct() error {
+	if b.owner != nil {
+		b.owner.bus.CompareAndSwap(b, nil)
+	}
 	close(b.stop)
 	<-b.done
 	b.server.Close()

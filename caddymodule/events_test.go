@@ -179,12 +179,12 @@ func TestEventBusSurvivesReload(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer eng.Close()
-	key := "test-engine:" + t.Name()
-	old, oldKey, err := acquireEventBus(key, eng, zap.NewNop())
+	p := &engineEntry{key: "test-engine:" + t.Name(), engine: eng}
+	old, oldKey, err := acquireEventBus(p, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}
-	next, nextKey, err := acquireEventBus(key, eng, zap.NewNop())
+	next, nextKey, err := acquireEventBus(p, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}

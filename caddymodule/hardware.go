@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,7 +11,6 @@ import (
 	"runtime"
 	"sync"
 
-	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 
 	"github.com/impetusllm/impetus/hwinfo"
@@ -19,7 +19,6 @@ import (
 
 func init() {
 	apiRoutes = append(apiRoutes, hardwareRoutes)
-	apiProvisioners = append(apiProvisioners, provisionPerformanceMode)
 }
 
 // hardwareRoutes serves /api/hardware/*.
@@ -31,7 +30,7 @@ func hardwareRoutes(h *API, w http.ResponseWriter, r *http.Request, route string
 		_ = h.only(w, r, http.MethodGet, h.hardwareMetrics)
 	case "/hardware/performance-mode":
 		if r.Method == http.MethodGet || r.Method == http.MethodHead {
-			writeJSON(w, http.StatusOK, currentPerformance())
+			writeJSON(w, http.StatusOK, h.app.state.performance())
 			return true
 		}
 		_ = h.only(w, r, http.MethodPost, adminOnly(h.setPerformanceMode))
@@ -39,16 +38,6 @@ func hardwareRoutes(h *API, w http.ResponseWriter, r *http.Request, route string
 		return false
 	}
 	return true
-}
-
-// perf is the process's performance mode. It outlives config reloads: a
-// reload applies the config's mode only when the config's mode or threads
-// changed, so a mode set through the API survives unrelated reloads.
-var perf struct {
-	sync.Mutex
-	mode    string
-	threads int
-	applied string // the config (mode, threads) last applied
 }
 
 // threadsFor is the compute thread count of a mode: the configured threads
@@ -65,27 +54,27 @@ func threadsFor(mode string, configured int) int {
 	return n
 }
 
-// setPerformance switches the kernels' thread pool to the mode's size.
-func setPerformance(mode string, configured int) performanceState {
-	perf.Lock()
-	defer perf.Unlock()
-	perf.mode, perf.threads = mode, threadsFor(mode, configured)
-	kernels.SetThreads(perf.threads)
-	return performanceStateLocked()
+// setMode switches to mode: the kernels' thread pool takes the mode's size.
+// It returns the new state.
+func (p *engineEntry) setMode(mode string, configured int) performanceState {
+	p.perfMu.Lock()
+	defer p.perfMu.Unlock()
+	p.mode = mode
+	p.engine.SetThreads(threadsFor(mode, configured))
+	return p.performanceLocked()
 }
 
-// provisionPerformanceMode applies the config's mode when it changed.
-func provisionPerformanceMode(h *API, ctx caddy.Context) error {
-	key := fmt.Sprintf("%s/%d", h.app.PerformanceMode, h.app.Threads)
-	perf.Lock()
-	changed := perf.applied != key
-	perf.applied = key
-	perf.Unlock()
-	if changed {
-		st := setPerformance(h.app.PerformanceMode, h.app.Threads)
-		h.logger.Info("performance mode", zap.String("mode", st.Mode), zap.Int("compute_threads", st.Settings.ComputeThreads))
+// applyConfigMode takes a config's mode when the config's mode or threads
+// changed since the last config, so a mode set through the API survives
+// unrelated reloads. It returns the mode in force and its thread count,
+// which the caller applies.
+func (p *engineEntry) applyConfigMode(mode string, configured int) (string, int) {
+	p.perfMu.Lock()
+	defer p.perfMu.Unlock()
+	if key := fmt.Sprintf("%s/%d", mode, configured); key != p.applied {
+		p.applied, p.mode = key, mode
 	}
-	return nil
+	return p.mode, threadsFor(p.mode, configured)
 }
 
 // performanceState is the body of GET and POST /api/hardware/performance-mode.
@@ -102,18 +91,15 @@ type performanceSettings struct {
 	AvailableCPUs int `json:"available_cpus"`
 }
 
-func currentPerformance() performanceState {
-	perf.Lock()
-	defer perf.Unlock()
-	return performanceStateLocked()
+// performance reports the mode in force and the thread pool's size.
+func (p *engineEntry) performance() performanceState {
+	p.perfMu.Lock()
+	defer p.perfMu.Unlock()
+	return p.performanceLocked()
 }
 
-func performanceStateLocked() performanceState {
-	mode := perf.mode
-	if mode == "" {
-		mode = ModeBalanced
-	}
-	return performanceState{Mode: mode, Settings: performanceSettings{ComputeThreads: kernels.Threads(), AvailableCPUs: runtime.NumCPU()}}
+func (p *engineEntry) performanceLocked() performanceState {
+	return performanceState{Mode: cmp.Or(p.mode, ModeBalanced), Settings: performanceSettings{ComputeThreads: kernels.Threads(), AvailableCPUs: runtime.NumCPU()}}
 }
 
 // performanceModeRequest is the body of POST /api/hardware/performance-mode.
@@ -147,7 +133,7 @@ func (h *API) setPerformanceMode(w http.ResponseWriter, r *http.Request) {
 		writeAPIError(w, http.StatusBadRequest, msg, details)
 		return
 	}
-	st := setPerformance(mode, h.app.Threads)
+	st := h.app.state.setMode(mode, h.app.Threads)
 	h.logger.Info("performance mode set", zap.String("mode", st.Mode), zap.Int("compute_threads", st.Settings.ComputeThreads))
 	writeJSON(w, http.StatusOK, st)
 }
@@ -199,8 +185,8 @@ type engineState struct {
 	ComputeThreads  int    `json:"compute_threads"`
 }
 
-func currentEngineState() engineState {
-	st := currentPerformance()
+func currentEngineState(p *engineEntry) engineState {
+	st := p.performance()
 	return engineState{Version: Version(), GoVersion: runtime.Version(), Device: "cpu", SIMD: kernels.Features(),
 		PerformanceMode: st.Mode, ComputeThreads: st.Settings.ComputeThreads}
 }
@@ -251,7 +237,7 @@ func (h *API) hardwareInfo(w http.ResponseWriter, r *http.Request) {
 		writeAPIError(w, http.StatusInternalServerError, "could not read memory figures")
 		return
 	}
-	info := hardwareInfo{CPU: c, Memory: mem, GPUs: readGPUs(r.Context(), h.logger), Thermal: hwinfo.ReadThermal(), Engine: currentEngineState()}
+	info := hardwareInfo{CPU: c, Memory: mem, GPUs: readGPUs(r.Context(), h.logger), Thermal: hwinfo.ReadThermal(), Engine: currentEngineState(h.app.state)}
 	if len(info.GPUs) > 0 {
 		g := info.GPUs[0]
 		s := gpuSummary{Name: g.Name, Vendor: g.Vendor}
@@ -303,7 +289,7 @@ var (
 )
 
 func (h *API) hardwareMetrics(w http.ResponseWriter, r *http.Request) {
-	body, err := readHardwareMetricsBody(r.Context(), h.logger)
+	body, err := readHardwareMetricsBody(r.Context(), h.app.state, h.logger)
 	if err != nil {
 		h.logger.Error("reading hardware metrics", zap.Error(err))
 		writeAPIError(w, http.StatusInternalServerError, "could not read hardware metrics")
@@ -312,8 +298,8 @@ func (h *API) hardwareMetrics(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, body)
 }
 
-func readHardwareMetricsBody(ctx context.Context, logger *zap.Logger) (hardwareMetricsBody, error) {
-	b := hardwareMetricsBody{Timestamp: isoNow(), Engine: currentEngineState()}
+func readHardwareMetricsBody(ctx context.Context, p *engineEntry, logger *zap.Logger) (hardwareMetricsBody, error) {
+	b := hardwareMetricsBody{Timestamp: isoNow(), Engine: currentEngineState(p)}
 	u, err := apiCPUSampler.Sample()
 	if err != nil {
 		return b, err

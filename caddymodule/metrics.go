@@ -15,7 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/impetusllm/impetus/hwinfo"
-	"github.com/impetusllm/impetus/inference"
+
 	"github.com/impetusllm/impetus/inference/kernels"
 )
 
@@ -30,8 +30,14 @@ func init() {
 // admin /metrics shows them too. /api/metrics serves ownRegistry, which
 // holds only the impetus_* series.
 var (
-	requestsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
+	// requestsTotal is the seed's unlabelled total; Prometheus allows one
+	// label set per name, so the labelled family has a name of its own.
+	requestsTotal = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "impetus_requests_total",
+		Help: "Generation requests served, all endpoints, models and statuses.",
+	})
+	requestsByStatus = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "impetus_http_requests_total",
 		Help: "Generation requests served, by endpoint, model and HTTP status.",
 	}, []string{"endpoint", "model", "status"})
 	tokensGenerated = prometheus.NewCounter(prometheus.CounterOpts{
@@ -63,7 +69,7 @@ var (
 	}, []string{"model"})
 	state = newStateCollector()
 
-	impetusCollectors = []prometheus.Collector{requestsTotal, tokensGenerated, promptTokens, completionTokens,
+	impetusCollectors = []prometheus.Collector{requestsTotal, requestsByStatus, tokensGenerated, promptTokens, completionTokens,
 		requestDuration, timeToFirstToken, interTokenLatency, state}
 
 	ownRegistry = func() *prometheus.Registry {
@@ -76,8 +82,12 @@ var (
 
 // provisionMetrics registers the collectors into this config's registry and
 // points the state collector at this config's engine.
-func provisionMetrics(h *API, ctx caddy.Context) error {
-	state.engine.Store(h.app.engine)
+func provisionMetrics(h *API, ctx caddy.Context) error { return registerMetrics(ctx) }
+
+// registerMetrics adds the collectors to the config's registry (Caddy's
+// admin /metrics); the impetus app calls it too, so the series are there
+// without impetus_api.
+func registerMetrics(ctx caddy.Context) error {
 	reg := ctx.GetMetricsRegistry()
 	if reg == nil {
 		return nil
@@ -106,7 +116,7 @@ func metricsRoutes(h *API, w http.ResponseWriter, r *http.Request, route string)
 // stateCollector reports gauges read at scrape time: host CPU and memory,
 // loaded models, uptime, build info and the performance mode.
 type stateCollector struct {
-	engine  atomic.Pointer[inference.Engine]
+	entry   atomic.Pointer[engineEntry] // the running config's, set by App.Start
 	sampler hwinfo.CPUSampler
 
 	cpu, memPct, memAvail, modelsLoaded, modelLoaded, loadSeconds, uptime, info, mode, threads *prometheus.Desc
@@ -165,7 +175,9 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(c.memPct, m.UsedPercent)
 		gauge(c.memAvail, float64(m.AvailableBytes))
 	}
-	if e := c.engine.Load(); e != nil {
+	p := c.entry.Load()
+	if p != nil {
+		e := p.engine
 		ids := e.Loaded()
 		gauge(c.modelsLoaded, float64(len(ids)))
 		for _, id := range ids {
@@ -195,9 +207,10 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	gauge(c.uptime, time.Since(processStart).Seconds())
 	gauge(c.info, 1, Version(), runtime.Version(), kernels.Features())
-	st := currentPerformance()
-	gauge(c.mode, 1, st.Mode)
-	gauge(c.threads, float64(st.Settings.ComputeThreads))
+	if p != nil {
+		gauge(c.mode, 1, p.performance().Mode)
+	}
+	gauge(c.threads, float64(kernels.Threads()))
 }
 
 // requestTimer measures one generation request for the metrics. The
@@ -279,7 +292,8 @@ func (t *requestTimer) finish(status, prompt, completion int) {
 func (t *requestTimer) finishAt(status, prompt, completion int, now time.Time) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	requestsTotal.WithLabelValues(t.endpoint, t.model, strconv.Itoa(status)).Inc()
+	requestsTotal.Inc()
+	requestsByStatus.WithLabelValues(t.endpoint, t.model, strconv.Itoa(status)).Inc()
 	requestDuration.WithLabelValues(t.endpoint, t.model).Observe(now.Sub(t.start).Seconds())
 	if prompt > 0 {
 		promptTokens.WithLabelValues(t.model, t.keyID).Add(float64(prompt))

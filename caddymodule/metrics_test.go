@@ -64,7 +64,7 @@ func TestRequestTimer(t *testing.T) {
 	if v := series(t, "impetus_completion_tokens_total", map[string]string{"model": "timer-test", "key_id": "anonymous"}).GetCounter().GetValue(); v != 4 {
 		t.Fatalf("completion tokens %v", v)
 	}
-	if v := series(t, "impetus_requests_total", map[string]string{"model": "timer-test", "status": "200"}).GetCounter().GetValue(); v != 1 {
+	if v := series(t, "impetus_http_requests_total", map[string]string{"model": "timer-test", "status": "200"}).GetCounter().GetValue(); v != 1 {
 		t.Fatalf("requests %v", v)
 	}
 	if after := series(t, "impetus_tokens_generated_total", nil).GetCounter().GetValue(); after-before != 4 {
@@ -72,7 +72,7 @@ func TestRequestTimer(t *testing.T) {
 	}
 	// A request that named no existing model is counted under "unknown".
 	newRequestTimer("chat.completions", "", "k", t0).finishAt(404, 0, 0, t0)
-	if v := series(t, "impetus_requests_total", map[string]string{"model": "unknown", "status": "404"}).GetCounter().GetValue(); v < 1 {
+	if v := series(t, "impetus_http_requests_total", map[string]string{"model": "unknown", "status": "404"}).GetCounter().GetValue(); v < 1 {
 		t.Fatalf("unknown-model request not counted")
 	}
 }

@@ -115,8 +115,8 @@ func serveModels(h *API, w http.ResponseWriter, r *http.Request, route string) b
 // results and the models being loaded. It lives as long as the engine, so
 // downloads survive config reloads.
 type modelManager struct {
-	engine  *inference.Engine
-	poolKey string
+	engine *inference.Engine
+	state  *engineEntry
 
 	// The app's auto_download and auto_download_wait, from the latest
 	// config (see load.go).
@@ -131,24 +131,20 @@ type modelManager struct {
 	nextID    int
 }
 
-var managers sync.Map // *inference.Engine -> *modelManager
-
-func managerFor(app *App) *modelManager {
-	v, _ := managers.LoadOrStore(app.engine, &modelManager{
-		engine: app.engine, poolKey: app.poolKey,
+func newModelManager(p *engineEntry) *modelManager {
+	return &modelManager{
+		engine: p.engine, state: p,
 		downloads: map[string]*download{}, active: map[string]*download{},
 		loading: map[string]int64{}, warm: map[string]*warmupResult{},
-	})
-	mm := v.(*modelManager)
-	mm.configure(app)
-	return mm
+	}
 }
+
+// managerFor returns the manager of app's pooled engine.
+func managerFor(app *App) *modelManager { return app.state.models }
 
 // publish sends an event through the engine's Socket.IO bus when a config
 // serves one; without impetus_events there is nobody to tell.
-func (m *modelManager) publish(name string, payload any) {
-	publishEvent(m.poolKey, name, payload)
-}
+func (m *modelManager) publish(name string, payload any) { m.state.publish(name, payload) }
 
 // writeModelsError writes the /api error shape with a type naming the cause
 // for the statuses errors.go has no type for.

@@ -67,8 +67,7 @@ func unloadEngine(t *testing.T, opts inference.Options) (*inference.Engine, *inf
 	if err != nil {
 		t.Fatal(err)
 	}
-	return eng, lm, &modelManager{engine: eng, downloads: map[string]*download{}, active: map[string]*download{},
-		loading: map[string]int64{}, warm: map[string]*warmupResult{}}
+	return eng, lm, newModelManager(&engineEntry{engine: eng})
 }
 
 // startSlow starts a generation of n tokens at about per each.

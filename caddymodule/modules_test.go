@@ -225,8 +225,8 @@ func TestRateLimitUnmarshalAndDefaults(t *testing.T) {
 }
 
 // TestActivationsFollowReload checks that the process-wide activation
-// setting follows each provisioned config, back to the default when a
-// reload drops the option.
+// setting follows each started config, back to the default when a reload
+// drops the option, and that provisioning alone changes nothing.
 func TestActivationsFollowReload(t *testing.T) {
 	t.Setenv("IMPETUS_MODELS_DIR", t.TempDir())
 	t.Setenv("IMPETUS_INT8", "")
@@ -236,13 +236,25 @@ func TestActivationsFollowReload(t *testing.T) {
 		activations string
 		int8, mlx   bool
 	}{{"float", false, false}, {"", true, true}, {"float", false, false}, {"int8", true, true}} {
+		read := func() (bool, bool) {
+			on, mlx := kernels.SetInt8Activations(true), kernels.SetInt8MLX(true)
+			kernels.SetInt8Activations(on)
+			kernels.SetInt8MLX(mlx)
+			return on, mlx
+		}
+		was, wasMLX := read()
 		a := App{Activations: c.activations}
 		if err := a.Provision(newCtx(t)); err != nil {
 			t.Fatal(err)
 		}
-		on, mlx := kernels.SetInt8Activations(true), kernels.SetInt8MLX(true)
-		kernels.SetInt8Activations(on)
-		kernels.SetInt8MLX(mlx)
+		if on, mlx := read(); on != was || mlx != wasMLX {
+			t.Errorf("activations %q: Provision changed the setting", c.activations)
+		}
+		if err := a.Start(); err != nil {
+			t.Fatal(err)
+		}
+		on, mlx := read()
+		a.Stop()
 		if on != c.int8 || mlx != c.mlx {
 			t.Errorf("activations %q: int8 %v, MLX int8 %v; want %v, %v", c.activations, on, mlx, c.int8, c.mlx)
 		}

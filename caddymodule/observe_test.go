@@ -200,7 +200,7 @@ func TestObserveThroughCaddy(t *testing.T) {
 			t.Fatalf("the two paths differ:\n%v\n%v", fa, fb)
 		}
 		for _, name := range []string{"impetus_cpu_usage_percent", "impetus_memory_usage_percent", "impetus_memory_available_bytes",
-			"impetus_models_loaded", "impetus_uptime_seconds", "impetus_info", "impetus_tokens_generated_total"} {
+			"impetus_models_loaded", "impetus_uptime_seconds", "impetus_info", "impetus_tokens_generated_total", "impetus_requests_total"} {
 			if !strings.Contains(string(a), "# TYPE "+name+" ") {
 				t.Errorf("%s missing", name)
 			}
@@ -209,12 +209,15 @@ func TestObserveThroughCaddy(t *testing.T) {
 	})
 
 	t.Run("counters survive a reload", func(t *testing.T) {
-		const series = `impetus_requests_total{endpoint="chat.completions",model="reload-test",status="200"}`
+		const series = `impetus_http_requests_total{endpoint="chat.completions",model="reload-test",status="200"}`
 		newRequestTimer("chat.completions", "reload-test", "k1", processStart).finish(200, 3, 5)
 		// An unrelated change: the mode set through the API must stay.
 		if err := caddy.Load(observeConfig(dir, addr, admin, 90, "balanced"), true); err != nil {
 			t.Fatal(err)
 		}
+		// The old server closes its idle keep-alive connections as it
+		// stops; a request racing that close would see EOF.
+		http.DefaultClient.CloseIdleConnections()
 		newRequestTimer("chat.completions", "reload-test", "k1", processStart).finish(200, 3, 5)
 		_, _, own := fetch(t, "GET", base+"/api/metrics", "")
 		_, _, adm := fetch(t, "GET", "http://"+admin+"/metrics", "")
@@ -233,8 +236,8 @@ func TestObserveThroughCaddy(t *testing.T) {
 		if err := caddy.Load(observeConfig(dir, addr, admin, 90, "performance"), true); err != nil {
 			t.Fatal(err)
 		}
-		if kernels.Threads() != cpus || currentPerformance().Mode != "performance" {
-			t.Fatalf("config mode not applied: %d threads, %s", kernels.Threads(), currentPerformance().Mode)
+		if kernels.Threads() != cpus || state.entry.Load().performance().Mode != "performance" {
+			t.Fatalf("config mode not applied: %d threads, %s", kernels.Threads(), state.entry.Load().performance().Mode)
 		}
 		promtool(t, adm)
 	})

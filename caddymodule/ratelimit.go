@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -50,7 +51,11 @@ type RateLimit struct {
 	// API key id), overriding the zone's defaults field by field.
 	KeyLimits []KeyLimit `json:"key_limits,omitempty"`
 
-	zone *limitZone
+	zone    *limitZone
+	zoneKey string            // the zone's key in the usage pool
+	gen     uint64            // provision order: the newest config's limits win
+	def     policy            // the limits this config asks for
+	limits  map[string]policy // per-key overrides this config asks for
 }
 
 // KeyLimit overrides the limits of one client key. Zero fields keep the
@@ -72,8 +77,9 @@ func (RateLimit) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// Provision fills defaults and attaches the shared zone, updating its limits
-// in place so a reload applies new limits to existing clients at once.
+// Provision fills defaults and attaches the shared zone. The zone takes this
+// config's limits at its first request (existing clients' buckets
+// included), not here: a config that fails to load never changes them.
 func (rl *RateLimit) Provision(ctx caddy.Context) error {
 	if rl.Zone == "" {
 		rl.Zone = "default"
@@ -111,8 +117,26 @@ func (rl *RateLimit) Provision(ctx caddy.Context) error {
 		}
 		overrides[kl.Key] = p
 	}
-	rl.zone = getZone(rl.Zone)
-	rl.zone.configure(def, overrides)
+	rl.def, rl.limits, rl.gen = def, overrides, zoneGen.Add(1)
+	rl.zoneKey = "impetus_ratelimit.zone:" + rl.Zone
+	val, _, err := zones.LoadOrNew(rl.zoneKey, func() (caddy.Destructor, error) {
+		return &limitZone{buckets: map[string]*bucket{}}, nil
+	})
+	if err != nil {
+		return fmt.Errorf("rate limit zone %q: %w", rl.Zone, err)
+	}
+	rl.zone = val.(*limitZone)
+	return nil
+}
+
+// Cleanup releases this config's use of the zone; the zone and its buckets
+// go when no config uses it any more.
+func (rl *RateLimit) Cleanup() error {
+	if rl.zoneKey != "" {
+		_, _ = zones.Delete(rl.zoneKey)
+		rl.zoneKey = "" // rl.zone stays for requests still in flight
+
+	}
 	return nil
 }
 
@@ -148,6 +172,7 @@ func (rl *RateLimit) ServeHTTP(w http.ResponseWriter, r *http.Request, next cadd
 		key, _, _ = net.SplitHostPort(r.RemoteAddr)
 	}
 	now := time.Now()
+	rl.zone.adopt(rl)
 	b, pol := rl.zone.bucket(key, now)
 	lim := b.requests
 	ok := lim.AllowN(now, 1)
@@ -199,6 +224,22 @@ type limitZone struct {
 	overrides map[string]policy
 	buckets   map[string]*bucket
 	lastScan  time.Time
+	gen       uint64 // provision order of the limits in force
+}
+
+// Destruct lets the usage pool drop the zone.
+func (z *limitZone) Destruct() error { return nil }
+
+// adopt installs rl's limits when rl comes from a newer config than the
+// limits in force, so requests still in an old config's handlers during a
+// reload do not bring old limits back.
+func (z *limitZone) adopt(rl *RateLimit) {
+	z.mu.Lock()
+	newer := rl.gen > z.gen
+	z.mu.Unlock()
+	if newer {
+		z.configure(rl.gen, rl.def, rl.limits)
+	}
 }
 
 type bucket struct {
@@ -207,21 +248,13 @@ type bucket struct {
 	lastSeen time.Time
 }
 
-var (
-	zonesMu sync.Mutex
-	zones   = map[string]*limitZone{}
-)
+// zones holds the rate-limit zones by name (in their own pool, so the names
+// cannot collide with other pooled state); a reload keeps a zone and its
+// buckets, and a zone no config names goes away.
+var zones = caddy.NewUsagePool()
 
-func getZone(name string) *limitZone {
-	zonesMu.Lock()
-	defer zonesMu.Unlock()
-	z := zones[name]
-	if z == nil {
-		z = &limitZone{buckets: map[string]*bucket{}}
-		zones[name] = z
-	}
-	return z
-}
+// zoneGen numbers provisions of rate limiters.
+var zoneGen atomic.Uint64
 
 func (z *limitZone) policyFor(key string) policy {
 	if p, ok := z.overrides[key]; ok {
@@ -231,10 +264,13 @@ func (z *limitZone) policyFor(key string) policy {
 }
 
 // configure installs new limits and applies them to existing buckets.
-func (z *limitZone) configure(def policy, overrides map[string]policy) {
+func (z *limitZone) configure(gen uint64, def policy, overrides map[string]policy) {
 	z.mu.Lock()
 	defer z.mu.Unlock()
-	z.def, z.overrides = def, overrides
+	if gen <= z.gen {
+		return
+	}
+	z.gen, z.def, z.overrides = gen, def, overrides
 	now := time.Now()
 	for key, b := range z.buckets {
 		p := z.policyFor(key)
@@ -490,6 +526,7 @@ func parseRateLimit(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 var (
 	_ caddy.Provisioner           = (*RateLimit)(nil)
 	_ caddy.Validator             = (*RateLimit)(nil)
+	_ caddy.CleanerUpper          = (*RateLimit)(nil)
 	_ caddyhttp.MiddlewareHandler = (*RateLimit)(nil)
 	_ caddyfile.Unmarshaler       = (*RateLimit)(nil)
 )

@@ -99,3 +99,43 @@ func TestRateLimitPerKeyOverrideAndTokens(t *testing.T) {
 		t.Fatalf("reloaded limit not applied: %v", w.Header())
 	}
 }
+
+// A config that never serves (one whose load failed) does not change a
+// zone's limits; the zone lives while a config names it.
+func TestRateLimitZoneFollowsCommittedConfig(t *testing.T) {
+	running := &RateLimit{Zone: t.Name(), Requests: 3, Burst: 3, Key: "{http.auth.user.id}"}
+	if err := running.Provision(newCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	if w, _ := serveLimited(t, running, "k"); w.Header().Get("X-RateLimit-Limit") != "3" {
+		t.Fatalf("limit %q, want 3", w.Header().Get("X-RateLimit-Limit"))
+	}
+	failed := &RateLimit{Zone: t.Name(), Requests: 1, Burst: 1, Key: "{http.auth.user.id}"}
+	if err := failed.Provision(newCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	failed.Cleanup()
+	if w, _ := serveLimited(t, running, "k"); w.Header().Get("X-RateLimit-Limit") != "3" {
+		t.Fatalf("a config that never served changed the limit to %q", w.Header().Get("X-RateLimit-Limit"))
+	}
+	// The next committed config (newer) applies at its first request, and
+	// the old config's requests in flight do not bring the old limit back.
+	next := &RateLimit{Zone: t.Name(), Requests: 5, Burst: 5, Key: "{http.auth.user.id}"}
+	if err := next.Provision(newCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	if w, _ := serveLimited(t, next, "k"); w.Header().Get("X-RateLimit-Limit") != "5" {
+		t.Fatalf("new config's limit %q, want 5", w.Header().Get("X-RateLimit-Limit"))
+	}
+	if w, _ := serveLimited(t, running, "k"); w.Header().Get("X-RateLimit-Limit") != "5" {
+		t.Fatalf("an old config's request restored limit %q", w.Header().Get("X-RateLimit-Limit"))
+	}
+	running.Cleanup()
+	if refs, ok := zones.References("impetus_ratelimit.zone:" + t.Name()); !ok || refs != 1 {
+		t.Fatalf("zone references %d (%v), want 1", refs, ok)
+	}
+	next.Cleanup()
+	if _, ok := zones.References("impetus_ratelimit.zone:" + t.Name()); ok {
+		t.Fatal("a zone no config names is still held")
+	}
+}

@@ -8,19 +8,21 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/impetusllm/impetus/hwinfo"
+	"github.com/impetusllm/impetus/inference/kernels"
 )
 
 // Options configure an Engine. The zero value works: defaults are filled in by New.
 type Options struct {
 	// ModelsDir holds the models; default DefaultModelsDir().
 	ModelsDir string
-	// Threads is the number of compute threads; default runtime.NumCPU().
+	// Threads sizes the kernels' thread pool, which is process-wide: New
+	// and Reconfigure set it when positive; 0 leaves the pool as it is (all
+	// CPUs at process start). Options reports the pool's size.
 	Threads int
 
 	// KVCacheMB is the KV cache memory, in MiB, shared by every sequence of
@@ -103,7 +105,7 @@ func DefaultModelsDir() string {
 // Engine owns the models and the scheduler loop. One Engine serves many
 // server configurations in turn: it outlives config reloads.
 type Engine struct {
-	opts    Options
+	opts    atomic.Pointer[Options] // replaced whole by Reconfigure
 	started time.Time
 
 	mu     sync.Mutex
@@ -115,7 +117,8 @@ type Engine struct {
 	kv   *kvPool     // KV memory shared by all sequences
 	keys *keyLimiter // running sequences per API key
 
-	heartbeat atomic.Int64 // unix nanos of the scheduler loop's last turn
+	heartbeat atomic.Int64  // unix nanos of Close, for Heartbeat afterwards
+	retune    chan struct{} // poked by Reconfigure for the janitor
 	stop      chan struct{}
 	done      chan struct{}
 	closeOnce sync.Once
@@ -125,17 +128,33 @@ type Engine struct {
 
 // New starts an Engine. It loads no weights: models load on demand.
 func New(opts Options) (*Engine, error) {
+	opts, err := withDefaults(opts)
+	if err != nil {
+		return nil, err
+	}
+	e := &Engine{started: time.Now(), loaded: map[string]*LoadedModel{}, stop: make(chan struct{}), done: make(chan struct{}),
+		retune: make(chan struct{}, 1), kv: newKVPool(int64(opts.KVCacheMB) << 20), keys: newKeyLimiter(opts.MaxConcurrentPerKey)}
+	e.opts.Store(&opts)
+	if opts.Threads > 0 {
+		kernels.SetThreads(opts.Threads)
+	}
+	e.heartbeat.Store(time.Now().UnixNano())
+	go e.loop()
+	e.janitorDone = make(chan struct{})
+	go e.janitor()
+	return e, nil
+}
+
+// withDefaults checks opts and fills in the defaults.
+func withDefaults(opts Options) (Options, error) {
 	if opts.ModelsDir == "" {
 		opts.ModelsDir = DefaultModelsDir()
 	}
 	if opts.Threads < 0 {
-		return nil, fmt.Errorf("threads must be positive, got %d", opts.Threads)
-	}
-	if opts.Threads == 0 {
-		opts.Threads = runtime.NumCPU()
+		return opts, fmt.Errorf("threads must be positive, got %d", opts.Threads)
 	}
 	if opts.KVCacheMB < 0 || opts.MaxSequences < 0 || opts.MaxBatchTokens < 0 || opts.MaxQueue < 0 || opts.MaxConcurrentPerKey < 0 {
-		return nil, fmt.Errorf("kv cache size, max sequences, max batch tokens, max queue and max concurrent per key must not be negative")
+		return opts, fmt.Errorf("kv cache size, max sequences, max batch tokens, max queue and max concurrent per key must not be negative")
 	}
 	if opts.KVCacheMB == 0 {
 		opts.KVCacheMB = 4096
@@ -150,56 +169,103 @@ func New(opts Options) (*Engine, error) {
 		opts.MaxBatchTokens = max(512, opts.MaxSequences)
 	}
 	if opts.MaxBatchTokens < opts.MaxSequences {
-		return nil, fmt.Errorf("max batch tokens (%d) must be at least max sequences (%d), so every running sequence decodes each step", opts.MaxBatchTokens, opts.MaxSequences)
+		return opts, fmt.Errorf("max batch tokens (%d) must be at least max sequences (%d), so every running sequence decodes each step", opts.MaxBatchTokens, opts.MaxSequences)
 	}
 	if opts.MaxQueue == 0 {
 		opts.MaxQueue = 256
 	}
 	if opts.MaxLoadedModels < 0 || opts.IdleUnload < 0 || opts.UnloadTimeout < 0 {
-		return nil, fmt.Errorf("max loaded models, idle unload and unload timeout must not be negative")
+		return opts, fmt.Errorf("max loaded models, idle unload and unload timeout must not be negative")
 	}
 	if opts.UnloadTimeout == 0 {
 		opts.UnloadTimeout = DefaultUnloadTimeout
 	}
-	e := &Engine{opts: opts, started: time.Now(), loaded: map[string]*LoadedModel{}, stop: make(chan struct{}), done: make(chan struct{}),
-		kv: newKVPool(int64(opts.KVCacheMB) << 20), keys: newKeyLimiter(opts.MaxConcurrentPerKey)}
-	e.heartbeat.Store(time.Now().UnixNano())
-	go e.loop()
-	e.janitorDone = make(chan struct{})
-	if opts.IdleUnload > 0 {
-		go e.janitor()
-	} else {
-		close(e.janitorDone)
-	}
-	return e, nil
+	return opts, nil
 }
 
-// loop is the scheduler loop; each turn records a heartbeat so health probes
-// can tell a stalled engine from a live one.
+// Reconfigure applies new options to the running engine, so a config reload
+// changes every setting without reloading a model or failing a request:
+//   - MaxQueue, MaxSequences, MaxBatchTokens and MaxConcurrentPerKey bound
+//     the next admission and step (running sequences finish);
+//   - KVCacheMB resizes the KV budget; when it shrinks below what is in use,
+//     prefix-cache entries are evicted and sequences preempted as they grow,
+//     and no new memory is handed out until use is under the budget;
+//   - MaxLoadedModels applies at the next load, IdleUnload at the janitor's
+//     next turn, UnloadTimeout at the next unload;
+//   - Threads, when positive, resizes the kernels' thread pool.
+//
+// ModelsDir cannot change (the loaded models come from it): that needs a new
+// engine. Zero fields take their defaults, as in New.
+func (e *Engine) Reconfigure(opts Options) error {
+	opts, err := withDefaults(opts)
+	if err != nil {
+		return err
+	}
+	if old := e.o(); opts.ModelsDir != old.ModelsDir {
+		return fmt.Errorf("models directory %q differs from the engine's %q: start a new engine", opts.ModelsDir, old.ModelsDir)
+	}
+	if opts.Threads > 0 {
+		kernels.SetThreads(opts.Threads)
+	}
+	e.kv.resize(int64(opts.KVCacheMB) << 20)
+	e.keys.setLimit(opts.MaxConcurrentPerKey)
+	e.opts.Store(&opts)
+	select {
+	case e.retune <- struct{}{}:
+	default:
+	}
+	e.pokeAll()
+	return nil
+}
+
+// SetThreads resizes the kernels' process-wide thread pool (the
+// performance mode's lever); n < 1 means 1.
+func (e *Engine) SetThreads(n int) { kernels.SetThreads(n) }
+
+// o returns the current options; callers must not modify them.
+func (e *Engine) o() *Options { return e.opts.Load() }
+
+// loop runs until Close; Alive reports false once it has ended.
 func (e *Engine) loop() {
 	defer close(e.done)
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
-	for {
-		select {
-		case <-e.stop:
-			return
-		case <-tick.C:
-			e.heartbeat.Store(time.Now().UnixNano())
-		}
-	}
+	<-e.stop
+	e.heartbeat.Store(time.Now().UnixNano())
 }
 
-// Options returns the engine's effective options.
-func (e *Engine) Options() Options { return e.opts }
+// Options returns the engine's effective options; Threads is the size of
+// the kernels' thread pool.
+func (e *Engine) Options() Options {
+	o := *e.o()
+	o.Threads = kernels.Threads()
+	return o
+}
 
 // Started is when the engine was created.
 func (e *Engine) Started() time.Time { return e.started }
 
-// Heartbeat is when the scheduler loop last turned.
-func (e *Engine) Heartbeat() time.Time { return time.Unix(0, e.heartbeat.Load()) }
+// Heartbeat is the time up to which every scheduler has made progress: now
+// while each is idle or between steps, else when the oldest running step
+// began. A step that stalls (a wedged kernel, a deadlock) holds it back, so
+// Alive turns false once the step has run longer than the probe allows.
+func (e *Engine) Heartbeat() time.Time {
+	select {
+	case <-e.done:
+		return time.Unix(0, e.heartbeat.Load())
+	default:
+	}
+	hb := time.Now().UnixNano()
+	e.mu.Lock()
+	for _, m := range e.loaded {
+		if st := m.sched.stepStart.Load(); st != 0 && st < hb {
+			hb = st
+		}
+	}
+	e.mu.Unlock()
+	return time.Unix(0, hb)
+}
 
-// Alive reports whether the scheduler loop has turned within maxAge.
+// Alive reports whether the engine runs and no scheduler step has been
+// running for longer than maxAge.
 func (e *Engine) Alive(maxAge time.Duration) bool {
 	select {
 	case <-e.done:
@@ -210,7 +276,7 @@ func (e *Engine) Alive(maxAge time.Duration) bool {
 }
 
 // Models lists the models available in the models directory.
-func (e *Engine) Models() ([]LocalModel, error) { return ScanModels(e.opts.ModelsDir) }
+func (e *Engine) Models() ([]LocalModel, error) { return ScanModels(e.o().ModelsDir) }
 
 // ErrModelNotFound is returned for an id that names no model in the models directory.
 var ErrModelNotFound = errors.New("model not found")

@@ -44,6 +44,14 @@ func (p *kvPool) give(n int64) {
 	p.mu.Unlock()
 }
 
+// resize sets the budget. Memory in use beyond a smaller budget stays with
+// its holders; take refuses until enough of it comes back.
+func (p *kvPool) resize(total int64) {
+	p.mu.Lock()
+	p.total = total
+	p.mu.Unlock()
+}
+
 // usage reports the bytes in use and the budget.
 func (p *kvPool) usage() (used, total int64) {
 	p.mu.Lock()

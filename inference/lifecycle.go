@@ -108,7 +108,7 @@ func (e *Engine) UnloadModel(ctx context.Context, id string, force bool) error {
 		e.free(m)
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, e.opts.UnloadTimeout)
+	ctx, cancel := context.WithTimeout(ctx, e.o().UnloadTimeout)
 	defer cancel()
 	stopped := m.stopAdmitting(false)
 	tick := time.NewTicker(5 * time.Millisecond)
@@ -136,7 +136,7 @@ func (e *Engine) UnloadModel(ctx context.Context, id string, force bool) error {
 // keeps within Options.MaxLoadedModels, counting the loads in flight that
 // have already made their room. Callers hold e.loadMu.
 func (e *Engine) makeRoom() error {
-	limit := e.opts.MaxLoadedModels
+	limit := e.o().MaxLoadedModels
 	if limit <= 0 {
 		return nil
 	}
@@ -181,18 +181,29 @@ func (e *Engine) byLastUsed() []*LoadedModel {
 }
 
 // janitor unloads models idle for longer than Options.IdleUnload until the
-// engine closes.
+// engine closes. It rereads the option when Reconfigure pokes it.
 func (e *Engine) janitor() {
 	defer close(e.janitorDone)
-	ttl := e.opts.IdleUnload
-	tick := time.NewTicker(min(max(ttl/4, 10*time.Millisecond), 30*time.Second))
-	defer tick.Stop()
 	for {
+		ttl := e.o().IdleUnload
+		var tick <-chan time.Time
+		var t *time.Ticker
+		if ttl > 0 {
+			t = time.NewTicker(min(max(ttl/4, 10*time.Millisecond), 30*time.Second))
+			tick = t.C
+		}
 		select {
 		case <-e.stop:
+			if t != nil {
+				t.Stop()
+			}
 			return
-		case now := <-tick.C:
+		case <-e.retune:
+		case now := <-tick:
 			e.unloadIdle(now, ttl)
+		}
+		if t != nil {
+			t.Stop()
 		}
 	}
 }

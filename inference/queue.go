@@ -51,7 +51,9 @@ func (q *waitQueue) removeAt(i int) *sequence {
 }
 
 // keyLimiter bounds how many sequences of one API key run at once across the
-// engine, so one tenant cannot take every slot. A zero limit means none.
+// engine, so one tenant cannot take every slot. A zero limit means none. It
+// counts running sequences whatever the limit, so a limit set by a reload
+// holds against the sequences already running.
 type keyLimiter struct {
 	mu      sync.Mutex
 	limit   int
@@ -64,12 +66,12 @@ func newKeyLimiter(limit int) *keyLimiter {
 
 // acquire counts one more running sequence for key if the limit allows.
 func (k *keyLimiter) acquire(key string) bool {
-	if k.limit <= 0 || key == "" {
+	if key == "" {
 		return true
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if k.running[key] >= k.limit {
+	if k.limit > 0 && k.running[key] >= k.limit {
 		return false
 	}
 	k.running[key]++
@@ -78,7 +80,7 @@ func (k *keyLimiter) acquire(key string) bool {
 
 // release undoes one acquire.
 func (k *keyLimiter) release(key string) {
-	if k.limit <= 0 || key == "" {
+	if key == "" {
 		return
 	}
 	k.mu.Lock()
@@ -88,4 +90,12 @@ func (k *keyLimiter) release(key string) {
 	} else {
 		k.running[key]--
 	}
+}
+
+// setLimit changes the limit; sequences over a lowered one finish, and new
+// ones wait until their key is under it.
+func (k *keyLimiter) setLimit(limit int) {
+	k.mu.Lock()
+	k.limit = limit
+	k.mu.Unlock()
 }

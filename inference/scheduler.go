@@ -107,6 +107,9 @@ type scheduler struct {
 	cachedTokens atomic.Uint64
 	preemptions  atomic.Uint64
 	entries      atomic.Int64 // prefix cache entries
+	// stepStart is when the running step began (unix nanos), 0 between
+	// steps: a step that never ends is what liveness reports.
+	stepStart atomic.Int64
 }
 
 type sequence struct {
@@ -240,7 +243,7 @@ func (m *LoadedModel) Generate(ctx context.Context, req GenerateRequest) (<-chan
 	switch {
 	case s.closed != nil:
 		err = s.closed
-	case s.waiting.len() >= s.eng.opts.MaxQueue:
+	case s.waiting.len() >= s.eng.o().MaxQueue:
 		err = fmt.Errorf("%w: %d requests are waiting for %s", ErrQueueFull, s.waiting.len(), m.Info.ID)
 	default:
 		s.waiting.push(seq)
@@ -263,6 +266,7 @@ func (s *scheduler) loop() {
 	var batch []model.SeqBatch
 	var logits [][]float32
 	for {
+		s.stepStart.Store(0)
 		select {
 		case <-s.quit:
 			s.shutdown()
@@ -289,6 +293,7 @@ func (s *scheduler) loop() {
 			}
 			continue
 		}
+		s.stepStart.Store(time.Now().UnixNano())
 		stepSeqs := s.plan()
 		if len(stepSeqs) == 0 {
 			// Everything was preempted for memory another model holds:
@@ -305,7 +310,9 @@ func (s *scheduler) loop() {
 			batch = append(batch, model.SeqBatch{Tokens: p.tokens, Cache: p.seq.cache, WantLogits: p.wantLogits})
 			logits = append(logits, p.seq.logits)
 		}
-		s.eng.beat()
+		if h := stepHook.Load(); h != nil {
+			(*h)()
+		}
 		if err := s.lm.model.Forward(batch, logits); err != nil {
 			for _, p := range stepSeqs {
 				p.seq.finish(Event{Err: fmt.Errorf("forward pass: %w", err)})
@@ -342,7 +349,7 @@ type planned struct {
 // It makes room in each cache, preempting the youngest sequences when the KV
 // budget runs out.
 func (s *scheduler) plan() []planned {
-	budget := s.eng.opts.MaxBatchTokens
+	budget := s.eng.o().MaxBatchTokens
 	for _, seq := range s.running {
 		seq.stepTokens = nil
 		if seq.fed == len(seq.feed) && budget > 0 {
@@ -489,7 +496,7 @@ func (s *scheduler) release(seq *sequence) {
 func (s *scheduler) admit() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for i := 0; i < s.waiting.len() && len(s.running) < s.eng.opts.MaxSequences; {
+	for i := 0; i < s.waiting.len() && len(s.running) < s.eng.o().MaxSequences; {
 		seq := s.waiting.items[i]
 		if !s.eng.keys.acquire(seq.req.Key) {
 			i++
@@ -511,7 +518,7 @@ func (s *scheduler) admit() {
 func (s *scheduler) place(seq *sequence) bool {
 	var e *prefixEntry
 	shared := 0
-	if !s.eng.opts.DisablePrefixCache && !seq.req.NoPrefixCache {
+	if !s.eng.o().DisablePrefixCache && !seq.req.NoPrefixCache {
 		e, shared = s.prefix.lookup(seq.feed)
 	}
 	reuse := min(shared, len(seq.feed)-1) // the last feed token must run for its logits
@@ -607,7 +614,7 @@ func (s *scheduler) retire(seq *sequence, keep bool) {
 	if seq.stopWake != nil {
 		seq.stopWake()
 	}
-	if keep && !s.eng.opts.DisablePrefixCache && !seq.req.NoPrefixCache && seq.cache != nil && seq.cache.Len() == len(seq.toks) {
+	if keep && !s.eng.o().DisablePrefixCache && !seq.req.NoPrefixCache && seq.cache != nil && seq.cache.Len() == len(seq.toks) {
 		p := int64(pagesFor(seq.cache.Capacity()))
 		dropped, inserted := s.prefix.insert(seq.toks, seq.cache)
 		for _, e := range dropped {
@@ -781,9 +788,6 @@ func removeSeq(seqs []*sequence, gone *sequence) []*sequence {
 	return seqs
 }
 
-// beat records that a scheduler made progress.
-func (e *Engine) beat() { e.heartbeat.Store(time.Now().UnixNano()) }
-
 // publish updates the gauges SchedulerStats reads.
 func (s *scheduler) publish() {
 	s.nRunning.Store(int64(len(s.running)))
@@ -791,7 +795,7 @@ func (s *scheduler) publish() {
 }
 
 func (s *scheduler) observe(kind ObservationKind, d time.Duration) {
-	if f := s.eng.opts.Observe; f != nil {
+	if f := s.eng.o().Observe; f != nil {
 		f(Observation{Model: s.lm.Info.ID, Kind: kind, Duration: d})
 	}
 }
