@@ -3,7 +3,6 @@ package model
 import (
 	"encoding/json"
 	"fmt"
-	"math"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -206,20 +205,7 @@ func ConvertToGGUF(dir string, typ quant.GGMLType) (*gguf.Writer, error) {
 		low, _ := rawFloat(rt, "low_freq_factor")
 		high, _ := rawFloat(rt, "high_freq_factor")
 		orig, _ := rawFloat(rt, "original_max_position_embeddings")
-		div := make([]float32, cfg.RotaryDim/2)
-		for i := range div {
-			freq := 1 / math.Pow(theta, float64(2*i)/float64(cfg.RotaryDim))
-			wave := 2 * math.Pi / freq
-			switch {
-			case wave < orig/high:
-				div[i] = 1
-			case wave > orig/low:
-				div[i] = float32(factor)
-			default:
-				s := (orig/wave - low) / (high - low)
-				div[i] = float32(1 / ((1-s)/factor + s))
-			}
-		}
+		div := Llama3Scaling{Factor: factor, LowFreqFactor: low, HighFreqFactor: high, OriginalMax: orig}.Divisors(theta, cfg.RotaryDim)
 		_, b, err := EncodeGGML(quant.GGMLF32, div, 1)
 		if err == nil {
 			err = w.AddTensor("rope_freqs.weight", quant.GGMLF32, []uint64{uint64(len(div))}, b)
