@@ -13,12 +13,6 @@ import (
 	"github.com/impetusllm/impetus/inference/safetensors"
 )
 
-// ggufArchOf maps a config.json model_type to general.architecture.
-var ggufArchOf = map[string]string{
-	"llama": "llama", "mistral": "llama", "qwen2": "qwen2", "qwen3": "qwen3",
-	"phi3": "phi3", "gemma2": "gemma2", "gemma3_text": "gemma3", "smollm3": "smollm3",
-}
-
 var hfLayerName = regexp.MustCompile(`^model\.layers\.(\d+)\.(.+)$`)
 
 // ggufName maps an HF tensor name to its GGUF name ("" = not exported).
@@ -134,7 +128,11 @@ func ConvertToGGUF(dir string, typ quant.GGMLType) (*gguf.Writer, error) {
 	if err := json.Unmarshal(js, &raw); err != nil {
 		return nil, fmt.Errorf("convert %s: %w", dir, err)
 	}
-	arch := ggufArchOf[cfg.Architecture]
+	row, _ := archFor(cfg.Architecture)
+	arch := ""
+	if row != nil {
+		arch = row.ggufArch
+	}
 	if arch == "" {
 		return nil, fmt.Errorf("convert %s: no GGUF architecture for %s", dir, cfg.Architecture)
 	}
@@ -239,7 +237,7 @@ func ConvertToGGUF(dir string, typ quant.GGMLType) (*gguf.Writer, error) {
 		if err != nil {
 			return nil, fmt.Errorf("convert %s: %w", dir, err)
 		}
-		if arch == "llama" || arch == "smollm3" {
+		if row.ggufPermutedQK {
 			cols := 1
 			if len(st.Shape) == 2 {
 				cols = st.Shape[1]

@@ -51,11 +51,8 @@ type ropeParam struct {
 // ropeParams reads the global (full-attention) and, for Gemma 3, local
 // (sliding-attention) RoPE parameters from either the transformers 5
 // rope_parameters block or the older rope_theta/rope_scaling keys.
-func ropeParams(r *rawConfig, fam string) (global ropeParam, local *ropeParam, err error) {
-	defTheta := 10000.0
-	if fam == "gemma3" {
-		defTheta = 1e6
-	}
+func ropeParams(r *rawConfig, a *arch) (global ropeParam, local *ropeParam, err error) {
+	defTheta := a.ropeTheta
 	decode := func(raw json.RawMessage, what string) (ropeParam, error) {
 		var p ropeParam
 		if err := json.Unmarshal(raw, &p); err != nil {
@@ -101,7 +98,7 @@ func ropeParams(r *rawConfig, fam string) (global ropeParam, local *ropeParam, e
 	if global.Theta != nil {
 		global.theta = *global.Theta
 	}
-	if fam == "gemma3" && local == nil {
+	if a.localRoPE && local == nil {
 		local = &ropeParam{Type: "default", theta: 10000}
 		if r.RopeLocalBaseFreq != nil {
 			local.theta = *r.RopeLocalBaseFreq
