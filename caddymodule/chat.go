@@ -163,8 +163,8 @@ func (h *OpenAI) chatCompletions(w http.ResponseWriter, r *http.Request) {
 // per choice, one chunk per released piece of text, a final chunk with the
 // finish reason, the usage chunk when asked for, then [DONE]. With tools,
 // text that may begin a tool call is held back until it is known; calls go
-// out as tool_calls deltas (Hermes calls as they are written, see
-// callStream; other formats when the reply ends).
+// out as tool_calls deltas (Hermes calls as they are written, other
+// formats when the reply ends; see chat.ToolStream).
 func (h *OpenAI) streamChat(w http.ResponseWriter, r *http.Request, req *openai.ChatRequest, lm *inference.LoadedModel, plan *outputPlan, j *job, events <-chan choiceEvent, promptLen, n int, convID string, acct *usage) {
 	sse := openai.NewSSE(w)
 	cs := openai.ChatStream{ID: openai.NewChatID(), Created: openai.Created(), Model: req.Model, IncludeUsage: req.IncludeUsage()}
@@ -173,12 +173,10 @@ func (h *OpenAI) streamChat(w http.ResponseWriter, r *http.Request, req *openai.
 			return
 		}
 	}
-	// Per choice with tool parsing: all text so far and how much was sent.
-	texts := make([]strings.Builder, n)
-	sent := make([]int, n)
-	streams := make([]callStream, n)
+	// Per choice with tool parsing: the parse of the text so far.
+	streams := make([]*chat.ToolStream, n)
 	for i := range streams {
-		streams[i].plan = plan
+		streams[i] = plan.toolStream()
 	}
 	finished := 0
 	for {
@@ -190,46 +188,33 @@ func (h *OpenAI) streamChat(w http.ResponseWriter, r *http.Request, req *openai.
 			break
 		}
 		text, finish := ev.Text, ev.Finish
-		var callDeltas [][]openai.ToolCallDelta
-		if plan.format != chat.ToolFormatNone {
-			b := &texts[ev.index]
-			b.WriteString(ev.Text)
-			all := b.String()
-			cs := &streams[ev.index]
+		var callDeltas []openai.ToolCallDelta
+		if ts := streams[ev.index]; ts != nil {
 			if finish == "" {
-				safe := max(chat.SafeContentPrefix(plan.format, all), sent[ev.index])
-				text, sent[ev.index] = all[sent[ev.index]:safe], safe
-				for _, d := range cs.progress(all[safe:]) {
-					callDeltas = append(callDeltas, []openai.ToolCallDelta{d})
+				var deltas []chat.CallDelta
+				text, deltas = ts.Push(ev.Text)
+				for _, d := range deltas {
+					callDeltas = append(callDeltas, toolCallDelta(d))
 				}
 			} else {
 				// Parsed as the unstreamed reply is, so both say the same:
 				// cut by max_tokens, a call is partial and the reason stays
 				// "length".
 				truncated := finish == openai.FinishLength
-				content, parsed, err := plan.parse(all, truncated)
-				if err != nil {
-					h.logger.Info("reply looks like a tool call but does not parse; returned as content", zap.Error(err))
+				end := ts.Finish(ev.Text, truncated)
+				if end.Err != nil {
+					h.logger.Info("reply looks like a tool call but does not parse; returned as content", zap.Error(end.Err))
 				}
-				text = all[sent[ev.index]:]
-				if len(parsed) > 0 || len(cs.calls) > 0 || (truncated && err == nil && content != all) {
-					rest, ok := cs.finish(parsed)
-					if ok {
-						// The held text was calls; send whatever content it
-						// still holds beyond what already went out.
-						text = ""
-						if after, found := strings.CutPrefix(content, strings.TrimSpace(all[:sent[ev.index]])); found && strings.TrimSpace(after) != "" {
-							text = after
-						}
-						callDeltas = rest
-						if len(parsed) > 0 && !truncated {
-							finish = openai.FinishToolCalls
-						}
-					} else {
-						h.logger.Warn("streamed tool call does not parse at the end of the reply; sent the rest as content")
-					}
+				if end.Mismatch {
+					h.logger.Warn("streamed tool call does not parse at the end of the reply; sent the rest as content")
 				}
-				sent[ev.index] = len(all)
+				text = end.Content
+				for _, d := range end.Deltas {
+					callDeltas = append(callDeltas, toolCallDelta(d))
+				}
+				if end.ToolCalls && !truncated {
+					finish = openai.FinishToolCalls
+				}
 			}
 		}
 		choice := openai.ChunkChoice{Index: ev.index}
@@ -245,7 +230,7 @@ func (h *OpenAI) streamChat(w http.ResponseWriter, r *http.Request, req *openai.
 			}
 		}
 		for _, d := range callDeltas {
-			if sse.Send(cs.Chunk(openai.ChunkChoice{Index: ev.index, Delta: openai.Delta{ToolCalls: d}})) != nil {
+			if sse.Send(cs.Chunk(openai.ChunkChoice{Index: ev.index, Delta: openai.Delta{ToolCalls: []openai.ToolCallDelta{d}}})) != nil {
 				return
 			}
 		}

@@ -3,10 +3,8 @@ package caddymodule
 import (
 	"embed"
 	"encoding/json"
-	"fmt"
 	"io/fs"
 	"net/http"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -386,14 +384,4 @@ func requestExample(op docOp) any {
 		return map[string]any{"model": "mlx-community/Qwen3-0.6B-4bit", "prompt": "Once upon a time", "max_tokens": 32}
 	}
 	return op.request
-}
-
-// docPaths lists "METHOD path" of every documented operation, sorted.
-func docPaths() []string {
-	out := make([]string, 0, len(docOps))
-	for _, op := range docOps {
-		out = append(out, fmt.Sprintf("%s %s", op.method, op.path))
-	}
-	sort.Strings(out)
-	return out
 }

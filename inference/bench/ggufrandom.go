@@ -12,6 +12,7 @@ import (
 	"sync"
 
 	"github.com/impetusllm/impetus/inference/gguf"
+	"github.com/impetusllm/impetus/inference/model"
 	"github.com/impetusllm/impetus/inference/quant"
 )
 
@@ -275,22 +276,9 @@ func llama3Divisors(s Shape) []float32 {
 		}
 		return 0
 	}
-	factor, low, high, orig := num("factor"), num("low_freq_factor"), num("high_freq_factor"), num("original_max_position_embeddings")
-	div := make([]float32, s.HeadDim/2)
-	for i := range div {
-		freq := 1 / math.Pow(s.RopeTheta, float64(2*i)/float64(s.HeadDim))
-		wave := 2 * math.Pi / freq
-		switch {
-		case wave < orig/high:
-			div[i] = 1
-		case wave > orig/low:
-			div[i] = float32(factor)
-		default:
-			smooth := (orig/wave - low) / (high - low)
-			div[i] = float32(1 / ((1-smooth)/factor + smooth))
-		}
-	}
-	return div
+	l3 := model.Llama3Scaling{Factor: num("factor"), LowFreqFactor: num("low_freq_factor"), HighFreqFactor: num("high_freq_factor"),
+		OriginalMax: num("original_max_position_embeddings")}
+	return l3.Divisors(s.RopeTheta, s.HeadDim)
 }
 
 func f32Bytes(v []float32) []byte {

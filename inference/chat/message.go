@@ -34,9 +34,6 @@ type ContentPart struct {
 // TextContent returns string content.
 func TextContent(s string) Content { return Content{Text: &s} }
 
-// IsNull reports whether the content is JSON null (or absent).
-func (c Content) IsNull() bool { return c.Text == nil && c.Parts == nil }
-
 // UnmarshalJSON accepts null, a string, or an array of parts.
 func (c *Content) UnmarshalJSON(data []byte) error {
 	data = bytes.TrimSpace(data)

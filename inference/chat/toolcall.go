@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"regexp"
 	"strings"
 )
 
@@ -26,16 +25,47 @@ const (
 	ToolFormatMistral
 )
 
-func (f ToolFormat) String() string {
-	switch f {
-	case ToolFormatHermes:
-		return "hermes"
-	case ToolFormatLlama3:
-		return "llama3"
-	case ToolFormatMistral:
-		return "mistral"
+// toolSyntax is what the parser and the server need to know of one format:
+// the markers around calls and the key under which a call object carries its
+// arguments.
+type toolSyntax struct {
+	name string
+	// open begins a call (or the list of calls), close ends one; either is
+	// "" where the format has none. Content before open streams freely.
+	open, close string
+	// argsKey is the call object's arguments key.
+	argsKey string
+	// forcePrefix and forceSuffix surround one call written under a grammar
+	// (tool_choice "required" or a named function).
+	forcePrefix, forceSuffix string
+}
+
+var toolSyntaxes = [...]toolSyntax{
+	ToolFormatNone:    {name: "none"},
+	ToolFormatHermes:  {name: "hermes", open: hermesOpen, close: hermesClose, argsKey: "arguments", forcePrefix: hermesOpen + "\n", forceSuffix: "\n" + hermesClose},
+	ToolFormatLlama3:  {name: "llama3", open: pythonTag, argsKey: "parameters"},
+	ToolFormatMistral: {name: "mistral", open: mistralCalls, argsKey: "arguments"},
+}
+
+func (f ToolFormat) syntax() toolSyntax {
+	if f < 0 || int(f) >= len(toolSyntaxes) {
+		return toolSyntaxes[ToolFormatNone]
 	}
-	return "none"
+	return toolSyntaxes[f]
+}
+
+func (f ToolFormat) String() string { return f.syntax().name }
+
+// ArgumentsKey is the key under which the format's call object holds the
+// arguments ("arguments", or "parameters" for Llama 3); "" for none.
+func (f ToolFormat) ArgumentsKey() string { return f.syntax().argsKey }
+
+// ForcedCallWrap returns the text around one call's JSON object when the
+// call is written under a grammar: "<tool_call>\n" and "\n</tool_call>" for
+// Hermes, nothing for Llama 3 (whose call is the bare object).
+func (f ToolFormat) ForcedCallWrap() (prefix, suffix string) {
+	s := f.syntax()
+	return s.forcePrefix, s.forceSuffix
 }
 
 const (
@@ -275,56 +305,6 @@ func parseMistral(text string) (string, []ParsedCall, error) {
 	return content, calls, nil
 }
 
-// SafeContentPrefix is for streaming: given all text generated so far, it
-// returns n such that text[:n] is certainly plain content and may be sent as
-// deltas now; text[n:] might be (the start of) a tool call and must be held
-// until more text arrives or generation ends (then call ParseToolCalls on
-// the whole text). n never decreases as text grows.
-func SafeContentPrefix(format ToolFormat, text string) int {
-	switch format {
-	case ToolFormatHermes:
-		return safeBeforeMarker(text, hermesOpen)
-	case ToolFormatMistral:
-		return safeBeforeMarker(text, mistralCalls)
-	case ToolFormatLlama3:
-		// A Llama call is the whole reply: hold everything until the first
-		// non-space character shows it is not JSON or <|python_tag|>.
-		s := strings.TrimLeft(text, " \t\r\n")
-		if s == "" || s[0] == '{' || strings.HasPrefix(s, pythonTag) || strings.HasPrefix(pythonTag, s) {
-			return 0
-		}
-		return len(text)
-	}
-	return len(text)
-}
-
-// MayBeToolCall reports whether some of text must be held back.
-func MayBeToolCall(format ToolFormat, text string) bool {
-	return SafeContentPrefix(format, text) < len(text)
-}
-
-// safeBeforeMarker returns the index of marker in text, or, without one,
-// len(text) less the longest suffix that could begin the marker.
-func safeBeforeMarker(text, marker string) int {
-	if i := strings.Index(text, marker); i >= 0 {
-		return i
-	}
-	for k := min(len(marker)-1, len(text)); k > 0; k-- {
-		if strings.HasSuffix(text, marker[:k]) {
-			return len(text) - k
-		}
-	}
-	return len(text)
-}
-
-// HermesCallName matches the start of a Hermes call body up to its name:
-// {"name": "fn"
-var HermesCallName = regexp.MustCompile(`^\s*\{\s*"name"\s*:\s*("(?:[^"\\]|\\.)*")`)
-
-// HermesCallHeader matches the start of a Hermes call body up to its
-// arguments object: {"name": "fn", "arguments": {
-var HermesCallHeader = regexp.MustCompile(`^\s*\{\s*"name"\s*:\s*("(?:[^"\\]|\\.)*")\s*,\s*"arguments"\s*:\s*\{`)
-
 // ParseTruncatedToolCalls parses output that the length limit cut short,
 // the way OpenAI reports such a reply. Complete calls parse as in
 // ParseToolCalls, including one whose closing tag alone was cut. A Hermes
@@ -350,27 +330,56 @@ func ParseTruncatedToolCalls(format ToolFormat, text string) (content string, ca
 		return text, nil, err
 	}
 	content = strings.TrimSpace(content) // as parseHermes leaves content around calls
-	whole := body
-	for k := min(len(hermesClose)-1, len(whole)); k > 0; k-- {
-		if strings.HasSuffix(whole, hermesClose[:k]) {
-			whole = whole[:len(whole)-k] // the closing tag alone was cut
-			break
-		}
-	}
+	// The closing tag alone may be cut.
+	whole := body[:len(body)-partialSuffix(body, hermesClose)]
 	if c, err := callObject([]byte(strings.TrimSpace(whole))); err == nil {
 		return content, append(calls, c), nil
 	}
-	m := HermesCallName.FindStringSubmatchIndex(body)
-	if m == nil {
+	h := scanHermesHeader(body)
+	if h.nameEnd < 0 {
 		return content, calls, nil
 	}
 	var name string
-	if json.Unmarshal([]byte(body[m[2]:m[3]]), &name) != nil || name == "" {
+	if json.Unmarshal([]byte(body[h.nameStart:h.nameEnd]), &name) != nil || name == "" {
 		return content, calls, nil
 	}
 	args := ""
-	if h := HermesCallHeader.FindStringIndex(body); h != nil {
-		args = body[h[1]-1:] // from the arguments object's "{", as written
+	if h.argsStart >= 0 {
+		args = body[h.argsStart:] // from the arguments object's "{", as written
 	}
 	return content, append(calls, ParsedCall{Name: name, Arguments: args}), nil
+}
+
+// ParseReply splits a finished reply into content and tool calls, as the
+// server answers it. When max_tokens cut the reply (truncated), a call cut
+// short comes back partial (ParseTruncatedToolCalls) and markup that never
+// became a call is dropped from the content. A Hermes reply whose closing
+// tag a stop sequence cut short still yields the call before it. Without
+// calls, or when the calls do not parse (err says why), content is the
+// whole text.
+func ParseReply(format ToolFormat, text string, truncated bool) (content string, calls []ParsedCall, err error) {
+	if format == ToolFormatNone {
+		return text, nil, nil
+	}
+	parse := ParseToolCalls
+	if truncated {
+		parse = ParseTruncatedToolCalls
+	}
+	content, calls, err = parse(format, text)
+	if err != nil && format == ToolFormatHermes {
+		if k := partialSuffix(text, hermesClose); k > 0 {
+			if c2, calls2, err2 := ParseToolCalls(format, text[:len(text)-k]); err2 == nil {
+				content, calls, err = c2, calls2, nil
+			}
+		}
+	}
+	switch {
+	case err != nil:
+		return text, nil, err
+	case len(calls) > 0:
+		return content, calls, nil
+	case truncated:
+		return content, nil, nil // a call cut before its name: markup dropped
+	}
+	return text, nil, nil
 }

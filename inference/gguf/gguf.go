@@ -240,12 +240,6 @@ func (f *File) Int32s(key string) ([]int32, bool) {
 	return convertInts(v, math.MinInt32, math.MaxInt32, func(x int64) int32 { return int32(x) })
 }
 
-// Int64s returns an array of any integer type whose values all fit in int64.
-func (f *File) Int64s(key string) ([]int64, bool) {
-	v, _ := f.Value(key)
-	return convertInts(v, math.MinInt64, math.MaxInt64, func(x int64) int64 { return x })
-}
-
 func convertInts[T any](v any, lo, hi int64, conv func(int64) T) ([]T, bool) {
 	var n int
 	var at func(int) (int64, bool)

@@ -188,11 +188,11 @@ func ParseConfig(data []byte) (Config, error) {
 	if quantRaw == nil {
 		quantRaw = r.QuantizationConfig
 	}
-	if r.ModelType == "gemma3" {
-		// Multimodal Gemma 3: the language model's config is nested and its
-		// tensors live under language_model.
+	if a, ok := archFor(r.ModelType); ok && a.textConfig != "" {
+		// Multimodal (Gemma 3): the language model's config is nested and
+		// its tensors live under language_model.
 		if len(r.TextConfig) == 0 {
-			return Config{}, errors.New("gemma3 config without text_config")
+			return Config{}, fmt.Errorf("%s config without text_config", r.ModelType)
 		}
 		var t rawConfig
 		if err := json.Unmarshal(r.TextConfig, &t); err != nil {
@@ -208,25 +208,24 @@ func ParseConfig(data []byte) (Config, error) {
 			t.TieWordEmbeddings = r.TieWordEmbeddings
 		}
 		r = t
-		r.ModelType = "gemma3_text"
+		r.ModelType = a.textConfig
 		cfg.TensorPrefix, cfg.LMHeadName = "language_model.model.", "language_model.lm_head.weight"
 	}
 	cfg.Architecture = r.ModelType
-	fam := family(r.ModelType)
-	if fam == "" {
+	a, ok := archFor(r.ModelType)
+	if !ok || a.textConfig != "" {
 		return Config{}, fmt.Errorf("unsupported model_type %q", r.ModelType)
 	}
-	gemma := fam == "gemma2" || fam == "gemma3"
 
-	// Gemma 3 text configs may omit fields that transformers defaults.
-	if fam == "gemma3" {
-		defInt(&r.HiddenSize, 2304)
-		defInt(&r.IntermediateSize, 9216)
-		defInt(&r.NumHiddenLayers, 26)
-		defInt(&r.NumAttentionHeads, 8)
-		defInt(&r.NumKeyValueHeads, 4)
-		defInt(&r.VocabSize, 262208)
-		defInt(&r.MaxPositionEmbeddings, 131072)
+	// Some configs (Gemma 3 text) may omit sizes that transformers defaults.
+	if d := a.sizes; d != nil {
+		defInt(&r.HiddenSize, d.hidden)
+		defInt(&r.IntermediateSize, d.intermediate)
+		defInt(&r.NumHiddenLayers, d.layers)
+		defInt(&r.NumAttentionHeads, d.heads)
+		defInt(&r.NumKeyValueHeads, d.kvHeads)
+		defInt(&r.VocabSize, d.vocab)
+		defInt(&r.MaxPositionEmbeddings, d.maxPos)
 	}
 	cfg.Hidden, cfg.Intermediate, cfg.Layers = r.HiddenSize, r.IntermediateSize, r.NumHiddenLayers
 	cfg.Heads, cfg.KVHeads, cfg.Vocab = r.NumAttentionHeads, r.NumKeyValueHeads, r.VocabSize
@@ -268,10 +267,7 @@ func ParseConfig(data []byte) (Config, error) {
 	if cfg.HeadDim%2 != 0 || cfg.HeadDim > 1<<14 {
 		return Config{}, fmt.Errorf("head_dim %d is odd or out of range", cfg.HeadDim)
 	}
-	cfg.RMSNormEps = 1e-6
-	if fam == "llama" || fam == "phi3" {
-		cfg.RMSNormEps = 1e-5
-	}
+	cfg.RMSNormEps = a.rmsNormEps
 	if r.RMSNormEps != nil {
 		cfg.RMSNormEps = float32(*r.RMSNormEps)
 	}
@@ -287,28 +283,27 @@ func ParseConfig(data []byte) (Config, error) {
 	cfg.EOS = ids
 
 	// transformers' defaults for tie_word_embeddings differ per architecture.
-	cfg.TieEmbeddings = gemma
+	cfg.TieEmbeddings = a.tieEmbeddings
 	if r.TieWordEmbeddings != nil {
 		cfg.TieEmbeddings = *r.TieWordEmbeddings
 	}
-	cfg.AttentionBias = fam == "qwen2"
-	if r.AttentionBias != nil && fam != "qwen2" {
+	cfg.AttentionBias = a.qkvBias
+	if r.AttentionBias != nil && !a.qkvBias {
 		cfg.AttentionBias = *r.AttentionBias
 	}
-	cfg.QKNorm = fam == "qwen3" || fam == "gemma3"
-	cfg.FusedQKV, cfg.FusedGateUp = fam == "phi3", fam == "phi3"
-	cfg.NormAddOne, cfg.SandwichNorms = gemma, gemma
+	cfg.QKNorm = a.qkNorm
+	cfg.FusedQKV, cfg.FusedGateUp = a.fused, a.fused
+	cfg.NormAddOne, cfg.SandwichNorms = a.gemmaNorms, a.gemmaNorms
 
 	act := r.HiddenActivation
 	if act == "" {
 		act = r.HiddenAct
 	}
 	switch act {
-	case "", "silu", "swish":
+	case "":
+		cfg.Activation = a.activation
+	case "silu", "swish":
 		cfg.Activation = SiLU
-		if gemma && act == "" {
-			cfg.Activation = GELUTanh
-		}
 	case "gelu_pytorch_tanh", "gelu_tanh", "gelu_new":
 		cfg.Activation = GELUTanh
 	default:
@@ -316,14 +311,14 @@ func ParseConfig(data []byte) (Config, error) {
 	}
 
 	cfg.AttnScale = float32(1 / math.Sqrt(float64(cfg.HeadDim)))
-	if gemma {
+	if a.queryPreAttn {
 		qpas := float64(cfg.HeadDim)
 		if r.QueryPreAttnScalar != nil {
 			qpas = *r.QueryPreAttnScalar
 		}
 		cfg.AttnScale = float32(1 / math.Sqrt(qpas))
 		cfg.EmbedScale = float32(math.Sqrt(float64(cfg.Hidden)))
-		if fam == "gemma3" {
+		if a.embedScaleBF16 {
 			// Gemma 3 multiplies by sqrt(hidden) held as a bfloat16.
 			cfg.EmbedScale = quant.BF16ToF32(quant.F32ToBF16(cfg.EmbedScale))
 		}
@@ -335,7 +330,7 @@ func ParseConfig(data []byte) (Config, error) {
 		cfg.FinalSoftcap = float32(*r.FinalLogitSoftcapping)
 	}
 
-	if err := layerSpecs(&cfg, &r, fam); err != nil {
+	if err := layerSpecs(&cfg, &r, a); err != nil {
 		return Config{}, err
 	}
 	if quantRaw != nil {
@@ -354,23 +349,9 @@ func defInt(p *int, v int) {
 	}
 }
 
-// family maps a model_type to the architecture whose transformers code
-// defines its defaults.
-func family(modelType string) string {
-	switch modelType {
-	case "llama", "mistral", "smollm3":
-		return "llama"
-	case "qwen2", "qwen3", "phi3", "gemma2":
-		return modelType
-	case "gemma3_text", "gemma3":
-		return "gemma3"
-	}
-	return ""
-}
-
 // layerSpecs decides, per layer, the attention window and the RoPE table,
 // following the layer_types rules of each transformers architecture.
-func layerSpecs(cfg *Config, r *rawConfig, fam string) error {
+func layerSpecs(cfg *Config, r *rawConfig, a *arch) error {
 	n := cfg.Layers
 	sliding := make([]bool, n)
 	window := 0
@@ -391,36 +372,19 @@ func layerSpecs(cfg *Config, r *rawConfig, fam string) error {
 				return fmt.Errorf("layer_types[%d]: unsupported %q", i, t)
 			}
 		}
-	case fam == "gemma2":
+	default:
 		for i := range sliding {
-			sliding[i] = i%2 == 0
-		}
-	case fam == "gemma3":
-		p := r.SlidingWindowPattern
-		if p == 0 {
-			p = 6
-		}
-		for i := range sliding {
-			sliding[i] = (i+1)%p != 0
-		}
-	case cfg.Architecture == "mistral" || fam == "phi3":
-		for i := range sliding {
-			sliding[i] = window > 0
-		}
-	case fam == "qwen2" || fam == "qwen3":
-		use := r.UseSlidingWindow != nil && *r.UseSlidingWindow
-		for i := range sliding {
-			sliding[i] = use && i >= r.MaxWindowLayers
+			sliding[i] = a.sliding(i, r, window)
 		}
 	}
-	if fam == "gemma3" && window == 0 && r.SlidingWindow == nil {
-		window = 4096
+	if a.window > 0 && window == 0 && r.SlidingWindow == nil {
+		window = a.window
 	}
 
 	// Partial rotary.
 	cfg.RotaryDim = cfg.HeadDim
 	prf := r.PartialRotaryFactor
-	global, local, err := ropeParams(r, fam)
+	global, local, err := ropeParams(r, a)
 	if err != nil {
 		return err
 	}
@@ -461,10 +425,10 @@ func layerSpecs(cfg *Config, r *rawConfig, fam string) error {
 		}
 		cfg.LayerSpecs[i] = spec
 	}
-	if cfg.Architecture == "smollm3" {
+	if a.noRoPEInterval > 0 {
 		interval := r.NoRopeLayerInterval
 		if interval == 0 {
-			interval = 4
+			interval = a.noRoPEInterval
 		}
 		for i := range cfg.LayerSpecs {
 			use := (i+1)%interval != 0

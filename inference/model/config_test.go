@@ -333,3 +333,32 @@ func TestYarn(t *testing.T) {
 		t.Errorf("mscale %g, want %g", r.Mscale, want)
 	}
 }
+
+// TestLlama3ScalingDivisors checks that the divisors GGUF writers store
+// give back the inverse frequencies the loader computes from config.json.
+func TestLlama3ScalingDivisors(t *testing.T) {
+	cfg, err := ParseConfig([]byte(`{"model_type":"llama","hidden_size":512,"intermediate_size":64,"num_hidden_layers":1,
+		"num_attention_heads":4,"vocab_size":8,"max_position_embeddings":131072,"rope_theta":500000,
+		"rope_scaling":{"rope_type":"llama3","factor":8,"low_freq_factor":1,"high_freq_factor":4,"original_max_position_embeddings":8192}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	div := Llama3Scaling{Factor: 8, LowFreqFactor: 1, HighFreqFactor: 4, OriginalMax: 8192}.Divisors(500000, cfg.RotaryDim)
+	inv := cfg.LayerSpecs[0].RoPE.InvFreq
+	if len(div) != len(inv) || div[0] != 1 || div[len(div)-1] != 8 {
+		t.Fatalf("divisors %v", div)
+	}
+	blended := 0
+	for i, d := range div {
+		if d != 1 && d != 8 {
+			blended++
+		}
+		base := 1 / math.Pow(500000, float64(2*i)/float64(cfg.RotaryDim))
+		if got := base / float64(d); math.Abs(got-float64(inv[i])) > 1e-6*float64(inv[i]) {
+			t.Errorf("pair %d: base/divisor %g, loader %g", i, got, inv[i])
+		}
+	}
+	if blended == 0 {
+		t.Error("no frequency fell in the blended band")
+	}
+}

@@ -32,18 +32,6 @@ import (
 	"github.com/impetusllm/impetus/inference/safetensors"
 )
 
-// ggufModelTypes maps general.architecture to the config.json model_type
-// whose defaults apply. Mistral files use arch llama.
-var ggufModelTypes = map[string]string{
-	"llama":   "llama",
-	"qwen2":   "qwen2",
-	"qwen3":   "qwen3",
-	"phi3":    "phi3",
-	"gemma2":  "gemma2",
-	"gemma3":  "gemma3_text",
-	"smollm3": "smollm3",
-}
-
 // LoadGGUF maps a GGUF file and builds the model on it; the file stays
 // mapped until Close.
 func LoadGGUF(path string) (*Model, error) {
@@ -74,10 +62,11 @@ func FromGGUF(f *gguf.File, name string) (*Model, error) {
 // output, rope_freqs, fused projections) to the block switches.
 func GGUFConfig(f *gguf.File) (Config, error) {
 	arch := f.Architecture()
-	mt, ok := ggufModelTypes[arch]
+	row, ok := archForGGUF(arch)
 	if !ok {
 		return Config{}, fmt.Errorf("unsupported architecture %q (general.architecture)", arch)
 	}
+	mt := row.modelType // the config.json model_type whose defaults apply
 	raw := map[string]any{"model_type": mt}
 	var firstErr error
 	fail := func(err error) {
@@ -246,7 +235,7 @@ func GGUFConfig(f *gguf.File) (Config, error) {
 	cfg.Architecture = arch
 	cfg.TensorPrefix, cfg.LMHeadName = "", "output.weight"
 	cfg.NormAddOne = false // Gemma converters bake the +1 in
-	cfg.RoPEAdjacentPairs = arch == "llama" || arch == "smollm3"
+	cfg.RoPEAdjacentPairs = row.ggufPermutedQK
 	cfg.FusedQKV = hasTensor(f, "blk.0.attn_qkv.weight") && !hasTensor(f, "blk.0.attn_q.weight")
 	cfg.FusedGateUp = arch == "phi3" && !hasTensor(f, "blk.0.ffn_gate.weight")
 	// GGUF has no query_pre_attn_scalar. Gemma 2 27B (46 layers) and Gemma 3

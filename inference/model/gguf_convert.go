@@ -3,7 +3,6 @@ package model
 import (
 	"encoding/json"
 	"fmt"
-	"math"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -13,12 +12,6 @@ import (
 	"github.com/impetusllm/impetus/inference/quant"
 	"github.com/impetusllm/impetus/inference/safetensors"
 )
-
-// ggufArchOf maps a config.json model_type to general.architecture.
-var ggufArchOf = map[string]string{
-	"llama": "llama", "mistral": "llama", "qwen2": "qwen2", "qwen3": "qwen3",
-	"phi3": "phi3", "gemma2": "gemma2", "gemma3_text": "gemma3", "smollm3": "smollm3",
-}
 
 var hfLayerName = regexp.MustCompile(`^model\.layers\.(\d+)\.(.+)$`)
 
@@ -135,7 +128,11 @@ func ConvertToGGUF(dir string, typ quant.GGMLType) (*gguf.Writer, error) {
 	if err := json.Unmarshal(js, &raw); err != nil {
 		return nil, fmt.Errorf("convert %s: %w", dir, err)
 	}
-	arch := ggufArchOf[cfg.Architecture]
+	row, _ := archFor(cfg.Architecture)
+	arch := ""
+	if row != nil {
+		arch = row.ggufArch
+	}
 	if arch == "" {
 		return nil, fmt.Errorf("convert %s: no GGUF architecture for %s", dir, cfg.Architecture)
 	}
@@ -206,20 +203,7 @@ func ConvertToGGUF(dir string, typ quant.GGMLType) (*gguf.Writer, error) {
 		low, _ := rawFloat(rt, "low_freq_factor")
 		high, _ := rawFloat(rt, "high_freq_factor")
 		orig, _ := rawFloat(rt, "original_max_position_embeddings")
-		div := make([]float32, cfg.RotaryDim/2)
-		for i := range div {
-			freq := 1 / math.Pow(theta, float64(2*i)/float64(cfg.RotaryDim))
-			wave := 2 * math.Pi / freq
-			switch {
-			case wave < orig/high:
-				div[i] = 1
-			case wave > orig/low:
-				div[i] = float32(factor)
-			default:
-				s := (orig/wave - low) / (high - low)
-				div[i] = float32(1 / ((1-s)/factor + s))
-			}
-		}
+		div := Llama3Scaling{Factor: factor, LowFreqFactor: low, HighFreqFactor: high, OriginalMax: orig}.Divisors(theta, cfg.RotaryDim)
 		_, b, err := EncodeGGML(quant.GGMLF32, div, 1)
 		if err == nil {
 			err = w.AddTensor("rope_freqs.weight", quant.GGMLF32, []uint64{uint64(len(div))}, b)
@@ -253,7 +237,7 @@ func ConvertToGGUF(dir string, typ quant.GGMLType) (*gguf.Writer, error) {
 		if err != nil {
 			return nil, fmt.Errorf("convert %s: %w", dir, err)
 		}
-		if arch == "llama" || arch == "smollm3" {
+		if row.ggufPermutedQK {
 			cols := 1
 			if len(st.Shape) == 2 {
 				cols = st.Shape[1]

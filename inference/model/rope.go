@@ -51,11 +51,8 @@ type ropeParam struct {
 // ropeParams reads the global (full-attention) and, for Gemma 3, local
 // (sliding-attention) RoPE parameters from either the transformers 5
 // rope_parameters block or the older rope_theta/rope_scaling keys.
-func ropeParams(r *rawConfig, fam string) (global ropeParam, local *ropeParam, err error) {
-	defTheta := 10000.0
-	if fam == "gemma3" {
-		defTheta = 1e6
-	}
+func ropeParams(r *rawConfig, a *arch) (global ropeParam, local *ropeParam, err error) {
+	defTheta := a.ropeTheta
 	decode := func(raw json.RawMessage, what string) (ropeParam, error) {
 		var p ropeParam
 		if err := json.Unmarshal(raw, &p); err != nil {
@@ -101,7 +98,7 @@ func ropeParams(r *rawConfig, fam string) (global ropeParam, local *ropeParam, e
 	if global.Theta != nil {
 		global.theta = *global.Theta
 	}
-	if fam == "gemma3" && local == nil {
+	if a.localRoPE && local == nil {
 		local = &ropeParam{Type: "default", theta: 10000}
 		if r.RopeLocalBaseFreq != nil {
 			local.theta = *r.RopeLocalBaseFreq
@@ -113,6 +110,47 @@ func ropeParams(r *rawConfig, fam string) (global ropeParam, local *ropeParam, e
 		}
 	}
 	return global, local, nil
+}
+
+// Llama3Scaling is Llama 3.1's RoPE scaling (rope_type "llama3"): long
+// wavelengths are slowed by Factor, short ones kept, and the band between
+// interpolates smoothly. It is the one statement of that schedule, used by
+// the loader and by the GGUF writers (rope_freqs.weight).
+type Llama3Scaling struct {
+	Factor, LowFreqFactor, HighFreqFactor float64
+	OriginalMax                           float64 // original_max_position_embeddings
+}
+
+// keep returns the share of inverse frequency f left unscaled: 1 for
+// wavelengths under OriginalMax/HighFreqFactor, 0 for those over
+// OriginalMax/LowFreqFactor, a linear blend in wavelength between.
+func (s Llama3Scaling) keep(f float64) float64 {
+	wave := 2 * math.Pi / f
+	switch {
+	case wave < s.OriginalMax/s.HighFreqFactor:
+		return 1
+	case wave > s.OriginalMax/s.LowFreqFactor:
+		return 0
+	}
+	return (s.OriginalMax/wave - s.LowFreqFactor) / (s.HighFreqFactor - s.LowFreqFactor)
+}
+
+// Divisors returns, per rotated pair i, what the scaling divides the base
+// inverse frequency theta^(-2i/rotDim) by, as GGUF files store it in
+// rope_freqs.weight.
+func (s Llama3Scaling) Divisors(theta float64, rotDim int) []float32 {
+	div := make([]float32, rotDim/2)
+	for i := range div {
+		switch k := s.keep(1 / math.Pow(theta, float64(2*i)/float64(rotDim))); k {
+		case 1:
+			div[i] = 1
+		case 0:
+			div[i] = float32(s.Factor)
+		default:
+			div[i] = float32(1 / ((1-k)/s.Factor + k))
+		}
+	}
+	return div
 }
 
 // newRoPE computes the inverse frequencies of one parameter set the way
@@ -166,21 +204,13 @@ func newRoPE(p ropeParam, rotDim, maxPos, origMax int) (*RoPE, error) {
 		if p.HighFreqFactor != nil {
 			high = *p.HighFreqFactor
 		}
-		old := float64(p.OriginalMax)
-		if old <= 0 || factor <= 0 || high <= low {
-			return nil, fmt.Errorf("rope llama3: bad parameters factor=%g low=%g high=%g original_max=%g", factor, low, high, old)
+		l3 := Llama3Scaling{Factor: factor, LowFreqFactor: low, HighFreqFactor: high, OriginalMax: float64(p.OriginalMax)}
+		if l3.OriginalMax <= 0 || factor <= 0 || high <= low {
+			return nil, fmt.Errorf("rope llama3: bad parameters factor=%g low=%g high=%g original_max=%g", factor, low, high, l3.OriginalMax)
 		}
-		lowWave, highWave := old/low, old/high
 		for i, f := range base {
-			wave := 2 * math.Pi / f
-			switch {
-			case wave < highWave:
-			case wave > lowWave:
-				base[i] = f / factor
-			default:
-				s := (old/wave - low) / (high - low)
-				base[i] = (1-s)*f/factor + s*f
-			}
+			k := l3.keep(f)
+			base[i] = (1-k)*f/factor + k*f
 		}
 		r.InvFreq = toF32(base)
 	case "longrope", "su":

@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strings"
 )
 
 // IndexFile names the shard map that sharded Hugging Face / MLX models carry.
@@ -116,18 +115,6 @@ func (s *Set) Names() []string {
 	out := make([]string, 0, len(s.byName))
 	for n := range s.byName {
 		out = append(out, n)
-	}
-	sort.Strings(out)
-	return out
-}
-
-// NamesWithPrefix lists the sorted tensor names that start with prefix.
-func (s *Set) NamesWithPrefix(prefix string) []string {
-	var out []string
-	for n := range s.byName {
-		if strings.HasPrefix(n, prefix) {
-			out = append(out, n)
-		}
 	}
 	sort.Strings(out)
 	return out
