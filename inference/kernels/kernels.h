@@ -69,6 +69,15 @@ void k_matmul_packed(float *out, const int8_t *xq, const float *xd, const int32_
                      const uint8_t *codes, const void *sc, const void *bi, int kind, int sfmt, int group, int rows,
                      int cols, int lo, int hi);
 
+// ARM64 (simd_packed_neon.c): the int8 and packed entry points above run on
+// every AArch64 CPU at the NEON level, with sdot (dotprod) and smmla (i8mm)
+// where the CPU has them; k_has_neon_i8 reports them built (0 elsewhere),
+// k_neon_i8_variant the one in use (0 base, 1 dotprod, 2 i8mm; -1 none),
+// and k_neon_i8_set forces a lower one (tests) and returns the one in use.
+int k_has_neon_i8(void);
+int k_neon_i8_variant(void);
+int k_neon_i8_set(int v);
+
 // Items are (query row, KV head) pairs: lo/hi index t*nKVHeads+kvh.
 size_t k_attention_scratch(int nKV, int nHeads, int nKVHeads);
 void k_attention(float *out, const float *q, int nq, int pos0, const float *k, const float *v, int nKV,
