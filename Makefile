@@ -58,8 +58,9 @@ test-deps:
 # and run with -cpu max (NEON with dotprod and i8mm; TestNEONInt8Variants
 # also runs the int8 tests at the lower variants) and -cpu cortex-a53 (no
 # dotprod: the base int8 variant, picked at run time). This checks results
-# only; qemu says nothing about speed on ARM hardware. -short and the -run
-# filters keep it to a few minutes (see README, Development).
+# only; qemu says nothing about speed on ARM hardware. -short, the -run
+# filters and skipping TestLevels/neon (the same tests as the top level there)
+# keep it to a few minutes.
 ARM64_GO   := GOARCH=arm64 CGO_ENABLED=1 CC=aarch64-linux-gnu-gcc $(GO)
 QEMU_ARM64 := qemu-aarch64-static -L /usr/aarch64-linux-gnu
 ARM64_OUT  := $(CURDIR)/.test-arm64
@@ -72,7 +73,7 @@ test-arm64: test-deps
 	@mkdir -p $(ARM64_OUT)
 	$(ARM64_GO) test -c -o $(ARM64_OUT)/kernels.test ./inference/kernels
 	$(ARM64_GO) test -c -o $(ARM64_OUT)/model.test ./inference/model
-	cd inference/kernels && $(QEMU_ARM64) -cpu max $(ARM64_OUT)/kernels.test -test.short
+	cd inference/kernels && $(QEMU_ARM64) -cpu max $(ARM64_OUT)/kernels.test -test.short -test.skip 'TestLevels/neon'
 	cd inference/kernels && $(QEMU_ARM64) -cpu cortex-a53 $(ARM64_OUT)/kernels.test -test.short \
 		-test.run 'Packed|Int8|MatMulGGUF|MatMulKRandom|NEON'
 	cd inference/model && $(QEMU_ARM64) -cpu max $(ARM64_OUT)/model.test -test.short \

@@ -49,7 +49,8 @@ void k_quant_act_i8(int8_t *q, float *d, int32_t *s, float *dv, int32_t *cv, con
 void k_matmul_gguf_i8(float *out, const int8_t *xq, const float *xd, const int32_t *xs, const float *xdv,
                       const int32_t *xc, int n, const uint8_t *w, int type, int rows, int cols, int lo, int hi);
 
-// Packed int8 kernels (simd_packed.c, packed.go; AVX-512 VNNI). Codes are
+// Packed int8 kernels (simd_packed.c, packed.go; AVX-512 VNNI; on ARM64
+// simd_packed_neon.c). Codes are
 // [rows/16][cols/32][vectors][16 rows][4 bytes]: 4-bit codes (K_PK_Q4,
 // K_PK_Q4K) hold elements j and j+16 of a 32-block in the low and high
 // nibble of byte j, 8-bit codes (K_PK_Q8) hold code+128; K_PK_Q5 and

@@ -84,7 +84,12 @@ static int pkn_get(void) {
 }
 
 int k_has_vnni(void) { return 0; }
-int k_has_neon_i8(void) { return 1; }
+// Called once at package init, before any kernel runs, so that the variant
+// is set before threads read it.
+int k_has_neon_i8(void) {
+    pkn_get();
+    return 1;
+}
 
 int k_neon_i8_variant(void) { return pkn_get(); }
 
