@@ -6,7 +6,7 @@ LDFLAGS   := -X github.com/impetusllm/impetus/caddymodule.version=$(VERSION)
 # Tests write Caddy's data (certificates, autosave) under a throwaway folder.
 TEST_XDG  ?= $(CURDIR)/.test-xdg
 
-.PHONY: build run test test-deps fuzz lint bench clean
+.PHONY: build run test test-deps test-arm64 fuzz lint bench clean
 
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/impetus
@@ -31,22 +31,53 @@ test: build test-deps
 	@test -z "$$(gofmt -l caddymodule inference hwinfo cmd)" || { echo "gofmt needed:"; gofmt -l caddymodule inference hwinfo cmd; exit 1; }
 	IMPETUS_BIN=$(CURDIR)/$(BIN) XDG_DATA_HOME=$(TEST_XDG)/data XDG_CONFIG_HOME=$(TEST_XDG)/config \
 		$(GO) test -timeout 30m ./...
+	$(MAKE) --no-print-directory test-arm64
 	$(MAKE) --no-print-directory fuzz
 
 # Debian packages the suite uses: Node.js/npm (oracles, SDK and Socket.IO
-# clients), promtool (metrics format) and Chromium (the docs page).
-# command:package pairs; only packages whose command is missing are installed.
-APT_TEST_PKGS := node:nodejs npm:npm promtool:prometheus chromium:chromium
+# clients), promtool (metrics format), Chromium (the docs page), and the
+# arm64 cross compiler, C library and qemu-user (test-arm64).
+# command:package pairs (a path instead of a command: a file the package
+# installs); only packages whose command or file is missing are installed.
+APT_TEST_PKGS := node:nodejs npm:npm promtool:prometheus chromium:chromium \
+	aarch64-linux-gnu-gcc:gcc-aarch64-linux-gnu /usr/aarch64-linux-gnu/include/stdio.h:libc6-dev-arm64-cross \
+	qemu-aarch64-static:qemu-user-static
 
 # test-deps installs what the suite needs beyond Go: the Debian packages
 # above when a command is missing, then each oracle's pinned npm packages.
 test-deps:
-	@missing=""; for p in $(APT_TEST_PKGS); do command -v $${p%%:*} >/dev/null 2>&1 || missing="$$missing $${p#*:}"; done; \
+	@missing=""; for p in $(APT_TEST_PKGS); do c=$${p%%:*}; \
+		case $$c in /*) [ -e $$c ];; *) command -v $$c >/dev/null 2>&1;; esac || missing="$$missing $${p#*:}"; done; \
 	if [ -n "$$missing" ]; then echo "installing$$missing (apt)"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; fi
 	@for d in $(NPM_TEST_DIRS); do \
 		[ -d $$d/node_modules ] || (cd $$d && npm ci --no-audit --no-fund --loglevel=error) || exit 1; \
 	done
+
+# ARM64 under qemu-user: the kernel and model tests cross-compiled for arm64
+# and run with -cpu max (NEON with dotprod and i8mm; TestNEONInt8Variants
+# also runs the int8 tests at the lower variants) and -cpu cortex-a53 (no
+# dotprod: the base int8 variant, picked at run time). This checks results
+# only; qemu says nothing about speed on ARM hardware. -short, the -run
+# filters and skipping TestLevels/neon (the same tests as the top level there)
+# keep it to a few minutes.
+ARM64_GO   := GOARCH=arm64 CGO_ENABLED=1 CC=aarch64-linux-gnu-gcc $(GO)
+QEMU_ARM64 := qemu-aarch64-static -L /usr/aarch64-linux-gnu
+ARM64_OUT  := $(CURDIR)/.test-arm64
+# The model tests that take the int8 path (MLX 4-bit fixtures, GGUF Q4_0 and
+# Q8_0 against safetensors on the random fixtures) or check batching and Info.
+ARM64_MODEL_RUN  := TestInt8Fixtures|TestGGUFMatchesSafetensors|TestBatchEqualsAlone|TestInfo
+ARM64_MODEL_SKIP := TestGGUFMatchesSafetensors/dev-trained
+
+test-arm64: test-deps
+	@mkdir -p $(ARM64_OUT)
+	$(ARM64_GO) test -c -o $(ARM64_OUT)/kernels.test ./inference/kernels
+	$(ARM64_GO) test -c -o $(ARM64_OUT)/model.test ./inference/model
+	cd inference/kernels && $(QEMU_ARM64) -cpu max $(ARM64_OUT)/kernels.test -test.short -test.skip 'TestLevels/neon'
+	cd inference/kernels && $(QEMU_ARM64) -cpu cortex-a53 $(ARM64_OUT)/kernels.test -test.short \
+		-test.run 'Packed|Int8|MatMulGGUF|MatMulKRandom|NEON'
+	cd inference/model && $(QEMU_ARM64) -cpu max $(ARM64_OUT)/model.test -test.short \
+		-test.run '$(ARM64_MODEL_RUN)' -test.skip '$(ARM64_MODEL_SKIP)'
 
 # Parsers of untrusted input, fuzzed for a bounded time on every test run
 # (go test runs one fuzz target at a time). A count of inputs rather than a

@@ -77,12 +77,20 @@ func clearRows(j *matMulJob, lo, hi int) {
 // hasVNNI is whether the CPU has AVX-512 VNNI (the int8 path's need).
 var hasVNNI = C.k_has_vnni() != 0
 
-// hasPacked is whether weights can be packed for simd_packed.c.
-var hasPacked = hasVNNI
+// hasNEONInt8 is whether the ARM64 int8 kernels are built (every AArch64
+// CPU runs them; simd_packed_neon.c picks sdot or smmla at run time).
+var hasNEONInt8 = C.k_has_neon_i8() != 0
+
+// hasPacked is whether weights can be packed for simd_packed.c or
+// simd_packed_neon.c.
+var hasPacked = hasVNNI || hasNEONInt8
 
 // int8Available reports whether the int8 path runs at the current level:
-// AVX-512 with VNNI, so that the lower levels stay float when forced.
-func int8Available() bool { return hasVNNI && C.k_level() == C.K_AVX512 }
+// AVX-512 with VNNI, or NEON, so that the lower levels stay float when forced.
+func int8Available() bool {
+	l := C.k_level()
+	return hasVNNI && l == C.K_AVX512 || hasNEONInt8 && l == C.K_NEON
+}
 
 // i8Type is the weight type code of k_quant_act_i8.
 func i8Type(j *matMulJob) int {
@@ -217,3 +225,10 @@ func setLevel(l int) int { return int(C.k_set_level(C.int(l))) }
 
 // bestLevel is the level chosen at start-up.
 func bestLevel() int { return int(C.k_detect()) }
+
+// neonInt8Names names the ARM64 int8 variants (k_neon_i8_variant).
+var neonInt8Names = [...]string{"base", "dotprod", "i8mm"}
+
+// setNEONInt8 forces an ARM64 int8 variant at most the CPU's best (tests);
+// it returns the one in use, -1 off ARM64.
+func setNEONInt8(v int) int { return int(C.k_neon_i8_set(C.int(v))) }

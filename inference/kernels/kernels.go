@@ -10,9 +10,10 @@
 // so decoding a batch of sequences costs about one pass over the weights.
 // Activations stay float32 (results match the dequantized reference to
 // float rounding) except for GGUF Q8_0 and Q4_0 and MLX 4-bit weights on
-// CPUs with AVX-512 VNNI: there each activation row is quantized to int8 per
-// 32-element block (scale max|x|/127) and dotted in integers, as llama.cpp
-// does for its quantized formats. Such weights are usually repacked at load
+// CPUs with AVX-512 VNNI and on ARM64 (simd_packed_neon.c): there each
+// activation row is quantized to int8 per 32-element block (scale
+// max|x|/127) and dotted in integers, as llama.cpp does for its quantized
+// formats. Such weights are usually repacked at load
 // (Packed) so that one register holds codes of 16 rows. IMPETUS_INT8=0 in
 // the environment, or SetInt8Activations(false), keeps everything in float;
 // IMPETUS_INT8_MLX=0 or SetInt8MLX(false) does so for MLX weights only. The

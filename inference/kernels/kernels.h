@@ -49,7 +49,8 @@ void k_quant_act_i8(int8_t *q, float *d, int32_t *s, float *dv, int32_t *cv, con
 void k_matmul_gguf_i8(float *out, const int8_t *xq, const float *xd, const int32_t *xs, const float *xdv,
                       const int32_t *xc, int n, const uint8_t *w, int type, int rows, int cols, int lo, int hi);
 
-// Packed int8 kernels (simd_packed.c, packed.go; AVX-512 VNNI). Codes are
+// Packed int8 kernels (simd_packed.c, packed.go; AVX-512 VNNI; on ARM64
+// simd_packed_neon.c). Codes are
 // [rows/16][cols/32][vectors][16 rows][4 bytes]: 4-bit codes (K_PK_Q4,
 // K_PK_Q4K) hold elements j and j+16 of a 32-block in the low and high
 // nibble of byte j, 8-bit codes (K_PK_Q8) hold code+128; K_PK_Q5 and
@@ -68,6 +69,15 @@ void k_packed_quant(int8_t *q, float *d, int32_t *c, float *e, const float *x, i
 void k_matmul_packed(float *out, const int8_t *xq, const float *xd, const int32_t *xc, const float *xe, int n,
                      const uint8_t *codes, const void *sc, const void *bi, int kind, int sfmt, int group, int rows,
                      int cols, int lo, int hi);
+
+// ARM64 (simd_packed_neon.c): the int8 and packed entry points above run on
+// every AArch64 CPU at the NEON level, with sdot (dotprod) and smmla (i8mm)
+// where the CPU has them; k_has_neon_i8 reports them built (0 elsewhere),
+// k_neon_i8_variant the one in use (0 base, 1 dotprod, 2 i8mm; -1 none),
+// and k_neon_i8_set forces a lower one (tests) and returns the one in use.
+int k_has_neon_i8(void);
+int k_neon_i8_variant(void);
+int k_neon_i8_set(int v);
 
 // Items are (query row, KV head) pairs: lo/hi index t*nKVHeads+kvh.
 size_t k_attention_scratch(int nKV, int nHeads, int nKVHeads);

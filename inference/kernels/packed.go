@@ -18,7 +18,9 @@ import (
 // source (same codes, same scales, same rounding of activations as the int8
 // path) at about the same bits per weight; only their order in memory (and,
 // for Q5_0 and Q6_K, the split of each code between nibble and high bits)
-// changes. Pack* return nil where the CPU lacks AVX-512 VNNI or the shape
+// changes. On ARM64 (simd_packed_neon.c) the same layout feeds sdot (four
+// rows per 128-bit quarter) and smmla (two rows, eight codes deep).
+// Pack* return nil where the CPU lacks AVX-512 VNNI (x86) or the shape
 // does not tile (rows%16, cols%32, and cols%256 for Q4_K and Q6_K), and the
 // caller keeps using the source format.
 type Packed struct {
@@ -56,7 +58,7 @@ const (
 const packedTile = 16
 
 // Active reports whether the packed kernel runs at the current settings
-// (the int8 path on, at the AVX-512 level); otherwise callers multiply by
+// (the int8 path on, at the AVX-512 or NEON level); otherwise callers multiply by
 // the source weights.
 func (p *Packed) Active() bool {
 	if p == nil || !Int8Activations() {

@@ -93,8 +93,9 @@ func ggufFormatNamed(name string) ggufFormat {
 	panic("no format " + name)
 }
 
-// TestPacked checks the packed kernels against the int8 definition and the
-// float reference, and that each output is bit-identical whatever n, the
+// TestPacked checks the packed kernels against the int8 definition (every
+// format by its dequantized values; Q8_0 and Q4_0 also by their codes) and
+// the float reference, and that each output is bit-identical whatever n, the
 // other rows of the batch and the thread count.
 func TestPacked(t *testing.T) {
 	defer SetInt8MLX(SetInt8MLX(true))
@@ -136,12 +137,47 @@ func TestPacked(t *testing.T) {
 					c.def(def, x, nMax)
 					closeTo(t, c.name+" vs int8 definition", single, def, 1e-4)
 				}
+				def := make([]float32, nMax*rows)
+				matMulInt8Dequant(def, x, nMax, c.wf, rows, cols)
+				closeTo(t, c.name+" vs int8 definition (dequantized)", single, def, 1e-4)
 				fl := make([]float32, nMax*rows)
 				MatMulF32Ref(fl, x, nMax, c.wf, rows, cols)
 				int8Close(t, c.name+" vs float", single, fl, x, c.wf, nMax, rows, cols, 5e-3)
 			}
 		}
 	})
+}
+
+// matMulInt8Dequant defines the int8 path for any weight format by its
+// dequantized values wf: each activation rounded to int8 per 32-element
+// block as in matMulInt8Ref and scaled back, times wf, summed in float64.
+// The kernels' integer sums times the file's scales and biases are the same
+// numbers up to float32 rounding.
+func matMulInt8Dequant(out, x []float32, n int, wf []float32, rows, cols int) {
+	xr := make([]float64, cols)
+	for b := 0; b < n; b++ {
+		for k := 0; k < cols/32; k++ {
+			blk := x[b*cols+k*32 : b*cols+k*32+32]
+			var amax float32
+			for _, v := range blk {
+				amax = max(amax, float32(math.Abs(float64(v))))
+			}
+			var id float32
+			if amax > 0 {
+				id = 127 / amax
+			}
+			for i, v := range blk {
+				xr[k*32+i] = math.RoundToEven(float64(v*id)) * float64(amax/127)
+			}
+		}
+		for o := 0; o < rows; o++ {
+			var sum float64
+			for e, w := range wf[o*cols : (o+1)*cols] {
+				sum += float64(w) * xr[e]
+			}
+			out[b*rows+o] = float32(sum)
+		}
+	}
 }
 
 // TestPackedNaN checks that a NaN activation reaches its row's outputs only.

@@ -288,7 +288,7 @@ void k_matmul_packed(float *out, const int8_t *xq, const float *xd, const int32_
 
 #pragma GCC pop_options
 
-#else
+#elif !defined(__aarch64__) // ARM64: simd_packed_neon.c
 
 void k_packed_quant(int8_t *q, float *d, int32_t *c, float *e, const float *x, int n, int cols, int off, int hoff,
                     int group) {

@@ -292,7 +292,7 @@ void k_matmul_mlx4_i8(float *out, const int8_t *xq, const float *xd, const int32
 
 #pragma GCC pop_options
 
-#else
+#elif !defined(__aarch64__) // ARM64: simd_packed_neon.c
 
 int k_has_vnni(void) { return 0; }
 void k_matmul_mlx4_i8(float *out, const int8_t *xq, const float *xd, const int32_t *xs, const float *xdv,
