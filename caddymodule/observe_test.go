@@ -46,13 +46,23 @@ func observeConfig(dir, addr, admin string, memPercent int, mode string) []byte 
 
 func fetch(t *testing.T, method, url, body string) (int, http.Header, []byte) {
 	t.Helper()
-	req, err := http.NewRequest(method, url, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, url, err)
+	var resp *http.Response
+	for attempt := 0; ; attempt++ {
+		req, err := http.NewRequest(method, url, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err = http.DefaultClient.Do(req)
+		if err == nil {
+			break
+		}
+		// Right after an in-process reload, a connection the old server
+		// accepted may be closed by its graceful shutdown before any
+		// response: no answer at all, which clients retry (as SDKs do).
+		if method != "GET" || attempt == 2 {
+			t.Fatalf("%s %s: %v", method, url, err)
+		}
+		http.DefaultClient.CloseIdleConnections()
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)

@@ -105,8 +105,7 @@ func DefaultModelsDir() string {
 // Engine owns the models and the scheduler loop. One Engine serves many
 // server configurations in turn: it outlives config reloads.
 type Engine struct {
-	opts    atomic.Pointer[Options] // replaced whole by Reconfigure
-	started time.Time
+	opts atomic.Pointer[Options] // replaced whole by Reconfigure
 
 	mu     sync.Mutex
 	loaded map[string]*LoadedModel // by model id
@@ -132,7 +131,7 @@ func New(opts Options) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &Engine{started: time.Now(), loaded: map[string]*LoadedModel{}, stop: make(chan struct{}), done: make(chan struct{}),
+	e := &Engine{loaded: map[string]*LoadedModel{}, stop: make(chan struct{}), done: make(chan struct{}),
 		retune: make(chan struct{}, 1), kv: newKVPool(int64(opts.KVCacheMB) << 20), keys: newKeyLimiter(opts.MaxConcurrentPerKey)}
 	e.opts.Store(&opts)
 	if opts.Threads > 0 {
@@ -239,9 +238,6 @@ func (e *Engine) Options() Options {
 	o.Threads = kernels.Threads()
 	return o
 }
-
-// Started is when the engine was created.
-func (e *Engine) Started() time.Time { return e.started }
 
 // Heartbeat is the time up to which every scheduler has made progress: now
 // while each is idle or between steps, else when the oldest running step
