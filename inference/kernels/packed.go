@@ -59,7 +59,7 @@ const packedTile = 16
 // (the int8 path on, at the AVX-512 level); otherwise callers multiply by
 // the source weights.
 func (p *Packed) Active() bool {
-	if p == nil || !Int8Activations() {
+	if p == nil || !int8Acts.Load() || !packedAvailable() {
 		return false
 	}
 	return !p.mlx || mlxInt8.Load()
@@ -69,7 +69,7 @@ func (p *Packed) Active() bool {
 func (p *Packed) Bytes() int { return len(p.codes) + len(p.scales) + len(p.biases) }
 
 func packable(rows, cols int) bool {
-	return hasPacked && rows > 0 && cols > 0 && rows%packedTile == 0 && cols%32 == 0
+	return packedAvailable() && rows > 0 && cols > 0 && rows%packedTile == 0 && cols%32 == 0
 }
 
 // PackQ4_0 packs a GGUF Q4_0 matrix of rows×cols (w holds its blocks).
