@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"os"
 	"strings"
 	"testing"
 )
@@ -189,5 +190,31 @@ func TestSetLevel(t *testing.T) {
 		if LevelName() == name {
 			t.Errorf("SetLevel(%q) failed but the level changed", name)
 		}
+	}
+}
+
+// With IMPETUS_BENCH_LEVELS=1 the packed benchmarks run every packed
+// variant of the CPU (BenchmarkPackedQ4_0/.../avx512 ...), interleaved.
+func init() {
+	if os.Getenv("IMPETUS_BENCH_LEVELS") != "1" {
+		return
+	}
+	packedBenchVariants = func() []benchVariant {
+		var bs []benchVariant
+		for _, v := range levelVariants() {
+			if v.level == 0 {
+				continue
+			}
+			bs = append(bs, benchVariant{v.String(), func() func() {
+				best := bestLevel()
+				setLevel(v.level)
+				prev := setAVXVNNI(v.avxVNNI)
+				return func() {
+					setAVXVNNI(prev)
+					setLevel(best)
+				}
+			}})
+		}
+		return bs
 	}
 }

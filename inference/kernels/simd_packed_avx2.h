@@ -172,120 +172,109 @@ PK2_AI void PK2(dot_q6)(const __m256i w[8], const int8_t *xb, int32_t c0, int32_
 #endif
 }
 
-// Rows 16g..16g+15 against NB activation rows, as pk_group in simd_packed.c.
-PK2_AI void PK2(group)(float *out, const int8_t *xq, const float *xd, const int32_t *xc, const float *xe,
-                       const int NB, const int KIND, const uint8_t *codes, const void *sc, const void *bi, int sfmt,
-                       int group, int rows, int cols, int g) {
+// Rows 16g+8h..16g+8h+7 against NB activation rows, as pk_group in
+// simd_packed.c for one half of its rows. The halves run one after the
+// other (the second reads the group's codes again from cache): 16 ymm
+// registers hold the eight code vectors and four accumulators, not eight.
+PK2_AI void PK2(half)(float *out, const int8_t *xq, const float *xd, const int32_t *xc, const float *xe,
+                      const int NB, const int KIND, const uint8_t *codes, const void *sc, const void *bi, int sfmt,
+                      int group, int rows, int cols, int g, int h) {
     const int nb = cols / 32, nsb = cols / 256;
     const size_t cb = KIND == K_PK_Q8 ? 512 : KIND == K_PK_Q6K ? 384 : KIND == K_PK_Q5 ? 320 : 256;
-    const uint8_t *cp = codes + (size_t)g * nb * cb;
-    __m256 f[4][2];
-    for (int bb = 0; bb < NB; bb++) f[bb][0] = f[bb][1] = _mm256_setzero_ps();
+    const uint8_t *cp = codes + (size_t)g * nb * cb + 32 * h;
+    __m256 f[4];
+    for (int bb = 0; bb < NB; bb++) f[bb] = _mm256_setzero_ps();
     __m256i w[8];
     if (KIND == K_PK_Q6K) {
         const uint8_t *sp = (const uint8_t *)sc + (size_t)g * nsb * 288;
         for (int sb = 0; sb < nsb; sb++, sp += 288) {
+            const __m256 dv = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(sp + 16 * h)));
+            const __m256 dv4 = _mm256_mul_ps(dv, _mm256_set1_ps(0.25f));
             for (int k = sb * 8; k < sb * 8 + 8; k++) {
-                pk2_prefetch(cp + (size_t)k * cb, cb);
-                for (int h = 0; h < 2; h++) {
-                    const __m256 dv = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(sp + 16 * h)));
-                    const __m256 dv4 = _mm256_mul_ps(dv, _mm256_set1_ps(0.25f));
-                    PK2(load)(w, cp + (size_t)k * cb + 32 * h, KIND);
-                    const __m256 s0 = PK2(sub8)(sp + 32 + 32 * (k - sb * 8) + 8 * h, dv, 1);
-                    const __m256 s1 = PK2(sub8)(sp + 48 + 32 * (k - sb * 8) + 8 * h, dv4, 1);
-                    for (int bb = 0; bb < NB; bb++) {
-                        const size_t at = (size_t)bb * nb + k;
-                        __m256i a0, a1;
-                        PK2(dot_q6)(w, xq + (size_t)bb * cols + (size_t)k * 32, xc[2 * at], xc[2 * at + 1], &a0, &a1);
-                        f[bb][h] = _mm256_fmadd_ps(
-                            _mm256_fmadd_ps(_mm256_cvtepi32_ps(a1), s1, _mm256_mul_ps(_mm256_cvtepi32_ps(a0), s0)),
-                            _mm256_set1_ps(xd[at]), f[bb][h]);
-                    }
+                if (!h) pk2_prefetch(cp + (size_t)k * cb, cb);
+                PK2(load)(w, cp + (size_t)k * cb, KIND);
+                const __m256 s0 = PK2(sub8)(sp + 32 + 32 * (k - sb * 8) + 8 * h, dv, 1);
+                const __m256 s1 = PK2(sub8)(sp + 48 + 32 * (k - sb * 8) + 8 * h, dv4, 1);
+                for (int bb = 0; bb < NB; bb++) {
+                    const size_t at = (size_t)bb * nb + k;
+                    __m256i a0, a1;
+                    PK2(dot_q6)(w, xq + (size_t)bb * cols + (size_t)k * 32, xc[2 * at], xc[2 * at + 1], &a0, &a1);
+                    f[bb] = _mm256_fmadd_ps(
+                        _mm256_fmadd_ps(_mm256_cvtepi32_ps(a1), s1, _mm256_mul_ps(_mm256_cvtepi32_ps(a0), s0)),
+                        _mm256_set1_ps(xd[at]), f[bb]);
                 }
             }
         }
     } else if (KIND == K_PK_Q5) {
         for (int k = 0; k < nb; k++) {
-            pk2_prefetch(cp + (size_t)k * cb, cb);
-            for (int h = 0; h < 2; h++) {
-                PK2(load)(w, cp + (size_t)k * cb + 32 * h, KIND);
-                const __m256 s = PK2(load8)(sc, ((size_t)g * nb + k) * 16 + 8 * h, sfmt);
-                for (int bb = 0; bb < NB; bb++) {
-                    const size_t at = (size_t)bb * nb + k;
-                    const __m256i a = PK2(dot_q5)(w, xq + (size_t)bb * cols + (size_t)k * 32, xc[at]);
-                    f[bb][h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(a), _mm256_mul_ps(s, _mm256_set1_ps(xd[at])), f[bb][h]);
-                }
+            if (!h) pk2_prefetch(cp + (size_t)k * cb, cb);
+            PK2(load)(w, cp + (size_t)k * cb, KIND);
+            const __m256 s = PK2(load8)(sc, ((size_t)g * nb + k) * 16 + 8 * h, sfmt);
+            for (int bb = 0; bb < NB; bb++) {
+                const size_t at = (size_t)bb * nb + k;
+                const __m256i a = PK2(dot_q5)(w, xq + (size_t)bb * cols + (size_t)k * 32, xc[at]);
+                f[bb] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(a), _mm256_mul_ps(s, _mm256_set1_ps(xd[at])), f[bb]);
             }
         }
     } else if (KIND == K_PK_Q4K) {
         const uint8_t *sp = (const uint8_t *)sc + (size_t)g * nsb * 320;
         for (int sb = 0; sb < nsb; sb++, sp += 320) {
+            const __m256 dv = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(sp + 16 * h)));
+            const __m256 mv = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(sp + 32 + 16 * h)));
             for (int k = sb * 8; k < sb * 8 + 8; k++) {
-                pk2_prefetch(cp + (size_t)k * cb, cb);
-                for (int h = 0; h < 2; h++) {
-                    const __m256 dv = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(sp + 16 * h)));
-                    const __m256 mv = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(sp + 32 + 16 * h)));
-                    PK2(load)(w, cp + (size_t)k * cb + 32 * h, KIND);
-                    const __m256 s = PK2(sub8)(sp + 64 + 16 * (k - sb * 8) + 8 * h, dv, 0);
-                    const __m256 m = PK2(sub8)(sp + 192 + 16 * (k - sb * 8) + 8 * h, mv, 0);
-                    for (int bb = 0; bb < NB; bb++) {
-                        const size_t at = (size_t)bb * nb + k;
-                        const __m256i a = PK2(dot)(w, xq + (size_t)bb * cols + (size_t)k * 32, xc[at], KIND);
-                        const __m256 t = _mm256_fmadd_ps(_mm256_cvtepi32_ps(a), _mm256_mul_ps(s, _mm256_set1_ps(xd[at])),
-                                                         f[bb][h]);
-                        f[bb][h] = _mm256_fnmadd_ps(m, _mm256_set1_ps(xe[at]), t);
-                    }
+                if (!h) pk2_prefetch(cp + (size_t)k * cb, cb);
+                PK2(load)(w, cp + (size_t)k * cb, KIND);
+                const __m256 s = PK2(sub8)(sp + 64 + 16 * (k - sb * 8) + 8 * h, dv, 0);
+                const __m256 m = PK2(sub8)(sp + 192 + 16 * (k - sb * 8) + 8 * h, mv, 0);
+                for (int bb = 0; bb < NB; bb++) {
+                    const size_t at = (size_t)bb * nb + k;
+                    const __m256i a = PK2(dot)(w, xq + (size_t)bb * cols + (size_t)k * 32, xc[at], KIND);
+                    const __m256 t =
+                        _mm256_fmadd_ps(_mm256_cvtepi32_ps(a), _mm256_mul_ps(s, _mm256_set1_ps(xd[at])), f[bb]);
+                    f[bb] = _mm256_fnmadd_ps(m, _mm256_set1_ps(xe[at]), t);
                 }
             }
         }
     } else if (group == 0) {
         for (int k = 0; k < nb; k++) {
-            pk2_prefetch(cp + (size_t)k * cb, cb);
-            for (int h = 0; h < 2; h++) {
-                PK2(load)(w, cp + (size_t)k * cb + 32 * h, KIND);
-                const __m256 s = PK2(load8)(sc, ((size_t)g * nb + k) * 16 + 8 * h, sfmt);
-                for (int bb = 0; bb < NB; bb++) {
-                    const size_t at = (size_t)bb * nb + k;
-                    const __m256i a = PK2(dot)(w, xq + (size_t)bb * cols + (size_t)k * 32, xc[at], KIND);
-                    f[bb][h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(a), _mm256_mul_ps(s, _mm256_set1_ps(xd[at])), f[bb][h]);
-                }
+            if (!h) pk2_prefetch(cp + (size_t)k * cb, cb);
+            PK2(load)(w, cp + (size_t)k * cb, KIND);
+            const __m256 s = PK2(load8)(sc, ((size_t)g * nb + k) * 16 + 8 * h, sfmt);
+            for (int bb = 0; bb < NB; bb++) {
+                const size_t at = (size_t)bb * nb + k;
+                const __m256i a = PK2(dot)(w, xq + (size_t)bb * cols + (size_t)k * 32, xc[at], KIND);
+                f[bb] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(a), _mm256_mul_ps(s, _mm256_set1_ps(xd[at])), f[bb]);
             }
         }
     } else {
         const int bpg = group / 32, ng = cols / group;
         for (int gi = 0; gi < ng; gi++) {
+            const __m256 s = PK2(load8)(sc, ((size_t)g * ng + gi) * 16 + 8 * h, sfmt);
             for (int k = gi * bpg; k < (gi + 1) * bpg; k++) {
-                pk2_prefetch(cp + (size_t)k * cb, cb);
-                for (int h = 0; h < 2; h++) {
-                    const __m256 s = PK2(load8)(sc, ((size_t)g * ng + gi) * 16 + 8 * h, sfmt);
-                    PK2(load)(w, cp + (size_t)k * cb + 32 * h, KIND);
-                    for (int bb = 0; bb < NB; bb++) {
-                        const size_t at = (size_t)bb * nb + k;
-                        const __m256i a = PK2(dot)(w, xq + (size_t)bb * cols + (size_t)k * 32, xc[at], KIND);
-                        f[bb][h] =
-                            _mm256_fmadd_ps(_mm256_cvtepi32_ps(a), _mm256_mul_ps(s, _mm256_set1_ps(xd[at])), f[bb][h]);
-                    }
+                if (!h) pk2_prefetch(cp + (size_t)k * cb, cb);
+                PK2(load)(w, cp + (size_t)k * cb, KIND);
+                for (int bb = 0; bb < NB; bb++) {
+                    const size_t at = (size_t)bb * nb + k;
+                    const __m256i a = PK2(dot)(w, xq + (size_t)bb * cols + (size_t)k * 32, xc[at], KIND);
+                    f[bb] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(a), _mm256_mul_ps(s, _mm256_set1_ps(xd[at])), f[bb]);
                 }
             }
-            for (int h = 0; h < 2; h++) {
-                const __m256 bv = PK2(load8)(bi, ((size_t)g * ng + gi) * 16 + 8 * h, sfmt);
-                for (int bb = 0; bb < NB; bb++)
-                    f[bb][h] = _mm256_fmadd_ps(bv, _mm256_set1_ps(xe[(size_t)bb * ng + gi]), f[bb][h]);
-            }
+            const __m256 bv = PK2(load8)(bi, ((size_t)g * ng + gi) * 16 + 8 * h, sfmt);
+            for (int bb = 0; bb < NB; bb++)
+                f[bb] = _mm256_fmadd_ps(bv, _mm256_set1_ps(xe[(size_t)bb * ng + gi]), f[bb]);
         }
     }
-    for (int bb = 0; bb < NB; bb++)
-        for (int h = 0; h < 2; h++) _mm256_storeu_ps(out + (size_t)bb * rows + (size_t)g * 16 + 8 * h, f[bb][h]);
+    for (int bb = 0; bb < NB; bb++) _mm256_storeu_ps(out + (size_t)bb * rows + (size_t)g * 16 + 8 * h, f[bb]);
 }
 
 #define PK2_NB(NB)                                                                                                 \
     do {                                                                                                           \
         switch (kind) {                                                                                            \
-        case K_PK_Q8: PK2(group)(o, q, d, c, e, NB, K_PK_Q8, codes, sc, bi, sfmt, group, rows, cols, g); break;    \
-        case K_PK_Q6K: PK2(group)(o, q, d, c, e, NB, K_PK_Q6K, codes, sc, bi, sfmt, group, rows, cols, g); break;  \
-        case K_PK_Q5: PK2(group)(o, q, d, c, e, NB, K_PK_Q5, codes, sc, bi, sfmt, group, rows, cols, g); break;    \
-        case K_PK_Q4K: PK2(group)(o, q, d, c, e, NB, K_PK_Q4K, codes, sc, bi, sfmt, group, rows, cols, g); break;  \
-        default: PK2(group)(o, q, d, c, e, NB, K_PK_Q4, codes, sc, bi, sfmt, group, rows, cols, g); break;         \
+        case K_PK_Q8: PK2(half)(o, q, d, c, e, NB, K_PK_Q8, codes, sc, bi, sfmt, group, rows, cols, g, h); break;    \
+        case K_PK_Q6K: PK2(half)(o, q, d, c, e, NB, K_PK_Q6K, codes, sc, bi, sfmt, group, rows, cols, g, h); break;  \
+        case K_PK_Q5: PK2(half)(o, q, d, c, e, NB, K_PK_Q5, codes, sc, bi, sfmt, group, rows, cols, g, h); break;    \
+        case K_PK_Q4K: PK2(half)(o, q, d, c, e, NB, K_PK_Q4K, codes, sc, bi, sfmt, group, rows, cols, g, h); break;  \
+        default: PK2(half)(o, q, d, c, e, NB, K_PK_Q4, codes, sc, bi, sfmt, group, rows, cols, g, h); break;         \
         }                                                                                                          \
     } while (0)
 
@@ -301,11 +290,13 @@ void PK2(pk_matmul)(float *out, const int8_t *xq, const float *xd, const int32_t
         const float *e = xe ? xe + (size_t)b0 * ng : 0;
         const int nbk = n - b0 < 4 ? n - b0 : 4;
         for (int g = lo / 16; g < hi / 16; g++) {
-            switch (nbk) {
-            case 1: PK2_NB(1); break;
-            case 2: PK2_NB(2); break;
-            case 3: PK2_NB(3); break;
-            default: PK2_NB(4); break;
+            for (int h = 0; h < 2; h++) {
+                switch (nbk) {
+                case 1: PK2_NB(1); break;
+                case 2: PK2_NB(2); break;
+                case 3: PK2_NB(3); break;
+                default: PK2_NB(4); break;
+                }
             }
         }
     }
