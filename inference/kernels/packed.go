@@ -18,8 +18,10 @@ import (
 // source (same codes, same scales, same rounding of activations as the int8
 // path) at about the same bits per weight; only their order in memory (and,
 // for Q5_0 and Q6_K, the split of each code between nibble and high bits)
-// changes. Pack* return nil where the CPU lacks AVX-512 VNNI or the shape
-// does not tile (rows%16, cols%32, and cols%256 for Q4_K and Q6_K), and the
+// changes. The AVX2 kernels (simd_packed_avx2.c) read the same layout as
+// two ymm halves of 8 rows and give the same bits, so the level may change
+// after packing (SetLevel). Pack* return nil where the current level has no
+// packed kernels (scalar, or a CPU without AVX2) or the shape does not tile (rows%16, cols%32, and cols%256 for Q4_K and Q6_K), and the
 // caller keeps using the source format.
 type Packed struct {
 	rows, cols int
@@ -56,8 +58,8 @@ const (
 const packedTile = 16
 
 // Active reports whether the packed kernel runs at the current settings
-// (the int8 path on, at the AVX-512 level); otherwise callers multiply by
-// the source weights.
+// (the int8 path on, at the AVX2 or AVX-512 level); otherwise callers
+// multiply by the source weights.
 func (p *Packed) Active() bool {
 	if p == nil || !int8Acts.Load() || !packedAvailable() {
 		return false
