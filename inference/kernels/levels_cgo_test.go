@@ -7,6 +7,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 )
@@ -216,5 +217,37 @@ func init() {
 			}})
 		}
 		return bs
+	}
+}
+
+// TestEnvLevel runs this test binary again with IMPETUS_SIMD set: a level
+// the CPU runs is applied at start-up, a bad one is reported (stderr and
+// EnvLevelError) and leaves the best level.
+func TestEnvLevel(t *testing.T) {
+	if v := os.Getenv("IMPETUS_TEST_ENV_LEVEL"); v != "" {
+		err := EnvLevelError()
+		fmt.Printf("level=%s err=%v\n", LevelName(), err)
+		return
+	}
+	best := levelNames[bestLevel()]
+	for _, c := range []struct{ env, level, err string }{
+		{"scalar", "scalar", "<nil>"},
+		{best, best, "<nil>"},
+		{"avx3", best, `IMPETUS_SIMD="avx3": kernels: unknown SIMD level "avx3"`},
+	} {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestEnvLevel$", "-test.count=1")
+		cmd.Env = append(os.Environ(), "IMPETUS_SIMD="+c.env, "IMPETUS_TEST_ENV_LEVEL=1")
+		var stdout, stderr strings.Builder
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("IMPETUS_SIMD=%s: %v\n%s%s", c.env, err, stdout.String(), stderr.String())
+		}
+		want := "level=" + c.level + " err=" + c.err
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("IMPETUS_SIMD=%s: output %q, want %q", c.env, stdout.String(), want)
+		}
+		if c.err != "<nil>" && !strings.Contains(stderr.String(), "impetus: "+c.err) {
+			t.Errorf("IMPETUS_SIMD=%s: stderr %q names no error", c.env, stderr.String())
+		}
 	}
 }
