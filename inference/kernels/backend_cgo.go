@@ -9,7 +9,10 @@ package kernels
 */
 import "C"
 
-import "unsafe"
+import (
+	"fmt"
+	"unsafe"
+)
 
 // With cgo the kernels run in C (kernels.c, simd_*.c); the Go pool splits
 // matmul rows and attention items into chunks, one cgo call per chunk.
@@ -81,9 +84,39 @@ var hasVNNI = C.k_has_vnni() != 0
 // CPU runs them; simd_packed_neon.c picks sdot or smmla at run time).
 var hasNEONInt8 = C.k_has_neon_i8() != 0
 
-// hasPacked is whether weights can be packed for simd_packed.c or
-// simd_packed_neon.c.
-var hasPacked = hasVNNI || hasNEONInt8
+// packedAvailable reports whether packed kernels (simd_packed*.c) run at
+// the current level: AVX2 or AVX-512 on x86, NEON on ARM64.
+func packedAvailable() bool {
+	return C.k_pk_level() != C.K_PKL_NONE || hasNEONInt8 && C.k_level() == C.K_NEON
+}
+
+// packedVariant names the packed kernels of the current level, "" if none.
+func packedVariant() string {
+	switch C.k_pk_level() {
+	case C.K_PKL_AVX2:
+		return "avx2"
+	case C.K_PKL_AVXVNNI:
+		return "avx-vnni"
+	case C.K_PKL_AVX512:
+		return "avx512-vnni"
+	}
+	if hasNEONInt8 && C.k_level() == C.K_NEON {
+		return "neon-int8"
+	}
+	return ""
+}
+// hasAVXVNNI reports whether the CPU has AVX-VNNI (vpdpbusd on ymm, VEX).
+func hasAVXVNNI() bool { return C.k_has_avxvnni() != 0 }
+
+// setAVXVNNI lets the AVX2 packed kernels use AVX-VNNI where the CPU has it
+// (the default), or holds them to vpmaddubsw; it returns the previous setting.
+func setAVXVNNI(on bool) bool {
+	v := C.int(0)
+	if on {
+		v = 1
+	}
+	return C.k_set_avxvnni(v) != 0
+}
 
 // int8Available reports whether the int8 path runs at the current level:
 // AVX-512 with VNNI, or NEON, so that the lower levels stay float when forced.
@@ -213,11 +246,62 @@ func rope(x []float32, n, nHeads, headDim, rotDim int, positions []int32, invFre
 		(*C.int32_t)(unsafe.Pointer(unsafe.SliceData(positions))), fp(invFreq), nx, C.float(mscale))
 }
 
-// Level names, indexed by the C enum.
-var levelNames = [...]string{"scalar", "avx2 fma", "avx512", "neon"}
+// Level names, indexed by the C enum (K_SCALAR ...).
+var levelNames = [...]string{"scalar", "avx2", "avx512", "neon"}
 
-// Features names the SIMD level the C kernels selected for this CPU.
-func Features() string { return levelNames[C.k_level()] }
+// Features names the SIMD level the C kernels run at and, where weights
+// are packed, the packed int8 kernels of that level.
+func Features() string {
+	f := levelNames[C.k_level()]
+	if f == "avx2" {
+		f = "avx2 fma"
+	}
+	if v := packedVariant(); v != "" {
+		f += " packed=" + v
+	}
+	return f
+}
+
+// LevelName is the SIMD level the kernels run at: scalar, avx2, avx512 or
+// neon.
+func LevelName() string { return levelNames[C.k_level()] }
+
+// SetLevel holds every kernel of the process at the named SIMD level
+// (scalar, avx2, avx512 or neon), which must be one this CPU runs: the
+// matmuls, attention and elementwise kernels and the packed int8 kernels of
+// that level, never those of a higher one. At scalar (and at avx2 with the
+// pure-Go backend) packed weights are not used; packed copies made at
+// avx2 or avx512 serve both. Meant for start-up (IMPETUS_SIMD, the app's
+// simd option) and benchmarks; it waits for running matmuls.
+func SetLevel(name string) error {
+	l := -1
+	for i, n := range levelNames {
+		if n == name {
+			l = i
+		}
+	}
+	if l < 0 {
+		return fmt.Errorf("kernels: unknown SIMD level %q (want scalar, avx2, avx512 or neon)", name)
+	}
+	if !levelSupported(l) {
+		return fmt.Errorf("kernels: this CPU cannot run SIMD level %q (its best is %s)", name, levelNames[bestLevel()])
+	}
+	p := thePool
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	setLevel(l)
+	return nil
+}
+
+// levelSupported reports whether the CPU runs level l: on x86 every level up
+// to the best one, on ARM64 neon and scalar.
+func levelSupported(l int) bool {
+	best := bestLevel()
+	if l == C.K_SCALAR || l == best {
+		return true
+	}
+	return best != C.K_NEON && l != C.K_NEON && l < best
+}
 
 // setLevel forces a dispatch level (tests); it returns the level in use,
 // which is the best available when the CPU lacks the one asked for.

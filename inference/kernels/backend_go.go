@@ -2,6 +2,8 @@
 
 package kernels
 
+import "fmt"
+
 // Without cgo every kernel runs the portable Go backend (impl_go.go).
 
 func prepMatMul(p *pool, j *matMulJob) {}
@@ -9,8 +11,10 @@ func prepMatMul(p *pool, j *matMulJob) {}
 // int8Available: the Go backend has no int8 path.
 func int8Available() bool { return false }
 
-// hasPacked: the Go backend has no packed kernels.
-const hasPacked = false
+// packedAvailable: the Go backend has no packed kernels.
+func packedAvailable() bool { return false }
+
+func setAVXVNNI(on bool) bool { return false }
 
 func matMulRows(j *matMulJob, worker, lo, hi int)   { matMulRowsGo(j, worker, lo, hi) }
 func attentionItems(j *attnJob, worker, lo, hi int) { attentionItemsGo(j, worker, lo, hi) }
@@ -27,3 +31,11 @@ func rope(x []float32, n, nHeads, headDim, rotDim int, positions []int32, invFre
 
 // Features names the instruction set the kernels use.
 func Features() string { return "go" }
+
+// LevelName is "go": without cgo the kernels are plain Go.
+func LevelName() string { return "go" }
+
+// SetLevel fails: without cgo there are no SIMD levels to choose.
+func SetLevel(name string) error {
+	return fmt.Errorf("kernels: SIMD level %q: this build has no cgo, its kernels are plain Go", name)
+}

@@ -231,12 +231,21 @@ func benchPackedOf(b *testing.B, elems int, random func(r *rand.Rand, rows, cols
 		for _, n := range benchN {
 			x := randSlice(r, n*s.cols, 1)
 			out := make([]float32, n*s.rows)
-			b.Run(fmt.Sprintf("%s/n=%d", s.name, n), func(b *testing.B) {
-				for b.Loop() {
-					pk.MatMul(out, x, n)
+			// Every packed variant of the CPU in turn, interleaved per shape.
+			for _, v := range packedBenchVariants() {
+				name := fmt.Sprintf("%s/n=%d", s.name, n)
+				if v.name != "" {
+					name += "/" + v.name
 				}
-				reportWeights(b, pk.Bytes())
-			})
+				restore := v.use()
+				b.Run(name, func(b *testing.B) {
+					for b.Loop() {
+						pk.MatMul(out, x, n)
+					}
+					reportWeights(b, pk.Bytes())
+				})
+				restore()
+			}
 		}
 	}
 }
@@ -251,4 +260,16 @@ func BenchmarkPackedQ4_K(b *testing.B) {
 }
 func BenchmarkPackedQ6_K(b *testing.B) {
 	benchPackedOf(b, KBlockElems, func(r *rand.Rand, rows, cols int) []byte { return randK(r, rows, cols, Q6_KBlockBytes, 208) }, PackQ6_K)
+}
+
+// benchVariant is a dispatch setting a benchmark runs under.
+type benchVariant struct {
+	name string
+	use  func() (restore func())
+}
+
+// packedBenchVariants lists the packed kernel variants to measure: the
+// current one alone unless levels_cgo_test.go knows the CPU's others.
+var packedBenchVariants = func() []benchVariant {
+	return []benchVariant{{"", func() func() { return func() {} }}}
 }

@@ -37,12 +37,14 @@ func SetInt8MLX(on bool) bool { return mlxInt8.Swap(on) }
 // 1e-2 relative) on CPUs that have the path.
 func SetInt8Activations(on bool) bool { return int8Acts.Swap(on) }
 
-// Int8Activations reports whether Q8_0 and Q4_0 matmuls run with int8
-// activations on this CPU at the current settings.
-func Int8Activations() bool { return int8Acts.Load() && int8Available() }
+// Int8Activations reports whether matmuls run with int8 activations on
+// this CPU at the current settings: Packed weights at the AVX2 and AVX-512
+// levels, and unpacked Q8_0, Q4_0 and MLX 4-bit ones with AVX-512 VNNI.
+func Int8Activations() bool { return int8Acts.Load() && (int8Available() || packedAvailable()) }
 
-// usesInt8 reports whether the matmul j takes the int8 path.
+// usesInt8 reports whether the unpacked matmul j takes the int8 path
+// (simd_vnni.c, AVX-512 VNNI only).
 func (j *matMulJob) usesInt8() bool {
 	ok := j.kind == kindQ8_0 || j.kind == kindQ4_0 || (j.kind == kindMLX && j.bits == 4 && mlxInt8.Load())
-	return ok && j.n > 0 && j.cols > 0 && Int8Activations()
+	return ok && j.n > 0 && j.cols > 0 && int8Acts.Load() && int8Available()
 }

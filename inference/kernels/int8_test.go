@@ -89,8 +89,8 @@ func int8Close(t *testing.T, name string, got, want, x, wf []float32, n, rows, c
 func withInt8(t *testing.T, f func(t *testing.T)) {
 	prev := SetInt8Activations(true)
 	defer SetInt8Activations(prev)
-	if !Int8Activations() {
-		t.Skipf("no int8 path at level %q", Features())
+	if !Int8Activations() || !int8Available() {
+		t.Skipf("no unpacked int8 path at level %q", Features())
 	}
 	f(t)
 }

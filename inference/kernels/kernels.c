@@ -35,6 +35,35 @@ int k_level(void) {
     return level;
 }
 
+int k_has_avxvnni(void) {
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("avxvnni");
+#else
+    return 0;
+#endif
+}
+
+static int avxvnni_off = 0;
+
+int k_set_avxvnni(int on) {
+    const int prev = !avxvnni_off;
+    avxvnni_off = !on;
+    return prev;
+}
+
+int k_pk_level(void) {
+#if defined(__x86_64__)
+    const int lvl = k_level();
+    if (lvl != K_AVX2 && lvl != K_AVX512) return K_PKL_NONE;
+    // AVX-512 without VNNI (Skylake-X) runs the AVX2 kernels.
+    if (lvl == K_AVX512 && k_has_vnni()) return K_PKL_AVX512;
+    return k_has_avxvnni() && !avxvnni_off ? K_PKL_AVXVNNI : K_PKL_AVX2;
+#else
+    return K_PKL_NONE;
+#endif
+}
+
 size_t k_matmul_scratch(int n, int cols) {
     // The scalar level decodes one row at a time; the SIMD levels keep the
     // group sums of every activation row (groups of at least 32).

@@ -10,11 +10,13 @@
 // so decoding a batch of sequences costs about one pass over the weights.
 // Activations stay float32 (results match the dequantized reference to
 // float rounding) except for GGUF Q8_0 and Q4_0 and MLX 4-bit weights on
-// CPUs with AVX-512 VNNI and on ARM64 (simd_packed_neon.c): there each
-// activation row is quantized to int8 per 32-element block (scale
-// max|x|/127) and dotted in integers, as llama.cpp does for its quantized
-// formats. Such weights are usually repacked at load
-// (Packed) so that one register holds codes of 16 rows. IMPETUS_INT8=0 in
+// CPUs with AVX-512 VNNI, Packed weights at the AVX2 and AVX-512 levels,
+// and on ARM64 (simd_packed_neon.c): there each activation row is quantized
+// to int8 per 32-element block (scale max|x|/127) and dotted in integers, as
+// llama.cpp does for its quantized formats. Such weights are usually
+// repacked at load (Packed) so that one register holds codes of 16 rows.
+// IMPETUS_SIMD or SetLevel holds every kernel at a lower level than the
+// CPU's best. IMPETUS_INT8=0 in
 // the environment, or SetInt8Activations(false), keeps everything in float;
 // IMPETUS_INT8_MLX=0 or SetInt8MLX(false) does so for MLX weights only. The
 // kernels' own tests run in float and turn the int8 path on where they

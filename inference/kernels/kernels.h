@@ -14,6 +14,17 @@ int k_detect(void);        // best level this CPU supports
 int k_set_level(int lvl);  // force a level (tests); returns the level in use
 int k_level(void);
 
+// The packed int8 kernels (simd_packed*.c) that run at the current level:
+// none (the float path), AVX2 (vpmaddubsw), AVX2 with AVX-VNNI (vpdpbusd on
+// ymm), or AVX-512 VNNI. All read the same packed layout, so the level can
+// change after weights are packed. k_set_avxvnni(0) holds AVX2 to
+// vpmaddubsw on a CPU with AVX-VNNI (tests, benchmarks of older CPUs); it
+// returns the previous setting.
+enum { K_PKL_NONE = 0, K_PKL_AVX2 = 1, K_PKL_AVXVNNI = 2, K_PKL_AVX512 = 3 };
+int k_pk_level(void);
+int k_has_avxvnni(void);
+int k_set_avxvnni(int on);
+
 // Scratch needed by a matmul chunk, in floats.
 size_t k_matmul_scratch(int n, int cols);
 

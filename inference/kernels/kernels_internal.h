@@ -120,6 +120,17 @@ static inline float k_gelu(float v) {
     return v / (1.0f + expf(-2.0f * y));
 }
 
+// Packed int8 kernels per x86 variant (simd_packed.c, simd_packed_avx2.c),
+// with the arguments of k_packed_quant and k_matmul_packed.
+#define K_DECLARE_PACKED(sfx)                                                                                  \
+    void pk_matmul_##sfx(float *, const int8_t *, const float *, const int32_t *, const float *, int,          \
+                         const uint8_t *, const void *, const void *, int, int, int, int, int, int, int);
+K_DECLARE_PACKED(avx512)
+K_DECLARE_PACKED(avx2)
+K_DECLARE_PACKED(avxvnni)
+void pk_quant_avx512(int8_t *, float *, int32_t *, float *, const float *, int, int, int, int, int);
+void pk_quant_avx2(int8_t *, float *, int32_t *, float *, const float *, int, int, int, int, int);
+
 #define K_DECLARE_LEVEL(sfx)                                                                                   \
     void k_mm_f32_##sfx(float *, const float *, int, const float *, int, int, int, int);                   \
     void k_mm_half_##sfx(float *, const float *, int, const uint16_t *, int, int, int, int, float *, int);  \

@@ -19,9 +19,10 @@ import (
 // path) at about the same bits per weight; only their order in memory (and,
 // for Q5_0 and Q6_K, the split of each code between nibble and high bits)
 // changes. On ARM64 (simd_packed_neon.c) the same layout feeds sdot (four
-// rows per 128-bit quarter) and smmla (two rows, eight codes deep).
-// Pack* return nil where the CPU lacks AVX-512 VNNI (x86) or the shape
-// does not tile (rows%16, cols%32, and cols%256 for Q4_K and Q6_K), and the
+// rows per 128-bit quarter) and smmla (two rows, eight codes deep). The AVX2 kernels (simd_packed_avx2.c) read the same layout as
+// two ymm halves of 8 rows and give the same bits, so the level may change
+// after packing (SetLevel). Pack* return nil where the current level has no
+// packed kernels (scalar, or a CPU without AVX2 or NEON) or the shape does not tile (rows%16, cols%32, and cols%256 for Q4_K and Q6_K), and the
 // caller keeps using the source format.
 type Packed struct {
 	rows, cols int
@@ -58,10 +59,10 @@ const (
 const packedTile = 16
 
 // Active reports whether the packed kernel runs at the current settings
-// (the int8 path on, at the AVX-512 or NEON level); otherwise callers multiply by
-// the source weights.
+// (the int8 path on, at the AVX2, AVX-512 or NEON level); otherwise callers
+// multiply by the source weights.
 func (p *Packed) Active() bool {
-	if p == nil || !Int8Activations() {
+	if p == nil || !int8Acts.Load() || !packedAvailable() {
 		return false
 	}
 	return !p.mlx || mlxInt8.Load()
@@ -71,7 +72,7 @@ func (p *Packed) Active() bool {
 func (p *Packed) Bytes() int { return len(p.codes) + len(p.scales) + len(p.biases) }
 
 func packable(rows, cols int) bool {
-	return hasPacked && rows > 0 && cols > 0 && rows%packedTile == 0 && cols%32 == 0
+	return packedAvailable() && rows > 0 && cols > 0 && rows%packedTile == 0 && cols%32 == 0
 }
 
 // PackQ4_0 packs a GGUF Q4_0 matrix of rows×cols (w holds its blocks).

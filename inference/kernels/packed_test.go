@@ -99,10 +99,7 @@ func ggufFormatNamed(name string) ggufFormat {
 // other rows of the batch and the thread count.
 func TestPacked(t *testing.T) {
 	defer SetInt8MLX(SetInt8MLX(true))
-	withInt8(t, func(t *testing.T) {
-		if !hasPacked {
-			t.Skip("no packed kernels on this CPU")
-		}
+	withPacked(t, func(t *testing.T) {
 		defer SetThreads(Threads())
 		r := rand.New(rand.NewPCG(71, 72))
 		for _, shape := range [][2]int{{16, 32}, {48, 96}, {32, 256}, {64, 1024}, {16, 4864}} {
@@ -180,10 +177,21 @@ func matMulInt8Dequant(out, x []float32, n int, wf []float32, rows, cols int) {
 	}
 }
 
+// withPacked runs f with the int8 path on, skipping where the current
+// level has no packed kernels.
+func withPacked(t *testing.T, f func(t *testing.T)) {
+	prev := SetInt8Activations(true)
+	defer SetInt8Activations(prev)
+	if !packedAvailable() {
+		t.Skipf("no packed kernels at level %q", Features())
+	}
+	f(t)
+}
+
 // TestPackedNaN checks that a NaN activation reaches its row's outputs only.
 func TestPackedNaN(t *testing.T) {
 	defer SetInt8MLX(SetInt8MLX(true))
-	withInt8(t, func(t *testing.T) {
+	withPacked(t, func(t *testing.T) {
 		r := rand.New(rand.NewPCG(73, 74))
 		const rows = 16
 		for _, cols := range []int{96, 256} {

@@ -16,8 +16,8 @@
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")
 
-void k_packed_quant(int8_t *q, float *d, int32_t *c, float *e, const float *x, int n, int cols, int off, int hoff,
-                    int group) {
+void pk_quant_avx512(int8_t *q, float *d, int32_t *c, float *e, const float *x, int n, int cols, int off, int hoff,
+                     int group) {
     const int nb = cols / 32, bpg = group > 0 ? group / 32 : 0, ng = group > 0 ? cols / group : 0;
     for (int b = 0; b < n; b++) {
         float eg = 0;
@@ -264,9 +264,9 @@ static inline __attribute__((always_inline)) void pk_group(float *out, const int
         }                                                                                                     \
     } while (0)
 
-void k_matmul_packed(float *out, const int8_t *xq, const float *xd, const int32_t *xc, const float *xe, int n,
-                     const uint8_t *codes, const void *sc, const void *bi, int kind, int sfmt, int group, int rows,
-                     int cols, int lo, int hi) {
+void pk_matmul_avx512(float *out, const int8_t *xq, const float *xd, const int32_t *xc, const float *xe, int n,
+                      const uint8_t *codes, const void *sc, const void *bi, int kind, int sfmt, int group, int rows,
+                      int cols, int lo, int hi) {
     const int nb = cols / 32, ng = group > 0 ? cols / group : 0, nc = kind == K_PK_Q6K ? 2 * nb : nb;
     for (int b0 = 0; b0 < n; b0 += 4) {
         float *o = out + (size_t)b0 * rows;
@@ -287,6 +287,32 @@ void k_matmul_packed(float *out, const int8_t *xq, const float *xd, const int32_
 }
 
 #pragma GCC pop_options
+
+// The x86 entry points pick the kernels of the current level (k_pk_level):
+// AVX-512 VNNI here, AVX2 with or without AVX-VNNI in simd_packed_avx2.c.
+// Both quantize the activations to the same bits.
+void k_packed_quant(int8_t *q, float *d, int32_t *c, float *e, const float *x, int n, int cols, int off, int hoff,
+                    int group) {
+    if (k_pk_level() == K_PKL_AVX512)
+        pk_quant_avx512(q, d, c, e, x, n, cols, off, hoff, group);
+    else
+        pk_quant_avx2(q, d, c, e, x, n, cols, off, hoff, group);
+}
+
+void k_matmul_packed(float *out, const int8_t *xq, const float *xd, const int32_t *xc, const float *xe, int n,
+                     const uint8_t *codes, const void *sc, const void *bi, int kind, int sfmt, int group, int rows,
+                     int cols, int lo, int hi) {
+    switch (k_pk_level()) {
+    case K_PKL_AVX512:
+        pk_matmul_avx512(out, xq, xd, xc, xe, n, codes, sc, bi, kind, sfmt, group, rows, cols, lo, hi);
+        break;
+    case K_PKL_AVXVNNI:
+        pk_matmul_avxvnni(out, xq, xd, xc, xe, n, codes, sc, bi, kind, sfmt, group, rows, cols, lo, hi);
+        break;
+    default:
+        pk_matmul_avx2(out, xq, xd, xc, xe, n, codes, sc, bi, kind, sfmt, group, rows, cols, lo, hi);
+    }
+}
 
 #elif !defined(__aarch64__) // ARM64: simd_packed_neon.c
 

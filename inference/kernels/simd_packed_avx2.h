@@ -1,0 +1,312 @@
+// Body of the AVX2 packed kernels (simd_packed_avx2.c), included once per
+// variant: PK2_VNNI 1 dots with AVX-VNNI (vpdpbusd on ymm, VEX encoded),
+// 0 with vpmaddubsw + vpmaddwd. PK2_SFX names the variant.
+//
+// The layout is the AVX-512 one (simd_packed.c): each 64-byte code vector
+// holds 16 rows, read here as two ymm halves of 8 rows. Every output lane
+// sees the same integer sums and the same float operations, in the same
+// order, as in the AVX-512 kernel, so the results are bit-identical.
+//
+// vpmaddubsw adds pairs of u8*s8 products with signed saturation to 16
+// bits, so the weights must stay small: 4-bit and 5-bit codes go in as
+// they are (and up to 16 or 8 products of a lane add up in 16 bits before
+// vpmaddwd), Q5_0 and Q6_K second halves are shifted back from 8q and 4q to
+// q, and Q8_0 codes take the sign trick: |q| against x with q's sign.
+
+#define PK2_CAT2(a, b) a##_##b
+#define PK2_CAT(a, b) PK2_CAT2(a, b)
+#define PK2(name) PK2_CAT(name, PK2_SFX)
+#define PK2_AI static inline __attribute__((always_inline))
+
+// 8 scales (or biases) of one block or group in storage format sfmt.
+PK2_AI __m256 PK2(load8)(const void *p, size_t at, int sfmt) {
+    if (sfmt == K_PK_F16) return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)p + at)));
+    if (sfmt == K_PK_BF16)
+        return _mm256_castsi256_ps(
+            _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)((const uint16_t *)p + at))), 16));
+    return _mm256_loadu_ps((const float *)p + at);
+}
+
+// 8 int8 (or uint8) sub-block scales as floats times d.
+PK2_AI __m256 PK2(sub8)(const uint8_t *p, __m256 d, int sgn) {
+    const __m128i b = _mm_loadl_epi64((const __m128i *)p);
+    return _mm256_mul_ps(d, _mm256_cvtepi32_ps(sgn ? _mm256_cvtepi8_epi32(b) : _mm256_cvtepu8_epi32(b)));
+}
+
+// The eight code vectors of one 32-block for 8 rows (cp: the block plus
+// 32 bytes for the second half of the rows). w[i] holds elements 4i..4i+3.
+PK2_AI void PK2(load)(__m256i w[8], const uint8_t *cp, const int KIND) {
+    const __m256i m4 = _mm256_set1_epi8(0x0f);
+    if (KIND == K_PK_Q8) {
+        for (int i = 0; i < 8; i++) {
+            w[i] = _mm256_loadu_si256((const __m256i *)(cp + 64 * i));
+            if (!PK2_VNNI) w[i] = _mm256_xor_si256(w[i], _mm256_set1_epi8((char)0x80)); // q, signed
+        }
+    } else if (KIND == K_PK_Q5) {
+        const __m256i m10 = _mm256_set1_epi8(0x10), m08 = _mm256_set1_epi8(0x08), mf0 = _mm256_set1_epi8((char)0xf0);
+        const __m256i h = _mm256_loadu_si256((const __m256i *)(cp + 256));
+        const __m256i sa[4] = {h, _mm256_srli_epi16(h, 1), _mm256_srli_epi16(h, 2), _mm256_srli_epi16(h, 3)};
+        const __m256i sb[4] = {h, _mm256_slli_epi16(h, 1), _mm256_slli_epi16(h, 2), _mm256_slli_epi16(h, 3)};
+        for (int i = 0; i < 4; i++) {
+            const __m256i v = _mm256_loadu_si256((const __m256i *)(cp + 64 * i));
+            w[i] = _mm256_or_si256(_mm256_and_si256(v, m4), _mm256_and_si256(sa[i], m10));
+            w[4 + i] = _mm256_or_si256(_mm256_and_si256(v, mf0), _mm256_and_si256(sb[i], m08)); // 8q
+            if (!PK2_VNNI) w[4 + i] = _mm256_and_si256(_mm256_srli_epi16(w[4 + i], 3), _mm256_set1_epi8(0x1f));
+        }
+    } else if (KIND == K_PK_Q6K) {
+        const __m256i m30 = _mm256_set1_epi8(0x30), m0c = _mm256_set1_epi8(0x0c), mf0 = _mm256_set1_epi8((char)0xf0);
+        const __m256i ha = _mm256_loadu_si256((const __m256i *)(cp + 256));
+        const __m256i hb = _mm256_loadu_si256((const __m256i *)(cp + 320));
+        const __m256i sa[4] = {_mm256_slli_epi16(ha, 4), _mm256_slli_epi16(ha, 2), ha, _mm256_srli_epi16(ha, 2)};
+        const __m256i sb[4] = {_mm256_slli_epi16(hb, 2), hb, _mm256_srli_epi16(hb, 2), _mm256_srli_epi16(hb, 4)};
+        for (int i = 0; i < 4; i++) {
+            const __m256i v = _mm256_loadu_si256((const __m256i *)(cp + 64 * i));
+            w[i] = _mm256_or_si256(_mm256_and_si256(v, m4), _mm256_and_si256(sa[i], m30));
+            w[4 + i] = _mm256_or_si256(_mm256_and_si256(v, mf0), _mm256_and_si256(sb[i], m0c)); // 4q
+            if (!PK2_VNNI) w[4 + i] = _mm256_and_si256(_mm256_srli_epi16(w[4 + i], 2), _mm256_set1_epi8(0x3f));
+        }
+    } else {
+        for (int i = 0; i < 4; i++) {
+            const __m256i v = _mm256_loadu_si256((const __m256i *)(cp + 64 * i));
+            w[i] = _mm256_and_si256(v, m4);
+            w[4 + i] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+        }
+    }
+}
+
+#if PK2_VNNI
+#define PK2_DP(acc, wv, xb) _mm256_dpbusd_avx_epi32(acc, wv, _mm256_set1_epi32(pk2_quad(xb)))
+#endif
+// u8 codes times a broadcast quad of activations, pairs added in 16 bits.
+#define PK2_MB(wv, xb) _mm256_maddubs_epi16(wv, _mm256_set1_epi32(pk2_quad(xb)))
+#define PK2_MADD(t) _mm256_madd_epi16(t, _mm256_set1_epi16(1))
+
+// The integer dot of one 32-block of 8 rows with activation row xb (c:
+// the correction the AVX-512 kernel starts from): its a0 + a1 for Q4, Q4_K,
+// MLX and Q8_0.
+PK2_AI __m256i PK2(dot)(const __m256i w[8], const int8_t *xb, int32_t c, const int KIND) {
+#if PK2_VNNI
+    (void)KIND;
+    __m256i a0 = _mm256_set1_epi32(c), a1 = _mm256_setzero_si256();
+    a0 = PK2_DP(a0, w[0], xb + 0);
+    a1 = PK2_DP(a1, w[1], xb + 4);
+    a0 = PK2_DP(a0, w[2], xb + 8);
+    a1 = PK2_DP(a1, w[3], xb + 12);
+    a0 = PK2_DP(a0, w[4], xb + 16);
+    a1 = PK2_DP(a1, w[5], xb + 20);
+    a0 = PK2_DP(a0, w[6], xb + 24);
+    a1 = PK2_DP(a1, w[7], xb + 28);
+    return _mm256_add_epi32(a0, a1);
+#else
+    if (KIND == K_PK_Q8) {
+        // (q+128)·x + c with c = -128·sum(x) is q·x: |q| against x signed as q.
+        __m256i a0 = _mm256_setzero_si256(), a1 = _mm256_setzero_si256();
+        for (int i = 0; i < 8; i += 2) {
+            const __m256i x0 = _mm256_set1_epi32(pk2_quad(xb + 4 * i)), x1 = _mm256_set1_epi32(pk2_quad(xb + 4 * i + 4));
+            a0 = _mm256_add_epi32(a0, PK2_MADD(_mm256_maddubs_epi16(_mm256_abs_epi8(w[i]), _mm256_sign_epi8(x0, w[i]))));
+            a1 = _mm256_add_epi32(
+                a1, PK2_MADD(_mm256_maddubs_epi16(_mm256_abs_epi8(w[i + 1]), _mm256_sign_epi8(x1, w[i + 1]))));
+        }
+        (void)c;
+        return _mm256_add_epi32(a0, a1);
+    }
+    // 4-bit codes: 16 products of at most 15*127 fit a 16-bit lane.
+    __m256i t0 = PK2_MB(w[0], xb + 0), t1 = PK2_MB(w[1], xb + 4);
+    t0 = _mm256_add_epi16(t0, PK2_MB(w[2], xb + 8));
+    t1 = _mm256_add_epi16(t1, PK2_MB(w[3], xb + 12));
+    t0 = _mm256_add_epi16(t0, PK2_MB(w[4], xb + 16));
+    t1 = _mm256_add_epi16(t1, PK2_MB(w[5], xb + 20));
+    t0 = _mm256_add_epi16(t0, PK2_MB(w[6], xb + 24));
+    t1 = _mm256_add_epi16(t1, PK2_MB(w[7], xb + 28));
+    return _mm256_add_epi32(_mm256_set1_epi32(c), PK2_MADD(_mm256_add_epi16(t0, t1)));
+#endif
+}
+
+// Q5_0: the AVX-512 kernel's a0 + (a1 >> 3).
+PK2_AI __m256i PK2(dot_q5)(const __m256i w[8], const int8_t *xb, int32_t c) {
+#if PK2_VNNI
+    __m256i a0 = _mm256_set1_epi32(c), a1 = _mm256_setzero_si256();
+    a0 = PK2_DP(a0, w[0], xb + 0);
+    a1 = PK2_DP(a1, w[4], xb + 16);
+    a0 = PK2_DP(a0, w[1], xb + 4);
+    a1 = PK2_DP(a1, w[5], xb + 20);
+    a0 = PK2_DP(a0, w[2], xb + 8);
+    a1 = PK2_DP(a1, w[6], xb + 24);
+    a0 = PK2_DP(a0, w[3], xb + 12);
+    a1 = PK2_DP(a1, w[7], xb + 28);
+    return _mm256_add_epi32(a0, _mm256_srai_epi32(a1, 3));
+#else
+    // 5-bit codes: 8 products of at most 31*127 per 16-bit lane.
+    __m256i t0 = PK2_MB(w[0], xb + 0), t1 = PK2_MB(w[4], xb + 16);
+    t0 = _mm256_add_epi16(t0, PK2_MB(w[1], xb + 4));
+    t1 = _mm256_add_epi16(t1, PK2_MB(w[5], xb + 20));
+    t0 = _mm256_add_epi16(t0, PK2_MB(w[2], xb + 8));
+    t1 = _mm256_add_epi16(t1, PK2_MB(w[6], xb + 24));
+    t0 = _mm256_add_epi16(t0, PK2_MB(w[3], xb + 12));
+    t1 = _mm256_add_epi16(t1, PK2_MB(w[7], xb + 28));
+    return _mm256_add_epi32(_mm256_add_epi32(_mm256_set1_epi32(c), PK2_MADD(t0)), PK2_MADD(t1));
+#endif
+}
+
+// Q6_K: the AVX-512 kernel's a0 and a1 (the second half 4x, as stored).
+PK2_AI void PK2(dot_q6)(const __m256i w[8], const int8_t *xb, int32_t c0, int32_t c1, __m256i *r0, __m256i *r1) {
+#if PK2_VNNI
+    __m256i a0 = _mm256_set1_epi32(c0), a1 = _mm256_set1_epi32(c1);
+    a0 = PK2_DP(a0, w[0], xb + 0);
+    a1 = PK2_DP(a1, w[4], xb + 16);
+    a0 = PK2_DP(a0, w[1], xb + 4);
+    a1 = PK2_DP(a1, w[5], xb + 20);
+    a0 = PK2_DP(a0, w[2], xb + 8);
+    a1 = PK2_DP(a1, w[6], xb + 24);
+    a0 = PK2_DP(a0, w[3], xb + 12);
+    a1 = PK2_DP(a1, w[7], xb + 28);
+    *r0 = a0, *r1 = a1;
+#else
+    // 6-bit codes: 4 products of at most 63*127 per 16-bit lane.
+    const __m256i t0 = _mm256_add_epi16(PK2_MB(w[0], xb + 0), PK2_MB(w[1], xb + 4));
+    const __m256i t1 = _mm256_add_epi16(PK2_MB(w[2], xb + 8), PK2_MB(w[3], xb + 12));
+    const __m256i u0 = _mm256_add_epi16(PK2_MB(w[4], xb + 16), PK2_MB(w[5], xb + 20));
+    const __m256i u1 = _mm256_add_epi16(PK2_MB(w[6], xb + 24), PK2_MB(w[7], xb + 28));
+    *r0 = _mm256_add_epi32(_mm256_add_epi32(_mm256_set1_epi32(c0), PK2_MADD(t0)), PK2_MADD(t1));
+    *r1 = _mm256_add_epi32(_mm256_set1_epi32(c1), _mm256_slli_epi32(_mm256_add_epi32(PK2_MADD(u0), PK2_MADD(u1)), 2));
+#endif
+}
+
+// Rows 16g+8h..16g+8h+7 against NB activation rows, as pk_group in
+// simd_packed.c for one half of its rows. The halves run one after the
+// other (the second reads the group's codes again from cache): 16 ymm
+// registers hold the eight code vectors and four accumulators, not eight.
+PK2_AI void PK2(half)(float *out, const int8_t *xq, const float *xd, const int32_t *xc, const float *xe,
+                      const int NB, const int KIND, const uint8_t *codes, const void *sc, const void *bi, int sfmt,
+                      int group, int rows, int cols, int g, int h) {
+    const int nb = cols / 32, nsb = cols / 256;
+    const size_t cb = KIND == K_PK_Q8 ? 512 : KIND == K_PK_Q6K ? 384 : KIND == K_PK_Q5 ? 320 : 256;
+    const uint8_t *cp = codes + (size_t)g * nb * cb + 32 * h;
+    __m256 f[4];
+    for (int bb = 0; bb < NB; bb++) f[bb] = _mm256_setzero_ps();
+    __m256i w[8];
+    if (KIND == K_PK_Q6K) {
+        const uint8_t *sp = (const uint8_t *)sc + (size_t)g * nsb * 288;
+        for (int sb = 0; sb < nsb; sb++, sp += 288) {
+            const __m256 dv = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(sp + 16 * h)));
+            const __m256 dv4 = _mm256_mul_ps(dv, _mm256_set1_ps(0.25f));
+            for (int k = sb * 8; k < sb * 8 + 8; k++) {
+                if (!h) pk2_prefetch(cp + (size_t)k * cb, cb);
+                PK2(load)(w, cp + (size_t)k * cb, KIND);
+                const __m256 s0 = PK2(sub8)(sp + 32 + 32 * (k - sb * 8) + 8 * h, dv, 1);
+                const __m256 s1 = PK2(sub8)(sp + 48 + 32 * (k - sb * 8) + 8 * h, dv4, 1);
+                for (int bb = 0; bb < NB; bb++) {
+                    const size_t at = (size_t)bb * nb + k;
+                    __m256i a0, a1;
+                    PK2(dot_q6)(w, xq + (size_t)bb * cols + (size_t)k * 32, xc[2 * at], xc[2 * at + 1], &a0, &a1);
+                    f[bb] = _mm256_fmadd_ps(
+                        _mm256_fmadd_ps(_mm256_cvtepi32_ps(a1), s1, _mm256_mul_ps(_mm256_cvtepi32_ps(a0), s0)),
+                        _mm256_set1_ps(xd[at]), f[bb]);
+                }
+            }
+        }
+    } else if (KIND == K_PK_Q5) {
+        for (int k = 0; k < nb; k++) {
+            if (!h) pk2_prefetch(cp + (size_t)k * cb, cb);
+            PK2(load)(w, cp + (size_t)k * cb, KIND);
+            const __m256 s = PK2(load8)(sc, ((size_t)g * nb + k) * 16 + 8 * h, sfmt);
+            for (int bb = 0; bb < NB; bb++) {
+                const size_t at = (size_t)bb * nb + k;
+                const __m256i a = PK2(dot_q5)(w, xq + (size_t)bb * cols + (size_t)k * 32, xc[at]);
+                f[bb] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(a), _mm256_mul_ps(s, _mm256_set1_ps(xd[at])), f[bb]);
+            }
+        }
+    } else if (KIND == K_PK_Q4K) {
+        const uint8_t *sp = (const uint8_t *)sc + (size_t)g * nsb * 320;
+        for (int sb = 0; sb < nsb; sb++, sp += 320) {
+            const __m256 dv = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(sp + 16 * h)));
+            const __m256 mv = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(sp + 32 + 16 * h)));
+            for (int k = sb * 8; k < sb * 8 + 8; k++) {
+                if (!h) pk2_prefetch(cp + (size_t)k * cb, cb);
+                PK2(load)(w, cp + (size_t)k * cb, KIND);
+                const __m256 s = PK2(sub8)(sp + 64 + 16 * (k - sb * 8) + 8 * h, dv, 0);
+                const __m256 m = PK2(sub8)(sp + 192 + 16 * (k - sb * 8) + 8 * h, mv, 0);
+                for (int bb = 0; bb < NB; bb++) {
+                    const size_t at = (size_t)bb * nb + k;
+                    const __m256i a = PK2(dot)(w, xq + (size_t)bb * cols + (size_t)k * 32, xc[at], KIND);
+                    const __m256 t =
+                        _mm256_fmadd_ps(_mm256_cvtepi32_ps(a), _mm256_mul_ps(s, _mm256_set1_ps(xd[at])), f[bb]);
+                    f[bb] = _mm256_fnmadd_ps(m, _mm256_set1_ps(xe[at]), t);
+                }
+            }
+        }
+    } else if (group == 0) {
+        for (int k = 0; k < nb; k++) {
+            if (!h) pk2_prefetch(cp + (size_t)k * cb, cb);
+            PK2(load)(w, cp + (size_t)k * cb, KIND);
+            const __m256 s = PK2(load8)(sc, ((size_t)g * nb + k) * 16 + 8 * h, sfmt);
+            for (int bb = 0; bb < NB; bb++) {
+                const size_t at = (size_t)bb * nb + k;
+                const __m256i a = PK2(dot)(w, xq + (size_t)bb * cols + (size_t)k * 32, xc[at], KIND);
+                f[bb] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(a), _mm256_mul_ps(s, _mm256_set1_ps(xd[at])), f[bb]);
+            }
+        }
+    } else {
+        const int bpg = group / 32, ng = cols / group;
+        for (int gi = 0; gi < ng; gi++) {
+            const __m256 s = PK2(load8)(sc, ((size_t)g * ng + gi) * 16 + 8 * h, sfmt);
+            for (int k = gi * bpg; k < (gi + 1) * bpg; k++) {
+                if (!h) pk2_prefetch(cp + (size_t)k * cb, cb);
+                PK2(load)(w, cp + (size_t)k * cb, KIND);
+                for (int bb = 0; bb < NB; bb++) {
+                    const size_t at = (size_t)bb * nb + k;
+                    const __m256i a = PK2(dot)(w, xq + (size_t)bb * cols + (size_t)k * 32, xc[at], KIND);
+                    f[bb] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(a), _mm256_mul_ps(s, _mm256_set1_ps(xd[at])), f[bb]);
+                }
+            }
+            const __m256 bv = PK2(load8)(bi, ((size_t)g * ng + gi) * 16 + 8 * h, sfmt);
+            for (int bb = 0; bb < NB; bb++)
+                f[bb] = _mm256_fmadd_ps(bv, _mm256_set1_ps(xe[(size_t)bb * ng + gi]), f[bb]);
+        }
+    }
+    for (int bb = 0; bb < NB; bb++) _mm256_storeu_ps(out + (size_t)bb * rows + (size_t)g * 16 + 8 * h, f[bb]);
+}
+
+#define PK2_NB(NB)                                                                                                 \
+    do {                                                                                                           \
+        switch (kind) {                                                                                            \
+        case K_PK_Q8: PK2(half)(o, q, d, c, e, NB, K_PK_Q8, codes, sc, bi, sfmt, group, rows, cols, g, h); break;    \
+        case K_PK_Q6K: PK2(half)(o, q, d, c, e, NB, K_PK_Q6K, codes, sc, bi, sfmt, group, rows, cols, g, h); break;  \
+        case K_PK_Q5: PK2(half)(o, q, d, c, e, NB, K_PK_Q5, codes, sc, bi, sfmt, group, rows, cols, g, h); break;    \
+        case K_PK_Q4K: PK2(half)(o, q, d, c, e, NB, K_PK_Q4K, codes, sc, bi, sfmt, group, rows, cols, g, h); break;  \
+        default: PK2(half)(o, q, d, c, e, NB, K_PK_Q4, codes, sc, bi, sfmt, group, rows, cols, g, h); break;         \
+        }                                                                                                          \
+    } while (0)
+
+void PK2(pk_matmul)(float *out, const int8_t *xq, const float *xd, const int32_t *xc, const float *xe, int n,
+                    const uint8_t *codes, const void *sc, const void *bi, int kind, int sfmt, int group, int rows,
+                    int cols, int lo, int hi) {
+    const int nb = cols / 32, ng = group > 0 ? cols / group : 0, nc = kind == K_PK_Q6K ? 2 * nb : nb;
+    for (int b0 = 0; b0 < n; b0 += 4) {
+        float *o = out + (size_t)b0 * rows;
+        const int8_t *q = xq + (size_t)b0 * cols;
+        const float *d = xd + (size_t)b0 * nb;
+        const int32_t *c = xc + (size_t)b0 * nc;
+        const float *e = xe ? xe + (size_t)b0 * ng : 0;
+        const int nbk = n - b0 < 4 ? n - b0 : 4;
+        for (int g = lo / 16; g < hi / 16; g++) {
+            for (int h = 0; h < 2; h++) {
+                switch (nbk) {
+                case 1: PK2_NB(1); break;
+                case 2: PK2_NB(2); break;
+                case 3: PK2_NB(3); break;
+                default: PK2_NB(4); break;
+                }
+            }
+        }
+    }
+}
+
+#undef PK2_NB
+#undef PK2_DP
+#undef PK2_MB
+#undef PK2_MADD
+#undef PK2_AI
+#undef PK2
+#undef PK2_CAT
+#undef PK2_CAT2
