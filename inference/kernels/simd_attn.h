@@ -52,10 +52,16 @@ static void ATTN_FN(float *out, const float *q, int pos0, const KT *kc, const KT
                     const KT *kp = kb + (size_t)p0 * kvs;
                     for (int j = 0; j < nh; j++) {
                         float *sj = scores + (size_t)j * nKV + p0;
-                        VSTORE(sj, VMUL(KDOTS16(qh + (size_t)j * hd, kp, (size_t)kvs, hd), VSET1(scale)));
-                        for (int i = 0; i < 16; i++) {
-                            if (softcap > 0) sj[i] = tanhf(sj[i] / softcap) * softcap;
-                            if (sj[i] > m[j]) m[j] = sj[i];
+                        const VF sv = VMUL(KDOTS16(qh + (size_t)j * hd, kp, (size_t)kvs, hd), VSET1(scale));
+                        VSTORE(sj, sv);
+                        if (softcap > 0) {
+                            for (int i = 0; i < 16; i++) {
+                                sj[i] = tanhf(sj[i] / softcap) * softcap;
+                                if (sj[i] > m[j]) m[j] = sj[i];
+                            }
+                        } else {
+                            const float mx = VHMAX(sv);  // KDOTS16 levels have W == 16
+                            if (mx > m[j]) m[j] = mx;
                         }
                     }
                 }
