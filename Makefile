@@ -111,10 +111,16 @@ lint:
 # with ours, and each line carries the ratio. TTFT lines give the time to first
 # token of each turn of a conversation with and without the prefix cache.
 # LLAMA_ENV=KEY=VALUE,... is added to llama.cpp's environment only.
+# Decode and prefill at depth 4096 (llama-bench -d), pp4096 and the Mistral-7B shape
+# run at 2 threads. LLAMA_CPP_AVX2=<a llama.cpp build without AVX-512> adds
+# runs of our engine held at AVX2 (IMPETUS_SIMD=avx2) against that build.
 BENCH_THREADS ?= 1,2
 BENCH_REPEATS ?= 5
+BENCH_LLAMA    = $(if $(LLAMA_ENV),--llama-env '$(LLAMA_ENV)')
 BENCH_FLAGS    = --threads $(BENCH_THREADS) --repeats $(BENCH_REPEATS) \
-	$(if $(LLAMA_CPP),--llama-cpp $(LLAMA_CPP)) $(if $(LLAMA_ENV),--llama-env '$(LLAMA_ENV)')
+	$(if $(LLAMA_CPP),--llama-cpp $(LLAMA_CPP)) $(BENCH_LLAMA)
+BENCH_FLAGS2   = --threads 2 --repeats $(BENCH_REPEATS) $(if $(LLAMA_CPP),--llama-cpp $(LLAMA_CPP)) $(BENCH_LLAMA)
+BENCH_AVX2     = --threads $(BENCH_THREADS) --repeats $(BENCH_REPEATS) --llama-cpp $(LLAMA_CPP_AVX2) $(BENCH_LLAMA)
 bench: build
 	@echo "bench start $$(date -u +%H:%M:%S), load average $$(cut -d' ' -f1-3 /proc/loadavg)"
 	./$(BIN) bench --random qwen0.5b --quant q4_0 --also mlx4 --streams 1,2,4,8 --turns 5 $(BENCH_FLAGS)
@@ -122,6 +128,12 @@ bench: build
 	./$(BIN) bench --random qwen0.5b --quant q4_k_m $(BENCH_FLAGS)
 	./$(BIN) bench --random qwen0.5b --quant q8_0 $(BENCH_FLAGS)
 	./$(BIN) bench --random llama1b --quant q8_0 $(BENCH_FLAGS)
+	./$(BIN) bench --random qwen0.5b --quant q4_0 --depth 4096 $(BENCH_FLAGS2)
+	./$(BIN) bench --random qwen0.5b --quant q4_0 --prompt 4096 $(BENCH_FLAGS2)
+	./$(BIN) bench --random mistral7b --quant q4_0 --also mlx4 $(BENCH_FLAGS2)
+	./$(BIN) bench --random mistral7b --quant q4_k_m $(BENCH_FLAGS2)
+	$(if $(LLAMA_CPP_AVX2),IMPETUS_SIMD=avx2 ./$(BIN) bench --random qwen0.5b --quant q4_0 --also mlx4 $(BENCH_AVX2))
+	$(if $(LLAMA_CPP_AVX2),IMPETUS_SIMD=avx2 ./$(BIN) bench --random qwen0.5b --quant q8_0 $(BENCH_AVX2))
 	@echo "bench end $$(date -u +%H:%M:%S), load average $$(cut -d' ' -f1-3 /proc/loadavg)"
 
 clean:

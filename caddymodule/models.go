@@ -244,7 +244,7 @@ func (m *modelManager) entryFor(info inference.LocalModel, lm *inference.LoadedM
 	m.mu.Unlock()
 	if lm != nil {
 		e.Status = "loaded"
-		e.MemoryUsageMB = roundTo(float64(lm.Meta.FileSize+lm.Meta.PackedBytes)/mib, 1)
+		e.MemoryUsageMB = roundTo(float64(lm.Meta.WeightBytes())/mib, 1)
 		lt := roundTo(lm.LoadTime.Seconds(), 3)
 		e.LoadTimeSeconds = &lt
 		lu := isoTime(lm.LastUsed())
@@ -395,7 +395,7 @@ func (m *modelManager) load(w http.ResponseWriter, r *http.Request) {
 		"status":            status,
 		"model_id":          req.ModelID,
 		"message":           msg,
-		"memory_used_gb":    roundTo(float64(lm.Meta.FileSize+lm.Meta.PackedBytes)/gib, 3),
+		"memory_used_gb":    roundTo(float64(lm.Meta.WeightBytes())/gib, 3),
 		"load_time_seconds": roundTo(lm.LoadTime.Seconds(), 3),
 		"model":             m.entryFor(lm.Info, lm),
 		"timestamp":         isoNow(),

@@ -21,7 +21,7 @@ import (
 func init() {
 	fs := flag.NewFlagSet("bench", flag.ExitOnError)
 	fs.String("model", "", "model to measure: a model folder or a GGUF file")
-	fs.String("random", "", "measure random weights of a real shape instead: qwen0.5b or llama1b")
+	fs.String("random", "", "measure random weights of a real shape instead: qwen0.5b, llama1b or mistral7b")
 	fs.String("quant", "mlx4", "storage of the random model: q4_0, q8_0, q4_k_m (GGUF files), mlx4, mlx8 or bf16 (MLX folders)")
 	fs.String("also", "", "comma-separated further random quantizations measured in the same runs against the same llama.cpp file, e.g. mlx4")
 	fs.String("vs", "q4_0", "GGUF quantization llama.cpp runs when --quant is an MLX one")
@@ -30,6 +30,7 @@ func init() {
 	fs.String("threads", strconv.Itoa(runtime.NumCPU()), "comma-separated kernel thread counts")
 	fs.Int("prompt", 512, "prompt tokens of the prefill test")
 	fs.Int("decode", 128, "decode steps of the generation tests")
+	fs.Int("depth", 0, "tokens of context already in the cache when prefill and decode start (llama-bench -d)")
 	fs.Int("repeats", 5, "interleaved runs per figure (the median is reported)")
 	fs.String("llama-cpp", "", "llama.cpp build folder: compare with its llama-bench (and llama-server for --streams) on the same GGUF")
 	fs.String("llama-env", "", "comma-separated KEY=VALUE environment for llama.cpp's processes")
@@ -41,7 +42,7 @@ func init() {
 	fs.String("gguf", "", "GGUF model llama.cpp runs (default: the measured file, or the --vs file of a random MLX model)")
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "bench",
-		Usage: "--model <dir|file.gguf> | --random qwen0.5b|llama1b [--quant q4_0|q8_0|q4_k_m|mlx4|mlx8|bf16] [--also mlx4] [--threads 1,2] [--repeats 5] [--llama-cpp <build dir>] [--streams 1,2,4,8] [--turns 5] [--write]",
+		Usage: "--model <dir|file.gguf> | --random qwen0.5b|llama1b|mistral7b [--quant q4_0|q8_0|q4_k_m|mlx4|mlx8|bf16] [--also mlx4] [--threads 1,2] [--depth 4096] [--repeats 5] [--llama-cpp <build dir>] [--streams 1,2,4,8] [--turns 5] [--write]",
 		Short: "Measures prefill and decode speed of the inference engine, beside llama.cpp",
 		Long: `
 Measures the inference engine in tokens per second: prefill of one prompt of
@@ -49,7 +50,15 @@ Measures the inference engine in tokens per second: prefill of one prompt of
 pp and tg tests), for each thread count, the median of --repeats runs. Each
 figure ends in one line:
 
-  BENCH model=<name> quant=<q> threads=<n> test=<pp512|tg128|tg128x4> impetus=<t/s> llamacpp=<t/s|-> ratio=<r|->
+  BENCH model=<name> quant=<q> threads=<n> test=<pp512|tg128|tg128x4> impetus=<t/s> llamacpp=<t/s|-> ratio=<r|-> level=<simd> [bw=<GB/s> ceiling=<f>]
+
+quant is the file's own quantization with --model (general.file_type of a
+GGUF, the bits of an MLX folder). level is the SIMD level the kernels run at
+(IMPETUS_SIMD may hold it lower). Decode lines carry the memory read
+bandwidth measured at that thread count in the same run and the fraction of
+the ceiling it sets (tokens/s × bytes read per token ÷ bandwidth; the bytes
+are the resident weights plus the KV cache). --depth N starts prefill and
+decode after N tokens of context (tests pp512@dN, tg128@dN; llama-bench -d N).
 
 --random writes a model of a real shape with random weights (kept in --cache):
 q4_0, q8_0 and q4_k_m as GGUF files of arch llama with a synthetic tokenizer
@@ -141,7 +150,11 @@ func cmdBench(fl caddycmd.Flags) (int, error) {
 		}
 	} else {
 		name = strings.TrimSuffix(filepath.Base(filepath.Clean(path)), ".gguf")
-		candidates = []bench.Candidate{{Quant: q, Path: path}}
+		fq, err := bench.FileQuant(path)
+		if err != nil {
+			return fail(fmt.Errorf("--model: %w", err))
+		}
+		candidates = []bench.Candidate{{Quant: fq, Path: path}}
 		if strings.HasSuffix(path, ".gguf") && gguf == "" {
 			gguf = path
 		}
@@ -166,6 +179,7 @@ func cmdBench(fl caddycmd.Flags) (int, error) {
 	}
 	opts := bench.CompareOptions{Model: name, Candidates: candidates, Threads: threads,
 		PromptLen: fl.Int("prompt"), DecodeLen: fl.Int("decode"), Repeats: fl.Int("repeats"),
+		Depth: fl.Int("depth"), Bandwidth: true,
 		Streams: streams, LlamaEnv: env, Progress: os.Stderr, Lines: os.Stdout}
 	serve := newServingEngines(candidates, slices.Max(append([]int{1}, streams...)))
 	defer serve.close()
@@ -178,8 +192,8 @@ func cmdBench(fl caddycmd.Flags) (int, error) {
 		}
 		opts.LlamaCPP, opts.GGUF = dir, gguf
 	}
-	if opts.PromptLen <= 0 || opts.DecodeLen <= 0 || opts.Repeats <= 0 || fl.Int("turns") < 0 {
-		return fail(fmt.Errorf("--prompt, --decode and --repeats must be positive, --turns not negative"))
+	if opts.PromptLen <= 0 || opts.DecodeLen <= 0 || opts.Repeats <= 0 || fl.Int("turns") < 0 || opts.Depth < 0 {
+		return fail(fmt.Errorf("--prompt, --decode and --repeats must be positive, --turns and --depth not negative"))
 	}
 	if _, err := bench.Compare(opts); err != nil {
 		return caddy.ExitCodeFailedStartup, err

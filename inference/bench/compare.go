@@ -45,8 +45,15 @@ type CompareOptions struct {
 	// concurrent requests of tokens each for candidate i, e.g. through the
 	// engine's scheduler (package serving). ErrSkip leaves the candidate out.
 	StreamRunner func(candidate, streams, tokens int) (float64, error)
-	Progress     io.Writer // one line per run; nil discards
-	Lines        io.Writer // each BENCH line as soon as its median is known; nil discards
+	// Depth runs prefill and decode after that many tokens already in the
+	// cache (llama-bench -d): tests pp512@d4096 and tg128@d4096.
+	Depth int
+	// Bandwidth measures memory read bandwidth at each thread count
+	// (ReadBandwidth) and gives each decode line its fraction of the
+	// ceiling that sets: bandwidth ÷ DecodeBytes.
+	Bandwidth bool
+	Progress  io.Writer // one line per run; nil discards
+	Lines     io.Writer // each BENCH line as soon as its median is known; nil discards
 }
 
 // Line is one measurement: the medians of both engines in tokens/s,
@@ -54,20 +61,31 @@ type CompareOptions struct {
 type Line struct {
 	Model, Quant string
 	Threads      int
-	Test         string // pp512, tg128, tg128x4
+	Test         string // pp512, tg128, tg128x4, tg128@d4096
 	Impetus      float64
 	LlamaCPP     float64
+	Level        string  // the kernels' SIMD level (Level); empty: not printed
+	Bandwidth    float64 // measured read bandwidth at Threads, bytes/s; 0: not measured
+	Ceiling      float64 // Impetus as a fraction of Bandwidth ÷ decode bytes per token; 0: none
 }
 
 // String is the machine-readable form:
 // BENCH model=M quant=Q threads=N test=T impetus=X llamacpp=Y|- ratio=R|-
+// followed, where known, by level=L and, for decode, bw=<GB/s> ceiling=<fraction>.
 func (l Line) String() string {
 	llama, ratio := "-", "-"
 	if l.LlamaCPP > 0 {
 		llama, ratio = fmt.Sprintf("%.2f", l.LlamaCPP), fmt.Sprintf("%.2f", l.Impetus/l.LlamaCPP)
 	}
-	return fmt.Sprintf("BENCH model=%s quant=%s threads=%d test=%s impetus=%.2f llamacpp=%s ratio=%s",
+	out := fmt.Sprintf("BENCH model=%s quant=%s threads=%d test=%s impetus=%.2f llamacpp=%s ratio=%s",
 		l.Model, l.Quant, l.Threads, l.Test, l.Impetus, llama, ratio)
+	if l.Level != "" {
+		out += " level=" + l.Level
+	}
+	if l.Ceiling > 0 {
+		out += fmt.Sprintf(" bw=%.1f ceiling=%.2f", l.Bandwidth/1e9, l.Ceiling)
+	}
+	return out
 }
 
 func (o CompareOptions) withDefaults() (CompareOptions, error) {
@@ -85,6 +103,9 @@ func (o CompareOptions) withDefaults() (CompareOptions, error) {
 	}
 	if o.Repeats == 0 {
 		o.Repeats = 5
+	}
+	if o.Depth < 0 {
+		return o, fmt.Errorf("compare: depth %d is negative", o.Depth)
 	}
 	if o.PromptLen < 1 || o.DecodeLen < 1 || o.Repeats < 1 || slices.ContainsFunc(o.Streams, func(n int) bool { return n < 1 }) {
 		return o, fmt.Errorf("compare: prompt %d, decode %d, repeats %d and streams %v must be positive",
@@ -159,6 +180,9 @@ func Compare(opts CompareOptions) ([]Line, error) {
 			streams = max(streams, slices.Max(append([]int{1}, opts.Streams...)))
 		}
 		runners[i] = newRunner(m, streams, opts.PromptLen, opts.DecodeLen, uint64(i))
+		if err := runners[i].setDepth(opts.Depth); err != nil {
+			return nil, fmt.Errorf("compare: %s: %w", c.Quant, err)
+		}
 	}
 	prev := kernels.Threads()
 	defer kernels.SetThreads(prev)
@@ -169,8 +193,17 @@ func Compare(opts CompareOptions) ([]Line, error) {
 		fmt.Fprintln(opts.Lines, l)
 	}
 	pp, tg := fmt.Sprintf("pp%d", opts.PromptLen), fmt.Sprintf("tg%d", opts.DecodeLen)
+	if opts.Depth > 0 {
+		pp, tg = pp+fmt.Sprintf("@d%d", opts.Depth), tg+fmt.Sprintf("@d%d", opts.Depth)
+	}
+	level := Level()
 	for _, t := range opts.Threads {
 		kernels.SetThreads(t)
+		bw := 0.0
+		if opts.Bandwidth {
+			bw = ReadBandwidth(t)
+			fmt.Fprintf(opts.Progress, "memory read bandwidth, %d threads: %.1f GB/s\n", t, bw/1e9)
+		}
 		for _, r := range runners {
 			if err := r.prefill(opts.PromptLen); err != nil {
 				return lines, fmt.Errorf("compare: warm-up: %w", err)
@@ -196,14 +229,21 @@ func Compare(opts CompareOptions) ([]Line, error) {
 			if benchBin == "" {
 				continue
 			}
-			rows, err := runLlamaBench(benchBin, opts.LlamaEnv, []string{"-m", opts.GGUF,
+			args := []string{"-m", opts.GGUF,
 				"-p", fmt.Sprint(opts.PromptLen), "-n", fmt.Sprint(opts.DecodeLen), "-t", fmt.Sprint(t),
-				"-r", "1", "--no-warmup", "-o", "json"})
+				"-r", "1", "--no-warmup", "-o", "json"}
+			if opts.Depth > 0 {
+				args = append(args, "-d", fmt.Sprint(opts.Depth))
+			}
+			rows, err := runLlamaBench(benchBin, opts.LlamaEnv, args)
 			if err != nil {
 				return lines, fmt.Errorf("compare: %w", err)
 			}
 			var got [2]float64
 			for _, row := range rows {
+				if row.NDepth != opts.Depth {
+					continue
+				}
 				switch {
 				case row.NPrompt == opts.PromptLen && row.NGen == 0:
 					got[0] = row.AvgTS
@@ -220,8 +260,14 @@ func Compare(opts CompareOptions) ([]Line, error) {
 		}
 		for k, test := range []string{pp, tg} {
 			for i, c := range opts.Candidates {
-				emit(Line{Model: opts.Model, Quant: c.Quant, Threads: t, Test: test,
-					Impetus: medianOf(ours[i][k]), LlamaCPP: medianOf(theirs[k])})
+				l := Line{Model: opts.Model, Quant: c.Quant, Threads: t, Test: test,
+					Impetus: medianOf(ours[i][k]), LlamaCPP: medianOf(theirs[k]), Level: level}
+				if k == 1 && bw > 0 {
+					// Decode reads the KV cache at its mean depth over the run.
+					bytes := DecodeBytes(runners[i].m, opts.Depth+opts.DecodeLen/2)
+					l.Bandwidth, l.Ceiling = bw, l.Impetus*float64(bytes)/bw
+				}
+				emit(l)
 			}
 		}
 		for _, s := range opts.Streams {
@@ -293,7 +339,7 @@ func compareStreams(opts CompareOptions, t, s int, runners []*runner, serverBin 
 			continue
 		}
 		lines = append(lines, Line{Model: opts.Model, Quant: c.Quant, Threads: t, Test: fmt.Sprintf("tg%dx%d", n, s),
-			Impetus: medianOf(ours[i]), LlamaCPP: medianOf(theirs)})
+			Impetus: medianOf(ours[i]), LlamaCPP: medianOf(theirs), Level: Level()})
 	}
 	return lines, nil
 }

@@ -10,15 +10,19 @@ import (
 )
 
 // benchLine is the format issue 11 asks for.
-var benchLine = regexp.MustCompile(`^BENCH model=\S+ quant=\S+ threads=\d+ test=(pp|tg)\d+(x\d+)? impetus=[0-9.]+ llamacpp=([0-9.]+|-) ratio=([0-9.]+|-)$`)
+var benchLine = regexp.MustCompile(`^BENCH model=\S+ quant=\S+ threads=\d+ test=(pp|tg)\d+(x\d+)?(@d\d+)? impetus=[0-9.]+ llamacpp=([0-9.]+|-) ratio=([0-9.]+|-)( level=\w+)?( bw=[0-9.]+ ceiling=[0-9.]+)?$`)
 
 func TestLineString(t *testing.T) {
 	for _, tc := range []struct {
 		l    Line
 		want string
 	}{
-		{Line{"qwen0.5b", "q4_0", 2, "pp512", 250, 200}, "BENCH model=qwen0.5b quant=q4_0 threads=2 test=pp512 impetus=250.00 llamacpp=200.00 ratio=1.25"},
-		{Line{"llama1b", "mlx4", 1, "tg128x4", 12.345, 0}, "BENCH model=llama1b quant=mlx4 threads=1 test=tg128x4 impetus=12.35 llamacpp=- ratio=-"},
+		{Line{Model: "qwen0.5b", Quant: "q4_0", Threads: 2, Test: "pp512", Impetus: 250, LlamaCPP: 200},
+			"BENCH model=qwen0.5b quant=q4_0 threads=2 test=pp512 impetus=250.00 llamacpp=200.00 ratio=1.25"},
+		{Line{Model: "llama1b", Quant: "mlx4", Threads: 1, Test: "tg128x4", Impetus: 12.345},
+			"BENCH model=llama1b quant=mlx4 threads=1 test=tg128x4 impetus=12.35 llamacpp=- ratio=-"},
+		{Line{Model: "qwen0.5b", Quant: "q4_0", Threads: 2, Test: "tg128@d4096", Impetus: 40, LlamaCPP: 32, Level: "avx512",
+			Bandwidth: 31.7e9, Ceiling: 0.5}, "BENCH model=qwen0.5b quant=q4_0 threads=2 test=tg128@d4096 impetus=40.00 llamacpp=32.00 ratio=1.25 level=avx512 bw=31.7 ceiling=0.50"},
 	} {
 		if got := tc.l.String(); got != tc.want || !benchLine.MatchString(got) {
 			t.Errorf("got %q, want %q", got, tc.want)
@@ -35,9 +39,11 @@ func fakeLlamaBench(t *testing.T) (dir, log string) {
 	script := `#!/bin/sh
 echo "$@" >> ` + log + `
 case "$*" in *--no-warmup*) ;; *) exit 3 ;; esac
-cat <<'EOF2'
-[{"n_threads": 1, "n_prompt": 20, "n_gen": 0, "n_depth": 0, "avg_ts": 100},
- {"n_threads": 1, "n_prompt": 0, "n_gen": 3, "n_depth": 0, "avg_ts": 10}]
+d=0; prev=
+for a in "$@"; do [ "$prev" = -d ] && d=$a; prev=$a; done
+cat <<EOF2
+[{"n_threads": 1, "n_prompt": 20, "n_gen": 0, "n_depth": $d, "avg_ts": 100},
+ {"n_threads": 1, "n_prompt": 0, "n_gen": 3, "n_depth": $d, "avg_ts": 10}]
 EOF2
 `
 	if err := os.MkdirAll(filepath.Join(dir, "bin"), 0o755); err != nil {
@@ -96,6 +102,29 @@ func TestCompare(t *testing.T) {
 		t.Errorf("llama-bench arguments:\n%s", log)
 	}
 
+	// At depth: llama-bench gets -d, the tests are named pp20@d7 and tg3@d7.
+	out.Reset()
+	lines, err = Compare(CompareOptions{Model: "tiny", Candidates: []Candidate{{"q4_0", gg}},
+		GGUF: gg, LlamaCPP: llama, Threads: []int{1}, PromptLen: 20, DecodeLen: 3, Repeats: 1, Depth: 7,
+		Lines: &out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(lines) != 2 || lines[0].Test != "pp20@d7" || lines[1].Test != "tg3@d7" || lines[0].LlamaCPP != 100 || lines[1].LlamaCPP != 10 {
+		t.Errorf("depth lines %v", lines)
+	}
+	for _, l := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		if !benchLine.MatchString(l) || !strings.Contains(l, " level=") {
+			t.Errorf("line %q does not match the BENCH format with a level", l)
+		}
+	}
+	if log, _ := os.ReadFile(calls); !strings.Contains(string(log), "-d 7") {
+		t.Errorf("llama-bench got no -d 7:\n%s", log)
+	}
+	if _, err := Compare(CompareOptions{Model: "tiny", Candidates: []Candidate{{"q4_0", gg}}, Depth: -1}); err == nil {
+		t.Error("negative depth accepted")
+	}
+
 	// Our figures alone, with aggregate decode of 2 streams.
 	out.Reset()
 	lines, err = Compare(CompareOptions{Model: "tiny", Candidates: []Candidate{{"q4_0", gg}},
@@ -129,5 +158,31 @@ func TestCompareBadOptions(t *testing.T) {
 	}
 	if env, err := EnvList("LD_PRELOAD=/x.so,A=b=c"); err != nil || len(env) != 2 {
 		t.Errorf("EnvList: %v %v", env, err)
+	}
+}
+
+func TestFileQuantAndBandwidth(t *testing.T) {
+	root := t.TempDir()
+	for _, q := range []string{"q4_0", "q8_0"} {
+		gg, _, err := EnsureRandomGGUF(root, tinyGGUFShape, q, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := FileQuant(gg); err != nil || got != q {
+			t.Errorf("FileQuant(%s file) = %q, %v", q, got, err)
+		}
+	}
+	dir, _, err := EnsureRandomModel(root, tinyShapes[0], "mlx4", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := FileQuant(dir); err != nil || got != "mlx4" {
+		t.Errorf("FileQuant(mlx4 folder) = %q, %v", got, err)
+	}
+	if _, err := FileQuant(filepath.Join(root, "none")); err == nil {
+		t.Error("FileQuant of a missing path: no error")
+	}
+	if bw := ReadBandwidth(1); !(bw > 1e8) {
+		t.Errorf("read bandwidth %.3g bytes/s", bw)
 	}
 }

@@ -54,10 +54,19 @@ var Llama32_1B = Shape{
 	},
 }
 
+// Mistral7B is Mistral-7B-Instruct-v0.3, the seed's example model: a
+// Llama block with grouped-query attention and an untied output matrix.
+var Mistral7B = Shape{
+	Name: "mistral7b", ModelType: "llama", Architecture: "MistralForCausalLM",
+	Hidden: 4096, Intermediate: 14336, Layers: 32, Heads: 32, KVHeads: 8, HeadDim: 128,
+	Vocab: 32768, ContextLength: 32768, RopeTheta: 1e6, RMSNormEps: 1e-5, BOS: 1, EOS: []int{2},
+}
+
 // Shapes lists the named shapes the command line accepts.
 var Shapes = map[string]Shape{
 	Qwen25_05B.Name: Qwen25_05B,
 	Llama32_1B.Name: Llama32_1B,
+	Mistral7B.Name:  Mistral7B,
 }
 
 // ShapeByName returns a shape of Shapes.

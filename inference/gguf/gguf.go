@@ -10,6 +10,7 @@ import (
 	"math"
 	"sort"
 
+	"github.com/impetusllm/impetus/inference/pages"
 	"github.com/impetusllm/impetus/inference/quant"
 )
 
@@ -348,6 +349,22 @@ func (f *File) TensorData(name string) ([]byte, TensorInfo, error) {
 	}
 	start := f.DataOffset + ti.Offset // validated at parse time
 	return f.data[start : start+ti.Size : start+ti.Size], ti, nil
+}
+
+// Release gives back the resident pages of the named tensor's data, for a
+// tensor the caller has copied (repacked) and no longer reads: they stop
+// counting in the process's memory, and a later read of TensorData maps
+// them in again from the file. It returns the bytes released: none when the
+// file was read into memory instead of mapped, or the tensor is unknown.
+func (f *File) Release(name string) int64 {
+	if f.unmap == nil {
+		return 0 // Parse, or the read fallback: heap memory, never released
+	}
+	data, _, err := f.TensorData(name)
+	if err != nil {
+		return 0
+	}
+	return int64(pages.Release(data))
 }
 
 // TensorFloat32 decodes the named tensor to float32 (F32, F16, BF16 and the

@@ -105,6 +105,7 @@ func packedVariant() string {
 	}
 	return ""
 }
+
 // hasAVXVNNI reports whether the CPU has AVX-VNNI (vpdpbusd on ymm, VEX).
 func hasAVXVNNI() bool { return C.k_has_avxvnni() != 0 }
 
@@ -194,6 +195,12 @@ func grown[T any](buf []T, n int) []T {
 
 func attentionItems(j *attnJob, worker, lo, hi int) {
 	scratch := thePool.scratchFor(worker, int(C.k_attention_scratch(C.int(j.nKV), C.int(j.nHeads), C.int(j.nKVHeads))))
+	if j.kh != nil {
+		C.k_attention_f16(fp(j.out), fp(j.q), C.int(j.nq), C.int(j.pos0), hp(j.kh), hp(j.vh), C.int(j.nKV),
+			C.int(j.nHeads), C.int(j.nKVHeads), C.int(j.headDim), C.float(j.scale), C.float(j.softcap),
+			C.int(j.window), C.int(lo), C.int(hi), fp(scratch))
+		return
+	}
 	C.k_attention(fp(j.out), fp(j.q), C.int(j.nq), C.int(j.pos0), fp(j.k), fp(j.v), C.int(j.nKV),
 		C.int(j.nHeads), C.int(j.nKVHeads), C.int(j.headDim), C.float(j.scale), C.float(j.softcap),
 		C.int(j.window), C.int(lo), C.int(hi), fp(scratch))

@@ -63,8 +63,19 @@ func attentionItemsGo(j *attnJob, worker, lo, hi int) {
 	hd := j.headDim
 	qs, kvs := j.nHeads*hd, j.nKVHeads*hd
 	group := j.nHeads / j.nKVHeads
-	buf := thePool.scratchFor(worker, j.nKV+hd)
-	scores, acc := buf[:j.nKV], buf[j.nKV:]
+	buf := thePool.scratchFor(worker, j.nKV+2*hd)
+	scores, acc, row := buf[:j.nKV], buf[j.nKV:j.nKV+hd], buf[j.nKV+hd:]
+	// kvRow is cache row p of this head as float32 (a half cache converted
+	// into row).
+	kvRow := func(f []float32, h []uint16, at int) []float32 {
+		if h == nil {
+			return f[at : at+hd]
+		}
+		for i := range row {
+			row[i] = quant.F16ToF32(h[at+i])
+		}
+		return row
+	}
 	for it := lo; it < hi; it++ {
 		t, kvh := it/j.nKVHeads, it%j.nKVHeads
 		pLo, pHi := attnRange(j.pos0+t, j.nKV, j.window)
@@ -73,7 +84,7 @@ func attentionItemsGo(j *attnJob, worker, lo, hi int) {
 			qv := j.q[t*qs+h*hd : t*qs+(h+1)*hd]
 			m := float32(math.Inf(-1))
 			for p := pLo; p < pHi; p++ {
-				s := dotGo(qv, j.k[p*kvs+kvOff:p*kvs+kvOff+hd]) * j.scale
+				s := dotGo(qv, kvRow(j.k, j.kh, p*kvs+kvOff)) * j.scale
 				if j.softcap > 0 {
 					s = float32(math.Tanh(float64(s/j.softcap))) * j.softcap
 				}
@@ -89,7 +100,7 @@ func attentionItemsGo(j *attnJob, worker, lo, hi int) {
 			clear(acc)
 			for p := pLo; p < pHi; p++ {
 				w := float32(float64(scores[p]) / sum)
-				v := j.v[p*kvs+kvOff : p*kvs+kvOff+hd]
+				v := kvRow(j.v, j.vh, p*kvs+kvOff)
 				for i, vv := range v {
 					acc[i] += w * vv
 				}

@@ -109,22 +109,27 @@ static void mm_rows_scalar(float *out, const float *x, int n, int rows, int cols
     }
 }
 
-// Items are (query row, KV head) pairs as in the SIMD levels.
-static void attention_scalar(float *out, const float *q, int pos0, const float *kc, const float *vc, int nKV,
-                             int nHeads, int nKVHeads, int hd, float scale, float softcap, int window, int lo,
-                             int hi, float *scores) {
+// Items are (query row, KV head) pairs as in the SIMD levels. The cache is
+// float (kc, vc) or, when kh is set, half (kh, vh).
+#define KV_AT(f, h, i) ((f) ? (f)[i] : k_f16((h)[i]))
+static void attention_scalar(float *out, const float *q, int pos0, const float *kc, const float *vc,
+                             const uint16_t *kh, const uint16_t *vh, int nKV, int nHeads, int nKVHeads, int hd,
+                             float scale, float softcap, int window, int lo, int hi, float *scores) {
     const int qs = nHeads * hd, kvs = nKVHeads * hd, grp = nHeads / nKVHeads;
     for (int it = lo; it < hi; it++) {
         const int t = it / nKVHeads, kvh = it % nKVHeads;
         int pLo, pHi;
         k_attn_range(pos0 + t, nKV, window, &pLo, &pHi);
-        const float *kb = kc + (size_t)kvh * hd, *vb = vc + (size_t)kvh * hd;
+        const size_t base = (size_t)kvh * hd;
         for (int h = kvh * grp; h < (kvh + 1) * grp; h++) {
             const float *qv = q + (size_t)t * qs + (size_t)h * hd;
             float m = -INFINITY;
             double sum = 0;
             for (int p = pLo; p < pHi; p++) {
-                float s = dot_scalar(qv, kb + (size_t)p * kvs, hd) * scale;
+                const size_t at = base + (size_t)p * kvs;
+                float s = 0;
+                for (int d = 0; d < hd; d++) s += qv[d] * KV_AT(kc ? kc + at : NULL, kh ? kh + at : NULL, d);
+                s *= scale;
                 if (softcap > 0) s = tanhf(s / softcap) * softcap;
                 scores[p] = s;
                 if (s > m) m = s;
@@ -136,12 +141,14 @@ static void attention_scalar(float *out, const float *q, int pos0, const float *
             float *o = out + (size_t)t * qs + (size_t)h * hd;
             for (int d = 0; d < hd; d++) o[d] = 0;
             for (int p = pLo; p < pHi; p++) {
-                const float w = (float)(scores[p] / sum), *v = vb + (size_t)p * kvs;
-                for (int d = 0; d < hd; d++) o[d] += w * v[d];
+                const size_t at = base + (size_t)p * kvs;
+                const float w = (float)(scores[p] / sum);
+                for (int d = 0; d < hd; d++) o[d] += w * KV_AT(vc ? vc + at : NULL, vh ? vh + at : NULL, d);
             }
         }
     }
 }
+#undef KV_AT
 
 size_t k_attention_scratch(int nKV, int nHeads, int nKVHeads) {
     int grp = nHeads / nKVHeads;
@@ -414,8 +421,19 @@ void k_attention(float *out, const float *q, int nq, int pos0, const float *k, c
     (void)nq;
 #define CALL(s) k_attention_##s(out, q, pos0, k, v, nKV, nHeads, nKVHeads, headDim, scale, softcap, window, lo, hi, scratch)
     K_DISPATCH(k_level(), CALL,
-               attention_scalar(out, q, pos0, k, v, nKV, nHeads, nKVHeads, headDim, scale, softcap, window, lo, hi,
-                                scratch))
+               attention_scalar(out, q, pos0, k, v, NULL, NULL, nKV, nHeads, nKVHeads, headDim, scale, softcap,
+                                window, lo, hi, scratch))
+#undef CALL
+}
+
+void k_attention_f16(float *out, const float *q, int nq, int pos0, const uint16_t *k, const uint16_t *v, int nKV,
+                     int nHeads, int nKVHeads, int headDim, float scale, float softcap, int window, int lo, int hi,
+                     float *scratch) {
+    (void)nq;
+#define CALL(s) k_attention_f16_##s(out, q, pos0, k, v, nKV, nHeads, nKVHeads, headDim, scale, softcap, window, lo, hi, scratch)
+    K_DISPATCH(k_level(), CALL,
+               attention_scalar(out, q, pos0, NULL, NULL, k, v, nKV, nHeads, nKVHeads, headDim, scale, softcap,
+                                window, lo, hi, scratch))
 #undef CALL
 }
 

@@ -213,6 +213,7 @@ type attnJob struct {
 	out, q                    []float32
 	nq, pos0                  int
 	k, v                      []float32
+	kh, vh                    []uint16 // a half-precision cache instead of k, v
 	nKV                       int
 	nHeads, nKVHeads, headDim int
 	scale, softcap            float32
@@ -229,6 +230,22 @@ func (j *attnJob) run(worker, lo, hi int) { attentionItems(j, worker, lo, hi) }
 // pos0+t-window. Head h reads kv head h/(nHeads/nKVHeads). Scores are
 // scale*q·k, soft-capped as tanh(s/softcap)*softcap when softcap > 0.
 func Attention(out, q []float32, nq, pos0 int, kCache, vCache []float32, nKV, nHeads, nKVHeads, headDim int, scale, softcap float32, window int) {
+	checkAttention(len(out), len(q), nq, pos0, len(kCache), len(vCache), nKV, nHeads, nKVHeads, headDim)
+	runAttention(attnJob{out: out, q: q, nq: nq, pos0: pos0, k: kCache, v: vCache, nKV: nKV,
+		nHeads: nHeads, nKVHeads: nKVHeads, headDim: headDim, scale: scale, softcap: softcap, window: window})
+}
+
+// AttentionF16 is Attention over a cache stored in half precision (IEEE
+// binary16, as quant.F32ToF16 rounds): the KV cache's default storage,
+// half the bytes to read per token at long context. Its results are those
+// of AttentionRef on the cache converted to float32, to float rounding.
+func AttentionF16(out, q []float32, nq, pos0 int, kCache, vCache []uint16, nKV, nHeads, nKVHeads, headDim int, scale, softcap float32, window int) {
+	checkAttention(len(out), len(q), nq, pos0, len(kCache), len(vCache), nKV, nHeads, nKVHeads, headDim)
+	runAttention(attnJob{out: out, q: q, nq: nq, pos0: pos0, kh: kCache, vh: vCache, nKV: nKV,
+		nHeads: nHeads, nKVHeads: nKVHeads, headDim: headDim, scale: scale, softcap: softcap, window: window})
+}
+
+func checkAttention(nOut, nQ, nq, pos0, nK, nV, nKV, nHeads, nKVHeads, headDim int) {
 	if nq < 0 || pos0 < 0 || nKV < 0 || nHeads <= 0 || nKVHeads <= 0 || headDim <= 0 || nHeads%nKVHeads != 0 {
 		panic(fmt.Sprintf("kernels: Attention: bad shape nq=%d pos0=%d nKV=%d heads=%d kvHeads=%d headDim=%d",
 			nq, pos0, nKV, nHeads, nKVHeads, headDim))
@@ -237,17 +254,19 @@ func Attention(out, q []float32, nq, pos0 int, kCache, vCache []float32, nKV, nH
 		panic(fmt.Sprintf("kernels: Attention: position %d has no cache entry (nKV=%d)", pos0+nq-1, nKV))
 	}
 	qs, kvs := nHeads*headDim, nKVHeads*headDim
-	if len(out) < nq*qs || len(q) < nq*qs || len(kCache) < nKV*kvs || len(vCache) < nKV*kvs {
+	if nOut < nq*qs || nQ < nq*qs || nK < nKV*kvs || nV < nKV*kvs {
 		panic(fmt.Sprintf("kernels: Attention: short slice: out %d q %d (want %d), k %d v %d (want %d)",
-			len(out), len(q), nq*qs, len(kCache), len(vCache), nKV*kvs))
+			nOut, nQ, nq*qs, nK, nV, nKV*kvs))
 	}
+}
+
+func runAttention(job attnJob) {
 	p := thePool
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	j := &p.jobs.at
-	*j = attnJob{out: out, q: q, nq: nq, pos0: pos0, k: kCache, v: vCache, nKV: nKV,
-		nHeads: nHeads, nKVHeads: nKVHeads, headDim: headDim, scale: scale, softcap: softcap, window: window}
-	items := nq * nKVHeads
+	*j = job
+	items := j.nq * j.nKVHeads
 	p.parallel(j, items, max(1, items/(4*p.workers)))
 	*j = attnJob{}
 }

@@ -95,6 +95,10 @@ size_t k_attention_scratch(int nKV, int nHeads, int nKVHeads);
 void k_attention(float *out, const float *q, int nq, int pos0, const float *k, const float *v, int nKV,
                  int nHeads, int nKVHeads, int headDim, float scale, float softcap, int window,
                  int lo, int hi, float *scratch);
+// The same with a half-precision (IEEE binary16) KV cache.
+void k_attention_f16(float *out, const float *q, int nq, int pos0, const uint16_t *k, const uint16_t *v, int nKV,
+                     int nHeads, int nKVHeads, int headDim, float scale, float softcap, int window,
+                     int lo, int hi, float *scratch);
 
 void k_rmsnorm(float *out, const float *x, const float *w, int n, int dim, float eps, int addOne);
 void k_softmax(float *x, size_t n);

@@ -138,6 +138,8 @@ void pk_quant_avx2(int8_t *, float *, int32_t *, float *, const float *, int, in
                         int, int, int, int, float *);                                                      \
     void k_attention_##sfx(float *, const float *, int, const float *, const float *, int, int, int, int,  \
                            float, float, int, int, int, float *);                                          \
+    void k_attention_f16_##sfx(float *, const float *, int, const uint16_t *, const uint16_t *, int, int, int, \
+                               int, float, float, int, int, int, float *);                                     \
     void k_rmsnorm_##sfx(float *, const float *, const float *, int, int, float, int);                     \
     void k_softmax_##sfx(float *, size_t);                                                                 \
     void k_silu_mul_##sfx(float *, const float *, size_t);                                                 \
@@ -166,6 +168,10 @@ K_DECLARE_LEVEL(neon)
     void k_attention_##sfx(float *o, const float *q, int pos0, const float *k, const float *v, int nKV, int nh, \
                            int nkv, int hd, float scale, float cap, int win, int lo, int hi, float *s) {       \
         attention_##sfx(o, q, pos0, k, v, nKV, nh, nkv, hd, scale, cap, win, lo, hi, s);                       \
+    }                                                                                                          \
+    void k_attention_f16_##sfx(float *o, const float *q, int pos0, const uint16_t *k, const uint16_t *v, int nKV, \
+                               int nh, int nkv, int hd, float scale, float cap, int win, int lo, int hi, float *s) { \
+        attention_f16_##sfx(o, q, pos0, k, v, nKV, nh, nkv, hd, scale, cap, win, lo, hi, s);                  \
     }                                                                                                          \
     void k_rmsnorm_##sfx(float *o, const float *x, const float *w, int n, int dim, float eps, int addOne) {     \
         rmsnorm_##sfx(o, x, w, n, dim, eps, addOne);                                                           \

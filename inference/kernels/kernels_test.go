@@ -240,6 +240,7 @@ func TestAttentionRandom(t *testing.T) {
 		{2, 0, 2, 1, 1, 7, 0, 0},
 		{2, 10, 12, 16, 1, 64, 0, 0}, // more heads per KV head than one register block
 		{1, 5, 6, 12, 1, 32, 0, 4},
+		{1, 1000, 1001, 14, 2, 64, 0, 0}, // decode at depth
 	} {
 		name := fmt.Sprintf("%+v", tc)
 		qs, kvs := tc.heads*tc.hd, tc.kvHeads*tc.hd
@@ -251,7 +252,29 @@ func TestAttentionRandom(t *testing.T) {
 		AttentionRef(want, q, tc.nq, tc.pos0, k, v, tc.nKV, tc.heads, tc.kvHeads, tc.hd, scale, tc.softcap, tc.window)
 		Attention(got, q, tc.nq, tc.pos0, k, v, tc.nKV, tc.heads, tc.kvHeads, tc.hd, scale, tc.softcap, tc.window)
 		closeTo(t, name, got, want, 1e-5)
+
+		// A half cache gives the reference's result on its values.
+		kh, vh := toF16(k), toF16(v)
+		AttentionRef(want, q, tc.nq, tc.pos0, fromF16(kh), fromF16(vh), tc.nKV, tc.heads, tc.kvHeads, tc.hd, scale, tc.softcap, tc.window)
+		AttentionF16(got, q, tc.nq, tc.pos0, kh, vh, tc.nKV, tc.heads, tc.kvHeads, tc.hd, scale, tc.softcap, tc.window)
+		closeTo(t, name+" f16", got, want, 1e-5)
 	}
+}
+
+func toF16(x []float32) []uint16 {
+	out := make([]uint16, len(x))
+	for i, v := range x {
+		out[i] = quant.F32ToF16(v)
+	}
+	return out
+}
+
+func fromF16(h []uint16) []float32 {
+	out := make([]float32, len(h))
+	for i, v := range h {
+		out[i] = quant.F16ToF32(v)
+	}
+	return out
 }
 
 func TestRMSNorm(t *testing.T) {

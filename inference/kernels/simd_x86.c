@@ -175,17 +175,9 @@ K_DEFINE_LEVEL(avx2)
 #define VKEEP_GE(r, x, lim) _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(x, lim, _CMP_GE_OQ), r)
 #define VLOAD_S8I(p) _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(p)))
 
-// dots16 returns the 16 dot products of q with the rows k, k+ks, ...,
-// k+15*ks (hd a multiple of 16): each row's products accumulate in one
-// register, and a transpose tree (unpack, unpack, shuffle, shuffle) sums the
-// 16 registers at once instead of 16 horizontal reductions.
-static inline __m512 dots16_avx512(const float *q, const float *k, size_t ks, int hd) {
-    __m512 a[16];
-    for (int i = 0; i < 16; i++) a[i] = _mm512_setzero_ps();
-    for (int d = 0; d < hd; d += 16) {
-        const __m512 qv = _mm512_loadu_ps(q + d);
-        for (int i = 0; i < 16; i++) a[i] = _mm512_fmadd_ps(qv, _mm512_loadu_ps(k + (size_t)i * ks + d), a[i]);
-    }
+// sum16 sums each of 16 registers, lane i of the result holding a[i]'s sum,
+// by a transpose tree (unpack, unpack, shuffle, shuffle).
+static inline __m512 sum16_avx512(__m512 *a) {
     __m512 b[8], c[4];
     for (int i = 0; i < 8; i++)
         b[i] = _mm512_add_ps(_mm512_unpacklo_ps(a[2 * i], a[2 * i + 1]), _mm512_unpackhi_ps(a[2 * i], a[2 * i + 1]));
@@ -197,11 +189,39 @@ static inline __m512 dots16_avx512(const float *q, const float *k, size_t ks, in
     const __m512 e1 = _mm512_add_ps(_mm512_shuffle_f32x4(c[2], c[3], 0x88), _mm512_shuffle_f32x4(c[2], c[3], 0xDD));
     return _mm512_add_ps(_mm512_shuffle_f32x4(e0, e1, 0x88), _mm512_shuffle_f32x4(e0, e1, 0xDD));
 }
+
+// dots16 returns the 16 dot products of q with the rows k, k+ks, ...,
+// k+15*ks (hd a multiple of 16): each row's products accumulate in one
+// register, and sum16 adds up the 16 registers at once instead of 16
+// horizontal reductions.
+static inline __m512 dots16_avx512(const float *q, const float *k, size_t ks, int hd) {
+    __m512 a[16];
+    for (int i = 0; i < 16; i++) a[i] = _mm512_setzero_ps();
+    for (int d = 0; d < hd; d += 16) {
+        const __m512 qv = _mm512_loadu_ps(q + d);
+        for (int i = 0; i < 16; i++) a[i] = _mm512_fmadd_ps(qv, _mm512_loadu_ps(k + (size_t)i * ks + d), a[i]);
+    }
+    return sum16_avx512(a);
+}
 #define VDOTS16(q, k, ks, hd) dots16_avx512(q, k, ks, hd)
+
+// dots16h is dots16 with half-precision keys (the f16 KV cache).
+static inline __m512 dots16h_avx512(const float *q, const uint16_t *k, size_t ks, int hd) {
+    __m512 a[16];
+    for (int i = 0; i < 16; i++) a[i] = _mm512_setzero_ps();
+    for (int d = 0; d < hd; d += 16) {
+        const __m512 qv = _mm512_loadu_ps(q + d);
+        for (int i = 0; i < 16; i++)
+            a[i] = _mm512_fmadd_ps(qv, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(k + (size_t)i * ks + d))), a[i]);
+    }
+    return sum16_avx512(a);
+}
+#define VDOTS16H(q, k, ks, hd) dots16h_avx512(q, k, ks, hd)
 
 #include "simd_body.h"
 K_DEFINE_LEVEL(avx512)
 #undef VDOTS16
+#undef VDOTS16H
 
 #pragma GCC pop_options
 

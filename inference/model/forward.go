@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"os"
 
 	"github.com/impetusllm/impetus/inference/kernels"
 )
@@ -15,16 +16,47 @@ type KVCache struct {
 	layers, kvDim int
 	n, maxLen     int
 	capacity      int
-	k, v          [][]float32
-	batchMark     uint64 // the Forward call that last saw this cache, to catch duplicates
+	half          bool        // keys and values in kh, vh (IEEE half), else in k, v
+	k, v          [][]float32 // per layer, when !half
+	kh, vh        [][]uint16  // per layer, when half
+	batchMark     uint64      // the Forward call that last saw this cache, to catch duplicates
 }
 
-// NewKVCache returns an empty cache for up to maxLen tokens.
+// NewKVCache returns an empty cache for up to maxLen tokens, stored as the
+// model's KVHalf says.
 func (m *Model) NewKVCache(maxLen int) *KVCache {
-	c := &KVCache{layers: m.Config.Layers, kvDim: m.Config.KVHeads * m.Config.HeadDim, maxLen: maxLen}
-	c.k = make([][]float32, c.layers)
-	c.v = make([][]float32, c.layers)
+	c := &KVCache{layers: m.Config.Layers, kvDim: m.Config.KVHeads * m.Config.HeadDim, maxLen: maxLen, half: m.kvHalf.Load()}
+	if c.half {
+		c.kh, c.vh = make([][]uint16, c.layers), make([][]uint16, c.layers)
+	} else {
+		c.k, c.v = make([][]float32, c.layers), make([][]float32, c.layers)
+	}
 	return c
+}
+
+// SetKVHalf chooses the storage of caches made from now on: half precision
+// (half the memory, and half the bytes attention reads per token at long
+// context) or float32. See kvHalfFor for the default.
+func (m *Model) SetKVHalf(on bool) { m.kvHalf.Store(on) }
+
+// KVHalf reports whether new caches store keys and values in half precision.
+func (m *Model) KVHalf() bool { return m.kvHalf.Load() }
+
+// kvHalfFor is the default cache storage of a model whose matmuls do
+// (int8) or do not run with int8 activations at load. Half where they do:
+// its rounding (about 5e-4 relative) is far below theirs. Float32 where
+// every matmul is in float, which stays transformers-exact: half keys and
+// values move float models' log-probabilities by up to 0.01, twice the
+// tolerance of their reference tests. IMPETUS_KV=f16 or f32 in the
+// environment overrides both.
+func kvHalfFor(int8 bool) bool {
+	switch os.Getenv("IMPETUS_KV") {
+	case "f32":
+		return false
+	case "f16":
+		return true
+	}
+	return int8
 }
 
 // Len is the number of tokens whose keys and values are stored.
@@ -68,7 +100,7 @@ func (c *KVCache) Grow(capacity int) {
 // cache of the same model, so a sequence can start from a cached prefix. Only
 // the shape is checked: the caller keeps caches of different models apart.
 func (c *KVCache) CopyPrefix(src *KVCache, n int) error {
-	if src.layers != c.layers || src.kvDim != c.kvDim {
+	if src.layers != c.layers || src.kvDim != c.kvDim || src.half != c.half {
 		return fmt.Errorf("kv cache: copy from a cache of another model")
 	}
 	if n < 0 || n > src.n || n > c.maxLen {
@@ -76,17 +108,27 @@ func (c *KVCache) CopyPrefix(src *KVCache, n int) error {
 	}
 	c.n = 0
 	c.Grow(n)
-	for l := range c.k {
-		copy(c.k[l], src.k[l][:n*c.kvDim])
-		copy(c.v[l], src.v[l][:n*c.kvDim])
+	for l := 0; l < c.layers; l++ {
+		if c.half {
+			copy(c.kh[l], src.kh[l][:n*c.kvDim])
+			copy(c.vh[l], src.vh[l][:n*c.kvDim])
+		} else {
+			copy(c.k[l], src.k[l][:n*c.kvDim])
+			copy(c.v[l], src.v[l][:n*c.kvDim])
+		}
 	}
 	c.n = n
 	return nil
 }
 
-// KVTokenBytes is the memory one token takes in a cache of this model.
+// KVTokenBytes is the memory one token takes in a cache of this model made
+// now (see SetKVHalf).
 func (m *Model) KVTokenBytes() int64 {
-	return int64(m.Config.Layers) * int64(m.Config.KVHeads*m.Config.HeadDim) * 2 * 4
+	elem := int64(4)
+	if m.KVHalf() {
+		elem = 2
+	}
+	return int64(m.Config.Layers) * int64(m.Config.KVHeads*m.Config.HeadDim) * 2 * elem
 }
 
 // reserve makes room for need tokens in total.
@@ -99,14 +141,45 @@ func (c *KVCache) reserve(need int) {
 }
 
 func (c *KVCache) resize(capacity int) {
-	for l := range c.k {
-		nk := make([]float32, capacity*c.kvDim)
-		nv := make([]float32, capacity*c.kvDim)
-		copy(nk, c.k[l][:c.n*c.kvDim])
-		copy(nv, c.v[l][:c.n*c.kvDim])
-		c.k[l], c.v[l] = nk, nv
+	for l := 0; l < c.layers; l++ {
+		if c.half {
+			c.kh[l], c.vh[l] = regrow(c.kh[l], capacity*c.kvDim, c.n*c.kvDim), regrow(c.vh[l], capacity*c.kvDim, c.n*c.kvDim)
+		} else {
+			c.k[l], c.v[l] = regrow(c.k[l], capacity*c.kvDim, c.n*c.kvDim), regrow(c.v[l], capacity*c.kvDim, c.n*c.kvDim)
+		}
 	}
 	c.capacity = capacity
+}
+
+// regrow returns a slice of n elements holding the first keep of s.
+func regrow[T float32 | uint16](s []T, n, keep int) []T {
+	out := make([]T, n)
+	copy(out, s[:keep])
+	return out
+}
+
+// store writes n tokens' keys and values (float32 rows of kvDim) at the
+// cache's end in layer l, rounding them to half when the cache is half.
+func (c *KVCache) store(l int, k, v []float32) {
+	at := c.n * c.kvDim
+	if !c.half {
+		copy(c.k[l][at:], k)
+		copy(c.v[l][at:], v)
+		return
+	}
+	kernels.ToF16(c.kh[l][at:at+len(k)], k)
+	kernels.ToF16(c.vh[l][at:at+len(v)], v)
+}
+
+// attention runs the attention kernel for n query rows against layer l.
+func (c *KVCache) attention(out, q []float32, n, l int, cfg *Config, window int) {
+	if c.half {
+		kernels.AttentionF16(out, q, n, c.n, c.kh[l], c.vh[l], c.n+n,
+			cfg.Heads, cfg.KVHeads, cfg.HeadDim, cfg.AttnScale, cfg.AttnSoftcap, window)
+		return
+	}
+	kernels.Attention(out, q, n, c.n, c.k[l], c.v[l], c.n+n,
+		cfg.Heads, cfg.KVHeads, cfg.HeadDim, cfg.AttnScale, cfg.AttnSoftcap, window)
 }
 
 // SeqBatch is one sequence's share of a forward pass: Tokens are appended at
@@ -256,10 +329,8 @@ func (m *Model) Forward(batch []SeqBatch, logits [][]float32) error {
 				kernels.RoPE(q, n, cfg.Heads, hd, cfg.RotaryDim, s.pos[off:off+n], inv, neox, r.Mscale)
 				kernels.RoPE(k, n, cfg.KVHeads, hd, cfg.RotaryDim, s.pos[off:off+n], inv, neox, r.Mscale)
 			}
-			copy(c.k[l][c.n*kvDim:], k)
-			copy(c.v[l][c.n*kvDim:], v)
-			kernels.Attention(s.attn[off*qDim:(off+n)*qDim], q, n, c.n, c.k[l], c.v[l], c.n+n,
-				cfg.Heads, cfg.KVHeads, hd, cfg.AttnScale, cfg.AttnSoftcap, L.spec.Window)
+			c.store(l, k, v)
+			c.attention(s.attn[off*qDim:(off+n)*qDim], q, n, l, cfg, L.spec.Window)
 			off += n
 		}
 		L.o.forward(s.o, s.attn, N)

@@ -351,11 +351,13 @@ func (m *matrix) ggmlRows(dst []float32, r0, count int) {
 
 // ggufLoader reads tensors by GGUF name, checking dims and types.
 type ggufLoader struct {
-	f      *gguf.File
-	file   string
-	params int64
-	packed int64 // bytes of packed weights
-	kinds  map[string]int
+	f        *gguf.File
+	file     string
+	params   int64
+	packed   int64 // bytes of packed weights
+	released int64 // bytes of the mapping given back after packing
+	int8     bool  // some matmul runs with int8 activations (kvHalfFor)
+	kinds    map[string]int
 }
 
 func (ld *ggufLoader) errorf(tensor, format string, args ...any) error {
@@ -430,17 +432,19 @@ func (ld *ggufLoader) matrix(name string, rows, cols int) (matrix, error) {
 			return m, ld.errorf(name, "row length %d is not a multiple of the %s block of %d", cols, ti.Type, ti.Type.BlockSize())
 		}
 		m.kind, m.ggml, m.blocks = wGGML, ti.Type, data
-		switch ti.Type {
-		case quant.GGMLQ4_0:
-			m.packed = kernels.PackQ4_0(data, rows, cols)
-		case quant.GGMLQ8_0:
-			m.packed = kernels.PackQ8_0(data, rows, cols)
-		case quant.GGMLQ5_0:
-			m.packed = kernels.PackQ5_0(data, rows, cols)
-		case quant.GGMLQ4_K:
-			m.packed = kernels.PackQ4_K(data, rows, cols)
-		case quant.GGMLQ6_K:
-			m.packed = kernels.PackQ6_K(data, rows, cols)
+		if kernels.PackWanted(false) {
+			switch ti.Type {
+			case quant.GGMLQ4_0:
+				m.packed = kernels.PackQ4_0(data, rows, cols)
+			case quant.GGMLQ8_0:
+				m.packed = kernels.PackQ8_0(data, rows, cols)
+			case quant.GGMLQ5_0:
+				m.packed = kernels.PackQ5_0(data, rows, cols)
+			case quant.GGMLQ4_K:
+				m.packed = kernels.PackQ4_K(data, rows, cols)
+			case quant.GGMLQ6_K:
+				m.packed = kernels.PackQ6_K(data, rows, cols)
+			}
 		}
 	}
 	if err != nil {
@@ -451,8 +455,13 @@ func (ld *ggufLoader) matrix(name string, rows, cols int) (matrix, error) {
 	}
 	ld.kinds[ti.Type.String()]++
 	ld.params += m.params()
+	ld.int8 = ld.int8 || m.packed != nil ||
+		((ti.Type == quant.GGMLQ4_0 || ti.Type == quant.GGMLQ8_0) && kernels.Int8Activations())
 	if m.packed != nil {
+		// Only the packed copy is read from now on (embedding rows too,
+		// see matrix.row): the file's pages of this tensor go back.
 		ld.packed += int64(m.packed.Bytes())
+		ld.released += ld.f.Release(name)
 	}
 	return m, nil
 }
@@ -513,7 +522,8 @@ func buildGGUF(cfg Config, f *gguf.File, file string) (*Model, error) {
 			return nil, fmt.Errorf("gguf %s: layer %d: %s needs q/k/v biases (blk.%d.attn_q.bias ...)", file, i, cfg.Architecture, i)
 		}
 	}
-	m.params, m.packed = ld.params, ld.packed
+	m.params, m.packed, m.released = ld.params, ld.packed, ld.released
+	m.kvHalf.Store(kvHalfFor(ld.int8))
 	kinds := make([]string, 0, len(ld.kinds))
 	for k := range ld.kinds {
 		kinds = append(kinds, k)

@@ -5,6 +5,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/impetusllm/impetus/inference/gguf"
 	"github.com/impetusllm/impetus/inference/safetensors"
@@ -26,10 +27,12 @@ type Model struct {
 	quant    string
 	fileSize int64
 	packed   int64 // bytes of packed weights (Info.PackedBytes)
+	released int64 // bytes of the mapped files given back (Info.ReleasedBytes)
 
-	mu    sync.Mutex
-	s     scratch
-	calls uint64 // Forward calls, for KVCache.batchMark
+	mu     sync.Mutex
+	kvHalf atomic.Bool // new caches store half precision (SetKVHalf)
+	s      scratch
+	calls  uint64 // Forward calls, for KVCache.batchMark
 }
 
 // layer holds one block's weights. Which of them are set depends on the
@@ -56,7 +59,14 @@ type Info struct {
 	// PackedBytes is the memory of weights repacked at load for the int8
 	// kernels (kernels.Packed), held beside the mapped files.
 	PackedBytes int64
+	// ReleasedBytes is the part of the mapped files given back after
+	// packing: those tensors are read only from their packed copy.
+	ReleasedBytes int64
 }
+
+// WeightBytes is the memory the weights hold once loaded: the mapped files
+// less their released pages, plus the packed copies.
+func (i Info) WeightBytes() int64 { return i.FileSize - i.ReleasedBytes + i.PackedBytes }
 
 // Load opens the safetensors weights and config of a model folder.
 func Load(dir string) (*Model, error) {
@@ -124,7 +134,8 @@ func build(cfg Config, set *safetensors.Set) (*Model, error) {
 			return nil, fmt.Errorf("layer %d: attention_bias is set but q/k/v biases are missing", i)
 		}
 	}
-	m.params, m.packed = ld.params, ld.packed
+	m.params, m.packed, m.released = ld.params, ld.packed, ld.released
+	m.kvHalf.Store(kvHalfFor(ld.int8))
 	kinds := make([]string, 0, len(ld.kinds))
 	for k := range ld.kinds {
 		kinds = append(kinds, k)
@@ -151,6 +162,7 @@ func (m *Model) Info() Info {
 		EOS:           append([]int(nil), m.Config.EOS...),
 		FileSize:      m.fileSize,
 		PackedBytes:   m.packed,
+		ReleasedBytes: m.released,
 	}
 }
 

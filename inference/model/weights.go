@@ -79,6 +79,10 @@ func (l *linear) forward(out, x []float32, n int) {
 
 // row writes row r of the weight as float32 (embedding lookup).
 func (m *matrix) row(dst []float32, r int) {
+	if m.packed != nil { // the source's pages may be released
+		m.packed.Row(dst[:m.cols], r)
+		return
+	}
 	switch m.kind {
 	case wF32:
 		copy(dst, m.f32[r*m.cols:(r+1)*m.cols])
@@ -105,11 +109,13 @@ func (m *matrix) params() int64 { return int64(m.rows) * int64(m.cols) }
 // loader reads tensors from a safetensors Set applying FORMATS.md §1b's rule
 // for which modules are MLX-quantized.
 type loader struct {
-	set    *safetensors.Set
-	quant  *QuantConfig
-	params int64
-	packed int64          // bytes of packed weights
-	kinds  map[string]int // storage description → count, for Model.Quantization
+	set      *safetensors.Set
+	quant    *QuantConfig
+	params   int64
+	packed   int64          // bytes of packed weights
+	released int64          // bytes of mapped pages given back after packing
+	int8     bool           // some matmul runs with int8 activations (kvHalfFor)
+	kinds    map[string]int // storage description → count, for Model.Quantization
 }
 
 // floats reads a float tensor (F32, F16 or BF16) as a new float32 slice; it is
@@ -234,11 +240,13 @@ func (ld *loader) matrix(path string, rows, cols int) (matrix, error) {
 			return m, err
 		}
 	}
+	ld.int8 = ld.int8 || (qp.Bits == 4 && kernels.PackWanted(true))
 	m.kind, m.bits, m.group = wMLX, qp.Bits, qp.GroupSize
-	if qp.Bits == 4 {
+	if qp.Bits == 4 && kernels.PackWanted(true) {
 		m.packed = kernels.PackMLX4(m.q, m.scales, m.biases, rows, cols, qp.GroupSize)
 		if m.packed != nil {
 			ld.packed += int64(m.packed.Bytes())
+			ld.released += ld.set.Release(path + ".weight")
 		}
 	}
 	ld.note(fmt.Sprintf("MLX %d-bit g%d", qp.Bits, qp.GroupSize))

@@ -2,4 +2,7 @@
 
 package safetensors
 
-func mapFile(path string) ([]byte, func() error, error) { return readAll(path) }
+func mapFile(path string) ([]byte, func() error, bool, error) {
+	b, release, err := readAll(path)
+	return b, release, false, err
+}

@@ -47,6 +47,7 @@ type File struct {
 	path     string
 	data     []byte // whole file
 	release  func() error
+	mapped   bool     // data is a file mapping (Release may drop its pages)
 	names    []string // in header (offset) order
 	tensors  map[string]Tensor
 	Metadata map[string]string
@@ -54,7 +55,7 @@ type File struct {
 
 // Open maps path read-only and validates its header.
 func Open(path string) (*File, error) {
-	data, release, err := mapFile(path)
+	data, release, mapped, err := mapFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("safetensors: %w", err)
 	}
@@ -63,7 +64,7 @@ func Open(path string) (*File, error) {
 		release()
 		return nil, err
 	}
-	f.release = release
+	f.release, f.mapped = release, mapped
 	return f, nil
 }
 

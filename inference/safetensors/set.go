@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+
+	"github.com/impetusllm/impetus/inference/pages"
 )
 
 // IndexFile names the shard map that sharded Hugging Face / MLX models carry.
@@ -108,6 +110,19 @@ func (s *Set) Tensor(name string) (Tensor, error) {
 	}
 	t, _ := f.Tensor(name)
 	return t, nil
+}
+
+// Release gives back the resident pages of the named tensor's data, for a
+// tensor the caller has copied (repacked) and no longer reads; a later read
+// maps them in again from the file. It returns the bytes released: none
+// when the file was read into memory instead of mapped.
+func (s *Set) Release(name string) int64 {
+	f, ok := s.byName[name]
+	if !ok || !f.mapped {
+		return 0
+	}
+	t, _ := f.Tensor(name)
+	return int64(pages.Release(t.Data))
 }
 
 // Names lists every tensor, sorted.
