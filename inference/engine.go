@@ -60,6 +60,16 @@ type Options struct {
 	// UnloadTimeout bounds how long a graceful UnloadModel waits for a
 	// model's requests to finish. Default DefaultUnloadTimeout.
 	UnloadTimeout time.Duration
+
+	// Device is where models run: "auto" (the default: NVIDIA GPU 0 when
+	// the driver and NVRTC are found and the model fits its free memory
+	// with 1 GiB to spare, else the CPU), "cpu", "cuda" (GPU 0) or
+	// "cuda:N". An explicit cuda device that cannot take a model fails the
+	// load; auto falls back to the CPU. LoadedModel.Device and DeviceReason
+	// say which was chosen and why.
+	Device string
+	// Logf, when set, gets one line per model load naming its device and why.
+	Logf func(format string, args ...any)
 }
 
 // ObservationKind names what an Observation measured.
@@ -119,6 +129,9 @@ type Engine struct {
 	closeOnce sync.Once
 
 	janitorDone chan struct{} // closed when the idle-unload janitor ends
+
+	device deviceChoice // parsed Options.Device
+	gpus   gpus
 }
 
 // New starts an Engine. It loads no weights: models load on demand.
@@ -159,7 +172,11 @@ func New(opts Options) (*Engine, error) {
 	if opts.UnloadTimeout == 0 {
 		opts.UnloadTimeout = DefaultUnloadTimeout
 	}
-	e := &Engine{opts: opts, started: time.Now(), loaded: map[string]*LoadedModel{}, stop: make(chan struct{}), done: make(chan struct{}),
+	device, err := parseDevice(opts.Device)
+	if err != nil {
+		return nil, err
+	}
+	e := &Engine{opts: opts, device: device, started: time.Now(), loaded: map[string]*LoadedModel{}, stop: make(chan struct{}), done: make(chan struct{}),
 		kv: newKVPool(int64(opts.KVCacheMB) << 20), keys: newKeyLimiter(opts.MaxConcurrentPerKey)}
 	e.heartbeat.Store(time.Now().UnixNano())
 	go e.loop()

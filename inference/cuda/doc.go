@@ -19,6 +19,7 @@ package cuda
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // ErrNotAvailable is wrapped by Open's error when this build or host cannot
@@ -107,4 +108,12 @@ func (f Format) Bytes(rows, cols, bits int) int {
 		return n * bits / 8
 	}
 	return 0
+}
+
+// CompileInfo tells where a Device's kernels came from.
+type CompileInfo struct {
+	Cached   bool          // loaded from the disk cache
+	Path     string        // the cache file ("" when it could not be written)
+	Duration time.Duration // compile (or cache read) time
+	NVRTC    string        // NVRTC version, "" when the cache served
 }

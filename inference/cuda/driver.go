@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"os"
 	"sync"
-	"time"
 	"unsafe"
 )
 
@@ -91,14 +90,6 @@ type Device struct {
 	mu   sync.Mutex
 	args *[32]C.uint64_t // launch parameters, in C memory
 	err  error           // the first launch error since the last Sync
-}
-
-// CompileInfo tells where a Device's kernels came from.
-type CompileInfo struct {
-	Cached   bool          // loaded from the disk cache
-	Path     string        // the cache file ("" when it could not be written)
-	Duration time.Duration // compile (or cache read) time
-	NVRTC    string        // NVRTC version, "" when the cache served
 }
 
 // Open opens GPU ordinal and loads our kernels, compiling them with NVRTC
@@ -221,7 +212,9 @@ func (d *Device) Download(dst unsafe.Pointer, src Ptr, bytes int) error {
 // Copy queues a device-to-device copy.
 func (d *Device) Copy(dst, src Ptr, bytes int) {
 	if bytes > 0 {
-		d.note(cuErr("copy", C.imp_copy(d.ctx, C.CUdeviceptr(dst), C.CUdeviceptr(src), C.size_t(bytes))))
+		if r := C.imp_copy(d.ctx, C.CUdeviceptr(dst), C.CUdeviceptr(src), C.size_t(bytes)); r != 0 {
+			d.note(cuErr("copy", r))
+		}
 	}
 }
 
@@ -283,7 +276,9 @@ func (d *Device) launch(name string, gx, gy, bx uint, args ...arg) {
 	}
 	r := C.imp_launch(d.ctx, f, C.uint(gx), C.uint(gy), 1, C.uint(bx), 1, 1, 0, &d.args[0], C.int(len(args)))
 	d.mu.Unlock()
-	d.note(cuErr("launching "+name, r))
+	if r != 0 {
+		d.note(cuErr("launching "+name, r))
+	}
 }
 
 // AllocCopy allocates device memory holding a copy of s.

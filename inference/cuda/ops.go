@@ -17,18 +17,21 @@ func (d *Device) MatMul(out, x Ptr, n int, w *Weight, bias Ptr) {
 	}
 	args := []arg{parg(out), parg(x), iarg(n), parg(w.Data), parg(w.Scales), parg(w.Biases), parg(bias),
 		iarg(w.Rows), iarg(w.Cols), iarg(w.Bits), iarg(w.Group)}
-	name := w.Format.String()
 	if n <= gemvMaxRows {
-		d.launch("gemv_"+name, grid(w.Rows, 4), grid(n, 4), 128, args...)
+		d.launch(gemvNames[w.Format], grid(w.Rows, 4), grid(n, 4), 128, args...)
 		return
 	}
-	d.launch("gemm_"+name, grid(w.Rows, 64), grid(n, 64), 256, args...)
+	d.launch(gemmNames[w.Format], grid(w.Rows, 64), grid(n, 64), 256, args...)
 }
 
 // Embed queues out[t] = row tokens[t] of w (times scale when scale != 0)
 // for t < n; tokens is a device array of int32.
 func (d *Device) Embed(out, tokens Ptr, n int, w *Weight, scale float32) {
-	d.launch("embed_"+w.Format.String(), uint(n), 1, 128, parg(out), parg(tokens), iarg(n), parg(w.Data),
+	if w.Format < 0 || w.Format >= numFormats {
+		d.note(fmt.Errorf("cuda: embed: bad format %d", int(w.Format)))
+		return
+	}
+	d.launch(embedNames[w.Format], uint(n), 1, 128, parg(out), parg(tokens), iarg(n), parg(w.Data),
 		parg(w.Scales), parg(w.Biases), iarg(w.Cols), iarg(w.Bits), iarg(w.Group), farg(scale))
 }
 

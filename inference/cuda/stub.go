@@ -5,7 +5,9 @@ package cuda
 import "fmt"
 
 // Device is an opened GPU; this build has none.
-type Device struct{}
+type Device struct {
+	Compile CompileInfo
+}
 
 // Count reports how many GPUs the driver sees; this build sees none.
 func Count() (int, error) {

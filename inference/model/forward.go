@@ -17,6 +17,7 @@ type KVCache struct {
 	capacity      int
 	k, v          [][]float32
 	batchMark     uint64 // the Forward call that last saw this cache, to catch duplicates
+	dev           *gpuKV // the keys and values in GPU memory, for a model on a GPU (gpu.go)
 }
 
 // NewKVCache returns an empty cache for up to maxLen tokens.
@@ -24,6 +25,10 @@ func (m *Model) NewKVCache(maxLen int) *KVCache {
 	c := &KVCache{layers: m.Config.Layers, kvDim: m.Config.KVHeads * m.Config.HeadDim, maxLen: maxLen}
 	c.k = make([][]float32, c.layers)
 	c.v = make([][]float32, c.layers)
+	if m.gpu != nil {
+		c.k, c.v = nil, nil // kept in GPU memory instead
+		c.dev = m.gpu.newKV(c)
+	}
 	return c
 }
 
@@ -70,6 +75,12 @@ func (c *KVCache) Grow(capacity int) {
 func (c *KVCache) CopyPrefix(src *KVCache, n int) error {
 	if src.layers != c.layers || src.kvDim != c.kvDim {
 		return fmt.Errorf("kv cache: copy from a cache of another model")
+	}
+	if c.dev != nil || src.dev != nil {
+		if n < 0 || n > src.n || n > c.maxLen {
+			return fmt.Errorf("kv cache: copy %d tokens from a cache of %d into one of at most %d", n, src.n, c.maxLen)
+		}
+		return c.copyPrefixDevice(src, n)
 	}
 	if n < 0 || n > src.n || n > c.maxLen {
 		return fmt.Errorf("kv cache: copy %d tokens from a cache of %d into one of at most %d", n, src.n, c.maxLen)
@@ -184,6 +195,9 @@ func (m *Model) Forward(batch []SeqBatch, logits [][]float32) error {
 	}
 	if N == 0 {
 		return nil
+	}
+	if m.gpu != nil {
+		return m.forwardGPU(batch, logits, N, nOut)
 	}
 
 	H, I, hd := cfg.Hidden, cfg.Intermediate, cfg.HeadDim

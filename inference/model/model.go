@@ -27,6 +27,8 @@ type Model struct {
 	fileSize int64
 	packed   int64 // bytes of packed weights (Info.PackedBytes)
 
+	gpu *gpuModel // set by UseDevice: Forward runs on the GPU
+
 	mu    sync.Mutex
 	s     scratch
 	calls uint64 // Forward calls, for KVCache.batchMark
@@ -160,6 +162,10 @@ func (m *Model) Close() error {
 	defer m.mu.Unlock()
 	if m.set == nil && m.gf == nil {
 		return nil
+	}
+	if m.gpu != nil {
+		m.gpu.close()
+		m.gpu = nil
 	}
 	var err error
 	if m.set != nil {
