@@ -31,7 +31,7 @@ func TestGPUSpeed(t *testing.T) {
 	for _, c := range []struct {
 		shape bench.Shape
 		quant string
-	}{{bench.Qwen25_05B, "q4_0"}, {bench.Qwen25_05B, "q8_0"}, {bench.Llama32_1B, "q4_0"}, {bench.Llama32_1B, "q4_k_m"}} {
+	}{{bench.Qwen25_05B, "q4_0"}, {bench.Llama32_1B, "q4_0"}, {bench.Llama32_1B, "q4_k_m"}} {
 		t.Run(c.shape.Name+"-"+c.quant, func(t *testing.T) {
 			path := filepath.Join(dir, c.shape.Name+"-"+c.quant+".gguf")
 			if err := bench.WriteRandomGGUF(path, c.shape, c.quant, 1); err != nil {
