@@ -71,7 +71,8 @@ fuzz:
 # and NVRTC; building needs nothing from CUDA): the kernels against the CPU
 # kernels, every reference fixture on the GPU against transformers at the
 # CPU's tolerances, GGUF block types against their float twins, batched
-# decode against the CPU. Elsewhere these tests skip. For a GPU machine
+# decode against the CPU, the engine's device choice, a chat reply through
+# a server on the GPU, and GPUBENCH speed lines. Elsewhere these tests skip. For a GPU machine
 # without Go, build with make test-gpu-bins, carry bin/gpu (with the shared
 # fixtures in bin/gpu/shared/fixtures) and run
 # sh inference/cuda/test-gpu.sh bin/gpu from the repository root there.
@@ -81,6 +82,8 @@ test-gpu-bins:
 	@mkdir -p $(GPU_BIN)
 	$(GO) test -c -o $(GPU_BIN)/cuda.test ./inference/cuda
 	$(GO) test -c -o $(GPU_BIN)/model.test ./inference/model
+	$(GO) test -c -o $(GPU_BIN)/inference.test ./inference
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(GPU_BIN)/impetus ./cmd/impetus
 
 test-gpu: test-gpu-bins
 	sh inference/cuda/test-gpu.sh $(GPU_BIN)

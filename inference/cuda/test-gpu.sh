@@ -31,8 +31,9 @@ if [ -x "$bin/impetus" ] && command -v python3 >/dev/null; then
 	echo "== server on the GPU: the trained fixture's chat reply over HTTP against transformers"
 	tmp=$(mktemp -d)
 	tar -xJf "$IMPETUS_SHARED/fixtures/dev-trained.tar.xz" -C "$tmp"
+	printf '{\n\tdefault_bind 127.0.0.1\n\timpetus {\n\t\tmodels_dir {env.IMPETUS_MODELS_DIR}\n\t}\n}\nhttp://localhost:8080 {\n\timpetus_auth {\n\t\tkey dev {env.IMPETUS_API_KEY}\n\t}\n\timpetus_openai\n\timpetus_api\n}\n' >"$tmp/Caddyfile"
 	IMPETUS_MODELS_DIR="$tmp/dev-trained" IMPETUS_API_KEY=gpu-test-key XDG_DATA_HOME="$tmp/xdg" XDG_CONFIG_HOME="$tmp/xdg" \
-		"$bin/impetus" run --config Caddyfile.example --adapter caddyfile >"$bin/server.log" 2>&1 &
+		"$bin/impetus" run --config "$tmp/Caddyfile" --adapter caddyfile >"$bin/server.log" 2>&1 &
 	pid=$!
 	python3 - "$tmp/dev-trained/llama-bfloat16/reference.json" <<'PY' || status=1
 import json, sys, time, urllib.request
@@ -45,7 +46,7 @@ for _ in range(100):
 req = urllib.request.Request("http://localhost:8080/v1/chat/completions", method="POST",
     headers={"Authorization": "Bearer gpu-test-key", "Content-Type": "application/json"},
     data=json.dumps({"model": "llama-bfloat16", "messages": ref["messages"], "temperature": 0,
-                     "max_tokens": len(ref["reply_ids"]) + 1}).encode())
+                     "max_tokens": len(ref["reply_ids"])}).encode())
 t = time.time()
 out = json.load(urllib.request.urlopen(req, timeout=120))
 got = out["choices"][0]["message"]["content"]
