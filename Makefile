@@ -6,7 +6,7 @@ LDFLAGS   := -X github.com/impetusllm/impetus/caddymodule.version=$(VERSION)
 # Tests write Caddy's data (certificates, autosave) under a throwaway folder.
 TEST_XDG  ?= $(CURDIR)/.test-xdg
 
-.PHONY: build run test test-deps test-arm64 fuzz lint bench clean
+.PHONY: build run test test-deps test-arm64 fuzz lint bench clean test-gpu test-gpu-bins
 
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/impetus
@@ -97,6 +97,27 @@ fuzz:
 		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg >$$log 2>&1 || { cat $$log; rm -f $$log; echo "fuzz: $$passed passed, 1 failed"; exit 1; }; \
 		rm -f $$log; passed=$$((passed+1)); \
 	done; echo "fuzz: $$passed passed, 0 failed"
+
+# test-gpu runs every GPU test on a machine with an NVIDIA GPU (its driver
+# and NVRTC; building needs nothing from CUDA): the kernels against the CPU
+# kernels, every reference fixture on the GPU against transformers at the
+# CPU's tolerances, GGUF block types against their float twins, batched
+# decode against the CPU, the engine's device choice, a chat reply through
+# a server on the GPU, and GPUBENCH speed lines. Elsewhere these tests skip. For a GPU machine
+# without Go, build with make test-gpu-bins, carry bin/gpu (with the shared
+# fixtures in bin/gpu/shared/fixtures) and run
+# sh inference/cuda/test-gpu.sh bin/gpu from the repository root there.
+GPU_BIN ?= bin/gpu
+
+test-gpu-bins:
+	@mkdir -p $(GPU_BIN)
+	$(GO) test -c -o $(GPU_BIN)/cuda.test ./inference/cuda
+	$(GO) test -c -o $(GPU_BIN)/model.test ./inference/model
+	$(GO) test -c -o $(GPU_BIN)/inference.test ./inference
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(GPU_BIN)/impetus ./cmd/impetus
+
+test-gpu: test-gpu-bins
+	sh inference/cuda/test-gpu.sh $(GPU_BIN)
 
 lint:
 	@test -z "$$(gofmt -l caddymodule inference hwinfo cmd)" || { gofmt -l caddymodule inference hwinfo cmd; exit 1; }

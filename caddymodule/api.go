@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"cmp"
 	"net/http"
 	"runtime"
 	"strings"
@@ -280,6 +281,8 @@ func engineSettings(o inference.Options) map[string]any {
 		"unload_timeout_seconds": o.UnloadTimeout.Seconds(),
 		"threads":                o.Threads,
 		"int8_activations":       kernels.Int8Activations(),
+		"simd":                   kernels.LevelName(),
+		"device":                 cmp.Or(o.Device, "auto"),
 	}
 }
 

@@ -54,6 +54,20 @@ type App struct {
 	// process-wide and follows each reload.
 	Activations string `json:"activations,omitempty"`
 
+	// SIMD level of the CPU kernels: "scalar", "avx2", "avx512" or "neon",
+	// at most the CPU's best. Holds the engine at a lower level than it
+	// would pick, to compare levels on one machine or to rule a kernel out.
+	// Default: the CPU's best (or IMPETUS_SIMD where the environment sets
+	// it). Process-wide; applies on reload.
+	SIMD string `json:"simd,omitempty"`
+
+	// Where models run: "auto" (an NVIDIA GPU when the driver is found and
+	// the model fits its memory, else the CPU; the log says which and why),
+	// "cpu", "cuda" (the first GPU) or "cuda:N". No CUDA toolkit is needed:
+	// the driver and NVRTC are loaded at run time. Default: auto. Applies to
+	// models loaded after a reload.
+	Device string `json:"device,omitempty"`
+
 	// When true, the readiness probe reports not ready until at least one
 	// model is loaded. Default: false.
 	RequireLoadedModel bool `json:"require_loaded_model,omitempty"`
@@ -167,7 +181,16 @@ func (a *App) engineOptions() inference.Options {
 	return inference.Options{ModelsDir: a.ModelsDir, Threads: a.Threads,
 		KVCacheMB: a.KVCacheMB, MaxSequences: a.MaxSequences, MaxBatchTokens: a.MaxBatchTokens,
 		MaxQueue: a.MaxQueue, MaxConcurrentPerKey: a.MaxConcurrentPerKey,
-		MaxLoadedModels: a.MaxLoadedModels, IdleUnload: time.Duration(a.IdleUnload), UnloadTimeout: time.Duration(a.UnloadTimeout)}
+		MaxLoadedModels: a.MaxLoadedModels, IdleUnload: time.Duration(a.IdleUnload), UnloadTimeout: time.Duration(a.UnloadTimeout),
+		Device: a.Device, Logf: a.logf}
+}
+
+// logf hands the engine's informational lines (where each model runs and
+// why) to the app's logger.
+func (a *App) logf(format string, args ...any) {
+	if a.logger != nil {
+		a.logger.Info(fmt.Sprintf(format, args...))
+	}
 }
 
 // Validate checks the configuration.
@@ -184,6 +207,14 @@ func (a *App) Validate() error {
 	case "", "int8", "float":
 	default:
 		return fmt.Errorf("activations must be int8 or float, got %q", a.Activations)
+	}
+	if a.SIMD != "" {
+		if err := kernels.CheckLevel(a.SIMD); err != nil {
+			return fmt.Errorf("simd: %w", err)
+		}
+	}
+	if err := inference.CheckDevice(a.Device); err != nil {
+		return err
 	}
 	if a.Limits.MaxBodyBytes < 0 || a.Limits.MaxMessages < 0 || a.Limits.MaxN < 0 || a.Limits.MaxTokens < 0 {
 		return fmt.Errorf("limits must be positive")
@@ -250,6 +281,11 @@ func (a *App) Start() error {
 		kernels.SetInt8Activations(a.Activations == "int8")
 		kernels.SetInt8MLX(a.Activations == "int8")
 	}
+	if a.SIMD == "" {
+		kernels.ResetLevel()
+	} else if err := kernels.SetLevel(a.SIMD); err != nil {
+		return fmt.Errorf("simd: %w", err)
+	}
 	mode, threads := a.state.applyConfigMode(a.PerformanceMode, a.Threads)
 	opts := a.engineOptions()
 	opts.Threads = threads
@@ -259,7 +295,8 @@ func (a *App) Start() error {
 	a.state.models.configure(a)
 	state.entry.Store(a.state)
 	a.logger.Info("impetus engine ready", zap.String("models_dir", a.ModelsDir), zap.String("performance_mode", mode),
-		zap.Int("compute_threads", threads), zap.String("activations", cmp.Or(a.Activations, "default")))
+		zap.Int("compute_threads", threads), zap.String("activations", cmp.Or(a.Activations, "default")),
+		zap.String("simd", kernels.LevelName()), zap.String("device", cmp.Or(a.Device, "auto")))
 	if len(a.Routes) > 0 {
 		ctx, cancel := context.WithCancel(context.Background())
 		a.stopRefresher = cancel

@@ -8,6 +8,9 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+
+	"github.com/impetusllm/impetus/inference"
+	"github.com/impetusllm/impetus/inference/kernels"
 )
 
 func init() {
@@ -22,6 +25,8 @@ func init() {
 //		performance_mode efficiency|balanced|performance
 //		require_loaded_model          # readiness waits for a loaded model
 //		max_memory_percent <p>        # readiness fails above this memory use
+//		simd scalar|avx2|avx512|neon  # hold the CPU kernels at a lower level
+//		device auto|cpu|cuda|cuda:<n> # where models run (default auto)
 //		kv_cache_mb <n>               # KV cache memory shared by all requests
 //		max_sequences <n>             # sequences each model runs at once
 //		max_batch_tokens <n>          # tokens per forward step
@@ -61,6 +66,21 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 				if err := (&App{PerformanceMode: app.PerformanceMode}).Validate(); err != nil {
 					return nil, d.Errf("%v", err)
 				}
+			}
+		case "simd", "device":
+			if !d.NextArg() {
+				return nil, d.ArgErr()
+			}
+			if opt == "simd" {
+				if err := kernels.CheckLevel(d.Val()); err != nil {
+					return nil, d.Errf("simd: %v", err)
+				}
+				app.SIMD = d.Val()
+			} else {
+				if err := inference.CheckDevice(d.Val()); err != nil {
+					return nil, d.Errf("%v", err)
+				}
+				app.Device = d.Val()
 			}
 		case "activations":
 			if !d.NextArg() {

@@ -62,6 +62,16 @@ type Options struct {
 	// UnloadTimeout bounds how long a graceful UnloadModel waits for a
 	// model's requests to finish. Default DefaultUnloadTimeout.
 	UnloadTimeout time.Duration
+
+	// Device is where models run: "auto" (the default: NVIDIA GPU 0 when
+	// the driver and NVRTC are found and the model fits its free memory
+	// with 1 GiB to spare, else the CPU), "cpu", "cuda" (GPU 0) or
+	// "cuda:N". An explicit cuda device that cannot take a model fails the
+	// load; auto falls back to the CPU. LoadedModel.Device and DeviceReason
+	// say which was chosen and why.
+	Device string
+	// Logf, when set, gets one line per model load naming its device and why.
+	Logf func(format string, args ...any)
 }
 
 // ObservationKind names what an Observation measured.
@@ -123,6 +133,8 @@ type Engine struct {
 	closeOnce sync.Once
 
 	janitorDone chan struct{} // closed when the idle-unload janitor ends
+
+	gpus gpus
 }
 
 // New starts an Engine. It loads no weights: models load on demand.
@@ -148,6 +160,9 @@ func New(opts Options) (*Engine, error) {
 func withDefaults(opts Options) (Options, error) {
 	if opts.ModelsDir == "" {
 		opts.ModelsDir = DefaultModelsDir()
+	}
+	if _, err := parseDevice(opts.Device); err != nil {
+		return opts, err
 	}
 	if opts.Threads < 0 {
 		return opts, fmt.Errorf("threads must be positive, got %d", opts.Threads)

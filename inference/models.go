@@ -24,6 +24,9 @@ type LoadedModel struct {
 	Tokenizer *tokenizer.Tokenizer
 	// Template is nil when the model ships no chat template.
 	Template *chat.Template
+	// Device is where the model runs: "cpu" or the GPU, e.g. "cuda:0 NVIDIA
+	// H100 80GB HBM3 (sm_90, 79.2 GiB, driver 13.0)"; DeviceReason says why.
+	Device, DeviceReason string
 
 	model *model.Model
 	sched *scheduler
@@ -235,7 +238,15 @@ func (e *Engine) load(id string, c *loadCall) (*LoadedModel, error) {
 	default:
 		return nil, fmt.Errorf("%w: %s models are not runnable (%s)", ErrFormatUnsupported, info.Format, id)
 	}
-	lm := &LoadedModel{Info: info, Meta: mdl.Info(), Tokenizer: tok, Template: tmpl, model: mdl, LoadedAt: time.Now(), LoadTime: time.Since(start), gone: make(chan struct{})}
+	device, why, err := e.place(mdl)
+	if err != nil {
+		mdl.Close()
+		return nil, fmt.Errorf("loading %s: %w", id, err)
+	}
+	if logf := e.o().Logf; logf != nil {
+		logf("model %s runs on %s: %s", id, device, why)
+	}
+	lm := &LoadedModel{Info: info, Meta: mdl.Info(), Tokenizer: tok, Template: tmpl, Device: device, DeviceReason: why, model: mdl, LoadedAt: time.Now(), LoadTime: time.Since(start), gone: make(chan struct{})}
 	lm.lastUsed = lm.LoadedAt
 	lm.sched = newScheduler(lm, e)
 	return lm, nil

@@ -130,15 +130,17 @@ func TestReloadAppliesEveryOption(t *testing.T) {
 
 	// A reload that fails validation changes nothing, process-wide
 	// settings included.
-	if code, msg := loadConfig(t, admin, reloadConfig(admin, port, models, "threads 1\n\t\tactivations int8\n\t\tmax_queue 3\n\t\tmax_memory_percent 200", true)); code < 400 {
+	if code, msg := loadConfig(t, admin, reloadConfig(admin, port, models, "threads 1\n\t\tsimd scalar\n\t\tactivations int8\n\t\tmax_queue 3\n\t\tmax_memory_percent 200", true)); code < 400 {
 		t.Fatalf("an invalid config was accepted: %s", msg)
 	}
 	if st := readStatus(t, base); st.Components.Engine.Threads != 2 || st.Components.Engine.Settings["int8_activations"] != false ||
-		st.Components.Engine.Settings["max_queue"] != float64(256) {
+		st.Components.Engine.Settings["max_queue"] != float64(256) || st.Components.Engine.Settings["simd"] != before.Components.Engine.Settings["simd"] {
 		t.Fatalf("a failed reload changed settings: %+v", st.Components.Engine)
 	}
 
 	opts := `threads 4
+		simd scalar
+		device cpu
 		performance_mode efficiency
 		activations int8
 		kv_cache_mb 64
@@ -153,7 +155,8 @@ func TestReloadAppliesEveryOption(t *testing.T) {
 	}
 	st := readStatus(t, base)
 	want := map[string]any{"kv_cache_mb": 64.0, "max_sequences": 1.0, "max_batch_tokens": 32.0, "max_queue": 1.0,
-		"max_concurrent_per_key": 2.0, "max_loaded_models": 1.0, "unload_timeout_seconds": 7.0, "threads": 2.0}
+		"max_concurrent_per_key": 2.0, "max_loaded_models": 1.0, "unload_timeout_seconds": 7.0, "threads": 2.0,
+		"simd": "scalar", "device": "cpu"}
 	for k, v := range want {
 		if st.Components.Engine.Settings[k] != v {
 			t.Errorf("after reload %s = %v, want %v", k, st.Components.Engine.Settings[k], v)
@@ -166,9 +169,9 @@ func TestReloadAppliesEveryOption(t *testing.T) {
 		metricValue(m, `impetus_kv_cache_bytes{state="free"}`) == "" {
 		t.Errorf("metrics after reload: threads %q", metricValue(m, "impetus_compute_threads"))
 	}
-	// The CPU may lack the int8 path; then the setting reads false anyway.
-	if st.Components.Engine.Settings["int8_activations"] != true {
-		t.Log("int8 activations unavailable on this CPU: not checked")
+	// At the scalar level there is no int8 path, so the setting reads false.
+	if st.Components.Engine.Settings["int8_activations"] != false {
+		t.Errorf("int8 activations on at simd scalar")
 	}
 	if fmt.Sprint(st.Components.Models.LoadedModels) != fmt.Sprint(before.Components.Models.LoadedModels) {
 		t.Fatalf("the reload reloaded models: %v, was %v", st.Components.Models.LoadedModels, before.Components.Models.LoadedModels)

@@ -281,6 +281,26 @@ func LevelName() string { return levelNames[C.k_level()] }
 // avx2 or avx512 serve both. Meant for start-up (IMPETUS_SIMD, the app's
 // simd option) and benchmarks; it waits for running matmuls.
 func SetLevel(name string) error {
+	l, err := levelByName(name)
+	if err != nil {
+		return err
+	}
+	p := thePool
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	setLevel(l)
+	return nil
+}
+
+// CheckLevel reports why the named SIMD level cannot run on this CPU, or
+// nil when SetLevel would accept it.
+func CheckLevel(name string) error {
+	_, err := levelByName(name)
+	return err
+}
+
+// levelByName finds a level this CPU runs by its name.
+func levelByName(name string) (int, error) {
 	l := -1
 	for i, n := range levelNames {
 		if n == name {
@@ -288,16 +308,12 @@ func SetLevel(name string) error {
 		}
 	}
 	if l < 0 {
-		return fmt.Errorf("kernels: unknown SIMD level %q (want scalar, avx2, avx512 or neon)", name)
+		return 0, fmt.Errorf("kernels: unknown SIMD level %q (want scalar, avx2, avx512 or neon)", name)
 	}
 	if !levelSupported(l) {
-		return fmt.Errorf("kernels: this CPU cannot run SIMD level %q (its best is %s)", name, levelNames[bestLevel()])
+		return 0, fmt.Errorf("kernels: this CPU cannot run SIMD level %q (its best is %s)", name, levelNames[bestLevel()])
 	}
-	p := thePool
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	setLevel(l)
-	return nil
+	return l, nil
 }
 
 // levelSupported reports whether the CPU runs level l: on x86 every level up

@@ -35,6 +35,9 @@ func Features() string { return "go" }
 // LevelName is "go": without cgo the kernels are plain Go.
 func LevelName() string { return "go" }
 
+// CheckLevel fails: without cgo there are no SIMD levels to choose.
+func CheckLevel(name string) error { return SetLevel(name) }
+
 // SetLevel fails: without cgo there are no SIMD levels to choose.
 func SetLevel(name string) error {
 	return fmt.Errorf("kernels: SIMD level %q: this build has no cgo, its kernels are plain Go", name)

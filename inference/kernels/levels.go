@@ -5,6 +5,10 @@ import (
 	"os"
 )
 
+// startLevel is the level after start-up: IMPETUS_SIMD's where it applied,
+// else the CPU's best (ResetLevel returns to it).
+var startLevel string
+
 // envLevelErr is why IMPETUS_SIMD was not applied at start-up, if it was not.
 var envLevelErr error
 
@@ -17,6 +21,15 @@ func init() {
 	}
 	if os.Getenv("IMPETUS_AVX_VNNI") == "0" {
 		setAVXVNNI(false)
+	}
+	startLevel = LevelName()
+}
+
+// ResetLevel returns the kernels to the start-up level (IMPETUS_SIMD's, else
+// the CPU's best), so that a config that drops its simd option undoes it.
+func ResetLevel() {
+	if LevelName() != startLevel {
+		_ = SetLevel(startLevel) // it ran at start-up, so it runs now
 	}
 }
 

@@ -20,6 +20,7 @@ type KVCache struct {
 	k, v          [][]float32 // per layer, when !half
 	kh, vh        [][]uint16  // per layer, when half
 	batchMark     uint64      // the Forward call that last saw this cache, to catch duplicates
+	dev           *gpuKV      // the keys and values in GPU memory, for a model on a GPU (gpu.go)
 }
 
 // NewKVCache returns an empty cache for up to maxLen tokens, stored as the
@@ -30,6 +31,11 @@ func (m *Model) NewKVCache(maxLen int) *KVCache {
 		c.kh, c.vh = make([][]uint16, c.layers), make([][]uint16, c.layers)
 	} else {
 		c.k, c.v = make([][]float32, c.layers), make([][]float32, c.layers)
+	}
+	if m.gpu != nil {
+		// Kept in GPU memory instead (gpu.go).
+		c.half, c.k, c.v, c.kh, c.vh = false, nil, nil, nil, nil
+		c.dev = m.gpu.newKV(c)
 	}
 	return c
 }
@@ -102,6 +108,12 @@ func (c *KVCache) Grow(capacity int) {
 func (c *KVCache) CopyPrefix(src *KVCache, n int) error {
 	if src.layers != c.layers || src.kvDim != c.kvDim || src.half != c.half {
 		return fmt.Errorf("kv cache: copy from a cache of another model")
+	}
+	if c.dev != nil || src.dev != nil {
+		if n < 0 || n > src.n || n > c.maxLen {
+			return fmt.Errorf("kv cache: copy %d tokens from a cache of %d into one of at most %d", n, src.n, c.maxLen)
+		}
+		return c.copyPrefixDevice(src, n)
 	}
 	if n < 0 || n > src.n || n > c.maxLen {
 		return fmt.Errorf("kv cache: copy %d tokens from a cache of %d into one of at most %d", n, src.n, c.maxLen)
@@ -257,6 +269,9 @@ func (m *Model) Forward(batch []SeqBatch, logits [][]float32) error {
 	}
 	if N == 0 {
 		return nil
+	}
+	if m.gpu != nil {
+		return m.forwardGPU(batch, logits, N, nOut)
 	}
 
 	H, I, hd := cfg.Hidden, cfg.Intermediate, cfg.HeadDim

@@ -29,6 +29,8 @@ type Model struct {
 	packed   int64 // bytes of packed weights (Info.PackedBytes)
 	released int64 // bytes of the mapped files given back (Info.ReleasedBytes)
 
+	gpu *gpuModel // set by UseDevice: Forward runs on the GPU
+
 	mu     sync.Mutex
 	kvHalf atomic.Bool // new caches store half precision (SetKVHalf)
 	s      scratch
@@ -172,6 +174,10 @@ func (m *Model) Close() error {
 	defer m.mu.Unlock()
 	if m.set == nil && m.gf == nil {
 		return nil
+	}
+	if m.gpu != nil {
+		m.gpu.close()
+		m.gpu = nil
 	}
 	var err error
 	if m.set != nil {

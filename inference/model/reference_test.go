@@ -176,12 +176,21 @@ func checkReference(t *testing.T, dir string) { checkReferenceTol(t, dir, 0) }
 // tolerance above 0 replaces the default one (0.03 in log-probability, 0.005
 // for float32 models) and waives the exact greedy ids of trained models.
 func checkReferenceTol(t *testing.T, dir string, tolerance float64) {
+	checkReferenceOn(t, dir, tolerance, nil)
+}
+
+// checkReferenceOn is checkReferenceTol with place, when not nil, called on
+// the loaded model first (to move it to a GPU).
+func checkReferenceOn(t *testing.T, dir string, tolerance float64, place func(*testing.T, *Model)) {
 	ref := loadReference(t, dir)
 	m, err := Load(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer m.Close()
+	if place != nil {
+		place(t, m)
+	}
 	tol := 3e-2
 	if ref.Quant == "none" && ref.DType == "float32" {
 		tol = 5e-3

@@ -1,0 +1,362 @@
+//go:build cgo && linux
+
+package cuda
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"sync"
+	"testing"
+
+	"github.com/impetusllm/impetus/inference/kernels"
+	"github.com/impetusllm/impetus/inference/quant"
+)
+
+var (
+	devOnce sync.Once
+	dev     *Device
+	devErr  error
+)
+
+// device opens cuda:0 once for the package's tests, skipping them with the
+// reason when this machine has no usable GPU (CI has none).
+func device(t *testing.T) *Device {
+	t.Helper()
+	devOnce.Do(func() { dev, devErr = Open(0) })
+	if devErr != nil {
+		if errors.Is(devErr, ErrNotAvailable) {
+			t.Skipf("no GPU: %v", devErr)
+		}
+		t.Fatal(devErr)
+	}
+	return dev
+}
+
+func randVec(r *rand.Rand, n int, scale float32) []float32 {
+	v := make([]float32, n)
+	for i := range v {
+		v[i] = float32(r.NormFloat64()) * scale
+	}
+	return v
+}
+
+// relErr is ‖got − want‖ / ‖want‖; NaN never passes.
+func relErr(got, want []float32) float64 {
+	var num, den float64
+	for i := range want {
+		d := float64(got[i]) - float64(want[i])
+		num += d * d
+		den += float64(want[i]) * float64(want[i])
+	}
+	if math.IsNaN(num) {
+		return math.Inf(1)
+	}
+	return math.Sqrt(num / math.Max(den, 1e-30))
+}
+
+func put[T any](t *testing.T, d *Device, s []T) Ptr {
+	t.Helper()
+	p, err := AllocCopy(d, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Free(p) })
+	return p
+}
+
+// poisoned allocates n float32 of NaN, so an unwritten output fails.
+func poisoned(t *testing.T, d *Device, n int) Ptr {
+	nan := make([]float32, n)
+	for i := range nan {
+		nan[i] = float32(math.NaN())
+	}
+	return put(t, d, nan)
+}
+
+func get(t *testing.T, d *Device, p Ptr, n int) []float32 {
+	t.Helper()
+	out := make([]float32, n)
+	if err := DownloadTo(d, out, p); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func TestOpenReportsDevice(t *testing.T) {
+	d := device(t)
+	t.Logf("%s; kernels %+v", d.Info(), d.Compile)
+	free, err := d.FreeMemory()
+	if err != nil || free == 0 {
+		t.Fatalf("free memory %d, %v", free, err)
+	}
+	// A second open of the same GPU must load the kernels from the cache.
+	d2, err := Open(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d2.Close()
+	if d.Compile.Path != "" && !d2.Compile.Cached {
+		t.Errorf("second Open compiled again (%+v), want the cached %s", d2.Compile, d.Compile.Path)
+	}
+	t.Logf("second open: %+v", d2.Compile)
+	if _, err := Open(99); !errors.Is(err, ErrNotAvailable) {
+		t.Errorf("Open(99) = %v, want ErrNotAvailable", err)
+	}
+}
+
+// weightCase is one weight format with its CPU reference.
+type weightCase struct {
+	name string
+	cols int
+	make func(r *rand.Rand, rows, cols int) (w Weight, ref func(out, x []float32, n int), up func(t *testing.T, d *Device) Weight)
+}
+
+func weightCases() []weightCase {
+	ggml := func(name string, typ quant.GGMLType, f Format, ref func(out, x []float32, n int, w []byte, rows, cols int)) weightCase {
+		return weightCase{name: name, cols: 512, make: func(r *rand.Rand, rows, cols int) (Weight, func(out, x []float32, n int), func(*testing.T, *Device) Weight) {
+			src := randVec(r, rows*cols, 0.5)
+			bs, _ := typ.RowBytes(uint64(rows * cols))
+			blocks := make([]byte, bs)
+			if err := quant.QuantizeGGML(typ, src, blocks); err != nil {
+				panic(err)
+			}
+			w := Weight{Format: f, Rows: rows, Cols: cols}
+			return w, func(out, x []float32, n int) { ref(out, x, n, blocks, rows, cols) },
+				func(t *testing.T, d *Device) Weight { w.Data = put(t, d, blocks); return w }
+		}}
+	}
+	half := func(name string, f Format, conv func(float32) uint16, ref func(out, x []float32, n int, w []uint16, rows, cols int), cols int) weightCase {
+		return weightCase{name: name, cols: cols, make: func(r *rand.Rand, rows, cols int) (Weight, func(out, x []float32, n int), func(*testing.T, *Device) Weight) {
+			h := make([]uint16, rows*cols)
+			for i, v := range randVec(r, rows*cols, 0.5) {
+				h[i] = conv(v)
+			}
+			w := Weight{Format: f, Rows: rows, Cols: cols}
+			return w, func(out, x []float32, n int) { ref(out, x, n, h, rows, cols) },
+				func(t *testing.T, d *Device) Weight { w.Data = put(t, d, h); return w }
+		}}
+	}
+	mlx := func(bits, group int) weightCase {
+		return weightCase{name: fmt.Sprintf("mlx%d-g%d", bits, group), cols: 512, make: func(r *rand.Rand, rows, cols int) (Weight, func(out, x []float32, n int), func(*testing.T, *Device) Weight) {
+			wq, sc, bi, err := quant.QuantizeMLX(randVec(r, rows*cols, 0.5), rows, cols, bits, group)
+			if err != nil {
+				panic(err)
+			}
+			w := Weight{Format: MLX, Rows: rows, Cols: cols, Bits: bits, Group: group}
+			return w, func(out, x []float32, n int) { kernels.MatMulMLXRef(out, x, n, wq, sc, bi, rows, cols, bits, group) },
+				func(t *testing.T, d *Device) Weight {
+					w.Data, w.Scales, w.Biases = put(t, d, wq), put(t, d, sc), put(t, d, bi)
+					return w
+				}
+		}}
+	}
+	return []weightCase{
+		{name: "f32", cols: 200, make: func(r *rand.Rand, rows, cols int) (Weight, func(out, x []float32, n int), func(*testing.T, *Device) Weight) {
+			f := randVec(r, rows*cols, 0.5)
+			w := Weight{Format: F32, Rows: rows, Cols: cols}
+			return w, func(out, x []float32, n int) { kernels.MatMulF32Ref(out, x, n, f, rows, cols) },
+				func(t *testing.T, d *Device) Weight { w.Data = put(t, d, f); return w }
+		}},
+		half("f16", F16, quant.F32ToF16, kernels.MatMulF16Ref, 256),
+		half("bf16", BF16, quant.F32ToBF16, kernels.MatMulBF16Ref, 256),
+		half("bf16-odd", BF16, quant.F32ToBF16, kernels.MatMulBF16Ref, 72),
+		ggml("q8_0", quant.GGMLQ8_0, Q8_0, kernels.MatMulQ8_0Ref),
+		ggml("q4_0", quant.GGMLQ4_0, Q4_0, kernels.MatMulQ4_0Ref),
+		ggml("q4_k", quant.GGMLQ4_K, Q4_K, kernels.MatMulQ4_KRef),
+		ggml("q6_k", quant.GGMLQ6_K, Q6_K, kernels.MatMulQ6_KRef),
+		mlx(4, 64), mlx(8, 32), mlx(3, 32), mlx(6, 64), mlx(2, 128), mlx(5, 32),
+	}
+}
+
+// TestMatMulMatchesCPU checks the GEMV (n <= 8) and GEMM kernels of every
+// format against the CPU reference, with a bias, on row counts that leave
+// partial tiles.
+func TestMatMulMatchesCPU(t *testing.T) {
+	d := device(t)
+	r := rand.New(rand.NewPCG(1, 2))
+	for _, wc := range weightCases() {
+		for _, n := range []int{1, 3, 8, 9, 70} {
+			t.Run(fmt.Sprintf("%s/n%d", wc.name, n), func(t *testing.T) {
+				rows := 131
+				w, ref, up := wc.make(r, rows, wc.cols)
+				_ = w
+				dw := up(t, d)
+				x := randVec(r, n*wc.cols, 1)
+				bias := randVec(r, rows, 1)
+				want := make([]float32, n*rows)
+				ref(want, x, n)
+				for i := range want {
+					want[i] += bias[i%rows]
+				}
+				out := poisoned(t, d, n*rows)
+				d.MatMul(out, put(t, d, x), n, &dw, put(t, d, bias))
+				got := get(t, d, out, n*rows)
+				if e := relErr(got, want); e > 2e-6*math.Sqrt(float64(wc.cols)) {
+					t.Errorf("relative error %.3g (got[0] %g, want %g)", e, got[0], want[0])
+				}
+			})
+		}
+	}
+}
+
+func TestEmbedMatchesCPU(t *testing.T) {
+	d := device(t)
+	r := rand.New(rand.NewPCG(3, 4))
+	for _, wc := range weightCases() {
+		t.Run(wc.name, func(t *testing.T) {
+			rows, cols := 37, wc.cols
+			_, ref, up := wc.make(r, rows, cols)
+			dw := up(t, d)
+			// Row j of W is W·e_j: take it from the reference matmul.
+			eye := make([]float32, cols*cols)
+			for i := 0; i < cols; i++ {
+				eye[i*cols+i] = 1
+			}
+			full := make([]float32, cols*rows) // [cols][rows] = W^T
+			ref(full, eye, cols)
+			tokens := []int32{5, 0, 36, 5}
+			want := make([]float32, len(tokens)*cols)
+			for t, tok := range tokens {
+				for j := 0; j < cols; j++ {
+					want[t*cols+j] = full[j*rows+int(tok)] * 2
+				}
+			}
+			out := poisoned(t, d, len(want))
+			d.Embed(out, put(t, d, tokens), len(tokens), &dw, 2)
+			if e := relErr(get(t, d, out, len(want)), want); e > 1e-6 {
+				t.Errorf("relative error %.3g", e)
+			}
+		})
+	}
+}
+
+func TestElementwiseMatchCPU(t *testing.T) {
+	d := device(t)
+	r := rand.New(rand.NewPCG(5, 6))
+	n, dim := 7, 320
+	x := randVec(r, n*dim, 2)
+	w := randVec(r, dim, 1)
+	for _, addOne := range []bool{false, true} {
+		want := make([]float32, n*dim)
+		kernels.RMSNormRef(want, x, w, n, dim, 1e-5, addOne)
+		out := poisoned(t, d, n*dim)
+		d.RMSNorm(out, put(t, d, x), put(t, d, w), n, dim, 1e-5, addOne)
+		if e := relErr(get(t, d, out, n*dim), want); e > 1e-6 {
+			t.Errorf("rmsnorm addOne=%v: relative error %.3g", addOne, e)
+		}
+	}
+	up := randVec(r, n*dim, 1)
+	for _, act := range []string{"silu", "gelu"} {
+		g := append([]float32(nil), x...)
+		dg := put(t, d, g)
+		if act == "silu" {
+			kernels.SiLUMulRef(g, up)
+			d.SiLUMul(dg, put(t, d, up), len(g))
+		} else {
+			kernels.GELUTanhMulRef(g, up)
+			d.GELUTanhMul(dg, put(t, d, up), len(g))
+		}
+		if e := relErr(get(t, d, dg, len(g)), g); e > 1e-6 {
+			t.Errorf("%s: relative error %.3g", act, e)
+		}
+	}
+	a := append([]float32(nil), x...)
+	da := put(t, d, a)
+	kernels.AddRef(a, up)
+	d.Add(da, put(t, d, up), len(a))
+	if e := relErr(get(t, d, da, len(a)), a); e > 1e-7 {
+		t.Errorf("add: relative error %.3g", e)
+	}
+	s := append([]float32(nil), x...)
+	ds := put(t, d, s)
+	for i := range s {
+		s[i] = float32(math.Tanh(float64(s[i]/1.5))) * 1.5
+	}
+	d.Softcap(ds, len(s), 1.5)
+	if e := relErr(get(t, d, ds, len(s)), s); e > 1e-6 {
+		t.Errorf("softcap: relative error %.3g", e)
+	}
+	// copy_cols: the middle 100 columns of each row.
+	cc := make([]float32, n*100)
+	for i := 0; i < n; i++ {
+		copy(cc[i*100:], x[i*dim+50:i*dim+150])
+	}
+	dc := poisoned(t, d, n*100)
+	d.CopyCols(dc, 100, put(t, d, x), dim, 50, n, 100)
+	if e := relErr(get(t, d, dc, n*100), cc); e != 0 {
+		t.Errorf("copy_cols: relative error %.3g", e)
+	}
+}
+
+func TestRoPEMatchesCPU(t *testing.T) {
+	d := device(t)
+	r := rand.New(rand.NewPCG(7, 8))
+	for _, neox := range []bool{true, false} {
+		n, heads, hd, rot := 5, 3, 64, 48
+		x := randVec(r, n*heads*hd, 1)
+		pos := []int32{0, 1, 7, 300, 4095}
+		inv := make([]float32, rot/2)
+		for i := range inv {
+			inv[i] = float32(math.Pow(10000, -2*float64(i)/float64(rot)))
+		}
+		dx := put(t, d, x)
+		kernels.RoPERef(x, n, heads, hd, rot, pos, inv, neox, 1.2)
+		d.RoPE(dx, n, heads, hd, rot, put(t, d, pos), put(t, d, inv), neox, 1.2)
+		if e := relErr(get(t, d, dx, len(x)), x); e > 1e-6 {
+			t.Errorf("neox=%v: relative error %.3g", neox, e)
+		}
+	}
+}
+
+func TestAttentionMatchesCPU(t *testing.T) {
+	d := device(t)
+	r := rand.New(rand.NewPCG(9, 10))
+	for _, c := range []struct {
+		nq, pos0, heads, kvHeads, hd, window int
+		softcap                              float32
+	}{
+		{1, 0, 4, 2, 64, 0, 0},     // first token
+		{1, 200, 8, 2, 128, 0, 0},  // decode, GQA
+		{13, 0, 4, 4, 32, 0, 0},    // prefill
+		{9, 30, 4, 1, 256, 16, 0},  // windowed, head dim 256
+		{5, 40, 2, 1, 80, 0, 50},   // soft-capped, odd head dim
+		{70, 100, 14, 2, 64, 0, 0}, // prefill after a prefix
+	} {
+		t.Run(fmt.Sprintf("nq%d-pos%d-h%d-kv%d-d%d-w%d-c%g", c.nq, c.pos0, c.heads, c.kvHeads, c.hd, c.window, c.softcap), func(t *testing.T) {
+			nKV := c.pos0 + c.nq
+			q := randVec(r, c.nq*c.heads*c.hd, 1)
+			k := randVec(r, nKV*c.kvHeads*c.hd, 1)
+			v := randVec(r, nKV*c.kvHeads*c.hd, 1)
+			scale := float32(1 / math.Sqrt(float64(c.hd)))
+			want := make([]float32, len(q))
+			kernels.AttentionRef(want, q, c.nq, c.pos0, k, v, nKV, c.heads, c.kvHeads, c.hd, scale, c.softcap, c.window)
+			out := poisoned(t, d, len(q))
+			d.Attention(out, put(t, d, q), c.nq, c.pos0, put(t, d, k), put(t, d, v), nKV, c.heads, c.kvHeads, c.hd, scale, c.softcap, c.window)
+			if e := relErr(get(t, d, out, len(q)), want); e > 1e-5 {
+				t.Errorf("relative error %.3g", e)
+			}
+		})
+	}
+}
+
+func TestMain(m *testing.M) {
+	// Keep the tests' compile cache apart from the user's.
+	dir := ""
+	if os.Getenv("IMPETUS_CUDA_CACHE") == "" {
+		if d, err := os.MkdirTemp("", "impetus-cuda-cache"); err == nil {
+			dir = d
+			os.Setenv("IMPETUS_CUDA_CACHE", dir)
+		}
+	}
+	code := m.Run()
+	if dev != nil {
+		dev.Close()
+	}
+	if dir != "" {
+		os.RemoveAll(dir)
+	}
+	os.Exit(code)
+}

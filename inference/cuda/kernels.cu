@@ -1,0 +1,423 @@
+// Impetus CUDA kernels, compiled at load time by NVRTC (no headers).
+// Layout as in package kernels: weights W are [rows][cols] in their stored
+// format, activations x are [n][cols] float32 and outputs [n][rows].
+// Each kernel mirrors a CPU kernel, which the tests use as the reference.
+
+#define FMT_F32 0
+#define FMT_F16 1
+#define FMT_BF16 2
+#define FMT_Q8_0 3
+#define FMT_Q4_0 4
+#define FMT_Q4_K 5
+#define FMT_Q6_K 6
+#define FMT_MLX 7
+
+typedef unsigned char u8;
+typedef unsigned short u16;
+typedef unsigned int u32;
+typedef long long i64;
+#define IMP_INF __int_as_float(0x7f800000)
+
+__device__ __forceinline__ float h2f(u16 h) {
+	float f;
+	asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
+	return f;
+}
+__device__ __forceinline__ float bf2f(u16 h) { return __uint_as_float(((u32)h) << 16); }
+__device__ __forceinline__ u16 ld16(const u8 *p) { return (u16)p[0] | ((u16)p[1] << 8); }
+
+// load32 expands the 32 weights of row starting at column k0 (a multiple of
+// 32) into o; columns past cols read as 0.
+template <int FMT>
+__device__ __forceinline__ void load32(const void *w, const float *sc, const float *bi, int row, int k0, int cols, int bits, int group, float *o) {
+	if (FMT == FMT_F32) {
+		const float *p = (const float *)w + (i64)row * cols + k0;
+		if (k0 + 32 <= cols && (cols & 3) == 0) {
+#pragma unroll
+			for (int i = 0; i < 32; i += 4) {
+				float4 v = *(const float4 *)(p + i);
+				o[i] = v.x; o[i + 1] = v.y; o[i + 2] = v.z; o[i + 3] = v.w;
+			}
+		} else {
+#pragma unroll
+			for (int i = 0; i < 32; i++) o[i] = k0 + i < cols ? p[i] : 0.f;
+		}
+	} else if (FMT == FMT_F16 || FMT == FMT_BF16) {
+		const u16 *p = (const u16 *)w + (i64)row * cols + k0;
+		if (k0 + 32 <= cols && (cols & 7) == 0) {
+#pragma unroll
+			for (int i = 0; i < 32; i += 8) {
+				uint4 v = *(const uint4 *)(p + i);
+				u32 a[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+				for (int j = 0; j < 4; j++) {
+					u16 lo = (u16)(a[j] & 0xffff), hi = (u16)(a[j] >> 16);
+					o[i + 2 * j] = FMT == FMT_F16 ? h2f(lo) : bf2f(lo);
+					o[i + 2 * j + 1] = FMT == FMT_F16 ? h2f(hi) : bf2f(hi);
+				}
+			}
+		} else {
+#pragma unroll
+			for (int i = 0; i < 32; i++) o[i] = k0 + i < cols ? (FMT == FMT_F16 ? h2f(p[i]) : bf2f(p[i])) : 0.f;
+		}
+	} else if (FMT == FMT_Q8_0) {
+		const u8 *b = (const u8 *)w + ((i64)row * (cols / 32) + k0 / 32) * 34;
+		float d = h2f(ld16(b));
+#pragma unroll
+		for (int i = 0; i < 32; i++) o[i] = d * (float)(signed char)b[2 + i];
+	} else if (FMT == FMT_Q4_0) {
+		const u8 *b = (const u8 *)w + ((i64)row * (cols / 32) + k0 / 32) * 18;
+		float d = h2f(ld16(b));
+#pragma unroll
+		for (int i = 0; i < 16; i++) {
+			u8 q = b[2 + i];
+			o[i] = (float)((int)(q & 15) - 8) * d;
+			o[i + 16] = (float)((int)(q >> 4) - 8) * d;
+		}
+	} else if (FMT == FMT_Q4_K) {
+		const u8 *b = (const u8 *)w + ((i64)row * (cols / 256) + k0 / 256) * 144;
+		float d = h2f(ld16(b)), dmin = h2f(ld16(b + 2));
+		const u8 *s = b + 4, *qs = b + 16;
+		int j = (k0 & 255) / 32, c = j / 2, hi = j & 1;
+		int scv, mv;
+		if (j < 4) {
+			scv = s[j] & 63; mv = s[j + 4] & 63;
+		} else {
+			scv = (s[j + 4] & 15) | ((s[j - 4] >> 6) << 4);
+			mv = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
+		}
+		float ds = d * (float)scv, dm = dmin * (float)mv;
+#pragma unroll
+		for (int l = 0; l < 32; l++) {
+			u8 q = qs[32 * c + l];
+			o[l] = ds * (float)(hi ? q >> 4 : q & 15) - dm;
+		}
+	} else if (FMT == FMT_Q6_K) {
+		const u8 *b = (const u8 *)w + ((i64)row * (cols / 256) + k0 / 256) * 210;
+		float d = h2f(ld16(b + 208));
+		int j = (k0 & 255) / 32, h = j / 4, k = j & 3;
+		const u8 *ql = b + 64 * h + 32 * (k & 1), *qh = b + 128 + 32 * h;
+		const signed char *sc8 = (const signed char *)(b + 192 + 8 * h);
+		float s0 = d * (float)sc8[2 * k], s1 = d * (float)sc8[1 + 2 * k];
+#pragma unroll
+		for (int l = 0; l < 32; l++) {
+			int lo = k >= 2 ? ql[l] >> 4 : ql[l] & 15;
+			int q = lo | (((qh[l] >> (2 * k)) & 3) << 4);
+			o[l] = (l < 16 ? s0 : s1) * (float)(q - 32);
+		}
+	} else if (FMT == FMT_MLX) {
+		int words = cols * bits / 32, groups = cols / group;
+		const u32 *rw = (const u32 *)w + (i64)row * words;
+		const float *srow = sc + (i64)row * groups, *brow = bi + (i64)row * groups;
+		if (bits == 4 || bits == 8) {
+			int per = 32 / bits, mask = (1 << bits) - 1;
+			const u32 *p = rw + k0 / per;
+#pragma unroll
+			for (int i = 0; i < 32; i++) {
+				u32 v = (p[i / per] >> (bits * (i % per))) & mask;
+				int g = (k0 + i) / group;
+				o[i] = srow[g] * (float)v + brow[g];
+			}
+		} else {
+			for (int i = 0; i < 32; i++) {
+				int jj = k0 + i, pos = jj * bits, wi = pos >> 5, off = pos & 31;
+				u32 v = rw[wi] >> off;
+				if (off + bits > 32) v |= rw[wi + 1] << (32 - off);
+				v &= (1u << bits) - 1;
+				int g = jj / group;
+				o[i] = srow[g] * (float)v + brow[g];
+			}
+		}
+	}
+}
+
+__device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
+	for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+	return v;
+}
+
+// gemv: one warp per weight row, up to GEMV_T activation rows per block
+// (grid.y covers n); each lane dequantizes 32-column chunks.
+#define GEMV_T 4
+template <int FMT>
+__device__ void gemv(float *out, const float *x, int n, const void *w, const float *sc, const float *bi, const float *bias, int rows, int cols, int bits, int group) {
+	int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+	int row = blockIdx.x * (blockDim.x >> 5) + warp;
+	int t0 = blockIdx.y * GEMV_T;
+	if (row >= rows) return;
+	int nt = min(GEMV_T, n - t0);
+	float acc[GEMV_T];
+#pragma unroll
+	for (int t = 0; t < GEMV_T; t++) acc[t] = 0.f;
+	float wv[32];
+	for (int k0 = lane * 32; k0 < cols; k0 += 32 * 32) {
+		load32<FMT>(w, sc, bi, row, k0, cols, bits, group, wv);
+		int lim = min(32, cols - k0);
+#pragma unroll
+		for (int t = 0; t < GEMV_T; t++) {
+			if (t < nt) {
+				const float *xr = x + (i64)(t0 + t) * cols + k0;
+				float s = 0.f;
+				if (lim == 32 && (cols & 3) == 0) {
+#pragma unroll
+					for (int i = 0; i < 32; i += 4) {
+						float4 v = *(const float4 *)(xr + i);
+						s += wv[i] * v.x + wv[i + 1] * v.y + wv[i + 2] * v.z + wv[i + 3] * v.w;
+					}
+				} else {
+					for (int i = 0; i < lim; i++) s += wv[i] * xr[i];
+				}
+				acc[t] += s;
+			}
+		}
+	}
+#pragma unroll
+	for (int t = 0; t < GEMV_T; t++) {
+		float s = warp_sum(acc[t]);
+		if (lane == 0 && t < nt) out[(i64)(t0 + t) * rows + row] = s + (bias ? bias[row] : 0.f);
+	}
+}
+
+// gemm: 64 weight rows x 64 activation rows per block of 256 threads, 32
+// columns at a time through shared memory; each thread makes 4x4 outputs.
+template <int FMT>
+__device__ void gemm(float *out, const float *x, int n, const void *w, const float *sc, const float *bi, const float *bias, int rows, int cols, int bits, int group) {
+	__shared__ float Ws[32][65];
+	__shared__ float Xs[32][65];
+	int r0 = blockIdx.x * 64, t0 = blockIdx.y * 64;
+	int tid = threadIdx.x, tx = tid & 15, ty = tid >> 4;
+	float acc[4][4];
+#pragma unroll
+	for (int u = 0; u < 4; u++)
+#pragma unroll
+		for (int v = 0; v < 4; v++) acc[u][v] = 0.f;
+	for (int k0 = 0; k0 < cols; k0 += 32) {
+		if (tid < 64) {
+			float wv[32];
+			int r = r0 + tid;
+			if (r < rows) {
+				load32<FMT>(w, sc, bi, r, k0, cols, bits, group, wv);
+			} else {
+#pragma unroll
+				for (int i = 0; i < 32; i++) wv[i] = 0.f;
+			}
+#pragma unroll
+			for (int i = 0; i < 32; i++) Ws[i][tid] = wv[i];
+		}
+		for (int e = tid; e < 64 * 32; e += 256) {
+			int t = e >> 5, i = e & 31, tt = t0 + t;
+			Xs[i][t] = (tt < n && k0 + i < cols) ? x[(i64)tt * cols + k0 + i] : 0.f;
+		}
+		__syncthreads();
+#pragma unroll 8
+		for (int i = 0; i < 32; i++) {
+			float a[4], b[4];
+#pragma unroll
+			for (int u = 0; u < 4; u++) a[u] = Ws[i][tx + 16 * u];
+#pragma unroll
+			for (int v = 0; v < 4; v++) b[v] = Xs[i][ty + 16 * v];
+#pragma unroll
+			for (int u = 0; u < 4; u++)
+#pragma unroll
+				for (int v = 0; v < 4; v++) acc[u][v] += a[u] * b[v];
+		}
+		__syncthreads();
+	}
+#pragma unroll
+	for (int u = 0; u < 4; u++) {
+		int r = r0 + tx + 16 * u;
+		if (r >= rows) continue;
+		float bv = bias ? bias[r] : 0.f;
+#pragma unroll
+		for (int v = 0; v < 4; v++) {
+			int t = t0 + ty + 16 * v;
+			if (t < n) out[(i64)t * rows + r] = acc[u][v] + bv;
+		}
+	}
+}
+
+// embed writes row tokens[t] of the weight, times scale when scale != 0.
+template <int FMT>
+__device__ void embed(float *out, const int *tokens, int n, const void *w, const float *sc, const float *bi, int cols, int bits, int group, float scale) {
+	int t = blockIdx.x;
+	if (t >= n) return;
+	int row = tokens[t];
+	float wv[32];
+	for (int k0 = threadIdx.x * 32; k0 < cols; k0 += blockDim.x * 32) {
+		load32<FMT>(w, sc, bi, row, k0, cols, bits, group, wv);
+		for (int i = 0; i < 32 && k0 + i < cols; i++) out[(i64)t * cols + k0 + i] = scale != 0.f ? wv[i] * scale : wv[i];
+	}
+}
+
+#define MATRIX_KERNELS(name, FMT)                                                                                                                      \
+	extern "C" __global__ void __launch_bounds__(128) gemv_##name(float *out, const float *x, int n, const void *w, const float *sc, const float *bi, \
+	                                                                const float *bias, int rows, int cols, int bits, int group) {                    \
+		gemv<FMT>(out, x, n, w, sc, bi, bias, rows, cols, bits, group);                                                                            \
+	}                                                                                                                                              \
+	extern "C" __global__ void __launch_bounds__(256) gemm_##name(float *out, const float *x, int n, const void *w, const float *sc, const float *bi, \
+	                                                                const float *bias, int rows, int cols, int bits, int group) {                    \
+		gemm<FMT>(out, x, n, w, sc, bi, bias, rows, cols, bits, group);                                                                            \
+	}                                                                                                                                              \
+	extern "C" __global__ void embed_##name(float *out, const int *tokens, int n, const void *w, const float *sc, const float *bi, int cols,       \
+	                                        int bits, int group, float scale) {                                                                    \
+		embed<FMT>(out, tokens, n, w, sc, bi, cols, bits, group, scale);                                                                           \
+	}
+
+MATRIX_KERNELS(f32, FMT_F32)
+MATRIX_KERNELS(f16, FMT_F16)
+MATRIX_KERNELS(bf16, FMT_BF16)
+MATRIX_KERNELS(q8_0, FMT_Q8_0)
+MATRIX_KERNELS(q4_0, FMT_Q4_0)
+MATRIX_KERNELS(q4_k, FMT_Q4_K)
+MATRIX_KERNELS(q6_k, FMT_Q6_K)
+MATRIX_KERNELS(mlx, FMT_MLX)
+
+// rmsnorm: one block per row; out may be x.
+extern "C" __global__ void rmsnorm(float *out, const float *x, const float *weight, int n, int dim, float eps, int addOne) {
+	__shared__ float part[32];
+	int r = blockIdx.x;
+	if (r >= n) return;
+	const float *xr = x + (i64)r * dim;
+	float ss = 0.f;
+	for (int i = threadIdx.x; i < dim; i += blockDim.x) ss += xr[i] * xr[i];
+	ss = warp_sum(ss);
+	if ((threadIdx.x & 31) == 0) part[threadIdx.x >> 5] = ss;
+	__syncthreads();
+	if (threadIdx.x < 32) {
+		float v = threadIdx.x < (blockDim.x >> 5) ? part[threadIdx.x] : 0.f;
+		v = warp_sum(v);
+		if (threadIdx.x == 0) part[0] = v;
+	}
+	__syncthreads();
+	float inv = rsqrtf(part[0] / (float)dim + eps);
+	float *orow = out + (i64)r * dim;
+	for (int i = threadIdx.x; i < dim; i += blockDim.x) {
+		float w = weight[i] + (addOne ? 1.f : 0.f);
+		orow[i] = xr[i] * inv * w;
+	}
+}
+
+// rope rotates the first rotDim dimensions of each head of each row; the
+// angle is formed in float32 and rotated in double, as RoPERef does.
+extern "C" __global__ void rope(float *x, int n, int heads, int headDim, int rotDim, const int *pos, const float *invFreq, int neox, float mscale) {
+	int half = rotDim / 2;
+	i64 idx = (i64)blockIdx.x * blockDim.x + threadIdx.x;
+	i64 total = (i64)n * heads * half;
+	if (idx >= total) return;
+	int i = idx % half;
+	i64 th = idx / half;
+	int h = th % heads, t = th / heads;
+	float ang = (float)pos[t] * invFreq[i];
+	double s, c;
+	sincos((double)ang, &s, &c);
+	c *= mscale;
+	s *= mscale;
+	float *base = x + ((i64)t * heads + h) * headDim;
+	int i0 = neox ? i : 2 * i, i1 = neox ? i + half : 2 * i + 1;
+	double a = base[i0], b = base[i1];
+	base[i0] = (float)(a * c - b * s);
+	base[i1] = (float)(a * s + b * c);
+}
+
+extern "C" __global__ void silu_mul(float *gate, const float *up, i64 n) {
+	i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x;
+	if (i < n) {
+		float v = gate[i];
+		gate[i] = v / (1.f + expf(-v)) * up[i];
+	}
+}
+
+extern "C" __global__ void gelu_mul(float *gate, const float *up, i64 n) {
+	i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x;
+	if (i < n) {
+		float v = gate[i];
+		gate[i] = 0.5f * v * (1.f + tanhf(0.7978845608028654f * (v + 0.044715f * v * v * v))) * up[i];
+	}
+}
+
+extern "C" __global__ void add(float *dst, const float *src, i64 n) {
+	i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x;
+	if (i < n) dst[i] += src[i];
+}
+
+extern "C" __global__ void softcap(float *x, i64 n, float c) {
+	i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x;
+	if (i < n) x[i] = (float)(tanh((double)(x[i] / c)) * c);
+}
+
+// copy_cols copies cols columns from offset srcOff of each of rows rows.
+extern "C" __global__ void copy_cols(float *dst, int dstStride, const float *src, int srcStride, int srcOff, int rows, int cols) {
+	i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x;
+	if (i >= (i64)rows * cols) return;
+	int r = i / cols, c = i % cols;
+	dst[(i64)r * dstStride + c] = src[(i64)r * srcStride + srcOff + c];
+}
+
+// attention: one block per (head, query row); each warp keeps an online
+// softmax over every ATT_W-th key, then the warps are merged. headDim <= 256.
+#define ATT_W 4
+extern "C" __global__ void __launch_bounds__(128) attention(float *out, const float *q, int nq, int pos0, const float *kc, const float *vc, int nKV,
+                                                            int nHeads, int nKVHeads, int hd, float scale, float softcap, int window) {
+	__shared__ float sm[ATT_W], sl[ATT_W];
+	__shared__ float sacc[ATT_W][256];
+	int h = blockIdx.x, t = blockIdx.y;
+	int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+	int pos = pos0 + t;
+	int hi = min(pos + 1, nKV), lo = window > 0 ? max(0, pos - window + 1) : 0;
+	int qs = nHeads * hd, kvs = nKVHeads * hd, kvOff = (h / (nHeads / nKVHeads)) * hd;
+	const float *qv = q + (i64)t * qs + h * hd;
+	float qr[8], acc[8];
+#pragma unroll
+	for (int j = 0; j < 8; j++) {
+		int d = lane + 32 * j;
+		qr[j] = d < hd ? qv[d] : 0.f;
+		acc[j] = 0.f;
+	}
+	float m = -IMP_INF, l = 0.f;
+	for (int p = lo + warp; p < hi; p += ATT_W) {
+		const float *kr = kc + (i64)p * kvs + kvOff;
+		float s = 0.f;
+#pragma unroll
+		for (int j = 0; j < 8; j++) {
+			int d = lane + 32 * j;
+			if (d < hd) s += qr[j] * kr[d];
+		}
+		s = warp_sum(s) * scale;
+		if (softcap > 0.f) s = tanhf(s / softcap) * softcap;
+		float mn = fmaxf(m, s);
+		float corr = m == -IMP_INF ? 0.f : expf(m - mn);
+		float e = expf(s - mn);
+		l = l * corr + e;
+		const float *vr = vc + (i64)p * kvs + kvOff;
+#pragma unroll
+		for (int j = 0; j < 8; j++) {
+			int d = lane + 32 * j;
+			acc[j] = acc[j] * corr + (d < hd ? e * vr[d] : 0.f);
+		}
+		m = mn;
+	}
+	if (lane == 0) {
+		sm[warp] = m;
+		sl[warp] = l;
+	}
+#pragma unroll
+	for (int j = 0; j < 8; j++) {
+		int d = lane + 32 * j;
+		if (d < 256) sacc[warp][d] = acc[j];
+	}
+	__syncthreads();
+	float M = -IMP_INF;
+	for (int w = 0; w < ATT_W; w++) M = fmaxf(M, sm[w]);
+	float L = 0.f, f[ATT_W];
+	for (int w = 0; w < ATT_W; w++) {
+		f[w] = sm[w] == -IMP_INF ? 0.f : expf(sm[w] - M);
+		L += sl[w] * f[w];
+	}
+	float *o = out + (i64)t * qs + h * hd;
+	for (int d = threadIdx.x; d < hd; d += blockDim.x) {
+		float s = 0.f;
+		for (int w = 0; w < ATT_W; w++) s += sacc[w][d] * f[w];
+		o[d] = s / L;
+	}
+}

@@ -1,0 +1,77 @@
+//go:build cgo && linux
+
+package model_test
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/impetusllm/impetus/inference/bench"
+	"github.com/impetusllm/impetus/inference/cuda"
+	"github.com/impetusllm/impetus/inference/model"
+)
+
+// TestGPUSpeed measures prefill (512 tokens in one step) and decode (128
+// single-token steps) on random weights of real shapes on the GPU. It runs
+// only with IMPETUS_GPU_BENCH=1 (make test-gpu sets it), prints one
+// GPUBENCH line per model and quantization, and checks nothing but that
+// the steps run.
+func TestGPUSpeed(t *testing.T) {
+	if os.Getenv("IMPETUS_GPU_BENCH") == "" {
+		t.Skip("set IMPETUS_GPU_BENCH=1 to measure")
+	}
+	dev, err := cuda.Open(0)
+	if err != nil {
+		t.Skipf("no GPU: %v", err)
+	}
+	defer dev.Close()
+	dir := t.TempDir()
+	for _, c := range []struct {
+		shape bench.Shape
+		quant string
+	}{{bench.Qwen25_05B, "q4_0"}, {bench.Llama32_1B, "q4_0"}, {bench.Llama32_1B, "q4_k_m"}} {
+		t.Run(c.shape.Name+"-"+c.quant, func(t *testing.T) {
+			path := filepath.Join(dir, c.shape.Name+"-"+c.quant+".gguf")
+			if err := bench.WriteRandomGGUF(path, c.shape, c.quant, 1); err != nil {
+				t.Fatal(err)
+			}
+			defer os.Remove(path)
+			m, err := model.LoadGGUF(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer m.Close()
+			if err := m.UseDevice(dev, 0); err != nil {
+				t.Fatal(err)
+			}
+			weights := m.GPUBytes()
+			prompt := make([]int32, 512)
+			for i := range prompt {
+				prompt[i] = int32(1000 + i)
+			}
+			out := [][]float32{nil}
+			run := func() (prefill, decode time.Duration) {
+				c := m.NewKVCache(1024)
+				start := time.Now()
+				if err := m.Forward([]model.SeqBatch{{Tokens: prompt, Cache: c, WantLogits: true}}, out); err != nil {
+					t.Fatal(err)
+				}
+				prefill = time.Since(start)
+				start = time.Now()
+				for i := 0; i < 128; i++ {
+					if err := m.Forward([]model.SeqBatch{{Tokens: []int32{int32(2000 + i)}, Cache: c, WantLogits: true}}, out); err != nil {
+						t.Fatal(err)
+					}
+				}
+				return prefill, time.Since(start)
+			}
+			run() // warm-up: kernel load, allocations
+			p, d := run()
+			perTok := d / 128
+			t.Logf("GPUBENCH model=%s quant=%s pp512=%.0f tok/s tg128=%.1f tok/s weights=%.0f MB decode bandwidth=%.0f GB/s",
+				c.shape.Name, c.quant, 512/p.Seconds(), 128/d.Seconds(), float64(weights)/1e6, float64(weights)/perTok.Seconds()/1e9)
+		})
+	}
+}
