@@ -51,7 +51,10 @@ func TestSoak(t *testing.T) {
 	port, adminPort := freePort(t), freePort(t)
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	cfg := siteConfig(fmt.Sprintf("127.0.0.1:%d", adminPort), port, models, "key k secret", 10000)
-	cfg = strings.Replace(cfg, "impetus {", "impetus {\n\t\tkv_cache_mb 1\n\t\tmax_sequences 8\n\t\tmax_queue 64", 1)
+	// Float activations keep the KV cache in float32, so the 1 MiB budget
+	// holds fewer tokens than the 512-token context (half precision KV, the
+	// int8 default, would fit a whole context in it).
+	cfg = strings.Replace(cfg, "impetus {", "impetus {\n\t\tkv_cache_mb 1\n\t\tactivations float\n\t\tmax_sequences 8\n\t\tmax_queue 64", 1)
 	cfg = strings.Replace(cfg, "requests 600", "requests 100000", 1)
 	s := startServer(t, cfg)
 	s.waitReady(base + "/api/health")
