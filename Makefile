@@ -60,7 +60,8 @@ test-deps:
 # dotprod: the base int8 variant, picked at run time). This checks results
 # only; qemu says nothing about speed on ARM hardware. -short, the -run
 # filters and skipping TestLevels/neon (the same tests as the top level there)
-# keep it to a few minutes.
+# keep it to a few minutes. TestEnvLevel re-executes its own binary, which
+# qemu-user cannot start without binfmt, so it runs on the host only.
 ARM64_GO   := GOARCH=arm64 CGO_ENABLED=1 CC=aarch64-linux-gnu-gcc $(GO)
 QEMU_ARM64 := qemu-aarch64-static -L /usr/aarch64-linux-gnu
 ARM64_OUT  := $(CURDIR)/.test-arm64
@@ -73,10 +74,10 @@ test-arm64: test-deps
 	@mkdir -p $(ARM64_OUT)
 	$(ARM64_GO) test -c -o $(ARM64_OUT)/kernels.test ./inference/kernels
 	$(ARM64_GO) test -c -o $(ARM64_OUT)/model.test ./inference/model
-	cd inference/kernels && $(QEMU_ARM64) -cpu max $(ARM64_OUT)/kernels.test -test.short -test.skip 'TestLevels/neon'
-	cd inference/kernels && $(QEMU_ARM64) -cpu cortex-a53 $(ARM64_OUT)/kernels.test -test.short \
+	cd inference/kernels && $(QEMU_ARM64) -cpu max $(ARM64_OUT)/kernels.test -test.short -test.timeout 5m -test.skip 'TestLevels/neon|TestEnvLevel'
+	cd inference/kernels && $(QEMU_ARM64) -cpu cortex-a53 $(ARM64_OUT)/kernels.test -test.short -test.timeout 5m \
 		-test.run 'Packed|Int8|MatMulGGUF|MatMulKRandom|NEON'
-	cd inference/model && $(QEMU_ARM64) -cpu max $(ARM64_OUT)/model.test -test.short \
+	cd inference/model && $(QEMU_ARM64) -cpu max $(ARM64_OUT)/model.test -test.short -test.timeout 5m \
 		-test.run '$(ARM64_MODEL_RUN)' -test.skip '$(ARM64_MODEL_SKIP)'
 
 # Parsers of untrusted input, fuzzed for a bounded time on every test run
