@@ -260,10 +260,14 @@ func TestServerEndToEnd(t *testing.T) {
 				default:
 				}
 				resp, err := http.Get(base + "/api/health")
-				if err != nil && strings.Contains(err.Error(), "server closed idle connection") {
-					// The reload closed an idle keep-alive connection as the
-					// request went out on it; nothing was processed, and
-					// clients retry that on a new connection.
+				if err != nil {
+					// No response at all: the reload closed an idle
+					// keep-alive connection as the request went out on it,
+					// or the old server's graceful shutdown closed a
+					// connection it had just accepted (EOF, reset) before
+					// reading a request. Nothing was processed, and clients
+					// retry that on a new connection. A response with an
+					// error status is never retried.
 					resp, err = http.Get(base + "/api/health")
 				}
 				if err != nil || resp.StatusCode != 200 {
