@@ -473,13 +473,7 @@ func streamToolCalls(t *testing.T, url, key, body string) (content string, calls
 // calls come back in OpenAI's shape (streamed and not), and what cannot be
 // honoured is a 400 naming the field.
 func TestStructuredOutputAndTools(t *testing.T) {
-	models := t.TempDir()
-	copyDir(t, testutil.Fixture(t, "dev-trained", "llama-mlx4"), filepath.Join(models, "llama-mlx4"))
-	toolModel(t, models, "llama-tools")
-	port, adminPort := freePort(t), freePort(t)
-	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	s := startServer(t, siteConfig(fmt.Sprintf("127.0.0.1:%d", adminPort), port, models, "key k secret", 1000))
-	s.waitReady(base + "/api/health")
+	base := toolServer(t)
 	url := base + "/v1/chat/completions"
 	const user = `"messages":[{"role":"user","content":"Describe the weather."}]`
 
@@ -787,4 +781,18 @@ func TestPrefixCacheAndUseCache(t *testing.T) {
 	if text1 != text2 {
 		t.Fatalf("a cache hit changed the greedy reply: %q vs %q", text1, text2)
 	}
+}
+
+// toolServer serves the trained llama-mlx4 fixture and its tool-calling
+// twin llama-tools under key k ("secret") and returns the base URL.
+func toolServer(t *testing.T) string {
+	t.Helper()
+	models := t.TempDir()
+	copyDir(t, testutil.Fixture(t, "dev-trained", "llama-mlx4"), filepath.Join(models, "llama-mlx4"))
+	toolModel(t, models, "llama-tools")
+	port, adminPort := freePort(t), freePort(t)
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	s := startServer(t, siteConfig(fmt.Sprintf("127.0.0.1:%d", adminPort), port, models, "key k secret", 1000))
+	s.waitReady(base + "/api/health")
+	return base
 }

@@ -19,13 +19,7 @@ import (
 // choices, bounded whitespace in constrained JSON, and forced tool calls cut
 // by max_tokens.
 func TestWireDetails(t *testing.T) {
-	models := t.TempDir()
-	copyDir(t, testutil.Fixture(t, "dev-trained", "llama-mlx4"), filepath.Join(models, "llama-mlx4"))
-	toolModel(t, models, "llama-tools")
-	port, adminPort := freePort(t), freePort(t)
-	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	s := startServer(t, siteConfig(fmt.Sprintf("127.0.0.1:%d", adminPort), port, models, "key k secret", 1000))
-	s.waitReady(base + "/api/health")
+	base := toolServer(t)
 	chatURL := base + "/v1/chat/completions"
 	const user = `"messages":[{"role":"user","content":"Describe the weather."}]`
 
