@@ -38,7 +38,7 @@ func TestShutdownEndsStreamsWithAnErrorEvent(t *testing.T) {
 	}
 	port, adminPort := freePort(t), freePort(t)
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	cfg := strings.Replace(siteConfig(fmt.Sprintf("127.0.0.1:%d", adminPort), port, models, "key k secret", 1000), "grace_period 5s", "grace_period 2s", 1)
+	cfg := strings.Replace(siteConfig(fmt.Sprintf("127.0.0.1:%d", adminPort), port, models, "key k secret", 1000), "grace_period 5s", "grace_period 1s", 1)
 	s := startServer(t, cfg)
 	s.waitReady(base + "/api/health")
 
@@ -71,7 +71,7 @@ func TestShutdownEndsStreamsWithAnErrorEvent(t *testing.T) {
 		t.Fatalf("after %d lines the stream ended with %q, want a shutting-down error event", len(lines), last)
 	}
 	if took > 4*time.Second {
-		t.Fatalf("the stream ended %v after the signal; the grace period is 2s", took)
+		t.Fatalf("the stream ended %v after the signal; the grace period is 1s", took)
 	}
 	for _, l := range lines {
 		if l == "data: [DONE]" {
