@@ -117,7 +117,13 @@ func (w *workerSlot) await(done uint64) bool {
 			return true
 		}
 	}
-	w.parked.Store(true)
+	// A swap, not a store: parking is a store-then-load handshake with
+	// parallel's add-then-load, correct only if neither side's load can pass
+	// its own write. Go promises that for plain atomics, but qemu-user's
+	// arm64 emulation on x86 lets a store-release pass a later load-acquire,
+	// which lost wake-ups there; a read-modify-write is a full barrier on
+	// every host and costs nothing measurable on this slow path.
+	w.parked.Swap(true)
 	if w.seq.Load() != done {
 		w.parked.Store(false)
 		return true
