@@ -32,6 +32,7 @@ test: build test-deps
 	IMPETUS_BIN=$(CURDIR)/$(BIN) XDG_DATA_HOME=$(TEST_XDG)/data XDG_CONFIG_HOME=$(TEST_XDG)/config \
 		$(GO) test -timeout 30m ./...
 	$(ARM64_GO) vet ./inference/kernels ./inference/model
+	$(MAKE) --no-print-directory test-arm64
 	$(MAKE) --no-print-directory fuzz
 
 # Debian packages the suite uses: Node.js/npm (oracles, SDK and Socket.IO
