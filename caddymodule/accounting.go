@@ -1,12 +1,15 @@
 package caddymodule
 
 import (
-	"go.uber.org/zap"
 	"net/http"
 	"strconv"
 	"time"
 
+	"go.uber.org/zap"
+
+	"github.com/impetusllm/impetus/caddymodule/httperr"
 	"github.com/impetusllm/impetus/caddymodule/openai"
+	"github.com/impetusllm/impetus/caddymodule/ratelimit"
 )
 
 // usage follows one generation request from arrival to its last byte: it
@@ -41,7 +44,7 @@ func (u *usage) setModel(id string) {
 // work starts. The unused part is refunded when the request ends.
 func (u *usage) charge(w http.ResponseWriter, r *http.Request, promptTokens, reserve int) *openai.Error {
 	u.prompt = promptTokens
-	refund, msg, retry := chargeTokens(w, r, reserve)
+	refund, msg, retry := ratelimit.ChargeTokens(w, r, reserve)
 	if msg != "" {
 		w.Header().Set("Retry-After", strconv.Itoa(retry))
 		return openai.RateLimited(msg)
@@ -85,7 +88,7 @@ func (h *OpenAI) endUsage(u *usage) {
 	}
 	took := time.Since(u.start)
 	stats := map[string]any{
-		"timestamp":         isoNow(),
+		"timestamp":         httperr.ISONow(),
 		"model":             u.model,
 		"endpoint":          u.timer.endpoint,
 		"prompt_tokens":     u.prompt,

@@ -13,6 +13,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
+	"github.com/impetusllm/impetus/caddymodule/httperr"
 	"github.com/impetusllm/impetus/hwinfo"
 	"github.com/impetusllm/impetus/inference"
 	"github.com/impetusllm/impetus/inference/kernels"
@@ -95,7 +96,7 @@ func (h *API) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 			return nil
 		}
 	}
-	writeAPIError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+path)
+	httperr.WriteAPI(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+path)
 	return nil
 }
 
@@ -103,7 +104,7 @@ func (h *API) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.H
 func (h *API) only(w http.ResponseWriter, r *http.Request, method string, fn func(http.ResponseWriter, *http.Request)) error {
 	if r.Method != method && !(method == http.MethodGet && r.Method == http.MethodHead) {
 		w.Header().Set("Allow", method)
-		writeAPIError(w, http.StatusMethodNotAllowed, "method "+r.Method+" not allowed; use "+method)
+		httperr.WriteAPI(w, http.StatusMethodNotAllowed, "method "+r.Method+" not allowed; use "+method)
 		return nil
 	}
 	fn(w, r)
@@ -129,9 +130,9 @@ func (h *API) health(w http.ResponseWriter, r *http.Request) {
 	if !h.app.engine.Alive(heartbeatMaxAge) {
 		status, code = "unhealthy", http.StatusServiceUnavailable
 	}
-	writeJSON(w, code, map[string]any{
+	httperr.WriteJSON(w, code, map[string]any{
 		"status":         status,
-		"timestamp":      isoNow(),
+		"timestamp":      httperr.ISONow(),
 		"version":        Version(),
 		"uptime_seconds": uptimeSeconds(),
 	})
@@ -157,7 +158,7 @@ func (h *API) checkReady() readiness {
 		modelsOK = len(h.app.engine.Loaded()) > 0
 	}
 	rd := readiness{
-		Timestamp: isoNow(),
+		Timestamp: httperr.ISONow(),
 		Checks: map[string]bool{
 			"memory_available": memOK,
 			"models_loaded":    modelsOK,
@@ -185,7 +186,7 @@ func (h *API) ready(w http.ResponseWriter, r *http.Request) {
 	if !rd.Ready {
 		code = http.StatusServiceUnavailable
 	}
-	writeJSON(w, code, rd)
+	httperr.WriteJSON(w, code, rd)
 }
 
 func (h *API) live(w http.ResponseWriter, r *http.Request) {
@@ -194,11 +195,11 @@ func (h *API) live(w http.ResponseWriter, r *http.Request) {
 	if !alive {
 		code = http.StatusServiceUnavailable
 	}
-	writeJSON(w, code, map[string]any{
+	httperr.WriteJSON(w, code, map[string]any{
 		"alive":          alive,
-		"timestamp":      isoNow(),
+		"timestamp":      httperr.ISONow(),
 		"uptime_seconds": uptimeSeconds(),
-		"last_heartbeat": isoTime(h.app.engine.Heartbeat()),
+		"last_heartbeat": httperr.ISOTime(h.app.engine.Heartbeat()),
 	})
 }
 
@@ -215,7 +216,7 @@ func (h *API) status(w http.ResponseWriter, r *http.Request) {
 	loaded := []map[string]any{}
 	for _, id := range eng.Loaded() {
 		if lm := eng.LoadedModelByID(id); lm != nil {
-			loaded = append(loaded, map[string]any{"model_id": id, "loaded_at": isoTime(lm.LoadedAt), "load_time_seconds": roundTo(lm.LoadTime.Seconds(), 3)})
+			loaded = append(loaded, map[string]any{"model_id": id, "loaded_at": httperr.ISOTime(lm.LoadedAt), "load_time_seconds": roundTo(lm.LoadTime.Seconds(), 3)})
 		}
 	}
 	modelsComp := map[string]any{
@@ -247,16 +248,16 @@ func (h *API) status(w http.ResponseWriter, r *http.Request) {
 	if !rd.Ready {
 		overall, code = "unhealthy", http.StatusServiceUnavailable
 	}
-	writeJSON(w, code, map[string]any{
+	httperr.WriteJSON(w, code, map[string]any{
 		"status":         overall,
-		"timestamp":      isoNow(),
+		"timestamp":      httperr.ISONow(),
 		"version":        Version(),
 		"uptime_seconds": uptimeSeconds(),
 		"checks":         rd.Checks,
 		"components": map[string]any{
 			"engine": map[string]any{
 				"status":           engineState,
-				"last_heartbeat":   isoTime(eng.Heartbeat()),
+				"last_heartbeat":   httperr.ISOTime(eng.Heartbeat()),
 				"threads":          kernels.Threads(),
 				"performance_mode": h.app.state.performance().Mode,
 				"settings":         engineSettings(eng.Options()),

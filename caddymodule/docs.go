@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/impetusllm/impetus/caddymodule/httperr"
 	"github.com/impetusllm/impetus/caddymodule/openai"
 	swaggerFiles "github.com/swaggo/files/v2"
 )
@@ -44,7 +45,7 @@ var openAPIDocument = sync.OnceValues(func() ([]byte, error) {
 func serveOpenAPI(w http.ResponseWriter, r *http.Request) {
 	body, err := openAPIDocument()
 	if err != nil {
-		writeAPIError(w, http.StatusInternalServerError, "could not build the OpenAPI document")
+		httperr.WriteAPI(w, http.StatusInternalServerError, "could not build the OpenAPI document")
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
@@ -83,14 +84,14 @@ func serveDocsPage(w http.ResponseWriter, r *http.Request) {
 	if q := r.URL.Query(); q.Has("asset") {
 		a, ok := docsAssets[q.Get("asset")]
 		if !ok {
-			writeAPIError(w, http.StatusNotFound, "no such docs asset: "+q.Get("asset"))
+			httperr.WriteAPI(w, http.StatusNotFound, "no such docs asset: "+q.Get("asset"))
 			return
 		}
 		name, fsys, file, ctype = q.Get("asset"), a.fs, a.file, a.ctype
 	}
 	body, err := fs.ReadFile(fsys, file)
 	if err != nil {
-		writeAPIError(w, http.StatusInternalServerError, "docs asset "+name+" missing from the binary")
+		httperr.WriteAPI(w, http.StatusInternalServerError, "docs asset "+name+" missing from the binary")
 		return
 	}
 	w.Header().Set("Content-Type", ctype)
@@ -237,7 +238,7 @@ var commonErrors = []docResp{
 // buildOpenAPI assembles the document.
 func buildOpenAPI() (map[string]any, error) {
 	g := newSchemaGen()
-	apiErr := g.Of(apiError{})
+	apiErr := g.Of(httperr.APIError{})
 	oaErr := g.Of(&openai.Error{})
 	if r, ok := oaErr["anyOf"].([]any); ok {
 		oaErr = r[0].(map[string]any) // the envelope, never null

@@ -16,6 +16,8 @@ import (
 	"github.com/shirou/gopsutil/v4/load"
 	"go.uber.org/zap"
 
+	"github.com/impetusllm/impetus/caddymodule/auth"
+	"github.com/impetusllm/impetus/caddymodule/httperr"
 	"github.com/impetusllm/impetus/caddymodule/socketio"
 	"github.com/impetusllm/impetus/hwinfo"
 	"github.com/impetusllm/impetus/inference"
@@ -38,7 +40,7 @@ type Events struct {
 	// matcher so the handshake reaches this check; never put a key in the
 	// URL. Unset: clients that impetus_auth let through in front, or
 	// everyone on a site without authentication.
-	Auth *BearerAuth `json:"auth,omitempty"`
+	Auth *auth.BearerAuth `json:"auth,omitempty"`
 
 	bus    *EventBus
 	busKey string
@@ -116,7 +118,7 @@ func (h *Events) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if h.Auth != nil {
 				return d.Err("impetus_events: auth given twice")
 			}
-			h.Auth = new(BearerAuth)
+			h.Auth = new(auth.BearerAuth)
 			if err := h.Auth.UnmarshalCaddyfile(d.NewFromNextSegment()); err != nil {
 				return err
 			}
@@ -290,7 +292,7 @@ func (b *EventBus) tick() {
 	b.mu.Unlock()
 	for _, change := range diffModels(before, now) {
 		change.LoadedModels = now
-		change.Timestamp = isoNow()
+		change.Timestamp = httperr.ISONow()
 		if err := b.Publish("model_status", change); err != nil {
 			b.logger.Error("publishing model_status", zap.Error(err))
 		}
@@ -311,7 +313,7 @@ func (b *EventBus) tick() {
 // snapshot sends a new client the models loaded now.
 func (b *EventBus) snapshot(s *socketio.Socket) {
 	loaded := b.engine.Loaded()
-	if p, ok := eventFor(s, modelStatus{Timestamp: isoNow(), Status: "snapshot", LoadedModels: loaded}); ok {
+	if p, ok := eventFor(s, modelStatus{Timestamp: httperr.ISONow(), Status: "snapshot", LoadedModels: loaded}); ok {
 		_ = s.Emit("model_status", p)
 	}
 }
@@ -365,7 +367,7 @@ type hardwareMetrics struct {
 
 func readHardwareMetrics() (hardwareMetrics, error) {
 	var m hardwareMetrics
-	m.Timestamp = isoNow()
+	m.Timestamp = httperr.ISONow()
 	mem, err := hwinfo.ReadMemory()
 	if err != nil {
 		return m, err

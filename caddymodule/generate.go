@@ -12,6 +12,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 
+	"github.com/impetusllm/impetus/caddymodule/auth"
 	"github.com/impetusllm/impetus/caddymodule/openai"
 	"github.com/impetusllm/impetus/inference"
 	"github.com/impetusllm/impetus/inference/chat"
@@ -234,8 +235,8 @@ func (h *OpenAI) loadModel(w http.ResponseWriter, r *http.Request, id string) (*
 	if id == "" {
 		return nil, openai.InvalidRequest("model", "model is required")
 	}
-	if !modelAllowed(r, id) {
-		e := openai.Forbidden(modelForbiddenMessage(id))
+	if !auth.ModelAllowed(r, id) {
+		e := openai.Forbidden(auth.ModelForbiddenMessage(id))
 		param := "model"
 		e.Param = &param
 		return nil, e

@@ -13,6 +13,8 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/impetusllm/impetus/caddymodule/auth"
+	"github.com/impetusllm/impetus/caddymodule/httperr"
 	"github.com/impetusllm/impetus/hwinfo"
 	"github.com/impetusllm/impetus/inference/kernels"
 )
@@ -30,10 +32,10 @@ func hardwareRoutes(h *API, w http.ResponseWriter, r *http.Request, route string
 		_ = h.only(w, r, http.MethodGet, h.hardwareMetrics)
 	case "/hardware/performance-mode":
 		if r.Method == http.MethodGet || r.Method == http.MethodHead {
-			writeJSON(w, http.StatusOK, h.app.state.performance())
+			httperr.WriteJSON(w, http.StatusOK, h.app.state.performance())
 			return true
 		}
-		_ = h.only(w, r, http.MethodPost, adminOnly(h.setPerformanceMode))
+		_ = h.only(w, r, http.MethodPost, auth.AdminOnly(h.setPerformanceMode))
 	default:
 		return false
 	}
@@ -130,12 +132,12 @@ func decodePerformanceMode(body io.Reader) (mode string, msg string, details str
 func (h *API) setPerformanceMode(w http.ResponseWriter, r *http.Request) {
 	mode, msg, details := decodePerformanceMode(r.Body)
 	if mode == "" {
-		writeAPIError(w, http.StatusBadRequest, msg, details)
+		httperr.WriteAPI(w, http.StatusBadRequest, msg, details)
 		return
 	}
 	st := h.app.state.setMode(mode, h.app.Threads)
 	h.logger.Info("performance mode set", zap.String("mode", st.Mode), zap.Int("compute_threads", st.Settings.ComputeThreads))
-	writeJSON(w, http.StatusOK, st)
+	httperr.WriteJSON(w, http.StatusOK, st)
 }
 
 // memoryGB is the seed's memory object, with exact byte counts beside it.
@@ -228,13 +230,13 @@ func (h *API) hardwareInfo(w http.ResponseWriter, r *http.Request) {
 	c, err := cpuFacts()
 	if err != nil {
 		h.logger.Error("reading cpu", zap.Error(err))
-		writeAPIError(w, http.StatusInternalServerError, "could not read the cpu description")
+		httperr.WriteAPI(w, http.StatusInternalServerError, "could not read the cpu description")
 		return
 	}
 	mem, err := readMemoryGB()
 	if err != nil {
 		h.logger.Error("reading memory", zap.Error(err))
-		writeAPIError(w, http.StatusInternalServerError, "could not read memory figures")
+		httperr.WriteAPI(w, http.StatusInternalServerError, "could not read memory figures")
 		return
 	}
 	info := hardwareInfo{CPU: c, Memory: mem, GPUs: readGPUs(r.Context(), h.logger), Thermal: hwinfo.ReadThermal(), Engine: currentEngineState(h.app.state)}
@@ -253,7 +255,7 @@ func (h *API) hardwareInfo(w http.ResponseWriter, r *http.Request) {
 		h.logger.Warn("reading os", zap.Error(err))
 		info.OS.Name, info.OSVersion = runtime.GOOS, runtime.GOOS
 	}
-	writeJSON(w, http.StatusOK, info)
+	httperr.WriteJSON(w, http.StatusOK, info)
 }
 
 // cpuMetrics is the cpu object of GET /api/hardware/metrics.
@@ -292,14 +294,14 @@ func (h *API) hardwareMetrics(w http.ResponseWriter, r *http.Request) {
 	body, err := readHardwareMetricsBody(r.Context(), h.app.state, h.logger)
 	if err != nil {
 		h.logger.Error("reading hardware metrics", zap.Error(err))
-		writeAPIError(w, http.StatusInternalServerError, "could not read hardware metrics")
+		httperr.WriteAPI(w, http.StatusInternalServerError, "could not read hardware metrics")
 		return
 	}
-	writeJSON(w, http.StatusOK, body)
+	httperr.WriteJSON(w, http.StatusOK, body)
 }
 
 func readHardwareMetricsBody(ctx context.Context, p *engineEntry, logger *zap.Logger) (hardwareMetricsBody, error) {
-	b := hardwareMetricsBody{Timestamp: isoNow(), Engine: currentEngineState(p)}
+	b := hardwareMetricsBody{Timestamp: httperr.ISONow(), Engine: currentEngineState(p)}
 	u, err := apiCPUSampler.Sample()
 	if err != nil {
 		return b, err

@@ -10,6 +10,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/impetusllm/impetus/caddymodule/httperr"
 	"github.com/impetusllm/impetus/caddymodule/openai"
 	"github.com/impetusllm/impetus/inference"
 	"github.com/impetusllm/impetus/inference/catalog"
@@ -90,13 +91,13 @@ func (m *modelManager) loadChecked(ctx context.Context, id string) (lm *inferenc
 // of them cancels it by leaving), publishes its outcome and releases the
 // memory reserved for it.
 func (m *modelManager) watchLoad(id string) {
-	m.publish("model_status", modelStatus{Timestamp: isoNow(), ModelID: id, Status: "loading", LoadedModels: m.engine.Loaded()})
+	m.publish("model_status", modelStatus{Timestamp: httperr.ISONow(), ModelID: id, Status: "loading", LoadedModels: m.engine.Loaded()})
 	_, err := m.engine.Load(context.Background(), id)
 	m.mu.Lock()
 	delete(m.loading, id)
 	m.mu.Unlock()
 	if err != nil {
-		m.publish("model_status", modelStatus{Timestamp: isoNow(), ModelID: id, Status: "load_failed", LoadedModels: m.engine.Loaded()})
+		m.publish("model_status", modelStatus{Timestamp: httperr.ISONow(), ModelID: id, Status: "load_failed", LoadedModels: m.engine.Loaded()})
 	}
 }
 

@@ -19,6 +19,8 @@ import (
 
 	"github.com/shirou/gopsutil/v4/process"
 
+	"github.com/impetusllm/impetus/caddymodule/auth"
+	"github.com/impetusllm/impetus/caddymodule/httperr"
 	"github.com/impetusllm/impetus/hwinfo"
 	"github.com/impetusllm/impetus/inference"
 	"github.com/impetusllm/impetus/inference/catalog"
@@ -42,13 +44,13 @@ func serveModels(h *API, w http.ResponseWriter, r *http.Request, route string) b
 		h.only(w, r, http.MethodGet, m.list)
 		return true
 	case "load":
-		h.only(w, r, http.MethodPost, adminOnly(m.load))
+		h.only(w, r, http.MethodPost, auth.AdminOnly(m.load))
 		return true
 	case "unload":
-		h.only(w, r, http.MethodPost, adminOnly(m.unload))
+		h.only(w, r, http.MethodPost, auth.AdminOnly(m.unload))
 		return true
 	case "download":
-		h.only(w, r, http.MethodPost, adminOnly(m.startDownload))
+		h.only(w, r, http.MethodPost, auth.AdminOnly(m.startDownload))
 		return true
 	case "downloads":
 		h.only(w, r, http.MethodGet, m.listDownloads)
@@ -65,28 +67,28 @@ func serveModels(h *API, w http.ResponseWriter, r *http.Request, route string) b
 		id := strings.TrimPrefix(rest, "download/")
 		switch r.Method {
 		case http.MethodGet, http.MethodHead:
-			if d := m.getDownload(id); d == nil || authorizeModel(w, r, d.ModelID) {
+			if d := m.getDownload(id); d == nil || auth.AuthorizeModel(w, r, d.ModelID) {
 				m.downloadStatus(w, id)
 			}
 		case http.MethodDelete:
-			if requireAdmin(w, r) {
+			if auth.RequireAdmin(w, r) {
 				m.cancelDownload(w, id)
 			}
 		default:
 			w.Header().Set("Allow", "GET, DELETE")
-			writeAPIError(w, http.StatusMethodNotAllowed, "method "+r.Method+" not allowed; use GET or DELETE")
+			httperr.WriteAPI(w, http.StatusMethodNotAllowed, "method "+r.Method+" not allowed; use GET or DELETE")
 		}
 		return true
 	case strings.HasPrefix(rest, "benchmark/"):
 		id := strings.TrimPrefix(rest, "benchmark/")
 		if hist, ok := strings.CutSuffix(id, "/history"); ok && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
-			if authorizeModel(w, r, hist) {
+			if auth.AuthorizeModel(w, r, hist) {
 				m.benchmarkHistory(w, hist)
 			}
 			return true
 		}
-		h.only(w, r, http.MethodPost, adminOnly(func(w http.ResponseWriter, r *http.Request) {
-			if authorizeModel(w, r, id) {
+		h.only(w, r, http.MethodPost, auth.AdminOnly(func(w http.ResponseWriter, r *http.Request) {
+			if auth.AuthorizeModel(w, r, id) {
 				m.benchmark(w, r, id)
 			}
 		}))
@@ -94,15 +96,15 @@ func serveModels(h *API, w http.ResponseWriter, r *http.Request, route string) b
 	case strings.HasPrefix(rest, "warmup/"):
 		id := strings.TrimPrefix(rest, "warmup/")
 		if base, ok := strings.CutSuffix(id, "/benchmark"); ok && !m.exists(id) {
-			h.only(w, r, http.MethodPost, adminOnly(func(w http.ResponseWriter, r *http.Request) {
-				if authorizeModel(w, r, base) {
+			h.only(w, r, http.MethodPost, auth.AdminOnly(func(w http.ResponseWriter, r *http.Request) {
+				if auth.AuthorizeModel(w, r, base) {
 					m.warmupBenchmark(w, r, base)
 				}
 			}))
 			return true
 		}
-		h.only(w, r, http.MethodPost, adminOnly(func(w http.ResponseWriter, r *http.Request) {
-			if authorizeModel(w, r, id) {
+		h.only(w, r, http.MethodPost, auth.AdminOnly(func(w http.ResponseWriter, r *http.Request) {
+			if auth.AuthorizeModel(w, r, id) {
 				m.warmup(w, r, id)
 			}
 		}))
@@ -149,7 +151,7 @@ func (m *modelManager) publish(name string, payload any) { m.state.publish(name,
 // writeModelsError writes the /api error shape with a type naming the cause
 // for the statuses errors.go has no type for.
 func writeModelsError(w http.ResponseWriter, status int, msg string, details ...string) {
-	typ := apiErrorType(status)
+	typ := httperr.APIErrorType(status)
 	switch status {
 	case http.StatusConflict:
 		typ = "conflict"
@@ -163,7 +165,7 @@ func writeModelsError(w http.ResponseWriter, status int, msg string, details ...
 	if details == nil {
 		details = []string{}
 	}
-	writeJSON(w, status, apiError{Error: msg, Type: typ, Details: details, Timestamp: isoNow()})
+	httperr.WriteJSON(w, status, httperr.APIError{Error: msg, Type: typ, Details: details, Timestamp: httperr.ISONow()})
 }
 
 // decodeBody reads a JSON object body into v, refusing unknown fields; an
@@ -171,11 +173,11 @@ func writeModelsError(w http.ResponseWriter, status int, msg string, details ...
 func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
 	data, err := io.ReadAll(io.LimitReader(r.Body, 1<<20+1))
 	if err != nil {
-		writeAPIError(w, http.StatusBadRequest, "reading the request body failed")
+		httperr.WriteAPI(w, http.StatusBadRequest, "reading the request body failed")
 		return false
 	}
 	if len(data) > 1<<20 {
-		writeAPIError(w, http.StatusRequestEntityTooLarge, "request body larger than 1 MiB")
+		httperr.WriteAPI(w, http.StatusRequestEntityTooLarge, "request body larger than 1 MiB")
 		return false
 	}
 	if len(strings.TrimSpace(string(data))) == 0 {
@@ -184,7 +186,7 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
 	dec := json.NewDecoder(strings.NewReader(string(data)))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		writeAPIError(w, http.StatusBadRequest, "Request body must be valid JSON", err.Error())
+		httperr.WriteAPI(w, http.StatusBadRequest, "Request body must be valid JSON", err.Error())
 		return false
 	}
 	return true
@@ -247,7 +249,7 @@ func (m *modelManager) entryFor(info inference.LocalModel, lm *inference.LoadedM
 		e.MemoryUsageMB = roundTo(float64(lm.Meta.WeightBytes())/mib, 1)
 		lt := roundTo(lm.LoadTime.Seconds(), 3)
 		e.LoadTimeSeconds = &lt
-		lu := isoTime(lm.LastUsed())
+		lu := httperr.ISOTime(lm.LastUsed())
 		e.LastUsed = &lu
 		e.Architecture = strPtr(lm.Meta.Architecture)
 		e.Quantization = strPtr(lm.Meta.Quantization)
@@ -281,14 +283,14 @@ func (m *modelManager) entryFor(info inference.LocalModel, lm *inference.LoadedM
 func (m *modelManager) list(w http.ResponseWriter, r *http.Request) {
 	onDisk, err := m.engine.Models()
 	if err != nil {
-		writeAPIError(w, http.StatusInternalServerError, "models directory unreadable", err.Error())
+		httperr.WriteAPI(w, http.StatusInternalServerError, "models directory unreadable", err.Error())
 		return
 	}
 	entries := []modelEntry{}
 	seen := map[string]bool{}
 	var total float64
 	for _, info := range onDisk {
-		if !modelAllowed(r, info.ID) {
+		if !auth.ModelAllowed(r, info.ID) {
 			continue
 		}
 		lm := m.engine.LoadedModelByID(info.ID)
@@ -298,7 +300,7 @@ func (m *modelManager) list(w http.ResponseWriter, r *http.Request) {
 		seen[info.ID] = true
 	}
 	for _, id := range m.engine.Loaded() { // loaded, then removed from disk
-		if lm := m.engine.LoadedModelByID(id); lm != nil && !seen[id] && modelAllowed(r, id) {
+		if lm := m.engine.LoadedModelByID(id); lm != nil && !seen[id] && auth.ModelAllowed(r, id) {
 			e := m.entryFor(lm.Info, lm)
 			total += e.MemoryUsageMB
 			entries = append(entries, e)
@@ -307,7 +309,7 @@ func (m *modelManager) list(w http.ResponseWriter, r *http.Request) {
 	}
 	m.mu.Lock()
 	for id, d := range m.active {
-		if !seen[id] && modelAllowed(r, id) {
+		if !seen[id] && auth.ModelAllowed(r, id) {
 			entries = append(entries, modelEntry{ModelID: id, Status: "downloading", SizeMB: roundTo(float64(d.snapshot().TotalBytes)/mib, 1)})
 		}
 	}
@@ -317,12 +319,12 @@ func (m *modelManager) list(w http.ResponseWriter, r *http.Request) {
 	if mem, err := hwinfo.ReadMemory(); err == nil {
 		avail = roundTo(float64(mem.AvailableBytes)/mib, 1)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{
+	httperr.WriteJSON(w, http.StatusOK, map[string]any{
 		"models":                entries,
 		"total_memory_usage_mb": roundTo(total, 1),
 		"available_memory_mb":   avail,
 		"models_directory":      m.engine.Options().ModelsDir,
-		"timestamp":             isoNow(),
+		"timestamp":             httperr.ISONow(),
 	})
 }
 
@@ -366,10 +368,10 @@ func (m *modelManager) load(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if req.ModelID == "" {
-		writeAPIError(w, http.StatusBadRequest, "model_id is required", "model_id: field required")
+		httperr.WriteAPI(w, http.StatusBadRequest, "model_id is required", "model_id: field required")
 		return
 	}
-	if !authorizeModel(w, r, req.ModelID) {
+	if !auth.AuthorizeModel(w, r, req.ModelID) {
 		return
 	}
 	if req.ForceReload && m.engine.LoadedModelByID(req.ModelID) != nil {
@@ -398,7 +400,7 @@ func (m *modelManager) load(w http.ResponseWriter, r *http.Request) {
 		"memory_used_gb":    roundTo(float64(lm.Meta.WeightBytes())/gib, 3),
 		"load_time_seconds": roundTo(lm.LoadTime.Seconds(), 3),
 		"model":             m.entryFor(lm.Info, lm),
-		"timestamp":         isoNow(),
+		"timestamp":         httperr.ISONow(),
 	}
 	if req.AutoWarmup {
 		wr, err := m.runWarmup(r.Context(), lm)
@@ -408,7 +410,7 @@ func (m *modelManager) load(w http.ResponseWriter, r *http.Request) {
 			resp["warmup"] = wr
 		}
 	}
-	writeJSON(w, http.StatusOK, resp)
+	httperr.WriteJSON(w, http.StatusOK, resp)
 }
 
 // unload frees a model. Without force it stops admitting requests to it
@@ -425,10 +427,10 @@ func (m *modelManager) unload(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if req.ModelID == "" {
-		writeAPIError(w, http.StatusBadRequest, "model_id is required", "model_id: field required")
+		httperr.WriteAPI(w, http.StatusBadRequest, "model_id is required", "model_id: field required")
 		return
 	}
-	if !authorizeModel(w, r, req.ModelID) {
+	if !auth.AuthorizeModel(w, r, req.ModelID) {
 		return
 	}
 	lm := m.engine.LoadedModelByID(req.ModelID)
@@ -460,7 +462,7 @@ func (m *modelManager) unload(w http.ResponseWriter, r *http.Request) {
 	case active > 0:
 		msg = fmt.Sprintf("model unloaded after its %d running or queued requests finished", active)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{
+	httperr.WriteJSON(w, http.StatusOK, map[string]any{
 		"status":          "success",
 		"model_id":        req.ModelID,
 		"message":         msg,
@@ -468,7 +470,7 @@ func (m *modelManager) unload(w http.ResponseWriter, r *http.Request) {
 		"active_requests": active,
 		"waited_seconds":  roundTo(time.Since(start).Seconds(), 3),
 		"memory_freed_mb": roundTo(float64(freed)/mib, 1),
-		"timestamp":       isoNow(),
+		"timestamp":       httperr.ISONow(),
 	})
 }
 
@@ -532,7 +534,7 @@ func (d *download) snapshot() downloadView {
 		DownloadedBytes: d.progress.Done, TotalBytes: d.progress.Total,
 		DownloadedGB: roundTo(float64(d.progress.Done)/1e9, 3), TotalGB: roundTo(float64(d.progress.Total)/1e9, 3),
 		FilesDone: d.progress.FilesDone, FilesTotal: d.progress.Files,
-		AutoLoad: d.AutoLoad, Loaded: d.loaded, StartedAt: isoTime(d.started), Snapshot: d.snapshotDir,
+		AutoLoad: d.AutoLoad, Loaded: d.loaded, StartedAt: httperr.ISOTime(d.started), Snapshot: d.snapshotDir,
 	}
 	if d.progress.Total > 0 {
 		v.Progress = roundTo(float64(d.progress.Done)/float64(d.progress.Total), 4)
@@ -563,7 +565,7 @@ func (d *download) snapshot() downloadView {
 		v.LoadError = &e
 	}
 	if !d.finished.IsZero() {
-		f := isoTime(d.finished)
+		f := httperr.ISOTime(d.finished)
 		v.FinishedAt = &f
 	}
 	return v
@@ -600,21 +602,21 @@ func (m *modelManager) startDownload(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := hub.ValidateRepoID(req.ModelID); err != nil {
-		writeAPIError(w, http.StatusBadRequest, "model_id must be a Hugging Face repository id (ORG/NAME)", err.Error())
+		httperr.WriteAPI(w, http.StatusBadRequest, "model_id must be a Hugging Face repository id (ORG/NAME)", err.Error())
 		return
 	}
-	if !authorizeModel(w, r, req.ModelID) {
+	if !auth.AuthorizeModel(w, r, req.ModelID) {
 		return
 	}
 	if req.Revision == "" {
 		req.Revision = "main"
 	}
 	if err := hub.ValidateRevision(req.Revision); err != nil {
-		writeAPIError(w, http.StatusBadRequest, "invalid revision", err.Error())
+		httperr.WriteAPI(w, http.StatusBadRequest, "invalid revision", err.Error())
 		return
 	}
 	if len(req.AllowPatterns) > 64 {
-		writeAPIError(w, http.StatusBadRequest, "at most 64 allow_patterns")
+		httperr.WriteAPI(w, http.StatusBadRequest, "at most 64 allow_patterns")
 		return
 	}
 	var estimate *float64
@@ -627,7 +629,7 @@ func (m *modelManager) startDownload(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if _, err := hub.ModelFiles(nil, req.AllowPatterns); err != nil && !errors.Is(err, hub.ErrNoFiles) {
-		writeAPIError(w, http.StatusBadRequest, "invalid allow_patterns", err.Error())
+		httperr.WriteAPI(w, http.StatusBadRequest, "invalid allow_patterns", err.Error())
 		return
 	}
 	dir := m.engine.Options().ModelsDir
@@ -640,13 +642,13 @@ func (m *modelManager) startDownload(w http.ResponseWriter, r *http.Request) {
 
 	d, started := m.beginDownload(req.ModelID, req.Revision, req.AllowPatterns, req.AutoLoad, req.ForceDownload)
 	if !started {
-		writeJSON(w, http.StatusOK, map[string]any{
+		httperr.WriteJSON(w, http.StatusOK, map[string]any{
 			"success": true, "message": "a download of this model is already running",
 			"data": map[string]any{"model_id": req.ModelID, "download_id": d.ID, "task_id": d.ID, "estimated_size_gb": estimate, "status": d.snapshot().Status},
 		})
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{
+	httperr.WriteJSON(w, http.StatusOK, map[string]any{
 		"success": true,
 		"message": "download started",
 		"data":    map[string]any{"model_id": req.ModelID, "download_id": d.ID, "task_id": d.ID, "estimated_size_gb": estimate, "status": "pending"},
@@ -753,10 +755,10 @@ func (m *modelManager) getDownload(id string) *download {
 func (m *modelManager) downloadStatus(w http.ResponseWriter, id string) {
 	d := m.getDownload(id)
 	if d == nil {
-		writeAPIError(w, http.StatusNotFound, "no such download: "+id)
+		httperr.WriteAPI(w, http.StatusNotFound, "no such download: "+id)
 		return
 	}
-	writeJSON(w, http.StatusOK, d.snapshot())
+	httperr.WriteJSON(w, http.StatusOK, d.snapshot())
 }
 
 // cancelDownload stops a running download and waits until its files are
@@ -764,7 +766,7 @@ func (m *modelManager) downloadStatus(w http.ResponseWriter, id string) {
 func (m *modelManager) cancelDownload(w http.ResponseWriter, id string) {
 	d := m.getDownload(id)
 	if d == nil {
-		writeAPIError(w, http.StatusNotFound, "no such download: "+id)
+		httperr.WriteAPI(w, http.StatusNotFound, "no such download: "+id)
 		return
 	}
 	select {
@@ -779,7 +781,7 @@ func (m *modelManager) cancelDownload(w http.ResponseWriter, id string) {
 	case <-d.done:
 	case <-time.After(30 * time.Second):
 	}
-	writeJSON(w, http.StatusOK, d.snapshot())
+	httperr.WriteJSON(w, http.StatusOK, d.snapshot())
 }
 
 func (m *modelManager) listDownloads(w http.ResponseWriter, r *http.Request) {
@@ -791,12 +793,12 @@ func (m *modelManager) listDownloads(w http.ResponseWriter, r *http.Request) {
 	m.mu.Unlock()
 	views := make([]downloadView, 0, len(list))
 	for _, d := range list {
-		if modelAllowed(r, d.ModelID) {
+		if auth.ModelAllowed(r, d.ModelID) {
 			views = append(views, d.snapshot())
 		}
 	}
 	sort.Slice(views, func(i, j int) bool { return views[i].StartedAt > views[j].StartedAt })
-	writeJSON(w, http.StatusOK, map[string]any{"downloads": views, "total": len(views), "timestamp": isoNow()})
+	httperr.WriteJSON(w, http.StatusOK, map[string]any{"downloads": views, "total": len(views), "timestamp": httperr.ISONow()})
 }
 
 // ---- discover ----
@@ -805,13 +807,13 @@ func (m *modelManager) discover(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	f := catalog.Filter{Category: q.Get("category"), Search: q.Get("search")}
 	if f.Category != "" && !catalog.IsCategory(f.Category) {
-		writeAPIError(w, http.StatusBadRequest, "unknown category "+strconv.Quote(f.Category), "category: one of "+strings.Join(catalog.Categories, ", "))
+		httperr.WriteAPI(w, http.StatusBadRequest, "unknown category "+strconv.Quote(f.Category), "category: one of "+strings.Join(catalog.Categories, ", "))
 		return
 	}
 	if s := q.Get("size_limit_gb"); s != "" {
 		v, err := strconv.ParseFloat(s, 64)
 		if err != nil || v <= 0 || math.IsInf(v, 0) || math.IsNaN(v) {
-			writeAPIError(w, http.StatusBadRequest, "size_limit_gb must be a positive number", "size_limit_gb: "+s)
+			httperr.WriteAPI(w, http.StatusBadRequest, "size_limit_gb must be a positive number", "size_limit_gb: "+s)
 			return
 		}
 		f.MaxSizeGB = v
@@ -844,7 +846,7 @@ func (m *modelManager) discover(w http.ResponseWriter, r *http.Request) {
 			"source_url":            e.Source,
 		})
 	}
-	writeJSON(w, http.StatusOK, map[string]any{
+	httperr.WriteJSON(w, http.StatusOK, map[string]any{
 		"models":       out,
 		"total_models": len(out),
 		"categories":   catalog.Categories,
@@ -853,9 +855,9 @@ func (m *modelManager) discover(w http.ResponseWriter, r *http.Request) {
 			"metal_support":             false,
 			"memory_bandwidth_gb_per_s": roundTo(bw.BytesPerSecond/1e9, 1),
 			"bandwidth_threads":         bw.Threads,
-			"bandwidth_measured_at":     isoTime(bw.Measured),
+			"bandwidth_measured_at":     httperr.ISOTime(bw.Measured),
 		},
-		"timestamp": isoNow(),
+		"timestamp": httperr.ISONow(),
 	})
 }
 
@@ -980,7 +982,7 @@ func (m *modelManager) benchmark(w http.ResponseWriter, r *http.Request, id stri
 		bad = append(bad, "temperature: must be within 0..2")
 	}
 	if len(bad) > 0 {
-		writeAPIError(w, http.StatusBadRequest, "Invalid request data", bad...)
+		httperr.WriteAPI(w, http.StatusBadRequest, "Invalid request data", bad...)
 		return
 	}
 	memTest := req.IncludeMemoryTest == nil || *req.IncludeMemoryTest
@@ -1028,12 +1030,12 @@ func (m *modelManager) benchmark(w http.ResponseWriter, r *http.Request, id stri
 			rec.MemoryUsageMB, rec.MemoryDeltaMB = &mb, &delta
 		}
 	}
-	rec.Timestamp = isoNow()
+	rec.Timestamp = httperr.ISONow()
 	if err := appendHistory(rec); err != nil {
 		writeModelsError(w, http.StatusInternalServerError, "benchmark ran but its history could not be saved: "+err.Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, rec)
+	httperr.WriteJSON(w, http.StatusOK, rec)
 }
 
 // historyPath is where benchmark results are kept, one JSON object a line.
@@ -1100,10 +1102,10 @@ func (m *modelManager) benchmarkHistory(w http.ResponseWriter, id string) {
 		out = out[:maxHistory]
 	}
 	if len(out) == 0 && !m.exists(id) {
-		writeAPIError(w, http.StatusNotFound, "model not found and no benchmark history: "+id)
+		httperr.WriteAPI(w, http.StatusNotFound, "model not found and no benchmark history: "+id)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"model_id": id, "results": out, "total": len(out)})
+	httperr.WriteJSON(w, http.StatusOK, map[string]any{"model_id": id, "results": out, "total": len(out)})
 }
 
 // warmupResult records a model's warmup.
@@ -1138,7 +1140,7 @@ func (m *modelManager) runWarmup(ctx context.Context, lm *inference.LoadedModel)
 		return nil, fmt.Errorf("warmup: %w", err)
 	}
 	wr := &warmupResult{
-		ModelID: lm.Info.ID, WarmedUp: true, Timestamp: isoNow(),
+		ModelID: lm.Info.ID, WarmedUp: true, Timestamp: httperr.ISONow(),
 		WarmupTimeMS:     roundTo(float64(time.Since(start).Microseconds())/1000, 3),
 		ColdFirstTokenMS: cold.FirstTokenLatencyMS, WarmFirstTokenMS: warm.FirstTokenLatencyMS,
 		Prompts: n, loadedAt: lm.LoadedAt,
@@ -1160,7 +1162,7 @@ func (m *modelManager) warmup(w http.ResponseWriter, r *http.Request, id string)
 		writeModelsError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"status": "warmed", "model_id": id, "warmup": wr})
+	httperr.WriteJSON(w, http.StatusOK, map[string]any{"status": "warmed", "model_id": id, "warmup": wr})
 }
 
 // warmupBenchmark compares a first token now with the one measured cold,
@@ -1196,9 +1198,9 @@ func (m *modelManager) warmupBenchmark(w http.ResponseWriter, r *http.Request, i
 		s := roundTo(wr.ColdFirstTokenMS/warmMS, 2)
 		speedup = &s
 	}
-	writeJSON(w, http.StatusOK, map[string]any{
+	httperr.WriteJSON(w, http.StatusOK, map[string]any{
 		"model_id": id, "cold_first_token_ms": wr.ColdFirstTokenMS, "warm_first_token_ms": warmMS,
-		"speedup": speedup, "runs": runs, "timestamp": isoNow(),
+		"speedup": speedup, "runs": runs, "timestamp": httperr.ISONow(),
 	})
 }
 
@@ -1206,16 +1208,16 @@ func (m *modelManager) warmupStatus(w http.ResponseWriter, r *http.Request) {
 	out := map[string]*warmupResult{}
 	m.mu.Lock()
 	for id, wr := range m.warm {
-		if lm := m.engine.LoadedModelByID(id); lm != nil && wr.loadedAt.Equal(lm.LoadedAt) && modelAllowed(r, id) {
+		if lm := m.engine.LoadedModelByID(id); lm != nil && wr.loadedAt.Equal(lm.LoadedAt) && auth.ModelAllowed(r, id) {
 			out[id] = wr
 		}
 	}
 	m.mu.Unlock()
 	loaded := []string{}
 	for _, id := range m.engine.Loaded() {
-		if modelAllowed(r, id) {
+		if auth.ModelAllowed(r, id) {
 			loaded = append(loaded, id)
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"models": out, "loaded_models": loaded, "timestamp": isoNow()})
+	httperr.WriteJSON(w, http.StatusOK, map[string]any{"models": out, "loaded_models": loaded, "timestamp": httperr.ISONow()})
 }

@@ -12,6 +12,8 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
+	"github.com/impetusllm/impetus/caddymodule/auth"
+	"github.com/impetusllm/impetus/caddymodule/httperr"
 	"github.com/impetusllm/impetus/caddymodule/openai"
 	"github.com/impetusllm/impetus/inference"
 )
@@ -52,7 +54,7 @@ func (h *OpenAI) Provision(ctx caddy.Context) error {
 
 // ServeHTTP routes /v1 requests.
 func (h *OpenAI) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	if !isOpenAIPath(r) {
+	if !httperr.IsOpenAIPath(r) {
 		return next.ServeHTTP(w, r)
 	}
 	path := r.URL.Path
@@ -84,13 +86,13 @@ func (h *OpenAI) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhtt
 		raw := strings.TrimPrefix(r.URL.EscapedPath(), "/v1/models/")
 		id, err := url.PathUnescape(raw)
 		if err != nil || id == "" {
-			writeOpenAIError(w, http.StatusBadRequest, "invalid model id in path", "model")
+			httperr.WriteOpenAI(w, http.StatusBadRequest, "invalid model id in path", "model")
 			return nil
 		}
 		h.getModel(w, r, id)
 		return nil
 	}
-	writeOpenAIError(w, http.StatusNotFound, "Unknown endpoint: "+r.Method+" "+path, "")
+	httperr.WriteOpenAI(w, http.StatusNotFound, "Unknown endpoint: "+r.Method+" "+path, "")
 	return nil
 }
 
@@ -100,7 +102,7 @@ func allowMethod(w http.ResponseWriter, r *http.Request, method string) bool {
 		return true
 	}
 	w.Header().Set("Allow", method)
-	writeOpenAIError(w, http.StatusMethodNotAllowed, "Method "+r.Method+" not allowed; use "+method, "")
+	httperr.WriteOpenAI(w, http.StatusMethodNotAllowed, "Method "+r.Method+" not allowed; use "+method, "")
 	return false
 }
 
@@ -123,47 +125,47 @@ func (h *OpenAI) listModels(w http.ResponseWriter, r *http.Request) {
 	models, err := h.app.engine.Models()
 	if err != nil {
 		h.logger.Error("listing models", zap.Error(err))
-		writeOpenAIError(w, http.StatusInternalServerError, "could not list models", "")
+		httperr.WriteOpenAI(w, http.StatusInternalServerError, "could not list models", "")
 		return
 	}
 	data := make([]modelObject, 0, len(models))
 	local := map[string]bool{}
 	for _, m := range models {
 		local[m.ID] = true
-		if modelAllowed(r, m.ID) {
+		if auth.ModelAllowed(r, m.ID) {
 			data = append(data, toModelObject(m))
 		}
 	}
 	for _, m := range h.app.upstreamModels() {
-		if !local[m.ID] && modelAllowed(r, m.ID) {
+		if !local[m.ID] && auth.ModelAllowed(r, m.ID) {
 			data = append(data, m)
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"object": "list", "data": data})
+	httperr.WriteJSON(w, http.StatusOK, map[string]any{"object": "list", "data": data})
 }
 
 func (h *OpenAI) getModel(w http.ResponseWriter, r *http.Request, id string) {
-	if !modelAllowed(r, id) { // as OpenAI does: a model the key may not use does not exist for it
-		writeOpenAIError(w, http.StatusNotFound, "The model '"+id+"' does not exist", "model")
+	if !auth.ModelAllowed(r, id) { // as OpenAI does: a model the key may not use does not exist for it
+		httperr.WriteOpenAI(w, http.StatusNotFound, "The model '"+id+"' does not exist", "model")
 		return
 	}
 	m, err := h.app.engine.FindModel(id)
 	if errors.Is(err, inference.ErrModelNotFound) {
 		for _, um := range h.app.upstreamModels() {
 			if um.ID == id {
-				writeJSON(w, http.StatusOK, um)
+				httperr.WriteJSON(w, http.StatusOK, um)
 				return
 			}
 		}
-		writeOpenAIError(w, http.StatusNotFound, "The model '"+id+"' does not exist", "model")
+		httperr.WriteOpenAI(w, http.StatusNotFound, "The model '"+id+"' does not exist", "model")
 		return
 	}
 	if err != nil {
 		h.logger.Error("finding model", zap.Error(err))
-		writeOpenAIError(w, http.StatusInternalServerError, "could not look up the model", "")
+		httperr.WriteOpenAI(w, http.StatusInternalServerError, "could not look up the model", "")
 		return
 	}
-	writeJSON(w, http.StatusOK, toModelObject(m))
+	httperr.WriteJSON(w, http.StatusOK, toModelObject(m))
 }
 
 // UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:

@@ -21,7 +21,10 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
+	"github.com/impetusllm/impetus/caddymodule/auth"
+	"github.com/impetusllm/impetus/caddymodule/httperr"
 	"github.com/impetusllm/impetus/caddymodule/openai"
+	"github.com/impetusllm/impetus/caddymodule/ratelimit"
 )
 
 // ModelRoute sends requests for some models to upstream OpenAI-compatible
@@ -206,7 +209,7 @@ func (h *OpenAI) proxyIfRouted(w http.ResponseWriter, r *http.Request, next cadd
 			return false, nil
 		}
 	}
-	if !authorizeModel(w, r, req.Model) {
+	if !auth.AuthorizeModel(w, r, req.Model) {
 		return true, nil
 	}
 	r.Header.Set(affinityHeader, affinityKey(req))
@@ -216,13 +219,13 @@ func (h *OpenAI) proxyIfRouted(w http.ResponseWriter, r *http.Request, next cadd
 	}
 	timer := startRequest(r, endpoint)
 	timer.setModel(req.Model)
-	budget, _ := caddyhttp.GetVar(r.Context(), tokenBudgetVar).(*tokenBudget)
-	if budget != nil && budget.exhausted(time.Now()) {
+	budget, _ := caddyhttp.GetVar(r.Context(), ratelimit.TokenBudgetVar).(*ratelimit.TokenBudget)
+	if budget != nil && budget.Exhausted(time.Now()) {
 		// The front has no tokenizer for upstream models, so it cannot
 		// reserve a request's worst case; it refuses once the reported
 		// usage has spent the budget.
 		w.Header().Set("Retry-After", "60")
-		writeOpenAIError(w, http.StatusTooManyRequests, "Token budget exceeded; retry later", "")
+		httperr.WriteOpenAI(w, http.StatusTooManyRequests, "Token budget exceeded; retry later", "")
 		timer.finish(http.StatusTooManyRequests, 0, 0)
 		return true, nil
 	}
@@ -242,7 +245,7 @@ func (h *OpenAI) proxyIfRouted(w http.ResponseWriter, r *http.Request, next cadd
 			w.Header().Set("Retry-After", "10")
 			openai.WriteError(w, openai.Unavailable("no healthy upstream serves the model '"+req.Model+"' right now; retry later"))
 		} else {
-			writeOpenAIError(w, status, "the upstream serving the model '"+req.Model+"' failed to answer", "")
+			httperr.WriteOpenAI(w, status, "the upstream serving the model '"+req.Model+"' failed to answer", "")
 		}
 		timer.finish(status, 0, 0)
 		return true, nil
@@ -254,7 +257,7 @@ func (h *OpenAI) proxyIfRouted(w http.ResponseWriter, r *http.Request, next cadd
 	}
 	timer.finish(status, prompt, completion)
 	if budget != nil {
-		budget.spend(prompt+completion, time.Now())
+		budget.Spend(prompt+completion, time.Now())
 	}
 	return true, err
 }

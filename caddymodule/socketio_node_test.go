@@ -15,6 +15,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
+	"github.com/impetusllm/impetus/caddymodule/httperr"
 	"github.com/impetusllm/impetus/inference"
 )
 
@@ -85,7 +86,7 @@ func publishTestEvents(ctx context.Context, bus *EventBus) {
 		}
 		_ = bus.Publish("download_progress", d.snapshot())
 		_ = bus.Publish("inference_stats", map[string]any{
-			"timestamp": isoNow(), "model": "org/model", "endpoint": "chat", "prompt_tokens": 5,
+			"timestamp": httperr.ISONow(), "model": "org/model", "endpoint": "chat", "prompt_tokens": 5,
 			"completion_tokens": 7, "duration_ms": 12.5, "tokens_per_second": 560.0,
 		})
 	}

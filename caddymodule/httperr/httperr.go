@@ -1,4 +1,7 @@
-package caddymodule
+// Package httperr writes Impetus's error bodies: the OpenAI shape under /v1
+// and the management API's shape under /api, for the handlers and, through
+// the impetus_error handler, for errors raised by Caddy middleware.
+package httperr
 
 import (
 	"encoding/json"
@@ -48,7 +51,7 @@ func (*ErrorWriter) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddy
 		status = he.StatusCode
 	}
 	msg := publicMessage(r, status)
-	writeError(w, r, status, msg)
+	Write(w, r, status, msg)
 	return nil
 }
 
@@ -56,29 +59,29 @@ func (*ErrorWriter) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddy
 // that Impetus middleware recorded, else the status text. Internal error
 // details never reach the body.
 func publicMessage(r *http.Request, status int) string {
-	if v, ok := caddyhttp.GetVar(r.Context(), errorReasonVar).(string); ok && v != "" {
+	if v, ok := caddyhttp.GetVar(r.Context(), ReasonVar).(string); ok && v != "" {
 		return v
 	}
 	return http.StatusText(status)
 }
 
-// errorReasonVar is the request variable where Impetus middleware leaves a
+// ReasonVar is the request variable where Impetus middleware leaves a
 // client-safe explanation for the error writer.
-const errorReasonVar = "impetus.error_reason"
+const ReasonVar = "impetus.error_reason"
 
 // isOpenAIPath reports whether a request belongs to the OpenAI surface, whose
 // clients parse OpenAI error objects.
-func isOpenAIPath(r *http.Request) bool {
+func IsOpenAIPath(r *http.Request) bool {
 	return r.URL.Path == "/v1" || strings.HasPrefix(r.URL.Path, "/v1/")
 }
 
 // writeError writes an error body in the shape the request's API expects.
-func writeError(w http.ResponseWriter, r *http.Request, status int, msg string, details ...string) {
-	if isOpenAIPath(r) {
-		writeOpenAIError(w, status, msg, "")
+func Write(w http.ResponseWriter, r *http.Request, status int, msg string, details ...string) {
+	if IsOpenAIPath(r) {
+		WriteOpenAI(w, status, msg, "")
 		return
 	}
-	writeAPIError(w, status, msg, details...)
+	WriteAPI(w, status, msg, details...)
 }
 
 // openAIErrorType maps a status to the error type OpenAI SDKs expect.
@@ -104,7 +107,7 @@ func openAIErrorType(status int) string {
 }
 
 // writeOpenAIError writes {"error":{"message","type","param","code"}}.
-func writeOpenAIError(w http.ResponseWriter, status int, msg, param string) {
+func WriteOpenAI(w http.ResponseWriter, status int, msg, param string) {
 	typ := openAIErrorType(status)
 	if status == http.StatusNotFound && param != "model" {
 		typ = openai.TypeInvalidRequest // an unknown URL, as OpenAI types it
@@ -139,22 +142,22 @@ func openAIErrorCode(status int, param string) string {
 	return ""
 }
 
-// apiError is the seed API's error shape for /api routes.
-type apiError struct {
+// APIError is the seed API's error shape for /api routes.
+type APIError struct {
 	Error     string   `json:"error"`
 	Type      string   `json:"type"`
 	Details   []string `json:"details"`
 	Timestamp string   `json:"timestamp"`
 }
 
-func writeAPIError(w http.ResponseWriter, status int, msg string, details ...string) {
+func WriteAPI(w http.ResponseWriter, status int, msg string, details ...string) {
 	if details == nil {
 		details = []string{}
 	}
-	writeJSON(w, status, apiError{Error: msg, Type: apiErrorType(status), Details: details, Timestamp: isoNow()})
+	WriteJSON(w, status, APIError{Error: msg, Type: APIErrorType(status), Details: details, Timestamp: ISONow()})
 }
 
-func apiErrorType(status int) string {
+func APIErrorType(status int) string {
 	switch status {
 	case http.StatusBadRequest, http.StatusRequestEntityTooLarge:
 		return "validation_error"
@@ -175,7 +178,7 @@ func apiErrorType(status int) string {
 	}
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
+func WriteJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
@@ -186,9 +189,9 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 // isoNow is the current time in RFC 3339 UTC with milliseconds, as every /api
 // body uses.
-func isoNow() string { return isoTime(time.Now()) }
+func ISONow() string { return ISOTime(time.Now()) }
 
-func isoTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z") }
+func ISOTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z") }
 
 // UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:
 //

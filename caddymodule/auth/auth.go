@@ -1,4 +1,4 @@
-package caddymodule
+package auth
 
 import (
 	"crypto/sha256"
@@ -16,6 +16,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/caddyauth"
+	"github.com/impetusllm/impetus/caddymodule/httperr"
 )
 
 func init() {
@@ -28,7 +29,7 @@ func init() {
 // such as {env.IMPETUS_API_KEY}, expanded at provision time so the secret
 // never lands in the autosaved config) or SHA256 (hex of the key's SHA-256).
 type APIKey struct {
-	// Identifies the key in logs, metrics and {http.auth.user.id}; never the
+	// Identifies the key in logs, metrics and {http.user.id}; never the
 	// key itself. Default: key0, key1, … in order.
 	ID string `json:"id,omitempty"`
 	// The key, or a placeholder that expands to it. Must not be empty.
@@ -177,26 +178,26 @@ func (b *BearerAuth) Validate() error {
 	return nil
 }
 
-// Authenticate checks the bearer token in constant time (see lookup).
+// Authenticate checks the bearer token in constant time (see Lookup).
 func (b *BearerAuth) Authenticate(w http.ResponseWriter, r *http.Request) (caddyauth.User, bool, error) {
-	token, ok := bearerToken(r)
+	token, ok := BearerToken(r)
 	if !ok {
 		w.Header().Set("WWW-Authenticate", fmt.Sprintf("Bearer realm=%q", b.Realm))
-		caddyhttp.SetVar(r.Context(), errorReasonVar, "Missing API key: send it as 'Authorization: Bearer <key>'")
+		caddyhttp.SetVar(r.Context(), httperr.ReasonVar, "Missing API key: send it as 'Authorization: Bearer <key>'")
 		return caddyauth.User{}, false, nil
 	}
-	k, ok := b.lookup(token)
+	k, ok := b.Lookup(token)
 	if !ok {
 		w.Header().Set("WWW-Authenticate", fmt.Sprintf("Bearer realm=%q, error=\"invalid_token\"", b.Realm))
-		caddyhttp.SetVar(r.Context(), errorReasonVar, "Invalid API key")
+		caddyhttp.SetVar(r.Context(), httperr.ReasonVar, "Invalid API key")
 		return caddyauth.User{}, false, nil
 	}
 	return k.user(), true, nil
 }
 
-// lookup finds the key whose digest matches token. Every configured digest
+// Lookup finds the key whose digest matches token. Every configured digest
 // is compared, so timing reveals neither which key matched nor how much of it.
-func (b *BearerAuth) lookup(token string) (*APIKey, bool) {
+func (b *BearerAuth) Lookup(token string) (*APIKey, bool) {
 	sum := sha256.Sum256([]byte(token))
 	match := -1
 	for i := range b.Keys {
@@ -211,8 +212,8 @@ func (b *BearerAuth) lookup(token string) (*APIKey, bool) {
 }
 
 // user is the Caddy user of a key: its id, and as metadata its model
-// allow-list ({http.auth.user.models}) and admin capability
-// ({http.auth.user.admin}), which authorizeModel and requireAdmin read.
+// allow-list ({http.user.models}) and admin capability
+// ({http.user.admin}), which AuthorizeModel and RequireAdmin read.
 func (k *APIKey) user() caddyauth.User {
 	user := caddyauth.User{ID: k.ID, Metadata: map[string]string{"admin": strconv.FormatBool(k.admin)}}
 	if len(k.Models) > 0 {
@@ -221,8 +222,8 @@ func (k *APIKey) user() caddyauth.User {
 	return user
 }
 
-// bearerToken extracts the token of an "Authorization: Bearer" header.
-func bearerToken(r *http.Request) (string, bool) {
+// BearerToken extracts the token of an "Authorization: Bearer" header.
+func BearerToken(r *http.Request) (string, bool) {
 	h := r.Header.Get("Authorization")
 	const prefix = "bearer "
 	if len(h) <= len(prefix) || !strings.EqualFold(h[:len(prefix)], prefix) {

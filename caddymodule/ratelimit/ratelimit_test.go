@@ -1,4 +1,4 @@
-package caddymodule
+package ratelimit
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
 
@@ -75,7 +76,7 @@ func TestRateLimitPerKeyOverrideAndTokens(t *testing.T) {
 	// Token budget travels with the request: gold may spend 800, basic may not.
 	_, r := serveLimited(t, rl, "gold")
 	w2 := httptest.NewRecorder()
-	refund, msg, _ := chargeTokens(w2, r, 800)
+	refund, msg, _ := ChargeTokens(w2, r, 800)
 	if msg != "" || w2.Header().Get("X-RateLimit-Limit-Tokens") != "1000" {
 		t.Fatalf("gold charge: %q %v", msg, w2.Header())
 	}
@@ -86,7 +87,7 @@ func TestRateLimitPerKeyOverrideAndTokens(t *testing.T) {
 	rlBasic := &RateLimit{Zone: t.Name() + "b", Key: "{http.auth.user.id}", TokensPerMinute: 100}
 	rlBasic.Provision(newCtx(t))
 	_, rb := serveLimited(t, rlBasic, "basic")
-	if _, msg, _ := chargeTokens(httptest.NewRecorder(), rb, 800); !strings.Contains(msg, "budget is 100") {
+	if _, msg, _ := ChargeTokens(httptest.NewRecorder(), rb, 800); !strings.Contains(msg, "budget is 100") {
 		t.Fatalf("oversize charge: %q", msg)
 	}
 	// A reload that lowers the override applies to the existing bucket.
@@ -138,4 +139,31 @@ func TestRateLimitZoneFollowsCommittedConfig(t *testing.T) {
 	if _, ok := zones.References("impetus_ratelimit.zone:" + t.Name()); ok {
 		t.Fatal("a zone no config names is still held")
 	}
+}
+
+func TestRateLimitUnmarshalAndDefaults(t *testing.T) {
+	d := caddyfile.NewTestDispenser("impetus_ratelimit z1 {\n requests 5\n window 10s\n burst 2\n key {http.auth.user.id}\n}")
+	var rl RateLimit
+	if err := rl.UnmarshalCaddyfile(d); err != nil {
+		t.Fatal(err)
+	}
+	if err := rl.Provision(newCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	if rl.Zone != "z1" || rl.Requests != 5 || rl.Burst != 2 || rl.Key != "{http.auth.user.id}" {
+		t.Fatalf("got %+v", rl)
+	}
+	var def RateLimit
+	if err := def.Provision(newCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	if def.Requests != 100 || def.Burst != 10 || def.Key != "{http.request.remote.host}" {
+		t.Fatalf("defaults: %+v", def)
+	}
+}
+
+func newCtx(t *testing.T) caddy.Context {
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	t.Cleanup(cancel)
+	return ctx
 }

@@ -1,4 +1,4 @@
-package caddymodule
+package ratelimit
 
 import (
 	"fmt"
@@ -14,6 +14,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/impetusllm/impetus/caddymodule/httperr"
 	"golang.org/x/time/rate"
 )
 
@@ -197,13 +198,13 @@ func (rl *RateLimit) ServeHTTP(w http.ResponseWriter, r *http.Request, next cadd
 			wait = 1
 		}
 		h.Set("Retry-After", strconv.Itoa(wait))
-		writeError(w, r, http.StatusTooManyRequests, fmt.Sprintf("Rate limit exceeded: %d requests per %s; retry after %d s", pol.requests, pol.window, wait))
+		httperr.Write(w, r, http.StatusTooManyRequests, fmt.Sprintf("Rate limit exceeded: %d requests per %s; retry after %d s", pol.requests, pol.window, wait))
 		return nil
 	}
 	if b.tokens != nil {
-		caddyhttp.SetVar(r.Context(), tokenBudgetVar, b.tokens)
+		caddyhttp.SetVar(r.Context(), TokenBudgetVar, b.tokens)
 	}
-	caddyhttp.SetVar(r.Context(), rateLimitVar, rl) // for chargeSocket
+	caddyhttp.SetVar(r.Context(), rateLimitVar, rl) // for ChargeSocket
 	return next.ServeHTTP(w, r)
 }
 
@@ -244,7 +245,7 @@ func (z *limitZone) adopt(rl *RateLimit) {
 
 type bucket struct {
 	requests *rate.Limiter
-	tokens   *tokenBudget // nil without a token budget
+	tokens   *TokenBudget // nil without a token budget
 	lastSeen time.Time
 }
 
@@ -314,24 +315,24 @@ func (z *limitZone) bucket(key string, now time.Time) (*bucket, policy) {
 	return b, p
 }
 
-// tokenBudgetVar is the request variable holding the client's *tokenBudget.
-const tokenBudgetVar = "impetus.token_budget"
+// TokenBudgetVar is the request variable holding the client's *TokenBudget.
+const TokenBudgetVar = "impetus.token_budget"
 
-// tokenBudget is a bucket of model tokens refilling at capacity per minute.
+// TokenBudget is a bucket of model tokens refilling at capacity per minute.
 // Unlike x/time/rate it can refund: a request is charged its worst case
 // before generating and credited what it did not use.
-type tokenBudget struct {
+type TokenBudget struct {
 	mu       sync.Mutex
 	capacity float64
 	tokens   float64
 	last     time.Time
 }
 
-func newTokenBudget(perMinute int, now time.Time) *tokenBudget {
-	return &tokenBudget{capacity: float64(perMinute), tokens: float64(perMinute), last: now}
+func newTokenBudget(perMinute int, now time.Time) *TokenBudget {
+	return &TokenBudget{capacity: float64(perMinute), tokens: float64(perMinute), last: now}
 }
 
-func (t *tokenBudget) refill(now time.Time) {
+func (t *TokenBudget) refill(now time.Time) {
 	if now.Before(t.last) {
 		return // clocks read out of order by concurrent callers
 	}
@@ -339,7 +340,7 @@ func (t *tokenBudget) refill(now time.Time) {
 	t.last = now
 }
 
-func (t *tokenBudget) setCapacity(perMinute int) {
+func (t *TokenBudget) setCapacity(perMinute int) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.refill(time.Now())
@@ -349,7 +350,7 @@ func (t *tokenBudget) setCapacity(perMinute int) {
 
 // charge takes n tokens. When they are not there it reports how long until
 // they are; a request larger than the whole budget can never pass.
-func (t *tokenBudget) charge(n int, now time.Time) (ok bool, wait time.Duration, remaining int, capacity int, tooLarge bool) {
+func (t *TokenBudget) charge(n int, now time.Time) (ok bool, wait time.Duration, remaining int, capacity int, tooLarge bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.refill(now)
@@ -365,7 +366,7 @@ func (t *tokenBudget) charge(n int, now time.Time) (ok bool, wait time.Duration,
 	return true, 0, int(t.tokens), capacity, false
 }
 
-func (t *tokenBudget) refund(n int, now time.Time) {
+func (t *TokenBudget) refund(n int, now time.Time) {
 	if n <= 0 {
 		return
 	}
@@ -375,8 +376,8 @@ func (t *tokenBudget) refund(n int, now time.Time) {
 	t.tokens = math.Min(t.capacity, t.tokens+float64(n))
 }
 
-// exhausted reports whether the budget has nothing left.
-func (t *tokenBudget) exhausted(now time.Time) bool {
+// Exhausted reports whether the budget has nothing left.
+func (t *TokenBudget) Exhausted(now time.Time) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.refill(now)
@@ -385,18 +386,18 @@ func (t *tokenBudget) exhausted(now time.Time) bool {
 
 // spend takes n tokens already used (reported by an upstream), even below
 // zero: the key then waits until the budget has refilled.
-func (t *tokenBudget) spend(n int, now time.Time) {
+func (t *TokenBudget) Spend(n int, now time.Time) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.refill(now)
 	t.tokens -= float64(n)
 }
 
-// chargeTokens charges n model tokens to the request's token budget, if the
+// ChargeTokens charges n model tokens to the request's token budget, if the
 // rate limiter gave it one, and sets X-RateLimit-*-Tokens headers. It returns
 // a function that refunds the part of n that was not used.
-func chargeTokens(w http.ResponseWriter, r *http.Request, n int) (refund func(used int), errMsg string, retryAfter int) {
-	t, _ := caddyhttp.GetVar(r.Context(), tokenBudgetVar).(*tokenBudget)
+func ChargeTokens(w http.ResponseWriter, r *http.Request, n int) (refund func(used int), errMsg string, retryAfter int) {
+	t, _ := caddyhttp.GetVar(r.Context(), TokenBudgetVar).(*TokenBudget)
 	if t == nil {
 		return func(int) {}, "", 0
 	}
@@ -530,3 +531,30 @@ var (
 	_ caddyhttp.MiddlewareHandler = (*RateLimit)(nil)
 	_ caddyfile.Unmarshaler       = (*RateLimit)(nil)
 )
+
+// ChargeSocket takes one request from the key's rate-limit bucket, as the
+// HTTP API would for a request by that key.
+func ChargeSocket(r *http.Request, keyID string) error {
+	rl, _ := caddyhttp.GetVar(r.Context(), rateLimitVar).(*RateLimit)
+	if rl == nil || rl.zone == nil {
+		return nil
+	}
+	repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	if repl == nil {
+		return nil
+	}
+	repl.Set("http.auth.user.id", keyID)
+	key := repl.ReplaceAll(rl.Key, "")
+	if key == "" {
+		return nil
+	}
+	b, pol := rl.zone.bucket(key, time.Now())
+	if !b.requests.Allow() {
+		return fmt.Errorf("Rate limit exceeded: %d requests per %s", pol.requests, pol.window)
+	}
+	return nil
+}
+
+// rateLimitVar carries the RateLimit handler that admitted a request, so a
+// Socket.IO connection can be charged to its key's bucket as well.
+const rateLimitVar = "impetus.ratelimit"

@@ -1,10 +1,12 @@
-package caddymodule
+package cors
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"testing"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
 
@@ -48,4 +50,10 @@ func TestCORS(t *testing.T) {
 	if err := (&CORS{Origins: []string{"app.example.com"}}).Validate(); err == nil {
 		t.Error("an origin without scheme must be refused")
 	}
+}
+
+func newCtx(t *testing.T) caddy.Context {
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	t.Cleanup(cancel)
+	return ctx
 }
