@@ -1,3 +1,6 @@
+// Package auth is the impetus_bearer authentication provider (Caddyfile
+// directive impetus_auth) and the per-key grants the handlers check: which
+// models a key may use and whether it may change server state.
 package auth
 
 import (

@@ -1,3 +1,5 @@
+// Package cors is the impetus_cors handler, which lets browser pages on the
+// listed origins call the API.
 package cors
 
 import (

@@ -69,13 +69,13 @@ func publicMessage(r *http.Request, status int) string {
 // client-safe explanation for the error writer.
 const ReasonVar = "impetus.error_reason"
 
-// isOpenAIPath reports whether a request belongs to the OpenAI surface, whose
+// IsOpenAIPath reports whether a request belongs to the OpenAI surface, whose
 // clients parse OpenAI error objects.
 func IsOpenAIPath(r *http.Request) bool {
 	return r.URL.Path == "/v1" || strings.HasPrefix(r.URL.Path, "/v1/")
 }
 
-// writeError writes an error body in the shape the request's API expects.
+// Write writes an error body in the shape the request's API expects.
 func Write(w http.ResponseWriter, r *http.Request, status int, msg string, details ...string) {
 	if IsOpenAIPath(r) {
 		WriteOpenAI(w, status, msg, "")
@@ -106,7 +106,7 @@ func openAIErrorType(status int) string {
 	}
 }
 
-// writeOpenAIError writes {"error":{"message","type","param","code"}}.
+// WriteOpenAI writes {"error":{"message","type","param","code"}}.
 func WriteOpenAI(w http.ResponseWriter, status int, msg, param string) {
 	typ := openAIErrorType(status)
 	if status == http.StatusNotFound && param != "model" {
@@ -150,6 +150,7 @@ type APIError struct {
 	Timestamp string   `json:"timestamp"`
 }
 
+// WriteAPI writes the /api error shape, its type following the status.
 func WriteAPI(w http.ResponseWriter, status int, msg string, details ...string) {
 	if details == nil {
 		details = []string{}
@@ -157,6 +158,7 @@ func WriteAPI(w http.ResponseWriter, status int, msg string, details ...string) 
 	WriteJSON(w, status, APIError{Error: msg, Type: APIErrorType(status), Details: details, Timestamp: ISONow()})
 }
 
+// APIErrorType is the /api error type of a status.
 func APIErrorType(status int) string {
 	switch status {
 	case http.StatusBadRequest, http.StatusRequestEntityTooLarge:
@@ -178,6 +180,7 @@ func APIErrorType(status int) string {
 	}
 }
 
+// WriteJSON writes v as a JSON body with status, without HTML escaping.
 func WriteJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
@@ -187,10 +190,11 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 	_ = enc.Encode(v)
 }
 
-// isoNow is the current time in RFC 3339 UTC with milliseconds, as every /api
+// ISONow is the current time in RFC 3339 UTC with milliseconds, as every /api
 // body uses.
 func ISONow() string { return ISOTime(time.Now()) }
 
+// ISOTime formats t as ISONow does.
 func ISOTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z") }
 
 // UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:
@@ -218,3 +222,14 @@ var (
 	_ caddyhttp.MiddlewareHandler = (*ErrorWriter)(nil)
 	_ caddyfile.Unmarshaler       = (*ErrorWriter)(nil)
 )
+
+// Only runs fn for the given method (HEAD too, for GET) and answers 405 in
+// the /api shape otherwise.
+func Only(w http.ResponseWriter, r *http.Request, method string, fn func(http.ResponseWriter, *http.Request)) {
+	if r.Method != method && !(method == http.MethodGet && r.Method == http.MethodHead) {
+		w.Header().Set("Allow", method)
+		WriteAPI(w, http.StatusMethodNotAllowed, "method "+r.Method+" not allowed; use "+method)
+		return
+	}
+	fn(w, r)
+}

@@ -1,3 +1,6 @@
+// Package ratelimit is the impetus_ratelimit handler: request buckets per
+// client key and, optionally, a budget of model tokens per minute that the
+// OpenAI handler charges.
 package ratelimit
 
 import (
@@ -384,7 +387,7 @@ func (t *TokenBudget) Exhausted(now time.Time) bool {
 	return t.tokens < 1
 }
 
-// spend takes n tokens already used (reported by an upstream), even below
+// Spend takes n tokens already used (reported by an upstream), even below
 // zero: the key then waits until the budget has refilled.
 func (t *TokenBudget) Spend(n int, now time.Time) {
 	t.mu.Lock()
