@@ -27,13 +27,6 @@ func init() {
 	caddy.RegisterModule(App{})
 }
 
-// Performance modes, from frugal to fast.
-const (
-	ModeEfficiency  = pool.ModeEfficiency
-	ModeBalanced    = pool.ModeBalanced
-	ModePerformance = pool.ModePerformance
-)
-
 // App is the impetus app: it owns the inference engine for every Impetus
 // handler of the config. Configure it with the global option `impetus`.
 type App struct {

@@ -15,7 +15,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
-	"github.com/impetusllm/impetus/inference"
+	"github.com/impetusllm/impetus/caddymodule/openai"
 	"go.uber.org/zap"
 )
 
@@ -52,7 +52,7 @@ type ModelRoute struct {
 // routeListing is the last model listing fetched from a route's upstreams.
 type routeListing struct {
 	mu     sync.Mutex
-	models []ModelObject
+	models []openai.Model
 }
 
 // AffinityHeader carries the key that the header-hash selection policy uses,
@@ -173,7 +173,7 @@ func (a *App) refreshRouteModels(ctx context.Context) {
 		for i := range a.Routes {
 			rt := &a.Routes[i]
 			seen := map[string]bool{}
-			var found []ModelObject
+			var found []openai.Model
 			for _, base := range rt.bases {
 				for _, m := range fetchModels(ctx, client, base, rt.key) {
 					if !seen[m.ID] && rt.serves(m.ID) {
@@ -209,7 +209,7 @@ func (rt *ModelRoute) serves(model string) bool {
 	return false
 }
 
-func fetchModels(ctx context.Context, client *http.Client, base *url.URL, key string) []ModelObject {
+func fetchModels(ctx context.Context, client *http.Client, base *url.URL, key string) []openai.Model {
 	u := *base
 	u.Path = strings.TrimSuffix(u.Path, "/") + "/v1/models"
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
@@ -228,28 +228,17 @@ func fetchModels(ctx context.Context, client *http.Client, base *url.URL, key st
 		return nil
 	}
 	var list struct {
-		Data []ModelObject `json:"data"`
+		Data []openai.Model `json:"data"`
 	}
 	if json.NewDecoder(io.LimitReader(resp.Body, 8<<20)).Decode(&list) != nil {
 		return nil
-	}
-	for i := range list.Data {
-		if list.Data[i].Object == "" {
-			list.Data[i].Object = "model"
-		}
-		if list.Data[i].Permission == nil {
-			list.Data[i].Permission = []string{}
-		}
-		if list.Data[i].Root == "" {
-			list.Data[i].Root = list.Data[i].ID
-		}
 	}
 	return list.Data
 }
 
 // UpstreamModels is every routed model currently listed by an upstream.
-func (a *App) UpstreamModels() []ModelObject {
-	var out []ModelObject
+func (a *App) UpstreamModels() []openai.Model {
+	var out []openai.Model
 	for i := range a.Routes {
 		rt := &a.Routes[i]
 		rt.listing.mu.Lock()
@@ -268,22 +257,6 @@ func routeLogFields(routes []ModelRoute) zap.Field {
 		parts = append(parts, strings.Join(rt.Models, ",")+" → "+strings.Join(rt.Upstreams, ","))
 	}
 	return zap.Strings("routes", parts)
-}
-
-// ModelObject is a /v1/models entry with the seed API's extra fields.
-type ModelObject struct {
-	ID         string   `json:"id"`
-	Object     string   `json:"object"`
-	Created    int64    `json:"created"`
-	OwnedBy    string   `json:"owned_by"`
-	Permission []string `json:"permission"`
-	Root       string   `json:"root"`
-	Parent     *string  `json:"parent"`
-}
-
-// ToModelObject is the /v1/models entry of a model on disk.
-func ToModelObject(m inference.LocalModel) ModelObject {
-	return ModelObject{ID: m.ID, Object: "model", Created: m.Modified.Unix(), OwnedBy: "impetus", Permission: []string{}, Root: m.ID}
 }
 
 // Proxy sends the request to the route's upstreams through its reverse

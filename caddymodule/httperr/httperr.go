@@ -84,62 +84,9 @@ func Write(w http.ResponseWriter, r *http.Request, status int, msg string, detai
 	WriteAPI(w, status, msg, details...)
 }
 
-// openAIErrorType maps a status to the error type OpenAI SDKs expect.
-func openAIErrorType(status int) string {
-	switch status {
-	case http.StatusBadRequest, http.StatusRequestEntityTooLarge, http.StatusMethodNotAllowed, http.StatusUnsupportedMediaType:
-		return openai.TypeInvalidRequest
-	case http.StatusUnauthorized:
-		// OpenAI answers a missing or wrong key with invalid_request_error
-		// and code invalid_api_key; SDKs map the status, clients the code.
-		return openai.TypeInvalidRequest
-	case http.StatusForbidden:
-		return "permission_error"
-	case http.StatusNotFound:
-		return "not_found_error"
-	case http.StatusTooManyRequests:
-		return "rate_limit_error"
-	default:
-		// 503 included: one type for every 503 (openai.Unavailable), with
-		// the code "service_unavailable" telling it apart from a 500.
-		return openai.TypeServer
-	}
-}
-
 // WriteOpenAI writes {"error":{"message","type","param","code"}}.
 func WriteOpenAI(w http.ResponseWriter, status int, msg, param string) {
-	typ := openAIErrorType(status)
-	if status == http.StatusNotFound && param != "model" {
-		typ = openai.TypeInvalidRequest // an unknown URL, as OpenAI types it
-	}
-	e := openai.NewError(status, typ, msg)
-	if param != "" {
-		e.Param = &param
-	}
-	if code := openAIErrorCode(status, param); code != "" {
-		e.Code = &code
-	}
-	openai.WriteError(w, e)
-}
-
-// openAIErrorCode is the code OpenAI sends with a status. A 404 names a
-// missing model only when the model parameter is at fault; any other 404 is
-// a path that does not exist, which OpenAI reports as unknown_url.
-func openAIErrorCode(status int, param string) string {
-	switch status {
-	case http.StatusUnauthorized:
-		return "invalid_api_key"
-	case http.StatusNotFound:
-		if param == "model" {
-			return "model_not_found"
-		}
-		return "unknown_url"
-	case http.StatusTooManyRequests:
-		return "rate_limit_exceeded"
-	case http.StatusServiceUnavailable:
-		return "service_unavailable"
-	}
-	return ""
+	openai.WriteError(w, openai.ForStatus(status, msg, param))
 }
 
 // APIError is the seed API's error shape for /api routes.

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/impetusllm/impetus/caddymodule/app"
 	"github.com/impetusllm/impetus/caddymodule/buildinfo"
 	"github.com/impetusllm/impetus/caddymodule/httperr"
 	"github.com/impetusllm/impetus/caddymodule/openai"
@@ -151,10 +150,6 @@ type (
 		Checks        map[string]bool           `json:"checks"`
 		Components    map[string]map[string]any `json:"components"`
 	}
-	modelListBody struct {
-		Object string            `json:"object"`
-		Data   []app.ModelObject `json:"data"`
-	}
 )
 
 var (
@@ -212,10 +207,10 @@ var docOps = append([]docOp{
 			{400, "Invalid request or unsupported field.", "", nil}, {403, "The API key may not use this model.", "", nil},
 			{404, "No such model.", "", nil}, {413, "Body too large.", "", nil}, {503, "The model was unloaded or the request cancelled.", "", nil}}},
 	{method: "GET", path: "/v1/models", tag: "OpenAI", summary: "List local models", openAI: true,
-		responses: []docResp{{200, "Models available locally.", "", modelListBody{}}}},
+		responses: []docResp{{200, "Models available locally.", "", openai.ModelList{}}}},
 	{method: "GET", path: "/v1/models/{model}", tag: "OpenAI", summary: "One model", openAI: true,
 		params:    []map[string]any{{"name": "model", "in": "path", "required": true, "description": "Model id such as mlx-community/Qwen3-0.6B-4bit; the / may be sent raw or as %2F.", "schema": map[string]any{"type": "string"}}},
-		responses: []docResp{{200, "The model.", "", app.ModelObject{}}, {400, "Malformed id.", "", nil}, {404, "No such model.", "", nil}}},
+		responses: []docResp{{200, "The model.", "", openai.Model{}}, {400, "Malformed id.", "", nil}, {404, "No such model.", "", nil}}},
 	{method: "GET", path: "/socket.io/", tag: "Events", summary: "Socket.IO event stream (Engine.IO v4 polling and websocket)",
 		description: "Speak Socket.IO v5 over Engine.IO v4 (socket.io-client 4.x) to receive model_status, hardware_metrics, download_progress and inference_stats events. A client that sends no subscription gets every event; after emit('subscribe', room) with room models, hardware, downloads or inference (or {room: name}) it gets only the events of the rooms it joined; emit('unsubscribe', room) leaves one. Long-polling uses GET and POST; websocket upgrades answer 101. Send the API key in the Socket.IO handshake, io(url, {auth: {token: KEY}}) (or auth.Authorization 'Bearer KEY'), which browsers can do over WebSocket; a missing or wrong key is refused with a connect_error, and a key restricted to models hears only about those models. Keys in the URL are ignored.",
 		params:      []map[string]any{{"name": "EIO", "in": "query", "required": true, "schema": map[string]any{"const": "4"}}, {"name": "transport", "in": "query", "required": true, "schema": map[string]any{"enum": []any{"polling", "websocket"}}}},

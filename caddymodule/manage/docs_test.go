@@ -277,6 +277,10 @@ func TestWireSchemasMatchEncodings(t *testing.T) {
 			Choices: []openai.TextChoice{{Text: "x", FinishReason: "stop", Logprobs: &openai.TextLogprobs{Tokens: []string{"x"},
 				TokenLogprobs: []openai.Logprob{openai.Logprob(math.NaN())}, TopLogprobs: []openai.TopLogprobMap{nil}, TextOffset: []int{0}}}}}},
 		{"text chunk", "TextCompletion", openai.TextCompletion{ID: "cmpl-1", Created: 1, Model: "m", Stream: true, Choices: []openai.TextChoice{{Text: "x"}}}},
+		{"model", "Model", openai.NewModel("org/m", 1)},
+		{"upstream model", "Model", openai.Model{ID: "org/m", Created: 1, OwnedBy: "other", Root: "org/m", Parent: "org/base"}},
+		{"model list", "ModelList", openai.ModelList{Data: []openai.Model{openai.NewModel("org/m", 1)}}},
+		{"empty model list", "ModelList", openai.ModelList{}},
 		{"error", "OpenAIError", openai.NewError(400, "invalid_request_error", "bad").WithParam("model")},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

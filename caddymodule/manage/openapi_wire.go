@@ -7,7 +7,7 @@ import (
 )
 
 // wireSchemas are the schemas of types that write their own JSON, transcribed
-// from their MarshalJSON methods (caddymodule/openai/response.go, errors.go).
+// from their MarshalJSON methods (the openai package's response.go and errors.go).
 // TestWireSchemasMatchEncodings checks real encodings against them.
 var wireSchemas map[string]func(g *schemaGen) map[string]any
 
@@ -48,6 +48,17 @@ func init() {
 				"role": map[string]any{"const": "assistant"}, "content": nullStr, "refusal": nullStr,
 				"tool_calls":        arr(of(g, openai.ToolCall{})),
 				"reasoning_content": str,
+			})
+		},
+		"Model": func(*schemaGen) map[string]any {
+			return obj([]string{"id", "object", "created", "owned_by", "permission", "root", "parent"}, map[string]any{
+				"id": str, "object": map[string]any{"const": "model"}, "created": integer, "owned_by": str,
+				"permission": arr(str), "root": str, "parent": nullStr,
+			})
+		},
+		"ModelList": func(g *schemaGen) map[string]any {
+			return obj([]string{"object", "data"}, map[string]any{
+				"object": map[string]any{"const": "list"}, "data": arr(of(g, openai.Model{})),
 			})
 		},
 		"ChatCompletion": func(g *schemaGen) map[string]any {

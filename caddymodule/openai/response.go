@@ -518,6 +518,29 @@ func NewModel(id string, created int64) Model {
 	return Model{ID: id, Created: created, OwnedBy: "impetus", Root: id}
 }
 
+// UnmarshalJSON reads a model entry of another OpenAI-compatible server's
+// /v1/models list; a missing root is the id.
+func (m *Model) UnmarshalJSON(data []byte) error {
+	var v struct {
+		ID      string  `json:"id"`
+		Created int64   `json:"created"`
+		OwnedBy string  `json:"owned_by"`
+		Root    string  `json:"root"`
+		Parent  *string `json:"parent"`
+	}
+	if err := json.Unmarshal(data, &v); err != nil {
+		return err
+	}
+	*m = Model{ID: v.ID, Created: v.Created, OwnedBy: v.OwnedBy, Root: v.Root}
+	if m.Root == "" {
+		m.Root = m.ID
+	}
+	if v.Parent != nil {
+		m.Parent = *v.Parent
+	}
+	return nil
+}
+
 // MarshalJSON writes object "model", permission [] and parent null.
 func (m Model) MarshalJSON() ([]byte, error) {
 	return marshal(struct {

@@ -118,12 +118,12 @@ func (h *OpenAI) listModels(w http.ResponseWriter, r *http.Request) {
 		httperr.WriteOpenAI(w, http.StatusInternalServerError, "could not list models", "")
 		return
 	}
-	data := make([]app.ModelObject, 0, len(models))
+	data := make([]openai.Model, 0, len(models))
 	local := map[string]bool{}
 	for _, m := range models {
 		local[m.ID] = true
 		if auth.ModelAllowed(r, m.ID) {
-			data = append(data, app.ToModelObject(m))
+			data = append(data, openai.NewModel(m.ID, m.Modified.Unix()))
 		}
 	}
 	for _, m := range h.app.UpstreamModels() {
@@ -131,7 +131,7 @@ func (h *OpenAI) listModels(w http.ResponseWriter, r *http.Request) {
 			data = append(data, m)
 		}
 	}
-	httperr.WriteJSON(w, http.StatusOK, map[string]any{"object": "list", "data": data})
+	httperr.WriteJSON(w, http.StatusOK, openai.ModelList{Data: data})
 }
 
 func (h *OpenAI) getModel(w http.ResponseWriter, r *http.Request, id string) {
@@ -155,7 +155,7 @@ func (h *OpenAI) getModel(w http.ResponseWriter, r *http.Request, id string) {
 		httperr.WriteOpenAI(w, http.StatusInternalServerError, "could not look up the model", "")
 		return
 	}
-	httperr.WriteJSON(w, http.StatusOK, app.ToModelObject(m))
+	httperr.WriteJSON(w, http.StatusOK, openai.NewModel(m.ID, m.Modified.Unix()))
 }
 
 // UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:
