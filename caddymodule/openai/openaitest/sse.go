@@ -1,4 +1,7 @@
-package openai
+// Package openaitest reads OpenAI event streams back as a client does and
+// checks them against OpenAI's framing and chunk rules, for handler and
+// end-to-end tests.
+package openaitest
 
 import (
 	"bufio"
@@ -7,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"unicode/utf8"
 )
 
 // ParseSSE reads an OpenAI event stream as a client would and checks its
@@ -80,4 +84,18 @@ func scanLF(data []byte, atEOF bool) (int, []byte, error) {
 		return len(data), data, nil
 	}
 	return 0, nil, nil
+}
+
+// clip shortens an offending line for an error message to 64 bytes (on a
+// rune boundary), as the openai package echoes client input.
+func clip(s string) string {
+	const max = 64
+	if len(s) <= max {
+		return s
+	}
+	cut := max
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
 }

@@ -1,4 +1,4 @@
-package openai
+package openaitest
 
 import (
 	"bytes"
@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/impetusllm/impetus/caddymodule/openai"
 )
 
 // wireChunk is a chat or text completion chunk as a client decodes it, with
@@ -33,14 +35,14 @@ type wireDelta struct {
 	} `json:"tool_calls"`
 }
 
-var finishReasons = []string{FinishStop, FinishLength, FinishToolCalls, FinishContentFilter}
+var finishReasons = []string{openai.FinishStop, openai.FinishLength, openai.FinishToolCalls, openai.FinishContentFilter}
 
 // StreamSummary is what CheckChatStream and CheckTextStream reassemble.
 type StreamSummary struct {
 	Text         map[int]string // per choice index
 	FinishReason map[int]string
-	ToolCalls    map[int][]ToolCall // chat only, per choice index
-	Usage        *Usage
+	ToolCalls    map[int][]openai.ToolCall // chat only, per choice index
+	Usage        *openai.Usage
 }
 
 // CheckChatStream checks the events of a streamed chat completion (from
@@ -53,17 +55,17 @@ type StreamSummary struct {
 // and without it no chunk has a usage key. An error event is reported as an
 // error. It returns the reassembled text, tool calls and usage.
 func CheckChatStream(events []json.RawMessage, includeUsage bool) (*StreamSummary, error) {
-	return checkStream(events, includeUsage, ObjectChatCompletionChunk, "chatcmpl-")
+	return checkStream(events, includeUsage, openai.ObjectChatCompletionChunk, "chatcmpl-")
 }
 
 // CheckTextStream is CheckChatStream for /v1/completions streams (object
 // "text_completion", choices carry text instead of a delta).
 func CheckTextStream(events []json.RawMessage, includeUsage bool) (*StreamSummary, error) {
-	return checkStream(events, includeUsage, ObjectTextCompletion, "cmpl-")
+	return checkStream(events, includeUsage, openai.ObjectTextCompletion, "cmpl-")
 }
 
 func checkStream(events []json.RawMessage, includeUsage bool, object, idPrefix string) (*StreamSummary, error) {
-	sum := &StreamSummary{Text: map[int]string{}, FinishReason: map[int]string{}, ToolCalls: map[int][]ToolCall{}}
+	sum := &StreamSummary{Text: map[int]string{}, FinishReason: map[int]string{}, ToolCalls: map[int][]openai.ToolCall{}}
 	if len(events) == 0 {
 		return sum, fmt.Errorf("stream has no events")
 	}
@@ -131,7 +133,7 @@ func checkStream(events []json.RawMessage, includeUsage bool, object, idPrefix s
 	return sum, nil
 }
 
-func usageOf(ev json.RawMessage) (*Usage, bool, error) {
+func usageOf(ev json.RawMessage) (*openai.Usage, bool, error) {
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(ev, &m); err != nil {
 		return nil, false, err
@@ -140,7 +142,7 @@ func usageOf(ev json.RawMessage) (*Usage, bool, error) {
 	if !ok || bytes.Equal(raw, []byte("null")) {
 		return nil, ok, nil
 	}
-	var u Usage
+	var u openai.Usage
 	if err := json.Unmarshal(raw, &u); err != nil {
 		return nil, true, fmt.Errorf("usage: %w", err)
 	}
@@ -165,7 +167,7 @@ func checkChoice(at string, ch map[string]json.RawMessage, object string, seen m
 	}
 	first := !seen[idx]
 	seen[idx] = true
-	if object == ObjectTextCompletion {
+	if object == openai.ObjectTextCompletion {
 		var text string
 		if err := json.Unmarshal(ch["text"], &text); err != nil {
 			return fmt.Errorf("%s: text: %v", at, err)
@@ -192,7 +194,7 @@ func checkDelta(at string, raw json.RawMessage, first bool, idx int, sum *Stream
 	if err := json.Unmarshal(raw, &d); err != nil {
 		return fmt.Errorf("%s: delta: %v", at, err)
 	}
-	if first && (d.Role == nil || *d.Role != RoleAssistant) {
+	if first && (d.Role == nil || *d.Role != openai.RoleAssistant) {
 		return fmt.Errorf("%s: the first delta of a choice must carry role \"assistant\"", at)
 	}
 	if !first && d.Role != nil {
@@ -211,7 +213,7 @@ func checkDelta(at string, raw json.RawMessage, first bool, idx int, sum *Stream
 			if tc.ID == nil || *tc.ID == "" || tc.Type == nil || *tc.Type != "function" || tc.Function.Name == nil || *tc.Function.Name == "" {
 				return fmt.Errorf("%s: tool call %d opens without id, type \"function\" and name", at, *tc.Index)
 			}
-			calls = append(calls, ToolCall{ID: *tc.ID, Type: *tc.Type, Function: FunctionCall{Name: *tc.Function.Name}})
+			calls = append(calls, openai.ToolCall{ID: *tc.ID, Type: *tc.Type, Function: openai.FunctionCall{Name: *tc.Function.Name}})
 		case *tc.Index < len(calls):
 			if tc.ID != nil || tc.Type != nil || tc.Function.Name != nil {
 				return fmt.Errorf("%s: tool call %d repeats id, type or name", at, *tc.Index)
