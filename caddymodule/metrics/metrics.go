@@ -210,7 +210,7 @@ type Timer struct {
 	mu    sync.Mutex
 	model string      // set by SetModel
 	last  []time.Time // per choice: when its previous token came
-	seen  bool        // a first token was recorded
+	first time.Time   // when the first token came; zero before it
 }
 
 // StartRequest starts timing a request to endpoint ("chat.completions",
@@ -259,8 +259,8 @@ func (t *Timer) tokenAt(choice int, now time.Time) {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if !t.seen {
-		t.seen = true
+	if t.first.IsZero() {
+		t.first = now
 		timeToFirstToken.WithLabelValues(t.model).Observe(now.Sub(t.start).Seconds())
 	}
 	for len(t.last) <= choice {
@@ -270,6 +270,18 @@ func (t *Timer) tokenAt(choice int, now time.Time) {
 		interTokenLatency.WithLabelValues(t.model).Observe(now.Sub(prev).Seconds())
 	}
 	t.last[choice] = now
+}
+
+// Started is when the request arrived.
+func (t *Timer) Started() time.Time { return t.start }
+
+// FirstToken is when the request's first token came, or the zero time
+// before it did. This is the one measurement of the time to first token:
+// the histogram and the response's performance_metrics both read it.
+func (t *Timer) FirstToken() time.Time {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.first
 }
 
 // Finish records the request's outcome: its HTTP status and the prompt and

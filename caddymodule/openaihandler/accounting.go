@@ -25,15 +25,13 @@ type usage struct {
 	model      string
 	prompt     int
 	completion int
-	start      time.Time
-	first      time.Time
 }
 
 // beginUsage starts following a request; use the returned writer for the
 // response and defer endUsage.
 func (h *OpenAI) beginUsage(w http.ResponseWriter, r *http.Request, endpoint string) (*usage, http.ResponseWriter) {
 	sr := &statusRecorder{ResponseWriter: w}
-	return &usage{timer: metrics.StartRequest(r, endpoint), endpoint: endpoint, status: sr, start: time.Now()}, sr
+	return &usage{timer: metrics.StartRequest(r, endpoint), endpoint: endpoint, status: sr}, sr
 }
 
 // setModel names the model once it has loaded.
@@ -58,9 +56,6 @@ func (u *usage) charge(w http.ResponseWriter, r *http.Request, promptTokens, res
 
 // token records a generated token of choice.
 func (u *usage) token(choice int) {
-	if u.first.IsZero() {
-		u.first = time.Now()
-	}
 	u.completion++
 	u.timer.Token(choice)
 }
@@ -68,10 +63,11 @@ func (u *usage) token(choice int) {
 // performance is the seed API's performance_metrics: time so far, time to
 // first token and tokens per second.
 func (u *usage) performance() *openai.PerformanceMetrics {
-	total := time.Since(u.start)
+	start := u.timer.Started()
+	total := time.Since(start)
 	pm := &openai.PerformanceMetrics{InferenceTimeMS: httperr.RoundTo(float64(total.Microseconds())/1000, 2)}
-	if !u.first.IsZero() {
-		pm.TimeToFirstTokenMS = httperr.RoundTo(float64(u.first.Sub(u.start).Microseconds())/1000, 2)
+	if first := u.timer.FirstToken(); !first.IsZero() {
+		pm.TimeToFirstTokenMS = httperr.RoundTo(float64(first.Sub(start).Microseconds())/1000, 2)
 	}
 	if total > 0 {
 		pm.TokensPerSecond = httperr.RoundTo(float64(u.completion)/total.Seconds(), 2)
@@ -89,7 +85,8 @@ func (h *OpenAI) endUsage(u *usage) {
 	if status != http.StatusOK || u.model == "" {
 		return
 	}
-	took := time.Since(u.start)
+	start := u.timer.Started()
+	took := time.Since(start)
 	stats := map[string]any{
 		"timestamp":         httperr.ISONow(),
 		"model":             u.model,
@@ -101,8 +98,8 @@ func (h *OpenAI) endUsage(u *usage) {
 	if took > 0 {
 		stats["tokens_per_second"] = httperr.RoundTo(float64(u.completion)/took.Seconds(), 2)
 	}
-	if !u.first.IsZero() {
-		stats["time_to_first_token_ms"] = httperr.RoundTo(float64(u.first.Sub(u.start).Microseconds())/1000, 2)
+	if first := u.timer.FirstToken(); !first.IsZero() {
+		stats["time_to_first_token_ms"] = httperr.RoundTo(float64(first.Sub(start).Microseconds())/1000, 2)
 	}
 	h.app.Pool().Publish("inference_stats", stats)
 }
