@@ -20,58 +20,61 @@ func argumentsJSON(s string) json.RawMessage {
 	return b
 }
 
-// chatCompletions serves POST /v1/chat/completions.
-func (h *OpenAI) chatCompletions(w http.ResponseWriter, r *http.Request) {
-	acct, w := h.beginUsage(w, r, "chat.completions")
-	defer h.endUsage(acct)
-	r.Body = http.MaxBytesReader(w, r.Body, h.limits.MaxBodyBytes)
-	req, e := openai.DecodeChatRequest(r.Body, h.limits)
-	if e != nil {
-		openai.WriteError(w, e)
-		return
+// chatCompletions serves POST /v1/chat/completions; in is the decoded
+// body when routing decoded it already.
+func (h *OpenAI) chatCompletions(w http.ResponseWriter, r *http.Request, in *request) {
+	h.serveGeneration(w, r, "chat.completions", true, in, func(in *request) generation { return &chatGeneration{req: in.chat} })
+}
+
+// chatGeneration is a chat completion: the request, and what plan finds
+// for respond.
+type chatGeneration struct {
+	req    *openai.ChatRequest
+	lm     *inference.LoadedModel
+	out    *outputPlan
+	prompt []int32
+	n      int
+}
+
+func (g *chatGeneration) model() string { return g.req.Model }
+
+func (g *chatGeneration) check() *openai.Error {
+	if f := unsupportedChatField(g.req); f != "" {
+		return openai.InvalidRequest(f, "'"+f+"' is not supported by this server yet")
 	}
-	if f := unsupportedChatField(req); f != "" {
-		openai.WriteError(w, openai.InvalidRequest(f, "'"+f+"' is not supported by this server yet"))
-		return
-	}
-	lm, e := h.loadModel(w, r, req.Model)
-	if e != nil {
-		openai.WriteError(w, e)
-		return
-	}
-	acct.setModel(lm.Info.ID)
+	return nil
+}
+
+// plan renders the conversation with the model's chat template, with the
+// tools and output format the request asks for.
+func (g *chatGeneration) plan(h *OpenAI, r *http.Request, lm *inference.LoadedModel) (*job, int, int, *openai.Error) {
 	if lm.Template == nil {
-		openai.WriteError(w, openai.InvalidRequest("model", "the model '"+req.Model+"' has no chat template; use /v1/completions"))
-		return
+		return nil, 0, 0, openai.InvalidRequest("model", "the model '"+g.req.Model+"' has no chat template; use /v1/completions")
 	}
-	plan, e := planOutput(req, lm)
+	plan, e := planOutput(g.req, lm)
 	if e != nil {
-		openai.WriteError(w, e)
-		return
+		return nil, 0, 0, e
 	}
-	rendered, err := lm.Template.Render(chat.Input{Messages: chatMessages(req.Messages), Tools: plan.tools, AddGenerationPrompt: true})
+	rendered, err := lm.Template.Render(chat.Input{Messages: chatMessages(g.req.Messages), Tools: plan.tools, AddGenerationPrompt: true})
 	if err != nil {
 		var ex *chat.Exception
 		if errors.As(err, &ex) {
-			openai.WriteError(w, openai.InvalidRequest("messages", ex.Error()))
-			return
+			return nil, 0, 0, openai.InvalidRequest("messages", ex.Error())
 		}
-		openai.WriteError(w, openai.InvalidRequest("messages", "the chat template failed: "+err.Error()))
-		return
+		return nil, 0, 0, openai.InvalidRequest("messages", "the chat template failed: "+err.Error())
 	}
-	prompt := encodeRendered(lm, rendered, req.Messages)
-	requested, explicit := req.MaxOutputTokens()
+	prompt := encodeRendered(lm, rendered, g.req.Messages)
+	requested, explicit := g.req.MaxOutputTokens()
 	maxTokens, e := budget(lm, len(prompt), requested, explicit)
 	if e != nil {
-		openai.WriteError(w, e)
-		return
+		return nil, 0, 0, e
 	}
 	topLogprobs := 0
-	if req.TopLogprobs != nil {
-		topLogprobs = *req.TopLogprobs
+	if g.req.TopLogprobs != nil {
+		topLogprobs = *g.req.TopLogprobs
 	}
-	n := req.Choices()
-	j := &job{lm: lm, stop: req.Stop, logger: h.logger, key: clientKey(r), noCache: req.UseCache != nil && !*req.UseCache}
+	n := g.req.Choices()
+	j := &job{lm: lm, stop: g.req.Stop, logger: h.logger, key: clientKey(r), noCache: g.req.UseCache != nil && !*g.req.UseCache}
 	if plan.grammar != nil {
 		j.constraint = func() inference.Constraint { return plan.constraint(lm) }
 	}
@@ -83,46 +86,43 @@ func (h *OpenAI) chatCompletions(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	for i := range n {
-		p, e := samplingParams(req.Sampling, req.Logprobs, topLogprobs, lm.Meta.Vocab, i)
+		p, e := samplingParams(g.req.Sampling, g.req.Logprobs, topLogprobs, lm.Meta.Vocab, i)
 		if e != nil {
-			openai.WriteError(w, e)
-			return
+			return nil, 0, 0, e
 		}
 		j.prompts = append(j.prompts, prompt)
 		j.maxTokens = append(j.maxTokens, maxTokens)
 		j.params = append(j.params, p)
 	}
-	if e := acct.charge(w, r, len(prompt), len(prompt)+maxTokens*n); e != nil {
-		openai.WriteError(w, e)
-		return
-	}
-	events, err := j.run(r.Context())
-	if err != nil {
-		writeEngineError(w, err, req.Model)
-		return
-	}
-	convID := req.ConversationID
+	g.lm, g.out, g.prompt, g.n = lm, plan, prompt, n
+	return j, len(prompt), len(prompt) + maxTokens*n, nil
+}
+
+// respond streams the chat completion or writes it whole.
+func (g *chatGeneration) respond(h *OpenAI, w http.ResponseWriter, r *http.Request, j *job, events <-chan choiceEvent, acct *usage) {
+	lm, plan, prompt, n := g.lm, g.out, g.prompt, g.n
+	convID := g.req.ConversationID
 	if convID == "" {
 		convID = openai.NewConversationID()
 	}
-	if req.Stream {
-		h.streamChat(w, r, req, lm, plan, j, events, len(prompt), n, convID, acct)
+	if g.req.Stream {
+		h.streamChat(w, r, g.req, lm, plan, j, events, len(prompt), n, convID, acct)
 		return
 	}
-	resp := openai.ChatCompletion{ID: openai.NewChatID(), Created: openai.Created(), Model: req.Model, ConversationID: convID}
+	resp := openai.ChatCompletion{ID: openai.NewChatID(), Created: openai.Created(), Model: g.req.Model, ConversationID: convID}
 	texts := make([]strings.Builder, n)
 	choices := make([]openai.ChatChoice, n)
 	for ev := range events {
 		c := &choices[ev.index]
 		if ev.Err != nil {
 			h.logger.Error("generation failed", zap.Error(ev.Err))
-			openai.WriteError(w, engineError(ev.Err, req.Model))
+			openai.WriteError(w, engineError(ev.Err, g.req.Model))
 			return
 		}
 		texts[ev.index].WriteString(ev.Text)
 		if ev.Token >= 0 {
 			acct.token(ev.index)
-			if req.Logprobs {
+			if g.req.Logprobs {
 				if c.Logprobs == nil {
 					c.Logprobs = &openai.ChoiceLogprobs{}
 				}
@@ -149,7 +149,7 @@ func (h *OpenAI) chatCompletions(w http.ResponseWriter, r *http.Request) {
 		if len(calls) > 0 && !truncated {
 			choices[i].FinishReason = openai.FinishToolCalls
 		}
-		if req.Logprobs && choices[i].Logprobs == nil {
+		if g.req.Logprobs && choices[i].Logprobs == nil {
 			choices[i].Logprobs = &openai.ChoiceLogprobs{Content: []openai.TokenLogprob{}}
 		}
 	}

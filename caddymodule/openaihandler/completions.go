@@ -7,48 +7,55 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/impetusllm/impetus/caddymodule/openai"
+	"github.com/impetusllm/impetus/inference"
 )
 
-// completions serves POST /v1/completions (legacy text completions). Each
-// prompt of the request yields n choices, indexed prompt*n+i.
-func (h *OpenAI) completions(w http.ResponseWriter, r *http.Request) {
-	acct, w := h.beginUsage(w, r, "completions")
-	defer h.endUsage(acct)
-	r.Body = http.MaxBytesReader(w, r.Body, h.limits.MaxBodyBytes)
-	req, e := openai.DecodeCompletionRequest(r.Body, h.limits)
-	if e != nil {
-		openai.WriteError(w, e)
-		return
-	}
+// completions serves POST /v1/completions (legacy text completions); in is
+// the decoded body when routing decoded it already. Each prompt of the
+// request yields n choices, indexed prompt*n+i.
+func (h *OpenAI) completions(w http.ResponseWriter, r *http.Request, in *request) {
+	h.serveGeneration(w, r, "completions", false, in, func(in *request) generation { return &textGeneration{req: in.text} })
+}
+
+// textGeneration is a text completion: the request, and what plan finds for
+// respond.
+type textGeneration struct {
+	req          *openai.CompletionRequest
+	lm           *inference.LoadedModel
+	promptTexts  []string
+	promptTokens int
+	n            int
+	wantLogprobs bool
+}
+
+func (g *textGeneration) model() string { return g.req.Model }
+
+func (g *textGeneration) check() *openai.Error {
 	switch {
-	case req.Suffix != nil && *req.Suffix != "":
-		openai.WriteError(w, openai.InvalidRequest("suffix", "'suffix' (fill-in-the-middle) is not supported by this server"))
-		return
-	case req.BestOf != nil && *req.BestOf != req.Choices():
-		openai.WriteError(w, openai.InvalidRequest("best_of", "'best_of' other than n is not supported by this server"))
-		return
-	case req.Echo && req.Logprobs != nil:
-		openai.WriteError(w, openai.InvalidRequest("echo", "'echo' together with 'logprobs' is not supported by this server"))
-		return
+	case g.req.Suffix != nil && *g.req.Suffix != "":
+		return openai.InvalidRequest("suffix", "'suffix' (fill-in-the-middle) is not supported by this server")
+	case g.req.BestOf != nil && *g.req.BestOf != g.req.Choices():
+		return openai.InvalidRequest("best_of", "'best_of' other than n is not supported by this server")
+	case g.req.Echo && g.req.Logprobs != nil:
+		return openai.InvalidRequest("echo", "'echo' together with 'logprobs' is not supported by this server")
 	}
-	lm, e := h.loadModel(w, r, req.Model)
-	if e != nil {
-		openai.WriteError(w, e)
-		return
-	}
-	acct.setModel(lm.Info.ID)
+	return nil
+}
+
+// plan tokenizes the prompts (or takes their token ids) and gives each n
+// choices.
+func (g *textGeneration) plan(h *OpenAI, r *http.Request, lm *inference.LoadedModel) (*job, int, int, *openai.Error) {
 	var prompts [][]int32
 	var promptTexts []string
-	for _, t := range req.Prompt.Texts {
+	for _, t := range g.req.Prompt.Texts {
 		prompts = append(prompts, lm.Tokenizer.Encode(t, true))
 		promptTexts = append(promptTexts, t)
 	}
-	for _, toks := range req.Prompt.Tokens {
+	for _, toks := range g.req.Prompt.Tokens {
 		ids := make([]int32, len(toks))
 		for i, t := range toks {
 			if t < 0 || t >= lm.Meta.Vocab {
-				openai.WriteError(w, openai.InvalidRequest("prompt", "token id out of the model's vocabulary"))
-				return
+				return nil, 0, 0, openai.InvalidRequest("prompt", "token id out of the model's vocabulary")
 			}
 			ids[i] = int32(t)
 		}
@@ -56,32 +63,29 @@ func (h *OpenAI) completions(w http.ResponseWriter, r *http.Request) {
 		promptTexts = append(promptTexts, lm.Tokenizer.Decode(ids, false))
 	}
 	requested, explicit := 16, true // OpenAI's default max_tokens for completions
-	if req.MaxTokens != nil {
-		requested = *req.MaxTokens
+	if g.req.MaxTokens != nil {
+		requested = *g.req.MaxTokens
 	}
-	n := req.Choices()
-	topLogprobs, wantLogprobs := 0, req.Logprobs != nil
+	n := g.req.Choices()
+	topLogprobs, wantLogprobs := 0, g.req.Logprobs != nil
 	if wantLogprobs {
-		topLogprobs = *req.Logprobs
+		topLogprobs = *g.req.Logprobs
 	}
-	j := &job{lm: lm, stop: req.Stop, logger: h.logger, key: clientKey(r)}
+	j := &job{lm: lm, stop: g.req.Stop, logger: h.logger, key: clientKey(r)}
 	promptTokens := 0
 	for pi, p := range prompts {
 		if len(p) == 0 {
-			openai.WriteError(w, openai.InvalidRequest("prompt", "the prompt is empty"))
-			return
+			return nil, 0, 0, openai.InvalidRequest("prompt", "the prompt is empty")
 		}
 		promptTokens += len(p)
 		maxTokens, e := budget(lm, len(p), requested, explicit)
 		if e != nil {
-			openai.WriteError(w, e)
-			return
+			return nil, 0, 0, e
 		}
 		for i := range n {
-			p2, e := samplingParams(req.Sampling, wantLogprobs, topLogprobs, lm.Meta.Vocab, pi*n+i)
+			p2, e := samplingParams(g.req.Sampling, wantLogprobs, topLogprobs, lm.Meta.Vocab, pi*n+i)
 			if e != nil {
-				openai.WriteError(w, e)
-				return
+				return nil, 0, 0, e
 			}
 			j.prompts = append(j.prompts, p)
 			j.maxTokens = append(j.maxTokens, maxTokens)
@@ -92,21 +96,19 @@ func (h *OpenAI) completions(w http.ResponseWriter, r *http.Request) {
 	for _, mt := range j.maxTokens {
 		reserve += mt
 	}
-	if e := acct.charge(w, r, promptTokens, reserve); e != nil {
-		openai.WriteError(w, e)
-		return
-	}
-	events, err := j.run(r.Context())
-	if err != nil {
-		writeEngineError(w, err, req.Model)
-		return
-	}
+	g.lm, g.promptTexts, g.promptTokens, g.n, g.wantLogprobs = lm, promptTexts, promptTokens, n, wantLogprobs
+	return j, promptTokens, reserve, nil
+}
+
+// respond streams the completion or writes it whole.
+func (g *textGeneration) respond(h *OpenAI, w http.ResponseWriter, r *http.Request, j *job, events <-chan choiceEvent, acct *usage) {
+	lm, promptTexts, promptTokens, n, wantLogprobs := g.lm, g.promptTexts, g.promptTokens, g.n, g.wantLogprobs
 	total := len(j.prompts)
 	id := openai.NewCompletionID()
-	if req.Stream {
-		ts := openai.TextStream{ID: id, Created: openai.Created(), Model: req.Model, IncludeUsage: req.IncludeUsage()}
+	if g.req.Stream {
+		ts := openai.TextStream{ID: id, Created: openai.Created(), Model: g.req.Model, IncludeUsage: g.req.IncludeUsage()}
 		sse := openai.NewSSE(w)
-		if req.Echo {
+		if g.req.Echo {
 			for i := range total {
 				if sse.Send(ts.Chunk(openai.TextChoice{Index: i, Text: promptTexts[i/n]})) != nil {
 					return
@@ -114,7 +116,7 @@ func (h *OpenAI) completions(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		for {
-			ev, done, failed := h.nextStreamEvent(sse, events, req.Model, acct)
+			ev, done, failed := h.nextStreamEvent(sse, events, g.req.Model, acct)
 			if failed {
 				return
 			}
@@ -149,7 +151,7 @@ func (h *OpenAI) completions(w http.ResponseWriter, r *http.Request) {
 	for ev := range events {
 		if ev.Err != nil {
 			h.logger.Error("generation failed", zap.Error(ev.Err))
-			openai.WriteError(w, engineError(ev.Err, req.Model))
+			openai.WriteError(w, engineError(ev.Err, g.req.Model))
 			return
 		}
 		texts[ev.index].WriteString(ev.Text)
@@ -168,7 +170,7 @@ func (h *OpenAI) completions(w http.ResponseWriter, r *http.Request) {
 		choices[i].Index = i
 		choices[i].Text = texts[i].String()
 		offset := 0
-		if req.Echo {
+		if g.req.Echo {
 			choices[i].Text = promptTexts[i/n] + choices[i].Text
 			offset = len(promptTexts[i/n])
 		}
@@ -177,5 +179,5 @@ func (h *OpenAI) completions(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	u := j.usage(promptTokens, acct.completion)
-	openai.WriteJSON(w, http.StatusOK, openai.TextCompletion{ID: id, Created: openai.Created(), Model: req.Model, Choices: choices, Usage: &u})
+	openai.WriteJSON(w, http.StatusOK, openai.TextCompletion{ID: id, Created: openai.Created(), Model: g.req.Model, Choices: choices, Usage: &u})
 }

@@ -68,13 +68,15 @@ func (h *OpenAI) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhtt
 		if !allowMethod(w, r, http.MethodPost) {
 			return nil
 		}
-		if routed, err := h.proxyIfRouted(w, r, next); routed {
+		chat := path == "/v1/chat/completions"
+		in, routed, err := h.proxyIfRouted(w, r, next, chat)
+		if routed {
 			return err
 		}
-		if path == "/v1/chat/completions" {
-			h.chatCompletions(w, r)
+		if chat {
+			h.chatCompletions(w, r, in)
 		} else {
-			h.completions(w, r)
+			h.completions(w, r, in)
 		}
 		return nil
 	case path == "/v1/models":

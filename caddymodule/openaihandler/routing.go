@@ -29,35 +29,53 @@ type routedRequest struct {
 }
 
 // proxyIfRouted sends the request upstream when its model is routed there,
-// and reports whether it did. It buffers the body (within the size limit) so
-// that the local handler can still read it otherwise.
-func (h *OpenAI) proxyIfRouted(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) (bool, error) {
+// and reports whether it did. It buffers the body (within the size limit)
+// and decodes it once: a request served here gets that decoded body (in),
+// so the endpoint does not parse it again. A body this server's decoder
+// refuses may still suit an upstream, so then the model is read from the
+// raw JSON. in is nil when the app routes no models, or when the body could
+// not be buffered (the endpoint reports the error).
+func (h *OpenAI) proxyIfRouted(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, chat bool) (in *request, routed bool, err error) {
 	if len(h.app.Routes) == 0 {
-		return false, nil
+		return nil, false, nil
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, h.limits.MaxBodyBytes+1))
 	r.Body.Close()
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	if err != nil || int64(len(body)) > h.limits.MaxBodyBytes {
-		return false, nil // the local handler reports the error
+		return nil, false, nil // the local handler reports the error
 	}
 	r.ContentLength = int64(len(body))
 	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+	in = h.decodeRequest(nil, io.NopCloser(bytes.NewReader(body)), chat)
 	var req routedRequest
-	if json.Unmarshal(body, &req) != nil {
-		return false, nil
+	switch {
+	case in.chat != nil:
+		req.Model, req.ConversationID = in.chat.Model, in.chat.ConversationID
+	case in.text != nil:
+		req.Model = in.text.Model
+	default:
+		if json.Unmarshal(body, &req) != nil {
+			return in, false, nil
+		}
 	}
 	rt := h.app.RouteFor(req.Model)
 	if rt == nil {
-		return false, nil
+		return in, false, nil
 	}
 	if rt.Fallback {
 		if _, err := h.app.Engine().FindModel(req.Model); err == nil {
-			return false, nil
+			return in, false, nil
 		}
 	}
 	if !auth.AuthorizeModel(w, r, req.Model) {
-		return true, nil
+		return nil, true, nil
+	}
+	if req.ConversationID == "" && in.err == nil {
+		// The digest of the conversation is taken over the raw JSON, as
+		// for bodies the decoder refused, so a conversation keeps its
+		// upstream whichever way its turns were read.
+		_ = json.Unmarshal(body, &req)
 	}
 	r.Header.Set(app.AffinityHeader, affinityKey(req))
 	endpoint := "chat.completions"
@@ -74,7 +92,7 @@ func (h *OpenAI) proxyIfRouted(w http.ResponseWriter, r *http.Request, next cadd
 		w.Header().Set("Retry-After", "60")
 		httperr.WriteOpenAI(w, http.StatusTooManyRequests, "Token budget exceeded; retry later", "")
 		timer.Finish(http.StatusTooManyRequests, 0, 0)
-		return true, nil
+		return nil, true, nil
 	}
 	sniff := &usageSniffer{ResponseWriter: w}
 	err = rt.Proxy(sniff, r, next)
@@ -95,7 +113,7 @@ func (h *OpenAI) proxyIfRouted(w http.ResponseWriter, r *http.Request, next cadd
 			httperr.WriteOpenAI(w, status, "the upstream serving the model '"+req.Model+"' failed to answer", "")
 		}
 		timer.Finish(status, 0, 0)
-		return true, nil
+		return nil, true, nil
 	}
 	prompt, completion := sniff.usage()
 	status := sniff.status
@@ -106,7 +124,7 @@ func (h *OpenAI) proxyIfRouted(w http.ResponseWriter, r *http.Request, next cadd
 	if budget != nil {
 		budget.Spend(prompt+completion, time.Now())
 	}
-	return true, err
+	return nil, true, err
 }
 
 // usageSniffer passes an upstream response through untouched while keeping
