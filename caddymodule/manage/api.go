@@ -109,7 +109,8 @@ func (h *API) healthRoutes(w http.ResponseWriter, r *http.Request, route string)
 
 func uptimeSeconds() float64 { return httperr.RoundTo(time.Since(buildinfo.Started).Seconds(), 3) }
 
-// health is the basic probe: healthy while the scheduler loop is alive.
+// health is the basic probe: healthy while the engine's heartbeat is
+// recent (HeartbeatMaxAge).
 func (h *API) health(w http.ResponseWriter, r *http.Request) {
 	status, code := "healthy", http.StatusOK
 	if !h.app.Engine().Alive(app.HeartbeatMaxAge) {

@@ -26,7 +26,8 @@ import (
 )
 
 // The collectors are created once per process. Caddy hands each config load
-// a new registry (CADDY.md §1.7), so every Provision registers these same
+// a new metrics registry (caddy.Context.GetMetricsRegistry), so every
+// Provision registers these same
 // collectors into it: counters keep counting across reloads, and Caddy's
 // admin /metrics shows them too. /api/metrics serves ownRegistry, which
 // holds only the impetus_* series.

@@ -8,8 +8,8 @@ import (
 	"strconv"
 )
 
-// Error types used in the "type" member of an error body. They follow the
-// collation of OpenAI's error documentation in OPENAI.md §0.
+// Error types used in the "type" member of an error body, as OpenAI's API
+// sends them.
 const (
 	TypeInvalidRequest = "invalid_request_error"
 	TypePermission     = "permission_error"
@@ -84,8 +84,8 @@ func InvalidRequest(param, message string) *Error {
 
 // Unsupported is the 400 for a valid field this server does not implement,
 // with code "unsupported_parameter" as OpenAI uses; message should say what to
-// do instead. Refusing loudly beats silently ignoring (OPENAI.md §2, items 4
-// and 8).
+// do instead. Refusing loudly beats silently ignoring a field the client
+// relies on.
 func Unsupported(param, message string) *Error {
 	return InvalidRequest(param, message).WithCode("unsupported_parameter")
 }
@@ -154,9 +154,9 @@ func Internal(message string) *Error {
 	return NewError(http.StatusInternalServerError, TypeServer, message)
 }
 
-// Unavailable is a 503 server_error with code "service_unavailable" (a string:
-// llama.cpp's integer code here breaks OpenAI SDKs, OPENAI.md §0), for a
-// model that is loading, a full queue, or shutdown.
+// Unavailable is a 503 server_error with code "service_unavailable" (a
+// string: OpenAI SDKs expect code to be a string or null and break on an
+// integer), for a model that is loading, a full queue, or shutdown.
 func Unavailable(message string) *Error {
 	return NewError(http.StatusServiceUnavailable, TypeServer, message).WithCode("service_unavailable")
 }

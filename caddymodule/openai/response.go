@@ -26,7 +26,8 @@ const (
 	FinishContentFilter = "content_filter"
 )
 
-// Usage counts real tokens (SEED.md §1, decision 19).
+// Usage counts the tokens the model really read and generated, never an
+// estimate.
 type Usage struct {
 	PromptTokens     int `json:"prompt_tokens"`
 	CompletionTokens int `json:"completion_tokens"`

@@ -244,7 +244,7 @@ func (h *OpenAI) loadModel(w http.ResponseWriter, r *http.Request, id string) (*
 	return h.loadForRequest(w, r, id)
 }
 
-// unsupported names the first field of a request that Impetus accepts in
+// unsupportedChatField names the first field of a request that Impetus accepts in
 // the wire format but does not implement, so the client gets a 400 naming it
 // instead of a silently ignored field.
 func unsupportedChatField(req *openai.ChatRequest) string {

@@ -46,7 +46,7 @@ type StreamSummary struct {
 }
 
 // CheckChatStream checks the events of a streamed chat completion (from
-// ParseSSE) against OpenAI's contract (OPENAI.md §0): every chunk is a
+// ParseSSE) against OpenAI's streaming contract: every chunk is a
 // "chat.completion.chunk" with the same id, created and model; each choice
 // opens with role "assistant", keeps finish_reason null until its last chunk
 // and gets exactly one finish_reason; tool-call fragments open with id, type
