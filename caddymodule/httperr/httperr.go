@@ -1,6 +1,8 @@
 // Package httperr writes Impetus's error bodies: the OpenAI shape under /v1
 // and the management API's shape under /api, for the handlers and, through
-// the impetus_error handler, for errors raised by Caddy middleware.
+// the impetus_error handler, for errors raised by Caddy middleware. It also
+// holds what every /api body shares: the JSON writer, timestamps, rounding
+// and the method check (Only).
 package httperr
 
 import (

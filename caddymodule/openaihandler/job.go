@@ -229,7 +229,7 @@ func budget(lm *inference.LoadedModel, promptLen int, requested int, explicit bo
 }
 
 // loadModel resolves the request's model through the checked load path
-// (load.go), honouring the API key's model allow-list. A 503 with a
+// (models.Manager.LoadChecked), honouring the API key's model allow-list. A 503 with a
 // Retry-After sets it on w.
 func (h *OpenAI) loadModel(w http.ResponseWriter, r *http.Request, id string) (*inference.LoadedModel, *openai.Error) {
 	if id == "" {

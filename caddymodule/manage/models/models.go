@@ -115,7 +115,7 @@ type Manager struct {
 	publishFn func(name string, payload any)
 
 	// The app's auto_download and auto_download_wait, from the latest
-	// config (see load.go).
+	// config (see Configure).
 	autoDL     bool
 	autoDLWait time.Duration
 
@@ -142,7 +142,7 @@ func NewManager(engine *inference.Engine, publish func(name string, payload any)
 func (m *Manager) publish(name string, payload any) { m.publishFn(name, payload) }
 
 // writeModelsError writes the /api error shape with a type naming the cause
-// for the statuses errors.go has no type for.
+// for the statuses httperr.APIErrorType has no type for.
 func writeModelsError(w http.ResponseWriter, status int, msg string, details ...string) {
 	typ := httperr.APIErrorType(status)
 	switch status {
