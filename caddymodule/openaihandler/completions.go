@@ -126,7 +126,7 @@ func (g *textGeneration) respond(h *OpenAI, w http.ResponseWriter, r *http.Reque
 			c := openai.TextChoice{Index: ev.index, Text: ev.Text, FinishReason: ev.Finish}
 			if ev.Token >= 0 {
 				if wantLogprobs {
-					c.Logprobs = legacyLogprobs(h, lm, []tokenRecord{{ev.Token, ev.Logprob, ev.Top}}, 0)
+					c.Logprobs = legacyLogprobs(lm, []tokenRecord{{ev.Token, ev.Logprob, ev.Top}}, 0)
 				}
 			}
 			if c.Text == "" && c.FinishReason == "" && c.Logprobs == nil {
@@ -175,7 +175,7 @@ func (g *textGeneration) respond(h *OpenAI, w http.ResponseWriter, r *http.Reque
 			offset = len(promptTexts[i/n])
 		}
 		if wantLogprobs {
-			choices[i].Logprobs = legacyLogprobs(h, lm, records[i], offset)
+			choices[i].Logprobs = legacyLogprobs(lm, records[i], offset)
 		}
 	}
 	u := j.usage(promptTokens, acct.completion)

@@ -315,7 +315,7 @@ type tokenRecord struct {
 
 // legacyLogprobs builds the completions endpoint's parallel-array logprobs;
 // text offsets count bytes from the start of the choice's text.
-func legacyLogprobs(h *OpenAI, lm *inference.LoadedModel, recs []tokenRecord, offset int) *openai.TextLogprobs {
+func legacyLogprobs(lm *inference.LoadedModel, recs []tokenRecord, offset int) *openai.TextLogprobs {
 	lp := &openai.TextLogprobs{}
 	for _, rec := range recs {
 		tok := string(lm.Tokenizer.TokenBytes(rec.token))
