@@ -32,7 +32,7 @@ func init() {
 // such as {env.IMPETUS_API_KEY}, expanded at provision time so the secret
 // never lands in the autosaved config) or SHA256 (hex of the key's SHA-256).
 type APIKey struct {
-	// Identifies the key in logs, metrics and {http.user.id}; never the
+	// Identifies the key in logs, metrics and {http.auth.user.id}; never the
 	// key itself. Default: key0, key1, … in order.
 	ID string `json:"id,omitempty"`
 	// The key, or a placeholder that expands to it. Must not be empty.
@@ -215,8 +215,8 @@ func (b *BearerAuth) Lookup(token string) (*APIKey, bool) {
 }
 
 // user is the Caddy user of a key: its id, and as metadata its model
-// allow-list ({http.user.models}) and admin capability
-// ({http.user.admin}), which AuthorizeModel and RequireAdmin read.
+// allow-list ({http.auth.user.models}) and admin capability
+// ({http.auth.user.admin}), which AuthorizeModel and RequireAdmin read.
 func (k *APIKey) user() caddyauth.User {
 	user := caddyauth.User{ID: k.ID, Metadata: map[string]string{"admin": strconv.FormatBool(k.admin)}}
 	if len(k.Models) > 0 {

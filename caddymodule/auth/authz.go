@@ -34,7 +34,7 @@ func (g *Grant) Allows(id string) bool {
 }
 
 // GrantOf reads the grant of the request's authenticated user from the
-// placeholders caddyauth fills ({http.user.id}, and the metadata that
+// placeholders caddyauth fills ({http.auth.user.id}, and the metadata that
 // BearerAuth adds: models and admin). A request that no authentication
 // handler saw (a site without impetus_auth, or a path its matcher leaves
 // open) has no user and is not restricted: access control is the site's
@@ -45,15 +45,15 @@ func GrantOf(r *http.Request) *Grant {
 	if repl == nil {
 		return nil
 	}
-	id, _ := repl.GetString("http.user.id")
+	id, _ := repl.GetString("http.auth.user.id")
 	if id == "" {
 		return nil
 	}
 	g := &Grant{ID: id, Admin: true}
-	if list, _ := repl.GetString("http.user.models"); list != "" {
+	if list, _ := repl.GetString("http.auth.user.models"); list != "" {
 		g.Models = strings.Split(list, ",")
 	}
-	if admin, _ := repl.GetString("http.user.admin"); admin == "false" {
+	if admin, _ := repl.GetString("http.auth.user.admin"); admin == "false" {
 		g.Admin = false
 	}
 	return g

@@ -24,7 +24,7 @@ type handshakeAuth struct {
 }
 
 // authorizeSocket decides a Socket.IO CONNECT. The key may come from the
-// handshake's auth.token or hs.Authorization ("Bearer <key>"), which is
+// handshake's auth.token or auth.Authorization ("Bearer <key>"), which is
 // what a browser can send, or from the Authorization header of the request
 // (extraHeaders, outside browsers); never from the query string. It is
 // checked against the events handler's key set (the same BearerAuth as the
@@ -44,7 +44,7 @@ func authorizeSocket(r *http.Request, raw json.RawMessage) (any, error) {
 		const prefix = "bearer "
 		a := hs.Authorization
 		if len(a) <= len(prefix) || !strings.EqualFold(a[:len(prefix)], prefix) {
-			return nil, errors.New("hs.Authorization must be 'Bearer <API key>'")
+			return nil, errors.New("auth.Authorization must be 'Bearer <API key>'")
 		}
 		token = strings.TrimSpace(a[len(prefix):])
 	}
