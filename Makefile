@@ -2,7 +2,7 @@
 GO        ?= go
 BIN       := bin/impetus
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
-LDFLAGS   := -X github.com/impetusllm/impetus/caddymodule.version=$(VERSION)
+LDFLAGS   := -X github.com/impetusllm/impetus/caddymodule/buildinfo.version=$(VERSION)
 # Tests write Caddy's data (certificates, autosave) under a throwaway folder.
 TEST_XDG  ?= $(CURDIR)/.test-xdg
 

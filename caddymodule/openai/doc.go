@@ -20,7 +20,7 @@
 // with chunks stamped by a [ChatStream] or [TextStream], which keep id,
 // created, model and the usage mode consistent.
 //
-// Checks: [ParseSSE] with [CheckChatStream] or [CheckTextStream] verifies a
-// recorded stream against OpenAI's framing and chunk rules, for handler and
-// end-to-end tests.
+// Checks for tests live in the openaitest package: its ParseSSE with
+// CheckChatStream or CheckTextStream verifies a recorded stream against
+// OpenAI's framing and chunk rules.
 package openai

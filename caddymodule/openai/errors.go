@@ -8,11 +8,10 @@ import (
 	"strconv"
 )
 
-// Error types used in the "type" member of an error body. They follow the
-// collation of OpenAI's error documentation in OPENAI.md §0.
+// Error types used in the "type" member of an error body, as OpenAI's API
+// sends them.
 const (
 	TypeInvalidRequest = "invalid_request_error"
-	TypeAuthentication = "authentication_error"
 	TypePermission     = "permission_error"
 	TypeNotFound       = "not_found_error"
 	TypeRateLimit      = "rate_limit_error"
@@ -85,8 +84,8 @@ func InvalidRequest(param, message string) *Error {
 
 // Unsupported is the 400 for a valid field this server does not implement,
 // with code "unsupported_parameter" as OpenAI uses; message should say what to
-// do instead. Refusing loudly beats silently ignoring (OPENAI.md §2, items 4
-// and 8).
+// do instead. Refusing loudly beats silently ignoring a field the client
+// relies on.
 func Unsupported(param, message string) *Error {
 	return InvalidRequest(param, message).WithCode("unsupported_parameter")
 }
@@ -155,11 +154,47 @@ func Internal(message string) *Error {
 	return NewError(http.StatusInternalServerError, TypeServer, message)
 }
 
-// Unavailable is a 503 server_error with code "service_unavailable" (a string:
-// llama.cpp's integer code here breaks OpenAI SDKs, OPENAI.md §0), for a
-// model that is loading, a full queue, or shutdown.
+// Unavailable is a 503 server_error with code "service_unavailable" (a
+// string: OpenAI SDKs expect code to be a string or null and break on an
+// integer), for a model that is loading, a full queue, or shutdown.
 func Unavailable(message string) *Error {
 	return NewError(http.StatusServiceUnavailable, TypeServer, message).WithCode("service_unavailable")
+}
+
+// ForStatus is the error for a bare HTTP status, as middleware (the
+// authentication provider, the rate limiter) and the router raise them,
+// typed and coded as OpenAI answers that status: 401 as Unauthorized, 403
+// as Forbidden, 429 as RateLimited, 503 as Unavailable, other 4xx as
+// invalid_request_error and 5xx as server_error. A 404 is a missing model
+// (ModelNotFound's type and code) when param is "model", else an unknown
+// URL (invalid_request_error, code "unknown_url"). param, when not empty,
+// names the request parameter at fault.
+func ForStatus(status int, message, param string) *Error {
+	var e *Error
+	switch status {
+	case http.StatusBadRequest, http.StatusRequestEntityTooLarge, http.StatusMethodNotAllowed, http.StatusUnsupportedMediaType:
+		e = NewError(status, TypeInvalidRequest, message)
+	case http.StatusUnauthorized:
+		e = Unauthorized(message)
+	case http.StatusForbidden:
+		e = Forbidden(message)
+	case http.StatusNotFound:
+		if param == "model" {
+			e = NotFound(message).WithCode("model_not_found")
+		} else {
+			e = NewError(status, TypeInvalidRequest, message).WithCode("unknown_url")
+		}
+	case http.StatusTooManyRequests:
+		e = RateLimited(message)
+	case http.StatusServiceUnavailable:
+		e = Unavailable(message)
+	default:
+		e = NewError(status, TypeServer, message)
+	}
+	if param != "" {
+		e = e.WithParam(param)
+	}
+	return e
 }
 
 // WriteError writes e as a JSON error response with its status. A nil e

@@ -68,7 +68,7 @@ func TestWriteError(t *testing.T) {
 	}{
 		{ModelNotFound("m"), 404, `{"error":{"message":"the model \"m\" does not exist or is not available","type":"not_found_error","param":"model","code":"model_not_found"}}` + "\n"},
 		{nil, 500, `{"error":{"message":"internal error","type":"server_error","param":null,"code":null}}` + "\n"},
-		// A status that is not an error must never go out (SEED.md §1.5).
+		// A status that is not an error must never go out: it becomes a 500.
 		{NewError(200, TypeServer, "odd"), 500, `{"error":{"message":"odd","type":"server_error","param":null,"code":null}}` + "\n"},
 	}
 	for _, tt := range tests {

@@ -26,7 +26,8 @@ const (
 	FinishContentFilter = "content_filter"
 )
 
-// Usage counts real tokens (SEED.md §1, decision 19).
+// Usage counts the tokens the model really read and generated, never an
+// estimate.
 type Usage struct {
 	PromptTokens     int `json:"prompt_tokens"`
 	CompletionTokens int `json:"completion_tokens"`
@@ -516,6 +517,29 @@ type Model struct {
 // NewModel builds a model entry owned by "impetus" with root = id.
 func NewModel(id string, created int64) Model {
 	return Model{ID: id, Created: created, OwnedBy: "impetus", Root: id}
+}
+
+// UnmarshalJSON reads a model entry of another OpenAI-compatible server's
+// /v1/models list; a missing root is the id.
+func (m *Model) UnmarshalJSON(data []byte) error {
+	var v struct {
+		ID      string  `json:"id"`
+		Created int64   `json:"created"`
+		OwnedBy string  `json:"owned_by"`
+		Root    string  `json:"root"`
+		Parent  *string `json:"parent"`
+	}
+	if err := json.Unmarshal(data, &v); err != nil {
+		return err
+	}
+	*m = Model{ID: v.ID, Created: v.Created, OwnedBy: v.OwnedBy, Root: v.Root}
+	if m.Root == "" {
+		m.Root = m.ID
+	}
+	if v.Parent != nil {
+		m.Parent = *v.Parent
+	}
+	return nil
 }
 
 // MarshalJSON writes object "model", permission [] and parent null.

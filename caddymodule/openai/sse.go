@@ -13,9 +13,9 @@ import (
 // SSE writes a text/event-stream response in OpenAI's framing: each event is
 // "data: <json>\n\n" and the stream ends with "data: [DONE]\n\n". It flushes
 // after every event through http.ResponseController, because Caddy's writer
-// wrappers implement FlushError and Unwrap but not http.Flusher (CADDY.md
-// §1.10). Methods are safe for concurrent use (e.g. a keep-alive ticker
-// beside the generator). After a write or flush fails, every later call
+// wrappers implement FlushError and Unwrap but not http.Flusher. Methods
+// are safe for concurrent use (e.g. a keep-alive ticker beside the
+// generator). After a write or flush fails, every later call
 // returns that first error: the client is gone and generation should stop.
 type SSE struct {
 	mu  sync.Mutex
