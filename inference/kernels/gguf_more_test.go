@@ -31,27 +31,6 @@ var ggmlTypeOf = map[string]quant.GGMLType{
 	"Q5_K": quant.GGMLQ5_K, "Q6_K": quant.GGMLQ6_K,
 }
 
-// TestDequantAgainstQuant checks every row dequantizer here against the
-// quant package's block dequantizers, the ground truth of the formats.
-func TestDequantAgainstQuant(t *testing.T) {
-	r := rand.New(rand.NewPCG(51, 52))
-	for _, f := range ggufFormats {
-		const rows = 3
-		cols := 4 * KBlockElems
-		w := f.random(r, rows, cols)
-		want := make([]float32, rows*cols)
-		if err := quant.DequantizeGGML(ggmlTypeOf[f.name], w, want); err != nil {
-			t.Fatalf("%s: quant: %v", f.name, err)
-		}
-		got := make([]float32, rows*cols)
-		rb := cols / f.elems * f.blockBytes
-		for o := 0; o < rows; o++ {
-			f.deq(got[o*cols:(o+1)*cols], w[o*rb:(o+1)*rb], cols)
-		}
-		closeTo(t, f.name, got, want, 1e-6)
-	}
-}
-
 // TestMatMulGGUFFormats checks each block type's matmul against its
 // reference on random blocks (run at every dispatch level by TestLevels).
 func TestMatMulGGUFFormats(t *testing.T) {
@@ -112,9 +91,9 @@ func TestDequantMoreKnown(t *testing.T) {
 		deq  func([]float32, []byte, int)
 		want []float32
 	}{
-		{"Q4_1", cat(half(0.5), half(-1), nib), DequantQ4_1Row, want41},
-		{"Q5_0", cat(half(0.25), qhb, nib), DequantQ5_0Row, want50},
-		{"Q5_1", cat(half(0.25), half(2), qhb, nib), DequantQ5_1Row, want51},
+		{"Q4_1", cat(half(0.5), half(-1), nib), ggufDeq(quant.GGMLQ4_1), want41},
+		{"Q5_0", cat(half(0.25), qhb, nib), ggufDeq(quant.GGMLQ5_0), want50},
+		{"Q5_1", cat(half(0.25), half(2), qhb, nib), ggufDeq(quant.GGMLQ5_1), want51},
 	} {
 		got := make([]float32, 32)
 		tc.deq(got, tc.blk, 32)
@@ -123,7 +102,7 @@ func TestDequantMoreKnown(t *testing.T) {
 
 	// Q2_K: every code 2 (0b10 in every pair), sub-block i has scale i%16
 	// and min 1; d = 1, dmin = 0.5: w = 2*(i%16) - 0.5 in sub-block i.
-	q2 := make([]byte, Q2_KBlockBytes)
+	q2 := make([]byte, quant.Q2_KBlockBytes)
 	for i := 0; i < 16; i++ {
 		q2[i] = byte(i) | 1<<4
 	}
@@ -133,7 +112,7 @@ func TestDequantMoreKnown(t *testing.T) {
 	copy(q2[80:], half(1))
 	copy(q2[82:], half(0.5))
 	got := make([]float32, 256)
-	DequantQ2_KRow(got, q2, 256)
+	ggufDeq(quant.GGMLQ2_K)(got, q2, 256)
 	for e := range got {
 		h, k, l := e/128, e%128/32, e%32
 		sub := 8*h + 2*k + l/16
@@ -144,7 +123,7 @@ func TestDequantMoreKnown(t *testing.T) {
 
 	// Q3_K: all scale bits zero (scale -32), codes 1 with the high bit set
 	// (q = 1) except element 0 (high bit clear: q = 1-4); d = 0.125.
-	q3 := make([]byte, Q3_KBlockBytes)
+	q3 := make([]byte, quant.Q3_KBlockBytes)
 	for i := 0; i < 32; i++ {
 		q3[i] = 0xff
 	}
@@ -153,7 +132,7 @@ func TestDequantMoreKnown(t *testing.T) {
 		q3[i] = 0b01010101
 	}
 	copy(q3[108:], half(0.125))
-	DequantQ3_KRow(got, q3, 256)
+	ggufDeq(quant.GGMLQ3_K)(got, q3, 256)
 	for e := range got {
 		q := float32(1)
 		if e < 128 && e%32 == 0 {

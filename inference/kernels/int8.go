@@ -3,6 +3,8 @@ package kernels
 import (
 	"os"
 	"sync/atomic"
+
+	"github.com/impetusllm/impetus/inference/quant"
 )
 
 // int8Acts selects the int8-activation path where it exists (see the
@@ -45,6 +47,6 @@ func Int8Activations() bool { return int8Acts.Load() && (int8Available() || pack
 // usesInt8 reports whether the unpacked matmul j takes the int8 path
 // (simd_vnni.c, AVX-512 VNNI only).
 func (j *matMulJob) usesInt8() bool {
-	ok := j.kind == kindQ8_0 || j.kind == kindQ4_0 || (j.kind == kindMLX && j.bits == 4 && mlxInt8.Load())
+	ok := j.kind == kindGGUF && (j.typ == quant.GGMLQ8_0 || j.typ == quant.GGMLQ4_0) || (j.kind == kindMLX && j.bits == 4 && mlxInt8.Load())
 	return ok && j.n > 0 && j.cols > 0 && int8Acts.Load() && int8Available()
 }

@@ -44,8 +44,13 @@
 //	(cd inference/kernels && qemu-aarch64 -L /usr/aarch64-linux-gnu ../../k.test)
 package kernels
 
-import "fmt"
+import (
+	"fmt"
 
+	"github.com/impetusllm/impetus/inference/quant"
+)
+
+// weightKind is the storage of a matmul's weight.
 type weightKind uint8
 
 const (
@@ -53,22 +58,14 @@ const (
 	kindBF16
 	kindF16
 	kindMLX
-	kindQ8_0
-	kindQ4_0
-	kindQ4_K
-	kindQ6_K
-	kindQ4_1
-	kindQ5_0
-	kindQ5_1
-	kindQ5_K
-	kindQ2_K
-	kindQ3_K
+	kindGGUF   // GGUF blocks of matMulJob.typ (gguf.go)
 	kindPacked // a *Packed weight (packed.go)
 )
 
 // matMulJob is one matrix multiplication, split by output rows.
 type matMulJob struct {
 	kind         weightKind
+	typ          quant.GGMLType // kindGGUF
 	out, x       []float32
 	xp           []float32 // x as the backend wants it (prepMatMul)
 	xq           []int8    // x quantized to int8 per 32-block, when the int8 path runs (prepMatMul)
@@ -82,7 +79,7 @@ type matMulJob struct {
 	wf           []float32 // kindF32
 	wh           []uint16  // kindBF16, kindF16
 	wq           []uint32  // kindMLX
-	wb           []byte    // GGUF block kinds
+	wb           []byte    // kindGGUF
 	scales       []float32 // kindMLX
 	biases       []float32 // kindMLX
 	rows, cols   int
@@ -121,11 +118,10 @@ func (j *matMulJob) rowBytes() int {
 		return 2 * j.cols
 	case kindMLX:
 		return 4*j.wordsPerRow + 8*j.groupsPerRow
+	case kindGGUF:
+		return j.cols / j.typ.BlockSize() * j.typ.TypeSize()
 	case kindPacked:
 		return j.pk.Bytes() / j.pk.rows
-	}
-	if g, ok := ggufKinds[j.kind]; ok {
-		return j.cols / g.elems * g.bytes
 	}
 	return 0
 }

@@ -64,7 +64,7 @@ func (m *matrix) mul(out, x []float32, n int) {
 	case wMLX:
 		kernels.MatMulMLX(out, x, n, m.q, m.scales, m.biases, m.rows, m.cols, m.bits, m.group)
 	case wGGML:
-		m.mulGGML(out, x, n)
+		kernels.MatMulGGUF(m.ggml, out, x, n, m.blocks, m.rows, m.cols)
 	}
 }
 

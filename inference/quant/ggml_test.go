@@ -186,7 +186,7 @@ func TestKScaleMinUnpacking(t *testing.T) {
 	wantSc := []uint8{1, 2, 3, 4, 58, 28, 14, 32}
 	wantM := []uint8{5, 6, 7, 8, 9, 27, 45, 63}
 	for j := range 8 {
-		sc, m := kScaleMin(q, j)
+		sc, m := KScaleMin(q, j)
 		if sc != wantSc[j] || m != wantM[j] {
 			t.Errorf("pair %d: (%d, %d), want (%d, %d)", j, sc, m, wantSc[j], wantM[j])
 		}
