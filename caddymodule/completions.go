@@ -122,7 +122,7 @@ func (h *OpenAI) completions(w http.ResponseWriter, r *http.Request) {
 				break
 			}
 			c := openai.TextChoice{Index: ev.index, Text: ev.Text, FinishReason: ev.Finish}
-			if ev.Token >= 0 {
+			if ev.HasToken {
 				if wantLogprobs {
 					c.Logprobs = legacyLogprobs(h, lm, []tokenRecord{{ev.Token, ev.Logprob, ev.Top}}, 0)
 				}
@@ -153,7 +153,7 @@ func (h *OpenAI) completions(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		texts[ev.index].WriteString(ev.Text)
-		if ev.Token >= 0 {
+		if ev.HasToken {
 			acct.token(ev.index)
 			records[ev.index] = append(records[ev.index], tokenRecord{ev.Token, ev.Logprob, ev.Top})
 		}

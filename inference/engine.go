@@ -4,7 +4,6 @@
 package inference
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -288,9 +287,6 @@ func (e *Engine) Alive(maxAge time.Duration) bool {
 
 // Models lists the models available in the models directory.
 func (e *Engine) Models() ([]LocalModel, error) { return ScanModels(e.o().ModelsDir) }
-
-// ErrModelNotFound is returned for an id that names no model in the models directory.
-var ErrModelNotFound = errors.New("model not found")
 
 // FindModel resolves a model id by matching it against the scanned list, never
 // by joining it into a path, so ids cannot escape the models directory.

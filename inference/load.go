@@ -2,7 +2,6 @@ package inference
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sort"
 	"sync"
@@ -78,10 +77,6 @@ func (m *LoadedModel) close() {
 		close(m.gone)
 	})
 }
-
-// ErrFormatUnsupported is returned for a model whose storage format the
-// engine cannot run yet.
-var ErrFormatUnsupported = errors.New("model format not supported")
 
 // Loaded lists the ids of the models in memory, sorted.
 func (e *Engine) Loaded() []string {
