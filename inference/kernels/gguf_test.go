@@ -42,7 +42,7 @@ func randGGUF(r *rand.Rand, rows, cols, blockBytes int) []byte {
 }
 
 // TestGGUFAsMLX checks the GGUF decoders against the MLX path through the
-// lossless conversions of FORMATS.md §1b: Q4_0 is MLX group 32 with scale d
+// lossless conversions: Q4_0 is MLX group 32 with scale d
 // and bias -8d (nibbles reordered); Q8_0 is scale d, bias -128d on the
 // codes XOR 0x80.
 func TestGGUFAsMLX(t *testing.T) {

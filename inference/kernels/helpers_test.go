@@ -33,7 +33,7 @@ func dequantMLXRow(dst []float32, wq []uint32, scales, biases []float32, cols, b
 	quant.DequantizeMLX(dst, wq, scales, biases, 1, cols, bits, group)
 }
 
-// quantizeMLX is the MLX affine quantizer of FORMATS.md §1b, row by row:
+// quantizeMLX is the MLX affine quantizer, row by row:
 // per group, the larger-magnitude extreme becomes the bias and the scale
 // may be negative. It packs with packBits, independently of quant.DequantizeMLX.
 func quantizeMLX(w []float32, rows, cols, bits, group int) (wq []uint32, scales, biases []float32) {

@@ -9,12 +9,13 @@
 // A matmul reads each weight once per block of up to four activation rows,
 // so decoding a batch of sequences costs about one pass over the weights.
 // Activations stay float32 (results match the dequantized reference to
-// float rounding) except for GGUF Q8_0 and Q4_0 and MLX 4-bit weights on
-// CPUs with AVX-512 VNNI, Packed weights at the AVX2 and AVX-512 levels,
-// and on ARM64 (simd_packed_neon.c): there each activation row is quantized
-// to int8 per 32-element block (scale max|x|/127) and dotted in integers, as
-// llama.cpp does for its quantized formats. Such weights are usually
-// repacked at load (Packed) so that one register holds codes of 16 rows.
+// float rounding) except on the int8 path: Packed weights (GGUF Q8_0, Q4_0,
+// Q5_0, Q4_K and Q6_K and MLX 4-bit, repacked at load so that one register
+// holds codes of 16 rows) at the AVX2, AVX-512 and NEON levels, and
+// unpacked Q8_0, Q4_0 and MLX 4-bit weights at AVX-512 with VNNI and at
+// NEON. There each activation row is quantized to int8 per 32-element
+// block (scale max|x|/127) and dotted in integers, as llama.cpp does for
+// its quantized formats.
 // IMPETUS_SIMD or SetLevel holds every kernel at a lower level than the
 // CPU's best. IMPETUS_INT8=0 in
 // the environment, or SetInt8Activations(false), keeps everything in float;
@@ -170,7 +171,7 @@ func matMulHalf(name string, kind weightKind, out, x []float32, n int, w []uint1
 	*j = matMulJob{}
 }
 
-// MatMulMLX multiplies by an MLX affine-quantized weight (FORMATS.md §1b):
+// MatMulMLX multiplies by an MLX affine-quantized weight:
 // wq is the packed [rows][cols*bits/32] matrix, scales and biases are
 // [rows][cols/groupSize], and w[o][j] = scales[o][j/g]*q[o][j] + biases[o][j/g].
 // bits is 2, 3, 4, 5, 6 or 8 and groupSize 32, 64 or 128.

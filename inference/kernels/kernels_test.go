@@ -46,7 +46,7 @@ func toHalf(w []float32, conv func(float32) uint16) []uint16 {
 }
 
 func TestDequantMLXRowKnown(t *testing.T) {
-	// 4 bits: element 0 is bits 0-3 of word 0, element 1 bits 4-7 (§1b).
+	// 4 bits: element 0 is bits 0-3 of word 0, element 1 bits 4-7 (LSB first).
 	wq := []uint32{0x76543210, 0xfedcba98, 0, 0}
 	dst := make([]float32, 32)
 	dequantMLXRow(dst, wq, []float32{2}, []float32{-1}, 32, 4, 32)
@@ -386,7 +386,7 @@ func TestRoPE(t *testing.T) {
 	closeTo(t, "adjacent", x, []float32{-4, 2, 6, 8}, 1e-6)
 
 	// GGUF's permuted rows with adjacent pairs equal HF rows with
-	// rotate-half (FORMATS.md §2, the RoPE layout trap); partial rotary
+	// rotate-half (GGUF llama files permute the q/k rows so); partial rotary
 	// leaves the tail alone.
 	r := rand.New(rand.NewPCG(19, 20))
 	const n, heads, hd, rot = 5, 3, 16, 12

@@ -1,6 +1,6 @@
 package model
 
-// GGUF models (FORMATS.md §1c and §2). The hyperparameters come from the
+// GGUF models. The hyperparameters come from the
 // {arch}.* metadata keys and are mapped onto the same config.json fields
 // ParseConfig reads, so both formats share one set of defaults and RoPE
 // rules. The weights are used where they lie in the mapped file: F32, F16 and

@@ -105,8 +105,8 @@ func rawFloat(c map[string]any, path ...string) (float64, bool) {
 }
 
 // ConvertToGGUF converts a Hugging Face model folder with float weights
-// (F32, F16, BF16 safetensors) to GGUF the way FORMATS.md §2 describes
-// convert_hf_to_gguf's output: GGUF tensor names and hyperparameter keys,
+// (F32, F16, BF16 safetensors) to GGUF as llama.cpp's Hugging Face converter
+// writes it: GGUF tensor names and hyperparameter keys,
 // q/k rows permuted for arch llama, Gemma norms with the +1 baked in, Llama 3
 // scaling as rope_freqs.weight, matrices as typ (F32 where rows are not whole
 // blocks) and vectors as F32. It writes no tokenizer: callers add the

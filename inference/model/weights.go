@@ -106,8 +106,10 @@ func (m *matrix) row(dst []float32, r int) {
 // params counts the logical elements of the weight.
 func (m *matrix) params() int64 { return int64(m.rows) * int64(m.cols) }
 
-// loader reads tensors from a safetensors Set applying FORMATS.md §1b's rule
-// for which modules are MLX-quantized.
+// loader reads tensors from a safetensors Set. A module is MLX-quantized when
+// the quantization config names it among its overrides (with its own bits
+// and group size, or null for a float module) or, failing that, when the
+// file holds its .scales.
 type loader struct {
 	set      *safetensors.Set
 	quant    *QuantConfig

@@ -6,8 +6,8 @@ import (
 	"math"
 )
 
-// The reference dequantizers below follow the block layouts of ggml-common.h
-// (see docs/FORMATS.md §1c). Products are formed in the same order as ggml's
+// The reference dequantizers below define the GGUF block layouts, each told
+// at its function. Products are formed in the same order as ggml's
 // scalar code (e.g. (d·sc)·q − dmin·m) and products that feed an addition
 // are rounded by an explicit float32 conversion, which the Go spec says
 // prevents fusing them into a multiply-add: results are the same everywhere.

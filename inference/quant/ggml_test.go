@@ -515,7 +515,7 @@ func must(t *testing.T, err error) {
 }
 
 // TestMLXEquivalence checks the lossless GGUF→MLX affine conversions of
-// FORMATS.md §1b (group 32): Q4_0 → scale d, bias −8d; Q4_1 → d, m; Q8_0 →
+// group 32: Q4_0 → scale d, bias −8d; Q4_1 → d, m; Q8_0 →
 // d, −128d on byte XOR 0x80, with the Q4 nibbles reordered to element order.
 func TestMLXEquivalence(t *testing.T) {
 	x := testVectors()["mixed"][:256]

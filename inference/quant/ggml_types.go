@@ -7,8 +7,8 @@ import "fmt"
 // definition of block sizes.
 type GGMLType uint32
 
-// The ggml type ids (ggml.h). Ids 4, 5 and 31–33, 36–38 belonged to removed
-// types and are not defined.
+// The ggml type ids, as GGUF tensor infos store them. Ids 4, 5 and 31–33,
+// 36–38 belonged to removed types and are not defined.
 const (
 	GGMLF32     GGMLType = 0
 	GGMLF16     GGMLType = 1
@@ -73,10 +73,9 @@ type ggmlTypeInfo struct {
 	typeSize  int // bytes per block
 }
 
-// ggmlTypes holds the block geometry of every type the reader accepts, from
-// the block structs of ggml-common.h; ids 40–42 (newer than FORMATS.md's
-// sources) are as reported by libggml-base from node-llama-cpp 3.22.1, which
-// the oracle test checks the whole table against.
+// ggmlTypes holds the block geometry of every type the reader accepts, as
+// ggml defines its block structs; the oracle test (ggml_oracle_test.go)
+// checks the whole table against libggml-base from node-llama-cpp 3.22.1.
 var ggmlTypes = map[GGMLType]ggmlTypeInfo{
 	GGMLF32:     {"F32", 1, 4},
 	GGMLF16:     {"F16", 1, 2},

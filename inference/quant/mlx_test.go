@@ -93,7 +93,8 @@ func TestMLXRoundTrip(t *testing.T) {
 	}
 }
 
-// TestMLXQuantizeExample follows §1b by hand on one group of 32 at 2 bits:
+// TestMLXQuantizeExample follows QuantizeMLX's rule by hand on one group of
+// 32 at 2 bits:
 // min -1, max 0.5 → |min| > |max|, edge = min, s = 1.5/3 = 0.5, q0 = -2,
 // s = -1/-2 = 0.5, bias = -1, so codes are round((w+1)/0.5).
 func TestMLXQuantizeExample(t *testing.T) {
