@@ -120,34 +120,6 @@ type loader struct {
 	kinds    map[string]int // storage description → count, for Model.Quantization
 }
 
-// floats reads a float tensor (F32, F16 or BF16) as a new float32 slice; it is
-// used for small tensors (norms, biases, scales).
-func floats(t safetensors.Tensor) ([]float32, error) {
-	switch t.DType {
-	case safetensors.F32:
-		v, err := t.Float32s()
-		if err != nil {
-			return nil, err
-		}
-		return append([]float32(nil), v...), nil
-	case safetensors.F16, safetensors.BF16:
-		h, err := t.Uint16s()
-		if err != nil {
-			return nil, err
-		}
-		conv := quant.F16ToF32
-		if t.DType == safetensors.BF16 {
-			conv = quant.BF16ToF32
-		}
-		out := make([]float32, len(h))
-		for i, x := range h {
-			out[i] = conv(x)
-		}
-		return out, nil
-	}
-	return nil, fmt.Errorf("tensor %q: dtype %s is not a float type", t.Name, t.DType)
-}
-
 // vector loads a 1-D float tensor of length n.
 func (ld *loader) vector(name string, n int) ([]float32, error) {
 	t, err := ld.set.Tensor(name)
@@ -157,7 +129,7 @@ func (ld *loader) vector(name string, n int) ([]float32, error) {
 	if len(t.Shape) != 1 || t.Shape[0] != n {
 		return nil, fmt.Errorf("tensor %q has shape %v, want [%d]", name, t.Shape, n)
 	}
-	v, err := floats(t)
+	v, err := t.Floats()
 	if err != nil {
 		return nil, err
 	}
@@ -238,7 +210,7 @@ func (ld *loader) matrix(path string, rows, cols int) (matrix, error) {
 		if len(st.Shape) != 2 || st.Shape[0] != rows || st.Shape[1] != groups {
 			return m, fmt.Errorf("tensor %q has shape %v, want [%d %d] (group size %d)", st.Name, st.Shape, rows, groups, qp.GroupSize)
 		}
-		if *part.dst, err = floats(st); err != nil {
+		if *part.dst, err = st.Floats(); err != nil {
 			return m, err
 		}
 	}
