@@ -21,8 +21,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"sort"
-	"strings"
 
 	"github.com/impetusllm/impetus/inference/gguf"
 	"github.com/impetusllm/impetus/inference/kernels"
@@ -498,16 +496,6 @@ func buildGGUF(cfg Config, f *gguf.File, file string) (*Model, error) {
 	}
 	m.params, m.packed, m.released = ld.params, ld.packed, ld.released
 	m.kvHalf.Store(kvHalfFor(ld.int8))
-	kinds := make([]string, 0, len(ld.kinds))
-	for k := range ld.kinds {
-		kinds = append(kinds, k)
-	}
-	sort.Slice(kinds, func(i, j int) bool {
-		if ld.kinds[kinds[i]] != ld.kinds[kinds[j]] {
-			return ld.kinds[kinds[i]] > ld.kinds[kinds[j]]
-		}
-		return kinds[i] < kinds[j]
-	})
-	m.quant = "GGUF " + strings.Join(kinds, " + ")
+	m.quant = "GGUF " + storageSummary(ld.kinds)
 	return m, nil
 }

@@ -2,6 +2,7 @@ package model
 
 import (
 	"fmt"
+	"sort"
 	"strings"
 
 	"github.com/impetusllm/impetus/inference/kernels"
@@ -242,4 +243,20 @@ func (ld *loader) note(kind string) {
 		ld.kinds = map[string]int{}
 	}
 	ld.kinds[kind]++
+}
+
+// storageSummary names the storage kinds of a model's matrices for
+// Model.Quantization, the most common first: "Q4_K + Q6_K".
+func storageSummary(kinds map[string]int) string {
+	names := make([]string, 0, len(kinds))
+	for k := range kinds {
+		names = append(names, k)
+	}
+	sort.Slice(names, func(i, j int) bool {
+		if kinds[names[i]] != kinds[names[j]] {
+			return kinds[names[i]] > kinds[names[j]]
+		}
+		return names[i] < names[j]
+	})
+	return strings.Join(names, " + ")
 }
