@@ -9,53 +9,6 @@ import (
 	"github.com/impetusllm/impetus/inference/quant"
 )
 
-func TestDequantQ4_KKnown(t *testing.T) {
-	blk := make([]byte, quant.Q4_KBlockBytes)
-	binary.LittleEndian.PutUint16(blk, 0x3c00)     // d = 1
-	binary.LittleEndian.PutUint16(blk[2:], 0x3800) // dmin = 0.5
-	sc := blk[4:16]
-	sc[0], sc[4] = 0x42, 3 // pair 0: sc 2, m 3; bit 6 of sc[0] feeds pair 4's scale
-	sc[1], sc[5] = 5, 1    // pair 1: sc 5, m 1
-	sc[8] = 0x21           // pair 4: sc 1|1<<4 = 17, m 2
-	qs := blk[16:]
-	qs[0] = 0x73  // element 0 (pair 0) = 3, element 32 (pair 1) = 7
-	qs[64] = 0x0a // element 128 (pair 4) = 10
-	dst := make([]float32, quant.QK_K)
-	ggufDeq(quant.GGMLQ4_K)(dst, blk, quant.QK_K)
-	for _, c := range []struct {
-		i    int
-		want float32
-	}{{0, 1*2*3 - 0.5*3}, {1, -0.5 * 3}, {32, 1*5*7 - 0.5*1}, {128, 1*17*10 - 0.5*2}, {129, -0.5 * 2}} {
-		if dst[c.i] != c.want {
-			t.Errorf("element %d = %g, want %g", c.i, dst[c.i], c.want)
-		}
-	}
-}
-
-func TestDequantQ6_KKnown(t *testing.T) {
-	blk := make([]byte, quant.Q6_KBlockBytes)
-	binary.LittleEndian.PutUint16(blk[208:], 0x3800) // d = 0.5
-	ql, qh, sc := blk[0:128], blk[128:192], blk[192:208]
-	sc[0], sc[1], sc[2], sc[4], sc[6], sc[8] = 2, 0xff, 3, 4, 0xfe, 1 // 0xff = -1, 0xfe = -2
-	ql[0] = 0x5a                                                      // element 0 low 4 bits 10; element 64 low 4 bits 5
-	qh[0] = 0xe4                                                      // high bits of elements 0, 32, 64, 96: 0, 1, 2, 3
-	ql[32] = 0x07                                                     // element 32 low 4 bits 7; element 96 low 4 bits 0
-	ql[16] = 0x01                                                     // element 16 = 1, scale sc[1]
-	ql[64] = 0x0f                                                     // second half: element 128 low 4 bits 15
-	qh[32] = 0x03                                                     // element 128 high bits 3
-	dst := make([]float32, quant.QK_K)
-	ggufDeq(quant.GGMLQ6_K)(dst, blk, quant.QK_K)
-	for _, c := range []struct {
-		i    int
-		want float32
-	}{{0, (10 - 32) * 2 * 0.5}, {1, -32 * 2 * 0.5}, {64, (37 - 32) * 4 * 0.5}, {32, (23 - 32) * 3 * 0.5},
-		{96, (48 - 32) * -2 * 0.5}, {16, (1 - 32) * -1 * 0.5}, {128, (63 - 32) * 1 * 0.5}} {
-		if dst[c.i] != c.want {
-			t.Errorf("element %d = %g, want %g", c.i, dst[c.i], c.want)
-		}
-	}
-}
-
 // randK makes rows of random K-quant blocks with small f16 scales.
 func randK(r *rand.Rand, rows, cols, blockBytes int, dOffsets ...int) []byte {
 	w := make([]byte, rows*cols/quant.QK_K*blockBytes)

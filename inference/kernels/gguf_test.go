@@ -9,26 +9,6 @@ import (
 	"github.com/impetusllm/impetus/inference/quant"
 )
 
-func TestDequantGGUFKnown(t *testing.T) {
-	q8 := make([]byte, quant.Q8_0BlockBytes)
-	binary.LittleEndian.PutUint16(q8, 0x3800) // d = 0.5
-	q8[2], q8[3], q8[33] = 1, 0xfe, 0x80      // 1, -2, ..., -128
-	dst := make([]float32, 32)
-	ggufDeq(quant.GGMLQ8_0)(dst, q8, 32)
-	if dst[0] != 0.5 || dst[1] != -1 || dst[2] != 0 || dst[31] != -64 {
-		t.Errorf("Q8_0: got %v", dst)
-	}
-
-	q4 := make([]byte, quant.Q4_0BlockBytes)
-	binary.LittleEndian.PutUint16(q4, 0x4000) // d = 2
-	q4[2] = 0x9f                              // element 0 = 15, element 16 = 9
-	q4[17] = 0x08                             // element 15 = 8, element 31 = 0
-	ggufDeq(quant.GGMLQ4_0)(dst, q4, 32)
-	if dst[0] != 14 || dst[16] != 2 || dst[15] != 0 || dst[31] != -16 || dst[1] != -16 {
-		t.Errorf("Q4_0: got %v", dst)
-	}
-}
-
 // randGGUF makes rows of random blocks with f16 scales of either sign.
 func randGGUF(r *rand.Rand, rows, cols, blockBytes int) []byte {
 	w := make([]byte, rows*cols/quant.QK*blockBytes)
