@@ -4,7 +4,6 @@
 package inference
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -112,8 +111,9 @@ func DefaultModelsDir() string {
 	return filepath.Join(home, ".cache", "huggingface", "hub")
 }
 
-// Engine owns the models and the scheduler loop. One Engine serves many
-// server configurations in turn: it outlives config reloads.
+// Engine owns the loaded models, each run by a scheduler of its own, and
+// the KV budget they share. One Engine serves many server configurations in
+// turn: it outlives config reloads.
 type Engine struct {
 	opts atomic.Pointer[Options] // replaced whole by Reconfigure
 
@@ -239,7 +239,8 @@ func (e *Engine) SetThreads(n int) { kernels.SetThreads(n) }
 // o returns the current options; callers must not modify them.
 func (e *Engine) o() *Options { return e.opts.Load() }
 
-// loop runs until Close; Alive reports false once it has ended.
+// loop only waits for Close (the schedulers run the models); Alive reports
+// false once it has ended.
 func (e *Engine) loop() {
 	defer close(e.done)
 	<-e.stop
@@ -289,9 +290,6 @@ func (e *Engine) Alive(maxAge time.Duration) bool {
 // Models lists the models available in the models directory.
 func (e *Engine) Models() ([]LocalModel, error) { return ScanModels(e.o().ModelsDir) }
 
-// ErrModelNotFound is returned for an id that names no model in the models directory.
-var ErrModelNotFound = errors.New("model not found")
-
 // FindModel resolves a model id by matching it against the scanned list, never
 // by joining it into a path, so ids cannot escape the models directory.
 func (e *Engine) FindModel(id string) (LocalModel, error) {
@@ -307,7 +305,8 @@ func (e *Engine) FindModel(id string) (LocalModel, error) {
 	return LocalModel{}, fmt.Errorf("%w: %q", ErrModelNotFound, id)
 }
 
-// Close stops the scheduler loop. It is safe to call more than once.
+// Close stops the idle-unload janitor and every model's scheduler, ending
+// their streams, and frees the models. It is safe to call more than once.
 func (e *Engine) Close() error {
 	e.closeOnce.Do(func() {
 		close(e.stop)

@@ -15,18 +15,6 @@ import (
 // and Load of its id fail with ErrUnloading (which wraps ErrUnloaded, so the
 // API answers 503 "retry"). Once it is freed, the next Load loads it again.
 
-// ErrUnloading is returned for requests to a model that is draining before
-// an unload. It wraps ErrUnloaded.
-var ErrUnloading = fmt.Errorf("%w: unload in progress, retry later", ErrUnloaded)
-
-// ErrTooManyModels is returned by Load when Options.MaxLoadedModels models
-// are loaded and none of them is idle, so none can be evicted to make room.
-var ErrTooManyModels = errors.New("too many models loaded")
-
-// ErrModelBusy is returned by a graceful UnloadModel whose wait ran out
-// while sequences were still running; the model stays loaded and serving.
-var ErrModelBusy = errors.New("model busy")
-
 // DefaultUnloadTimeout bounds a graceful unload's wait when
 // Options.UnloadTimeout is zero.
 const DefaultUnloadTimeout = 30 * time.Second

@@ -58,7 +58,7 @@ func BenchmarkMultiTurnTTFT(b *testing.B) {
 							if ev.Err != nil {
 								b.Fatal(ev.Err)
 							}
-							if ev.Token >= 0 {
+							if ev.HasToken {
 								prompt = append(prompt, ev.Token)
 							}
 						}

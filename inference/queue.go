@@ -1,29 +1,6 @@
 package inference
 
-import (
-	"errors"
-	"fmt"
-	"sync"
-)
-
-// ErrQueueFull is returned by Generate when the model's admission queue is
-// full: the server is saturated and the client should retry later (HTTP 429
-// with Retry-After).
-var ErrQueueFull = errors.New("too many requests queued")
-
-// ErrShuttingDown is returned by Generate, and ends streams, while the engine
-// shuts down (HTTP 503).
-var ErrShuttingDown = errors.New("engine shutting down")
-
-// ErrTooLarge is returned by Generate for a request whose prompt plus
-// max_tokens needs more KV memory than the engine's whole budget, so it could
-// never run. Its errors also match ErrContextOverflow: to a client the
-// budget is a smaller context.
-var ErrTooLarge = errors.New("request exceeds the KV cache budget")
-
-// errShutdown ends streams and refuses requests during shutdown; it matches
-// both ErrShuttingDown and ErrUnloaded (the model goes away with the engine).
-var errShutdown = fmt.Errorf("%w: %w", ErrShuttingDown, ErrUnloaded)
+import "sync"
 
 // waitQueue holds the sequences waiting for admission, oldest first. Its
 // owner locks it.

@@ -133,7 +133,10 @@ func collect(ch <-chan Event) result {
 		if ev.Finish != "" {
 			r.finish = ev.Finish
 		}
-		if ev.Token >= 0 && ev.Err == nil {
+		if ev.HasToken && (ev.Err != nil || ev.Finish != "") {
+			r.err = fmt.Errorf("a final event carries token %d", ev.Token)
+		}
+		if ev.HasToken && ev.Err == nil {
 			r.ids = append(r.ids, ev.Token)
 		}
 		r.text += ev.Text

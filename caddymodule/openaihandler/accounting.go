@@ -161,7 +161,7 @@ func (h *OpenAI) nextStreamEvent(sse *openai.SSE, events <-chan choiceEvent, mod
 		sse.Error(engineError(ev.Err, model))
 		return ev, false, true
 	}
-	if ev.Token >= 0 {
+	if ev.HasToken {
 		acct.token(ev.index)
 	}
 	return ev, false, false

@@ -120,7 +120,7 @@ func (g *chatGeneration) respond(h *OpenAI, w http.ResponseWriter, r *http.Reque
 			return
 		}
 		texts[ev.index].WriteString(ev.Text)
-		if ev.Token >= 0 {
+		if ev.HasToken {
 			acct.token(ev.index)
 			if g.req.Logprobs {
 				if c.Logprobs == nil {
@@ -221,7 +221,7 @@ func (h *OpenAI) streamChat(w http.ResponseWriter, r *http.Request, req *openai.
 		if text != "" {
 			choice.Delta = openai.TextDelta(text)
 		}
-		if req.Logprobs && ev.Token >= 0 {
+		if req.Logprobs && ev.HasToken {
 			choice.Logprobs = &openai.ChoiceLogprobs{Content: []openai.TokenLogprob{tokenLogprob(lm, ev.Event)}}
 		}
 		if text != "" || choice.Logprobs != nil {

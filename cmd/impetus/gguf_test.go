@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/impetusllm/impetus/inference/gguf"
-	"github.com/impetusllm/impetus/inference/model"
+	"github.com/impetusllm/impetus/inference/model/modeltest"
 	"github.com/impetusllm/impetus/inference/quant"
 	"github.com/impetusllm/impetus/inference/testutil"
 )
@@ -92,7 +92,7 @@ func TestChatOnGGUF(t *testing.T) {
 	src := testutil.Fixture(t, "dev-trained", "llama-bfloat16")
 	models := t.TempDir()
 	for _, typ := range []quant.GGMLType{quant.GGMLF32, quant.GGMLQ8_0} {
-		w, err := model.ConvertToGGUF(src, typ)
+		w, err := modeltest.ConvertToGGUF(src, typ)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -115,7 +115,7 @@ type weightCase struct {
 }
 
 func weightCases() []weightCase {
-	ggml := func(name string, typ quant.GGMLType, f Format, ref func(out, x []float32, n int, w []byte, rows, cols int)) weightCase {
+	ggml := func(name string, typ quant.GGMLType, f Format) weightCase {
 		return weightCase{name: name, cols: 512, make: func(r *rand.Rand, rows, cols int) (Weight, func(out, x []float32, n int), func(*testing.T, *Device) Weight) {
 			src := randVec(r, rows*cols, 0.5)
 			bs, _ := typ.RowBytes(uint64(rows * cols))
@@ -124,7 +124,7 @@ func weightCases() []weightCase {
 				panic(err)
 			}
 			w := Weight{Format: f, Rows: rows, Cols: cols}
-			return w, func(out, x []float32, n int) { ref(out, x, n, blocks, rows, cols) },
+			return w, func(out, x []float32, n int) { kernels.MatMulGGUFRef(typ, out, x, n, blocks, rows, cols) },
 				func(t *testing.T, d *Device) Weight { w.Data = put(t, d, blocks); return w }
 		}}
 	}
@@ -163,10 +163,10 @@ func weightCases() []weightCase {
 		half("f16", F16, quant.F32ToF16, kernels.MatMulF16Ref, 256),
 		half("bf16", BF16, quant.F32ToBF16, kernels.MatMulBF16Ref, 256),
 		half("bf16-odd", BF16, quant.F32ToBF16, kernels.MatMulBF16Ref, 72),
-		ggml("q8_0", quant.GGMLQ8_0, Q8_0, kernels.MatMulQ8_0Ref),
-		ggml("q4_0", quant.GGMLQ4_0, Q4_0, kernels.MatMulQ4_0Ref),
-		ggml("q4_k", quant.GGMLQ4_K, Q4_K, kernels.MatMulQ4_KRef),
-		ggml("q6_k", quant.GGMLQ6_K, Q6_K, kernels.MatMulQ6_KRef),
+		ggml("q8_0", quant.GGMLQ8_0, Q8_0),
+		ggml("q4_0", quant.GGMLQ4_0, Q4_0),
+		ggml("q4_k", quant.GGMLQ4_K, Q4_K),
+		ggml("q6_k", quant.GGMLQ6_K, Q6_K),
 		mlx(4, 64), mlx(8, 32), mlx(3, 32), mlx(6, 64), mlx(2, 128), mlx(5, 32),
 	}
 }

@@ -59,14 +59,14 @@ func matMulRows(j *matMulJob, worker, lo, hi int) {
 		}
 		C.k_matmul_mlx(fp(j.out), fp(j.xp), n, (*C.uint32_t)(unsafe.Pointer(unsafe.SliceData(j.wq))),
 			fp(j.scales), fp(j.biases), rows, cols, C.int(j.bits), C.int(j.group), clo, chi, scratch)
-	default: // GGUF blocks
+	case kindGGUF:
 		if j.xq != nil {
 			C.k_matmul_gguf_i8(fp(j.out), (*C.int8_t)(unsafe.SliceData(j.xq)), fp(j.xd),
 				(*C.int32_t)(unsafe.SliceData(j.xs)), fp(j.xdv), (*C.int32_t)(unsafe.SliceData(j.xc)), n, (*C.uint8_t)(unsafe.SliceData(j.wb)),
-				C.int(ggufKinds[j.kind].ggml), rows, cols, clo, chi)
+				C.int(j.typ), rows, cols, clo, chi)
 			return
 		}
-		C.k_matmul_gguf(fp(j.out), fp(j.x), n, (*C.uint8_t)(unsafe.SliceData(j.wb)), C.int(ggufKinds[j.kind].ggml), rows, cols, clo, chi, scratch)
+		C.k_matmul_gguf(fp(j.out), fp(j.x), n, (*C.uint8_t)(unsafe.SliceData(j.wb)), C.int(j.typ), rows, cols, clo, chi, scratch)
 	}
 }
 
@@ -131,7 +131,7 @@ func i8Type(j *matMulJob) int {
 	if j.kind == kindMLX {
 		return C.K_I8_MLX4
 	}
-	return ggufKinds[j.kind].ggml
+	return int(j.typ)
 }
 
 // prepMatMul runs once per matmul, before the rows are split: the MLX

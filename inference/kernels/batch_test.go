@@ -59,7 +59,8 @@ func sameBits(t *testing.T, name string, got, want []float32) {
 
 // TestBatchInvariance checks that a matmul over n activation rows gives,
 // bit for bit, what n separate single-row calls give, at several thread
-// counts: batching must never change a sequence's numbers (SEED.md).
+// counts: batching must never change a sequence's numbers, so that seeded
+// sampling reproduces.
 func TestBatchInvariance(t *testing.T) {
 	defer SetThreads(Threads())
 	r := rand.New(rand.NewPCG(41, 42))

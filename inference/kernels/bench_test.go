@@ -165,14 +165,14 @@ func benchGGUF(b *testing.B, blockBytes int, mm func(out, x []float32, n int, w 
 	}
 }
 
-func BenchmarkMatMulQ8_0(b *testing.B) { benchGGUF(b, Q8_0BlockBytes, MatMulQ8_0) }
-func BenchmarkMatMulQ4_0(b *testing.B) { benchGGUF(b, Q4_0BlockBytes, MatMulQ4_0) }
-func BenchmarkMatMulQ5_0(b *testing.B) { benchGGUF(b, Q5_0BlockBytes, MatMulQ5_0) }
+func BenchmarkMatMulQ8_0(b *testing.B) { benchGGUF(b, quant.Q8_0BlockBytes, ggufMM(quant.GGMLQ8_0)) }
+func BenchmarkMatMulQ4_0(b *testing.B) { benchGGUF(b, quant.Q4_0BlockBytes, ggufMM(quant.GGMLQ4_0)) }
+func BenchmarkMatMulQ5_0(b *testing.B) { benchGGUF(b, quant.Q5_0BlockBytes, ggufMM(quant.GGMLQ5_0)) }
 
 func benchK(b *testing.B, blockBytes int, dOffsets []int, mm func(out, x []float32, n int, w []byte, rows, cols int)) {
 	r := rand.New(rand.NewPCG(8, 8))
 	for _, s := range benchShapes[:6] {
-		if s.cols%KBlockElems != 0 {
+		if s.cols%quant.QK_K != 0 {
 			continue // such rows get a 32-element type in real files
 		}
 		w := randK(r, s.rows, s.cols, blockBytes, dOffsets...)
@@ -189,8 +189,12 @@ func benchK(b *testing.B, blockBytes int, dOffsets []int, mm func(out, x []float
 	}
 }
 
-func BenchmarkMatMulQ4_K(b *testing.B) { benchK(b, Q4_KBlockBytes, []int{0, 2}, MatMulQ4_K) }
-func BenchmarkMatMulQ6_K(b *testing.B) { benchK(b, Q6_KBlockBytes, []int{208}, MatMulQ6_K) }
+func BenchmarkMatMulQ4_K(b *testing.B) {
+	benchK(b, quant.Q4_KBlockBytes, []int{0, 2}, ggufMM(quant.GGMLQ4_K))
+}
+func BenchmarkMatMulQ6_K(b *testing.B) {
+	benchK(b, quant.Q6_KBlockBytes, []int{208}, ggufMM(quant.GGMLQ6_K))
+}
 
 // BenchmarkMatMulGGUFMore covers the rarer block types on one shape.
 func BenchmarkMatMulGGUFMore(b *testing.B) {
@@ -250,16 +254,18 @@ func benchPackedOf(b *testing.B, elems int, random func(r *rand.Rand, rows, cols
 	}
 }
 
-func BenchmarkPackedQ8_0(b *testing.B) { benchPacked(b, Q8_0BlockBytes, PackQ8_0) }
-func BenchmarkPackedQ4_0(b *testing.B) { benchPacked(b, Q4_0BlockBytes, PackQ4_0) }
+func BenchmarkPackedQ8_0(b *testing.B) { benchPacked(b, quant.Q8_0BlockBytes, PackQ8_0) }
+func BenchmarkPackedQ4_0(b *testing.B) { benchPacked(b, quant.Q4_0BlockBytes, PackQ4_0) }
 func BenchmarkPackedQ5_0(b *testing.B) {
-	benchPackedOf(b, 32, func(r *rand.Rand, rows, cols int) []byte { return randBlocks(r, rows, cols, 32, Q5_0BlockBytes, 0) }, PackQ5_0)
+	benchPackedOf(b, 32, func(r *rand.Rand, rows, cols int) []byte {
+		return randBlocks(r, rows, cols, 32, quant.Q5_0BlockBytes, 0)
+	}, PackQ5_0)
 }
 func BenchmarkPackedQ4_K(b *testing.B) {
-	benchPackedOf(b, KBlockElems, func(r *rand.Rand, rows, cols int) []byte { return randK(r, rows, cols, Q4_KBlockBytes, 0, 2) }, PackQ4_K)
+	benchPackedOf(b, quant.QK_K, func(r *rand.Rand, rows, cols int) []byte { return randK(r, rows, cols, quant.Q4_KBlockBytes, 0, 2) }, PackQ4_K)
 }
 func BenchmarkPackedQ6_K(b *testing.B) {
-	benchPackedOf(b, KBlockElems, func(r *rand.Rand, rows, cols int) []byte { return randK(r, rows, cols, Q6_KBlockBytes, 208) }, PackQ6_K)
+	benchPackedOf(b, quant.QK_K, func(r *rand.Rand, rows, cols int) []byte { return randK(r, rows, cols, quant.Q6_KBlockBytes, 208) }, PackQ6_K)
 }
 
 // benchVariant is a dispatch setting a benchmark runs under.

@@ -127,7 +127,7 @@ func TestRealMLXWeights(t *testing.T) {
 			row := make([]float32, cols)
 			beyondHalf := 0
 			for o := 0; o < rows; o++ {
-				DequantMLXRow(row, wq[o*words:(o+1)*words], sc[o*groups:(o+1)*groups], bi[o*groups:(o+1)*groups], cols, bits, g)
+				dequantMLXRow(row, wq[o*words:(o+1)*words], sc[o*groups:(o+1)*groups], bi[o*groups:(o+1)*groups], cols, bits, g)
 				for j, v := range row {
 					step := math.Abs(float64(sc[o*groups+j/g]))
 					d := math.Abs(float64(v - w[o*cols+j]))

@@ -6,6 +6,8 @@ import (
 	"math"
 	"sync"
 	"testing"
+
+	"github.com/impetusllm/impetus/inference/quant"
 )
 
 // FuzzMatMulQuant compares the quantized matmuls with their references on
@@ -63,7 +65,7 @@ func FuzzMatMulQuant(f *testing.F) {
 			words, groups := cols*bits/32, cols/group
 			check(fmt.Sprintf("MLX%d g%d", bits, group), cols,
 				func(dst []float32, o int) {
-					DequantMLXRow(dst, wq[o*words:], sc[o*groups:], bi[o*groups:], cols, bits, group)
+					dequantMLXRow(dst, wq[o*words:], sc[o*groups:], bi[o*groups:], cols, bits, group)
 				},
 				func(o []float32) { MatMulMLXRef(o, x, n, wq, sc, bi, rows, cols, bits, group) },
 				func(o []float32) { MatMulMLX(o, x, n, wq, sc, bi, rows, cols, bits, group) })
@@ -76,16 +78,16 @@ func FuzzMatMulQuant(f *testing.F) {
 				ref, opt   func(out, x []float32, n int, w []byte, rows, cols int)
 			}
 			all := []gg{
-				{"Q8_0", 32, Q8_0BlockBytes, []int{0}, DequantQ8_0Row, MatMulQ8_0Ref, MatMulQ8_0},
-				{"Q4_0", 32, Q4_0BlockBytes, []int{0}, DequantQ4_0Row, MatMulQ4_0Ref, MatMulQ4_0},
-				{"Q4_1", 32, Q4_1BlockBytes, []int{0, 2}, DequantQ4_1Row, MatMulQ4_1Ref, MatMulQ4_1},
-				{"Q5_0", 32, Q5_0BlockBytes, []int{0}, DequantQ5_0Row, MatMulQ5_0Ref, MatMulQ5_0},
-				{"Q5_1", 32, Q5_1BlockBytes, []int{0, 2}, DequantQ5_1Row, MatMulQ5_1Ref, MatMulQ5_1},
-				{"Q2_K", 256, Q2_KBlockBytes, []int{80, 82}, DequantQ2_KRow, MatMulQ2_KRef, MatMulQ2_K},
-				{"Q3_K", 256, Q3_KBlockBytes, []int{108}, DequantQ3_KRow, MatMulQ3_KRef, MatMulQ3_K},
-				{"Q4_K", 256, Q4_KBlockBytes, []int{0, 2}, DequantQ4_KRow, MatMulQ4_KRef, MatMulQ4_K},
-				{"Q5_K", 256, Q5_KBlockBytes, []int{0, 2}, DequantQ5_KRow, MatMulQ5_KRef, MatMulQ5_K},
-				{"Q6_K", 256, Q6_KBlockBytes, []int{208}, DequantQ6_KRow, MatMulQ6_KRef, MatMulQ6_K},
+				{"Q8_0", 32, quant.Q8_0BlockBytes, []int{0}, ggufDeq(quant.GGMLQ8_0), ggufRef(quant.GGMLQ8_0), ggufMM(quant.GGMLQ8_0)},
+				{"Q4_0", 32, quant.Q4_0BlockBytes, []int{0}, ggufDeq(quant.GGMLQ4_0), ggufRef(quant.GGMLQ4_0), ggufMM(quant.GGMLQ4_0)},
+				{"Q4_1", 32, quant.Q4_1BlockBytes, []int{0, 2}, ggufDeq(quant.GGMLQ4_1), ggufRef(quant.GGMLQ4_1), ggufMM(quant.GGMLQ4_1)},
+				{"Q5_0", 32, quant.Q5_0BlockBytes, []int{0}, ggufDeq(quant.GGMLQ5_0), ggufRef(quant.GGMLQ5_0), ggufMM(quant.GGMLQ5_0)},
+				{"Q5_1", 32, quant.Q5_1BlockBytes, []int{0, 2}, ggufDeq(quant.GGMLQ5_1), ggufRef(quant.GGMLQ5_1), ggufMM(quant.GGMLQ5_1)},
+				{"Q2_K", 256, quant.Q2_KBlockBytes, []int{80, 82}, ggufDeq(quant.GGMLQ2_K), ggufRef(quant.GGMLQ2_K), ggufMM(quant.GGMLQ2_K)},
+				{"Q3_K", 256, quant.Q3_KBlockBytes, []int{108}, ggufDeq(quant.GGMLQ3_K), ggufRef(quant.GGMLQ3_K), ggufMM(quant.GGMLQ3_K)},
+				{"Q4_K", 256, quant.Q4_KBlockBytes, []int{0, 2}, ggufDeq(quant.GGMLQ4_K), ggufRef(quant.GGMLQ4_K), ggufMM(quant.GGMLQ4_K)},
+				{"Q5_K", 256, quant.Q5_KBlockBytes, []int{0, 2}, ggufDeq(quant.GGMLQ5_K), ggufRef(quant.GGMLQ5_K), ggufMM(quant.GGMLQ5_K)},
+				{"Q6_K", 256, quant.Q6_KBlockBytes, []int{208}, ggufDeq(quant.GGMLQ6_K), ggufRef(quant.GGMLQ6_K), ggufMM(quant.GGMLQ6_K)},
 			}
 			g := all[int(cols8)%len(all)]
 			cols := g.elems * (1 + int(cols8)/len(all)%3)

@@ -9,9 +9,10 @@ import (
 	"github.com/impetusllm/impetus/inference/quant"
 )
 
-// TestMatMulGGML checks the generic GGUF matmul against the float32
-// reference on the dequantized weight, for every block type it serves (and
-// the ones with kernels of their own), several batch sizes and thread counts.
+// TestMatMulGGML checks matMulDequant, the tiled path MatMulGGUF takes for
+// block types without a kernel of their own, against the float32 reference
+// on the dequantized weight: on every type quant quantizes, several batch
+// sizes and thread counts.
 func TestMatMulGGML(t *testing.T) {
 	defer SetThreads(Threads())
 	rng := rand.New(rand.NewPCG(3, 5))
@@ -45,7 +46,7 @@ func TestMatMulGGML(t *testing.T) {
 					for i := range got {
 						got[i] = float32(math.NaN())
 					}
-					MatMulGGML(got, x, n, w, typ, rows, cols)
+					matMulDequant(typ, got, x, n, w, rows, cols)
 					for i := range want {
 						if d := math.Abs(float64(got[i] - want[i])); !(d <= 1e-4*(1+math.Abs(float64(want[i])))) {
 							t.Fatalf("out[%d] = %g, want %g", i, got[i], want[i])
@@ -63,13 +64,13 @@ func TestMatMulGGMLRejects(t *testing.T) {
 		f    func()
 	}{
 		{"no decoder", func() {
-			MatMulGGML(make([]float32, 1), make([]float32, 32), 1, make([]byte, 64), quant.GGMLType(99), 1, 32)
+			MatMulGGUF(quant.GGMLType(99), make([]float32, 1), make([]float32, 32), 1, make([]byte, 64), 1, 32)
 		}},
 		{"partial block", func() {
-			MatMulGGML(make([]float32, 1), make([]float32, 48), 1, make([]byte, 64), quant.GGMLQ5_0, 1, 48)
+			MatMulGGUF(quant.GGMLQ5_0, make([]float32, 1), make([]float32, 48), 1, make([]byte, 64), 1, 48)
 		}},
 		{"short weight", func() {
-			MatMulGGML(make([]float32, 2), make([]float32, 32), 1, make([]byte, 22), quant.GGMLQ5_0, 2, 32)
+			MatMulGGUF(quant.GGMLQ5_0, make([]float32, 2), make([]float32, 32), 1, make([]byte, 22), 2, 32)
 		}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -98,7 +99,7 @@ func BenchmarkMatMulGGML(b *testing.B) {
 			b.Run(fmt.Sprintf("%s/n%d", typ, n), func(b *testing.B) {
 				b.ReportAllocs()
 				for range b.N {
-					MatMulGGML(out, x, n, w, typ, rows, cols)
+					matMulDequant(typ, out, x, n, w, rows, cols)
 				}
 			})
 		}

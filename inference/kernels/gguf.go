@@ -1,95 +1,130 @@
 package kernels
 
 import (
-	"encoding/binary"
 	"fmt"
 
 	"github.com/impetusllm/impetus/inference/quant"
 )
 
-// GGUF block formats (FORMATS.md §1c): every row of a weight is a run of
-// 32-element blocks, each an f16 scale d followed by the codes.
-const (
-	// Q8_0BlockBytes is the size of a Q8_0 block: d, then 32 int8 codes; w = d*q.
-	Q8_0BlockBytes = 34
-	// Q4_0BlockBytes is the size of a Q4_0 block: d, then 16 bytes whose low
-	// nibbles are elements 0..15 and high nibbles 16..31; w = (q-8)*d.
-	Q4_0BlockBytes = 18
-	// GGUFBlockElems is the number of elements in a Q8_0 or Q4_0 block.
-	GGUFBlockElems = 32
-)
+// ggufKernels are the GGUF block types with matmul kernels of their own
+// (kernels.c, simd_*.c), which take the ggml type id as it is. Their block
+// layouts are quant's; these kernels and quant.DequantizeGGML must agree.
+var ggufKernels = map[quant.GGMLType]bool{
+	quant.GGMLQ8_0: true, quant.GGMLQ4_0: true, quant.GGMLQ4_1: true, quant.GGMLQ5_0: true,
+	quant.GGMLQ5_1: true, quant.GGMLQ2_K: true, quant.GGMLQ3_K: true, quant.GGMLQ4_K: true,
+	quant.GGMLQ5_K: true, quant.GGMLQ6_K: true,
+}
 
-// ggml type ids, as the C kernels take them.
-const (
-	ggmlQ4_0 = 2
-	ggmlQ8_0 = 8
-)
-
-// DequantQ8_0Row expands one Q8_0 row of cols elements (cols/32 blocks).
-func DequantQ8_0Row(dst []float32, src []byte, cols int) {
-	for b := 0; b < cols/GGUFBlockElems; b++ {
-		blk := src[b*Q8_0BlockBytes : (b+1)*Q8_0BlockBytes]
-		d := quant.F16ToF32(binary.LittleEndian.Uint16(blk))
-		for i, q := range blk[2:] {
-			dst[b*GGUFBlockElems+i] = d * float32(int8(q))
-		}
+// MatMulGGUF sets out[b*rows+o] = sum_i x[b*cols+i]*W[o][i] for a GGUF
+// weight w of block type t, rows*cols/t.BlockSize() blocks; cols must be a
+// multiple of the block size. The types of ggufKernels run their own
+// kernel; any other type quant.DequantizeGGML decodes is expanded a tile of
+// rows at a time and multiplied in float32 (matMulDequant): the same
+// results to float rounding, several times slower.
+func MatMulGGUF(t quant.GGMLType, out, x []float32, n int, w []byte, rows, cols int) {
+	if !ggufKernels[t] {
+		matMulDequant(t, out, x, n, w, rows, cols)
+		return
 	}
-}
-
-// DequantQ4_0Row expands one Q4_0 row of cols elements (cols/32 blocks).
-func DequantQ4_0Row(dst []float32, src []byte, cols int) {
-	for b := 0; b < cols/GGUFBlockElems; b++ {
-		blk := src[b*Q4_0BlockBytes : (b+1)*Q4_0BlockBytes]
-		d := quant.F16ToF32(binary.LittleEndian.Uint16(blk))
-		for i, q := range blk[2:] {
-			dst[b*GGUFBlockElems+i] = float32(int(q&15)-8) * d
-			dst[b*GGUFBlockElems+i+16] = float32(int(q>>4)-8) * d
-		}
+	bs := t.BlockSize()
+	if cols%bs != 0 {
+		panic(fmt.Sprintf("kernels: MatMulGGUF: cols %d not a multiple of the %s block of %d", cols, t, bs))
 	}
+	checkMatMul("MatMulGGUF", out, x, n, rows, cols, len(w), rows*(cols/bs)*t.TypeSize())
+	p := thePool
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	j := &p.jobs.mm
+	*j = matMulJob{kind: kindGGUF, typ: t, out: out, x: x, n: n, wb: w, rows: rows, cols: cols}
+	p.matMul(j)
+	*j = matMulJob{}
 }
 
-// MatMulQ8_0Ref multiplies by a Q8_0 weight, one dequantized row at a time.
-func MatMulQ8_0Ref(out, x []float32, n int, w []byte, rows, cols int) {
-	matMulBlocksRef(out, x, n, w, rows, cols, Q8_0BlockBytes, DequantQ8_0Row)
-}
-
-// MatMulQ4_0Ref multiplies by a Q4_0 weight, one dequantized row at a time.
-func MatMulQ4_0Ref(out, x []float32, n int, w []byte, rows, cols int) {
-	matMulBlocksRef(out, x, n, w, rows, cols, Q4_0BlockBytes, DequantQ4_0Row)
-}
-
-func matMulBlocksRef(out, x []float32, n int, w []byte, rows, cols, blockBytes int, deq func([]float32, []byte, int)) {
-	rowBytes := cols / GGUFBlockElems * blockBytes
+// MatMulGGUFRef multiplies by a GGUF weight of block type t, one row
+// expanded by quant.DequantizeGGML at a time.
+func MatMulGGUFRef(t quant.GGMLType, out, x []float32, n int, w []byte, rows, cols int) {
+	if !t.Dequantizable() || t.BlockSize() == 0 {
+		panic(fmt.Sprintf("kernels: MatMulGGUFRef: no decoder for ggml type %s", t))
+	}
+	rb := cols / t.BlockSize() * t.TypeSize()
 	row := make([]float32, cols)
 	for o := 0; o < rows; o++ {
-		deq(row, w[o*rowBytes:(o+1)*rowBytes], cols)
+		if err := quant.DequantizeGGML(t, w[o*rb:(o+1)*rb], row); err != nil {
+			panic(fmt.Sprintf("kernels: MatMulGGUFRef: %v", err))
+		}
 		for b := 0; b < n; b++ {
 			out[b*rows+o] = dotRef(row, x[b*cols:(b+1)*cols])
 		}
 	}
 }
 
-// MatMulQ8_0 sets out[b*rows+o] = sum_i x[b*cols+i]*W[o][i] for a GGUF Q8_0
-// weight w of rows*cols/32 blocks; cols must be a multiple of 32.
-func MatMulQ8_0(out, x []float32, n int, w []byte, rows, cols int) {
-	matMulGGUF("MatMulQ8_0", kindQ8_0, Q8_0BlockBytes, out, x, n, w, rows, cols)
-}
-
-// MatMulQ4_0 is MatMulQ8_0 for a GGUF Q4_0 weight.
-func MatMulQ4_0(out, x []float32, n int, w []byte, rows, cols int) {
-	matMulGGUF("MatMulQ4_0", kindQ4_0, Q4_0BlockBytes, out, x, n, w, rows, cols)
-}
-
-func matMulGGUF(name string, kind weightKind, blockBytes int, out, x []float32, n int, w []byte, rows, cols int) {
-	if cols%GGUFBlockElems != 0 {
-		panic(fmt.Sprintf("kernels: %s: cols %d not a multiple of %d", name, cols, GGUFBlockElems))
+// matMulDequant is MatMulGGUF for the block types without a kernel of
+// their own: each worker expands a tile of its rows to float32 with quant's
+// decoder and multiplies the tile with the float32 kernel, so the work is
+// spread over the threads and no whole matrix is ever expanded.
+func matMulDequant(t quant.GGMLType, out, x []float32, n int, w []byte, rows, cols int) {
+	bs, ts := t.BlockSize(), t.TypeSize()
+	if !t.Dequantizable() || bs == 0 {
+		panic(fmt.Sprintf("kernels: MatMulGGUF: no decoder for ggml type %s", t))
 	}
-	checkMatMul(name, out, x, n, rows, cols, len(w), rows*cols/GGUFBlockElems*blockBytes)
+	if cols%bs != 0 {
+		panic(fmt.Sprintf("kernels: MatMulGGUF: cols %d not a multiple of the %s block of %d", cols, t, bs))
+	}
+	checkMatMul("MatMulGGUF", out, x, n, rows, cols, len(w), rows*(cols/bs)*ts)
 	p := thePool
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	j := &p.jobs.mm
-	*j = matMulJob{kind: kind, out: out, x: x, n: n, wb: w, rows: rows, cols: cols, group: GGUFBlockElems}
-	p.matMul(j)
-	*j = matMulJob{}
+	tile := rowAlign
+	if n > 4 && cols > 0 {
+		// Larger tiles stream the activations fewer times.
+		tile = min(8*rowAlign, max(rowAlign, batchChunkBytes/(4*cols)/rowAlign*rowAlign))
+	}
+	for len(dequantScratch) < p.workers {
+		dequantScratch = append(dequantScratch, [2][]float32{})
+	}
+	j := &dequantTheJob
+	*j = dequantJob{out: out, x: x, n: n, w: w, typ: t, rows: rows, cols: cols, rowBytes: cols / bs * ts, tile: tile}
+	p.parallel(j, rows, p.grainFor(rows, tile))
+	*j = dequantJob{}
+}
+
+// dequantJob is one matMulDequant call, split by tiles of output rows.
+type dequantJob struct {
+	out, x         []float32
+	n              int
+	w              []byte
+	typ            quant.GGMLType
+	rows, cols     int
+	rowBytes, tile int
+}
+
+var (
+	dequantTheJob dequantJob // reused; guarded by thePool.mu
+	// dequantScratch holds, per worker, a tile of expanded rows and its
+	// outputs; guarded by thePool.mu, each worker touching only its own.
+	dequantScratch [][2][]float32
+)
+
+func dequantBuf(worker, k, n int) []float32 {
+	s := &dequantScratch[worker][k]
+	if cap(*s) < n {
+		*s = make([]float32, n)
+	}
+	return (*s)[:n]
+}
+
+func (j *dequantJob) run(worker, lo, hi int) {
+	for t0 := lo; t0 < hi; t0 += j.tile {
+		nr := min(j.tile, hi-t0)
+		wt := dequantBuf(worker, 0, nr*j.cols)
+		ot := dequantBuf(worker, 1, j.n*nr)
+		if err := quant.DequantizeGGML(j.typ, j.w[t0*j.rowBytes:(t0+nr)*j.rowBytes], wt); err != nil {
+			panic(fmt.Sprintf("kernels: MatMulGGUF: %v", err)) // sizes were checked
+		}
+		sub := matMulJob{kind: kindF32, out: ot, x: j.x, xp: j.x, n: j.n, wf: wt, rows: nr, cols: j.cols}
+		matMulRows(&sub, worker, 0, nr)
+		for b := 0; b < j.n; b++ {
+			copy(j.out[b*j.rows+t0:b*j.rows+t0+nr], ot[b*nr:(b+1)*nr])
+		}
+	}
 }

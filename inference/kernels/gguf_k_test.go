@@ -9,56 +9,9 @@ import (
 	"github.com/impetusllm/impetus/inference/quant"
 )
 
-func TestDequantQ4_KKnown(t *testing.T) {
-	blk := make([]byte, Q4_KBlockBytes)
-	binary.LittleEndian.PutUint16(blk, 0x3c00)     // d = 1
-	binary.LittleEndian.PutUint16(blk[2:], 0x3800) // dmin = 0.5
-	sc := blk[4:16]
-	sc[0], sc[4] = 0x42, 3 // pair 0: sc 2, m 3; bit 6 of sc[0] feeds pair 4's scale
-	sc[1], sc[5] = 5, 1    // pair 1: sc 5, m 1
-	sc[8] = 0x21           // pair 4: sc 1|1<<4 = 17, m 2
-	qs := blk[16:]
-	qs[0] = 0x73  // element 0 (pair 0) = 3, element 32 (pair 1) = 7
-	qs[64] = 0x0a // element 128 (pair 4) = 10
-	dst := make([]float32, KBlockElems)
-	DequantQ4_KRow(dst, blk, KBlockElems)
-	for _, c := range []struct {
-		i    int
-		want float32
-	}{{0, 1*2*3 - 0.5*3}, {1, -0.5 * 3}, {32, 1*5*7 - 0.5*1}, {128, 1*17*10 - 0.5*2}, {129, -0.5 * 2}} {
-		if dst[c.i] != c.want {
-			t.Errorf("element %d = %g, want %g", c.i, dst[c.i], c.want)
-		}
-	}
-}
-
-func TestDequantQ6_KKnown(t *testing.T) {
-	blk := make([]byte, Q6_KBlockBytes)
-	binary.LittleEndian.PutUint16(blk[208:], 0x3800) // d = 0.5
-	ql, qh, sc := blk[0:128], blk[128:192], blk[192:208]
-	sc[0], sc[1], sc[2], sc[4], sc[6], sc[8] = 2, 0xff, 3, 4, 0xfe, 1 // 0xff = -1, 0xfe = -2
-	ql[0] = 0x5a                                                      // element 0 low 4 bits 10; element 64 low 4 bits 5
-	qh[0] = 0xe4                                                      // high bits of elements 0, 32, 64, 96: 0, 1, 2, 3
-	ql[32] = 0x07                                                     // element 32 low 4 bits 7; element 96 low 4 bits 0
-	ql[16] = 0x01                                                     // element 16 = 1, scale sc[1]
-	ql[64] = 0x0f                                                     // second half: element 128 low 4 bits 15
-	qh[32] = 0x03                                                     // element 128 high bits 3
-	dst := make([]float32, KBlockElems)
-	DequantQ6_KRow(dst, blk, KBlockElems)
-	for _, c := range []struct {
-		i    int
-		want float32
-	}{{0, (10 - 32) * 2 * 0.5}, {1, -32 * 2 * 0.5}, {64, (37 - 32) * 4 * 0.5}, {32, (23 - 32) * 3 * 0.5},
-		{96, (48 - 32) * -2 * 0.5}, {16, (1 - 32) * -1 * 0.5}, {128, (63 - 32) * 1 * 0.5}} {
-		if dst[c.i] != c.want {
-			t.Errorf("element %d = %g, want %g", c.i, dst[c.i], c.want)
-		}
-	}
-}
-
 // randK makes rows of random K-quant blocks with small f16 scales.
 func randK(r *rand.Rand, rows, cols, blockBytes int, dOffsets ...int) []byte {
-	w := make([]byte, rows*cols/KBlockElems*blockBytes)
+	w := make([]byte, rows*cols/quant.QK_K*blockBytes)
 	for i := range w {
 		w[i] = byte(r.Uint32())
 	}
@@ -75,15 +28,15 @@ func randK(r *rand.Rand, rows, cols, blockBytes int, dOffsets ...int) []byte {
 func TestQ4_KAsMLX(t *testing.T) {
 	r := rand.New(rand.NewPCG(31, 32))
 	const n, rows, cols = 3, 5, 512
-	w := randK(r, rows, cols, Q4_KBlockBytes, 0, 2)
+	w := randK(r, rows, cols, quant.Q4_KBlockBytes, 0, 2)
 	var codes []int
 	var sc, bi []float32
-	for b := 0; b < len(w); b += Q4_KBlockBytes {
-		blk := w[b : b+Q4_KBlockBytes]
+	for b := 0; b < len(w); b += quant.Q4_KBlockBytes {
+		blk := w[b : b+quant.Q4_KBlockBytes]
 		d := quant.F16ToF32(binary.LittleEndian.Uint16(blk))
 		dmin := quant.F16ToF32(binary.LittleEndian.Uint16(blk[2:]))
 		for j := 0; j < 8; j++ {
-			s, m := q4kScaleMin(blk[4:16], j)
+			s, m := quant.KScaleMin(blk[4:16], j)
 			sc, bi = append(sc, d*float32(s)), append(bi, -dmin*float32(m))
 			for l := 0; l < 32; l++ {
 				q := blk[16+32*(j/2)+l]
@@ -97,7 +50,7 @@ func TestQ4_KAsMLX(t *testing.T) {
 	x := randSlice(r, n*cols, 1)
 	want, got := make([]float32, n*rows), make([]float32, n*rows)
 	MatMulMLXRef(want, x, n, packBits(codes, 4), sc, bi, rows, cols, 4, 32)
-	MatMulQ4_K(got, x, n, w, rows, cols)
+	MatMulGGUF(quant.GGMLQ4_K, got, x, n, w, rows, cols)
 	closeTo(t, "Q4_K", got, want, 1e-5)
 }
 
@@ -108,13 +61,13 @@ func TestMatMulKRandom(t *testing.T) {
 		for _, n := range []int{1, 2, 3, 4, 5, 7} {
 			x := randSlice(r, n*cols, 1)
 			want, got := make([]float32, n*rows), make([]float32, n*rows)
-			w4 := randK(r, rows, cols, Q4_KBlockBytes, 0, 2)
-			MatMulQ4_KRef(want, x, n, w4, rows, cols)
-			MatMulQ4_K(got, x, n, w4, rows, cols)
+			w4 := randK(r, rows, cols, quant.Q4_KBlockBytes, 0, 2)
+			MatMulGGUFRef(quant.GGMLQ4_K, want, x, n, w4, rows, cols)
+			MatMulGGUF(quant.GGMLQ4_K, got, x, n, w4, rows, cols)
 			closeTo(t, fmt.Sprintf("Q4_K n%d %dx%d", n, rows, cols), got, want, 1e-5)
-			w6 := randK(r, rows, cols, Q6_KBlockBytes, 208)
-			MatMulQ6_KRef(want, x, n, w6, rows, cols)
-			MatMulQ6_K(got, x, n, w6, rows, cols)
+			w6 := randK(r, rows, cols, quant.Q6_KBlockBytes, 208)
+			MatMulGGUFRef(quant.GGMLQ6_K, want, x, n, w6, rows, cols)
+			MatMulGGUF(quant.GGMLQ6_K, got, x, n, w6, rows, cols)
 			closeTo(t, fmt.Sprintf("Q6_K n%d %dx%d", n, rows, cols), got, want, 1e-5)
 		}
 	}
@@ -122,9 +75,11 @@ func TestMatMulKRandom(t *testing.T) {
 
 func TestMatMulKBadShapes(t *testing.T) {
 	for name, f := range map[string]func(){
-		"cols": func() { MatMulQ4_K(make([]float32, 1), make([]float32, 128), 1, make([]byte, 144), 1, 128) },
+		"cols": func() {
+			MatMulGGUF(quant.GGMLQ4_K, make([]float32, 1), make([]float32, 128), 1, make([]byte, 144), 1, 128)
+		},
 		"short": func() {
-			MatMulQ6_K(make([]float32, 2), make([]float32, 256), 1, make([]byte, Q6_KBlockBytes), 2, 256)
+			MatMulGGUF(quant.GGMLQ6_K, make([]float32, 2), make([]float32, 256), 1, make([]byte, quant.Q6_KBlockBytes), 2, 256)
 		},
 	} {
 		func() {

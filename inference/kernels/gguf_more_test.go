@@ -31,27 +31,6 @@ var ggmlTypeOf = map[string]quant.GGMLType{
 	"Q5_K": quant.GGMLQ5_K, "Q6_K": quant.GGMLQ6_K,
 }
 
-// TestDequantAgainstQuant checks every row dequantizer here against the
-// quant package's block dequantizers, the ground truth of the formats.
-func TestDequantAgainstQuant(t *testing.T) {
-	r := rand.New(rand.NewPCG(51, 52))
-	for _, f := range ggufFormats {
-		const rows = 3
-		cols := 4 * KBlockElems
-		w := f.random(r, rows, cols)
-		want := make([]float32, rows*cols)
-		if err := quant.DequantizeGGML(ggmlTypeOf[f.name], w, want); err != nil {
-			t.Fatalf("%s: quant: %v", f.name, err)
-		}
-		got := make([]float32, rows*cols)
-		rb := cols / f.elems * f.blockBytes
-		for o := 0; o < rows; o++ {
-			f.deq(got[o*cols:(o+1)*cols], w[o*rb:(o+1)*rb], cols)
-		}
-		closeTo(t, f.name, got, want, 1e-6)
-	}
-}
-
 // TestMatMulGGUFFormats checks each block type's matmul against its
 // reference on random blocks (run at every dispatch level by TestLevels).
 func TestMatMulGGUFFormats(t *testing.T) {
@@ -67,100 +46,6 @@ func TestMatMulGGUFFormats(t *testing.T) {
 				f.mm(got, x, n, w, rows, cols)
 				closeTo(t, fmt.Sprintf("%s n%d %dx%d", f.name, n, rows, cols), got, want, 1e-5)
 			}
-		}
-	}
-}
-
-// TestDequantMoreKnown decodes hand-made blocks.
-func TestDequantMoreKnown(t *testing.T) {
-	half := func(v float32) []byte { return binary.LittleEndian.AppendUint16(nil, quant.F32ToF16(v)) }
-	cat := func(parts ...[]byte) []byte {
-		var b []byte
-		for _, p := range parts {
-			b = append(b, p...)
-		}
-		return b
-	}
-	nib := make([]byte, 16) // element i: low nibble i%16 for i < 16, high nibble 15-i%16
-	for i := range nib {
-		nib[i] = byte(i) | byte(15-i)<<4
-	}
-	want41 := make([]float32, 32)
-	want50 := make([]float32, 32)
-	want51 := make([]float32, 32)
-	for i := 0; i < 32; i++ {
-		q := i
-		if i >= 16 {
-			q = 15 - (i - 16)
-		}
-		want41[i] = 0.5*float32(q) - 1
-		hb := 0
-		if i%3 == 0 { // qh bits set on every third element
-			hb = 16
-		}
-		want50[i] = 0.25 * float32(q+hb-16)
-		want51[i] = 0.25*float32(q+hb) + 2
-	}
-	var qh uint32
-	for i := 0; i < 32; i += 3 {
-		qh |= 1 << i
-	}
-	qhb := binary.LittleEndian.AppendUint32(nil, qh)
-	for _, tc := range []struct {
-		name string
-		blk  []byte
-		deq  func([]float32, []byte, int)
-		want []float32
-	}{
-		{"Q4_1", cat(half(0.5), half(-1), nib), DequantQ4_1Row, want41},
-		{"Q5_0", cat(half(0.25), qhb, nib), DequantQ5_0Row, want50},
-		{"Q5_1", cat(half(0.25), half(2), qhb, nib), DequantQ5_1Row, want51},
-	} {
-		got := make([]float32, 32)
-		tc.deq(got, tc.blk, 32)
-		closeTo(t, tc.name, got, tc.want, 0)
-	}
-
-	// Q2_K: every code 2 (0b10 in every pair), sub-block i has scale i%16
-	// and min 1; d = 1, dmin = 0.5: w = 2*(i%16) - 0.5 in sub-block i.
-	q2 := make([]byte, Q2_KBlockBytes)
-	for i := 0; i < 16; i++ {
-		q2[i] = byte(i) | 1<<4
-	}
-	for i := 16; i < 80; i++ {
-		q2[i] = 0b10101010
-	}
-	copy(q2[80:], half(1))
-	copy(q2[82:], half(0.5))
-	got := make([]float32, 256)
-	DequantQ2_KRow(got, q2, 256)
-	for e := range got {
-		h, k, l := e/128, e%128/32, e%32
-		sub := 8*h + 2*k + l/16
-		if want := 2*float32(sub) - 0.5; got[e] != want {
-			t.Fatalf("Q2_K element %d: got %g want %g", e, got[e], want)
-		}
-	}
-
-	// Q3_K: all scale bits zero (scale -32), codes 1 with the high bit set
-	// (q = 1) except element 0 (high bit clear: q = 1-4); d = 0.125.
-	q3 := make([]byte, Q3_KBlockBytes)
-	for i := 0; i < 32; i++ {
-		q3[i] = 0xff
-	}
-	q3[0] = 0xf0 // elements 0, 32, 64, 96 (h = 0, k = 0..3) lose the high bit
-	for i := 32; i < 96; i++ {
-		q3[i] = 0b01010101
-	}
-	copy(q3[108:], half(0.125))
-	DequantQ3_KRow(got, q3, 256)
-	for e := range got {
-		q := float32(1)
-		if e < 128 && e%32 == 0 {
-			q = -3
-		}
-		if want := 0.125 * -32 * q; got[e] != want {
-			t.Fatalf("Q3_K element %d: got %g want %g", e, got[e], want)
 		}
 	}
 }

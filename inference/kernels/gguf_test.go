@@ -9,29 +9,9 @@ import (
 	"github.com/impetusllm/impetus/inference/quant"
 )
 
-func TestDequantGGUFKnown(t *testing.T) {
-	q8 := make([]byte, Q8_0BlockBytes)
-	binary.LittleEndian.PutUint16(q8, 0x3800) // d = 0.5
-	q8[2], q8[3], q8[33] = 1, 0xfe, 0x80      // 1, -2, ..., -128
-	dst := make([]float32, 32)
-	DequantQ8_0Row(dst, q8, 32)
-	if dst[0] != 0.5 || dst[1] != -1 || dst[2] != 0 || dst[31] != -64 {
-		t.Errorf("Q8_0: got %v", dst)
-	}
-
-	q4 := make([]byte, Q4_0BlockBytes)
-	binary.LittleEndian.PutUint16(q4, 0x4000) // d = 2
-	q4[2] = 0x9f                              // element 0 = 15, element 16 = 9
-	q4[17] = 0x08                             // element 15 = 8, element 31 = 0
-	DequantQ4_0Row(dst, q4, 32)
-	if dst[0] != 14 || dst[16] != 2 || dst[15] != 0 || dst[31] != -16 || dst[1] != -16 {
-		t.Errorf("Q4_0: got %v", dst)
-	}
-}
-
 // randGGUF makes rows of random blocks with f16 scales of either sign.
 func randGGUF(r *rand.Rand, rows, cols, blockBytes int) []byte {
-	w := make([]byte, rows*cols/GGUFBlockElems*blockBytes)
+	w := make([]byte, rows*cols/quant.QK*blockBytes)
 	for i := range w {
 		w[i] = byte(r.Uint32())
 	}
@@ -42,7 +22,7 @@ func randGGUF(r *rand.Rand, rows, cols, blockBytes int) []byte {
 }
 
 // TestGGUFAsMLX checks the GGUF decoders against the MLX path through the
-// lossless conversions of FORMATS.md §1b: Q4_0 is MLX group 32 with scale d
+// lossless conversions: Q4_0 is MLX group 32 with scale d
 // and bias -8d (nibbles reordered); Q8_0 is scale d, bias -128d on the
 // codes XOR 0x80.
 func TestGGUFAsMLX(t *testing.T) {
@@ -57,14 +37,14 @@ func TestGGUFAsMLX(t *testing.T) {
 		codes      func(blk []byte) []int
 		bias       float32
 	}{
-		{"Q8_0", Q8_0BlockBytes, 8, MatMulQ8_0, func(blk []byte) []int {
+		{"Q8_0", quant.Q8_0BlockBytes, 8, ggufMM(quant.GGMLQ8_0), func(blk []byte) []int {
 			q := make([]int, 32)
 			for i, c := range blk[2:] {
 				q[i] = int(c ^ 0x80)
 			}
 			return q
 		}, -128},
-		{"Q4_0", Q4_0BlockBytes, 4, MatMulQ4_0, func(blk []byte) []int {
+		{"Q4_0", quant.Q4_0BlockBytes, 4, ggufMM(quant.GGMLQ4_0), func(blk []byte) []int {
 			q := make([]int, 32)
 			for i, c := range blk[2:] {
 				q[i], q[i+16] = int(c&15), int(c>>4)
@@ -95,13 +75,13 @@ func TestMatMulGGUFRandom(t *testing.T) {
 		for _, n := range []int{1, 2, 3, 4, 5, 7} {
 			x := randSlice(r, n*cols, 1)
 			want, got := make([]float32, n*rows), make([]float32, n*rows)
-			w8 := randGGUF(r, rows, cols, Q8_0BlockBytes)
-			MatMulQ8_0Ref(want, x, n, w8, rows, cols)
-			MatMulQ8_0(got, x, n, w8, rows, cols)
+			w8 := randGGUF(r, rows, cols, quant.Q8_0BlockBytes)
+			MatMulGGUFRef(quant.GGMLQ8_0, want, x, n, w8, rows, cols)
+			MatMulGGUF(quant.GGMLQ8_0, got, x, n, w8, rows, cols)
 			closeTo(t, fmt.Sprintf("Q8_0 n%d %dx%d", n, rows, cols), got, want, 1e-5)
-			w4 := randGGUF(r, rows, cols, Q4_0BlockBytes)
-			MatMulQ4_0Ref(want, x, n, w4, rows, cols)
-			MatMulQ4_0(got, x, n, w4, rows, cols)
+			w4 := randGGUF(r, rows, cols, quant.Q4_0BlockBytes)
+			MatMulGGUFRef(quant.GGMLQ4_0, want, x, n, w4, rows, cols)
+			MatMulGGUF(quant.GGMLQ4_0, got, x, n, w4, rows, cols)
 			closeTo(t, fmt.Sprintf("Q4_0 n%d %dx%d", n, rows, cols), got, want, 1e-5)
 		}
 	}
@@ -109,9 +89,11 @@ func TestMatMulGGUFRandom(t *testing.T) {
 
 func TestMatMulGGUFBadShapes(t *testing.T) {
 	for name, f := range map[string]func(){
-		"cols": func() { MatMulQ8_0(make([]float32, 48), make([]float32, 48), 1, make([]byte, 100), 1, 48) },
+		"cols": func() {
+			MatMulGGUF(quant.GGMLQ8_0, make([]float32, 48), make([]float32, 48), 1, make([]byte, 100), 1, 48)
+		},
 		"short weight": func() {
-			MatMulQ4_0(make([]float32, 2), make([]float32, 64), 1, make([]byte, 2*Q4_0BlockBytes+1), 2, 64)
+			MatMulGGUF(quant.GGMLQ4_0, make([]float32, 2), make([]float32, 64), 1, make([]byte, 2*quant.Q4_0BlockBytes+1), 2, 64)
 		},
 	} {
 		func() {

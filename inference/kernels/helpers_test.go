@@ -5,11 +5,37 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/impetusllm/impetus/inference/quant"
 )
 
-// quantizeMLX is the MLX affine quantizer of FORMATS.md §1b, row by row:
+// ggufMM, ggufRef and ggufDeq bind MatMulGGUF, MatMulGGUFRef and quant's
+// decoder to one block type, for the tests' tables of formats.
+func ggufMM(t quant.GGMLType) func(out, x []float32, n int, w []byte, rows, cols int) {
+	return func(out, x []float32, n int, w []byte, rows, cols int) { MatMulGGUF(t, out, x, n, w, rows, cols) }
+}
+
+func ggufRef(t quant.GGMLType) func(out, x []float32, n int, w []byte, rows, cols int) {
+	return func(out, x []float32, n int, w []byte, rows, cols int) { MatMulGGUFRef(t, out, x, n, w, rows, cols) }
+}
+
+func ggufDeq(t quant.GGMLType) func(dst []float32, src []byte, cols int) {
+	return func(dst []float32, src []byte, cols int) {
+		rb := cols / t.BlockSize() * t.TypeSize()
+		if err := quant.DequantizeGGML(t, src[:rb], dst[:cols]); err != nil {
+			panic(err)
+		}
+	}
+}
+
+// dequantMLXRow expands one row of an MLX weight with quant's decoder.
+func dequantMLXRow(dst []float32, wq []uint32, scales, biases []float32, cols, bits, group int) {
+	quant.DequantizeMLX(dst, wq, scales, biases, 1, cols, bits, group)
+}
+
+// quantizeMLX is the MLX affine quantizer, row by row:
 // per group, the larger-magnitude extreme becomes the bias and the scale
-// may be negative. It packs with packBits, independently of DequantMLXRow.
+// may be negative. It packs with packBits, independently of quant.DequantizeMLX.
 func quantizeMLX(w []float32, rows, cols, bits, group int) (wq []uint32, scales, biases []float32) {
 	groups := cols / group
 	scales = make([]float32, rows*groups)

@@ -1,6 +1,7 @@
 package kernels
 
 import (
+	"fmt"
 	"math"
 
 	"github.com/impetusllm/impetus/inference/quant"
@@ -29,11 +30,12 @@ func matMulRowsGo(j *matMulJob, worker, lo, hi int) {
 			}
 		case kindMLX:
 			w, g := j.wordsPerRow, j.groupsPerRow
-			DequantMLXRow(row, j.wq[o*w:(o+1)*w], j.scales[o*g:(o+1)*g], j.biases[o*g:(o+1)*g], cols, j.bits, j.group)
-		default: // GGUF blocks
-			g := ggufKinds[j.kind]
-			rb := cols / g.elems * g.bytes
-			g.deq(row, j.wb[o*rb:(o+1)*rb], cols)
+			quant.DequantizeMLX(row, j.wq[o*w:(o+1)*w], j.scales[o*g:(o+1)*g], j.biases[o*g:(o+1)*g], 1, cols, j.bits, j.group)
+		case kindGGUF:
+			rb := cols / j.typ.BlockSize() * j.typ.TypeSize()
+			if err := quant.DequantizeGGML(j.typ, j.wb[o*rb:(o+1)*rb], row); err != nil {
+				panic(fmt.Sprintf("kernels: MatMulGGUF: %v", err)) // sizes were checked
+			}
 		}
 		for b := 0; b < j.n; b++ {
 			j.out[b*j.rows+o] = dotGo(row, j.x[b*cols:(b+1)*cols])

@@ -3,6 +3,8 @@ package kernels
 import (
 	"os"
 	"sync/atomic"
+
+	"github.com/impetusllm/impetus/inference/quant"
 )
 
 // int8Acts selects the int8-activation path where it exists (see the
@@ -25,12 +27,12 @@ func ResetInt8() {
 var mlxInt8 atomic.Bool
 
 // SetInt8MLX turns the int8-activation path for MLX 4-bit weights on or off
-// (on by default, as for Q8_0 and Q4_0; off, MLX weights run in float and
+// (on by default, as for the GGUF formats; off, MLX weights run in float and
 // match transformers to float rounding) and returns the previous setting.
 func SetInt8MLX(on bool) bool { return mlxInt8.Swap(on) }
 
-// SetInt8Activations turns the int8-activation path of the Q8_0 and Q4_0
-// matmuls (and of Packed weights, Q5_0, Q4_K and Q6_K included) on or off
+// SetInt8Activations turns the int8-activation path (Packed weights, and
+// unpacked Q8_0, Q4_0 and MLX 4-bit ones; see the package doc) on or off
 // and returns the previous setting. Off, every matmul runs in float and
 // matches the *Ref functions to float rounding; on (the default), those
 // results differ from them by the int8 rounding of the activations (about
@@ -38,13 +40,14 @@ func SetInt8MLX(on bool) bool { return mlxInt8.Swap(on) }
 func SetInt8Activations(on bool) bool { return int8Acts.Swap(on) }
 
 // Int8Activations reports whether matmuls run with int8 activations on
-// this CPU at the current settings: Packed weights at the AVX2 and AVX-512
-// levels, and unpacked Q8_0, Q4_0 and MLX 4-bit ones with AVX-512 VNNI.
+// this CPU at the current settings: Packed weights (Q8_0, Q4_0, Q5_0, Q4_K,
+// Q6_K, MLX 4-bit) at the AVX2, AVX-512 and NEON levels, and unpacked Q8_0,
+// Q4_0 and MLX 4-bit ones at AVX-512 with VNNI and at NEON.
 func Int8Activations() bool { return int8Acts.Load() && (int8Available() || packedAvailable()) }
 
 // usesInt8 reports whether the unpacked matmul j takes the int8 path
-// (simd_vnni.c, AVX-512 VNNI only).
+// (simd_vnni.c with AVX-512 VNNI, simd_packed_neon.c on ARM64).
 func (j *matMulJob) usesInt8() bool {
-	ok := j.kind == kindQ8_0 || j.kind == kindQ4_0 || (j.kind == kindMLX && j.bits == 4 && mlxInt8.Load())
+	ok := j.kind == kindGGUF && (j.typ == quant.GGMLQ8_0 || j.typ == quant.GGMLQ4_0) || (j.kind == kindMLX && j.bits == 4 && mlxInt8.Load())
 	return ok && j.n > 0 && j.cols > 0 && int8Acts.Load() && int8Available()
 }

@@ -14,9 +14,9 @@ import (
 // 32-element block to q = roundEven(x*127/max|x|) with scale max|x|/127,
 // and each block's integer dot with the weight codes is scaled by d_w*d_x.
 func matMulInt8Ref(out, x []float32, n int, w []byte, q8 bool, rows, cols int) {
-	bs := Q4_0BlockBytes
+	bs := quant.Q4_0BlockBytes
 	if q8 {
-		bs = Q8_0BlockBytes
+		bs = quant.Q8_0BlockBytes
 	}
 	nb := cols / 32
 	xq := make([]int32, cols)
@@ -115,8 +115,8 @@ func TestInt8Activations(t *testing.T) {
 					mm   func(out, x []float32, n int, w []byte, rows, cols int)
 					ref  func(out, x []float32, n int, w []byte, rows, cols int)
 				}{
-					{"Q8_0", true, Q8_0BlockBytes, MatMulQ8_0, MatMulQ8_0Ref},
-					{"Q4_0", false, Q4_0BlockBytes, MatMulQ4_0, MatMulQ4_0Ref},
+					{"Q8_0", true, quant.Q8_0BlockBytes, ggufMM(quant.GGMLQ8_0), ggufRef(quant.GGMLQ8_0)},
+					{"Q4_0", false, quant.Q4_0BlockBytes, ggufMM(quant.GGMLQ4_0), ggufRef(quant.GGMLQ4_0)},
 				} {
 					name := fmt.Sprintf("%s n%d %dx%d", tc.name, n, rows, cols)
 					w := randGGUF(r, rows, cols, tc.bb)
@@ -153,7 +153,7 @@ func TestInt8MLX(t *testing.T) {
 				wf := make([]float32, rows*cols)
 				for o := 0; o < rows; o++ {
 					ng := cols / g
-					DequantMLXRow(wf[o*cols:(o+1)*cols], wq[o*cols/8:(o+1)*cols/8], sc[o*ng:(o+1)*ng], bi[o*ng:(o+1)*ng], cols, 4, g)
+					dequantMLXRow(wf[o*cols:(o+1)*cols], wq[o*cols/8:(o+1)*cols/8], sc[o*ng:(o+1)*ng], bi[o*ng:(o+1)*ng], cols, 4, g)
 				}
 				for _, n := range []int{1, 2, 3, 4, 5, 7, 9} {
 					x := randSlice(r, n*cols, 1)
@@ -177,10 +177,10 @@ func TestInt8NaN(t *testing.T) {
 		x := randSlice(r, 2*cols, 1)
 		x[cols+40] = float32(math.NaN())
 		wq, sc, bi := quantizeMLX(randSlice(r, rows*cols, 1), rows, cols, 4, 32)
-		w8, w4 := randGGUF(r, rows, cols, Q8_0BlockBytes), randGGUF(r, rows, cols, Q4_0BlockBytes)
+		w8, w4 := randGGUF(r, rows, cols, quant.Q8_0BlockBytes), randGGUF(r, rows, cols, quant.Q4_0BlockBytes)
 		for name, mm := range map[string]func(out []float32){
-			"Q8_0": func(out []float32) { MatMulQ8_0(out, x, 2, w8, rows, cols) },
-			"Q4_0": func(out []float32) { MatMulQ4_0(out, x, 2, w4, rows, cols) },
+			"Q8_0": func(out []float32) { MatMulGGUF(quant.GGMLQ8_0, out, x, 2, w8, rows, cols) },
+			"Q4_0": func(out []float32) { MatMulGGUF(quant.GGMLQ4_0, out, x, 2, w4, rows, cols) },
 			"MLX4": func(out []float32) { MatMulMLX(out, x, 2, wq, sc, bi, rows, cols, 4, 32) },
 		} {
 			out := make([]float32, 2*rows)

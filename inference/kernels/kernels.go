@@ -9,12 +9,13 @@
 // A matmul reads each weight once per block of up to four activation rows,
 // so decoding a batch of sequences costs about one pass over the weights.
 // Activations stay float32 (results match the dequantized reference to
-// float rounding) except for GGUF Q8_0 and Q4_0 and MLX 4-bit weights on
-// CPUs with AVX-512 VNNI, Packed weights at the AVX2 and AVX-512 levels,
-// and on ARM64 (simd_packed_neon.c): there each activation row is quantized
-// to int8 per 32-element block (scale max|x|/127) and dotted in integers, as
-// llama.cpp does for its quantized formats. Such weights are usually
-// repacked at load (Packed) so that one register holds codes of 16 rows.
+// float rounding) except on the int8 path: Packed weights (GGUF Q8_0, Q4_0,
+// Q5_0, Q4_K and Q6_K and MLX 4-bit, repacked at load so that one register
+// holds codes of 16 rows) at the AVX2, AVX-512 and NEON levels, and
+// unpacked Q8_0, Q4_0 and MLX 4-bit weights at AVX-512 with VNNI and at
+// NEON. There each activation row is quantized to int8 per 32-element
+// block (scale max|x|/127) and dotted in integers, as llama.cpp does for
+// its quantized formats.
 // IMPETUS_SIMD or SetLevel holds every kernel at a lower level than the
 // CPU's best. IMPETUS_INT8=0 in
 // the environment, or SetInt8Activations(false), keeps everything in float;
@@ -44,8 +45,13 @@
 //	(cd inference/kernels && qemu-aarch64 -L /usr/aarch64-linux-gnu ../../k.test)
 package kernels
 
-import "fmt"
+import (
+	"fmt"
 
+	"github.com/impetusllm/impetus/inference/quant"
+)
+
+// weightKind is the storage of a matmul's weight.
 type weightKind uint8
 
 const (
@@ -53,22 +59,14 @@ const (
 	kindBF16
 	kindF16
 	kindMLX
-	kindQ8_0
-	kindQ4_0
-	kindQ4_K
-	kindQ6_K
-	kindQ4_1
-	kindQ5_0
-	kindQ5_1
-	kindQ5_K
-	kindQ2_K
-	kindQ3_K
+	kindGGUF   // GGUF blocks of matMulJob.typ (gguf.go)
 	kindPacked // a *Packed weight (packed.go)
 )
 
 // matMulJob is one matrix multiplication, split by output rows.
 type matMulJob struct {
 	kind         weightKind
+	typ          quant.GGMLType // kindGGUF
 	out, x       []float32
 	xp           []float32 // x as the backend wants it (prepMatMul)
 	xq           []int8    // x quantized to int8 per 32-block, when the int8 path runs (prepMatMul)
@@ -82,7 +80,7 @@ type matMulJob struct {
 	wf           []float32 // kindF32
 	wh           []uint16  // kindBF16, kindF16
 	wq           []uint32  // kindMLX
-	wb           []byte    // GGUF block kinds
+	wb           []byte    // kindGGUF
 	scales       []float32 // kindMLX
 	biases       []float32 // kindMLX
 	rows, cols   int
@@ -121,11 +119,10 @@ func (j *matMulJob) rowBytes() int {
 		return 2 * j.cols
 	case kindMLX:
 		return 4*j.wordsPerRow + 8*j.groupsPerRow
+	case kindGGUF:
+		return j.cols / j.typ.BlockSize() * j.typ.TypeSize()
 	case kindPacked:
 		return j.pk.Bytes() / j.pk.rows
-	}
-	if g, ok := ggufKinds[j.kind]; ok {
-		return j.cols / g.elems * g.bytes
 	}
 	return 0
 }
@@ -174,7 +171,7 @@ func matMulHalf(name string, kind weightKind, out, x []float32, n int, w []uint1
 	*j = matMulJob{}
 }
 
-// MatMulMLX multiplies by an MLX affine-quantized weight (FORMATS.md §1b):
+// MatMulMLX multiplies by an MLX affine-quantized weight:
 // wq is the packed [rows][cols*bits/32] matrix, scales and biases are
 // [rows][cols/groupSize], and w[o][j] = scales[o][j/g]*q[o][j] + biases[o][j/g].
 // bits is 2, 3, 4, 5, 6 or 8 and groupSize 32, 64 or 128.

@@ -46,10 +46,10 @@ func toHalf(w []float32, conv func(float32) uint16) []uint16 {
 }
 
 func TestDequantMLXRowKnown(t *testing.T) {
-	// 4 bits: element 0 is bits 0-3 of word 0, element 1 bits 4-7 (§1b).
+	// 4 bits: element 0 is bits 0-3 of word 0, element 1 bits 4-7 (LSB first).
 	wq := []uint32{0x76543210, 0xfedcba98, 0, 0}
 	dst := make([]float32, 32)
-	DequantMLXRow(dst, wq, []float32{2}, []float32{-1}, 32, 4, 32)
+	dequantMLXRow(dst, wq, []float32{2}, []float32{-1}, 32, 4, 32)
 	for j := 0; j < 16; j++ {
 		if want := float32(2*j - 1); dst[j] != want {
 			t.Fatalf("4-bit element %d = %g, want %g", j, dst[j], want)
@@ -59,7 +59,7 @@ func TestDequantMLXRowKnown(t *testing.T) {
 	wq = make([]uint32, 3)
 	wq[0] = 0b10 << 30 // low two bits of element 10 = 2
 	wq[1] = 1          // high bit of element 10 = 4
-	DequantMLXRow(dst, wq, []float32{1}, []float32{0}, 32, 3, 32)
+	dequantMLXRow(dst, wq, []float32{1}, []float32{0}, 32, 3, 32)
 	if dst[10] != 6 || dst[9] != 0 || dst[11] != 0 {
 		t.Fatalf("3-bit straddle: elements 9..11 = %v, want [0 6 0]", dst[9:12])
 	}
@@ -81,7 +81,7 @@ func TestMLXQuantizeRoundTrip(t *testing.T) {
 			row := make([]float32, cols)
 			for o := 0; o < rows; o++ {
 				words, groups := cols*bits/32, cols/g
-				DequantMLXRow(row, wq[o*words:(o+1)*words], sc[o*groups:(o+1)*groups], bi[o*groups:(o+1)*groups], cols, bits, g)
+				dequantMLXRow(row, wq[o*words:(o+1)*words], sc[o*groups:(o+1)*groups], bi[o*groups:(o+1)*groups], cols, bits, g)
 				for j, v := range row {
 					s := sc[o*groups+j/g]
 					negative = negative || s < 0
@@ -147,7 +147,7 @@ func TestMatMulMLXRefNaive(t *testing.T) {
 		deq := make([]float32, rows*cols)
 		words, groups := cols*bits/32, cols/32
 		for o := 0; o < rows; o++ {
-			DequantMLXRow(deq[o*cols:(o+1)*cols], wq[o*words:], sc[o*groups:], bi[o*groups:], cols, bits, 32)
+			dequantMLXRow(deq[o*cols:(o+1)*cols], wq[o*words:], sc[o*groups:], bi[o*groups:], cols, bits, 32)
 		}
 		want, got := make([]float32, n*rows), make([]float32, n*rows)
 		MatMulF32Ref(want, x, n, deq, rows, cols)
@@ -386,7 +386,7 @@ func TestRoPE(t *testing.T) {
 	closeTo(t, "adjacent", x, []float32{-4, 2, 6, 8}, 1e-6)
 
 	// GGUF's permuted rows with adjacent pairs equal HF rows with
-	// rotate-half (FORMATS.md §2, the RoPE layout trap); partial rotary
+	// rotate-half (GGUF llama files permute the q/k rows so); partial rotary
 	// leaves the tail alone.
 	r := rand.New(rand.NewPCG(19, 20))
 	const n, heads, hd, rot = 5, 3, 16, 12

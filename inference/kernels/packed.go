@@ -81,10 +81,10 @@ func PackQ4_0(w []byte, rows, cols int) *Packed {
 		return nil
 	}
 	nb := cols / 32
-	checkPackLen("PackQ4_0", len(w), rows*nb*Q4_0BlockBytes)
+	checkPackLen("PackQ4_0", len(w), rows*nb*quant.Q4_0BlockBytes)
 	p := newPacked(rows, cols, packQ4, 2*rows*nb, 0)
 	p.off, p.sfmt = 8, packF16
-	packBlocks(p, w, Q4_0BlockBytes, func(dst []byte, r int, blk []byte) {
+	packBlocks(p, w, quant.Q4_0BlockBytes, func(dst []byte, r int, blk []byte) {
 		// Q4_0's byte j already holds elements j and j+16 (putNibbles' layout).
 		for i := 0; i < 4; i++ {
 			copy(dst[i*64+r*4:][:4], blk[2+4*i:])
@@ -100,10 +100,10 @@ func PackQ8_0(w []byte, rows, cols int) *Packed {
 		return nil
 	}
 	nb := cols / 32
-	checkPackLen("PackQ8_0", len(w), rows*nb*Q8_0BlockBytes)
+	checkPackLen("PackQ8_0", len(w), rows*nb*quant.Q8_0BlockBytes)
 	p := newPacked(rows, cols, packQ8, 2*rows*nb, 0)
 	p.off, p.sfmt = 128, packF16
-	packBlocks(p, w, Q8_0BlockBytes, func(dst []byte, r int, blk []byte) {
+	packBlocks(p, w, quant.Q8_0BlockBytes, func(dst []byte, r int, blk []byte) {
 		for i := 0; i < 8; i++ {
 			for t := 0; t < 4; t++ {
 				dst[i*64+r*4+t] = blk[2+4*i+t] ^ 0x80
@@ -122,10 +122,10 @@ func PackQ5_0(w []byte, rows, cols int) *Packed {
 		return nil
 	}
 	nb := cols / 32
-	checkPackLen("PackQ5_0", len(w), rows*nb*Q5_0BlockBytes)
+	checkPackLen("PackQ5_0", len(w), rows*nb*quant.Q5_0BlockBytes)
 	p := newPacked(rows, cols, packQ5_0, 2*rows*nb, 0)
 	p.off, p.sfmt = 16, packF16
-	packBlocks(p, w, Q5_0BlockBytes, func(dst []byte, r int, blk []byte) {
+	packBlocks(p, w, quant.Q5_0BlockBytes, func(dst []byte, r int, blk []byte) {
 		qh := binary.LittleEndian.Uint32(blk[2:])
 		code := func(e int) byte { return blk[6+e%16]>>(4*(e/16))&15 | byte(qh>>e&1)<<4 }
 		for t := 0; t < 4; t++ {
@@ -148,19 +148,19 @@ func PackQ5_0(w []byte, rows, cols int) *Packed {
 // builds 4q without shifting nibbles. d stays f16 and the sub-scales int8,
 // per super-block: [d of 16 rows][16 sub-blocks][16 rows].
 func PackQ6_K(w []byte, rows, cols int) *Packed {
-	if !packable(rows, cols) || cols%KBlockElems != 0 {
+	if !packable(rows, cols) || cols%quant.QK_K != 0 {
 		return nil
 	}
-	nb, nsb := cols/32, cols/KBlockElems
-	checkPackLen("PackQ6_K", len(w), rows*nsb*Q6_KBlockBytes)
+	nb, nsb := cols/32, cols/quant.QK_K
+	checkPackLen("PackQ6_K", len(w), rows*nsb*quant.Q6_KBlockBytes)
 	const sbBytes = 2*packedTile + 16*packedTile
 	p := newPacked(rows, cols, packQ6_K, rows/packedTile*nsb*sbBytes, 0)
 	p.off, p.hoff = 32, 128
 	packRowGroups(rows, func(g int) {
 		for r := 0; r < packedTile; r++ {
-			src := w[(g*packedTile+r)*nsb*Q6_KBlockBytes:]
+			src := w[(g*packedTile+r)*nsb*quant.Q6_KBlockBytes:]
 			for sb := 0; sb < nsb; sb++ {
-				blk := src[sb*Q6_KBlockBytes : (sb+1)*Q6_KBlockBytes]
+				blk := src[sb*quant.Q6_KBlockBytes : (sb+1)*quant.Q6_KBlockBytes]
 				ss := p.scales[(g*nsb+sb)*sbBytes:]
 				copy(ss[2*r:2*r+2], blk[208:210])
 				for i := 0; i < 16; i++ {
@@ -192,24 +192,24 @@ func PackQ6_K(w []byte, rows, cols int) *Packed {
 // of 16 rows][8 mins of 16 rows]. The mins need the activation block sums
 // (d*sum per block, as MLX biases do with group 32).
 func PackQ4_K(w []byte, rows, cols int) *Packed {
-	if !packable(rows, cols) || cols%KBlockElems != 0 {
+	if !packable(rows, cols) || cols%quant.QK_K != 0 {
 		return nil
 	}
-	nb, nsb := cols/32, cols/KBlockElems
-	checkPackLen("PackQ4_K", len(w), rows*nsb*Q4_KBlockBytes)
+	nb, nsb := cols/32, cols/quant.QK_K
+	checkPackLen("PackQ4_K", len(w), rows*nsb*quant.Q4_KBlockBytes)
 	const sbBytes = 4*packedTile + 16*packedTile
 	p := newPacked(rows, cols, packQ4_K, rows/packedTile*nsb*sbBytes, 0)
 	p.group = 32
 	packRowGroups(rows, func(g int) {
 		for r := 0; r < packedTile; r++ {
-			src := w[(g*packedTile+r)*nsb*Q4_KBlockBytes:]
+			src := w[(g*packedTile+r)*nsb*quant.Q4_KBlockBytes:]
 			for sb := 0; sb < nsb; sb++ {
-				blk := src[sb*Q4_KBlockBytes : (sb+1)*Q4_KBlockBytes]
+				blk := src[sb*quant.Q4_KBlockBytes : (sb+1)*quant.Q4_KBlockBytes]
 				ss := p.scales[(g*nsb+sb)*sbBytes:]
 				copy(ss[2*r:2*r+2], blk[0:2])
 				copy(ss[2*packedTile+2*r:][:2], blk[2:4])
 				for j := 0; j < 8; j++ {
-					sc, m := q4kScaleMin(blk[4:16], j)
+					sc, m := quant.KScaleMin(blk[4:16], j)
 					ss[4*packedTile+j*packedTile+r] = sc
 					ss[12*packedTile+j*packedTile+r] = m
 				}
@@ -227,7 +227,7 @@ func PackQ4_K(w []byte, rows, cols int) *Packed {
 }
 
 // q6kCode is the 6-bit code (0..63) of element e of a Q6_K super-block
-// (see DequantQ6_KRow for the layout).
+// (quant.DequantizeGGML tells the layout).
 func q6kCode(blk []byte, e int) byte {
 	h, l, k := e/128, e%32, e%128/32
 	lo := blk[64*h+l+32*(k&1)]

@@ -78,7 +78,7 @@ func (p *Packed) rowMLX(dst []float32, g, r int) {
 
 func (p *Packed) rowQ4_K(dst []float32, g, r int) {
 	const sbBytes = 4*packedTile + 16*packedTile
-	nb, nsb := p.cols/32, p.cols/KBlockElems
+	nb, nsb := p.cols/32, p.cols/quant.QK_K
 	for sb := 0; sb < nsb; sb++ {
 		ss := p.scales[(g*nsb+sb)*sbBytes:]
 		d := quant.F16ToF32(binary.LittleEndian.Uint16(ss[2*r:]))
@@ -86,7 +86,7 @@ func (p *Packed) rowQ4_K(dst []float32, g, r int) {
 		for kk := 0; kk < 8; kk++ {
 			sc, m := ss[4*packedTile+kk*packedTile+r], ss[12*packedTile+kk*packedTile+r]
 			codes := p.codes[(g*nb+sb*8+kk)*packCodeBytes[packQ4_K]:]
-			out := dst[sb*KBlockElems+32*kk:]
+			out := dst[sb*quant.QK_K+32*kk:]
 			for e := 0; e < 32; e++ {
 				out[e] = d*float32(sc)*float32(nibble(codes, r, e)) - dmin*float32(m)
 			}
@@ -96,13 +96,13 @@ func (p *Packed) rowQ4_K(dst []float32, g, r int) {
 
 func (p *Packed) rowQ6_K(dst []float32, g, r int) {
 	const sbBytes = 2*packedTile + 16*packedTile
-	nb, nsb := p.cols/32, p.cols/KBlockElems
+	nb, nsb := p.cols/32, p.cols/quant.QK_K
 	for sb := 0; sb < nsb; sb++ {
 		ss := p.scales[(g*nsb+sb)*sbBytes:]
 		d := quant.F16ToF32(binary.LittleEndian.Uint16(ss[2*r:]))
 		for kk := 0; kk < 8; kk++ {
 			codes := p.codes[(g*nb+sb*8+kk)*packCodeBytes[packQ6_K]:]
-			out := dst[sb*KBlockElems+32*kk:]
+			out := dst[sb*quant.QK_K+32*kk:]
 			for e := 0; e < 32; e++ {
 				i, t := e%16/4, e%4
 				b := codes[i*64+r*4+t]

@@ -3,6 +3,8 @@ package kernels
 import (
 	"math/rand/v2"
 	"testing"
+
+	"github.com/impetusllm/impetus/inference/quant"
 )
 
 // TestPackedRow checks that every packed format gives back each row's
@@ -34,7 +36,7 @@ func TestPackedRowBadRow(t *testing.T) {
 	if !packedAvailable() {
 		t.Skip("no packed kernels on this CPU")
 	}
-	pk := PackQ8_0(make([]byte, 16*Q8_0BlockBytes), 16, 32)
+	pk := PackQ8_0(make([]byte, 16*quant.Q8_0BlockBytes), 16, 32)
 	for _, row := range []int{-1, 16} {
 		func() {
 			defer func() {

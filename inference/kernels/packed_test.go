@@ -24,7 +24,7 @@ func packedCases(t *testing.T, r *rand.Rand, rows, cols int) []packedCase {
 		q8   bool
 		bb   int
 		pack func([]byte, int, int) *Packed
-	}{{"Q8_0", true, Q8_0BlockBytes, PackQ8_0}, {"Q4_0", false, Q4_0BlockBytes, PackQ4_0}} {
+	}{{"Q8_0", true, quant.Q8_0BlockBytes, PackQ8_0}, {"Q4_0", false, quant.Q4_0BlockBytes, PackQ4_0}} {
 		w := randGGUF(r, rows, cols, tc.bb)
 		wf := make([]float32, rows*cols)
 		if err := quant.DequantizeGGML(ggmlTypeOf[tc.name], w, wf); err != nil {
@@ -72,7 +72,7 @@ func packedCases(t *testing.T, r *rand.Rand, rows, cols int) []packedCase {
 			}
 			wf := make([]float32, rows*cols)
 			for o := 0; o < rows; o++ {
-				DequantMLXRow(wf[o*cols:(o+1)*cols], wq[o*cols/8:(o+1)*cols/8], sc[o*ng:(o+1)*ng], bi[o*ng:(o+1)*ng], cols, 4, g)
+				dequantMLXRow(wf[o*cols:(o+1)*cols], wq[o*cols/8:(o+1)*cols/8], sc[o*ng:(o+1)*ng], bi[o*ng:(o+1)*ng], cols, 4, g)
 			}
 			pk := PackMLX4(wq, sc, bi, rows, cols, g)
 			if pk != nil && pk.sfmt != f.sfmt {
@@ -213,13 +213,13 @@ func TestPackedNaN(t *testing.T) {
 // TestPackUnpackable checks that shapes the kernels cannot tile stay unpacked.
 func TestPackUnpackable(t *testing.T) {
 	r := rand.New(rand.NewPCG(75, 76))
-	if PackQ4_0(randGGUF(r, 15, 64, Q4_0BlockBytes), 15, 64) != nil {
+	if PackQ4_0(randGGUF(r, 15, 64, quant.Q4_0BlockBytes), 15, 64) != nil {
 		t.Error("15 rows packed")
 	}
-	if PackQ6_K(make([]byte, 16*Q6_KBlockBytes*2), 16, 480) != nil {
+	if PackQ6_K(make([]byte, 16*quant.Q6_KBlockBytes*2), 16, 480) != nil {
 		t.Error("Q6_K with 480 columns packed")
 	}
-	if PackQ4_K(make([]byte, 16*Q4_KBlockBytes*2), 16, 480) != nil {
+	if PackQ4_K(make([]byte, 16*quant.Q4_KBlockBytes*2), 16, 480) != nil {
 		t.Error("Q4_K with 480 columns packed")
 	}
 	wq, sc, bi := quantizeMLX(randSlice(r, 16*96, 1), 16, 96, 4, 32)

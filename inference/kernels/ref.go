@@ -48,24 +48,6 @@ func matMulConvRef(out, x []float32, n int, w []uint16, rows, cols int, conv fun
 	}
 }
 
-// DequantMLXRow expands one row of an MLX affine-quantized matrix:
-// dst[j] = scales[j/groupSize]*q[j] + biases[j/groupSize], where q[j] is the
-// bits-wide field at bit offset j*bits of the row's LSB-first bit stream wq.
-// wq holds cols*bits/32 words; scales and biases hold cols/groupSize values.
-func DequantMLXRow(dst []float32, wq []uint32, scales, biases []float32, cols, bits, groupSize int) {
-	mask := uint64(1)<<bits - 1
-	for j := 0; j < cols; j++ {
-		pos := j * bits
-		word, off := pos/32, pos%32
-		v := uint64(wq[word]) >> off
-		if off+bits > 32 {
-			v |= uint64(wq[word+1]) << (32 - off)
-		}
-		g := j / groupSize
-		dst[j] = scales[g]*float32(v&mask) + biases[g]
-	}
-}
-
 // MatMulMLXRef multiplies by an MLX affine-quantized weight, one dequantized
 // row at a time.
 func MatMulMLXRef(out, x []float32, n int, wq []uint32, scales, biases []float32, rows, cols, bits, groupSize int) {
@@ -73,7 +55,7 @@ func MatMulMLXRef(out, x []float32, n int, wq []uint32, scales, biases []float32
 	groups := cols / groupSize
 	row := make([]float32, cols)
 	for o := 0; o < rows; o++ {
-		DequantMLXRow(row, wq[o*words:(o+1)*words], scales[o*groups:(o+1)*groups], biases[o*groups:(o+1)*groups], cols, bits, groupSize)
+		quant.DequantizeMLX(row, wq[o*words:(o+1)*words], scales[o*groups:(o+1)*groups], biases[o*groups:(o+1)*groups], 1, cols, bits, groupSize)
 		for b := 0; b < n; b++ {
 			out[b*rows+o] = dotRef(row, x[b*cols:(b+1)*cols])
 		}

@@ -107,6 +107,16 @@ func archFor(modelType string) (*arch, bool) {
 	return nil, false
 }
 
+// GGUFArch returns the GGUF general.architecture a config.json model_type
+// converts to ("" when it has none), and whether GGUF converters store its
+// q/k rows permuted for adjacent RoPE pairs.
+func GGUFArch(modelType string) (arch string, permutedQK bool) {
+	if r, ok := archFor(modelType); ok {
+		return r.ggufArch, r.ggufPermutedQK
+	}
+	return "", false
+}
+
 // archForGGUF returns the row a GGUF general.architecture loads as.
 func archForGGUF(ggufArch string) (*arch, bool) {
 	for i := range archs {

@@ -1,13 +1,11 @@
 package model
 
-// GGUF models (FORMATS.md §1c and §2). The hyperparameters come from the
+// GGUF models. The hyperparameters come from the
 // {arch}.* metadata keys and are mapped onto the same config.json fields
 // ParseConfig reads, so both formats share one set of defaults and RoPE
 // rules. The weights are used where they lie in the mapped file: F32, F16 and
-// BF16 matrices through the float kernels, block types through the GGUF
-// kernels, or, for block types without a dedicated kernel, the generic
-// kernels.MatMulGGML, which expands a few rows at a time (never a whole
-// matrix).
+// BF16 matrices through the float kernels, block types through
+// kernels.MatMulGGUF.
 //
 // Two conventions of GGUF files differ from the safetensors ones:
 //   - For arch llama and smollm3 the converter permuted the rows of q and k
@@ -23,8 +21,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"sort"
-	"strings"
 
 	"github.com/impetusllm/impetus/inference/gguf"
 	"github.com/impetusllm/impetus/inference/kernels"
@@ -317,30 +313,6 @@ var ggmlWeightTypes = map[quant.GGMLType]bool{
 	quant.GGMLQ5_K: true, quant.GGMLQ6_K: true,
 }
 
-// ggmlKernels are the block types with a dedicated matmul kernel; the
-// others go through kernels.MatMulGGML, which expands tiles of rows with the
-// reference decoder (correct, but several times slower).
-var ggmlKernels = map[quant.GGMLType]func(out, x []float32, n int, w []byte, rows, cols int){
-	quant.GGMLQ8_0: kernels.MatMulQ8_0,
-	quant.GGMLQ4_0: kernels.MatMulQ4_0,
-	quant.GGMLQ4_K: kernels.MatMulQ4_K,
-	quant.GGMLQ6_K: kernels.MatMulQ6_K,
-	quant.GGMLQ4_1: kernels.MatMulQ4_1,
-	quant.GGMLQ5_0: kernels.MatMulQ5_0,
-	quant.GGMLQ5_1: kernels.MatMulQ5_1,
-	quant.GGMLQ5_K: kernels.MatMulQ5_K,
-	quant.GGMLQ2_K: kernels.MatMulQ2_K,
-	quant.GGMLQ3_K: kernels.MatMulQ3_K,
-}
-
-func (m *matrix) mulGGML(out, x []float32, n int) {
-	if k := ggmlKernels[m.ggml]; k != nil {
-		k(out, x, n, m.blocks, m.rows, m.cols)
-		return
-	}
-	kernels.MatMulGGML(out, x, n, m.blocks, m.ggml, m.rows, m.cols)
-}
-
 // ggmlRows expands count rows from row r0 into dst.
 func (m *matrix) ggmlRows(dst []float32, r0, count int) {
 	rb := m.cols / m.ggml.BlockSize() * m.ggml.TypeSize()
@@ -524,16 +496,6 @@ func buildGGUF(cfg Config, f *gguf.File, file string) (*Model, error) {
 	}
 	m.params, m.packed, m.released = ld.params, ld.packed, ld.released
 	m.kvHalf.Store(kvHalfFor(ld.int8))
-	kinds := make([]string, 0, len(ld.kinds))
-	for k := range ld.kinds {
-		kinds = append(kinds, k)
-	}
-	sort.Slice(kinds, func(i, j int) bool {
-		if ld.kinds[kinds[i]] != ld.kinds[kinds[j]] {
-			return ld.kinds[kinds[i]] > ld.kinds[kinds[j]]
-		}
-		return kinds[i] < kinds[j]
-	})
-	m.quant = "GGUF " + strings.Join(kinds, " + ")
+	m.quant = "GGUF " + storageSummary(ld.kinds)
 	return m, nil
 }

@@ -1,7 +1,6 @@
 package model
 
 import (
-	"github.com/impetusllm/impetus/inference/kernels"
 	"math"
 	"os"
 	"path/filepath"
@@ -9,13 +8,14 @@ import (
 	"testing"
 
 	"github.com/impetusllm/impetus/inference/gguf"
+	"github.com/impetusllm/impetus/inference/kernels"
 	"github.com/impetusllm/impetus/inference/quant"
 )
 
 // convertToGGUF writes dir's model as a GGUF file whose matrices have type typ.
 func convertToGGUF(t testing.TB, dir string, typ quant.GGMLType, out string) {
 	t.Helper()
-	w, err := ConvertToGGUF(dir, typ)
+	w, err := convertGGUF(dir, typ)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -176,7 +176,7 @@ func TestConvertedFixturesMatchLlamaCpp(t *testing.T) {
 		if strings.HasPrefix(dir, committedFixtures) {
 			base = "own-" + base
 		}
-		w, err := ConvertToGGUF(dir, quant.GGMLF32)
+		w, err := convertGGUF(dir, quant.GGMLF32)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -2,7 +2,6 @@ package model
 
 import (
 	"fmt"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -138,17 +137,7 @@ func build(cfg Config, set *safetensors.Set) (*Model, error) {
 	}
 	m.params, m.packed, m.released = ld.params, ld.packed, ld.released
 	m.kvHalf.Store(kvHalfFor(ld.int8))
-	kinds := make([]string, 0, len(ld.kinds))
-	for k := range ld.kinds {
-		kinds = append(kinds, k)
-	}
-	sort.Slice(kinds, func(i, j int) bool {
-		if ld.kinds[kinds[i]] != ld.kinds[kinds[j]] {
-			return ld.kinds[kinds[i]] > ld.kinds[kinds[j]]
-		}
-		return kinds[i] < kinds[j]
-	})
-	m.quant = strings.Join(kinds, " + ")
+	m.quant = storageSummary(ld.kinds)
 	return m, nil
 }
 

@@ -55,7 +55,7 @@ func TestMixedMLXQuantization(t *testing.T) {
 			fTensors = append(fTensors, tn)
 			continue
 		}
-		w, err := floats(tn)
+		w, err := tn.Floats()
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -2,6 +2,7 @@ package model
 
 import (
 	"fmt"
+	"sort"
 	"strings"
 
 	"github.com/impetusllm/impetus/inference/kernels"
@@ -64,7 +65,7 @@ func (m *matrix) mul(out, x []float32, n int) {
 	case wMLX:
 		kernels.MatMulMLX(out, x, n, m.q, m.scales, m.biases, m.rows, m.cols, m.bits, m.group)
 	case wGGML:
-		m.mulGGML(out, x, n)
+		kernels.MatMulGGUF(m.ggml, out, x, n, m.blocks, m.rows, m.cols)
 	}
 }
 
@@ -106,8 +107,10 @@ func (m *matrix) row(dst []float32, r int) {
 // params counts the logical elements of the weight.
 func (m *matrix) params() int64 { return int64(m.rows) * int64(m.cols) }
 
-// loader reads tensors from a safetensors Set applying FORMATS.md §1b's rule
-// for which modules are MLX-quantized.
+// loader reads tensors from a safetensors Set. A module is MLX-quantized when
+// the quantization config names it among its overrides (with its own bits
+// and group size, or null for a float module) or, failing that, when the
+// file holds its .scales.
 type loader struct {
 	set      *safetensors.Set
 	quant    *QuantConfig
@@ -116,34 +119,6 @@ type loader struct {
 	released int64          // bytes of mapped pages given back after packing
 	int8     bool           // some matmul runs with int8 activations (kvHalfFor)
 	kinds    map[string]int // storage description → count, for Model.Quantization
-}
-
-// floats reads a float tensor (F32, F16 or BF16) as a new float32 slice; it is
-// used for small tensors (norms, biases, scales).
-func floats(t safetensors.Tensor) ([]float32, error) {
-	switch t.DType {
-	case safetensors.F32:
-		v, err := t.Float32s()
-		if err != nil {
-			return nil, err
-		}
-		return append([]float32(nil), v...), nil
-	case safetensors.F16, safetensors.BF16:
-		h, err := t.Uint16s()
-		if err != nil {
-			return nil, err
-		}
-		conv := quant.F16ToF32
-		if t.DType == safetensors.BF16 {
-			conv = quant.BF16ToF32
-		}
-		out := make([]float32, len(h))
-		for i, x := range h {
-			out[i] = conv(x)
-		}
-		return out, nil
-	}
-	return nil, fmt.Errorf("tensor %q: dtype %s is not a float type", t.Name, t.DType)
 }
 
 // vector loads a 1-D float tensor of length n.
@@ -155,7 +130,7 @@ func (ld *loader) vector(name string, n int) ([]float32, error) {
 	if len(t.Shape) != 1 || t.Shape[0] != n {
 		return nil, fmt.Errorf("tensor %q has shape %v, want [%d]", name, t.Shape, n)
 	}
-	v, err := floats(t)
+	v, err := t.Floats()
 	if err != nil {
 		return nil, err
 	}
@@ -236,7 +211,7 @@ func (ld *loader) matrix(path string, rows, cols int) (matrix, error) {
 		if len(st.Shape) != 2 || st.Shape[0] != rows || st.Shape[1] != groups {
 			return m, fmt.Errorf("tensor %q has shape %v, want [%d %d] (group size %d)", st.Name, st.Shape, rows, groups, qp.GroupSize)
 		}
-		if *part.dst, err = floats(st); err != nil {
+		if *part.dst, err = st.Floats(); err != nil {
 			return m, err
 		}
 	}
@@ -268,4 +243,20 @@ func (ld *loader) note(kind string) {
 		ld.kinds = map[string]int{}
 	}
 	ld.kinds[kind]++
+}
+
+// storageSummary names the storage kinds of a model's matrices for
+// Model.Quantization, the most common first: "Q4_K + Q6_K".
+func storageSummary(kinds map[string]int) string {
+	names := make([]string, 0, len(kinds))
+	for k := range kinds {
+		names = append(names, k)
+	}
+	sort.Slice(names, func(i, j int) bool {
+		if kinds[names[i]] != kinds[names[j]] {
+			return kinds[names[i]] > kinds[names[j]]
+		}
+		return names[i] < names[j]
+	})
+	return strings.Join(names, " + ")
 }

@@ -6,8 +6,8 @@ import (
 	"math"
 )
 
-// The reference dequantizers below follow the block layouts of ggml-common.h
-// (see docs/FORMATS.md §1c). Products are formed in the same order as ggml's
+// The reference dequantizers below define the GGUF block layouts, each told
+// at its function. Products are formed in the same order as ggml's
 // scalar code (e.g. (d·sc)·q − dmin·m) and products that feed an addition
 // are rounded by an explicit float32 conversion, which the Go spec says
 // prevents fusing them into a multiply-add: results are the same everywhere.
@@ -205,8 +205,8 @@ func dequantQ3_K(b []byte, out []float32) {
 	}
 }
 
-// kScaleMin unpacks pair j (0–7) of the 6-bit scales and mins of Q4_K/Q5_K.
-func kScaleMin(q []byte, j int) (sc, m uint8) {
+// KScaleMin unpacks pair j (0–7) of the 6-bit scales and mins of Q4_K/Q5_K.
+func KScaleMin(q []byte, j int) (sc, m uint8) {
 	if j < 4 {
 		return q[j] & 63, q[j+4] & 63
 	}
@@ -219,8 +219,8 @@ func dequantQ4_K(b []byte, out []float32) {
 	d, dmin := half(b), half(b[2:])
 	scales, qs := b[4:16], b[16:144]
 	for c := range 4 {
-		sc1, m1 := kScaleMin(scales, 2*c)
-		sc2, m2 := kScaleMin(scales, 2*c+1)
+		sc1, m1 := KScaleMin(scales, 2*c)
+		sc2, m2 := KScaleMin(scales, 2*c+1)
 		d1, mn1 := d*float32(sc1), dmin*float32(m1)
 		d2, mn2 := d*float32(sc2), dmin*float32(m2)
 		q := qs[32*c : 32*c+32]
@@ -239,8 +239,8 @@ func dequantQ5_K(b []byte, out []float32) {
 	d, dmin := half(b), half(b[2:])
 	scales, qh, qs := b[4:16], b[16:48], b[48:176]
 	for c := range 4 {
-		sc1, m1 := kScaleMin(scales, 2*c)
-		sc2, m2 := kScaleMin(scales, 2*c+1)
+		sc1, m1 := KScaleMin(scales, 2*c)
+		sc2, m2 := KScaleMin(scales, 2*c+1)
 		d1, mn1 := d*float32(sc1), dmin*float32(m1)
 		d2, mn2 := d*float32(sc2), dmin*float32(m2)
 		q := qs[32*c : 32*c+32]

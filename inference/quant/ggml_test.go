@@ -186,7 +186,7 @@ func TestKScaleMinUnpacking(t *testing.T) {
 	wantSc := []uint8{1, 2, 3, 4, 58, 28, 14, 32}
 	wantM := []uint8{5, 6, 7, 8, 9, 27, 45, 63}
 	for j := range 8 {
-		sc, m := kScaleMin(q, j)
+		sc, m := KScaleMin(q, j)
 		if sc != wantSc[j] || m != wantM[j] {
 			t.Errorf("pair %d: (%d, %d), want (%d, %d)", j, sc, m, wantSc[j], wantM[j])
 		}
@@ -515,7 +515,7 @@ func must(t *testing.T, err error) {
 }
 
 // TestMLXEquivalence checks the lossless GGUF→MLX affine conversions of
-// FORMATS.md §1b (group 32): Q4_0 → scale d, bias −8d; Q4_1 → d, m; Q8_0 →
+// group 32: Q4_0 → scale d, bias −8d; Q4_1 → d, m; Q8_0 →
 // d, −128d on byte XOR 0x80, with the Q4 nibbles reordered to element order.
 func TestMLXEquivalence(t *testing.T) {
 	x := testVectors()["mixed"][:256]

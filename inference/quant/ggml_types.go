@@ -7,8 +7,8 @@ import "fmt"
 // definition of block sizes.
 type GGMLType uint32
 
-// The ggml type ids (ggml.h). Ids 4, 5 and 31–33, 36–38 belonged to removed
-// types and are not defined.
+// The ggml type ids, as GGUF tensor infos store them. Ids 4, 5 and 31–33,
+// 36–38 belonged to removed types and are not defined.
 const (
 	GGMLF32     GGMLType = 0
 	GGMLF16     GGMLType = 1
@@ -47,8 +47,25 @@ const (
 	GGMLQ2_0    GGMLType = 42
 )
 
-// QK_K is the super-block length of the k-quants.
-const QK_K = 256
+// Block geometry of the GGUF weight types the kernels multiply by: a
+// legacy block holds QK elements, a k-quant super-block QK_K, and each
+// *BlockBytes is the size of one block (its layout is told at its
+// dequantizer in ggml_dequant.go).
+const (
+	QK   = 32
+	QK_K = 256
+
+	Q4_0BlockBytes = 18
+	Q4_1BlockBytes = 20
+	Q5_0BlockBytes = 22
+	Q5_1BlockBytes = 24
+	Q8_0BlockBytes = 34
+	Q2_KBlockBytes = 84
+	Q3_KBlockBytes = 110
+	Q4_KBlockBytes = 144
+	Q5_KBlockBytes = 176
+	Q6_KBlockBytes = 210
+)
 
 type ggmlTypeInfo struct {
 	name      string
@@ -56,24 +73,23 @@ type ggmlTypeInfo struct {
 	typeSize  int // bytes per block
 }
 
-// ggmlTypes holds the block geometry of every type the reader accepts, from
-// the block structs of ggml-common.h; ids 40–42 (newer than FORMATS.md's
-// sources) are as reported by libggml-base from node-llama-cpp 3.22.1, which
-// the oracle test checks the whole table against.
+// ggmlTypes holds the block geometry of every type the reader accepts, as
+// ggml defines its block structs; the oracle test (ggml_oracle_test.go)
+// checks the whole table against libggml-base from node-llama-cpp 3.22.1.
 var ggmlTypes = map[GGMLType]ggmlTypeInfo{
 	GGMLF32:     {"F32", 1, 4},
 	GGMLF16:     {"F16", 1, 2},
-	GGMLQ4_0:    {"Q4_0", 32, 18},
-	GGMLQ4_1:    {"Q4_1", 32, 20},
-	GGMLQ5_0:    {"Q5_0", 32, 22},
-	GGMLQ5_1:    {"Q5_1", 32, 24},
-	GGMLQ8_0:    {"Q8_0", 32, 34},
+	GGMLQ4_0:    {"Q4_0", QK, Q4_0BlockBytes},
+	GGMLQ4_1:    {"Q4_1", QK, Q4_1BlockBytes},
+	GGMLQ5_0:    {"Q5_0", QK, Q5_0BlockBytes},
+	GGMLQ5_1:    {"Q5_1", QK, Q5_1BlockBytes},
+	GGMLQ8_0:    {"Q8_0", QK, Q8_0BlockBytes},
 	GGMLQ8_1:    {"Q8_1", 32, 36},
-	GGMLQ2_K:    {"Q2_K", QK_K, 84},
-	GGMLQ3_K:    {"Q3_K", QK_K, 110},
-	GGMLQ4_K:    {"Q4_K", QK_K, 144},
-	GGMLQ5_K:    {"Q5_K", QK_K, 176},
-	GGMLQ6_K:    {"Q6_K", QK_K, 210},
+	GGMLQ2_K:    {"Q2_K", QK_K, Q2_KBlockBytes},
+	GGMLQ3_K:    {"Q3_K", QK_K, Q3_KBlockBytes},
+	GGMLQ4_K:    {"Q4_K", QK_K, Q4_KBlockBytes},
+	GGMLQ5_K:    {"Q5_K", QK_K, Q5_KBlockBytes},
+	GGMLQ6_K:    {"Q6_K", QK_K, Q6_KBlockBytes},
 	GGMLQ8_K:    {"Q8_K", QK_K, 292},
 	GGMLIQ2_XXS: {"IQ2_XXS", QK_K, 66},
 	GGMLIQ2_XS:  {"IQ2_XS", QK_K, 74},

@@ -5,8 +5,8 @@ import (
 	"math"
 )
 
-// MLXCheck validates MLX affine parameters for a [rows][cols] weight (FORMATS.md
-// §1b): bits 2, 3, 4, 5, 6 or 8, group size 32, 64 or 128 dividing cols.
+// MLXCheck validates MLX affine parameters for a [rows][cols] weight: bits
+// 2, 3, 4, 5, 6 or 8, group size 32, 64 or 128 dividing cols.
 func MLXCheck(cols, bits, groupSize int) error {
 	switch bits {
 	case 2, 3, 4, 5, 6, 8:
@@ -57,7 +57,7 @@ func DequantizeMLX(dst []float32, wq []uint32, scales, biases []float32, rows, c
 }
 
 // QuantizeMLX quantizes a [rows][cols] float32 weight the way mlx.core.quantize
-// does on the CPU (FORMATS.md §1b): per group, the larger-magnitude extreme is
+// does on the CPU: per group, the larger-magnitude extreme is
 // the bias and is represented exactly, so scales may be negative. It returns
 // the packed codes and float32 scales and biases (files store the latter in
 // the weight's dtype; round them with F32ToF16/F32ToBF16 to mimic that).

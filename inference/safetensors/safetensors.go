@@ -15,6 +15,8 @@ import (
 	"sort"
 	"unicode/utf8"
 	"unsafe"
+
+	"github.com/impetusllm/impetus/inference/quant"
 )
 
 // MaxHeaderLen caps the JSON header, as the reference reader does, so a bogus
@@ -232,6 +234,34 @@ func (t Tensor) Float32s() ([]float32, error) {
 		out[i] = math.Float32frombits(binary.LittleEndian.Uint32(t.Data[4*i:]))
 	}
 	return out, nil
+}
+
+// Floats reads a float tensor (F32, F16 or BF16) as a new float32 slice,
+// for tensors small enough to copy (norms, biases, scales) and conversions.
+func (t Tensor) Floats() ([]float32, error) {
+	switch t.DType {
+	case F32:
+		v, err := t.Float32s()
+		if err != nil {
+			return nil, err
+		}
+		return append([]float32(nil), v...), nil
+	case F16, BF16:
+		h, err := t.Uint16s()
+		if err != nil {
+			return nil, err
+		}
+		conv := quant.F16ToF32
+		if t.DType == BF16 {
+			conv = quant.BF16ToF32
+		}
+		out := make([]float32, len(h))
+		for i, x := range h {
+			out[i] = conv(x)
+		}
+		return out, nil
+	}
+	return nil, fmt.Errorf("tensor %q: dtype %s is not a float type", t.Name, t.DType)
 }
 
 // Uint16s views a 2-byte tensor (F16, BF16, U16, I16) as raw uint16 words.

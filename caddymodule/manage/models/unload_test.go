@@ -98,7 +98,7 @@ func drain(ch <-chan inference.Event) (tokens int, finish string, err error) {
 	for ev := range ch {
 		if ev.Err != nil {
 			err = ev.Err
-		} else if ev.Token >= 0 {
+		} else if ev.HasToken {
 			tokens++
 		}
 		if ev.Finish != "" {

@@ -64,7 +64,7 @@ func Streams(lm *inference.LoadedModel, streams, promptLen, gen int, seed uint64
 				if ev.Err != nil {
 					errs[i] = ev.Err
 				}
-				if ev.Token >= 0 {
+				if ev.HasToken {
 					counts[i]++
 				}
 			}
@@ -116,7 +116,7 @@ func TTFT(lm *inference.LoadedModel, c Conversation, reuse bool, seed uint64) ([
 				out = append(out, time.Since(start))
 				first = false
 			}
-			if ev.Token >= 0 {
+			if ev.HasToken {
 				prompt = append(prompt, ev.Token)
 			}
 		}

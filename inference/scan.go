@@ -93,8 +93,8 @@ func isAncestor(st os.FileInfo, parents []os.FileInfo) bool {
 	return false
 }
 
-// ScanModels lists the models under dir in the three layouts of
-// ARCHITECTURE.md: Hugging Face cache entries (models--ORG--NAME, id ORG/NAME),
+// ScanModels lists the models under dir in three layouts: Hugging Face
+// cache entries (models--ORG--NAME, id ORG/NAME),
 // folders holding config.json plus safetensors (id = relative path), and lone
 // .gguf files (id = relative path without .gguf). A missing dir is not an
 // error: it simply holds no models.

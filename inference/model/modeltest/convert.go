@@ -1,4 +1,7 @@
-package model
+// Package modeltest converts Hugging Face model folders to GGUF for tests:
+// the converted file must run like its source (model's tests) and like
+// llama.cpp runs it. It writes in memory, so it suits small models.
+package modeltest
 
 import (
 	"encoding/json"
@@ -9,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/impetusllm/impetus/inference/gguf"
+	"github.com/impetusllm/impetus/inference/model"
 	"github.com/impetusllm/impetus/inference/quant"
 	"github.com/impetusllm/impetus/inference/safetensors"
 )
@@ -72,24 +76,6 @@ func permuteRows(w []float32, heads, cols int) []float32 {
 	return out
 }
 
-// EncodeGGML stores values as type typ, or as F32 when rows of rowLen
-// elements are not whole blocks of typ (as converters fall back), and
-// returns the type used.
-func EncodeGGML(typ quant.GGMLType, v []float32, rowLen int) (quant.GGMLType, []byte, error) {
-	if bs := typ.BlockSize(); bs == 0 || rowLen%bs != 0 {
-		typ = quant.GGMLF32
-	}
-	n, err := typ.RowBytes(uint64(len(v)))
-	if err != nil {
-		return typ, nil, err
-	}
-	b := make([]byte, n)
-	if err := quant.QuantizeGGML(typ, v, b); err != nil {
-		return typ, nil, err
-	}
-	return typ, b, nil
-}
-
 // rawFloat reads a number at a dotted path of a decoded JSON object.
 func rawFloat(c map[string]any, path ...string) (float64, bool) {
 	var cur any = c
@@ -105,8 +91,8 @@ func rawFloat(c map[string]any, path ...string) (float64, bool) {
 }
 
 // ConvertToGGUF converts a Hugging Face model folder with float weights
-// (F32, F16, BF16 safetensors) to GGUF the way FORMATS.md §2 describes
-// convert_hf_to_gguf's output: GGUF tensor names and hyperparameter keys,
+// (F32, F16, BF16 safetensors) to GGUF as llama.cpp's Hugging Face converter
+// writes it: GGUF tensor names and hyperparameter keys,
 // q/k rows permuted for arch llama, Gemma norms with the +1 baked in, Llama 3
 // scaling as rope_freqs.weight, matrices as typ (F32 where rows are not whole
 // blocks) and vectors as F32. It writes no tokenizer: callers add the
@@ -117,7 +103,7 @@ func ConvertToGGUF(dir string, typ quant.GGMLType) (*gguf.Writer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("convert: %w", err)
 	}
-	cfg, err := ParseConfig(js)
+	cfg, err := model.ParseConfig(js)
 	if err != nil {
 		return nil, fmt.Errorf("convert %s: %w", dir, err)
 	}
@@ -128,11 +114,7 @@ func ConvertToGGUF(dir string, typ quant.GGMLType) (*gguf.Writer, error) {
 	if err := json.Unmarshal(js, &raw); err != nil {
 		return nil, fmt.Errorf("convert %s: %w", dir, err)
 	}
-	row, _ := archFor(cfg.Architecture)
-	arch := ""
-	if row != nil {
-		arch = row.ggufArch
-	}
+	arch, permutedQK := model.GGUFArch(cfg.Architecture)
 	if arch == "" {
 		return nil, fmt.Errorf("convert %s: no GGUF architecture for %s", dir, cfg.Architecture)
 	}
@@ -203,8 +185,8 @@ func ConvertToGGUF(dir string, typ quant.GGMLType) (*gguf.Writer, error) {
 		low, _ := rawFloat(rt, "low_freq_factor")
 		high, _ := rawFloat(rt, "high_freq_factor")
 		orig, _ := rawFloat(rt, "original_max_position_embeddings")
-		div := Llama3Scaling{Factor: factor, LowFreqFactor: low, HighFreqFactor: high, OriginalMax: orig}.Divisors(theta, cfg.RotaryDim)
-		_, b, err := EncodeGGML(quant.GGMLF32, div, 1)
+		div := model.Llama3Scaling{Factor: factor, LowFreqFactor: low, HighFreqFactor: high, OriginalMax: orig}.Divisors(theta, cfg.RotaryDim)
+		_, b, err := model.EncodeGGML(quant.GGMLF32, div, 1)
 		if err == nil {
 			err = w.AddTensor("rope_freqs.weight", quant.GGMLF32, []uint64{uint64(len(div))}, b)
 		}
@@ -233,11 +215,11 @@ func ConvertToGGUF(dir string, typ quant.GGMLType) (*gguf.Writer, error) {
 		if err != nil {
 			return nil, fmt.Errorf("convert %s: %w", dir, err)
 		}
-		v, err := floats(st)
+		v, err := st.Floats()
 		if err != nil {
 			return nil, fmt.Errorf("convert %s: %w", dir, err)
 		}
-		if row.ggufPermutedQK {
+		if permutedQK {
 			cols := 1
 			if len(st.Shape) == 2 {
 				cols = st.Shape[1]
@@ -262,7 +244,7 @@ func ConvertToGGUF(dir string, typ quant.GGMLType) (*gguf.Writer, error) {
 		} else {
 			dims = []uint64{uint64(len(v))}
 		}
-		ttype, b, err := EncodeGGML(ttype, v, rowLen)
+		ttype, b, err := model.EncodeGGML(ttype, v, rowLen)
 		if err == nil {
 			err = w.AddTensor(g, ttype, dims, b)
 		}

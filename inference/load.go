@@ -2,7 +2,6 @@ package inference
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sort"
 	"sync"
@@ -79,20 +78,11 @@ func (m *LoadedModel) close() {
 	})
 }
 
-// ErrFormatUnsupported is returned for a model whose storage format the
-// engine cannot run yet.
-var ErrFormatUnsupported = errors.New("model format not supported")
-
 // Loaded lists the ids of the models in memory, sorted.
 func (e *Engine) Loaded() []string {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	ids := make([]string, 0, len(e.loaded))
-	for id := range e.loaded {
-		ids = append(ids, id)
-	}
-	sort.Strings(ids)
-	return ids
+	return sortedIDs(e.loaded)
 }
 
 // LoadedModelByID returns a loaded model, or nil.
@@ -152,12 +142,7 @@ func (e *Engine) Load(ctx context.Context, id string) (*LoadedModel, error) {
 func (e *Engine) Loading() []string {
 	e.loadMu.Lock()
 	defer e.loadMu.Unlock()
-	ids := make([]string, 0, len(e.loading))
-	for id := range e.loading {
-		ids = append(ids, id)
-	}
-	sort.Strings(ids)
-	return ids
+	return sortedIDs(e.loading)
 }
 
 // loadedFor answers Load from the loaded set: ok is false when id is not
@@ -291,4 +276,15 @@ func loadGGUF(path string) (*model.Model, *tokenizer.Tokenizer, *chat.Template, 
 		}
 	}
 	return mdl, tok, tmpl, nil
+}
+
+// sortedIDs lists the keys of a map by model id, sorted (empty, not nil,
+// when there are none).
+func sortedIDs[V any](m map[string]V) []string {
+	ids := make([]string, 0, len(m))
+	for id := range m {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	return ids
 }

@@ -1,0 +1,14 @@
+package model
+
+import (
+	"github.com/impetusllm/impetus/inference/gguf"
+	"github.com/impetusllm/impetus/inference/quant"
+)
+
+// convertGGUF is modeltest.ConvertToGGUF, which this package's own tests
+// cannot import (modeltest imports model): converter_test.go, an external
+// test file of the same test binary, hands it over before the tests run.
+var convertGGUF func(dir string, typ quant.GGMLType) (*gguf.Writer, error)
+
+// SetConverter sets convertGGUF.
+func SetConverter(f func(dir string, typ quant.GGMLType) (*gguf.Writer, error)) { convertGGUF = f }
