@@ -106,4 +106,3 @@ func TestEncoderBadInput(t *testing.T) {
 		t.Errorf("bad id: %v", err)
 	}
 }
-
