@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 
 	"github.com/impetusllm/impetus/inference/model"
 	"github.com/impetusllm/impetus/inference/tokenizer"
@@ -428,4 +429,32 @@ func folderKind(dir string) ModelKind {
 		return KindEmbedding
 	}
 	return KindChat
+}
+
+// LoadedEmbeddings lists the ids of the embedding models in memory, sorted.
+// (Embedding models are kept apart from Loaded's chat models: they have no
+// scheduler, KV cache or MaxLoadedModels/IdleUnload accounting yet.)
+func (e *Engine) LoadedEmbeddings() []string {
+	e.embedMu.Lock()
+	defer e.embedMu.Unlock()
+	ids := make([]string, 0, len(e.embedders))
+	for id := range e.embedders {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	return ids
+}
+
+// UnloadEmbedding frees a loaded embedding model; calls waiting on it get
+// ErrUnloaded. An id that is not loaded is ErrModelNotFound.
+func (e *Engine) UnloadEmbedding(id string) error {
+	e.embedMu.Lock()
+	m := e.embedders[id]
+	delete(e.embedders, id)
+	e.embedMu.Unlock()
+	if m == nil {
+		return fmt.Errorf("%w: embedding model %q is not loaded", ErrModelNotFound, id)
+	}
+	m.close()
+	return nil
 }

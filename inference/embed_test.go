@@ -207,6 +207,13 @@ func TestEmbedErrors(t *testing.T) {
 	check("load for chat", err, ErrNotChatModel, "bert-mean is an embedding model")
 	_, err = e.Embed(ctx, "missing", EmbedInputs{Texts: []string{"a"}}, EmbedOptions{})
 	check("missing", err, ErrModelNotFound, `"missing"`)
+	if got := e.LoadedEmbeddings(); len(got) != 1 || got[0] != "bert-mean" {
+		t.Errorf("loaded embeddings %v", got)
+	}
+	if err := e.UnloadEmbedding("bert-mean"); err != nil || len(e.LoadedEmbeddings()) != 0 {
+		t.Errorf("unload: %v, still loaded %v", err, e.LoadedEmbeddings())
+	}
+	check("unload missing", e.UnloadEmbedding("bert-mean"), ErrModelNotFound, "not loaded")
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
 	_, err = e.Embed(cctx, "bert-cls", EmbedInputs{Texts: []string{"a"}}, EmbedOptions{})
