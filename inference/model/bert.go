@@ -275,7 +275,7 @@ func (e *Encoder) Hidden(seqs [][]int32) ([][]float32, error) {
 		kernels.Add(proj, x)
 		layerNorm(x, proj, L.attnNormW, L.attnNB, total, H, cfg.LayerNormEps)
 		L.up.forward(mid, x, total)
-		geluErf(mid)
+		parallelRows(total, func(r0, r1 int) { geluErf(mid[r0*cfg.Intermediate : r1*cfg.Intermediate]) })
 		L.down.forward(proj, mid, total)
 		kernels.Add(proj, x)
 		layerNorm(x, proj, L.ffnNormW, L.ffnNormB, total, H, cfg.LayerNormEps)
@@ -324,10 +324,35 @@ func (a *attnScratch) bidirectional(out, q, k, v []float32, n, heads, d int) {
 	}
 }
 
+// parallelRows splits rows [0, n) into chunks run on up to
+// kernels.Threads() goroutines (the element-wise steps between matmuls:
+// GELU and LayerNorm would otherwise run on one core).
+func parallelRows(n int, fn func(r0, r1 int)) {
+	workers := min(kernels.Threads(), n/16)
+	if workers <= 1 {
+		fn(0, n)
+		return
+	}
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		r0, r1 := n*w/workers, n*(w+1)/workers
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			fn(r0, r1)
+		}()
+	}
+	wg.Wait()
+}
+
 // layerNorm sets out to x normalised per row of dim (mean 0, variance 1,
 // accumulated in float64) times w plus b. out may be x.
 func layerNorm(out, x, w, b []float32, n, dim int, eps float32) {
-	for r := 0; r < n; r++ {
+	parallelRows(n, func(r0, r1 int) { layerNormRows(out, x, w, b, r0, r1, dim, eps) })
+}
+
+func layerNormRows(out, x, w, b []float32, r0, r1, dim int, eps float32) {
+	for r := r0; r < r1; r++ {
 		row := x[r*dim : (r+1)*dim]
 		var sum float64
 		for _, v := range row {
