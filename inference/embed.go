@@ -197,7 +197,7 @@ func (m *EmbeddingModel) tokenize(in EmbedInputs, opts EmbedOptions) ([][]int32,
 	seqs := make([][]int32, in.len())
 	for i := range seqs {
 		var ids []int32
-		if in.Texts != nil {
+		if len(in.Texts) > 0 {
 			ids = tk.Encode(prompt+in.Texts[i], false)
 		} else {
 			ids = in.TokenIDs[i]

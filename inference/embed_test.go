@@ -189,6 +189,9 @@ func TestEmbedErrors(t *testing.T) {
 	check("empty ids", embed(EmbedInputs{TokenIDs: [][]int32{{}}}, EmbedOptions{}), ErrEmptyInput, "input 0 has no tokens")
 	check("too many", embed(EmbedInputs{Texts: make([]string, MaxEmbedInputs+1)}, EmbedOptions{}), ErrTooManyInputs, "2049 inputs, at most 2048")
 	check("both", embed(EmbedInputs{Texts: []string{"a"}, TokenIDs: [][]int32{{5}}}, EmbedOptions{}), ErrInvalidInput, "texts and token ids")
+	if err := embed(EmbedInputs{Texts: []string{}, TokenIDs: [][]int32{{5}}}, EmbedOptions{}); err != nil {
+		t.Errorf("token ids beside an empty texts slice: %v", err)
+	}
 	check("bad id", embed(EmbedInputs{TokenIDs: [][]int32{{5, 259}}}, EmbedOptions{}), ErrInvalidInput, "token id 259 is outside the vocabulary (0..258)")
 	check("prompt", embed(EmbedInputs{Texts: []string{"a"}}, EmbedOptions{Prompt: "nope"}), ErrInvalidInput, `no prompt named "nope"`)
 	check("dimensions", embed(EmbedInputs{Texts: []string{"a"}}, EmbedOptions{Dimensions: 16}), ErrInvalidInput, "dimensions 16")
