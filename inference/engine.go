@@ -135,6 +135,9 @@ type Engine struct {
 	janitorDone chan struct{} // closed when the idle-unload janitor ends
 
 	gpus gpus
+
+	embedMu   sync.Mutex                 // guards embedders and their loading
+	embedders map[string]*EmbeddingModel // loaded embedding models, by id
 }
 
 // New starts an Engine. It loads no weights: models load on demand.
@@ -319,6 +322,7 @@ func (e *Engine) Close() error {
 		for _, m := range models {
 			m.close()
 		}
+		e.closeEmbedders()
 	})
 	return nil
 }

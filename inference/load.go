@@ -188,6 +188,9 @@ func (e *Engine) load(id string, c *loadCall) (*LoadedModel, error) {
 	if err != nil {
 		return nil, err
 	}
+	if info.Kind == KindEmbedding {
+		return nil, fmt.Errorf("%w: %s is an embedding model (use Embed)", ErrNotChatModel, id)
+	}
 	e.loadMu.Lock()
 	err = e.makeRoom()
 	if err == nil {

@@ -28,6 +28,7 @@ type LocalModel struct {
 	ID        string
 	Path      string
 	Format    Format
+	Kind      ModelKind // chat or embedding, from the folder's config
 	SizeBytes int64
 	Modified  time.Time
 }
@@ -59,7 +60,7 @@ func scanDir(root, dir string, depth int, parents []os.FileInfo, add func(LocalM
 		if !st.IsDir() {
 			if st.Mode().IsRegular() && strings.HasSuffix(strings.ToLower(name), ".gguf") {
 				id := filepath.ToSlash(strings.TrimSuffix(rel, filepath.Ext(rel)))
-				add(LocalModel{ID: id, Path: path, Format: FormatGGUF, SizeBytes: st.Size(), Modified: st.ModTime()})
+				add(LocalModel{ID: id, Path: path, Format: FormatGGUF, Kind: KindChat, SizeBytes: st.Size(), Modified: st.ModTime()})
 			}
 			continue
 		}
@@ -73,7 +74,7 @@ func scanDir(root, dir string, depth int, parents []os.FileInfo, add func(LocalM
 			continue
 		}
 		if isSafetensorsModel(path) {
-			add(LocalModel{ID: filepath.ToSlash(rel), Path: path, Format: FormatMLX, SizeBytes: dirWeightsSize(path), Modified: st.ModTime()})
+			add(LocalModel{ID: filepath.ToSlash(rel), Path: path, Format: FormatMLX, Kind: folderKind(path), SizeBytes: dirWeightsSize(path), Modified: st.ModTime()})
 			continue
 		}
 		if depth+1 < maxScanDepth {
@@ -161,14 +162,14 @@ func hfCacheModel(path, name string) (LocalModel, bool) {
 		return LocalModel{}, false
 	}
 	if isSafetensorsModel(snap) {
-		return LocalModel{ID: id, Path: snap, Format: FormatMLX, SizeBytes: dirWeightsSize(snap), Modified: modTime(snap)}, true
+		return LocalModel{ID: id, Path: snap, Format: FormatMLX, Kind: folderKind(snap), SizeBytes: dirWeightsSize(snap), Modified: modTime(snap)}, true
 	}
 	// A GGUF repository: use its single .gguf file if it has exactly one.
 	matches, _ := filepath.Glob(filepath.Join(snap, "*.gguf"))
 	if len(matches) == 1 {
 		st, err := os.Stat(matches[0])
 		if err == nil {
-			return LocalModel{ID: id, Path: matches[0], Format: FormatGGUF, SizeBytes: st.Size(), Modified: st.ModTime()}, true
+			return LocalModel{ID: id, Path: matches[0], Format: FormatGGUF, Kind: KindChat, SizeBytes: st.Size(), Modified: st.ModTime()}, true
 		}
 	}
 	return LocalModel{}, false

