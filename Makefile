@@ -93,7 +93,8 @@ FUZZ_TARGETS := ./caddymodule/openai:FuzzDecodeChatRequest ./caddymodule/openai:
 	./caddymodule/socketio:FuzzDecodePacket ./inference/gguf:FuzzParse ./inference/safetensors:FuzzParse \
 	./inference/tokenizer:FuzzFromJSON ./inference/tokenizer:FuzzEncodeDecode ./inference/chat/jinja:FuzzTemplate \
 	./inference/grammar:FuzzCompileSchema ./inference/model:FuzzFromGGUF ./inference/model:FuzzParseConfig \
-	./inference/hub:FuzzValidateFileName ./inference/chat:FuzzToolStreamMatchesReference ./inference/chat:FuzzHermesHeader
+	./inference/hub:FuzzValidateFileName ./inference/chat:FuzzToolStreamMatchesReference ./inference/chat:FuzzHermesHeader \
+	./inference/tokenizer:FuzzWordPiece
 
 fuzz:
 	@passed=0; for t in $(FUZZ_TARGETS); do \

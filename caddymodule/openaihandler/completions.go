@@ -124,7 +124,7 @@ func (g *textGeneration) respond(h *OpenAI, w http.ResponseWriter, r *http.Reque
 				break
 			}
 			c := openai.TextChoice{Index: ev.index, Text: ev.Text, FinishReason: ev.Finish}
-			if ev.Token >= 0 {
+			if ev.HasToken {
 				if wantLogprobs {
 					c.Logprobs = legacyLogprobs(lm, []tokenRecord{{ev.Token, ev.Logprob, ev.Top}}, 0)
 				}
@@ -155,7 +155,7 @@ func (g *textGeneration) respond(h *OpenAI, w http.ResponseWriter, r *http.Reque
 			return
 		}
 		texts[ev.index].WriteString(ev.Text)
-		if ev.Token >= 0 {
+		if ev.HasToken {
 			acct.token(ev.index)
 			records[ev.index] = append(records[ev.index], tokenRecord{ev.Token, ev.Logprob, ev.Top})
 		}

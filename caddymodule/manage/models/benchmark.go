@@ -58,7 +58,7 @@ func timedGenerate(ctx context.Context, lm *inference.LoadedModel, prompt string
 		if ev.Err != nil {
 			return res, ev.Err
 		}
-		if ev.Token >= 0 {
+		if ev.HasToken {
 			if res.Tokens == 0 {
 				first = time.Since(start)
 			}
