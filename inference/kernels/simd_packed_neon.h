@@ -73,9 +73,10 @@ static inline __attribute__((always_inline)) void PKN(group)(float *out, const i
                                                              const void *bi, int sfmt, int group, int rows,
                                                              int cols, int g) {
     const int nb = cols / 32, nsb = cols / 256;
-    const size_t cb = KIND == K_PK_Q8 ? 512 : KIND == K_PK_Q6K ? 384 : KIND == K_PK_Q5 ? 320 : 256;
-    // 4-bit codes keep their offset (Q4_0) in xc; the others have none left.
-    const int corr = KIND == K_PK_Q4 || KIND == K_PK_Q4K;
+    const size_t cb = K_PK_CB(KIND);
+    // 4-bit codes keep their offset (Q4_0) in xc; the others have none left,
+    // and the unsigned kinds take it back off (pkn_load).
+    const int corr = KIND == K_PK_Q4 || KIND == K_PK_Q4K, uncorr = KIND == K_PK_U8;
     const uint8_t *cp = codes + (size_t)g * nb * cb;
     float32x4_t f[4][4];
     for (int q = 0; q < 4; q++)
@@ -101,15 +102,41 @@ static inline __attribute__((always_inline)) void PKN(group)(float *out, const i
                 }
             }
         }
-    } else if (KIND == K_PK_Q5) {
+    } else if (KIND == K_PK_Q5 || KIND == K_PK_Q5U) {
         for (int k = 0; k < nb; k++) {
             for (int q = 0; q < 4; q++) {
                 pkn_load(w, cp + (size_t)k * cb + 16 * q, KIND);
                 PKN(ints)(a0, a1, w, xq + (size_t)k * 32, cols, NB);
                 const float32x4_t s = pkn_load4(sc, ((size_t)g * nb + k) * 16 + 4 * q, sfmt);
                 for (int bb = 0; bb < NB; bb++) {
-                    const int32x4_t a = vaddq_s32(a0[bb], vshrq_n_s32(a1[bb], 3));
+                    int32x4_t a = vaddq_s32(a0[bb], vshrq_n_s32(a1[bb], 3));
+                    if (KIND == K_PK_Q5U) a = vsubq_s32(a, vdupq_n_s32(xc[(size_t)bb * nb + k]));
                     f[q][bb] = vfmaq_f32(f[q][bb], vcvtq_f32_s32(a), vmulq_f32(s, vdupq_n_f32(xd[(size_t)bb * nb + k])));
+                }
+                if (KIND == K_PK_Q5U) {
+                    const float32x4_t bv = pkn_load4(bi, ((size_t)g * nb + k) * 16 + 4 * q, sfmt);
+                    for (int bb = 0; bb < NB; bb++)
+                        f[q][bb] = vfmaq_f32(f[q][bb], bv, vdupq_n_f32(xe[(size_t)bb * nb + k]));
+                }
+            }
+        }
+    } else if (KIND == K_PK_Q5K) {
+        // Q4_K's scales and mins (below) over Q5_0's code layout.
+        const uint8_t *sp = (const uint8_t *)sc + (size_t)g * nsb * 320;
+        for (int sb = 0; sb < nsb; sb++, sp += 320) {
+            for (int k = sb * 8; k < sb * 8 + 8; k++) {
+                const int j = k - sb * 8;
+                for (int q = 0; q < 4; q++) {
+                    pkn_load(w, cp + (size_t)k * cb + 16 * q, KIND);
+                    PKN(ints)(a0, a1, w, xq + (size_t)k * 32, cols, NB);
+                    const float32x4_t s = pkn_sub4(sp + 64 + 16 * j + 4 * q, pkn_load4(sp, 4 * q, K_PK_F16), 0);
+                    const float32x4_t m = pkn_sub4(sp + 192 + 16 * j + 4 * q, pkn_load4(sp + 32, 4 * q, K_PK_F16), 0);
+                    for (int bb = 0; bb < NB; bb++) {
+                        const size_t at = (size_t)bb * nb + k;
+                        const int32x4_t a = vsubq_s32(vaddq_s32(a0[bb], vshrq_n_s32(a1[bb], 3)), vdupq_n_s32(xc[at]));
+                        f[q][bb] = vfmaq_f32(f[q][bb], vcvtq_f32_s32(a), vmulq_f32(s, vdupq_n_f32(xd[at])));
+                        f[q][bb] = vfmsq_f32(f[q][bb], m, vdupq_n_f32(xe[at]));
+                    }
                 }
             }
         }
@@ -149,6 +176,7 @@ static inline __attribute__((always_inline)) void PKN(group)(float *out, const i
                         const size_t at = (size_t)bb * nb + k;
                         int32x4_t a = vaddq_s32(a0[bb], a1[bb]);
                         if (corr) a = vaddq_s32(a, vdupq_n_s32(xc[at]));
+                        if (uncorr) a = vsubq_s32(a, vdupq_n_s32(xc[at]));
                         f[q][bb] = vfmaq_f32(f[q][bb], vcvtq_f32_s32(a), vmulq_f32(s, vdupq_n_f32(xd[at])));
                     }
                 }
@@ -171,6 +199,9 @@ static inline __attribute__((always_inline)) void PKN(group)(float *out, const i
         case K_PK_Q6K: PKN(group)(o, q, d, c, e, NB, K_PK_Q6K, codes, sc, bi, sfmt, group, rows, cols, g); break; \
         case K_PK_Q5: PKN(group)(o, q, d, c, e, NB, K_PK_Q5, codes, sc, bi, sfmt, group, rows, cols, g); break; \
         case K_PK_Q4K: PKN(group)(o, q, d, c, e, NB, K_PK_Q4K, codes, sc, bi, sfmt, group, rows, cols, g); break; \
+        case K_PK_U8: PKN(group)(o, q, d, c, e, NB, K_PK_U8, codes, sc, bi, sfmt, group, rows, cols, g); break; \
+        case K_PK_Q5U: PKN(group)(o, q, d, c, e, NB, K_PK_Q5U, codes, sc, bi, sfmt, group, rows, cols, g); break; \
+        case K_PK_Q5K: PKN(group)(o, q, d, c, e, NB, K_PK_Q5K, codes, sc, bi, sfmt, group, rows, cols, g); break; \
         default: PKN(group)(o, q, d, c, e, NB, K_PK_Q4, codes, sc, bi, sfmt, group, rows, cols, g); break;      \
         }                                                                                                     \
     } while (0)
