@@ -109,7 +109,7 @@ func FuzzMatMulQuant(f *testing.F) {
 				dOffs      []int
 				deq        func(dst []float32, src []byte, cols int)
 				ref, opt   func(out, x []float32, n int, w []byte, rows, cols int)
-				pack       func(w []byte, rows, cols int) *Packed // nil: no packed copy
+				pack       func(w []byte, rows, cols int) *Packed
 			}
 			all := []gg{
 				{"Q8_0", 32, Q8_0BlockBytes, []int{0}, DequantQ8_0Row, MatMulQ8_0Ref, MatMulQ8_0, PackQ8_0},
@@ -117,7 +117,7 @@ func FuzzMatMulQuant(f *testing.F) {
 				{"Q4_1", 32, Q4_1BlockBytes, []int{0, 2}, DequantQ4_1Row, MatMulQ4_1Ref, MatMulQ4_1, PackQ4_1},
 				{"Q5_0", 32, Q5_0BlockBytes, []int{0}, DequantQ5_0Row, MatMulQ5_0Ref, MatMulQ5_0, PackQ5_0},
 				{"Q5_1", 32, Q5_1BlockBytes, []int{0, 2}, DequantQ5_1Row, MatMulQ5_1Ref, MatMulQ5_1, PackQ5_1},
-				{"Q2_K", 256, Q2_KBlockBytes, []int{80, 82}, DequantQ2_KRow, MatMulQ2_KRef, MatMulQ2_K, nil},
+				{"Q2_K", 256, Q2_KBlockBytes, []int{80, 82}, DequantQ2_KRow, MatMulQ2_KRef, MatMulQ2_K, PackQ2_K},
 				{"Q3_K", 256, Q3_KBlockBytes, []int{108}, DequantQ3_KRow, MatMulQ3_KRef, MatMulQ3_K, PackQ3_K},
 				{"Q4_K", 256, Q4_KBlockBytes, []int{0, 2}, DequantQ4_KRow, MatMulQ4_KRef, MatMulQ4_K, PackQ4_K},
 				{"Q5_K", 256, Q5_KBlockBytes, []int{0, 2}, DequantQ5_KRow, MatMulQ5_KRef, MatMulQ5_K, PackQ5_K},

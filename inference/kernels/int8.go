@@ -30,7 +30,7 @@ var mlxInt8 atomic.Bool
 func SetInt8MLX(on bool) bool { return mlxInt8.Swap(on) }
 
 // SetInt8Activations turns the int8-activation path of the Q8_0 and Q4_0
-// matmuls (and of Packed weights, Q5_0, Q4_K and Q6_K included) on or off
+// matmuls (and of Packed weights, every GGUF and MLX format included) on or off
 // and returns the previous setting. Off, every matmul runs in float and
 // matches the *Ref functions to float rounding; on (the default), those
 // results differ from them by the int8 rounding of the activations (about

@@ -82,7 +82,22 @@ enum { K_PK_F16 = 0, K_PK_BF16 = 1, K_PK_F32 = 2 };
 // signed-code kernels (NEON, AVX2 vpmaddubsw for 8-bit codes) take from
 // every code, so that they add it back; the kernels that multiply
 // unsigned codes ignore it.
-enum { K_PK_Q4 = 0, K_PK_Q8 = 1, K_PK_Q6K = 2, K_PK_Q5 = 3, K_PK_Q4K = 4, K_PK_U8 = 5, K_PK_Q5U = 6, K_PK_Q5K = 7 };
+// K_PK_Q2K (Q2_K) keeps its 2-bit codes in the 4-bit layout, with d, dmin
+// and uint8 scales and mins per 16 elements; its c holds the activation
+// sums of both halves of each block (off = hoff = -1).
+enum {
+    K_PK_Q4 = 0,
+    K_PK_Q8 = 1,
+    K_PK_Q6K = 2,
+    K_PK_Q5 = 3,
+    K_PK_Q4K = 4,
+    K_PK_U8 = 5,
+    K_PK_Q5U = 6,
+    K_PK_Q5K = 7,
+    K_PK_Q2K = 8
+};
+// Activation corrections per 32-block: two for the kinds with halves.
+#define K_PK_NC(KIND) ((KIND) == K_PK_Q6K || (KIND) == K_PK_Q2K ? 2 : 1)
 // Code bytes of one 32-block of 16 rows per kind.
 #define K_PK_CB(KIND)                                                                                          \
     ((KIND) == K_PK_Q8 || (KIND) == K_PK_U8                                   ? (size_t)512                    \

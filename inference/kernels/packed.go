@@ -18,15 +18,15 @@ import (
 // source (same codes, same scales, same rounding of activations as the int8
 // path) at about the same bits per weight; only their order in memory (and,
 // for Q5_0 and Q6_K, the split of each code between nibble and high bits)
-// changes. On ARM64 (simd_packed_neon.c) the same layout feeds sdot (four
+// changes; the rarer formats reuse these layouts (packed_more.go). On ARM64 (simd_packed_neon.c) the same layout feeds sdot (four
 // rows per 128-bit quarter) and smmla (two rows, eight codes deep). The AVX2 kernels (simd_packed_avx2.c) read the same layout as
 // two ymm halves of 8 rows and give the same bits, so the level may change
 // after packing (SetLevel). Pack* return nil where the current level has no
-// packed kernels (scalar, or a CPU without AVX2 or NEON) or the shape does not tile (rows%16, cols%32, and cols%256 for Q4_K and Q6_K), and the
+// packed kernels (scalar, or a CPU without AVX2 or NEON) or the shape does not tile (rows%16, cols%32, and cols%256 for the K-quants), and the
 // caller keeps using the source format.
 type Packed struct {
 	rows, cols int
-	kind       int  // code layout: packQ4, packQ8, packQ6_K, packQ5_0, packQ4_K, packU8, packQ5U, packQ5_K
+	kind       int  // code layout: packQ4 ... packQ2_K
 	mlx        bool // from an MLX file (its int8 path follows SetInt8MLX)
 	affine     bool // scale and bias per group (MLX, Q4_1, Q5_1), in scales and biases
 	sfmt       int  // storage of scales and biases: packF16, packBF16, packF32
@@ -48,11 +48,12 @@ const (
 	packU8   = 5 // unsigned 8-bit codes in packQ8's place: MLX 6- and 8-bit
 	packQ5U  = 6 // packQ5_0's codes, unsigned, scale and bias per block: Q5_1
 	packQ5_K = 7 // packQ5_0's codes, unsigned, packQ4_K's scales and mins
+	packQ2_K = 8 // 2-bit codes in packQ4's nibbles, scale and min per 16
 )
 
 // packCodeBytes is the code bytes of one 32-block of 16 rows per layout.
 var packCodeBytes = [...]int{packQ4: 256, packQ8: 512, packQ6_K: 384, packQ5_0: 320, packQ4_K: 256,
-	packU8: 512, packQ5U: 320, packQ5_K: 320}
+	packU8: 512, packQ5U: 320, packQ5_K: 320, packQ2_K: 256}
 
 const (
 	packF16  = 0 // K_PK_F16

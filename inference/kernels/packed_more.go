@@ -104,3 +104,43 @@ func packAffineBlocks(p *Packed, w []byte, blockBytes int, put func(dst []byte, 
 		}
 	})
 }
+
+// q2kSBBytes is the scale bytes of one Q2_K super-block of 16 rows:
+// [d][dmin] (f16) [16 scales][16 rows] [16 mins][16 rows].
+const q2kSBBytes = 4*packedTile + 32*packedTile
+
+// PackQ2_K packs a GGUF Q2_K matrix (cols a multiple of 256): its 2-bit
+// codes in the Q4 nibble layout (4 bits a weight, until a 2-bit layout
+// exists), d and dmin as f16, the 4-bit scales and mins of its 16-element
+// sub-blocks as bytes. The mins multiply the activation sums of each half
+// block, which the quantizer hands over with off = hoff = -1.
+func PackQ2_K(w []byte, rows, cols int) *Packed {
+	if !packable(rows, cols) || cols%KBlockElems != 0 {
+		return nil
+	}
+	nb, nsb := cols/32, cols/KBlockElems
+	checkPackLen("PackQ2_K", len(w), rows*nsb*Q2_KBlockBytes)
+	p := newPacked(rows, cols, packQ2_K, rows/packedTile*nsb*q2kSBBytes, 0)
+	p.off, p.hoff = -1, -1
+	packRowGroups(rows, func(g int) {
+		for r := 0; r < packedTile; r++ {
+			src := w[(g*packedTile+r)*nsb*Q2_KBlockBytes:]
+			for sb := 0; sb < nsb; sb++ {
+				blk := src[sb*Q2_KBlockBytes : (sb+1)*Q2_KBlockBytes]
+				ss := p.scales[(g*nsb+sb)*q2kSBBytes:]
+				copy(ss[2*r:2*r+2], blk[80:82])
+				copy(ss[2*packedTile+2*r:][:2], blk[82:84])
+				for i := 0; i < 16; i++ {
+					ss[4*packedTile+i*packedTile+r] = blk[i] & 15
+					ss[20*packedTile+i*packedTile+r] = blk[i] >> 4
+				}
+				// Element 128h+32k+l: bit pair k of qs[32h+l] (DequantQ2_KRow).
+				code := func(e int) byte { return blk[16+32*(e/128)+e%32] >> (2 * (e % 128 / 32)) & 3 }
+				for kk := 0; kk < 8; kk++ {
+					putNibbles(p.codes[(g*nb+sb*8+kk)*packCodeBytes[packQ2_K]:], r, func(e int) byte { return code(32*kk + e) })
+				}
+			}
+		}
+	})
+	return p
+}

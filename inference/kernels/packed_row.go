@@ -25,6 +25,8 @@ func (p *Packed) Row(dst []float32, r int) {
 		p.rowQ4_K(dst, g, lane)
 	case p.kind == packQ6_K:
 		p.rowQ6_K(dst, g, lane)
+	case p.kind == packQ2_K:
+		p.rowQ2_K(dst, g, lane)
 	default: // Q4_0, Q8_0, Q5_0: one f16 scale per 32-block
 		for k := 0; k < nb; k++ {
 			at := g*nb + k
@@ -114,6 +116,24 @@ func (p *Packed) rowQ6_K(dst []float32, g, r int) {
 				}
 				sc := int8(ss[2*packedTile+(2*kk+e/16)*packedTile+r])
 				out[e] = d * float32(sc) * float32(int(q)-32)
+			}
+		}
+	}
+}
+
+func (p *Packed) rowQ2_K(dst []float32, g, r int) {
+	nb, nsb := p.cols/32, p.cols/KBlockElems
+	for sb := 0; sb < nsb; sb++ {
+		ss := p.scales[(g*nsb+sb)*q2kSBBytes:]
+		d := quant.F16ToF32(binary.LittleEndian.Uint16(ss[2*r:]))
+		dmin := quant.F16ToF32(binary.LittleEndian.Uint16(ss[2*packedTile+2*r:]))
+		for kk := 0; kk < 8; kk++ {
+			codes := p.codes[(g*nb+sb*8+kk)*packCodeBytes[packQ2_K]:]
+			out := dst[sb*KBlockElems+32*kk:]
+			for e := 0; e < 32; e++ {
+				i := 2*kk + e/16
+				sc, m := ss[4*packedTile+i*packedTile+r], ss[20*packedTile+i*packedTile+r]
+				out[e] = d*float32(sc)*float32(nibble(codes, r, e)) - dmin*float32(m)
 			}
 		}
 	}

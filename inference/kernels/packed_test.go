@@ -39,7 +39,7 @@ func packedCases(t *testing.T, r *rand.Rand, rows, cols int) []packedCase {
 		name string
 		pack func([]byte, int, int) *Packed
 	}{{"Q6_K", PackQ6_K}, {"Q5_0", PackQ5_0}, {"Q4_K", PackQ4_K},
-		{"Q5_K", PackQ5_K}, {"Q4_1", PackQ4_1}, {"Q5_1", PackQ5_1}, {"Q3_K", PackQ3_K}} {
+		{"Q5_K", PackQ5_K}, {"Q4_1", PackQ4_1}, {"Q5_1", PackQ5_1}, {"Q3_K", PackQ3_K}, {"Q2_K", PackQ2_K}} {
 		f := ggufFormatNamed(tc.name)
 		if cols%f.elems != 0 {
 			continue

@@ -172,6 +172,30 @@ PK2_AI void PK2(dot_q6)(const __m256i w[8], const int8_t *xb, int32_t c0, int32_
 #endif
 }
 
+// Q2_K: sums of 4-bit codes over each half apart, from 0.
+PK2_AI void PK2(dot_halves)(const __m256i w[8], const int8_t *xb, __m256i *r0, __m256i *r1) {
+#if PK2_VNNI
+    __m256i a0 = _mm256_setzero_si256(), a1 = _mm256_setzero_si256();
+    a0 = PK2_DP(a0, w[0], xb + 0);
+    a1 = PK2_DP(a1, w[4], xb + 16);
+    a0 = PK2_DP(a0, w[1], xb + 4);
+    a1 = PK2_DP(a1, w[5], xb + 20);
+    a0 = PK2_DP(a0, w[2], xb + 8);
+    a1 = PK2_DP(a1, w[6], xb + 24);
+    a0 = PK2_DP(a0, w[3], xb + 12);
+    a1 = PK2_DP(a1, w[7], xb + 28);
+    *r0 = a0, *r1 = a1;
+#else
+    // 4-bit codes: 8 products of at most 15*127 per 16-bit lane.
+    const __m256i t0 = _mm256_add_epi16(PK2_MB(w[0], xb + 0), PK2_MB(w[1], xb + 4));
+    const __m256i t1 = _mm256_add_epi16(PK2_MB(w[2], xb + 8), PK2_MB(w[3], xb + 12));
+    const __m256i u0 = _mm256_add_epi16(PK2_MB(w[4], xb + 16), PK2_MB(w[5], xb + 20));
+    const __m256i u1 = _mm256_add_epi16(PK2_MB(w[6], xb + 24), PK2_MB(w[7], xb + 28));
+    *r0 = PK2_MADD(_mm256_add_epi16(t0, t1));
+    *r1 = PK2_MADD(_mm256_add_epi16(u0, u1));
+#endif
+}
+
 // Rows 16g+8h..16g+8h+7 against NB activation rows, as pk_group in
 // simd_packed.c for one half of its rows. The halves run one after the
 // other (the second reads the group's codes again from cache): 16 ymm
@@ -220,6 +244,31 @@ PK2_AI void PK2(half)(float *out, const int8_t *xq, const float *xd, const int32
                 const __m256 bv = PK2(load8)(bi, ((size_t)g * nb + k) * 16 + 8 * h, sfmt);
                 for (int bb = 0; bb < NB; bb++)
                     f[bb] = _mm256_fmadd_ps(bv, _mm256_set1_ps(xe[(size_t)bb * nb + k]), f[bb]);
+            }
+        }
+    } else if (KIND == K_PK_Q2K) {
+        const uint8_t *sp = (const uint8_t *)sc + (size_t)g * nsb * 576;
+        for (int sb = 0; sb < nsb; sb++, sp += 576) {
+            const __m256 dv = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(sp + 16 * h)));
+            const __m256 mv = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(sp + 32 + 16 * h)));
+            for (int k = sb * 8; k < sb * 8 + 8; k++) {
+                const int j = k - sb * 8;
+                if (!h) pk2_prefetch(cp + (size_t)k * cb, cb);
+                PK2(load)(w, cp + (size_t)k * cb, KIND);
+                const __m256 s0 = PK2(sub8)(sp + 64 + 32 * j + 8 * h, dv, 0);
+                const __m256 s1 = PK2(sub8)(sp + 80 + 32 * j + 8 * h, dv, 0);
+                const __m256 m0 = PK2(sub8)(sp + 320 + 32 * j + 8 * h, mv, 0);
+                const __m256 m1 = PK2(sub8)(sp + 336 + 32 * j + 8 * h, mv, 0);
+                for (int bb = 0; bb < NB; bb++) {
+                    const size_t at = (size_t)bb * nb + k;
+                    __m256i a0, a1;
+                    PK2(dot_halves)(w, xq + (size_t)bb * cols + (size_t)k * 32, &a0, &a1);
+                    const __m256 t =
+                        _mm256_fmadd_ps(_mm256_cvtepi32_ps(a1), s1, _mm256_mul_ps(_mm256_cvtepi32_ps(a0), s0));
+                    const __m256 u = _mm256_fmadd_ps(m1, _mm256_set1_ps((float)xc[2 * at + 1]),
+                                                     _mm256_mul_ps(m0, _mm256_set1_ps((float)xc[2 * at])));
+                    f[bb] = _mm256_fmadd_ps(_mm256_sub_ps(t, u), _mm256_set1_ps(xd[at]), f[bb]);
+                }
             }
         }
     } else if (KIND == K_PK_Q5K) {
@@ -302,6 +351,7 @@ PK2_AI void PK2(half)(float *out, const int8_t *xq, const float *xd, const int32
         case K_PK_U8: PK2(half)(o, q, d, c, e, NB, K_PK_U8, codes, sc, bi, sfmt, group, rows, cols, g, h); break;    \
         case K_PK_Q5U: PK2(half)(o, q, d, c, e, NB, K_PK_Q5U, codes, sc, bi, sfmt, group, rows, cols, g, h); break;  \
         case K_PK_Q5K: PK2(half)(o, q, d, c, e, NB, K_PK_Q5K, codes, sc, bi, sfmt, group, rows, cols, g, h); break;  \
+        case K_PK_Q2K: PK2(half)(o, q, d, c, e, NB, K_PK_Q2K, codes, sc, bi, sfmt, group, rows, cols, g, h); break;  \
         default: PK2(half)(o, q, d, c, e, NB, K_PK_Q4, codes, sc, bi, sfmt, group, rows, cols, g, h); break;         \
         }                                                                                                          \
     } while (0)
@@ -309,7 +359,7 @@ PK2_AI void PK2(half)(float *out, const int8_t *xq, const float *xd, const int32
 void PK2(pk_matmul)(float *out, const int8_t *xq, const float *xd, const int32_t *xc, const float *xe, int n,
                     const uint8_t *codes, const void *sc, const void *bi, int kind, int sfmt, int group, int rows,
                     int cols, int lo, int hi) {
-    const int nb = cols / 32, ng = group > 0 ? cols / group : 0, nc = kind == K_PK_Q6K ? 2 * nb : nb;
+    const int nb = cols / 32, ng = group > 0 ? cols / group : 0, nc = K_PK_NC(kind) * nb;
     for (int b0 = 0; b0 < n; b0 += 4) {
         float *o = out + (size_t)b0 * rows;
         const int8_t *q = xq + (size_t)b0 * cols;

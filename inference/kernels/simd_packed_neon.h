@@ -120,6 +120,32 @@ static inline __attribute__((always_inline)) void PKN(group)(float *out, const i
                 }
             }
         }
+    } else if (KIND == K_PK_Q2K) {
+        // Per super-block: d, dmin [16 rows] (f16), then uint8 scales and
+        // mins [16 sub-blocks of 16][16 rows]; xc holds each half's
+        // activation sum, which the mins multiply.
+        const uint8_t *sp = (const uint8_t *)sc + (size_t)g * nsb * 576;
+        for (int sb = 0; sb < nsb; sb++, sp += 576) {
+            for (int k = sb * 8; k < sb * 8 + 8; k++) {
+                const int j = k - sb * 8;
+                for (int q = 0; q < 4; q++) {
+                    const float32x4_t dv = pkn_load4(sp, 4 * q, K_PK_F16), mv = pkn_load4(sp + 32, 4 * q, K_PK_F16);
+                    pkn_load(w, cp + (size_t)k * cb + 16 * q, KIND);
+                    PKN(ints)(a0, a1, w, xq + (size_t)k * 32, cols, NB);
+                    const float32x4_t s0 = pkn_sub4(sp + 64 + 32 * j + 4 * q, dv, 0);
+                    const float32x4_t s1 = pkn_sub4(sp + 80 + 32 * j + 4 * q, dv, 0);
+                    const float32x4_t m0 = pkn_sub4(sp + 320 + 32 * j + 4 * q, mv, 0);
+                    const float32x4_t m1 = pkn_sub4(sp + 336 + 32 * j + 4 * q, mv, 0);
+                    for (int bb = 0; bb < NB; bb++) {
+                        const size_t at = (size_t)bb * nb + k;
+                        const float32x4_t t = vfmaq_f32(vmulq_f32(vcvtq_f32_s32(a0[bb]), s0), vcvtq_f32_s32(a1[bb]), s1);
+                        const float32x4_t u = vfmaq_f32(vmulq_f32(m0, vdupq_n_f32((float)xc[2 * at])), m1,
+                                                        vdupq_n_f32((float)xc[2 * at + 1]));
+                        f[q][bb] = vfmaq_f32(f[q][bb], vsubq_f32(t, u), vdupq_n_f32(xd[at]));
+                    }
+                }
+            }
+        }
     } else if (KIND == K_PK_Q5K) {
         // Q4_K's scales and mins (below) over Q5_0's code layout.
         const uint8_t *sp = (const uint8_t *)sc + (size_t)g * nsb * 320;
@@ -202,6 +228,7 @@ static inline __attribute__((always_inline)) void PKN(group)(float *out, const i
         case K_PK_U8: PKN(group)(o, q, d, c, e, NB, K_PK_U8, codes, sc, bi, sfmt, group, rows, cols, g); break; \
         case K_PK_Q5U: PKN(group)(o, q, d, c, e, NB, K_PK_Q5U, codes, sc, bi, sfmt, group, rows, cols, g); break; \
         case K_PK_Q5K: PKN(group)(o, q, d, c, e, NB, K_PK_Q5K, codes, sc, bi, sfmt, group, rows, cols, g); break; \
+        case K_PK_Q2K: PKN(group)(o, q, d, c, e, NB, K_PK_Q2K, codes, sc, bi, sfmt, group, rows, cols, g); break; \
         default: PKN(group)(o, q, d, c, e, NB, K_PK_Q4, codes, sc, bi, sfmt, group, rows, cols, g); break;      \
         }                                                                                                     \
     } while (0)
@@ -209,7 +236,7 @@ static inline __attribute__((always_inline)) void PKN(group)(float *out, const i
 static void PKN(pkn_matmul_packed)(float *out, const int8_t *xq, const float *xd, const int32_t *xc, const float *xe,
                                    int n, const uint8_t *codes, const void *sc, const void *bi, int kind, int sfmt,
                                    int group, int rows, int cols, int lo, int hi) {
-    const int nb = cols / 32, ng = group > 0 ? cols / group : 0, nc = kind == K_PK_Q6K ? 2 * nb : nb;
+    const int nb = cols / 32, ng = group > 0 ? cols / group : 0, nc = K_PK_NC(kind) * nb;
     for (int b0 = 0; b0 < n; b0 += 4) {
         float *o = out + (size_t)b0 * rows;
         const int8_t *q = xq + (size_t)b0 * cols;

@@ -453,6 +453,8 @@ func (ld *ggufLoader) matrix(name string, rows, cols int) (matrix, error) {
 				m.packed = kernels.PackQ5_1(data, rows, cols)
 			case quant.GGMLQ3_K:
 				m.packed = kernels.PackQ3_K(data, rows, cols)
+			case quant.GGMLQ2_K:
+				m.packed = kernels.PackQ2_K(data, rows, cols)
 			}
 		}
 	}
