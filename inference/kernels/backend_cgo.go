@@ -30,7 +30,7 @@ func matMulRows(j *matMulJob, worker, lo, hi int) {
 		pk := j.pk
 		var bi unsafe.Pointer
 		var xe *C.float
-		if pk.mlx {
+		if pk.affine {
 			bi = unsafe.Pointer(unsafe.SliceData(pk.biases))
 		}
 		if pk.group > 0 {

@@ -16,6 +16,13 @@ import (
 func FuzzMatMulQuant(f *testing.F) {
 	f.Add(uint8(0), uint8(1), uint8(3), uint8(1), []byte("seed"))
 	f.Add(uint8(5), uint8(6), uint8(17), uint8(4), []byte{0xff, 0x7f, 0x80, 0x00})
+	// 16 and 32 rows: packed too, each GGUF format and MLX width once.
+	for c := 0; c < 10; c++ {
+		f.Add(uint8(2), uint8(3), uint8(16), uint8(c+10*(c%3)), []byte{0x93, 0x11, 0xc4, 0x5a, 0x07})
+	}
+	for c := 0; c < 6; c++ {
+		f.Add(uint8(5*c), uint8(2), uint8(32), uint8(c+6*(c%4)), []byte{0x3c, 0xe1, 0x88, 0x16})
+	}
 	f.Fuzz(func(t *testing.T, format, n8, rows8, cols8 uint8, data []byte) {
 		n, rows := int(n8%9), int(rows8%40)
 		next := byteStream(data)
@@ -39,6 +46,30 @@ func FuzzMatMulQuant(f *testing.F) {
 					if d := math.Abs(float64(got[i] - want[i])); d > 1e-5*mag+1e-30 || math.IsNaN(d) {
 						t.Fatalf("%s n=%d rows=%d cols=%d: element %d: got %g want %g (terms %g)", name, n, rows, cols, i, got[i], want[i], mag)
 					}
+				}
+			}
+		}
+		// The packed copy, where the format and shape have one, against the
+		// int8 definition on the dequantized weight (matMulInt8Dequant).
+		checkPacked := func(name string, cols int, deq func(dst []float32, o int), pk *Packed) {
+			if pk == nil || !pk.Active() || n == 0 {
+				return
+			}
+			wf := make([]float32, rows*cols)
+			for o := 0; o < rows; o++ {
+				deq(wf[o*cols:(o+1)*cols], o)
+			}
+			want, got = make([]float32, n*rows), make([]float32, n*rows)
+			matMulInt8Dequant(want, x, n, wf, rows, cols)
+			pk.MatMul(got, x, n)
+			for i := range got {
+				b, o := i/rows, i%rows
+				var mag float64
+				for e, v := range wf[o*cols : (o+1)*cols] {
+					mag += math.Abs(float64(v) * float64(x[b*cols+e]))
+				}
+				if d := math.Abs(float64(got[i] - want[i])); d > 1e-4*mag+1e-30 || math.IsNaN(d) {
+					t.Fatalf("packed %s n=%d rows=%d cols=%d: element %d: got %g want %g (terms %g)", name, n, rows, cols, i, got[i], want[i], mag)
 				}
 			}
 		}
@@ -69,6 +100,10 @@ func FuzzMatMulQuant(f *testing.F) {
 				},
 				func(o []float32) { MatMulMLXRef(o, x, n, wq, sc, bi, rows, cols, bits, group) },
 				func(o []float32) { MatMulMLX(o, x, n, wq, sc, bi, rows, cols, bits, group) })
+			checkPacked(fmt.Sprintf("MLX%d g%d", bits, group), cols,
+				func(dst []float32, o int) {
+					dequantMLXRow(dst, wq[o*words:], sc[o*groups:], bi[o*groups:], cols, bits, group)
+				}, PackMLX(wq, sc, bi, rows, cols, bits, group))
 		default: // GGUF blocks, with sane f16 scales so sums stay finite
 			type gg struct {
 				name       string
@@ -76,18 +111,19 @@ func FuzzMatMulQuant(f *testing.F) {
 				dOffs      []int
 				deq        func(dst []float32, src []byte, cols int)
 				ref, opt   func(out, x []float32, n int, w []byte, rows, cols int)
+				pack       func(w []byte, rows, cols int) *Packed
 			}
 			all := []gg{
-				{"Q8_0", 32, quant.Q8_0BlockBytes, []int{0}, ggufDeq(quant.GGMLQ8_0), ggufRef(quant.GGMLQ8_0), ggufMM(quant.GGMLQ8_0)},
-				{"Q4_0", 32, quant.Q4_0BlockBytes, []int{0}, ggufDeq(quant.GGMLQ4_0), ggufRef(quant.GGMLQ4_0), ggufMM(quant.GGMLQ4_0)},
-				{"Q4_1", 32, quant.Q4_1BlockBytes, []int{0, 2}, ggufDeq(quant.GGMLQ4_1), ggufRef(quant.GGMLQ4_1), ggufMM(quant.GGMLQ4_1)},
-				{"Q5_0", 32, quant.Q5_0BlockBytes, []int{0}, ggufDeq(quant.GGMLQ5_0), ggufRef(quant.GGMLQ5_0), ggufMM(quant.GGMLQ5_0)},
-				{"Q5_1", 32, quant.Q5_1BlockBytes, []int{0, 2}, ggufDeq(quant.GGMLQ5_1), ggufRef(quant.GGMLQ5_1), ggufMM(quant.GGMLQ5_1)},
-				{"Q2_K", 256, quant.Q2_KBlockBytes, []int{80, 82}, ggufDeq(quant.GGMLQ2_K), ggufRef(quant.GGMLQ2_K), ggufMM(quant.GGMLQ2_K)},
-				{"Q3_K", 256, quant.Q3_KBlockBytes, []int{108}, ggufDeq(quant.GGMLQ3_K), ggufRef(quant.GGMLQ3_K), ggufMM(quant.GGMLQ3_K)},
-				{"Q4_K", 256, quant.Q4_KBlockBytes, []int{0, 2}, ggufDeq(quant.GGMLQ4_K), ggufRef(quant.GGMLQ4_K), ggufMM(quant.GGMLQ4_K)},
-				{"Q5_K", 256, quant.Q5_KBlockBytes, []int{0, 2}, ggufDeq(quant.GGMLQ5_K), ggufRef(quant.GGMLQ5_K), ggufMM(quant.GGMLQ5_K)},
-				{"Q6_K", 256, quant.Q6_KBlockBytes, []int{208}, ggufDeq(quant.GGMLQ6_K), ggufRef(quant.GGMLQ6_K), ggufMM(quant.GGMLQ6_K)},
+				{"Q8_0", 32, quant.Q8_0BlockBytes, []int{0}, ggufDeq(quant.GGMLQ8_0), ggufRef(quant.GGMLQ8_0), ggufMM(quant.GGMLQ8_0), PackQ8_0},
+				{"Q4_0", 32, quant.Q4_0BlockBytes, []int{0}, ggufDeq(quant.GGMLQ4_0), ggufRef(quant.GGMLQ4_0), ggufMM(quant.GGMLQ4_0), PackQ4_0},
+				{"Q4_1", 32, quant.Q4_1BlockBytes, []int{0, 2}, ggufDeq(quant.GGMLQ4_1), ggufRef(quant.GGMLQ4_1), ggufMM(quant.GGMLQ4_1), PackQ4_1},
+				{"Q5_0", 32, quant.Q5_0BlockBytes, []int{0}, ggufDeq(quant.GGMLQ5_0), ggufRef(quant.GGMLQ5_0), ggufMM(quant.GGMLQ5_0), PackQ5_0},
+				{"Q5_1", 32, quant.Q5_1BlockBytes, []int{0, 2}, ggufDeq(quant.GGMLQ5_1), ggufRef(quant.GGMLQ5_1), ggufMM(quant.GGMLQ5_1), PackQ5_1},
+				{"Q2_K", 256, quant.Q2_KBlockBytes, []int{80, 82}, ggufDeq(quant.GGMLQ2_K), ggufRef(quant.GGMLQ2_K), ggufMM(quant.GGMLQ2_K), PackQ2_K},
+				{"Q3_K", 256, quant.Q3_KBlockBytes, []int{108}, ggufDeq(quant.GGMLQ3_K), ggufRef(quant.GGMLQ3_K), ggufMM(quant.GGMLQ3_K), PackQ3_K},
+				{"Q4_K", 256, quant.Q4_KBlockBytes, []int{0, 2}, ggufDeq(quant.GGMLQ4_K), ggufRef(quant.GGMLQ4_K), ggufMM(quant.GGMLQ4_K), PackQ4_K},
+				{"Q5_K", 256, quant.Q5_KBlockBytes, []int{0, 2}, ggufDeq(quant.GGMLQ5_K), ggufRef(quant.GGMLQ5_K), ggufMM(quant.GGMLQ5_K), PackQ5_K},
+				{"Q6_K", 256, quant.Q6_KBlockBytes, []int{208}, ggufDeq(quant.GGMLQ6_K), ggufRef(quant.GGMLQ6_K), ggufMM(quant.GGMLQ6_K), PackQ6_K},
 			}
 			g := all[int(cols8)%len(all)]
 			cols := g.elems * (1 + int(cols8)/len(all)%3)
@@ -106,6 +142,9 @@ func FuzzMatMulQuant(f *testing.F) {
 			check(g.name, cols, func(dst []float32, o int) { g.deq(dst, w[o*rb:], cols) },
 				func(o []float32) { g.ref(o, x, n, w, rows, cols) },
 				func(o []float32) { g.opt(o, x, n, w, rows, cols) })
+			if g.pack != nil {
+				checkPacked(g.name, cols, func(dst []float32, o int) { g.deq(dst, w[o*rb:], cols) }, g.pack(w, rows, cols))
+			}
 		}
 	})
 }

@@ -31,8 +31,9 @@ var mlxInt8 atomic.Bool
 // match transformers to float rounding) and returns the previous setting.
 func SetInt8MLX(on bool) bool { return mlxInt8.Swap(on) }
 
-// SetInt8Activations turns the int8-activation path (Packed weights, and
-// unpacked Q8_0, Q4_0 and MLX 4-bit ones; see the package doc) on or off
+// SetInt8Activations turns the int8-activation path (Packed weights of every
+// GGUF and MLX format, and unpacked Q8_0, Q4_0 and MLX 4-bit ones; see the
+// package doc) on or off
 // and returns the previous setting. Off, every matmul runs in float and
 // matches the *Ref functions to float rounding; on (the default), those
 // results differ from them by the int8 rounding of the activations (about

@@ -74,7 +74,36 @@ void k_matmul_gguf_i8(float *out, const int8_t *xq, const float *xd, const int32
 // (with hoff != 0, two per block: -off*sum of the first 16, -hoff*sum of the
 // last 16) and, for group > 0, the group sums e of d*sum(q).
 enum { K_PK_F16 = 0, K_PK_BF16 = 1, K_PK_F32 = 2 };
-enum { K_PK_Q4 = 0, K_PK_Q8 = 1, K_PK_Q6K = 2, K_PK_Q5 = 3, K_PK_Q4K = 4 };
+// Kinds 5..7 read unsigned codes without an offset of their own in the
+// layouts above: K_PK_U8 (MLX 6- and 8-bit: the code itself in K_PK_Q8's
+// byte), K_PK_Q5U (Q5_1: K_PK_Q5 codes, scale and bias per 32-block) and
+// K_PK_Q5K (Q5_K: K_PK_Q5 codes, K_PK_Q4K scales and mins). Their c holds
+// -128*sum(q) (K_PK_U8) or -16*sum(q) (K_PK_Q5U, K_PK_Q5K), the offset the
+// signed-code kernels (NEON, AVX2 vpmaddubsw for 8-bit codes) take from
+// every code, so that they add it back; the kernels that multiply
+// unsigned codes ignore it.
+// K_PK_Q2K (Q2_K) keeps its 2-bit codes in the 4-bit layout, with d, dmin
+// and uint8 scales and mins per 16 elements; its c holds the activation
+// sums of both halves of each block (off = hoff = -1).
+enum {
+    K_PK_Q4 = 0,
+    K_PK_Q8 = 1,
+    K_PK_Q6K = 2,
+    K_PK_Q5 = 3,
+    K_PK_Q4K = 4,
+    K_PK_U8 = 5,
+    K_PK_Q5U = 6,
+    K_PK_Q5K = 7,
+    K_PK_Q2K = 8
+};
+// Activation corrections per 32-block: two for the kinds with halves.
+#define K_PK_NC(KIND) ((KIND) == K_PK_Q6K || (KIND) == K_PK_Q2K ? 2 : 1)
+// Code bytes of one 32-block of 16 rows per kind.
+#define K_PK_CB(KIND)                                                                                          \
+    ((KIND) == K_PK_Q8 || (KIND) == K_PK_U8                                   ? (size_t)512                    \
+     : (KIND) == K_PK_Q6K                                                     ? (size_t)384                    \
+     : (KIND) == K_PK_Q5 || (KIND) == K_PK_Q5U || (KIND) == K_PK_Q5K ? (size_t)320                    \
+                                                                              : (size_t)256)
 void k_packed_quant(int8_t *q, float *d, int32_t *c, float *e, const float *x, int n, int cols, int off, int hoff,
                     int group);
 void k_matmul_packed(float *out, const int8_t *xq, const float *xd, const int32_t *xc, const float *xe, int n,

@@ -18,16 +18,17 @@ import (
 // source (same codes, same scales, same rounding of activations as the int8
 // path) at about the same bits per weight; only their order in memory (and,
 // for Q5_0 and Q6_K, the split of each code between nibble and high bits)
-// changes. On ARM64 (simd_packed_neon.c) the same layout feeds sdot (four
+// changes; the rarer formats reuse these layouts (packed_more.go). On ARM64 (simd_packed_neon.c) the same layout feeds sdot (four
 // rows per 128-bit quarter) and smmla (two rows, eight codes deep). The AVX2 kernels (simd_packed_avx2.c) read the same layout as
 // two ymm halves of 8 rows and give the same bits, so the level may change
 // after packing (SetLevel). Pack* return nil where the current level has no
-// packed kernels (scalar, or a CPU without AVX2 or NEON) or the shape does not tile (rows%16, cols%32, and cols%256 for Q4_K and Q6_K), and the
+// packed kernels (scalar, or a CPU without AVX2 or NEON) or the shape does not tile (rows%16, cols%32, and cols%256 for the K-quants), and the
 // caller keeps using the source format.
 type Packed struct {
 	rows, cols int
-	kind       int  // code layout: packQ4, packQ8, packQ6_K, packQ5_0, packQ4_K
-	mlx        bool // MLX affine groups (scale and bias per group), else GGUF blocks
+	kind       int  // code layout: packQ4 ... packQ2_K
+	mlx        bool // from an MLX file (its int8 path follows SetInt8MLX)
+	affine     bool // scale and bias per group (MLX, Q4_1, Q5_1), in scales and biases
 	sfmt       int  // storage of scales and biases: packF16, packBF16, packF32
 	group      int  // MLX group size, 32 for Q4_K (its mins need block sums); 0 for the others
 	off        int  // the weight code offset (8 for Q4_0, 128 for Q8_0, 0 for MLX)
@@ -44,10 +45,15 @@ const (
 	packQ6_K = 2
 	packQ5_0 = 3
 	packQ4_K = 4
+	packU8   = 5 // unsigned 8-bit codes in packQ8's place: MLX 6- and 8-bit
+	packQ5U  = 6 // packQ5_0's codes, unsigned, scale and bias per block: Q5_1
+	packQ5_K = 7 // packQ5_0's codes, unsigned, packQ4_K's scales and mins
+	packQ2_K = 8 // 2-bit codes in packQ4's nibbles, scale and min per 16
 )
 
 // packCodeBytes is the code bytes of one 32-block of 16 rows per layout.
-var packCodeBytes = [...]int{packQ4: 256, packQ8: 512, packQ6_K: 384, packQ5_0: 320, packQ4_K: 256}
+var packCodeBytes = [...]int{packQ4: 256, packQ8: 512, packQ6_K: 384, packQ5_0: 320, packQ4_K: 256,
+	packU8: 512, packQ5U: 320, packQ5_K: 320, packQ2_K: 256}
 
 const (
 	packF16  = 0 // K_PK_F16
@@ -127,18 +133,23 @@ func PackQ5_0(w []byte, rows, cols int) *Packed {
 	p.off, p.sfmt = 16, packF16
 	packBlocks(p, w, quant.Q5_0BlockBytes, func(dst []byte, r int, blk []byte) {
 		qh := binary.LittleEndian.Uint32(blk[2:])
-		code := func(e int) byte { return blk[6+e%16]>>(4*(e/16))&15 | byte(qh>>e&1)<<4 }
-		for t := 0; t < 4; t++ {
-			var h byte
-			for i := 0; i < 4; i++ {
-				q1, q2 := code(4*i+t), code(16+4*i+t)
-				dst[i*64+r*4+t] = q1&15 | (q2>>1)<<4
-				h |= (q1>>4)<<(4+i) | (q2&1)<<(3-i)
-			}
-			dst[256+r*4+t] = h
-		}
+		putQ5(dst, r, func(e int) byte { return blk[6+e%16]>>(4*(e/16))&15 | byte(qh>>e&1)<<4 })
 	})
 	return p
+}
+
+// putQ5 writes row r's 5-bit codes of one 32-block in the Q5_0 layout
+// (PackQ5_0); code(e) is element e (0..31) of the block.
+func putQ5(dst []byte, r int, code func(e int) byte) {
+	for t := 0; t < 4; t++ {
+		var h byte
+		for i := 0; i < 4; i++ {
+			q1, q2 := code(4*i+t), code(16+4*i+t)
+			dst[i*64+r*4+t] = q1&15 | (q2>>1)<<4
+			h |= (q1>>4)<<(4+i) | (q2&1)<<(3-i)
+		}
+		dst[256+r*4+t] = h
+	}
 }
 
 // PackQ6_K packs a GGUF Q6_K matrix (cols a multiple of 256). Codes keep
@@ -151,28 +162,36 @@ func PackQ6_K(w []byte, rows, cols int) *Packed {
 	if !packable(rows, cols) || cols%quant.QK_K != 0 {
 		return nil
 	}
+	checkPackLen("PackQ6_K", len(w), rows*cols/quant.QK_K*quant.Q6_KBlockBytes)
+	return packQ6Like(w, rows, cols, quant.Q6_KBlockBytes, 208, func(blk []byte, i int) byte { return blk[192+i] }, q6kCode)
+}
+
+// packQ6Like packs super-blocks of 256 codes 0..63 (weight d*scale*(code-32))
+// in the Q6_K layout: d is the f16 at byte dAt of each block, scale(blk, i)
+// the int8 scale of sub-block i (16 elements), code(blk, e) element e.
+func packQ6Like(w []byte, rows, cols, blockBytes, dAt int, scale func(blk []byte, i int) byte,
+	code func(blk []byte, e int) byte) *Packed {
 	nb, nsb := cols/32, cols/quant.QK_K
-	checkPackLen("PackQ6_K", len(w), rows*nsb*quant.Q6_KBlockBytes)
 	const sbBytes = 2*packedTile + 16*packedTile
 	p := newPacked(rows, cols, packQ6_K, rows/packedTile*nsb*sbBytes, 0)
 	p.off, p.hoff = 32, 128
 	packRowGroups(rows, func(g int) {
 		for r := 0; r < packedTile; r++ {
-			src := w[(g*packedTile+r)*nsb*quant.Q6_KBlockBytes:]
+			src := w[(g*packedTile+r)*nsb*blockBytes:]
 			for sb := 0; sb < nsb; sb++ {
-				blk := src[sb*quant.Q6_KBlockBytes : (sb+1)*quant.Q6_KBlockBytes]
+				blk := src[sb*blockBytes : (sb+1)*blockBytes]
 				ss := p.scales[(g*nsb+sb)*sbBytes:]
-				copy(ss[2*r:2*r+2], blk[208:210])
+				copy(ss[2*r:2*r+2], blk[dAt:dAt+2])
 				for i := 0; i < 16; i++ {
-					ss[2*packedTile+i*packedTile+r] = blk[192+i]
+					ss[2*packedTile+i*packedTile+r] = scale(blk, i)
 				}
 				for kk := 0; kk < 8; kk++ {
 					dst := p.codes[(g*nb+sb*8+kk)*packCodeBytes[packQ6_K]:]
 					for t := 0; t < 4; t++ {
 						var ha, hb byte
 						for i := 0; i < 4; i++ {
-							q1 := q6kCode(blk, 32*kk+4*i+t)
-							q2 := q6kCode(blk, 32*kk+16+4*i+t)
+							q1 := code(blk, 32*kk+4*i+t)
+							q2 := code(blk, 32*kk+16+4*i+t)
 							dst[i*64+r*4+t] = q1&15 | (q2>>2)<<4
 							ha |= (q1 >> 4) << (2 * i)
 							hb |= (q2 & 3) << (2 * i)
@@ -195,16 +214,30 @@ func PackQ4_K(w []byte, rows, cols int) *Packed {
 	if !packable(rows, cols) || cols%quant.QK_K != 0 {
 		return nil
 	}
+	checkPackLen("PackQ4_K", len(w), rows*cols/quant.QK_K*quant.Q4_KBlockBytes)
+	return packQ4Like(w, rows, cols, packQ4_K, quant.Q4_KBlockBytes, func(blk []byte) func(e int) byte {
+		qs := blk[16:]
+		// Element e of the super-block: chunk e/64, low nibbles for its first 32.
+		return func(e int) byte { return qs[32*(e/64)+e%32] >> (4 * (e % 64 / 32)) & 15 }
+	})
+}
+
+// packQ4Like packs super-blocks that start as Q4_K's (d, dmin, 12 bytes of
+// 6-bit scales and mins) with codes(blk) giving element e of the block:
+// Q4_K (kind packQ4_K) and Q5_K (packQ5_K).
+func packQ4Like(w []byte, rows, cols, kind, blockBytes int, codes func(blk []byte) func(e int) byte) *Packed {
 	nb, nsb := cols/32, cols/quant.QK_K
-	checkPackLen("PackQ4_K", len(w), rows*nsb*quant.Q4_KBlockBytes)
 	const sbBytes = 4*packedTile + 16*packedTile
-	p := newPacked(rows, cols, packQ4_K, rows/packedTile*nsb*sbBytes, 0)
+	p := newPacked(rows, cols, kind, rows/packedTile*nsb*sbBytes, 0)
 	p.group = 32
+	if kind == packQ5_K {
+		p.off = 16 // see K_PK_Q5K in kernels.h
+	}
 	packRowGroups(rows, func(g int) {
 		for r := 0; r < packedTile; r++ {
-			src := w[(g*packedTile+r)*nsb*quant.Q4_KBlockBytes:]
+			src := w[(g*packedTile+r)*nsb*blockBytes:]
 			for sb := 0; sb < nsb; sb++ {
-				blk := src[sb*quant.Q4_KBlockBytes : (sb+1)*quant.Q4_KBlockBytes]
+				blk := src[sb*blockBytes : (sb+1)*blockBytes]
 				ss := p.scales[(g*nsb+sb)*sbBytes:]
 				copy(ss[2*r:2*r+2], blk[0:2])
 				copy(ss[2*packedTile+2*r:][:2], blk[2:4])
@@ -213,12 +246,14 @@ func PackQ4_K(w []byte, rows, cols int) *Packed {
 					ss[4*packedTile+j*packedTile+r] = sc
 					ss[12*packedTile+j*packedTile+r] = m
 				}
-				qs := blk[16:]
-				// Element e of the super-block: chunk e/64, low nibbles for its first 32.
-				code := func(e int) byte { return qs[32*(e/64)+e%32] >> (4 * (e % 64 / 32)) & 15 }
+				code := codes(blk)
 				for kk := 0; kk < 8; kk++ {
-					putNibbles(p.codes[(g*nb+sb*8+kk)*packCodeBytes[packQ4_K]:], r,
-						func(e int) byte { return code(32*kk + e) })
+					dst, kc := p.codes[(g*nb+sb*8+kk)*packCodeBytes[kind]:], func(e int) byte { return code(32*kk + e) }
+					if kind == packQ5_K {
+						putQ5(dst, r, kc)
+					} else {
+						putNibbles(dst, r, kc)
+					}
 				}
 			}
 		}
@@ -238,30 +273,59 @@ func q6kCode(blk []byte, e int) byte {
 }
 
 // PackMLX4 packs an MLX 4-bit matrix (see MatMulMLX for the arguments).
-// Scales and biases keep 16 bits when every value is exact in bfloat16 or
-// half (MLX stores them so), else float32.
 func PackMLX4(wq []uint32, scales, biases []float32, rows, cols, group int) *Packed {
-	if !packable(rows, cols) || group <= 0 || group%32 != 0 || cols%group != 0 {
+	return PackMLX(wq, scales, biases, rows, cols, 4, group)
+}
+
+// PackMLX packs an MLX affine matrix of 2, 3, 4, 5, 6 or 8 bits (see
+// MatMulMLX for the arguments): codes of up to 4 bits in the Q4 nibble
+// layout, wider ones as bytes (packU8). Scales and biases keep 16 bits
+// when every value is exact in bfloat16 or half (MLX stores them so), else
+// float32.
+func PackMLX(wq []uint32, scales, biases []float32, rows, cols, bits, group int) *Packed {
+	if !packable(rows, cols) || group <= 0 || group%32 != 0 || cols%group != 0 ||
+		bits < 2 || bits > 8 || bits == 7 {
 		return nil
 	}
-	ng, words := cols/group, cols/8
-	checkPackLen("PackMLX4", len(wq), rows*words)
-	checkPackLen("PackMLX4 scales", min(len(scales), len(biases)), rows*ng)
+	ng, words := cols/group, cols*bits/32
+	checkPackLen("PackMLX", len(wq), rows*words)
+	checkPackLen("PackMLX scales", min(len(scales), len(biases)), rows*ng)
 	sfmt := scaleFormat(scales[:rows*ng], biases[:rows*ng])
 	width := 2
 	if sfmt == packF32 {
 		width = 4
 	}
-	p := newPacked(rows, cols, packQ4, width*rows*ng, width*rows*ng)
-	p.mlx, p.group, p.sfmt = true, group, sfmt
-	nb := cols / 32
+	kind := packQ4
+	if bits > 4 {
+		kind = packU8
+	}
+	p := newPacked(rows, cols, kind, width*rows*ng, width*rows*ng)
+	p.mlx, p.affine, p.group, p.sfmt = true, true, group, sfmt
+	if kind == packU8 {
+		p.off = 128 // see K_PK_U8 in kernels.h
+	}
+	nb, mask := cols/32, uint64(1)<<bits-1
 	packRowGroups(rows, func(g int) {
 		for r := 0; r < packedTile; r++ {
 			row := g*packedTile + r
 			src := wq[row*words : (row+1)*words]
-			code := func(e int) byte { return byte(src[e/8]>>(4*(e%8))) & 15 }
+			code := func(e int) byte { // as quant.DequantizeMLX reads it
+				word, off := e*bits/32, e*bits%32
+				v := uint64(src[word]) >> off
+				if off+bits > 32 {
+					v |= uint64(src[word+1]) << (32 - off)
+				}
+				return byte(v & mask)
+			}
 			for k := 0; k < nb; k++ {
-				putNibbles(p.codes[(g*nb+k)*packCodeBytes[packQ4]:], r, func(e int) byte { return code(32*k + e) })
+				dst := p.codes[(g*nb+k)*packCodeBytes[kind]:]
+				if kind == packU8 {
+					for e := 0; e < 32; e++ {
+						dst[(e/4)*64+r*4+e%4] = code(32*k + e)
+					}
+				} else {
+					putNibbles(dst, r, func(e int) byte { return code(32*k + e) })
+				}
 			}
 			for gi := 0; gi < ng; gi++ {
 				at := (g*ng+gi)*packedTile + r

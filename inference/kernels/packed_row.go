@@ -19,12 +19,14 @@ func (p *Packed) Row(dst []float32, r int) {
 	g, lane := r/packedTile, r%packedTile
 	nb, cb := p.cols/32, packCodeBytes[p.kind]
 	switch {
-	case p.mlx:
+	case p.affine:
 		p.rowMLX(dst, g, lane)
-	case p.kind == packQ4_K:
+	case p.kind == packQ4_K || p.kind == packQ5_K:
 		p.rowQ4_K(dst, g, lane)
 	case p.kind == packQ6_K:
 		p.rowQ6_K(dst, g, lane)
+	case p.kind == packQ2_K:
+		p.rowQ2_K(dst, g, lane)
 	default: // Q4_0, Q8_0, Q5_0: one f16 scale per 32-block
 		for k := 0; k < nb; k++ {
 			at := g*nb + k
@@ -42,9 +44,9 @@ func (p *Packed) Row(dst []float32, r int) {
 // (plus 128 for Q8_0).
 func blockCode(kind int, codes []byte, r, e int) byte {
 	switch kind {
-	case packQ8:
+	case packQ8, packU8:
 		return codes[(e/4)*64+r*4+e%4]
-	case packQ5_0:
+	case packQ5_0, packQ5U, packQ5_K:
 		i, t := e%16/4, e%4
 		b, h := codes[i*64+r*4+t], codes[256+r*4+t]
 		if e < 16 {
@@ -67,11 +69,11 @@ func nibble(codes []byte, r, e int) byte {
 func (p *Packed) rowMLX(dst []float32, g, r int) {
 	nb, ng := p.cols/32, p.cols/p.group
 	for k := 0; k < nb; k++ {
-		codes := p.codes[(g*nb+k)*packCodeBytes[packQ4]:]
+		codes := p.codes[(g*nb+k)*packCodeBytes[p.kind]:]
 		for e := 0; e < 32; e++ {
 			c := 32*k + e
 			at := (g*ng+c/p.group)*packedTile + r
-			dst[c] = getScale(p.scales, at, p.sfmt)*float32(nibble(codes, r, e)) + getScale(p.biases, at, p.sfmt)
+			dst[c] = getScale(p.scales, at, p.sfmt)*float32(blockCode(p.kind, codes, r, e)) + getScale(p.biases, at, p.sfmt)
 		}
 	}
 }
@@ -85,10 +87,10 @@ func (p *Packed) rowQ4_K(dst []float32, g, r int) {
 		dmin := quant.F16ToF32(binary.LittleEndian.Uint16(ss[2*packedTile+2*r:]))
 		for kk := 0; kk < 8; kk++ {
 			sc, m := ss[4*packedTile+kk*packedTile+r], ss[12*packedTile+kk*packedTile+r]
-			codes := p.codes[(g*nb+sb*8+kk)*packCodeBytes[packQ4_K]:]
+			codes := p.codes[(g*nb+sb*8+kk)*packCodeBytes[p.kind]:]
 			out := dst[sb*quant.QK_K+32*kk:]
 			for e := 0; e < 32; e++ {
-				out[e] = d*float32(sc)*float32(nibble(codes, r, e)) - dmin*float32(m)
+				out[e] = d*float32(sc)*float32(blockCode(p.kind, codes, r, e)) - dmin*float32(m)
 			}
 		}
 	}
@@ -114,6 +116,24 @@ func (p *Packed) rowQ6_K(dst []float32, g, r int) {
 				}
 				sc := int8(ss[2*packedTile+(2*kk+e/16)*packedTile+r])
 				out[e] = d * float32(sc) * float32(int(q)-32)
+			}
+		}
+	}
+}
+
+func (p *Packed) rowQ2_K(dst []float32, g, r int) {
+	nb, nsb := p.cols/32, p.cols/quant.QK_K
+	for sb := 0; sb < nsb; sb++ {
+		ss := p.scales[(g*nsb+sb)*q2kSBBytes:]
+		d := quant.F16ToF32(binary.LittleEndian.Uint16(ss[2*r:]))
+		dmin := quant.F16ToF32(binary.LittleEndian.Uint16(ss[2*packedTile+2*r:]))
+		for kk := 0; kk < 8; kk++ {
+			codes := p.codes[(g*nb+sb*8+kk)*packCodeBytes[packQ2_K]:]
+			out := dst[sb*quant.QK_K+32*kk:]
+			for e := 0; e < 32; e++ {
+				i := 2*kk + e/16
+				sc, m := ss[4*packedTile+i*packedTile+r], ss[20*packedTile+i*packedTile+r]
+				out[e] = d*float32(sc)*float32(nibble(codes, r, e)) - dmin*float32(m)
 			}
 		}
 	}

@@ -38,7 +38,8 @@ func packedCases(t *testing.T, r *rand.Rand, rows, cols int) []packedCase {
 	for _, tc := range []struct {
 		name string
 		pack func([]byte, int, int) *Packed
-	}{{"Q6_K", PackQ6_K}, {"Q5_0", PackQ5_0}, {"Q4_K", PackQ4_K}} {
+	}{{"Q6_K", PackQ6_K}, {"Q5_0", PackQ5_0}, {"Q4_K", PackQ4_K},
+		{"Q5_K", PackQ5_K}, {"Q4_1", PackQ4_1}, {"Q5_1", PackQ5_1}, {"Q3_K", PackQ3_K}, {"Q2_K", PackQ2_K}} {
 		f := ggufFormatNamed(tc.name)
 		if cols%f.elems != 0 {
 			continue
@@ -79,6 +80,21 @@ func packedCases(t *testing.T, r *rand.Rand, rows, cols int) []packedCase {
 				t.Fatalf("MLX4 g%d %s: scale format %d, want %d", g, f.name, pk.sfmt, f.sfmt)
 			}
 			cs = append(cs, packedCase{fmt.Sprintf("MLX4 g%d %s", g, f.name), pk, wf, nil})
+		}
+	}
+	// The other MLX widths: nibbles (2, 3 bits) or bytes (5, 6, 8 bits).
+	for _, bits := range []int{2, 3, 5, 6, 8} {
+		for _, g := range []int{32, 128} {
+			if cols%g != 0 {
+				continue
+			}
+			wq, sc, bi := quantizeMLX(randSlice(r, rows*cols, 1), rows, cols, bits, g)
+			ng, words := cols/g, cols*bits/32
+			wf := make([]float32, rows*cols)
+			for o := 0; o < rows; o++ {
+				dequantMLXRow(wf[o*cols:(o+1)*cols], wq[o*words:(o+1)*words], sc[o*ng:(o+1)*ng], bi[o*ng:(o+1)*ng], cols, bits, g)
+			}
+			cs = append(cs, packedCase{fmt.Sprintf("MLX%d g%d", bits, g), PackMLX(wq, sc, bi, rows, cols, bits, g), wf, nil})
 		}
 	}
 	return cs

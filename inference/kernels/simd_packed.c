@@ -74,7 +74,8 @@ static inline int32_t quad(const int8_t *p) { return *(const i32u *)p; }
 #define PK_BLOCK(NB, SCALE)                                                                                   \
     for (int bb = 0; bb < NB; bb++) {                                                                         \
         const int8_t *xb = xq + (size_t)bb * cols + (size_t)k * 32;                                           \
-        __m512i a0 = _mm512_set1_epi32(xc[(size_t)bb * nb + k]), a1 = _mm512_setzero_si512();                \
+        __m512i a0 = _mm512_set1_epi32(KIND == K_PK_U8 ? 0 : xc[(size_t)bb * nb + k]);                       \
+        __m512i a1 = _mm512_setzero_si512();                                                                  \
         a0 = _mm512_dpbusd_epi32(a0, w[0], _mm512_set1_epi32(quad(xb + 0)));                                 \
         a1 = _mm512_dpbusd_epi32(a1, w[1], _mm512_set1_epi32(quad(xb + 4)));                                 \
         a0 = _mm512_dpbusd_epi32(a0, w[2], _mm512_set1_epi32(quad(xb + 8)));                                 \
@@ -120,8 +121,8 @@ static inline __attribute__((always_inline)) void pk_load(__m512i w[8], const ui
     for (int bb = 0; bb < NB; bb++) {                                                                         \
         const int8_t *xb = xq + (size_t)bb * cols + (size_t)k * 32;                                           \
         const size_t at = (size_t)bb * nb + k;                                                                \
-        __m512i a0 = _mm512_set1_epi32(HOFF ? xc[2 * at] : xc[at]);                                           \
-        __m512i a1 = HOFF ? _mm512_set1_epi32(xc[2 * at + 1]) : _mm512_setzero_si512();                       \
+        __m512i a0 = _mm512_set1_epi32(KIND == K_PK_Q2K ? 0 : HOFF ? xc[2 * at] : KIND == K_PK_Q5 ? xc[at] : 0); \
+        __m512i a1 = _mm512_set1_epi32(HOFF && KIND != K_PK_Q2K ? xc[2 * at + 1] : 0);                        \
         a0 = _mm512_dpbusd_epi32(a0, w[0], _mm512_set1_epi32(quad(xb + 0)));                                 \
         a1 = _mm512_dpbusd_epi32(a1, w[4], _mm512_set1_epi32(quad(xb + 16)));                                \
         a0 = _mm512_dpbusd_epi32(a0, w[1], _mm512_set1_epi32(quad(xb + 4)));                                 \
@@ -181,7 +182,7 @@ static inline __attribute__((always_inline)) void pk_group(float *out, const int
                                                            const void *bi, int sfmt, int group, int rows, int cols,
                                                            int g) {
     const int nb = cols / 32, nsb = cols / 256;
-    const size_t cb = KIND == K_PK_Q8 ? 512 : KIND == K_PK_Q6K ? 384 : KIND == K_PK_Q5 ? 320 : 256;
+    const size_t cb = K_PK_CB(KIND);
     const uint8_t *cp = codes + (size_t)g * nb * cb;
     __m512 f[4];
     for (int bb = 0; bb < NB; bb++) f[bb] = _mm512_setzero_ps();
@@ -203,7 +204,8 @@ static inline __attribute__((always_inline)) void pk_group(float *out, const int
                                                   xdv, f[bb]);)
             }
         }
-    } else if (KIND == K_PK_Q5) {
+    } else if (KIND == K_PK_Q5 || KIND == K_PK_Q5U) {
+        // Q5_1 (K_PK_Q5U) adds its bias per 32-block: group 32, xe per block.
         for (int k = 0; k < nb; k++) {
             pk_prefetch(cp + (size_t)k * cb, cb);
             pk_load_q5(w, cp + (size_t)k * cb);
@@ -211,6 +213,51 @@ static inline __attribute__((always_inline)) void pk_group(float *out, const int
             PK_HALVES(NB, 0,
                       f[bb] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(a0, _mm512_srai_epi32(a1, 3))),
                                               _mm512_mul_ps(s, xdv), f[bb]);)
+            if (KIND == K_PK_Q5U) {
+                const __m512 bv = load16(bi, ((size_t)g * nb + k) * 16, sfmt);
+                for (int bb = 0; bb < NB; bb++)
+                    f[bb] = _mm512_fmadd_ps(bv, _mm512_set1_ps(xe[(size_t)bb * nb + k]), f[bb]);
+            }
+        }
+    } else if (KIND == K_PK_Q5K) {
+        // Q4_K's scales and mins (below) over Q5_0's code layout.
+        const uint8_t *sp = (const uint8_t *)sc + (size_t)g * nsb * 320;
+        for (int sb = 0; sb < nsb; sb++, sp += 320) {
+            const __m512 dv = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)sp));
+            const __m512 mv = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(sp + 32)));
+            for (int k = sb * 8; k < sb * 8 + 8; k++) {
+                pk_prefetch(cp + (size_t)k * cb, cb);
+                pk_load_q5(w, cp + (size_t)k * cb);
+                const __m512 s = sub16(sp + 64 + 16 * (k - sb * 8), dv, 0);
+                const __m512 m = sub16(sp + 192 + 16 * (k - sb * 8), mv, 0);
+                PK_HALVES(NB, 0,
+                          f[bb] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(a0, _mm512_srai_epi32(a1, 3))),
+                                                  _mm512_mul_ps(s, xdv), f[bb]);)
+                for (int bb = 0; bb < NB; bb++)
+                    f[bb] = _mm512_fnmadd_ps(m, _mm512_set1_ps(xe[(size_t)bb * nb + k]), f[bb]);
+            }
+        }
+    } else if (KIND == K_PK_Q2K) {
+        // Per super-block: d, dmin [16 rows] (f16), then uint8 scales and
+        // mins [16 sub-blocks of 16][16 rows]; xc holds the activation sums
+        // of each half block, which the mins multiply.
+        const uint8_t *sp = (const uint8_t *)sc + (size_t)g * nsb * 576;
+        for (int sb = 0; sb < nsb; sb++, sp += 576) {
+            const __m512 dv = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)sp));
+            const __m512 mv = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(sp + 32)));
+            for (int k = sb * 8; k < sb * 8 + 8; k++) {
+                const int j = k - sb * 8;
+                pk_prefetch(cp + (size_t)k * cb, cb);
+                pk_load(w, cp + (size_t)k * cb, 0);
+                const __m512 s0 = sub16(sp + 64 + 32 * j, dv, 0), s1 = sub16(sp + 80 + 32 * j, dv, 0);
+                const __m512 m0 = sub16(sp + 320 + 32 * j, mv, 0), m1 = sub16(sp + 336 + 32 * j, mv, 0);
+                PK_HALVES(NB, 1, {
+                    const __m512 t = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a1), s1, _mm512_mul_ps(_mm512_cvtepi32_ps(a0), s0));
+                    const __m512 u = _mm512_fmadd_ps(m1, _mm512_set1_ps((float)xc[2 * at + 1]),
+                                                     _mm512_mul_ps(m0, _mm512_set1_ps((float)xc[2 * at])));
+                    f[bb] = _mm512_fmadd_ps(_mm512_sub_ps(t, u), xdv, f[bb]);
+                })
+            }
         }
     } else if (KIND == K_PK_Q4K) {
         // Per super-block: d, dmin [16 rows] (f16), then uint8 scales and
@@ -243,7 +290,7 @@ static inline __attribute__((always_inline)) void pk_group(float *out, const int
             const __m512 bv = load16(bi, ((size_t)g * ng + gi) * 16, sfmt);
             for (int k = gi * bpg; k < (gi + 1) * bpg; k++) {
                 pk_prefetch(cp + (size_t)k * cb, cb);
-                pk_load(w, cp + (size_t)k * cb, KIND == K_PK_Q8);
+                pk_load(w, cp + (size_t)k * cb, KIND == K_PK_Q8 || KIND == K_PK_U8);
                 PK_BLOCK(NB, s)
             }
             for (int bb = 0; bb < NB; bb++)
@@ -260,6 +307,10 @@ static inline __attribute__((always_inline)) void pk_group(float *out, const int
         case K_PK_Q6K: pk_group(o, q, d, c, e, NB, K_PK_Q6K, codes, sc, bi, sfmt, group, rows, cols, g); break; \
         case K_PK_Q5: pk_group(o, q, d, c, e, NB, K_PK_Q5, codes, sc, bi, sfmt, group, rows, cols, g); break; \
         case K_PK_Q4K: pk_group(o, q, d, c, e, NB, K_PK_Q4K, codes, sc, bi, sfmt, group, rows, cols, g); break; \
+        case K_PK_U8: pk_group(o, q, d, c, e, NB, K_PK_U8, codes, sc, bi, sfmt, group, rows, cols, g); break; \
+        case K_PK_Q5U: pk_group(o, q, d, c, e, NB, K_PK_Q5U, codes, sc, bi, sfmt, group, rows, cols, g); break; \
+        case K_PK_Q5K: pk_group(o, q, d, c, e, NB, K_PK_Q5K, codes, sc, bi, sfmt, group, rows, cols, g); break; \
+        case K_PK_Q2K: pk_group(o, q, d, c, e, NB, K_PK_Q2K, codes, sc, bi, sfmt, group, rows, cols, g); break; \
         default: pk_group(o, q, d, c, e, NB, K_PK_Q4, codes, sc, bi, sfmt, group, rows, cols, g); break;      \
         }                                                                                                     \
     } while (0)
@@ -267,7 +318,7 @@ static inline __attribute__((always_inline)) void pk_group(float *out, const int
 void pk_matmul_avx512(float *out, const int8_t *xq, const float *xd, const int32_t *xc, const float *xe, int n,
                       const uint8_t *codes, const void *sc, const void *bi, int kind, int sfmt, int group, int rows,
                       int cols, int lo, int hi) {
-    const int nb = cols / 32, ng = group > 0 ? cols / group : 0, nc = kind == K_PK_Q6K ? 2 * nb : nb;
+    const int nb = cols / 32, ng = group > 0 ? cols / group : 0, nc = K_PK_NC(kind) * nb;
     for (int b0 = 0; b0 < n; b0 += 4) {
         float *o = out + (size_t)b0 * rows;
         const int8_t *q = xq + (size_t)b0 * cols;

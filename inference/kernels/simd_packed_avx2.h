@@ -37,12 +37,12 @@ PK2_AI __m256 PK2(sub8)(const uint8_t *p, __m256 d, int sgn) {
 // 32 bytes for the second half of the rows). w[i] holds elements 4i..4i+3.
 PK2_AI void PK2(load)(__m256i w[8], const uint8_t *cp, const int KIND) {
     const __m256i m4 = _mm256_set1_epi8(0x0f);
-    if (KIND == K_PK_Q8) {
+    if (KIND == K_PK_Q8 || KIND == K_PK_U8) {
         for (int i = 0; i < 8; i++) {
             w[i] = _mm256_loadu_si256((const __m256i *)(cp + 64 * i));
             if (!PK2_VNNI) w[i] = _mm256_xor_si256(w[i], _mm256_set1_epi8((char)0x80)); // q, signed
         }
-    } else if (KIND == K_PK_Q5) {
+    } else if (KIND == K_PK_Q5 || KIND == K_PK_Q5U || KIND == K_PK_Q5K) {
         const __m256i m10 = _mm256_set1_epi8(0x10), m08 = _mm256_set1_epi8(0x08), mf0 = _mm256_set1_epi8((char)0xf0);
         const __m256i h = _mm256_loadu_si256((const __m256i *)(cp + 256));
         const __m256i sa[4] = {h, _mm256_srli_epi16(h, 1), _mm256_srli_epi16(h, 2), _mm256_srli_epi16(h, 3)};
@@ -83,11 +83,11 @@ PK2_AI void PK2(load)(__m256i w[8], const uint8_t *cp, const int KIND) {
 
 // The integer dot of one 32-block of 8 rows with activation row xb (c:
 // the correction the AVX-512 kernel starts from): its a0 + a1 for Q4, Q4_K,
-// MLX and Q8_0.
+// MLX, Q8_0 and unsigned 8-bit codes (K_PK_U8, whose c is the -128*sum(x)
+// that the sign trick takes off and that the unsigned dot never has).
 PK2_AI __m256i PK2(dot)(const __m256i w[8], const int8_t *xb, int32_t c, const int KIND) {
 #if PK2_VNNI
-    (void)KIND;
-    __m256i a0 = _mm256_set1_epi32(c), a1 = _mm256_setzero_si256();
+    __m256i a0 = _mm256_set1_epi32(KIND == K_PK_U8 ? 0 : c), a1 = _mm256_setzero_si256();
     a0 = PK2_DP(a0, w[0], xb + 0);
     a1 = PK2_DP(a1, w[1], xb + 4);
     a0 = PK2_DP(a0, w[2], xb + 8);
@@ -98,7 +98,7 @@ PK2_AI __m256i PK2(dot)(const __m256i w[8], const int8_t *xb, int32_t c, const i
     a1 = PK2_DP(a1, w[7], xb + 28);
     return _mm256_add_epi32(a0, a1);
 #else
-    if (KIND == K_PK_Q8) {
+    if (KIND == K_PK_Q8 || KIND == K_PK_U8) {
         // (q+128)·x + c with c = -128·sum(x) is q·x: |q| against x signed as q.
         __m256i a0 = _mm256_setzero_si256(), a1 = _mm256_setzero_si256();
         for (int i = 0; i < 8; i += 2) {
@@ -107,8 +107,8 @@ PK2_AI __m256i PK2(dot)(const __m256i w[8], const int8_t *xb, int32_t c, const i
             a1 = _mm256_add_epi32(
                 a1, PK2_MADD(_mm256_maddubs_epi16(_mm256_abs_epi8(w[i + 1]), _mm256_sign_epi8(x1, w[i + 1]))));
         }
-        (void)c;
-        return _mm256_add_epi32(a0, a1);
+        return KIND == K_PK_U8 ? _mm256_sub_epi32(_mm256_add_epi32(a0, a1), _mm256_set1_epi32(c))
+                               : _mm256_add_epi32(a0, a1);
     }
     // 4-bit codes: 16 products of at most 15*127 fit a 16-bit lane.
     __m256i t0 = PK2_MB(w[0], xb + 0), t1 = PK2_MB(w[1], xb + 4);
@@ -172,6 +172,30 @@ PK2_AI void PK2(dot_q6)(const __m256i w[8], const int8_t *xb, int32_t c0, int32_
 #endif
 }
 
+// Q2_K: sums of 4-bit codes over each half apart, from 0.
+PK2_AI void PK2(dot_halves)(const __m256i w[8], const int8_t *xb, __m256i *r0, __m256i *r1) {
+#if PK2_VNNI
+    __m256i a0 = _mm256_setzero_si256(), a1 = _mm256_setzero_si256();
+    a0 = PK2_DP(a0, w[0], xb + 0);
+    a1 = PK2_DP(a1, w[4], xb + 16);
+    a0 = PK2_DP(a0, w[1], xb + 4);
+    a1 = PK2_DP(a1, w[5], xb + 20);
+    a0 = PK2_DP(a0, w[2], xb + 8);
+    a1 = PK2_DP(a1, w[6], xb + 24);
+    a0 = PK2_DP(a0, w[3], xb + 12);
+    a1 = PK2_DP(a1, w[7], xb + 28);
+    *r0 = a0, *r1 = a1;
+#else
+    // 4-bit codes: 8 products of at most 15*127 per 16-bit lane.
+    const __m256i t0 = _mm256_add_epi16(PK2_MB(w[0], xb + 0), PK2_MB(w[1], xb + 4));
+    const __m256i t1 = _mm256_add_epi16(PK2_MB(w[2], xb + 8), PK2_MB(w[3], xb + 12));
+    const __m256i u0 = _mm256_add_epi16(PK2_MB(w[4], xb + 16), PK2_MB(w[5], xb + 20));
+    const __m256i u1 = _mm256_add_epi16(PK2_MB(w[6], xb + 24), PK2_MB(w[7], xb + 28));
+    *r0 = PK2_MADD(_mm256_add_epi16(t0, t1));
+    *r1 = PK2_MADD(_mm256_add_epi16(u0, u1));
+#endif
+}
+
 // Rows 16g+8h..16g+8h+7 against NB activation rows, as pk_group in
 // simd_packed.c for one half of its rows. The halves run one after the
 // other (the second reads the group's codes again from cache): 16 ymm
@@ -180,7 +204,7 @@ PK2_AI void PK2(half)(float *out, const int8_t *xq, const float *xd, const int32
                       const int NB, const int KIND, const uint8_t *codes, const void *sc, const void *bi, int sfmt,
                       int group, int rows, int cols, int g, int h) {
     const int nb = cols / 32, nsb = cols / 256;
-    const size_t cb = KIND == K_PK_Q8 ? 512 : KIND == K_PK_Q6K ? 384 : KIND == K_PK_Q5 ? 320 : 256;
+    const size_t cb = K_PK_CB(KIND);
     const uint8_t *cp = codes + (size_t)g * nb * cb + 32 * h;
     __m256 f[4];
     for (int bb = 0; bb < NB; bb++) f[bb] = _mm256_setzero_ps();
@@ -205,15 +229,65 @@ PK2_AI void PK2(half)(float *out, const int8_t *xq, const float *xd, const int32
                 }
             }
         }
-    } else if (KIND == K_PK_Q5) {
+    } else if (KIND == K_PK_Q5 || KIND == K_PK_Q5U) {
         for (int k = 0; k < nb; k++) {
             if (!h) pk2_prefetch(cp + (size_t)k * cb, cb);
             PK2(load)(w, cp + (size_t)k * cb, KIND);
             const __m256 s = PK2(load8)(sc, ((size_t)g * nb + k) * 16 + 8 * h, sfmt);
             for (int bb = 0; bb < NB; bb++) {
                 const size_t at = (size_t)bb * nb + k;
-                const __m256i a = PK2(dot_q5)(w, xq + (size_t)bb * cols + (size_t)k * 32, xc[at]);
+                const __m256i a =
+                    PK2(dot_q5)(w, xq + (size_t)bb * cols + (size_t)k * 32, KIND == K_PK_Q5 ? xc[at] : 0);
                 f[bb] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(a), _mm256_mul_ps(s, _mm256_set1_ps(xd[at])), f[bb]);
+            }
+            if (KIND == K_PK_Q5U) {
+                const __m256 bv = PK2(load8)(bi, ((size_t)g * nb + k) * 16 + 8 * h, sfmt);
+                for (int bb = 0; bb < NB; bb++)
+                    f[bb] = _mm256_fmadd_ps(bv, _mm256_set1_ps(xe[(size_t)bb * nb + k]), f[bb]);
+            }
+        }
+    } else if (KIND == K_PK_Q2K) {
+        const uint8_t *sp = (const uint8_t *)sc + (size_t)g * nsb * 576;
+        for (int sb = 0; sb < nsb; sb++, sp += 576) {
+            const __m256 dv = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(sp + 16 * h)));
+            const __m256 mv = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(sp + 32 + 16 * h)));
+            for (int k = sb * 8; k < sb * 8 + 8; k++) {
+                const int j = k - sb * 8;
+                if (!h) pk2_prefetch(cp + (size_t)k * cb, cb);
+                PK2(load)(w, cp + (size_t)k * cb, KIND);
+                const __m256 s0 = PK2(sub8)(sp + 64 + 32 * j + 8 * h, dv, 0);
+                const __m256 s1 = PK2(sub8)(sp + 80 + 32 * j + 8 * h, dv, 0);
+                const __m256 m0 = PK2(sub8)(sp + 320 + 32 * j + 8 * h, mv, 0);
+                const __m256 m1 = PK2(sub8)(sp + 336 + 32 * j + 8 * h, mv, 0);
+                for (int bb = 0; bb < NB; bb++) {
+                    const size_t at = (size_t)bb * nb + k;
+                    __m256i a0, a1;
+                    PK2(dot_halves)(w, xq + (size_t)bb * cols + (size_t)k * 32, &a0, &a1);
+                    const __m256 t =
+                        _mm256_fmadd_ps(_mm256_cvtepi32_ps(a1), s1, _mm256_mul_ps(_mm256_cvtepi32_ps(a0), s0));
+                    const __m256 u = _mm256_fmadd_ps(m1, _mm256_set1_ps((float)xc[2 * at + 1]),
+                                                     _mm256_mul_ps(m0, _mm256_set1_ps((float)xc[2 * at])));
+                    f[bb] = _mm256_fmadd_ps(_mm256_sub_ps(t, u), _mm256_set1_ps(xd[at]), f[bb]);
+                }
+            }
+        }
+    } else if (KIND == K_PK_Q5K) {
+        const uint8_t *sp = (const uint8_t *)sc + (size_t)g * nsb * 320;
+        for (int sb = 0; sb < nsb; sb++, sp += 320) {
+            const __m256 dv = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(sp + 16 * h)));
+            const __m256 mv = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(sp + 32 + 16 * h)));
+            for (int k = sb * 8; k < sb * 8 + 8; k++) {
+                if (!h) pk2_prefetch(cp + (size_t)k * cb, cb);
+                PK2(load)(w, cp + (size_t)k * cb, KIND);
+                const __m256 s = PK2(sub8)(sp + 64 + 16 * (k - sb * 8) + 8 * h, dv, 0);
+                const __m256 m = PK2(sub8)(sp + 192 + 16 * (k - sb * 8) + 8 * h, mv, 0);
+                for (int bb = 0; bb < NB; bb++) {
+                    const size_t at = (size_t)bb * nb + k;
+                    const __m256i a = PK2(dot_q5)(w, xq + (size_t)bb * cols + (size_t)k * 32, 0);
+                    f[bb] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(a), _mm256_mul_ps(s, _mm256_set1_ps(xd[at])), f[bb]);
+                }
+                for (int bb = 0; bb < NB; bb++)
+                    f[bb] = _mm256_fnmadd_ps(m, _mm256_set1_ps(xe[(size_t)bb * nb + k]), f[bb]);
             }
         }
     } else if (KIND == K_PK_Q4K) {
@@ -274,6 +348,10 @@ PK2_AI void PK2(half)(float *out, const int8_t *xq, const float *xd, const int32
         case K_PK_Q6K: PK2(half)(o, q, d, c, e, NB, K_PK_Q6K, codes, sc, bi, sfmt, group, rows, cols, g, h); break;  \
         case K_PK_Q5: PK2(half)(o, q, d, c, e, NB, K_PK_Q5, codes, sc, bi, sfmt, group, rows, cols, g, h); break;    \
         case K_PK_Q4K: PK2(half)(o, q, d, c, e, NB, K_PK_Q4K, codes, sc, bi, sfmt, group, rows, cols, g, h); break;  \
+        case K_PK_U8: PK2(half)(o, q, d, c, e, NB, K_PK_U8, codes, sc, bi, sfmt, group, rows, cols, g, h); break;    \
+        case K_PK_Q5U: PK2(half)(o, q, d, c, e, NB, K_PK_Q5U, codes, sc, bi, sfmt, group, rows, cols, g, h); break;  \
+        case K_PK_Q5K: PK2(half)(o, q, d, c, e, NB, K_PK_Q5K, codes, sc, bi, sfmt, group, rows, cols, g, h); break;  \
+        case K_PK_Q2K: PK2(half)(o, q, d, c, e, NB, K_PK_Q2K, codes, sc, bi, sfmt, group, rows, cols, g, h); break;  \
         default: PK2(half)(o, q, d, c, e, NB, K_PK_Q4, codes, sc, bi, sfmt, group, rows, cols, g, h); break;         \
         }                                                                                                          \
     } while (0)
@@ -281,7 +359,7 @@ PK2_AI void PK2(half)(float *out, const int8_t *xq, const float *xd, const int32
 void PK2(pk_matmul)(float *out, const int8_t *xq, const float *xd, const int32_t *xc, const float *xe, int n,
                     const uint8_t *codes, const void *sc, const void *bi, int kind, int sfmt, int group, int rows,
                     int cols, int lo, int hi) {
-    const int nb = cols / 32, ng = group > 0 ? cols / group : 0, nc = kind == K_PK_Q6K ? 2 * nb : nb;
+    const int nb = cols / 32, ng = group > 0 ? cols / group : 0, nc = K_PK_NC(kind) * nb;
     for (int b0 = 0; b0 < n; b0 += 4) {
         float *o = out + (size_t)b0 * rows;
         const int8_t *q = xq + (size_t)b0 * cols;

@@ -115,12 +115,14 @@ static inline __attribute__((always_inline)) int32x4_t pkn_dot_base(int32x4_t ac
 // codes back from code+128; Q5_0 and Q6_K less their offset (16, 32) in the
 // first half and their scaled second half (8q, 4q) less 128, which is the
 // same offset scaled, so that their sums need no correction; 4-bit codes
-// as they are (0..15), corrected by xc as on x86.
+// as they are (0..15), corrected by xc as on x86. The unsigned kinds
+// (K_PK_U8 as K_PK_Q8, K_PK_Q5U and K_PK_Q5K as K_PK_Q5) load the same way
+// and take xc (-128 or -16 times the activation sum) back off.
 static inline __attribute__((always_inline)) void pkn_load(int8x16_t w[8], const uint8_t *cp, const int KIND) {
     const uint8x16_t m4 = vdupq_n_u8(0x0f), mf0 = vdupq_n_u8(0xf0), x80 = vdupq_n_u8(0x80);
-    if (KIND == K_PK_Q8) {
+    if (KIND == K_PK_Q8 || KIND == K_PK_U8) {
         for (int i = 0; i < 8; i++) w[i] = vreinterpretq_s8_u8(veorq_u8(vld1q_u8(cp + 64 * i), x80));
-    } else if (KIND == K_PK_Q5) {
+    } else if (KIND == K_PK_Q5 || KIND == K_PK_Q5U || KIND == K_PK_Q5K) {
         const uint8x16_t h = vld1q_u8(cp + 256), m10 = vdupq_n_u8(0x10), m08 = vdupq_n_u8(0x08);
         const uint8x16_t sa[4] = {h, vshrq_n_u8(h, 1), vshrq_n_u8(h, 2), vshrq_n_u8(h, 3)};
         const uint8x16_t sb[4] = {h, vshlq_n_u8(h, 1), vshlq_n_u8(h, 2), vshlq_n_u8(h, 3)};

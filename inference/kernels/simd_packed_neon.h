@@ -73,9 +73,10 @@ static inline __attribute__((always_inline)) void PKN(group)(float *out, const i
                                                              const void *bi, int sfmt, int group, int rows,
                                                              int cols, int g) {
     const int nb = cols / 32, nsb = cols / 256;
-    const size_t cb = KIND == K_PK_Q8 ? 512 : KIND == K_PK_Q6K ? 384 : KIND == K_PK_Q5 ? 320 : 256;
-    // 4-bit codes keep their offset (Q4_0) in xc; the others have none left.
-    const int corr = KIND == K_PK_Q4 || KIND == K_PK_Q4K;
+    const size_t cb = K_PK_CB(KIND);
+    // 4-bit codes keep their offset (Q4_0) in xc; the others have none left,
+    // and the unsigned kinds take it back off (pkn_load).
+    const int corr = KIND == K_PK_Q4 || KIND == K_PK_Q4K, uncorr = KIND == K_PK_U8;
     const uint8_t *cp = codes + (size_t)g * nb * cb;
     float32x4_t f[4][4];
     for (int q = 0; q < 4; q++)
@@ -101,15 +102,67 @@ static inline __attribute__((always_inline)) void PKN(group)(float *out, const i
                 }
             }
         }
-    } else if (KIND == K_PK_Q5) {
+    } else if (KIND == K_PK_Q5 || KIND == K_PK_Q5U) {
         for (int k = 0; k < nb; k++) {
             for (int q = 0; q < 4; q++) {
                 pkn_load(w, cp + (size_t)k * cb + 16 * q, KIND);
                 PKN(ints)(a0, a1, w, xq + (size_t)k * 32, cols, NB);
                 const float32x4_t s = pkn_load4(sc, ((size_t)g * nb + k) * 16 + 4 * q, sfmt);
                 for (int bb = 0; bb < NB; bb++) {
-                    const int32x4_t a = vaddq_s32(a0[bb], vshrq_n_s32(a1[bb], 3));
+                    int32x4_t a = vaddq_s32(a0[bb], vshrq_n_s32(a1[bb], 3));
+                    if (KIND == K_PK_Q5U) a = vsubq_s32(a, vdupq_n_s32(xc[(size_t)bb * nb + k]));
                     f[q][bb] = vfmaq_f32(f[q][bb], vcvtq_f32_s32(a), vmulq_f32(s, vdupq_n_f32(xd[(size_t)bb * nb + k])));
+                }
+                if (KIND == K_PK_Q5U) {
+                    const float32x4_t bv = pkn_load4(bi, ((size_t)g * nb + k) * 16 + 4 * q, sfmt);
+                    for (int bb = 0; bb < NB; bb++)
+                        f[q][bb] = vfmaq_f32(f[q][bb], bv, vdupq_n_f32(xe[(size_t)bb * nb + k]));
+                }
+            }
+        }
+    } else if (KIND == K_PK_Q2K) {
+        // Per super-block: d, dmin [16 rows] (f16), then uint8 scales and
+        // mins [16 sub-blocks of 16][16 rows]; xc holds each half's
+        // activation sum, which the mins multiply.
+        const uint8_t *sp = (const uint8_t *)sc + (size_t)g * nsb * 576;
+        for (int sb = 0; sb < nsb; sb++, sp += 576) {
+            for (int k = sb * 8; k < sb * 8 + 8; k++) {
+                const int j = k - sb * 8;
+                for (int q = 0; q < 4; q++) {
+                    const float32x4_t dv = pkn_load4(sp, 4 * q, K_PK_F16), mv = pkn_load4(sp + 32, 4 * q, K_PK_F16);
+                    pkn_load(w, cp + (size_t)k * cb + 16 * q, KIND);
+                    PKN(ints)(a0, a1, w, xq + (size_t)k * 32, cols, NB);
+                    const float32x4_t s0 = pkn_sub4(sp + 64 + 32 * j + 4 * q, dv, 0);
+                    const float32x4_t s1 = pkn_sub4(sp + 80 + 32 * j + 4 * q, dv, 0);
+                    const float32x4_t m0 = pkn_sub4(sp + 320 + 32 * j + 4 * q, mv, 0);
+                    const float32x4_t m1 = pkn_sub4(sp + 336 + 32 * j + 4 * q, mv, 0);
+                    for (int bb = 0; bb < NB; bb++) {
+                        const size_t at = (size_t)bb * nb + k;
+                        const float32x4_t t = vfmaq_f32(vmulq_f32(vcvtq_f32_s32(a0[bb]), s0), vcvtq_f32_s32(a1[bb]), s1);
+                        const float32x4_t u = vfmaq_f32(vmulq_f32(m0, vdupq_n_f32((float)xc[2 * at])), m1,
+                                                        vdupq_n_f32((float)xc[2 * at + 1]));
+                        f[q][bb] = vfmaq_f32(f[q][bb], vsubq_f32(t, u), vdupq_n_f32(xd[at]));
+                    }
+                }
+            }
+        }
+    } else if (KIND == K_PK_Q5K) {
+        // Q4_K's scales and mins (below) over Q5_0's code layout.
+        const uint8_t *sp = (const uint8_t *)sc + (size_t)g * nsb * 320;
+        for (int sb = 0; sb < nsb; sb++, sp += 320) {
+            for (int k = sb * 8; k < sb * 8 + 8; k++) {
+                const int j = k - sb * 8;
+                for (int q = 0; q < 4; q++) {
+                    pkn_load(w, cp + (size_t)k * cb + 16 * q, KIND);
+                    PKN(ints)(a0, a1, w, xq + (size_t)k * 32, cols, NB);
+                    const float32x4_t s = pkn_sub4(sp + 64 + 16 * j + 4 * q, pkn_load4(sp, 4 * q, K_PK_F16), 0);
+                    const float32x4_t m = pkn_sub4(sp + 192 + 16 * j + 4 * q, pkn_load4(sp + 32, 4 * q, K_PK_F16), 0);
+                    for (int bb = 0; bb < NB; bb++) {
+                        const size_t at = (size_t)bb * nb + k;
+                        const int32x4_t a = vsubq_s32(vaddq_s32(a0[bb], vshrq_n_s32(a1[bb], 3)), vdupq_n_s32(xc[at]));
+                        f[q][bb] = vfmaq_f32(f[q][bb], vcvtq_f32_s32(a), vmulq_f32(s, vdupq_n_f32(xd[at])));
+                        f[q][bb] = vfmsq_f32(f[q][bb], m, vdupq_n_f32(xe[at]));
+                    }
                 }
             }
         }
@@ -149,6 +202,7 @@ static inline __attribute__((always_inline)) void PKN(group)(float *out, const i
                         const size_t at = (size_t)bb * nb + k;
                         int32x4_t a = vaddq_s32(a0[bb], a1[bb]);
                         if (corr) a = vaddq_s32(a, vdupq_n_s32(xc[at]));
+                        if (uncorr) a = vsubq_s32(a, vdupq_n_s32(xc[at]));
                         f[q][bb] = vfmaq_f32(f[q][bb], vcvtq_f32_s32(a), vmulq_f32(s, vdupq_n_f32(xd[at])));
                     }
                 }
@@ -171,6 +225,10 @@ static inline __attribute__((always_inline)) void PKN(group)(float *out, const i
         case K_PK_Q6K: PKN(group)(o, q, d, c, e, NB, K_PK_Q6K, codes, sc, bi, sfmt, group, rows, cols, g); break; \
         case K_PK_Q5: PKN(group)(o, q, d, c, e, NB, K_PK_Q5, codes, sc, bi, sfmt, group, rows, cols, g); break; \
         case K_PK_Q4K: PKN(group)(o, q, d, c, e, NB, K_PK_Q4K, codes, sc, bi, sfmt, group, rows, cols, g); break; \
+        case K_PK_U8: PKN(group)(o, q, d, c, e, NB, K_PK_U8, codes, sc, bi, sfmt, group, rows, cols, g); break; \
+        case K_PK_Q5U: PKN(group)(o, q, d, c, e, NB, K_PK_Q5U, codes, sc, bi, sfmt, group, rows, cols, g); break; \
+        case K_PK_Q5K: PKN(group)(o, q, d, c, e, NB, K_PK_Q5K, codes, sc, bi, sfmt, group, rows, cols, g); break; \
+        case K_PK_Q2K: PKN(group)(o, q, d, c, e, NB, K_PK_Q2K, codes, sc, bi, sfmt, group, rows, cols, g); break; \
         default: PKN(group)(o, q, d, c, e, NB, K_PK_Q4, codes, sc, bi, sfmt, group, rows, cols, g); break;      \
         }                                                                                                     \
     } while (0)
@@ -178,7 +236,7 @@ static inline __attribute__((always_inline)) void PKN(group)(float *out, const i
 static void PKN(pkn_matmul_packed)(float *out, const int8_t *xq, const float *xd, const int32_t *xc, const float *xe,
                                    int n, const uint8_t *codes, const void *sc, const void *bi, int kind, int sfmt,
                                    int group, int rows, int cols, int lo, int hi) {
-    const int nb = cols / 32, ng = group > 0 ? cols / group : 0, nc = kind == K_PK_Q6K ? 2 * nb : nb;
+    const int nb = cols / 32, ng = group > 0 ? cols / group : 0, nc = K_PK_NC(kind) * nb;
     for (int b0 = 0; b0 < n; b0 += 4) {
         float *o = out + (size_t)b0 * rows;
         const int8_t *q = xq + (size_t)b0 * cols;

@@ -416,6 +416,17 @@ func (ld *ggufLoader) matrix(name string, rows, cols int) (matrix, error) {
 				m.packed = kernels.PackQ4_K(data, rows, cols)
 			case quant.GGMLQ6_K:
 				m.packed = kernels.PackQ6_K(data, rows, cols)
+			// Formats that reuse another format's packed layout (kernels/packed_more.go).
+			case quant.GGMLQ5_K:
+				m.packed = kernels.PackQ5_K(data, rows, cols)
+			case quant.GGMLQ4_1:
+				m.packed = kernels.PackQ4_1(data, rows, cols)
+			case quant.GGMLQ5_1:
+				m.packed = kernels.PackQ5_1(data, rows, cols)
+			case quant.GGMLQ3_K:
+				m.packed = kernels.PackQ3_K(data, rows, cols)
+			case quant.GGMLQ2_K:
+				m.packed = kernels.PackQ2_K(data, rows, cols)
 			}
 		}
 	}

@@ -215,10 +215,10 @@ func (ld *loader) matrix(path string, rows, cols int) (matrix, error) {
 			return m, err
 		}
 	}
-	ld.int8 = ld.int8 || (qp.Bits == 4 && kernels.PackWanted(true))
 	m.kind, m.bits, m.group = wMLX, qp.Bits, qp.GroupSize
-	if qp.Bits == 4 && kernels.PackWanted(true) {
-		m.packed = kernels.PackMLX4(m.q, m.scales, m.biases, rows, cols, qp.GroupSize)
+	if kernels.PackWanted(true) {
+		m.packed = kernels.PackMLX(m.q, m.scales, m.biases, rows, cols, qp.Bits, qp.GroupSize)
+		ld.int8 = ld.int8 || m.packed != nil || qp.Bits == 4
 		if m.packed != nil {
 			ld.packed += int64(m.packed.Bytes())
 			ld.released += ld.set.Release(path + ".weight")

@@ -171,9 +171,9 @@ func dequantQ2_K(b []byte, out []float32) {
 	}
 }
 
-// q3Scale unpacks the i-th 6-bit scale of Q3_K: the low 4 bits are a nibble of
+// Q3KScale unpacks the i-th 6-bit scale of Q3_K: the low 4 bits are a nibble of
 // bytes 0–7, the high 2 bits a bit pair of bytes 8–11.
-func q3Scale(s []byte, i int) int {
+func Q3KScale(s []byte, i int) int {
 	var lo byte
 	if i < 8 {
 		lo = s[i] & 0xf
@@ -194,7 +194,7 @@ func dequantQ3_K(b []byte, out []float32) {
 		for j := range 4 {
 			bit := byte(1) << (4*n + j)
 			for l := range 32 {
-				dl := d * float32(q3Scale(scales, 8*n+2*j+l/16))
+				dl := d * float32(Q3KScale(scales, 8*n+2*j+l/16))
 				v := int(q[l] >> (2 * j) & 3)
 				if hmask[l]&bit == 0 {
 					v -= 4

@@ -197,7 +197,7 @@ func TestQ3ScaleUnpacking(t *testing.T) {
 	s := []byte{0x21, 0x43, 0x65, 0x87, 0xA9, 0xCB, 0xED, 0x0F, 0xE4, 0x1B, 0x00, 0xFF}
 	want := []int{-31, 19, -27, 23, -7, 11, -19, 31, 2, -12, -26, 24, 26, -20, -18, 16}
 	for i, w := range want {
-		if got := q3Scale(s, i); got != w {
+		if got := Q3KScale(s, i); got != w {
 			t.Errorf("scale %d = %d, want %d", i, got, w)
 		}
 	}
