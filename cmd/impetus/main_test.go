@@ -44,13 +44,11 @@ func freePort(t *testing.T) int {
 
 // server is a running impetus process.
 type server struct {
-	t     *testing.T
-	bin   string
-	dir   string
-	admin string
-	base  string
-	cmd   *exec.Cmd
-	log   *bytes.Buffer
+	t   *testing.T
+	bin string
+	dir string
+	cmd *exec.Cmd
+	log *bytes.Buffer
 }
 
 func siteConfig(adminAddr string, port int, modelsDir, keyLine string, burst int) string {
