@@ -45,10 +45,6 @@ type Options struct {
 	// DisablePrefixCache turns off keeping finished sequences' KV for reuse
 	// by later prompts that share a prefix.
 	DisablePrefixCache bool
-	// Observe, when set, receives latency observations (time to first token,
-	// inter-token latency) for histograms. It is called from the scheduler
-	// goroutine, so it must be quick and must not block.
-	Observe func(Observation)
 
 	// MaxLoadedModels caps the models in memory at once. Loading one more
 	// unloads the least recently used idle model; when every loaded model
@@ -71,24 +67,6 @@ type Options struct {
 	Device string
 	// Logf, when set, gets one line per model load naming its device and why.
 	Logf func(format string, args ...any)
-}
-
-// ObservationKind names what an Observation measured.
-type ObservationKind int
-
-const (
-	// ObserveTTFT is the time from Generate to the stream's first event.
-	ObserveTTFT ObservationKind = iota
-	// ObserveInterToken is the time between two consecutive token events of
-	// one stream.
-	ObserveInterToken
-)
-
-// Observation is one latency measurement of one stream.
-type Observation struct {
-	Model    string // model id
-	Kind     ObservationKind
-	Duration time.Duration
 }
 
 // DefaultModelsDir is $IMPETUS_MODELS_DIR, else the Hugging Face hub cache

@@ -3,7 +3,6 @@ package inference
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/impetusllm/impetus/inference/sample"
 	"github.com/impetusllm/impetus/inference/tokenizer"
@@ -121,7 +120,6 @@ func (m *LoadedModel) Generate(ctx context.Context, req GenerateRequest) (<-chan
 		stop:    sample.NewStopMatcher(req.Stop),
 		logits:  make([]float32, m.Meta.Vocab),
 		out:     make(chan Event, buf),
-		submit:  time.Now(),
 	}
 	if req.Constraint != nil {
 		seq.allowed = make([]bool, m.Meta.Vocab)

@@ -11,7 +11,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-	"unicode/utf8"
 
 	"github.com/impetusllm/impetus/inference/bench"
 	"github.com/impetusllm/impetus/inference/sample"
@@ -447,28 +446,6 @@ func TestShutdown(t *testing.T) {
 	}
 	if used, _ := e.kv.usage(); used != 0 {
 		t.Errorf("%d KV bytes still taken after Close", used)
-	}
-}
-
-func TestObserve(t *testing.T) {
-	var mu sync.Mutex
-	counts := map[ObservationKind]int{}
-	_, lm := tinyEngine(t, Options{KVCacheMB: 64, Observe: func(o Observation) {
-		mu.Lock()
-		counts[o.Kind]++
-		mu.Unlock()
-	}})
-	req := GenerateRequest{Prompt: []int32{9, 8, 7}, MaxTokens: 5, Sampling: greedy()}
-	req.Sampling.LogitBias = map[int32]float32{tinyEOS: -100}
-	for i := 0; i < 3; i++ {
-		if r := run(t, lm, req); len(r.ids) != 5 || !utf8.ValidString(r.text) {
-			t.Fatalf("got %v %q", r.ids, r.text)
-		}
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	if counts[ObserveTTFT] != 3 || counts[ObserveInterToken] != 3*4 {
-		t.Errorf("observations %v, want 3 TTFT and 12 inter-token", counts)
 	}
 }
 

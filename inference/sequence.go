@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"time"
 
 	"github.com/impetusllm/impetus/inference/model"
 	"github.com/impetusllm/impetus/inference/sample"
@@ -34,8 +33,6 @@ type sequence struct {
 	admitted bool // holds a slot (and a key count)
 	cached   int  // prompt tokens taken from the prefix cache
 	sent     bool // the first event went out
-	submit   time.Time
-	last     time.Time // when the last token event went out
 	stopWake func() bool
 	// This step's tokens, chosen by plan; nextBuf holds a decode token.
 	stepTokens []int32
@@ -58,7 +55,7 @@ func (seq *sequence) step(eos map[int32]bool, s *scheduler) (done, ok bool) {
 		return true, false
 	}
 	if eos[tok] {
-		seq.emit(Event{Text: seq.flush(), Finish: "stop"}, s)
+		seq.emit(Event{Text: seq.flush(), Finish: "stop"})
 		close(seq.out)
 		return true, true
 	}
@@ -81,7 +78,7 @@ func (seq *sequence) step(eos map[int32]bool, s *scheduler) (done, ok bool) {
 			ev.Top = append([]sample.TokenLogprob(nil), info.Top...)
 		}
 	}
-	seq.emit(ev, s)
+	seq.emit(ev)
 	var last Event
 	switch {
 	case stopped:
@@ -100,17 +97,13 @@ func (seq *sequence) step(eos map[int32]bool, s *scheduler) (done, ok bool) {
 }
 
 // emit sends a token event (or a final event that comes first), stamping the
-// first with CachedTokens and reporting latencies to Options.Observe.
-func (seq *sequence) emit(ev Event, s *scheduler) {
-	now := time.Now()
+// first with CachedTokens. Latencies are measured by the server
+// (caddymodule/metrics.Timer), where the client sees them.
+func (seq *sequence) emit(ev Event) {
 	if !seq.sent {
 		ev.CachedTokens = seq.cached
 		seq.sent = true
-		s.observe(ObserveTTFT, now.Sub(seq.submit))
-	} else {
-		s.observe(ObserveInterToken, now.Sub(seq.last))
 	}
-	seq.last = now
 	seq.send(ev)
 }
 

@@ -1,20 +1,11 @@
 package inference
 
-import (
-	"sort"
-	"time"
-)
+import "sort"
 
 // publish updates the gauges SchedulerStats reads.
 func (s *scheduler) publish() {
 	s.nRunning.Store(int64(len(s.running)))
 	s.entries.Store(int64(s.prefix.len()))
-}
-
-func (s *scheduler) observe(kind ObservationKind, d time.Duration) {
-	if f := s.eng.o().Observe; f != nil {
-		f(Observation{Model: s.lm.Info.ID, Kind: kind, Duration: d})
-	}
 }
 
 // SchedulerStats is a snapshot of the engine's scheduling state for

@@ -43,12 +43,14 @@ type App struct {
 	PerformanceMode string `json:"performance_mode,omitempty"`
 
 	// Activations of quantized matrix products: "int8" quantizes them per
-	// 32 values for integer dot products with GGUF Q4_0, Q8_0, Q5_0, Q4_K
-	// and Q6_K and MLX 4-bit weights on CPUs with AVX-512 VNNI and on ARM64
-	// (as llama.cpp does; about 2x faster prefill and decode on AVX-512),
-	// "float" keeps float32 (results match transformers to float rounding). Default: int8, unless the environment sets
-	// IMPETUS_INT8=0 (or IMPETUS_INT8_MLX=0 for MLX weights). The setting is
-	// process-wide and follows each reload.
+	// 32 values for integer dot products, with the weights repacked at load
+	// on AVX2, AVX-512 and ARM64 CPUs (GGUF Q8_0, Q4_0, Q5_0, Q4_K, Q6_K and
+	// MLX 4-bit; the README's Engine section lists the packed formats) and
+	// with unpacked Q8_0, Q4_0 and MLX 4-bit ones with AVX-512 VNNI or on
+	// ARM64 (about 2x faster prefill and decode on AVX-512). "float" keeps
+	// float32 (results match transformers to float rounding). Default: int8,
+	// unless the environment sets IMPETUS_INT8=0 (or IMPETUS_INT8_MLX=0 for
+	// MLX weights). The setting is process-wide and follows each reload.
 	Activations string `json:"activations,omitempty"`
 
 	// SIMD level of the CPU kernels: "scalar", "avx2", "avx512" or "neon",

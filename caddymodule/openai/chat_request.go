@@ -624,10 +624,7 @@ func decodeToolCalls(path string, raw json.RawMessage) ([]ToolCall, *Error) {
 				return e
 			},
 			"type": func(p string, raw json.RawMessage) (e *Error) {
-				tc.Type, e = getString(p, raw)
-				if e == nil && tc.Type != "function" {
-					e = errAt(p, "expected \"function\", got %s", quote(tc.Type))
-				}
+				tc.Type, e = getFunctionType(p, raw)
 				return e
 			},
 			"function": func(p string, raw json.RawMessage) *Error {
@@ -638,10 +635,8 @@ func decodeToolCalls(path string, raw json.RawMessage) ([]ToolCall, *Error) {
 		if e != nil {
 			return nil, e
 		}
-		for _, k := range []string{"id", "type", "function"} {
-			if !slices.Contains(present, k) {
-				return nil, errAt(child(p, k), "required field is missing")
-			}
+		if e := requireFields(p, present, "id", "type", "function"); e != nil {
+			return nil, e
 		}
 		fp := child(p, "function")
 		fpresent, e := decodeObject(fp, fnRaw, map[string]fieldFunc{
@@ -657,10 +652,8 @@ func decodeToolCalls(path string, raw json.RawMessage) ([]ToolCall, *Error) {
 		if e != nil {
 			return nil, e
 		}
-		for _, k := range []string{"name", "arguments"} {
-			if !slices.Contains(fpresent, k) {
-				return nil, errAt(child(fp, k), "required field is missing")
-			}
+		if e := requireFields(fp, fpresent, "name", "arguments"); e != nil {
+			return nil, e
 		}
 	}
 	return out, nil
@@ -682,10 +675,7 @@ func decodeTools(path string, raw json.RawMessage, l Limits) ([]Tool, *Error) {
 		var fnRaw json.RawMessage
 		present, e := decodeObject(p, it, map[string]fieldFunc{
 			"type": func(p string, raw json.RawMessage) (e *Error) {
-				t.Type, e = getString(p, raw)
-				if e == nil && t.Type != "function" {
-					e = errAt(p, "expected \"function\", got %s", quote(t.Type))
-				}
+				t.Type, e = getFunctionType(p, raw)
 				return e
 			},
 			"function": func(p string, raw json.RawMessage) *Error {
@@ -696,10 +686,8 @@ func decodeTools(path string, raw json.RawMessage, l Limits) ([]Tool, *Error) {
 		if e != nil {
 			return nil, e
 		}
-		for _, k := range []string{"type", "function"} {
-			if !slices.Contains(present, k) {
-				return nil, errAt(child(p, k), "required field is missing")
-			}
+		if e := requireFields(p, present, "type", "function"); e != nil {
+			return nil, e
 		}
 		fp := child(p, "function")
 		fn := &t.Function
@@ -707,8 +695,8 @@ func decodeTools(path string, raw json.RawMessage, l Limits) ([]Tool, *Error) {
 		if e != nil {
 			return nil, e
 		}
-		if !slices.Contains(fpresent, "name") {
-			return nil, errAt(child(fp, "name"), "required field is missing")
+		if e := requireFields(fp, fpresent, "name"); e != nil {
+			return nil, e
 		}
 		if names[fn.Name] {
 			return nil, errAt(child(fp, "name"), "duplicate function name %q", fn.Name)
@@ -736,13 +724,9 @@ func decodeToolChoice(path string, raw json.RawMessage) (*ToolChoice, *Error) {
 		return nil, typeErr(path, want, raw)
 	}
 	tc := &ToolChoice{}
-	var typ string
 	present, e := decodeObject(path, raw, map[string]fieldFunc{
 		"type": func(p string, raw json.RawMessage) (e *Error) {
-			typ, e = getString(p, raw)
-			if e == nil && typ != "function" {
-				e = errAt(p, "expected \"function\", got %s", quote(typ))
-			}
+			_, e = getFunctionType(p, raw)
 			return e
 		},
 		"function": func(p string, raw json.RawMessage) *Error {
@@ -752,8 +736,8 @@ func decodeToolChoice(path string, raw json.RawMessage) (*ToolChoice, *Error) {
 					return e
 				},
 			}, unknownNested)
-			if e == nil && !slices.Contains(fpresent, "name") {
-				e = errAt(child(p, "name"), "required field is missing")
+			if e == nil {
+				e = requireFields(p, fpresent, "name")
 			}
 			return e
 		},
@@ -761,10 +745,8 @@ func decodeToolChoice(path string, raw json.RawMessage) (*ToolChoice, *Error) {
 	if e != nil {
 		return nil, e
 	}
-	for _, k := range []string{"type", "function"} {
-		if !slices.Contains(present, k) {
-			return nil, errAt(child(path, k), "required field is missing")
-		}
+	if e := requireFields(path, present, "type", "function"); e != nil {
+		return nil, e
 	}
 	tc.Mode = ToolChoiceFunction
 	return tc, nil
@@ -793,8 +775,8 @@ func decodeResponseFormat(path string, raw json.RawMessage, l Limits) (*Response
 	if e != nil {
 		return nil, e
 	}
-	if !slices.Contains(present, "type") {
-		return nil, errAt(child(path, "type"), "required field is missing")
+	if e := requireFields(path, present, "type"); e != nil {
+		return nil, e
 	}
 	jp := child(path, "json_schema")
 	if rf.Type != FormatJSONSchema {
@@ -811,8 +793,8 @@ func decodeResponseFormat(path string, raw json.RawMessage, l Limits) (*Response
 	if e != nil {
 		return nil, e
 	}
-	if !slices.Contains(jpresent, "name") {
-		return nil, errAt(child(jp, "name"), "required field is missing")
+	if e := requireFields(jp, jpresent, "name"); e != nil {
+		return nil, e
 	}
 	rf.JSONSchema = js
 	return rf, nil

@@ -8,6 +8,7 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"slices"
 	"strconv"
 	"unicode/utf8"
 )
@@ -199,6 +200,26 @@ func getString(path string, raw json.RawMessage) (string, *Error) {
 		return "", errAt(path, "invalid JSON string")
 	}
 	return s, nil
+}
+
+// getFunctionType reads a tool's "type", which must be "function".
+func getFunctionType(path string, raw json.RawMessage) (string, *Error) {
+	s, e := getString(path, raw)
+	if e == nil && s != "function" {
+		e = errAt(path, "expected \"function\", got %s", quote(s))
+	}
+	return s, e
+}
+
+// requireFields reports the first of keys missing from present (the keys
+// decodeObject saw in the object at path).
+func requireFields(path string, present []string, keys ...string) *Error {
+	for _, k := range keys {
+		if !slices.Contains(present, k) {
+			return errAt(child(path, k), "required field is missing")
+		}
+	}
+	return nil
 }
 
 func getBool(path string, raw json.RawMessage) (bool, *Error) {

@@ -332,10 +332,7 @@ func TestChatMatchesReference(t *testing.T) {
 func TestSpecialTokensInContentStayText(t *testing.T) {
 	models := t.TempDir()
 	copyDir(t, testutil.Fixture(t, "dev-trained", "llama-mlx4"), filepath.Join(models, "llama-mlx4"))
-	port, adminPort := freePort(t), freePort(t)
-	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	s := startServer(t, siteConfig(fmt.Sprintf("127.0.0.1:%d", adminPort), port, models, "key k secret", 1000))
-	s.waitReady(base + "/api/health")
+	base, _ := serveModels(t, models, nil)
 	usage := func(content string) int {
 		body := fmt.Sprintf(`{"model":"llama-mlx4","messages":[{"role":"user","content":%q}],"max_tokens":1,"temperature":0}`, content)
 		code, out := post(t, base+"/v1/chat/completions", "secret", body)
@@ -740,10 +737,7 @@ func TestDisconnectStopsGeneration(t *testing.T) {
 func TestPrefixCacheAndUseCache(t *testing.T) {
 	models := t.TempDir()
 	copyDir(t, testutil.Fixture(t, "dev-trained", "llama-mlx4"), filepath.Join(models, "llama-mlx4"))
-	port, adminPort := freePort(t), freePort(t)
-	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	s := startServer(t, siteConfig(fmt.Sprintf("127.0.0.1:%d", adminPort), port, models, "key k secret", 1000))
-	s.waitReady(base + "/api/health")
+	base, _ := serveModels(t, models, nil)
 	system := strings.Repeat("You are a careful assistant who writes short answers about the weather. ", 8)
 	cached := func(extra string) (int, string) {
 		body := fmt.Sprintf(`{"model":"llama-mlx4","messages":[{"role":"system","content":%q},{"role":"user","content":"Is it raining?"}],"temperature":0,"max_tokens":8%s}`, system, extra)
@@ -790,9 +784,6 @@ func toolServer(t *testing.T) string {
 	models := t.TempDir()
 	copyDir(t, testutil.Fixture(t, "dev-trained", "llama-mlx4"), filepath.Join(models, "llama-mlx4"))
 	toolModel(t, models, "llama-tools")
-	port, adminPort := freePort(t), freePort(t)
-	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	s := startServer(t, siteConfig(fmt.Sprintf("127.0.0.1:%d", adminPort), port, models, "key k secret", 1000))
-	s.waitReady(base + "/api/health")
+	base, _ := serveModels(t, models, nil)
 	return base
 }

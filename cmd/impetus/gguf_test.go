@@ -111,10 +111,7 @@ func TestChatOnGGUF(t *testing.T) {
 	}
 	msgs, _ := json.Marshal(ref.Chat.Messages)
 
-	port, adminPort := freePort(t), freePort(t)
-	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	s := startServer(t, siteConfig(fmt.Sprintf("127.0.0.1:%d", adminPort), port, models, "key k secret", 1000))
-	s.waitReady(base + "/api/health")
+	base, _ := serveModels(t, models, nil)
 
 	for _, typ := range []string{"F32", "Q8_0"} {
 		t.Run(typ, func(t *testing.T) {

@@ -113,11 +113,9 @@ func TestLoadingThroughTheServer(t *testing.T) {
 	}
 	t.Logf("wrote the big model in %v", time.Since(made).Round(time.Millisecond))
 
-	port, adminPort := freePort(t), freePort(t)
-	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	cfg := strings.Replace(siteConfig(fmt.Sprintf("127.0.0.1:%d", adminPort), port, models, "key k secret", 1000), "\timpetus_api\n", "\timpetus_api\n\timpetus_events\n", 1)
-	s := startServer(t, cfg)
-	s.waitReady(base + "/api/health")
+	base, _ := serveModels(t, models, func(cfg string) string {
+		return strings.Replace(cfg, "\timpetus_api\n", "\timpetus_api\n\timpetus_events\n", 1)
+	})
 	const key = "secret"
 
 	t.Run("symlinked models are listed and served", func(t *testing.T) {

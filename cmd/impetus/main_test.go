@@ -44,13 +44,11 @@ func freePort(t *testing.T) int {
 
 // server is a running impetus process.
 type server struct {
-	t     *testing.T
-	bin   string
-	dir   string
-	admin string
-	base  string
-	cmd   *exec.Cmd
-	log   *bytes.Buffer
+	t   *testing.T
+	bin string
+	dir string
+	cmd *exec.Cmd
+	log *bytes.Buffer
 }
 
 func siteConfig(adminAddr string, port int, modelsDir, keyLine string, burst int) string {
@@ -115,6 +113,22 @@ func startServer(t *testing.T, config string, extraEnv ...string) *server {
 		}
 	})
 	return s
+}
+
+// serveModels starts the binary on free ports with siteConfig over models
+// (key id k, key "secret"), the config first passed through edit when edit
+// is not nil, and waits until it answers. It returns the base URL.
+func serveModels(t *testing.T, models string, edit func(cfg string) string, extraEnv ...string) (string, *server) {
+	t.Helper()
+	port, adminPort := freePort(t), freePort(t)
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	cfg := siteConfig(fmt.Sprintf("127.0.0.1:%d", adminPort), port, models, "key k secret", 1000)
+	if edit != nil {
+		cfg = edit(cfg)
+	}
+	s := startServer(t, cfg, extraEnv...)
+	s.waitReady(base + "/api/health")
+	return base, s
 }
 
 func (s *server) waitReady(url string) {

@@ -294,12 +294,9 @@ func TestReloadUnderStreamingLoad(t *testing.T) {
 func TestTokenBudget(t *testing.T) {
 	models := t.TempDir()
 	copyDir(t, testutil.Fixture(t, "dev-trained", "llama-mlx4"), filepath.Join(models, "llama-mlx4"))
-	port, adminPort := freePort(t), freePort(t)
-	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	cfg := strings.Replace(siteConfig(fmt.Sprintf("127.0.0.1:%d", adminPort), port, models, "key k secret", 1000),
-		"requests 600\n", "requests 600\n\t\ttokens_per_minute 120\n", 1)
-	s := startServer(t, cfg)
-	s.waitReady(base + "/api/health")
+	base, _ := serveModels(t, models, func(cfg string) string {
+		return strings.Replace(cfg, "requests 600\n", "requests 600\n\t\ttokens_per_minute 120\n", 1)
+	})
 	send := func(maxTokens int) (int, http.Header, string) {
 		body := fmt.Sprintf(`{"model":"llama-mlx4","prompt":"The weather today","max_tokens":%d,"temperature":0,"logit_bias":{"0":-100,"1":-100,"2":-100}}`, maxTokens)
 		req, _ := http.NewRequest("POST", base+"/v1/completions", strings.NewReader(body))

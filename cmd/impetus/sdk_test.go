@@ -42,10 +42,7 @@ func TestOpenAINodeSDK(t *testing.T) {
 	models := t.TempDir()
 	copyDir(t, testutil.Fixture(t, "dev-trained", "llama-mlx4"), filepath.Join(models, "llama-mlx4"))
 	toolModel(t, models, "llama-tools")
-	port, adminPort := freePort(t), freePort(t)
-	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	s := startServer(t, siteConfig(fmt.Sprintf("127.0.0.1:%d", adminPort), port, models, "key k secret", 1000))
-	s.waitReady(base + "/api/health")
+	base, _ := serveModels(t, models, nil)
 	// A second server whose rate limit allows a burst of one request.
 	lport, ladmin := freePort(t), freePort(t)
 	limited := fmt.Sprintf("http://127.0.0.1:%d", lport)

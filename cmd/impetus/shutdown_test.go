@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -36,11 +35,7 @@ func TestShutdownEndsStreamsWithAnErrorEvent(t *testing.T) {
 		}
 		os.WriteFile(filepath.Join(dir, f), data, 0o644)
 	}
-	port, adminPort := freePort(t), freePort(t)
-	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	cfg := strings.Replace(siteConfig(fmt.Sprintf("127.0.0.1:%d", adminPort), port, models, "key k secret", 1000), "grace_period 5s", "grace_period 1s", 1)
-	s := startServer(t, cfg)
-	s.waitReady(base + "/api/health")
+	base, s := serveModels(t, models, func(cfg string) string { return strings.Replace(cfg, "grace_period 5s", "grace_period 1s", 1) })
 
 	body := `{"model":"slow","prompt":"Once upon a time","max_tokens":480,"temperature":0,"stream":true,"logit_bias":{"0":-100,"1":-100,"2":-100}}`
 	req, _ := http.NewRequest("POST", base+"/v1/completions", strings.NewReader(body))

@@ -161,6 +161,16 @@ func writeModelsError(w http.ResponseWriter, status int, msg string, details ...
 	httperr.WriteJSON(w, status, httperr.APIError{Error: msg, Type: typ, Details: details, Timestamp: httperr.ISONow()})
 }
 
+// requireModel answers 400 when a body names no model_id and 403 when the
+// key may not use it, and reports whether the request may go on.
+func requireModel(w http.ResponseWriter, r *http.Request, id string) bool {
+	if id == "" {
+		httperr.WriteAPI(w, http.StatusBadRequest, "model_id is required", "model_id: field required")
+		return false
+	}
+	return auth.AuthorizeModel(w, r, id)
+}
+
 // decodeBody reads a JSON object body into v, refusing unknown fields; an
 // empty body leaves v at its defaults.
 func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
@@ -356,11 +366,7 @@ func (m *Manager) load(w http.ResponseWriter, r *http.Request) {
 	if !decodeBody(w, r, &req) {
 		return
 	}
-	if req.ModelID == "" {
-		httperr.WriteAPI(w, http.StatusBadRequest, "model_id is required", "model_id: field required")
-		return
-	}
-	if !auth.AuthorizeModel(w, r, req.ModelID) {
+	if !requireModel(w, r, req.ModelID) {
 		return
 	}
 	if req.ForceReload && m.engine.LoadedModelByID(req.ModelID) != nil {
@@ -415,11 +421,7 @@ func (m *Manager) unload(w http.ResponseWriter, r *http.Request) {
 	if !decodeBody(w, r, &req) {
 		return
 	}
-	if req.ModelID == "" {
-		httperr.WriteAPI(w, http.StatusBadRequest, "model_id is required", "model_id: field required")
-		return
-	}
-	if !auth.AuthorizeModel(w, r, req.ModelID) {
+	if !requireModel(w, r, req.ModelID) {
 		return
 	}
 	lm := m.engine.LoadedModelByID(req.ModelID)

@@ -61,14 +61,6 @@ func (d *Dict) Keys() []string { return d.keys }
 // Len returns the number of keys.
 func (d *Dict) Len() int { return len(d.keys) }
 
-func (d *Dict) copy() *Dict {
-	c := NewDict()
-	for _, k := range d.keys {
-		c.Set(k, d.m[k])
-	}
-	return c
-}
-
 func isUndefined(v any) bool {
 	_, ok := v.(Undefined)
 	return ok
