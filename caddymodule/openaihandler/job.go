@@ -241,6 +241,9 @@ func (h *OpenAI) loadModel(w http.ResponseWriter, r *http.Request, id string) (*
 		e.Param = &param
 		return nil, e
 	}
+	if info, err := h.app.Engine().FindModel(id); err == nil && info.Kind == inference.KindEmbedding {
+		return nil, openai.InvalidRequest("model", id+" is an embedding model; use /v1/embeddings with it")
+	}
 	return h.loadForRequest(w, r, id)
 }
 
