@@ -512,6 +512,9 @@ type Model struct {
 	OwnedBy string
 	Root    string
 	Parent  string // null when empty
+	// Kind is "chat" or "embedding" for local models, an extra member
+	// OpenAI's SDKs ignore; empty (omitted) for upstream models.
+	Kind string
 }
 
 // NewModel builds a model entry owned by "impetus" with root = id.
@@ -552,5 +555,6 @@ func (m Model) MarshalJSON() ([]byte, error) {
 		Permission []string `json:"permission"`
 		Root       string   `json:"root"`
 		Parent     *string  `json:"parent"`
-	}{m.ID, ObjectModel, m.Created, m.OwnedBy, []string{}, m.Root, nullIfEmpty(m.Parent)})
+		Kind       string   `json:"kind,omitempty"`
+	}{m.ID, ObjectModel, m.Created, m.OwnedBy, []string{}, m.Root, nullIfEmpty(m.Parent), m.Kind})
 }

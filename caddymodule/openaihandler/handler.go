@@ -128,7 +128,7 @@ func (h *OpenAI) listModels(w http.ResponseWriter, r *http.Request) {
 	for _, m := range models {
 		local[m.ID] = true
 		if auth.ModelAllowed(r, m.ID) {
-			data = append(data, openai.NewModel(m.ID, m.Modified.Unix()))
+			data = append(data, localModel(m))
 		}
 	}
 	for _, m := range h.app.UpstreamModels() {
@@ -160,7 +160,17 @@ func (h *OpenAI) getModel(w http.ResponseWriter, r *http.Request, id string) {
 		httperr.WriteOpenAI(w, http.StatusInternalServerError, "could not look up the model", "")
 		return
 	}
-	httperr.WriteJSON(w, http.StatusOK, openai.NewModel(m.ID, m.Modified.Unix()))
+	httperr.WriteJSON(w, http.StatusOK, localModel(m))
+}
+
+// localModel is the /v1/models entry of a model on disk, with its kind.
+func localModel(m inference.LocalModel) openai.Model {
+	om := openai.NewModel(m.ID, m.Modified.Unix())
+	om.Kind = string(inference.KindChat)
+	if m.Kind != "" {
+		om.Kind = string(m.Kind)
+	}
+	return om
 }
 
 // UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:
