@@ -1,0 +1,303 @@
+package main
+
+import (
+	"encoding/base64"
+	le "encoding/binary"
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// embedFixtures is the folder of the tiny BERT embedding fixtures.
+const embedFixtures = "../../inference/model/testdata/embed"
+
+// embedReference is reference.json: token sequences ([CLS] … [SEP]) and
+// the expected vectors per weight copy and pooling.
+type embedReference struct {
+	IDs        [][]int                           `json:"ids"`
+	Embeddings map[string]map[string][][]float64 `json:"embeddings"`
+}
+
+func loadEmbedReference(t *testing.T) embedReference {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(embedFixtures, "reference.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ref embedReference
+	if err := json.Unmarshal(raw, &ref); err != nil {
+		t.Fatal(err)
+	}
+	return ref
+}
+
+// embedModels links bert-mean (F32, mean, normalized) and bert-cls (F16,
+// CLS) into a fresh models folder.
+func embedModels(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, m := range []string{"bert-mean", "bert-cls"} {
+		src, err := filepath.Abs(filepath.Join(embedFixtures, m))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(src, filepath.Join(dir, m)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// embedConfig serves the models with keys: full (every model), only
+// (bert-cls only) and budget (a 40-token-per-minute budget).
+func embedConfig(admin string, port int, models string, truncate bool) string {
+	opt := ""
+	if truncate {
+		opt = "embeddings_truncate"
+	}
+	return fmt.Sprintf(`{
+	admin %s
+	default_bind 127.0.0.1
+	impetus {
+		models_dir %s
+		%s
+	}
+}
+
+http://127.0.0.1:%d {
+	@protected not path /api/health /api/health/*
+	impetus_auth @protected {
+		key full full-secret
+		key only only-secret
+		key budget budget-secret
+		models only bert-cls
+	}
+	impetus_ratelimit {
+		key {http.auth.user.id}
+		requests 1000
+		burst 1000
+		key_limit budget tokens_per_minute 40
+	}
+	impetus_openai
+	impetus_api
+	handle_errors {
+		impetus_error
+	}
+}
+`, admin, models, opt, port)
+}
+
+// referenceInputs are the reference sequences without [CLS]/[SEP], which
+// the server adds around token inputs.
+func referenceInputs(ref embedReference) [][]int {
+	out := make([][]int, len(ref.IDs))
+	for i, ids := range ref.IDs {
+		out[i] = ids[1 : len(ids)-1]
+	}
+	return out
+}
+
+func checkVectors(t *testing.T, what string, got [][]float32, want [][]float64) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("%s: %d vectors, want %d", what, len(got), len(want))
+	}
+	for i := range want {
+		if len(got[i]) != len(want[i]) {
+			t.Fatalf("%s[%d]: %d dimensions, want %d", what, i, len(got[i]), len(want[i]))
+		}
+		for j := range want[i] {
+			if d := math.Abs(float64(got[i][j]) - want[i][j]); d > 1e-4 {
+				t.Fatalf("%s[%d][%d] = %v, want %v (off by %.2g)", what, i, j, got[i][j], want[i][j], d)
+			}
+		}
+	}
+}
+
+// embeddingsOf reads an embeddings response, checking its shape and order.
+func embeddingsOf(t *testing.T, r response, model string, b64 bool) ([][]float32, int) {
+	t.Helper()
+	if r.status != 200 {
+		t.Fatalf("status %d: %v", r.status, r.body)
+	}
+	if r.body["object"] != "list" || r.body["model"] != model {
+		t.Fatalf("response %v", r.body)
+	}
+	usage := r.body["usage"].(map[string]any)
+	if usage["prompt_tokens"] != usage["total_tokens"] || len(usage) != 2 {
+		t.Fatalf("usage %v", usage)
+	}
+	var out [][]float32
+	for i, d := range r.body["data"].([]any) {
+		item := d.(map[string]any)
+		if item["object"] != "embedding" || item["index"] != float64(i) {
+			t.Fatalf("data[%d] = %v", i, item)
+		}
+		var v []float32
+		if b64 {
+			raw, err := base64.StdEncoding.DecodeString(item["embedding"].(string))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for k := 0; k+4 <= len(raw); k += 4 {
+				v = append(v, math.Float32frombits(le.LittleEndian.Uint32(raw[k:])))
+			}
+		} else {
+			for _, x := range item["embedding"].([]any) {
+				v = append(v, float32(x.(float64)))
+			}
+		}
+		out = append(out, v)
+	}
+	return out, int(usage["prompt_tokens"].(float64))
+}
+
+// wantOpenAIError checks an OpenAI-shaped error: status, param, and words
+// of the message.
+func wantOpenAIError(t *testing.T, what string, r response, status int, param string, words ...string) {
+	t.Helper()
+	e, _ := r.body["error"].(map[string]any)
+	if r.status != status || e == nil {
+		t.Errorf("%s: status %d, want %d; body %v", what, r.status, status, r.body)
+		return
+	}
+	msg, _ := e["message"].(string)
+	if p, _ := e["param"].(string); p != param {
+		t.Errorf("%s: param %q, want %q (%s)", what, p, param, msg)
+	}
+	for _, w := range words {
+		if !strings.Contains(msg, w) {
+			t.Errorf("%s: message %q lacks %q", what, msg, w)
+		}
+	}
+}
+
+// TestEmbeddingsAPI serves /v1/embeddings from the built binary with the
+// BERT fixtures: vectors match the reference in float and base64, usage
+// counts the tokens, each bad input gets a 400 naming the field, a too long
+// input says its length and the maximum, per-key model restrictions and
+// token budgets apply, models list their kind, and metrics count the
+// requests.
+func TestEmbeddingsAPI(t *testing.T) {
+	ref := loadEmbedReference(t)
+	models := embedModels(t)
+	port, adminPort := freePort(t), freePort(t)
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	admin := fmt.Sprintf("127.0.0.1:%d", adminPort)
+	s := startServer(t, embedConfig(admin, port, models, false))
+	s.waitReady(base + "/api/health")
+	url := base + "/v1/embeddings"
+	post := func(key string, body any) response {
+		b, _ := json.Marshal(body)
+		return sendJSON(t, "POST", url, key, string(b))
+	}
+	inputs := referenceInputs(ref)
+	wantTokens := 0
+	for _, ids := range ref.IDs {
+		wantTokens += len(ids)
+	}
+
+	got, tokens := embeddingsOf(t, post("full-secret", map[string]any{"model": "bert-mean", "input": inputs}), "bert-mean", false)
+	checkVectors(t, "bert-mean float", got, ref.Embeddings["f32"]["mean_norm"])
+	if tokens != wantTokens {
+		t.Errorf("prompt_tokens %d, want %d", tokens, wantTokens)
+	}
+	got, _ = embeddingsOf(t, post("full-secret", map[string]any{"model": "bert-cls", "input": inputs, "encoding_format": "base64", "user": "u1"}), "bert-cls", true)
+	checkVectors(t, "bert-cls base64", got, ref.Embeddings["f16"]["cls"])
+	got, _ = embeddingsOf(t, post("full-secret", map[string]any{"model": "bert-mean", "input": inputs[2], "dimensions": 32}), "bert-mean", false)
+	checkVectors(t, "one token list", got, ref.Embeddings["f32"]["mean_norm"][2:3])
+	got, tokens = embeddingsOf(t, post("full-secret", map[string]any{"model": "bert-mean", "input": []string{"hello world", "the sea"}}), "bert-mean", false)
+	if len(got) != 2 || len(got[0]) != 32 || tokens < 6 {
+		t.Errorf("texts: %d vectors, %d tokens", len(got), tokens)
+	}
+
+	long := make([]int, 60)
+	for i := range long {
+		long[i] = 50
+	}
+	many := make([]string, 2049)
+	for i := range many {
+		many[i] = "a"
+	}
+	for _, tc := range []struct {
+		what   string
+		body   any
+		status int
+		param  string
+		words  []string
+	}{
+		{"empty string", map[string]any{"model": "bert-mean", "input": ""}, 400, "input", []string{"empty string"}},
+		{"empty array", map[string]any{"model": "bert-mean", "input": []string{}}, 400, "input", []string{"must not be empty"}},
+		{"empty string in array", map[string]any{"model": "bert-mean", "input": []string{"a", ""}}, 400, "input[1]", []string{"empty string"}},
+		{"empty token list", map[string]any{"model": "bert-mean", "input": [][]int{{5}, {}}}, 400, "input[1]", []string{"must not be empty"}},
+		{"too many inputs", map[string]any{"model": "bert-mean", "input": many}, 400, "input", []string{"at most 2048", "2049"}},
+		{"too long", map[string]any{"model": "bert-mean", "input": [][]int{{5}, long}}, 400, "input", []string{"input[1] has 62 tokens", "maximum of 48"}},
+		{"token out of vocabulary", map[string]any{"model": "bert-mean", "input": []int{1 << 20}}, 400, "input", []string{"vocabulary"}},
+		{"dimensions", map[string]any{"model": "bert-mean", "input": "x", "dimensions": 8}, 400, "dimensions", []string{"32-dimensional", "not trained for shortening"}},
+		{"encoding_format", map[string]any{"model": "bert-mean", "input": "x", "encoding_format": "int8"}, 400, "encoding_format", []string{`"float" or "base64"`}},
+		{"no input", map[string]any{"model": "bert-mean"}, 400, "input", []string{"required"}},
+		{"unknown model", map[string]any{"model": "no-such", "input": "x"}, 404, "model", []string{"no-such"}},
+	} {
+		wantOpenAIError(t, tc.what, post("full-secret", tc.body), tc.status, tc.param, tc.words...)
+	}
+
+	// Per-key model restrictions and token budgets.
+	wantForbidden(t, "restricted key", post("only-secret", map[string]any{"model": "bert-mean", "input": "x"}), true, "bert-mean")
+	embeddingsOf(t, post("only-secret", map[string]any{"model": "bert-cls", "input": "x"}), "bert-cls", false)
+	embeddingsOf(t, post("budget-secret", map[string]any{"model": "bert-mean", "input": inputs[:3]}), "bert-mean", false) // 29 tokens
+	r := post("budget-secret", map[string]any{"model": "bert-mean", "input": inputs[:3]})
+	if r.status != 429 || r.header.Get("Retry-After") == "" {
+		t.Errorf("over the token budget: status %d %v", r.status, r.body)
+	}
+
+	// Listing shows each model's kind.
+	r = do(t, "GET", base+"/v1/models", "full-secret")
+	for _, m := range r.body["data"].([]any) {
+		if m := m.(map[string]any); m["kind"] != "embedding" {
+			t.Errorf("/v1/models entry %v", m)
+		}
+	}
+	r = do(t, "GET", base+"/api/models/list", "full-secret")
+	raw, _ := json.Marshal(r.body)
+	if !strings.Contains(string(raw), `"kind":"embedding"`) || strings.Contains(string(raw), `"kind":"chat"`) {
+		t.Errorf("/api/models/list: %s", raw)
+	}
+
+	// Metrics count embeddings by model and endpoint.
+	_, _, metrics := getRaw(t, "http://"+admin+"/metrics", "")
+	for _, want := range []string{`endpoint="embeddings"`, `model="bert-mean"`, "impetus_prompt_tokens_total"} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+}
+
+// TestEmbeddingsTruncate: with embeddings_truncate an over-long input is
+// cut to the model's maximum instead of refused.
+func TestEmbeddingsTruncate(t *testing.T) {
+	models := embedModels(t)
+	port, adminPort := freePort(t), freePort(t)
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	s := startServer(t, embedConfig(fmt.Sprintf("127.0.0.1:%d", adminPort), port, models, true))
+	s.waitReady(base + "/api/health")
+	long := make([]int, 60)
+	for i := range long {
+		long[i] = 50
+	}
+	got, tokens := embeddingsOf(t, sendJSON(t, "POST", base+"/v1/embeddings", "full-secret", fmt.Sprintf(`{"model":"bert-mean","input":%s}`, mustJSON(long))), "bert-mean", false)
+	if len(got) != 1 || tokens != 48 {
+		t.Errorf("truncated: %d vectors, %d tokens, want 1 and 48", len(got), tokens)
+	}
+}
+
+func mustJSON(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
+}
