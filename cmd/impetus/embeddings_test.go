@@ -1,15 +1,20 @@
 package main
 
 import (
+	"context"
 	"encoding/base64"
 	le "encoding/binary"
 	"encoding/json"
 	"fmt"
 	"math"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/impetusllm/impetus/inference/testutil"
 )
 
 // embedFixtures is the folder of the tiny BERT embedding fixtures.
@@ -300,4 +305,80 @@ func mustJSON(v any) string {
 		panic(err)
 	}
 	return string(b)
+}
+
+// TestEmbeddingModelKinds: a chat model at /v1/embeddings, or an embedding
+// model at /v1/chat/completions or /v1/completions, gets a 400 that says
+// which kind the model is; /v1/models lists both kinds.
+func TestEmbeddingModelKinds(t *testing.T) {
+	models := embedModels(t)
+	copyDir(t, testutil.Fixture(t, "dev-trained", "llama-mlx4"), filepath.Join(models, "llama-mlx4"))
+	port, adminPort := freePort(t), freePort(t)
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	s := startServer(t, embedConfig(fmt.Sprintf("127.0.0.1:%d", adminPort), port, models, false))
+	s.waitReady(base + "/api/health")
+	wantOpenAIError(t, "chat model at /v1/embeddings", sendJSON(t, "POST", base+"/v1/embeddings", "full-secret", `{"model":"llama-mlx4","input":"hi"}`),
+		400, "model", "llama-mlx4 is a chat model")
+	wantOpenAIError(t, "embedding model at /v1/chat/completions", sendJSON(t, "POST", base+"/v1/chat/completions", "full-secret",
+		`{"model":"bert-mean","messages":[{"role":"user","content":"hi"}]}`), 400, "model", "bert-mean is an embedding model")
+	wantOpenAIError(t, "embedding model at /v1/completions", sendJSON(t, "POST", base+"/v1/completions", "full-secret",
+		`{"model":"bert-cls","prompt":"hi"}`), 400, "model", "bert-cls is an embedding model")
+	kinds := map[string]any{}
+	for _, m := range do(t, "GET", base+"/v1/models", "full-secret").body["data"].([]any) {
+		kinds[m.(map[string]any)["id"].(string)] = m.(map[string]any)["kind"]
+	}
+	if kinds["llama-mlx4"] != "chat" || kinds["bert-mean"] != "embedding" || kinds["bert-cls"] != "embedding" {
+		t.Errorf("kinds %v", kinds)
+	}
+	if r := do(t, "GET", base+"/v1/models/bert-cls", "full-secret"); r.body["kind"] != "embedding" {
+		t.Errorf("/v1/models/bert-cls: %v", r.body)
+	}
+}
+
+// TestEmbeddingsNodeSDK runs testdata/sdk/embed.js, which calls
+// client.embeddings.create of the official openai npm package against the
+// binary: float, base64 (raw and as the SDK decodes it by default) and
+// texts, compared with reference.json within 1e-4, and the SDK's
+// BadRequestError for an empty string.
+func TestEmbeddingsNodeSDK(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts node; skipped in -short mode")
+	}
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Skip("node not installed; the OpenAI SDK test needs node and npm (make test-deps installs them)")
+	}
+	dir := filepath.Join("testdata", "sdk")
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", "openai")); err != nil {
+		t.Skip("the openai npm package is not installed; run make test-deps")
+	}
+	models := embedModels(t)
+	port, adminPort := freePort(t), freePort(t)
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	s := startServer(t, embedConfig(fmt.Sprintf("127.0.0.1:%d", adminPort), port, models, false))
+	s.waitReady(base + "/api/health")
+	refPath, err := filepath.Abs(filepath.Join(embedFixtures, "reference.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, node, "embed.js", base, "full-secret", refPath)
+	cmd.Dir = dir
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	var got struct {
+		Passed []string
+		Failed []struct{ Name, Error string }
+	}
+	if jerr := json.Unmarshal(out, &got); jerr != nil {
+		t.Fatalf("embed.js: %v (%v)\n%s", err, jerr, out)
+	}
+	for _, f := range got.Failed {
+		t.Errorf("%s: %s", f.Name, f.Error)
+	}
+	if len(got.Passed) != 5 && !t.Failed() {
+		t.Errorf("passed %v, want 5 checks", got.Passed)
+	}
+	t.Logf("openai SDK embedding checks passed: %v", got.Passed)
 }
