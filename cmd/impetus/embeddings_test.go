@@ -382,3 +382,54 @@ func TestEmbeddingsNodeSDK(t *testing.T) {
 	}
 	t.Logf("openai SDK embedding checks passed: %v", got.Passed)
 }
+
+// TestEmbeddingsRouted: a front node routes /v1/embeddings by model to the
+// back end serving it, as it routes chat; the vectors come back unchanged.
+func TestEmbeddingsRouted(t *testing.T) {
+	ref := loadEmbedReference(t)
+	backPort, frontPort := freePort(t), freePort(t)
+	backURL := fmt.Sprintf("http://127.0.0.1:%d", backPort)
+	frontURL := fmt.Sprintf("http://127.0.0.1:%d", frontPort)
+	back := startServer(t, backendConfig(fmt.Sprintf("127.0.0.1:%d", freePort(t)), backPort, embedModels(t), "A"))
+	back.waitReady(backURL + "/api/health")
+	front := startServer(t, fmt.Sprintf(`{
+	admin 127.0.0.1:%d
+	default_bind 127.0.0.1
+	impetus {
+		models_dir %s
+		route bert-mean {
+			to %s
+			upstream_key backend-key
+			health_interval 1s
+		}
+	}
+}
+
+http://127.0.0.1:%d {
+	impetus_auth {
+		key main front-key
+		key other other-key
+		models other bert-cls
+	}
+	impetus_openai
+	handle_errors {
+		impetus_error
+	}
+}
+`, freePort(t), t.TempDir(), backURL, frontPort))
+	front.waitReady(frontURL + "/v1/models")
+	body := `{"model":"bert-mean","input":` + mustJSON(referenceInputs(ref)) + `}`
+	var r response
+	for range 50 { // until the first active health check marks the back end up
+		if r = sendJSON(t, "POST", frontURL+"/v1/embeddings", "front-key", body); r.status != 503 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if r.header.Get("X-Backend") != "A" {
+		t.Fatalf("not served by the back end: %d %v %v", r.status, r.header, r.body)
+	}
+	got, _ := embeddingsOf(t, r, "bert-mean", false)
+	checkVectors(t, "routed", got, ref.Embeddings["f32"]["mean_norm"])
+	wantForbidden(t, "routed, restricted key", sendJSON(t, "POST", frontURL+"/v1/embeddings", "other-key", body), true, "bert-mean")
+}
