@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -282,21 +283,35 @@ func TestEmbeddingsAPI(t *testing.T) {
 }
 
 // TestEmbeddingsTruncate: with embeddings_truncate an over-long input is
-// cut to the model's maximum instead of refused.
+// cut to the model's maximum instead of refused, and a reload turns the
+// option on and off with the model staying loaded.
 func TestEmbeddingsTruncate(t *testing.T) {
 	models := embedModels(t)
 	port, adminPort := freePort(t), freePort(t)
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	s := startServer(t, embedConfig(fmt.Sprintf("127.0.0.1:%d", adminPort), port, models, true))
+	admin := fmt.Sprintf("127.0.0.1:%d", adminPort)
+	s := startServer(t, embedConfig(admin, port, models, true))
 	s.waitReady(base + "/api/health")
 	long := make([]int, 60)
 	for i := range long {
 		long[i] = 50
 	}
-	got, tokens := embeddingsOf(t, sendJSON(t, "POST", base+"/v1/embeddings", "full-secret", fmt.Sprintf(`{"model":"bert-mean","input":%s}`, mustJSON(long))), "bert-mean", false)
+	body := fmt.Sprintf(`{"model":"bert-mean","input":%s}`, mustJSON(long))
+	got, tokens := embeddingsOf(t, sendJSON(t, "POST", base+"/v1/embeddings", "full-secret", body), "bert-mean", false)
 	if len(got) != 1 || tokens != 48 {
 		t.Errorf("truncated: %d vectors, %d tokens, want 1 and 48", len(got), tokens)
 	}
+	if code, msg := loadConfig(t, admin, embedConfig(admin, port, models, false)); code != 200 {
+		t.Fatalf("reload: %s", msg)
+	}
+	http.DefaultClient.CloseIdleConnections() // the old server's connections close
+	wantOpenAIError(t, "after reload without the option", sendJSON(t, "POST", base+"/v1/embeddings", "full-secret", body),
+		400, "input", "input[0] has 62 tokens", "maximum of 48")
+	if code, msg := loadConfig(t, admin, embedConfig(admin, port, models, true)); code != 200 {
+		t.Fatalf("reload: %s", msg)
+	}
+	http.DefaultClient.CloseIdleConnections() // the old server's connections close
+	embeddingsOf(t, sendJSON(t, "POST", base+"/v1/embeddings", "full-secret", body), "bert-mean", false)
 }
 
 func mustJSON(v any) string {
