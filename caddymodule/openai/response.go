@@ -512,8 +512,9 @@ type Model struct {
 	OwnedBy string
 	Root    string
 	Parent  string // null when empty
-	// Kind is "chat" or "embedding" for local models, an extra member
-	// OpenAI's SDKs ignore; empty (omitted) for upstream models.
+	// Kind is "chat" or "embedding", an extra member OpenAI's SDKs
+	// ignore; empty (omitted) for upstream models of servers that do not
+	// say.
 	Kind string
 }
 
@@ -531,11 +532,12 @@ func (m *Model) UnmarshalJSON(data []byte) error {
 		OwnedBy string  `json:"owned_by"`
 		Root    string  `json:"root"`
 		Parent  *string `json:"parent"`
+		Kind    string  `json:"kind"`
 	}
 	if err := json.Unmarshal(data, &v); err != nil {
 		return err
 	}
-	*m = Model{ID: v.ID, Created: v.Created, OwnedBy: v.OwnedBy, Root: v.Root}
+	*m = Model{ID: v.ID, Created: v.Created, OwnedBy: v.OwnedBy, Root: v.Root, Kind: v.Kind}
 	if m.Root == "" {
 		m.Root = m.ID
 	}
