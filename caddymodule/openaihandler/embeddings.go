@@ -84,21 +84,11 @@ func (h *OpenAI) loadEmbedding(r *http.Request, id string) (*inference.Embedding
 		e.Param = &param
 		return nil, e
 	}
-	info, err := h.app.Engine().FindModel(id)
-	if errors.Is(err, inference.ErrModelNotFound) {
-		e := openai.ModelNotFound(id)
-		if hint := models.HowToGet(id); hint != "" {
-			e.Message += "; it is not on this server's disk: " + hint
-		}
-		return nil, e
-	}
-	if err != nil {
-		h.logger.Error("finding model", zap.String("model", id), zap.Error(err))
-		return nil, openai.Internal("could not look up the model")
-	}
-	if info.Kind != inference.KindEmbedding {
+	if h.app.Engine().LoadedModelByID(id) != nil {
 		return nil, openai.InvalidRequest("model", id+" is a chat model; /v1/embeddings needs an embedding model")
 	}
+	// LoadEmbedding finds the model (a chat one is ErrNotEmbeddingModel);
+	// once it is loaded it returns at once, without a scan of the disk.
 	m, err := h.app.Engine().LoadEmbedding(r.Context(), id)
 	if err != nil {
 		e := embedError(err, id)
@@ -138,6 +128,12 @@ func embedError(err error, model string) *openai.Error {
 		return openai.InvalidRequest("input", err.Error())
 	case errors.Is(err, inference.ErrNotEmbeddingModel):
 		return openai.InvalidRequest("model", model+" is a chat model; /v1/embeddings needs an embedding model")
+	case errors.Is(err, inference.ErrModelNotFound):
+		e := openai.ModelNotFound(model)
+		if hint := models.HowToGet(model); hint != "" {
+			e.Message += "; it is not on this server's disk: " + hint
+		}
+		return e
 	}
 	return engineError(err, model)
 }

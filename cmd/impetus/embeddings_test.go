@@ -338,6 +338,12 @@ func TestEmbeddingModelKinds(t *testing.T) {
 		`{"model":"bert-mean","messages":[{"role":"user","content":"hi"}]}`), 400, "model", "bert-mean is an embedding model")
 	wantOpenAIError(t, "embedding model at /v1/completions", sendJSON(t, "POST", base+"/v1/completions", "full-secret",
 		`{"model":"bert-cls","prompt":"hi"}`), 400, "model", "bert-cls is an embedding model")
+	// And once the chat model is loaded.
+	if r := sendJSON(t, "POST", base+"/v1/completions", "full-secret", `{"model":"llama-mlx4","prompt":"hi","max_tokens":1}`); r.status != 200 {
+		t.Fatalf("completion: %d %v", r.status, r.body)
+	}
+	wantOpenAIError(t, "loaded chat model at /v1/embeddings", sendJSON(t, "POST", base+"/v1/embeddings", "full-secret", `{"model":"llama-mlx4","input":"hi"}`),
+		400, "model", "llama-mlx4 is a chat model")
 	kinds := map[string]any{}
 	for _, m := range do(t, "GET", base+"/v1/models", "full-secret").body["data"].([]any) {
 		kinds[m.(map[string]any)["id"].(string)] = m.(map[string]any)["kind"]
