@@ -6,6 +6,7 @@ import (
 	le "encoding/binary"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
 	"net/http"
 	"os"
@@ -75,7 +76,7 @@ func embedConfig(admin string, port int, models string, truncate bool) string {
 }
 
 http://127.0.0.1:%d {
-	@protected not path /api/health /api/health/*
+	@protected not path /api/health /api/health/* /socket.io/*
 	impetus_auth @protected {
 		key full full-secret
 		key only only-secret
@@ -90,6 +91,11 @@ http://127.0.0.1:%d {
 	}
 	impetus_openai
 	impetus_api
+	impetus_events {
+		auth {
+			key full full-secret
+		}
+	}
 	handle_errors {
 		impetus_error
 	}
@@ -453,4 +459,58 @@ http://127.0.0.1:%d {
 	got, _ := embeddingsOf(t, r, "bert-mean", false)
 	checkVectors(t, "routed", got, ref.Embeddings["f32"]["mean_norm"])
 	wantForbidden(t, "routed, restricted key", sendJSON(t, "POST", frontURL+"/v1/embeddings", "other-key", body), true, "bert-mean")
+}
+
+// TestEmbeddingsInferenceStats: a Socket.IO client (Engine.IO v4
+// long-polling, as socket.io-client speaks it) hears an inference_stats
+// event for an embeddings request, with its model, endpoint and prompt
+// tokens.
+func TestEmbeddingsInferenceStats(t *testing.T) {
+	port, adminPort := freePort(t), freePort(t)
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	s := startServer(t, embedConfig(fmt.Sprintf("127.0.0.1:%d", adminPort), port, embedModels(t), false))
+	s.waitReady(base + "/api/health")
+	poll := func(method, url, body string) string {
+		t.Helper()
+		req, _ := http.NewRequest(method, url, strings.NewReader(body))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		raw, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s %s: %d %s", method, url, resp.StatusCode, raw)
+		}
+		return string(raw)
+	}
+	open := poll("GET", base+"/socket.io/?EIO=4&transport=polling", "")
+	var hs struct{ Sid string }
+	if !strings.HasPrefix(open, "0") || json.Unmarshal([]byte(open[1:]), &hs) != nil || hs.Sid == "" {
+		t.Fatalf("open packet %q", open)
+	}
+	url := base + "/socket.io/?EIO=4&transport=polling&sid=" + hs.Sid
+	poll("POST", url, `40{"token":"full-secret"}`)
+	if got := poll("GET", url, ""); !strings.HasPrefix(got, "40") {
+		t.Fatalf("connect answer %q", got)
+	}
+	embeddingsOf(t, sendJSON(t, "POST", base+"/v1/embeddings", "full-secret", `{"model":"bert-mean","input":[[5,6,7],[8]]}`), "bert-mean", false)
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		for _, pkt := range strings.Split(poll("GET", url, ""), "\x1e") {
+			if !strings.HasPrefix(pkt, `42["inference_stats",`) {
+				continue
+			}
+			var ev []json.RawMessage
+			var stats map[string]any
+			if json.Unmarshal([]byte(pkt[2:]), &ev) != nil || len(ev) != 2 || json.Unmarshal(ev[1], &stats) != nil {
+				t.Fatalf("packet %q", pkt)
+			}
+			if stats["model"] != "bert-mean" || stats["endpoint"] != "embeddings" || stats["prompt_tokens"] != float64(8) || stats["completion_tokens"] != float64(0) {
+				t.Fatalf("inference_stats %v", stats)
+			}
+			return
+		}
+	}
+	t.Fatal("no inference_stats event within 10s")
 }
