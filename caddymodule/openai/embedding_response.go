@@ -44,18 +44,16 @@ func (l EmbeddingList) MarshalJSON() ([]byte, error) {
 		}
 		data[i] = item{ObjectEmbedding, i, raw}
 	}
+	type usage struct {
+		PromptTokens int `json:"prompt_tokens"`
+		TotalTokens  int `json:"total_tokens"`
+	}
 	return marshal(struct {
 		Object string `json:"object"`
 		Data   []item `json:"data"`
 		Model  string `json:"model"`
-		Usage  struct {
-			PromptTokens int `json:"prompt_tokens"`
-			TotalTokens  int `json:"total_tokens"`
-		} `json:"usage"`
-	}{Object: ObjectList, Data: data, Model: l.Model, Usage: struct {
-		PromptTokens int `json:"prompt_tokens"`
-		TotalTokens  int `json:"total_tokens"`
-	}{l.PromptTokens, l.PromptTokens}})
+		Usage  usage  `json:"usage"`
+	}{ObjectList, data, l.Model, usage{l.PromptTokens, l.PromptTokens}})
 }
 
 // EncodeEmbeddingBase64 is encoding_format "base64": the vector's
