@@ -108,6 +108,11 @@ type App struct {
 	// gets 503 with Retry-After while the download goes on. Default: 60s.
 	AutoDownloadWait caddy.Duration `json:"auto_download_wait,omitempty"`
 
+	// When true, /v1/embeddings cuts inputs longer than the model's maximum
+	// to that maximum (keeping the start, as sentence-transformers does)
+	// instead of answering 400 with the input's length. Default: false.
+	EmbeddingsTruncate bool `json:"embeddings_truncate,omitempty"`
+
 	// Models served by upstream servers through Caddy's reverse proxy.
 	Routes []ModelRoute `json:"routes,omitempty"`
 

@@ -35,6 +35,7 @@ func init() {
 //		max_loaded_models <n>         # models in memory at once (LRU idle one unloads)
 //		idle_unload <duration>        # unload a model after this long without requests
 //		unload_timeout <duration>     # how long a non-force unload waits (default 30s)
+//		embeddings_truncate           # cut over-long /v1/embeddings inputs instead of a 400
 //		route <model-pattern...> {    # serve these models from upstreams
 //			to <url...>
 //			upstream_key <key>        # sent upstream instead of the client's key
@@ -144,6 +145,11 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 			app.RequireLoadedModel = true
 		case "auto_download":
 			app.AutoDownload = true
+		case "embeddings_truncate":
+			if d.NextArg() {
+				return nil, d.ArgErr()
+			}
+			app.EmbeddingsTruncate = true
 		case "auto_download_wait":
 			if !d.NextArg() {
 				return nil, d.ArgErr()

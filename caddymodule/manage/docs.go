@@ -206,6 +206,12 @@ var docOps = append([]docOp{
 		responses: []docResp{{200, "The completion, or its event stream.", "", openai.TextCompletion{}},
 			{400, "Invalid request or unsupported field.", "", nil}, {403, "The API key may not use this model.", "", nil},
 			{404, "No such model.", "", nil}, {413, "Body too large.", "", nil}, {503, "The model was unloaded or the request cancelled.", "", nil}}},
+	{method: "POST", path: "/v1/embeddings", tag: "OpenAI", summary: "Embeddings (OpenAI-compatible)", openAI: true,
+		description: "Embeds each input (up to 2048 strings or token-id arrays, none empty) with an embedding model, in input order. encoding_format base64 gives each vector as the base64 of its little-endian float32 bytes. An input longer than the model's maximum is a 400 with its length, unless the server's embeddings_truncate option is on. dimensions other than the model's size is a 400: no served model is trained for shortening. A chat model here, or an embedding model at /v1/chat/completions or /v1/completions, is a 400 that says which kind it is. Usage counts prompt tokens, which per-key token budgets charge.",
+		request:     openai.EmbeddingRequest{},
+		responses: []docResp{{200, "The embeddings.", "", openai.EmbeddingList{}},
+			{400, "Invalid input, too long an input, unsupported dimensions, or a chat model.", "", nil}, {403, "The API key may not use this model.", "", nil},
+			{404, "No such model.", "", nil}, {413, "Body too large.", "", nil}, {503, "The model was unloaded or the request cancelled.", "", nil}}},
 	{method: "GET", path: "/v1/models", tag: "OpenAI", summary: "List local models", openAI: true,
 		responses: []docResp{{200, "Models available locally.", "", openai.ModelList{}}}},
 	{method: "GET", path: "/v1/models/{model}", tag: "OpenAI", summary: "One model", openAI: true,
@@ -377,6 +383,8 @@ func requestExample(op docOp) any {
 		return map[string]any{"model": "mlx-community/Qwen3-0.6B-4bit", "messages": []any{map[string]any{"role": "user", "content": "Hello!"}}, "max_tokens": 32}
 	case "/v1/completions":
 		return map[string]any{"model": "mlx-community/Qwen3-0.6B-4bit", "prompt": "Once upon a time", "max_tokens": 32}
+	case "/v1/embeddings":
+		return map[string]any{"model": "sentence-transformers/all-MiniLM-L6-v2", "input": []any{"The food was delicious.", "The service was slow."}}
 	}
 	return op.request
 }

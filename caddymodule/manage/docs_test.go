@@ -241,6 +241,15 @@ func TestRequestSchemasMatchDecoders(t *testing.T) {
 			t.Errorf("completion member %q: %v", p, err)
 		}
 	}
+	for _, p := range props("EmbeddingRequest") {
+		if p == "model" || p == "input" {
+			continue
+		}
+		body := `{"model":"m","input":"x",` + strconv.Quote(p) + `:null}`
+		if _, err := openai.DecodeEmbeddingRequest(strings.NewReader(body), lim); err != nil {
+			t.Errorf("embedding member %q: %v", p, err)
+		}
+	}
 	// And a name the decoder refuses is refused, so the check has teeth.
 	if _, err := openai.DecodeChatRequest(strings.NewReader(`{"model":"m","messages":[],"no_such":null}`), lim); err == nil {
 		t.Fatal("decoder accepted an unknown member")
@@ -278,6 +287,9 @@ func TestWireSchemasMatchEncodings(t *testing.T) {
 				TokenLogprobs: []openai.Logprob{openai.Logprob(math.NaN())}, TopLogprobs: []openai.TopLogprobMap{nil}, TextOffset: []int{0}}}}}},
 		{"text chunk", "TextCompletion", openai.TextCompletion{ID: "cmpl-1", Created: 1, Model: "m", Stream: true, Choices: []openai.TextChoice{{Text: "x"}}}},
 		{"model", "Model", openai.NewModel("org/m", 1)},
+		{"model with kind", "Model", openai.Model{ID: "org/e", Created: 1, OwnedBy: "impetus", Root: "org/e", Kind: "embedding"}},
+		{"embeddings", "EmbeddingList", openai.EmbeddingList{Model: "m", Vectors: [][]float32{{0.5, -1}, {0, 1}}, PromptTokens: 4}},
+		{"embeddings base64", "EmbeddingList", openai.EmbeddingList{Model: "m", Vectors: [][]float32{{0.5, -1}}, Base64: true, PromptTokens: 2}},
 		{"upstream model", "Model", openai.Model{ID: "org/m", Created: 1, OwnedBy: "other", Root: "org/m", Parent: "org/base"}},
 		{"model list", "ModelList", openai.ModelList{Data: []openai.Model{openai.NewModel("org/m", 1)}}},
 		{"empty model list", "ModelList", openai.ModelList{}},

@@ -78,7 +78,7 @@ var (
 	// requiredFields lists the required members of request types, whose Go
 	// fields carry no json tags.
 	requiredFields = map[string][]string{
-		"ChatRequest": {"model", "messages"}, "CompletionRequest": {"model", "prompt"}, "Message": {"role"},
+		"ChatRequest": {"model", "messages"}, "CompletionRequest": {"model", "prompt"}, "EmbeddingRequest": {"model", "input"}, "Message": {"role"},
 		"Tool": {"type", "function"}, "FunctionDef": {"name"}, "ResponseFormat": {"type"}, "JSONSchema": {"name"},
 	}
 )

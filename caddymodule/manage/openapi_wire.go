@@ -54,6 +54,18 @@ func init() {
 			return obj([]string{"id", "object", "created", "owned_by", "permission", "root", "parent"}, map[string]any{
 				"id": str, "object": map[string]any{"const": "model"}, "created": integer, "owned_by": str,
 				"permission": arr(str), "root": str, "parent": nullStr,
+				"kind": map[string]any{"type": "string", "enum": []any{"chat", "embedding"}, "description": "What the model serves: chat (/v1/chat/completions, /v1/completions) or embedding (/v1/embeddings). Local models only."},
+			})
+		},
+		"EmbeddingList": func(g *schemaGen) map[string]any {
+			item := obj([]string{"object", "index", "embedding"}, map[string]any{
+				"object": map[string]any{"const": "embedding"}, "index": integer,
+				"embedding": map[string]any{"description": "The vector: numbers, or with encoding_format base64 the base64 of its little-endian float32 bytes.",
+					"anyOf": []any{arr(map[string]any{"type": "number"}), str}},
+			})
+			return obj([]string{"object", "data", "model", "usage"}, map[string]any{
+				"object": map[string]any{"const": "list"}, "data": arr(item), "model": str,
+				"usage": obj([]string{"prompt_tokens", "total_tokens"}, map[string]any{"prompt_tokens": integer, "total_tokens": integer}),
 			})
 		},
 		"ModelList": func(g *schemaGen) map[string]any {

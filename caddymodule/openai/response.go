@@ -512,6 +512,10 @@ type Model struct {
 	OwnedBy string
 	Root    string
 	Parent  string // null when empty
+	// Kind is "chat" or "embedding", an extra member OpenAI's SDKs
+	// ignore; empty (omitted) for upstream models of servers that do not
+	// say.
+	Kind string
 }
 
 // NewModel builds a model entry owned by "impetus" with root = id.
@@ -528,11 +532,12 @@ func (m *Model) UnmarshalJSON(data []byte) error {
 		OwnedBy string  `json:"owned_by"`
 		Root    string  `json:"root"`
 		Parent  *string `json:"parent"`
+		Kind    string  `json:"kind"`
 	}
 	if err := json.Unmarshal(data, &v); err != nil {
 		return err
 	}
-	*m = Model{ID: v.ID, Created: v.Created, OwnedBy: v.OwnedBy, Root: v.Root}
+	*m = Model{ID: v.ID, Created: v.Created, OwnedBy: v.OwnedBy, Root: v.Root, Kind: v.Kind}
 	if m.Root == "" {
 		m.Root = m.ID
 	}
@@ -552,5 +557,6 @@ func (m Model) MarshalJSON() ([]byte, error) {
 		Permission []string `json:"permission"`
 		Root       string   `json:"root"`
 		Parent     *string  `json:"parent"`
-	}{m.ID, ObjectModel, m.Created, m.OwnedBy, []string{}, m.Root, nullIfEmpty(m.Parent)})
+		Kind       string   `json:"kind,omitempty"`
+	}{m.ID, ObjectModel, m.Created, m.OwnedBy, []string{}, m.Root, nullIfEmpty(m.Parent), m.Kind})
 }

@@ -23,7 +23,7 @@ func argumentsJSON(s string) json.RawMessage {
 // chatCompletions serves POST /v1/chat/completions; in is the decoded
 // body when routing decoded it already.
 func (h *OpenAI) chatCompletions(w http.ResponseWriter, r *http.Request, in *request) {
-	h.serveGeneration(w, r, "chat.completions", true, in, func(in *request) generation { return &chatGeneration{req: in.chat} })
+	h.serveGeneration(w, r, endpointChat, in, func(in *request) generation { return &chatGeneration{req: in.chat} })
 }
 
 // chatGeneration is a chat completion: the request, and what plan finds

@@ -14,7 +14,7 @@ import (
 // the decoded body when routing decoded it already. Each prompt of the
 // request yields n choices, indexed prompt*n+i.
 func (h *OpenAI) completions(w http.ResponseWriter, r *http.Request, in *request) {
-	h.serveGeneration(w, r, "completions", false, in, func(in *request) generation { return &textGeneration{req: in.text} })
+	h.serveGeneration(w, r, endpointCompletions, in, func(in *request) generation { return &textGeneration{req: in.text} })
 }
 
 // textGeneration is a text completion: the request, and what plan finds for

@@ -12,21 +12,34 @@ import (
 // when the app routes models (routing needs the model), else by the
 // endpoint as it starts. err is the decoder's refusal.
 type request struct {
-	chat *openai.ChatRequest
-	text *openai.CompletionRequest
-	err  *openai.Error
+	chat  *openai.ChatRequest
+	text  *openai.CompletionRequest
+	embed *openai.EmbeddingRequest
+	err   *openai.Error
 }
 
-// decodeRequest decodes a chat (or, with chat false, a completion) request
-// body within the body limit. w is only told when the limit is hit (see
-// http.MaxBytesReader); it may be nil.
-func (h *OpenAI) decodeRequest(w http.ResponseWriter, body io.ReadCloser, chat bool) *request {
+// endpoint names a request-serving /v1 endpoint, as the metrics label it.
+type endpoint string
+
+const (
+	endpointChat        endpoint = "chat.completions"
+	endpointCompletions endpoint = "completions"
+	endpointEmbeddings  endpoint = "embeddings"
+)
+
+// decodeRequest decodes the body of a request to ep within the body limit.
+// w is only told when the limit is hit (see http.MaxBytesReader); it may
+// be nil.
+func (h *OpenAI) decodeRequest(w http.ResponseWriter, body io.ReadCloser, ep endpoint) *request {
 	body = http.MaxBytesReader(w, body, h.limits.MaxBodyBytes)
 	in := &request{}
-	if chat {
+	switch ep {
+	case endpointChat:
 		in.chat, in.err = openai.DecodeChatRequest(body, h.limits)
-	} else {
+	case endpointCompletions:
 		in.text, in.err = openai.DecodeCompletionRequest(body, h.limits)
+	case endpointEmbeddings:
+		in.embed, in.err = openai.DecodeEmbeddingRequest(body, h.limits)
 	}
 	return in
 }
@@ -54,11 +67,11 @@ type generation interface {
 // generation from it), loads the model, charges the key's token budget for
 // the job the endpoint plans, starts it, and leaves the reply to the
 // endpoint.
-func (h *OpenAI) serveGeneration(w http.ResponseWriter, r *http.Request, endpoint string, chat bool, in *request, build func(in *request) generation) {
-	acct, w := h.beginUsage(w, r, endpoint)
+func (h *OpenAI) serveGeneration(w http.ResponseWriter, r *http.Request, ep endpoint, in *request, build func(in *request) generation) {
+	acct, w := h.beginUsage(w, r, string(ep))
 	defer h.endUsage(acct)
 	if in == nil {
-		in = h.decodeRequest(w, r.Body, chat)
+		in = h.decodeRequest(w, r.Body, ep)
 	}
 	if in.err != nil {
 		openai.WriteError(w, in.err)

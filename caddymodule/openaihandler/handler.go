@@ -1,5 +1,5 @@
 // Package openaihandler is the impetus_openai handler: the OpenAI-compatible
-// /v1 endpoints (chat completions, completions, models) served by the local
+// /v1 endpoints (chat completions, completions, embeddings, models) served by the local
 // engine, or by an upstream server when the app routes the model there. The
 // wire types live in the openai package.
 package openaihandler
@@ -64,19 +64,22 @@ func (h *OpenAI) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhtt
 	}
 	path := r.URL.Path
 	switch {
-	case path == "/v1/chat/completions", path == "/v1/completions":
+	case path == "/v1/chat/completions", path == "/v1/completions", path == "/v1/embeddings":
 		if !allowMethod(w, r, http.MethodPost) {
 			return nil
 		}
-		chat := path == "/v1/chat/completions"
-		in, routed, err := h.proxyIfRouted(w, r, next, chat)
+		ep := map[string]endpoint{"/v1/chat/completions": endpointChat, "/v1/completions": endpointCompletions, "/v1/embeddings": endpointEmbeddings}[path]
+		in, routed, err := h.proxyIfRouted(w, r, next, ep)
 		if routed {
 			return err
 		}
-		if chat {
+		switch ep {
+		case endpointChat:
 			h.chatCompletions(w, r, in)
-		} else {
+		case endpointCompletions:
 			h.completions(w, r, in)
+		default:
+			h.embeddings(w, r, in)
 		}
 		return nil
 	case path == "/v1/models":
@@ -125,7 +128,7 @@ func (h *OpenAI) listModels(w http.ResponseWriter, r *http.Request) {
 	for _, m := range models {
 		local[m.ID] = true
 		if auth.ModelAllowed(r, m.ID) {
-			data = append(data, openai.NewModel(m.ID, m.Modified.Unix()))
+			data = append(data, localModel(m))
 		}
 	}
 	for _, m := range h.app.UpstreamModels() {
@@ -157,7 +160,17 @@ func (h *OpenAI) getModel(w http.ResponseWriter, r *http.Request, id string) {
 		httperr.WriteOpenAI(w, http.StatusInternalServerError, "could not look up the model", "")
 		return
 	}
-	httperr.WriteJSON(w, http.StatusOK, openai.NewModel(m.ID, m.Modified.Unix()))
+	httperr.WriteJSON(w, http.StatusOK, localModel(m))
+}
+
+// localModel is the /v1/models entry of a model on disk, with its kind.
+func localModel(m inference.LocalModel) openai.Model {
+	om := openai.NewModel(m.ID, m.Modified.Unix())
+	om.Kind = string(inference.KindChat)
+	if m.Kind != "" {
+		om.Kind = string(m.Kind)
+	}
+	return om
 }
 
 // UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:

@@ -241,6 +241,14 @@ func (h *OpenAI) loadModel(w http.ResponseWriter, r *http.Request, id string) (*
 		e.Param = &param
 		return nil, e
 	}
+	// An embedding model is refused before the load machinery sees it (it
+	// would report a failed load); a loaded chat model skips the disk scan.
+	if h.app.Engine().LoadedModelByID(id) != nil {
+		return h.loadForRequest(w, r, id)
+	}
+	if info, err := h.app.Engine().FindModel(id); err == nil && info.Kind == inference.KindEmbedding {
+		return nil, openai.InvalidRequest("model", id+" is an embedding model; use /v1/embeddings with it")
+	}
 	return h.loadForRequest(w, r, id)
 }
 

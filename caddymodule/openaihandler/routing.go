@@ -35,7 +35,7 @@ type routedRequest struct {
 // refuses may still suit an upstream, so then the model is read from the
 // raw JSON. in is nil when the app routes no models, or when the body could
 // not be buffered (the endpoint reports the error).
-func (h *OpenAI) proxyIfRouted(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, chat bool) (in *request, routed bool, err error) {
+func (h *OpenAI) proxyIfRouted(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, ep endpoint) (in *request, routed bool, err error) {
 	if len(h.app.Routes) == 0 {
 		return nil, false, nil
 	}
@@ -47,13 +47,15 @@ func (h *OpenAI) proxyIfRouted(w http.ResponseWriter, r *http.Request, next cadd
 	}
 	r.ContentLength = int64(len(body))
 	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
-	in = h.decodeRequest(nil, io.NopCloser(bytes.NewReader(body)), chat)
+	in = h.decodeRequest(nil, io.NopCloser(bytes.NewReader(body)), ep)
 	var req routedRequest
 	switch {
 	case in.chat != nil:
 		req.Model, req.ConversationID = in.chat.Model, in.chat.ConversationID
 	case in.text != nil:
 		req.Model = in.text.Model
+	case in.embed != nil:
+		req.Model = in.embed.Model
 	default:
 		if json.Unmarshal(body, &req) != nil {
 			return in, false, nil
@@ -78,11 +80,7 @@ func (h *OpenAI) proxyIfRouted(w http.ResponseWriter, r *http.Request, next cadd
 		_ = json.Unmarshal(body, &req)
 	}
 	r.Header.Set(app.AffinityHeader, affinityKey(req))
-	endpoint := "chat.completions"
-	if r.URL.Path == "/v1/completions" {
-		endpoint = "completions"
-	}
-	timer := metrics.StartRequest(r, endpoint)
+	timer := metrics.StartRequest(r, string(ep))
 	timer.SetModel(req.Model)
 	budget, _ := caddyhttp.GetVar(r.Context(), ratelimit.TokenBudgetVar).(*ratelimit.TokenBudget)
 	if budget != nil && budget.Exhausted(time.Now()) {

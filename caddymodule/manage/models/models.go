@@ -11,6 +11,7 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -213,6 +214,8 @@ type modelEntry struct {
 	ContextLength   *int     `json:"context_length"`
 	Path            string   `json:"path,omitempty"`
 	WarmedUp        bool     `json:"warmed_up"`
+	// Kind is "chat" or "embedding" (served by /v1/embeddings).
+	Kind string `json:"kind,omitempty"`
 }
 
 func strPtr(s string) *string {
@@ -236,7 +239,10 @@ func humanParams(n int64) string {
 }
 
 func (m *Manager) entryFor(info inference.LocalModel, lm *inference.LoadedModel) modelEntry {
-	e := modelEntry{ModelID: info.ID, Status: "available", SizeMB: httperr.RoundTo(float64(info.SizeBytes)/mib, 1), Format: string(info.Format), Path: info.Path}
+	e := modelEntry{ModelID: info.ID, Status: "available", SizeMB: httperr.RoundTo(float64(info.SizeBytes)/mib, 1), Format: string(info.Format), Path: info.Path, Kind: string(kindOf(info))}
+	if e.Kind == string(inference.KindEmbedding) && slices.Contains(m.engine.LoadedEmbeddings(), info.ID) {
+		e.Status = "loaded"
+	}
 	m.mu.Lock()
 	if _, ok := m.loading[info.ID]; ok {
 		e.Status = "loading"
@@ -279,6 +285,14 @@ func (m *Manager) entryFor(info inference.LocalModel, lm *inference.LoadedModel)
 		}
 	}
 	return e
+}
+
+// kindOf is the model's kind, chat when the scan did not say.
+func kindOf(info inference.LocalModel) inference.ModelKind {
+	if info.Kind == "" {
+		return inference.KindChat
+	}
+	return info.Kind
 }
 
 func (m *Manager) list(w http.ResponseWriter, r *http.Request) {
