@@ -169,15 +169,32 @@ static void ATTN_PART(float *part, const float *q, int nh, const float *ks, cons
         part[(size_t)j * ps + 1] = VHSUM(vsum);
     }
     int d = 0;
-    for (; d + W <= hd; d += W) {
-        VF acc[HB];
-        for (int j = 0; j < nh; j++) acc[j] = VZERO();
-        for (int p = a; p < b; p++) {
-            const VF v = KLOAD(vs + (size_t)p * kvs + d);
-            for (int j = 0; j < nh; j++) acc[j] = VFMA(VSET1(scores[(size_t)j * K_ATTN_CHUNK + p]), v, acc[j]);
-        }
-        for (int j = 0; j < nh; j++) VSTORE(part + (size_t)j * ps + 2 + d, acc[j]);
+    // The number of heads is a constant in each case, so that their
+    // accumulators stay in registers.
+#define ATTN_VACC(NH)                                                                                 \
+    case NH:                                                                                          \
+        for (; d + W <= hd; d += W) {                                                                 \
+            VF acc[NH];                                                                               \
+            for (int j = 0; j < NH; j++) acc[j] = VZERO();                                            \
+            for (int p = a; p < b; p++) {                                                             \
+                const VF v = KLOAD(vs + (size_t)p * kvs + d);                                         \
+                for (int j = 0; j < NH; j++)                                                          \
+                    acc[j] = VFMA(VSET1(scores[(size_t)j * K_ATTN_CHUNK + p]), v, acc[j]);            \
+            }                                                                                         \
+            for (int j = 0; j < NH; j++) VSTORE(part + (size_t)j * ps + 2 + d, acc[j]);               \
+        }                                                                                             \
+        break;
+    switch (nh) {
+        ATTN_VACC(1)
+        ATTN_VACC(2)
+        ATTN_VACC(3)
+        ATTN_VACC(4)
+        ATTN_VACC(5)
+        ATTN_VACC(6)
+        ATTN_VACC(7)
+        ATTN_VACC(8)
     }
+#undef ATTN_VACC
     for (; d < hd; d++)
         for (int j = 0; j < nh; j++) {
             float acc = 0;
