@@ -193,17 +193,31 @@ func grown[T any](buf []T, n int) []T {
 	return buf[:n]
 }
 
+// attnChunk and attnTile are the C kernels' chunk of cache positions and
+// tile of query rows (k_attention).
+var attnChunk, attnTile = int(C.k_attention_chunk()), int(C.k_attention_tile())
+
 func attentionItems(j *attnJob, worker, lo, hi int) {
-	scratch := thePool.scratchFor(worker, int(C.k_attention_scratch(C.int(j.nKV), C.int(j.nHeads), C.int(j.nKVHeads))))
+	scratch := thePool.scratchFor(worker, int(C.k_attention_scratch(C.int(j.nHeads), C.int(j.nKVHeads), C.int(j.headDim))))
+	var part *C.float
+	if j.part != nil {
+		part = fp(j.part)
+	}
 	if j.kh != nil {
-		C.k_attention_f16(fp(j.out), fp(j.q), C.int(j.nq), C.int(j.pos0), hp(j.kh), hp(j.vh), C.int(j.nKV),
+		C.k_attention_f16(fp(j.out), part, fp(j.q), C.int(j.nq), C.int(j.pos0), hp(j.kh), hp(j.vh), C.int(j.nKV),
 			C.int(j.nHeads), C.int(j.nKVHeads), C.int(j.headDim), C.float(j.scale), C.float(j.softcap),
 			C.int(j.window), C.int(lo), C.int(hi), fp(scratch))
 		return
 	}
-	C.k_attention(fp(j.out), fp(j.q), C.int(j.nq), C.int(j.pos0), fp(j.k), fp(j.v), C.int(j.nKV),
+	C.k_attention(fp(j.out), part, fp(j.q), C.int(j.nq), C.int(j.pos0), fp(j.k), fp(j.v), C.int(j.nKV),
 		C.int(j.nHeads), C.int(j.nKVHeads), C.int(j.headDim), C.float(j.scale), C.float(j.softcap),
 		C.int(j.window), C.int(lo), C.int(hi), fp(scratch))
+}
+
+// attentionMerge folds a split call's partials into its output.
+func attentionMerge(j *attnJob, scratch []float32) {
+	C.k_attention_merge(fp(j.out), fp(j.part), C.int(j.pos0), C.int(j.nKV), C.int(j.nHeads), C.int(j.nKVHeads),
+		C.int(j.headDim), C.int(j.window), 0, C.int(j.nq*j.nKVHeads), fp(scratch))
 }
 
 func rmsNorm(out, x, weight []float32, n, dim int, eps float32, addOne bool) {

@@ -16,6 +16,12 @@ func packedAvailable() bool { return false }
 
 func setAVXVNNI(on bool) bool { return false }
 
+// The Go backend does not split attention over the cache (attnChunk 0)
+// and its items are (query row, KV head) pairs (attnTile 1).
+var attnChunk, attnTile = 0, 1
+
+func attentionMerge(j *attnJob, scratch []float32) {}
+
 func matMulRows(j *matMulJob, worker, lo, hi int)   { matMulRowsGo(j, worker, lo, hi) }
 func attentionItems(j *attnJob, worker, lo, hi int) { attentionItemsGo(j, worker, lo, hi) }
 func softmax(x []float32)                           { SoftmaxRef(x) }

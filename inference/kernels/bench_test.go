@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/impetusllm/impetus/inference/quant"
 )
@@ -42,6 +44,21 @@ func TestMain(m *testing.M) {
 		SetThreads(*benchThreads)
 	}
 	os.Exit(m.Run())
+}
+
+// cpuTime is the process's user and system CPU time: on a shared machine
+// it measures a kernel better than the wall clock does.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// reportCPU records the CPU time per operation since c0 (all threads).
+func reportCPU(b *testing.B, c0 time.Duration) {
+	b.ReportMetric(float64(cpuTime()-c0)/float64(b.N), "cpu-ns/op")
 }
 
 // reportWeights records the weight bytes one call streams, as GB/s.
@@ -117,16 +134,27 @@ func BenchmarkMatMulF32(b *testing.B) {
 func BenchmarkAttention(b *testing.B) {
 	r := rand.New(rand.NewPCG(4, 4))
 	const heads, kvHeads, hd = 14, 2, 64
-	for _, tc := range []struct{ nq, ctx int }{{1, 512}, {1, 4096}, {64, 512}} {
+	for _, tc := range []struct{ nq, ctx int }{{1, 512}, {1, 4096}, {64, 512}, {64, 4096}} {
 		q := randSlice(r, tc.nq*heads*hd, 1)
 		k := randSlice(r, tc.ctx*kvHeads*hd, 1)
 		v := randSlice(r, tc.ctx*kvHeads*hd, 1)
 		out := make([]float32, len(q))
 		b.Run(fmt.Sprintf("nq=%d/ctx=%d", tc.nq, tc.ctx), func(b *testing.B) {
+			c0 := cpuTime()
 			for b.Loop() {
 				Attention(out, q, tc.nq, tc.ctx-tc.nq, k, v, tc.ctx, heads, kvHeads, hd, 0.125, 0, 0)
 			}
+			reportCPU(b, c0)
 			reportWeights(b, 2*4*len(k))
+		})
+		kh, vh := toF16(k), toF16(v)
+		b.Run(fmt.Sprintf("f16/nq=%d/ctx=%d", tc.nq, tc.ctx), func(b *testing.B) {
+			c0 := cpuTime()
+			for b.Loop() {
+				AttentionF16(out, q, tc.nq, tc.ctx-tc.nq, kh, vh, tc.ctx, heads, kvHeads, hd, 0.125, 0, 0)
+			}
+			reportCPU(b, c0)
+			reportWeights(b, 2*2*len(k))
 		})
 	}
 }

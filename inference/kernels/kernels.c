@@ -109,50 +109,119 @@ static void mm_rows_scalar(float *out, const float *x, int n, int rows, int cols
     }
 }
 
-// Items are (query row, KV head) pairs as in the SIMD levels. The cache is
-// float (kc, vc) or, when kh is set, half (kh, vh).
+// The flash attention of the SIMD levels (simd_attn.h) in plain C: the same
+// items, chunks and partials (m, l, weighted sum of values), read straight
+// from the cache, which is float (kc, vc) or, when kh is set, half (kh, vh).
 #define KV_AT(f, h, i) ((f) ? (f)[i] : k_f16((h)[i]))
-static void attention_scalar(float *out, const float *q, int pos0, const float *kc, const float *vc,
-                             const uint16_t *kh, const uint16_t *vh, int nKV, int nHeads, int nKVHeads, int hd,
-                             float scale, float softcap, int window, int lo, int hi, float *scores) {
-    const int qs = nHeads * hd, kvs = nKVHeads * hd, grp = nHeads / nKVHeads;
+static void attn_part_scalar(float *part, const float *q, int nh, const float *kc, const float *vc,
+                             const uint16_t *kh, const uint16_t *vh, size_t kvs, int a, int b, int hd, float scale,
+                             float softcap, float *scores) {
+    const int ps = hd + 2;
+    for (int j = 0; j < nh; j++) {
+        const float *qj = q + (size_t)j * hd;
+        float m = -INFINITY, l = 0;
+        for (int p = a; p < b; p++) {
+            const size_t at = (size_t)p * kvs;
+            float s = 0;
+            for (int d = 0; d < hd; d++) s += qj[d] * KV_AT(kc ? kc + at : NULL, kh ? kh + at : NULL, d);
+            s *= scale;
+            if (softcap > 0) s = tanhf(s / softcap) * softcap;
+            scores[p - a] = s;
+            if (s > m) m = s;
+        }
+        float *o = part + (size_t)j * ps;
+        for (int d = 0; d < hd; d++) o[2 + d] = 0;
+        for (int p = a; p < b; p++) {
+            const size_t at = (size_t)p * kvs;
+            const float e = expf(scores[p - a] - m);
+            l += e;
+            for (int d = 0; d < hd; d++) o[2 + d] += e * KV_AT(vc ? vc + at : NULL, vh ? vh + at : NULL, d);
+        }
+        o[0] = m;
+        o[1] = l;
+    }
+}
+
+static void attn_merge_scalar(float *s, const float *p, int hd) {
+    const float m = s[0] > p[0] ? s[0] : p[0];
+    const float al = expf(s[0] - m), be = expf(p[0] - m);
+    s[0] = m;
+    s[1] = s[1] * al + p[1] * be;
+    for (int d = 0; d < hd; d++) s[2 + d] = s[2 + d] * al + p[2 + d] * be;
+}
+
+static void attn_init_scalar(float *s, int hd) {
+    s[0] = -INFINITY;
+    for (int d = 1; d < hd + 2; d++) s[d] = 0;
+}
+
+static void attn_out_scalar(float *o, const float *s, int hd) {
+    for (int d = 0; d < hd; d++) o[d] = s[2 + d] / s[1];
+}
+
+static void attention_scalar(float *out, float *part, const float *q, int nq, int pos0, const float *kc,
+                             const float *vc, const uint16_t *kh, const uint16_t *vh, int nKV, int nHeads,
+                             int nKVHeads, int hd, float scale, float softcap, int window, int lo, int hi,
+                             float *scratch) {
+    const int qs = nHeads * hd, kvs = nKVHeads * hd, grp = nHeads / nKVHeads, ps = hd + 2;
+    const int nC = (nKV + K_ATTN_CHUNK - 1) / K_ATTN_CHUNK;
+    float *scores = scratch, *tmp = scores + K_ATTN_CHUNK, *st = tmp + ps;
     for (int it = lo; it < hi; it++) {
-        const int t = it / nKVHeads, kvh = it % nKVHeads;
-        int pLo, pHi;
-        k_attn_range(pos0 + t, nKV, window, &pLo, &pHi);
-        const size_t base = (size_t)kvh * hd;
-        for (int h = kvh * grp; h < (kvh + 1) * grp; h++) {
-            const float *qv = q + (size_t)t * qs + (size_t)h * hd;
-            float m = -INFINITY;
-            double sum = 0;
-            for (int p = pLo; p < pHi; p++) {
-                const size_t at = base + (size_t)p * kvs;
-                float s = 0;
-                for (int d = 0; d < hd; d++) s += qv[d] * KV_AT(kc ? kc + at : NULL, kh ? kh + at : NULL, d);
-                s *= scale;
-                if (softcap > 0) s = tanhf(s / softcap) * softcap;
-                scores[p] = s;
-                if (s > m) m = s;
-            }
-            for (int p = pLo; p < pHi; p++) {
-                scores[p] = expf(scores[p] - m);
-                sum += scores[p];
-            }
-            float *o = out + (size_t)t * qs + (size_t)h * hd;
-            for (int d = 0; d < hd; d++) o[d] = 0;
-            for (int p = pLo; p < pHi; p++) {
-                const size_t at = base + (size_t)p * kvs;
-                const float w = (float)(scores[p] / sum);
-                for (int d = 0; d < hd; d++) o[d] += w * KV_AT(vc ? vc + at : NULL, vh ? vh + at : NULL, d);
+        int t0, t1, kvh, c0 = 0, c1 = nC;
+        if (part) {
+            const int tk = it / nC;
+            t0 = tk / nKVHeads, t1 = t0 + 1, kvh = tk % nKVHeads, c0 = it % nC, c1 = c0 + 1;
+        } else {
+            t0 = it / nKVHeads * K_ATTN_TILE, t1 = t0 + K_ATTN_TILE < nq ? t0 + K_ATTN_TILE : nq, kvh = it % nKVHeads;
+        }
+        const size_t kvOff = (size_t)kvh * hd;
+        for (int t = t0; t < t1; t++) {
+            int pLo, pHi;
+            k_attn_range(pos0 + t, nKV, window, &pLo, &pHi);
+            for (int j = 0; j < grp; j++) {
+                const int h = kvh * grp + j;
+                const float *qv = q + (size_t)t * qs + (size_t)h * hd;
+                attn_init_scalar(st, hd);
+                for (int c = c0; c < c1; c++) {
+                    const int a = pLo > c * K_ATTN_CHUNK ? pLo : c * K_ATTN_CHUNK;
+                    const int b = pHi < (c + 1) * K_ATTN_CHUNK ? pHi : (c + 1) * K_ATTN_CHUNK;
+                    if (a >= b) continue;
+                    float *pt = part ? part + ((size_t)it * grp + j) * ps : tmp;
+                    attn_part_scalar(pt, qv, 1, kc ? kc + kvOff : NULL, vc ? vc + kvOff : NULL,
+                                     kh ? kh + kvOff : NULL, vh ? vh + kvOff : NULL, (size_t)kvs, a, b, hd, scale,
+                                     softcap, scores);
+                    if (!part) attn_merge_scalar(st, pt, hd);
+                }
+                if (!part) attn_out_scalar(out + (size_t)t * qs + (size_t)h * hd, st, hd);
             }
         }
     }
 }
 #undef KV_AT
 
-size_t k_attention_scratch(int nKV, int nHeads, int nKVHeads) {
-    int grp = nHeads / nKVHeads;
-    return (size_t)(grp < 8 ? grp : 8) * (size_t)(nKV > 0 ? nKV : 1);
+static void attention_merge_scalar(float *out, const float *part, int pos0, int nKV, int nHeads, int nKVHeads,
+                                   int hd, int window, int lo, int hi, float *st) {
+    const int qs = nHeads * hd, grp = nHeads / nKVHeads, ps = hd + 2;
+    const int nC = (nKV + K_ATTN_CHUNK - 1) / K_ATTN_CHUNK;
+    for (int it = lo; it < hi; it++) {
+        const int t = it / nKVHeads, kvh = it % nKVHeads;
+        int pLo, pHi;
+        k_attn_range(pos0 + t, nKV, window, &pLo, &pHi);
+        const float *pp = part + (size_t)it * nC * grp * ps;
+        for (int j = 0; j < grp; j++) {
+            attn_init_scalar(st, hd);
+            if (pHi > pLo)
+                for (int c = pLo / K_ATTN_CHUNK; c <= (pHi - 1) / K_ATTN_CHUNK; c++)
+                    attn_merge_scalar(st, pp + ((size_t)c * grp + j) * ps, hd);
+            attn_out_scalar(out + (size_t)t * qs + (size_t)(kvh * grp + j) * hd, st, hd);
+        }
+    }
+}
+
+size_t k_attention_scratch(int nHeads, int nKVHeads, int hd) {
+    (void)nHeads, (void)nKVHeads;
+    const size_t ps = (size_t)hd + 2, hb = 8;
+    return K_ATTN_CHUNK * (size_t)hd + hb * K_ATTN_CHUNK + hb * ps + K_ATTN_TILE * hb * ps;
 }
 
 static void rmsnorm_scalar(float *out, const float *x, const float *w, int n, int dim, float eps, int addOne) {
@@ -415,25 +484,34 @@ int k_mlx_prep(float *dst, const float *x, int n, int cols, int bits) {
     return r;
 }
 
-void k_attention(float *out, const float *q, int nq, int pos0, const float *k, const float *v, int nKV, int nHeads,
-                 int nKVHeads, int headDim, float scale, float softcap, int window, int lo, int hi,
+void k_attention(float *out, float *part, const float *q, int nq, int pos0, const float *k, const float *v, int nKV,
+                 int nHeads, int nKVHeads, int headDim, float scale, float softcap, int window, int lo, int hi,
                  float *scratch) {
-    (void)nq;
-#define CALL(s) k_attention_##s(out, q, pos0, k, v, nKV, nHeads, nKVHeads, headDim, scale, softcap, window, lo, hi, scratch)
+#define CALL(s) \
+    k_attention_##s(out, part, q, nq, pos0, k, v, nKV, nHeads, nKVHeads, headDim, scale, softcap, window, lo, hi, scratch)
     K_DISPATCH(k_level(), CALL,
-               attention_scalar(out, q, pos0, k, v, NULL, NULL, nKV, nHeads, nKVHeads, headDim, scale, softcap,
-                                window, lo, hi, scratch))
+               attention_scalar(out, part, q, nq, pos0, k, v, NULL, NULL, nKV, nHeads, nKVHeads, headDim, scale,
+                                softcap, window, lo, hi, scratch))
 #undef CALL
 }
 
-void k_attention_f16(float *out, const float *q, int nq, int pos0, const uint16_t *k, const uint16_t *v, int nKV,
-                     int nHeads, int nKVHeads, int headDim, float scale, float softcap, int window, int lo, int hi,
-                     float *scratch) {
-    (void)nq;
-#define CALL(s) k_attention_f16_##s(out, q, pos0, k, v, nKV, nHeads, nKVHeads, headDim, scale, softcap, window, lo, hi, scratch)
+void k_attention_f16(float *out, float *part, const float *q, int nq, int pos0, const uint16_t *k,
+                     const uint16_t *v, int nKV, int nHeads, int nKVHeads, int headDim, float scale, float softcap,
+                     int window, int lo, int hi, float *scratch) {
+#define CALL(s)                                                                                                    \
+    k_attention_f16_##s(out, part, q, nq, pos0, k, v, nKV, nHeads, nKVHeads, headDim, scale, softcap, window, lo, hi, \
+                        scratch)
     K_DISPATCH(k_level(), CALL,
-               attention_scalar(out, q, pos0, NULL, NULL, k, v, nKV, nHeads, nKVHeads, headDim, scale, softcap,
-                                window, lo, hi, scratch))
+               attention_scalar(out, part, q, nq, pos0, NULL, NULL, k, v, nKV, nHeads, nKVHeads, headDim, scale,
+                                softcap, window, lo, hi, scratch))
+#undef CALL
+}
+
+void k_attention_merge(float *out, const float *part, int pos0, int nKV, int nHeads, int nKVHeads, int headDim,
+                       int window, int lo, int hi, float *scratch) {
+#define CALL(s) k_attention_merge_##s(out, part, pos0, nKV, nHeads, nKVHeads, headDim, window, lo, hi, scratch)
+    K_DISPATCH(k_level(), CALL,
+               attention_merge_scalar(out, part, pos0, nKV, nHeads, nKVHeads, headDim, window, lo, hi, scratch))
 #undef CALL
 }
 
@@ -487,3 +565,6 @@ void k_rope(float *x, int n, int nHeads, int headDim, int rotDim, const int32_t 
         }
     }
 }
+
+int k_attention_chunk(void) { return K_ATTN_CHUNK; }
+int k_attention_tile(void) { return K_ATTN_TILE; }

@@ -204,8 +204,11 @@ func MatMulMLX(out, x []float32, n int, wq []uint32, scales, biases []float32, r
 	*j = matMulJob{}
 }
 
-// attnJob is one attention call, split over (query row, KV head) pairs so
-// that the query heads sharing a KV head read the cache together.
+// attnJob is one attention call. Its items are (tile of attnTile query
+// rows, KV head) pairs, so that a tile and the query heads sharing a KV head
+// read each chunk of the cache together; or, for decode (split), (query row,
+// KV head, cache chunk) triples whose partial results go to part and are
+// merged afterwards, so that all threads share a long cache.
 type attnJob struct {
 	out, q                    []float32
 	nq, pos0                  int
@@ -215,6 +218,7 @@ type attnJob struct {
 	nHeads, nKVHeads, headDim int
 	scale, softcap            float32
 	window                    int
+	part                      []float32 // split: the chunks' partial results
 }
 
 func (j *attnJob) run(worker, lo, hi int) { attentionItems(j, worker, lo, hi) }
@@ -257,14 +261,34 @@ func checkAttention(nOut, nQ, nq, pos0, nK, nV, nKV, nHeads, nKVHeads, headDim i
 	}
 }
 
+// attnSplitRows is the most query rows an attention call splits over the
+// cache's chunks (decode and small decode batches); longer calls split
+// over tiles of rows.
+const attnSplitRows = 4
+
 func runAttention(job attnJob) {
 	p := thePool
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	j := &p.jobs.at
 	*j = job
-	items := j.nq * j.nKVHeads
-	p.parallel(j, items, max(1, items/(4*p.workers)))
+	if j.nq > 0 && j.nq <= attnSplitRows && attnChunk > 0 {
+		// One item per (row, KV head, chunk): the split is fixed by the
+		// cache positions, so the result does not depend on the threads.
+		nC := (j.nKV + attnChunk - 1) / attnChunk
+		grp := j.nHeads / j.nKVHeads
+		n := j.nq * j.nKVHeads * nC * grp * (j.headDim + 2)
+		if cap(p.abuf) < n {
+			p.abuf = make([]float32, n)
+		}
+		j.part = p.abuf[:n]
+		items := j.nq * j.nKVHeads * nC
+		p.parallel(j, items, max(1, items/(4*p.workers)))
+		attentionMerge(j, p.scratchFor(0, j.headDim+2))
+	} else {
+		items := (j.nq + attnTile - 1) / attnTile * j.nKVHeads
+		p.parallel(j, items, 1)
+	}
 	*j = attnJob{}
 }
 

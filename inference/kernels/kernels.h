@@ -119,15 +119,25 @@ int k_has_neon_i8(void);
 int k_neon_i8_variant(void);
 int k_neon_i8_set(int v);
 
-// Items are (query row, KV head) pairs: lo/hi index t*nKVHeads+kvh.
-size_t k_attention_scratch(int nKV, int nHeads, int nKVHeads);
-void k_attention(float *out, const float *q, int nq, int pos0, const float *k, const float *v, int nKV,
-                 int nHeads, int nKVHeads, int headDim, float scale, float softcap, int window,
-                 int lo, int hi, float *scratch);
+// Flash attention (simd_attn.h). part == NULL: items are (tile of
+// K_ATTN_TILE query rows, KV head) = tile*nKVHeads+kvh, written to out.
+// Otherwise items are ((t*nKVHeads+kvh)*nC + c) for the nC =
+// ceil(nKV/K_ATTN_CHUNK) chunks of the cache, each writing its partials
+// to part (nq*nKVHeads*nC*(nHeads/nKVHeads)*(headDim+2) floats), and
+// k_attention_merge's items (t*nKVHeads+kvh) fold them into out.
+// scratch: k_attention_scratch floats per worker.
+size_t k_attention_scratch(int nHeads, int nKVHeads, int headDim);
+int k_attention_chunk(void);
+int k_attention_tile(void);
+void k_attention(float *out, float *part, const float *q, int nq, int pos0, const float *k, const float *v, int nKV,
+                 int nHeads, int nKVHeads, int headDim, float scale, float softcap, int window, int lo, int hi,
+                 float *scratch);
 // The same with a half-precision (IEEE binary16) KV cache.
-void k_attention_f16(float *out, const float *q, int nq, int pos0, const uint16_t *k, const uint16_t *v, int nKV,
-                     int nHeads, int nKVHeads, int headDim, float scale, float softcap, int window,
-                     int lo, int hi, float *scratch);
+void k_attention_f16(float *out, float *part, const float *q, int nq, int pos0, const uint16_t *k,
+                     const uint16_t *v, int nKV, int nHeads, int nKVHeads, int headDim, float scale, float softcap,
+                     int window, int lo, int hi, float *scratch);
+void k_attention_merge(float *out, const float *part, int pos0, int nKV, int nHeads, int nKVHeads, int headDim,
+                       int window, int lo, int hi, float *scratch);
 
 void k_rmsnorm(float *out, const float *x, const float *w, int n, int dim, float eps, int addOne);
 void k_softmax(float *x, size_t n);

@@ -109,6 +109,11 @@ static inline void k_unpack(k_bitreader *r, float *dst, int count, int bits) {
     }
 }
 
+// Flash attention's blocking (simd_attn.h): cache positions per chunk and
+// query rows per prefill tile.
+#define K_ATTN_CHUNK 128
+#define K_ATTN_TILE 16
+
 static inline void k_attn_range(int pos, int nKV, int window, int *lo, int *hi) {
     *hi = pos + 1 < nKV ? pos + 1 : nKV;
     *lo = 0;
@@ -136,10 +141,11 @@ void pk_quant_avx2(int8_t *, float *, int32_t *, float *, const float *, int, in
     void k_mm_half_##sfx(float *, const float *, int, const uint16_t *, int, int, int, int, float *, int);  \
     void k_mm_mlx_##sfx(float *, const float *, int, const uint32_t *, const float *, const float *, int, int, \
                         int, int, int, int, float *);                                                      \
-    void k_attention_##sfx(float *, const float *, int, const float *, const float *, int, int, int, int,  \
-                           float, float, int, int, int, float *);                                          \
-    void k_attention_f16_##sfx(float *, const float *, int, const uint16_t *, const uint16_t *, int, int, int, \
-                               int, float, float, int, int, int, float *);                                     \
+    void k_attention_##sfx(float *, float *, const float *, int, int, const float *, const float *, int, int, \
+                           int, int, float, float, int, int, int, float *);                                \
+    void k_attention_f16_##sfx(float *, float *, const float *, int, int, const uint16_t *, const uint16_t *, \
+                               int, int, int, int, float, float, int, int, int, float *);                  \
+    void k_attention_merge_##sfx(float *, const float *, int, int, int, int, int, int, int, int, float *);   \
     void k_rmsnorm_##sfx(float *, const float *, const float *, int, int, float, int);                     \
     void k_softmax_##sfx(float *, size_t);                                                                 \
     void k_silu_mul_##sfx(float *, const float *, size_t);                                                 \
@@ -165,13 +171,19 @@ K_DECLARE_LEVEL(neon)
                         int rows, int cols, int bits, int group, int lo, int hi, float *s) {                   \
         mm_mlx_##sfx(o, x, n, wq, sc, bi, rows, cols, bits, group, lo, hi, s);                                 \
     }                                                                                                          \
-    void k_attention_##sfx(float *o, const float *q, int pos0, const float *k, const float *v, int nKV, int nh, \
-                           int nkv, int hd, float scale, float cap, int win, int lo, int hi, float *s) {       \
-        attention_##sfx(o, q, pos0, k, v, nKV, nh, nkv, hd, scale, cap, win, lo, hi, s);                       \
+    void k_attention_##sfx(float *o, float *pt, const float *q, int nq, int pos0, const float *k, const float *v, \
+                           int nKV, int nh, int nkv, int hd, float scale, float cap, int win, int lo, int hi,   \
+                           float *s) {                                                                         \
+        attention_##sfx(o, pt, q, nq, pos0, k, v, nKV, nh, nkv, hd, scale, cap, win, lo, hi, s);               \
     }                                                                                                          \
-    void k_attention_f16_##sfx(float *o, const float *q, int pos0, const uint16_t *k, const uint16_t *v, int nKV, \
-                               int nh, int nkv, int hd, float scale, float cap, int win, int lo, int hi, float *s) { \
-        attention_f16_##sfx(o, q, pos0, k, v, nKV, nh, nkv, hd, scale, cap, win, lo, hi, s);                  \
+    void k_attention_f16_##sfx(float *o, float *pt, const float *q, int nq, int pos0, const uint16_t *k,       \
+                               const uint16_t *v, int nKV, int nh, int nkv, int hd, float scale, float cap,    \
+                               int win, int lo, int hi, float *s) {                                            \
+        attention_f16_##sfx(o, pt, q, nq, pos0, k, v, nKV, nh, nkv, hd, scale, cap, win, lo, hi, s);           \
+    }                                                                                                          \
+    void k_attention_merge_##sfx(float *o, const float *pt, int pos0, int nKV, int nh, int nkv, int hd,        \
+                                 int win, int lo, int hi, float *s) {                                          \
+        attention_merge_##sfx(o, pt, pos0, nKV, nh, nkv, hd, win, lo, hi, s);                                  \
     }                                                                                                          \
     void k_rmsnorm_##sfx(float *o, const float *x, const float *w, int n, int dim, float eps, int addOne) {     \
         rmsnorm_##sfx(o, x, w, n, dim, eps, addOne);                                                           \

@@ -30,6 +30,7 @@ type pool struct {
 	dvbuf   []float32     // their per-lane pair scales, guarded by mu
 	cvbuf   []int32       // their per-lane offset corrections, guarded by mu
 	ebuf    []float32     // packed MLX group sums (prepPacked), guarded by mu
+	abuf    []float32     // attention's partial results (runAttention), guarded by mu
 	jobs    struct {
 		mm matMulJob
 		at attnJob

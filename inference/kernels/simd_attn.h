@@ -1,126 +1,283 @@
 /* Included only by simd_body.h (no include guard: instantiated twice). */
-/* Attention template, included by simd_body.h with ATTN_FN and ATTN_DOT (the
- * functions' names), KT (the KV element type), KLOAD and KSCALAR (a vector
- * and one element of KT as float) and optionally KDOTS16 (16 dot products
- * with keys of KT); it undefines them at the end.
+/* Attention template, included by simd_body.h with ATTN_FN, ATTN_STAGE and
+ * ATTN_PART (the functions' names), KT (the KV element type), KLOAD and KSCALAR (a
+ * vector and one element of KT as float); it undefines them at the end.
+ * Levels with W == 16 may define VDOTS16 (16 dot products with float keys).
+ * The parts shared by both instances come with the first (ATTN_SHARED,
+ * which simd_body.h undefines after the second).
  *
- * One work item is one query row against one KV head, for all the query
- * heads that share it (GQA): each cached key and value row is read once
- * for the whole group instead of once per head. Heads are taken HB at a
- * time so their output accumulators fit in registers.
- * scores: HB*nKV floats.
+ * Flash attention: the cache is cut into chunks of K_ATTN_CHUNK positions
+ * at absolute offsets. For one query row and one head, each chunk that the
+ * row sees gives a partial result (its own maximum score m, the sum l of
+ * exp(s-m) and the exp-weighted sum of values), and the partials are merged
+ * in chunk order (attn_merge). How a row's chunks are computed never depends
+ * on the other rows of the batch, nor on which thread computes them:
+ *
+ *   - decode (part != NULL): items are (row, KV head, chunk), so the
+ *     threads share the chunks of a long cache; the partials go to part and
+ *     k_attention_merge folds them into out;
+ *   - prefill (part == NULL): items are (tile of K_ATTN_TILE rows, KV
+ *     head); each chunk of the cache is converted to float once for the
+ *     whole tile (and all the query heads sharing the KV head: GQA), and each
+ *     row folds its partial into its running state at once.
+ *
+ * Scores of a block of 16 keys come from one KDOTS16 call (padding rows
+ * past the row's range are zero and masked), so the 16-key blocking, set by
+ * absolute positions, gives every key's score the same operations.
  */
 
 #define HB 8
 
-// q·k for one key of KT.
-static inline float ATTN_DOT(const float *a, const KT *b, int n) {
+// ATTN_STAGE converts cache rows [s0, s1) of chunk base (one KV head: rows
+// kvs apart) into dst rows s0.. of hd floats; rows at or past nKV are zero.
+static void ATTN_STAGE(float *dst, const KT *src, size_t kvs, int hd, int base, int s0, int s1, int nKV) {
+    for (int i = s0; i < s1; i++) {
+        float *d = dst + (size_t)i * hd;
+        if (base + i >= nKV) {
+            for (int x = 0; x < hd; x++) d[x] = 0;
+            continue;
+        }
+        const KT *s = src + (size_t)(base + i) * kvs;
+        int x = 0;
+        for (; x + W <= hd; x += W) VSTORE(d + x, KLOAD(s + x));
+        for (; x < hd; x++) d[x] = KSCALAR(s[x]);
+    }
+}
+
+#ifndef ATTN_SHARED
+#define ATTN_SHARED
+
+// q·k for one key row of float.
+static inline float SFX(attn_dot)(const float *a, const float *b, int n) {
     VF s0 = VZERO(), s1 = VZERO();
     int i = 0;
     for (; i + 2 * W <= n; i += 2 * W) {
-        s0 = VFMA(VLOAD(a + i), KLOAD(b + i), s0);
-        s1 = VFMA(VLOAD(a + i + W), KLOAD(b + i + W), s1);
+        s0 = VFMA(VLOAD(a + i), VLOAD(b + i), s0);
+        s1 = VFMA(VLOAD(a + i + W), VLOAD(b + i + W), s1);
     }
-    for (; i + W <= n; i += W) s0 = VFMA(VLOAD(a + i), KLOAD(b + i), s0);
+    for (; i + W <= n; i += W) s0 = VFMA(VLOAD(a + i), VLOAD(b + i), s0);
     float s = VHSUM(VADD(s0, s1));
-    for (; i < n; i++) s += a[i] * KSCALAR(b[i]);
+    for (; i < n; i++) s += a[i] * b[i];
     return s;
 }
 
-static void ATTN_FN(float *out, const float *q, int pos0, const KT *kc, const KT *vc, int nKV,
-                           int nHeads, int nKVHeads, int hd, float scale, float softcap, int window,
-                           int lo, int hi, float *scores) {
-    const int qs = nHeads * hd, kvs = nKVHeads * hd, grp = nHeads / nKVHeads;
+
+// SFX(attn_merge) folds partial p into state s (same layout; the state
+// starts as m = -inf, l = 0, sum 0): the two are rescaled to their common
+// maximum.
+static inline void SFX(attn_merge)(float *s, const float *p, int hd) {
+    const float m = s[0] > p[0] ? s[0] : p[0];
+    const float al = expf(s[0] - m), be = expf(p[0] - m);
+    s[0] = m;
+    s[1] = s[1] * al + p[1] * be;
+    const VF va = VSET1(al), vb = VSET1(be);
+    int d = 0;
+    for (; d + W <= hd; d += W) VSTORE(s + 2 + d, VFMA(VLOAD(s + 2 + d), va, VMUL(VLOAD(p + 2 + d), vb)));
+    for (; d < hd; d++) s[2 + d] = fmaf(s[2 + d], al, p[2 + d] * be);
+}
+
+static inline void SFX(attn_init)(float *s, int hd) {
+    s[0] = -INFINITY;
+    s[1] = 0;
+    for (int d = 0; d < hd; d++) s[2 + d] = 0;
+}
+
+// SFX(attn_out) writes a merged state's weighted mean of values.
+static inline void SFX(attn_out)(float *o, const float *s, int hd) {
+    const float inv = 1.0f / s[1];
+    const VF vi = VSET1(inv);
+    int d = 0;
+    for (; d + W <= hd; d += W) VSTORE(o + d, VMUL(VLOAD(s + 2 + d), vi));
+    for (; d < hd; d++) o[d] = s[2 + d] * inv;
+}
+
+// SFX(attention_merge): items (row t, KV head) = t*nKVHeads+kvh; folds the
+// chunk partials of k_attention's decode items in chunk order.
+static void SFX(attention_merge)(float *out, const float *part, int pos0, int nKV, int nHeads, int nKVHeads, int hd,
+                                 int window, int lo, int hi, float *st) {
+    const int qs = nHeads * hd, grp = nHeads / nKVHeads, ps = hd + 2;
+    const int nC = (nKV + K_ATTN_CHUNK - 1) / K_ATTN_CHUNK;
     for (int it = lo; it < hi; it++) {
         const int t = it / nKVHeads, kvh = it % nKVHeads;
         int pLo, pHi;
         k_attn_range(pos0 + t, nKV, window, &pLo, &pHi);
-        const KT *kb = kc + (size_t)kvh * hd, *vb = vc + (size_t)kvh * hd;
+        const float *pp = part + (size_t)it * nC * grp * ps;
+        for (int j = 0; j < grp; j++) {
+            SFX(attn_init)(st, hd);
+            if (pHi > pLo)
+                for (int c = pLo / K_ATTN_CHUNK; c <= (pHi - 1) / K_ATTN_CHUNK; c++)
+                    SFX(attn_merge)(st, pp + ((size_t)c * grp + j) * ps, hd);
+            SFX(attn_out)(out + (size_t)t * qs + (size_t)(kvh * grp + j) * hd, st, hd);
+        }
+    }
+}
+#endif
+
+// ATTN_PART computes the partials of nh query heads (q, hd apart) against
+// rows [a, b) of a chunk: keys staged as float in ks (hd floats a row),
+// values read from the cache at vs (kvs apart). For head j,
+// part[j*(hd+2)] = m, [+1] = l, [+2..] = the exp(s-m)-weighted sum of
+// values. scores: HB*K_ATTN_CHUNK floats.
+static void ATTN_PART(float *part, const float *q, int nh, const float *ks, const KT *vs, size_t kvs, int a, int b,
+                      int hd, float scale, float softcap, float *scores) {
+    const int a0 = a & ~15, b16 = (b + 15) & ~15;
+    const int ps = hd + 2;
+    for (int j = 0; j < nh; j++) {
+        const float *qj = q + (size_t)j * hd;
+        float *sc = scores + (size_t)j * K_ATTN_CHUNK;
+        float mx = -INFINITY;
+#ifdef VDOTS16
+        if (hd % 16 == 0) {
+            const VF vscale = VSET1(scale);
+            VF vmx = VSET1(-INFINITY);
+            for (int p = a0; p < b16; p += 16) {
+                const VF sv = VMUL(VDOTS16(qj, ks + (size_t)p * hd, (size_t)hd, hd), vscale);
+                VSTORE(sc + p, sv);
+                if (softcap > 0 || p < a || p + 16 > b) {
+                    for (int i = p; i < p + 16; i++) {
+                        if (i < a || i >= b) sc[i] = -INFINITY;
+                        else if (softcap > 0) sc[i] = tanhf(sc[i] / softcap) * softcap;
+                    }
+                    vmx = VMAX(vmx, VLOAD(sc + p));
+                } else {
+                    vmx = VMAX(vmx, sv);
+                }
+            }
+            mx = VHMAX(vmx);
+        } else
+#endif
+        {
+            for (int p = a; p < b; p++) {
+                float s = SFX(attn_dot)(qj, ks + (size_t)p * hd, hd) * scale;
+                if (softcap > 0) s = tanhf(s / softcap) * softcap;
+                sc[p] = s;
+                if (s > mx) mx = s;
+            }
+            for (int p = a0; p < a; p++) sc[p] = -INFINITY;
+            for (int p = b; p < b16; p++) sc[p] = -INFINITY;
+        }
+        // exp(s - m) over whole aligned vectors (masked lanes give 0),
+        // summed lane-wise: the lanes are fixed by absolute positions.
+        const VF vm = VSET1(mx);
+        VF vsum = VZERO();
+        for (int p = a0; p < b16; p += W) {
+            const VF e = SFX(vexp)(VSUB(VLOAD(sc + p), vm));
+            VSTORE(sc + p, e);
+            vsum = VADD(vsum, e);
+        }
+        part[(size_t)j * ps] = mx;
+        part[(size_t)j * ps + 1] = VHSUM(vsum);
+    }
+    int d = 0;
+    // The number of heads is a constant in each case, so that their
+    // accumulators stay in registers.
+#define ATTN_VACC(NH)                                                                                 \
+    case NH:                                                                                          \
+        for (; d + W <= hd; d += W) {                                                                 \
+            VF acc[NH];                                                                               \
+            for (int j = 0; j < NH; j++) acc[j] = VZERO();                                            \
+            for (int p = a; p < b; p++) {                                                             \
+                const VF v = KLOAD(vs + (size_t)p * kvs + d);                                         \
+                for (int j = 0; j < NH; j++)                                                          \
+                    acc[j] = VFMA(VSET1(scores[(size_t)j * K_ATTN_CHUNK + p]), v, acc[j]);            \
+            }                                                                                         \
+            for (int j = 0; j < NH; j++) VSTORE(part + (size_t)j * ps + 2 + d, acc[j]);               \
+        }                                                                                             \
+        break;
+    switch (nh) {
+        ATTN_VACC(1)
+        ATTN_VACC(2)
+        ATTN_VACC(3)
+        ATTN_VACC(4)
+        ATTN_VACC(5)
+        ATTN_VACC(6)
+        ATTN_VACC(7)
+        ATTN_VACC(8)
+    }
+#undef ATTN_VACC
+    for (; d < hd; d++)
+        for (int j = 0; j < nh; j++) {
+            float acc = 0;
+            for (int p = a; p < b; p++)
+                acc = fmaf(scores[(size_t)j * K_ATTN_CHUNK + p], KSCALAR(vs[(size_t)p * kvs + d]), acc);
+            part[(size_t)j * ps + 2 + d] = acc;
+        }
+}
+
+// ATTN_FN: see the file comment. part == NULL: items (tile, kvh) =
+// tile*nKVHeads+kvh; else items ((t*nKVHeads+kvh)*nC + c) for chunk c,
+// partials at part + (((t*nKVHeads+kvh)*nC + c)*grp + j)*(hd+2).
+static void ATTN_FN(float *out, float *part, const float *q, int nq, int pos0, const KT *kc, const KT *vc, int nKV,
+                    int nHeads, int nKVHeads, int hd, float scale, float softcap, int window, int lo, int hi,
+                    float *scratch) {
+    const int qs = nHeads * hd, kvs = nKVHeads * hd, grp = nHeads / nKVHeads, ps = hd + 2;
+    const int nC = (nKV + K_ATTN_CHUNK - 1) / K_ATTN_CHUNK;
+    float *ks = scratch, *scores = ks + (size_t)K_ATTN_CHUNK * hd;
+    float *tmp = scores + (size_t)HB * K_ATTN_CHUNK, *state = tmp + (size_t)HB * ps;
+    for (int it = lo; it < hi; it++) {
+        if (part) {
+            const int c = it % nC, tk = it / nC, t = tk / nKVHeads, kvh = tk % nKVHeads;
+            int pLo, pHi;
+            k_attn_range(pos0 + t, nKV, window, &pLo, &pHi);
+            const int base = c * K_ATTN_CHUNK;
+            const int a = (pLo > base ? pLo : base) - base, b = (pHi < base + K_ATTN_CHUNK ? pHi : base + K_ATTN_CHUNK) - base;
+            if (a >= b) continue;
+            const int s0 = a & ~15, s1 = (b + 15) & ~15;
+            ATTN_STAGE(ks, kc + (size_t)kvh * hd, (size_t)kvs, hd, base, s0, s1, nKV);
+            const KT *vb = vc + (size_t)kvh * hd + (size_t)base * kvs;
+            for (int h0 = 0; h0 < grp; h0 += HB) {
+                const int nh = grp - h0 < HB ? grp - h0 : HB;
+                ATTN_PART(part + ((size_t)it * grp + h0) * ps, q + (size_t)t * qs + (size_t)(kvh * grp + h0) * hd, nh,
+                          ks, vb, (size_t)kvs, a, b, hd, scale, softcap, scores);
+            }
+            continue;
+        }
+        const int tile = it / nKVHeads, kvh = it % nKVHeads;
+        const int t0 = tile * K_ATTN_TILE, t1 = t0 + K_ATTN_TILE < nq ? t0 + K_ATTN_TILE : nq;
+        int uLo = nKV, uHi = 0;
+        for (int t = t0; t < t1; t++) {
+            int pLo, pHi;
+            k_attn_range(pos0 + t, nKV, window, &pLo, &pHi);
+            if (pLo < pHi) {
+                if (pLo < uLo) uLo = pLo;
+                if (pHi > uHi) uHi = pHi;
+            }
+        }
         for (int h0 = 0; h0 < grp; h0 += HB) {
             const int nh = grp - h0 < HB ? grp - h0 : HB;
-            const float *qh = q + (size_t)t * qs + (size_t)(kvh * grp + h0) * hd;
-            float *oh = out + (size_t)t * qs + (size_t)(kvh * grp + h0) * hd;
-            float m[HB], inv[HB];
-            for (int j = 0; j < nh; j++) m[j] = -INFINITY;
-            int p0 = pLo;
-#ifdef KDOTS16
-            // Keys 16 at a time where the level has a 16-dot kernel; the
-            // blocks depend only on the query's own range, so a row's
-            // scores are the same whatever else is in the batch.
-            if (hd % 16 == 0)
-                for (; p0 + 16 <= pHi; p0 += 16) {
-                    const KT *kp = kb + (size_t)p0 * kvs;
-                    for (int j = 0; j < nh; j++) {
-                        float *sj = scores + (size_t)j * nKV + p0;
-                        const VF sv = VMUL(KDOTS16(qh + (size_t)j * hd, kp, (size_t)kvs, hd), VSET1(scale));
-                        VSTORE(sj, sv);
-                        if (softcap > 0) {
-                            for (int i = 0; i < 16; i++) {
-                                sj[i] = tanhf(sj[i] / softcap) * softcap;
-                                if (sj[i] > m[j]) m[j] = sj[i];
-                            }
-                        } else {
-                            const float mx = VHMAX(sv);  // KDOTS16 levels have W == 16
-                            if (mx > m[j]) m[j] = mx;
-                        }
+            for (int i = 0; i < (t1 - t0) * nh; i++) SFX(attn_init)(state + (size_t)i * ps, hd);
+            if (uLo < uHi)
+                for (int c = uLo / K_ATTN_CHUNK; c <= (uHi - 1) / K_ATTN_CHUNK; c++) {
+                    const int base = c * K_ATTN_CHUNK;
+                    const int ua = (uLo > base ? uLo : base) - base;
+                    const int ub = (uHi < base + K_ATTN_CHUNK ? uHi : base + K_ATTN_CHUNK) - base;
+                    const int s0 = ua & ~15, s1 = (ub + 15) & ~15;
+                    ATTN_STAGE(ks, kc + (size_t)kvh * hd, (size_t)kvs, hd, base, s0, s1, nKV);
+                    const KT *vb = vc + (size_t)kvh * hd + (size_t)base * kvs;
+                    for (int t = t0; t < t1; t++) {
+                        int pLo, pHi;
+                        k_attn_range(pos0 + t, nKV, window, &pLo, &pHi);
+                        const int a = (pLo > base ? pLo : base) - base;
+                        const int b = (pHi < base + K_ATTN_CHUNK ? pHi : base + K_ATTN_CHUNK) - base;
+                        if (a >= b) continue;
+                        ATTN_PART(tmp, q + (size_t)t * qs + (size_t)(kvh * grp + h0) * hd, nh, ks, vb, (size_t)kvs, a,
+                                  b, hd, scale, softcap, scores);
+                        float *st = state + (size_t)(t - t0) * nh * ps;
+                        for (int j = 0; j < nh; j++) SFX(attn_merge)(st + (size_t)j * ps, tmp + (size_t)j * ps, hd);
                     }
                 }
-#endif
-            for (int p = p0; p < pHi; p++) {
-                const KT *kp = kb + (size_t)p * kvs;
-                for (int j = 0; j < nh; j++) {
-                    float s = ATTN_DOT(qh + (size_t)j * hd, kp, hd) * scale;
-                    if (softcap > 0) s = tanhf(s / softcap) * softcap;
-                    scores[(size_t)j * nKV + p] = s;
-                    if (s > m[j]) m[j] = s;
-                }
-            }
-            for (int j = 0; j < nh; j++) {
-                float *sc = scores + (size_t)j * nKV;
-                const VF vm = VSET1(m[j]);
-                double sum = 0;  // runs of float lanes, as in softmax
-                int p = pLo;
-                while (p + W <= pHi) {
-                    VF vs = VZERO();
-                    for (int end = p + 256 * W; p + W <= pHi && p < end; p += W) {
-                        const VF e = SFX(vexp)(VSUB(VLOAD(sc + p), vm));
-                        VSTORE(sc + p, e);
-                        vs = VADD(vs, e);
-                    }
-                    sum += VHSUM(vs);
-                }
-                for (; p < pHi; p++) {
-                    sc[p] = expf(sc[p] - m[j]);
-                    sum += sc[p];
-                }
-                inv[j] = (float)(1.0 / sum);
-            }
-            int d = 0;
-            for (; d + W <= hd; d += W) {
-                VF acc[HB];
-                for (int j = 0; j < nh; j++) acc[j] = VZERO();
-                for (int p = pLo; p < pHi; p++) {
-                    const VF v = KLOAD(vb + (size_t)p * kvs + d);
-                    for (int j = 0; j < nh; j++) acc[j] = VFMA(VSET1(scores[(size_t)j * nKV + p]), v, acc[j]);
-                }
-                for (int j = 0; j < nh; j++) VSTORE(oh + (size_t)j * hd + d, VMUL(acc[j], VSET1(inv[j])));
-            }
-            for (; d < hd; d++)
-                for (int j = 0; j < nh; j++) {
-                    float a = 0;
-                    for (int p = pLo; p < pHi; p++) a += scores[(size_t)j * nKV + p] * KSCALAR(vb[(size_t)p * kvs + d]);
-                    oh[(size_t)j * hd + d] = a * inv[j];
-                }
+            for (int t = t0; t < t1; t++)
+                for (int j = 0; j < nh; j++)
+                    SFX(attn_out)(out + (size_t)t * qs + (size_t)(kvh * grp + h0 + j) * hd,
+                                  state + ((size_t)(t - t0) * nh + j) * ps, hd);
         }
     }
 }
 
 #undef HB
 #undef ATTN_FN
-#undef ATTN_DOT
+#undef ATTN_STAGE
+#undef ATTN_PART
 #undef KT
 #undef KLOAD
 #undef KSCALAR
-#ifdef KDOTS16
-#undef KDOTS16
-#endif

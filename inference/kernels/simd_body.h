@@ -512,24 +512,21 @@ static void SFX(mm_gguf)(float *out, const float *x, int n, const uint8_t *w, in
  * (the KV cache's default storage, half the bytes to stream at depth). */
 
 #define ATTN_FN SFX(attention)
-#define ATTN_DOT SFX(attention_dot)
+#define ATTN_STAGE SFX(attn_stage)
+#define ATTN_PART SFX(attn_part)
 #define KT float
 #define KLOAD(p) VLOAD(p)
 #define KSCALAR(x) (x)
-#ifdef VDOTS16
-#define KDOTS16 VDOTS16
-#endif
 #include "simd_attn.h"
 
 #define ATTN_FN SFX(attention_f16)
-#define ATTN_DOT SFX(attention_f16_dot)
+#define ATTN_STAGE SFX(attn_stage_f16)
+#define ATTN_PART SFX(attn_part_f16)
 #define KT uint16_t
 #define KLOAD(p) VLOAD_F16(p)
 #define KSCALAR(x) SF16(x)
-#ifdef VDOTS16H
-#define KDOTS16 VDOTS16H
-#endif
 #include "simd_attn.h"
+#undef ATTN_SHARED
 
 /* ---- elementwise ---- */
 

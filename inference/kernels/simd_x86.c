@@ -205,23 +205,10 @@ static inline __m512 dots16_avx512(const float *q, const float *k, size_t ks, in
 }
 #define VDOTS16(q, k, ks, hd) dots16_avx512(q, k, ks, hd)
 
-// dots16h is dots16 with half-precision keys (the f16 KV cache).
-static inline __m512 dots16h_avx512(const float *q, const uint16_t *k, size_t ks, int hd) {
-    __m512 a[16];
-    for (int i = 0; i < 16; i++) a[i] = _mm512_setzero_ps();
-    for (int d = 0; d < hd; d += 16) {
-        const __m512 qv = _mm512_loadu_ps(q + d);
-        for (int i = 0; i < 16; i++)
-            a[i] = _mm512_fmadd_ps(qv, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(k + (size_t)i * ks + d))), a[i]);
-    }
-    return sum16_avx512(a);
-}
-#define VDOTS16H(q, k, ks, hd) dots16h_avx512(q, k, ks, hd)
 
 #include "simd_body.h"
 K_DEFINE_LEVEL(avx512)
 #undef VDOTS16
-#undef VDOTS16H
 
 #pragma GCC pop_options
 
