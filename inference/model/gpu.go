@@ -5,6 +5,7 @@ package model
 import (
 	"fmt"
 	"runtime"
+	"sync/atomic"
 	"unsafe"
 
 	"github.com/impetusllm/impetus/inference/cuda"
@@ -23,7 +24,9 @@ type gpuModel struct {
 	rope        map[*float32]cuda.Ptr // inverse-frequency tables by host table
 	allocs      []cuda.Ptr            // everything above, freed by close
 	weightBytes int64
-	expanded    []string // matrices widened to f32 at upload (no kernel for their format)
+	expanded    []string     // matrices widened to f32 at upload (no kernel for their format)
+	kvBytes     atomic.Int64 // device memory of the KV caches made by newKV
+	scratchSize atomic.Int64 // bytes of scratch
 
 	// Forward scratch, carved from one allocation sized for capN tokens and
 	// capOut logits rows.
@@ -62,6 +65,7 @@ type gpuBuffers struct {
 // capacity rows of K then capacity rows of V, float32 as on the CPU.
 type gpuKV struct {
 	dev          *cuda.Device
+	used         *atomic.Int64 // the model's kvBytes
 	ptr          cuda.Ptr
 	capacity     int
 	layers, kvDi int
@@ -81,6 +85,7 @@ func (kv *gpuKV) ensure(capacity, n int) error {
 	}
 	old := *kv
 	kv.ptr, kv.capacity = p, capacity
+	kv.used.Add(int64(2*kv.layers*(capacity-old.capacity)) * int64(kv.kvDi) * 4)
 	if old.ptr != 0 {
 		for l := 0; l < kv.layers; l++ {
 			kv.dev.Copy(kv.k(l), old.k(l), n*kv.kvDi*4)
@@ -94,12 +99,13 @@ func (kv *gpuKV) ensure(capacity, n int) error {
 func freeKV(kv *gpuKV) {
 	if kv.ptr != 0 {
 		kv.dev.Free(kv.ptr)
-		kv.ptr = 0
+		kv.used.Add(-int64(2*kv.layers*kv.capacity) * int64(kv.kvDi) * 4)
+		kv.ptr, kv.capacity = 0, 0
 	}
 }
 
 func (g *gpuModel) newKV(c *KVCache) *gpuKV {
-	kv := &gpuKV{dev: g.dev, layers: c.layers, kvDi: c.kvDim}
+	kv := &gpuKV{dev: g.dev, used: &g.kvBytes, layers: c.layers, kvDi: c.kvDim}
 	runtime.AddCleanup(c, freeKV, kv)
 	return kv
 }
@@ -226,6 +232,28 @@ func (m *Model) Device() string {
 		return "cpu"
 	}
 	return m.gpu.dev.Info().String()
+}
+
+// GPUDevice is the GPU the model runs on, nil on the CPU.
+func (m *Model) GPUDevice() *cuda.Device {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.gpu == nil {
+		return nil
+	}
+	return m.gpu.dev
+}
+
+// GPUMemory is the device memory the model holds: weights, KV caches
+// (every live cache, finished sequences' prefix cache included) and the
+// forward pass's activations; all 0 on the CPU.
+func (m *Model) GPUMemory() (weights, kv, activations int64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.gpu == nil {
+		return 0, 0, 0
+	}
+	return m.gpu.weightBytes, m.gpu.kvBytes.Load(), m.gpu.scratchSize.Load()
 }
 
 // ExpandedOnGPU lists the matrices whose format has no GPU kernel and were
@@ -374,6 +402,7 @@ func (g *gpuModel) reserveScratch(cfg *Config, N, nOut int) error {
 	}
 	g.dev.Free(g.scratch)
 	g.scratch, g.capN, g.capOut = p, capN, capOut
+	g.scratchSize.Store(int64(total))
 	dst := []*cuda.Ptr{&g.b.x, &g.b.h, &g.b.o, &g.b.down, &g.b.q, &g.b.attn, &g.b.k, &g.b.v, &g.b.gate,
 		&g.b.up, &g.b.tok, &g.b.pos, &g.b.last, &g.b.logits}
 	off := 0
