@@ -11,8 +11,8 @@ import (
 	"time"
 )
 
-// GPU is one NVIDIA GPU as nvidia-smi reports it. The engine computes on the
-// CPU; GPUs are reported for monitoring only.
+// GPU is one NVIDIA GPU as NVML (or, without it, nvidia-smi) reports it.
+// Readings that cannot be made are null.
 type GPU struct {
 	Index              int      `json:"index"`
 	Name               string   `json:"name"`
@@ -23,18 +23,29 @@ type GPU struct {
 	TemperatureC       *float64 `json:"temperature_c"`
 	PowerDrawW         *float64 `json:"power_draw_w"`
 	DriverVersion      string   `json:"driver_version"`
+	// ComputeCapability is "major.minor", e.g. "9.0" for Hopper.
+	ComputeCapability *string `json:"compute_capability"`
+	// MemoryUtilizationPercent is the share of the last sample period in
+	// which device memory was read or written.
+	MemoryUtilizationPercent *float64 `json:"memory_utilization_percent"`
+	// Source is where the readings came from: "nvml" or "nvidia-smi".
+	Source string `json:"source"`
 }
 
 // gpuQuery is the nvidia-smi field list, in the order parseNvidiaSMI expects.
-const gpuQuery = "index,name,memory.total,memory.used,utilization.gpu,temperature.gpu,power.draw,driver_version"
+const gpuQuery = "index,name,memory.total,memory.used,utilization.gpu,temperature.gpu,power.draw,driver_version,compute_cap,utilization.memory"
 
-// ErrNoGPUTool means nvidia-smi is not installed: the host has no NVIDIA GPU
-// this process can see.
-var ErrNoGPUTool = errors.New("nvidia-smi not found")
+// ErrNoGPUTool means neither NVML (libnvidia-ml.so.1) nor nvidia-smi is
+// installed: the host has no NVIDIA GPU this process can see.
+var ErrNoGPUTool = errors.New("no NVML library and no nvidia-smi")
 
-// ReadGPUs runs nvidia-smi (at most 5 s). It returns ErrNoGPUTool when the
-// tool is absent.
+// ReadGPUs reads the NVIDIA GPUs through NVML, opened with dlopen (cheap
+// enough for every metrics scrape), else by running nvidia-smi (at most
+// 5 s). It returns ErrNoGPUTool when neither is there.
 func ReadGPUs(ctx context.Context) ([]GPU, error) {
+	if gpus, ok, err := readNVML(); ok {
+		return gpus, err
+	}
 	bin, err := exec.LookPath("nvidia-smi")
 	if err != nil {
 		return nil, ErrNoGPUTool
@@ -53,7 +64,7 @@ func ReadGPUs(ctx context.Context) ([]GPU, error) {
 func parseNvidiaSMI(out string) ([]GPU, error) {
 	r := csv.NewReader(strings.NewReader(out))
 	r.TrimLeadingSpace = true
-	r.FieldsPerRecord = 8
+	r.FieldsPerRecord = 10
 	recs, err := r.ReadAll()
 	if err != nil {
 		return nil, fmt.Errorf("parsing nvidia-smi output: %w", err)
@@ -68,8 +79,11 @@ func parseNvidiaSMI(out string) ([]GPU, error) {
 			Index: idx, Name: strings.TrimSpace(rec[1]), Vendor: "NVIDIA",
 			MemoryTotalMB: number(rec[2]), MemoryUsedMB: number(rec[3]),
 			UtilizationPercent: number(rec[4]), TemperatureC: number(rec[5]), PowerDrawW: number(rec[6]),
-			DriverVersion: strings.TrimSpace(rec[7]),
+			DriverVersion: strings.TrimSpace(rec[7]), MemoryUtilizationPercent: number(rec[9]), Source: "nvidia-smi",
 		})
+		if cc := strings.TrimSpace(rec[8]); number(cc) != nil {
+			gpus[len(gpus)-1].ComputeCapability = &cc
+		}
 	}
 	return gpus, nil
 }

@@ -15,22 +15,23 @@ import (
 )
 
 func TestParseNvidiaSMI(t *testing.T) {
-	out := "0, NVIDIA H100 80GB HBM3, 81559, 1, 0, 31, 71.52, 550.54.15\n" +
-		"1, NVIDIA A10, [N/A], 512, [Not Supported], 40, [N/A], 550.54.15\n"
+	out := "0, NVIDIA H100 80GB HBM3, 81559, 1, 0, 31, 71.52, 550.54.15, 9.0, 3\n" +
+		"1, NVIDIA A10, [N/A], 512, [Not Supported], 40, [N/A], 550.54.15, [N/A], [N/A]\n"
 	gpus, err := parseNvidiaSMI(out)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(gpus) != 2 || gpus[0].Name != "NVIDIA H100 80GB HBM3" || *gpus[0].MemoryTotalMB != 81559 || *gpus[0].PowerDrawW != 71.52 || gpus[0].DriverVersion != "550.54.15" {
+	if len(gpus) != 2 || gpus[0].Name != "NVIDIA H100 80GB HBM3" || *gpus[0].MemoryTotalMB != 81559 || *gpus[0].PowerDrawW != 71.52 || gpus[0].DriverVersion != "550.54.15" ||
+		*gpus[0].ComputeCapability != "9.0" || *gpus[0].MemoryUtilizationPercent != 3 || gpus[0].Source != "nvidia-smi" {
 		t.Fatalf("first gpu: %+v", gpus[0])
 	}
-	if g := gpus[1]; g.Index != 1 || g.MemoryTotalMB != nil || *g.MemoryUsedMB != 512 || g.UtilizationPercent != nil || g.PowerDrawW != nil {
+	if g := gpus[1]; g.Index != 1 || g.MemoryTotalMB != nil || *g.MemoryUsedMB != 512 || g.UtilizationPercent != nil || g.PowerDrawW != nil || g.ComputeCapability != nil || g.MemoryUtilizationPercent != nil {
 		t.Fatalf("second gpu: %+v", g)
 	}
 	if gpus, err := parseNvidiaSMI(""); err != nil || len(gpus) != 0 {
 		t.Fatalf("empty output: %v %v", gpus, err)
 	}
-	for _, bad := range []string{"0, A, 1\n", "x, A, 1, 1, 1, 1, 1, d\n", "-1, A, 1, 1, 1, 1, 1, d\n", "\"0, A, 1, 1, 1, 1, 1, d\n"} {
+	for _, bad := range []string{"0, A, 1\n", "0, A, 1, 1, 1, 1, 1, d\n", "x, A, 1, 1, 1, 1, 1, d, 9.0, 1\n", "-1, A, 1, 1, 1, 1, 1, d, 9.0, 1\n", "\"0, A, 1, 1, 1, 1, 1, d, 9.0, 1\n"} {
 		if _, err := parseNvidiaSMI(bad); err == nil || !strings.Contains(err.Error(), "nvidia-smi") {
 			t.Errorf("parseNvidiaSMI(%q) error = %v", bad, err)
 		}
@@ -38,15 +39,15 @@ func TestParseNvidiaSMI(t *testing.T) {
 }
 
 func FuzzParseNvidiaSMI(f *testing.F) {
-	f.Add("0, NVIDIA H100, 81559, 1, 0, 31, 71.52, 550.54.15\n")
-	f.Add("1, X, [N/A], NaN, -1, 1e999, , v\n")
+	f.Add("0, NVIDIA H100, 81559, 1, 0, 31, 71.52, 550.54.15, 9.0, 4\n")
+	f.Add("1, X, [N/A], NaN, -1, 1e999, , v, x.y, NaN\n")
 	f.Fuzz(func(t *testing.T, s string) {
 		gpus, err := parseNvidiaSMI(s)
 		if err != nil {
 			return
 		}
 		for _, g := range gpus {
-			for _, p := range []*float64{g.MemoryTotalMB, g.MemoryUsedMB, g.UtilizationPercent, g.TemperatureC, g.PowerDrawW} {
+			for _, p := range []*float64{g.MemoryTotalMB, g.MemoryUsedMB, g.UtilizationPercent, g.TemperatureC, g.PowerDrawW, g.MemoryUtilizationPercent} {
 				if p != nil && (*p != *p || *p < 0) {
 					t.Fatalf("bad number %v in %+v", *p, g)
 				}
@@ -171,19 +172,19 @@ func TestLiveReadingsMatchOS(t *testing.T) {
 	}
 }
 
-// TestReadGPUs runs nvidia-smi where it is installed and checks each GPU
-// against nvidia-smi -L.
+// TestReadGPUs reads the GPUs (through NVML where the driver installed it)
+// where nvidia-smi is installed and checks each against nvidia-smi -L.
 func TestReadGPUs(t *testing.T) {
 	gpus, err := ReadGPUs(context.Background())
 	if errors.Is(err, ErrNoGPUTool) {
-		t.Skip("nvidia-smi not installed")
+		t.Skip("no NVIDIA GPU here: neither NVML nor nvidia-smi is installed")
 	}
 	if err != nil {
 		t.Fatal(err)
 	}
 	list, err := exec.Command("nvidia-smi", "-L").Output()
 	if err != nil {
-		t.Fatal(err)
+		t.Skipf("read %d GPUs, but nvidia-smi -L to check them against failed: %v", len(gpus), err)
 	}
 	if n := strings.Count(string(list), "GPU "); n != len(gpus) {
 		t.Fatalf("%d gpus parsed, nvidia-smi -L lists %d", len(gpus), n)
@@ -192,6 +193,24 @@ func TestReadGPUs(t *testing.T) {
 		if !strings.Contains(string(list), g.Name) || g.MemoryTotalMB == nil || *g.MemoryTotalMB <= 0 {
 			t.Errorf("gpu %+v", g)
 		}
-		t.Logf("gpu %d: %s, %v MB", g.Index, g.Name, *g.MemoryTotalMB)
+		if g.ComputeCapability == nil || g.DriverVersion == "" || g.UtilizationPercent == nil {
+			t.Errorf("gpu %d: compute capability, driver or utilization missing: %+v", g.Index, g)
+		}
+		t.Logf("gpu %d (%s): %s, %v MB, %v MB used, cc %v, driver %s, util %v%%, memory util %v%%", g.Index, g.Source, g.Name,
+			*g.MemoryTotalMB, deref(g.MemoryUsedMB), deref2(g.ComputeCapability), g.DriverVersion, deref(g.UtilizationPercent), deref(g.MemoryUtilizationPercent))
 	}
+}
+
+func deref(p *float64) any {
+	if p == nil {
+		return nil
+	}
+	return *p
+}
+
+func deref2(p *string) any {
+	if p == nil {
+		return nil
+	}
+	return *p
 }

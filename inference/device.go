@@ -3,6 +3,7 @@ package inference
 import (
 	"errors"
 	"fmt"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -116,4 +117,64 @@ func (e *Engine) place(mdl *model.Model) (device, reason string, err error) {
 		reason += fmt.Sprintf("; %d matrices widened to float32 (no GPU kernel for their format): %s", len(x), strings.Join(x, ", "))
 	}
 	return mdl.Device(), reason, nil
+}
+
+// GPUState is one GPU the engine opened, with the memory its loaded models
+// hold there: for /api/hardware/info, /api/hardware/metrics and Prometheus.
+type GPUState struct {
+	Ordinal           int    `json:"ordinal"`
+	Name              string `json:"name"`
+	ComputeCapability string `json:"compute_capability"` // e.g. "9.0"
+	Driver            string `json:"driver"`             // the driver's CUDA version, e.g. "13.0"
+	TotalBytes        uint64 `json:"total_bytes"`
+	// FreeBytes is the device's free memory now (every process's use
+	// counted); nil when the driver could not say.
+	FreeBytes *uint64 `json:"free_bytes"`
+	// The engine's own use: weights, KV caches (prefix cache included) and
+	// forward-pass activations of the models on this GPU.
+	WeightsBytes    int64    `json:"weights_bytes"`
+	KVBytes         int64    `json:"kv_bytes"`
+	ActivationBytes int64    `json:"activation_bytes"`
+	Models          []string `json:"models"`
+}
+
+// GPUs lists the GPUs the engine has opened (none until a model was placed
+// with device auto or cuda), sorted by ordinal.
+func (e *Engine) GPUs() []GPUState {
+	e.gpus.mu.Lock()
+	devs := make([]*cuda.Device, 0, len(e.gpus.devs))
+	for _, d := range e.gpus.devs {
+		devs = append(devs, d)
+	}
+	e.gpus.mu.Unlock()
+	sort.Slice(devs, func(i, j int) bool { return devs[i].Info().Ordinal < devs[j].Info().Ordinal })
+	e.mu.Lock()
+	loaded := make([]*LoadedModel, 0, len(e.loaded))
+	for _, m := range e.loaded {
+		loaded = append(loaded, m)
+	}
+	e.mu.Unlock()
+	out := make([]GPUState, 0, len(devs))
+	for _, d := range devs {
+		info := d.Info()
+		st := GPUState{Ordinal: info.Ordinal, Name: info.Name, TotalBytes: info.TotalBytes, Models: []string{},
+			ComputeCapability: fmt.Sprintf("%d.%d", info.ComputeMajor, info.ComputeMinor),
+			Driver:            fmt.Sprintf("%d.%d", info.Driver/1000, info.Driver%1000/10)}
+		if free, err := d.FreeMemory(); err == nil {
+			st.FreeBytes = &free
+		}
+		for _, m := range loaded {
+			if m.model == nil || m.model.GPUDevice() != d {
+				continue
+			}
+			w, kv, act := m.model.GPUMemory()
+			st.WeightsBytes += w
+			st.KVBytes += kv
+			st.ActivationBytes += act
+			st.Models = append(st.Models, m.Info.ID)
+		}
+		sort.Strings(st.Models)
+		out = append(out, st)
+	}
+	return out
 }

@@ -96,6 +96,18 @@ func greedyOn(t *testing.T, device string, n int) ([]int32, *LoadedModel, error)
 		}
 		toks = append(toks, ev.Token)
 	}
+	// GPUs reports the opened GPU with the model's memory on it.
+	gs := e.GPUs()
+	if strings.HasPrefix(m.Device, "cuda:") {
+		if len(gs) != 1 || !slices.Equal(gs[0].Models, []string{m.Info.ID}) || gs[0].WeightsBytes <= 0 || gs[0].KVBytes <= 0 ||
+			gs[0].ActivationBytes <= 0 || gs[0].FreeBytes == nil || gs[0].TotalBytes == 0 || gs[0].ComputeCapability == "" {
+			t.Errorf("GPUs() = %+v", gs)
+		} else {
+			t.Logf("GPUs(): %+v (free %d)", gs[0], *gs[0].FreeBytes)
+		}
+	} else if len(gs) > 0 && len(gs[0].Models) > 0 {
+		t.Errorf("model on %s, GPUs() = %+v", m.Device, gs)
+	}
 	return toks, m, nil
 }
 

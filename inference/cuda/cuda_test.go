@@ -202,6 +202,78 @@ func TestMatMulMatchesCPU(t *testing.T) {
 	}
 }
 
+// TestFusedMatMulMatchesCPU checks the fused matrix-vector launches
+// (MatMulSegs, MatMulAdd, MatMulGLU) of every format against the CPU
+// reference, on slices of one stored matrix (as fused Q/K/V and gate/up
+// are), for few rows (one launch) and many (the MatMul fallback).
+func TestFusedMatMulMatchesCPU(t *testing.T) {
+	d := device(t)
+	r := rand.New(rand.NewPCG(11, 12))
+	silu := func(v float32) float32 { return v / (1 + float32(math.Exp(float64(-v)))) }
+	for _, wc := range weightCases() {
+		for _, n := range []int{1, 5, 9} {
+			t.Run(fmt.Sprintf("%s/n%d", wc.name, n), func(t *testing.T) {
+				a, b, c := 40, 24, 24 // rows of the three slices
+				rows := a + b + c
+				_, ref, up := wc.make(r, rows, wc.cols)
+				dw := up(t, d)
+				x := randVec(r, n*wc.cols, 1)
+				dx := put(t, d, x)
+				bias := randVec(r, rows, 1)
+				full := make([]float32, n*rows)
+				ref(full, x, n)
+				tol := 2e-6 * math.Sqrt(float64(wc.cols))
+				part := func(r0, m int, add []float32) []float32 {
+					out := make([]float32, n*m)
+					for i := 0; i < n; i++ {
+						for j := 0; j < m; j++ {
+							out[i*m+j] = full[i*rows+r0+j] + bias[r0+j]
+							if add != nil {
+								out[i*m+j] += add[i*m+j]
+							}
+						}
+					}
+					return out
+				}
+				sa, sb, sc := dw.Slice(0, a), dw.Slice(a, b), dw.Slice(a+b, c)
+				ba, bb, bc := put(t, d, bias[:a]), put(t, d, bias[a:a+b]), put(t, d, bias[a+b:])
+				oa, ob, oc := poisoned(t, d, n*a), poisoned(t, d, n*b), poisoned(t, d, n*c)
+				d.MatMulSegs(dx, n, Seg{&sa, ba, oa}, Seg{&sb, bb, ob}, Seg{&sc, bc, oc})
+				for _, o := range []struct {
+					name string
+					p    Ptr
+					want []float32
+				}{{"q", oa, part(0, a, nil)}, {"k", ob, part(a, b, nil)}, {"v", oc, part(a+b, c, nil)}} {
+					if e := relErr(get(t, d, o.p, len(o.want)), o.want); e > tol {
+						t.Errorf("segs %s: relative error %.3g", o.name, e)
+					}
+				}
+				res := randVec(r, n*a, 1)
+				dres := put(t, d, res)
+				d.MatMulAdd(dres, dx, n, &sa, ba, poisoned(t, d, n*a))
+				if e := relErr(get(t, d, dres, n*a), part(0, a, res)); e > tol {
+					t.Errorf("add: relative error %.3g", e)
+				}
+				for _, gelu := range []bool{false, true} {
+					g, u := part(a, b, nil), part(a+b, c, nil)
+					if gelu {
+						kernels.GELUTanhMulRef(g, u)
+					} else {
+						for i := range g {
+							g[i] = silu(g[i]) * u[i]
+						}
+					}
+					og := poisoned(t, d, n*b)
+					d.MatMulGLU(dx, n, Seg{&sb, bb, og}, Seg{&sc, bc, poisoned(t, d, n*c)}, gelu)
+					if e := relErr(get(t, d, og, n*b), g); e > tol {
+						t.Errorf("glu gelu=%v: relative error %.3g", gelu, e)
+					}
+				}
+			})
+		}
+	}
+}
+
 func TestEmbedMatchesCPU(t *testing.T) {
 	d := device(t)
 	r := rand.New(rand.NewPCG(3, 4))
@@ -308,6 +380,19 @@ func TestRoPEMatchesCPU(t *testing.T) {
 		if e := relErr(get(t, d, dx, len(x)), x); e > 1e-6 {
 			t.Errorf("neox=%v: relative error %.3g", neox, e)
 		}
+		// RoPEQK: queries and keys (fewer heads) in one launch.
+		kvHeads := 2
+		q, k := randVec(r, n*heads*hd, 1), randVec(r, n*kvHeads*hd, 1)
+		dq, dk := put(t, d, q), put(t, d, k)
+		kernels.RoPERef(q, n, heads, hd, rot, pos, inv, neox, 1.2)
+		kernels.RoPERef(k, n, kvHeads, hd, rot, pos, inv, neox, 1.2)
+		d.RoPEQK(dq, dk, n, heads, kvHeads, hd, rot, put(t, d, pos), put(t, d, inv), neox, 1.2)
+		if e := relErr(get(t, d, dq, len(q)), q); e > 1e-6 {
+			t.Errorf("rope_qk neox=%v: q relative error %.3g", neox, e)
+		}
+		if e := relErr(get(t, d, dk, len(k)), k); e > 1e-6 {
+			t.Errorf("rope_qk neox=%v: k relative error %.3g", neox, e)
+		}
 	}
 }
 
@@ -324,6 +409,12 @@ func TestAttentionMatchesCPU(t *testing.T) {
 		{9, 30, 4, 1, 256, 16, 0},  // windowed, head dim 256
 		{5, 40, 2, 1, 80, 0, 50},   // soft-capped, odd head dim
 		{70, 100, 14, 2, 64, 0, 0}, // prefill after a prefix
+		// split-K decode (attention_part and attention_merge)
+		{1, 700, 8, 2, 128, 0, 0},
+		{1, 5000, 14, 2, 64, 0, 0},
+		{4, 1000, 4, 1, 64, 300, 0},
+		{2, 900, 2, 1, 80, 0, 50},
+		{8, 130, 4, 2, 256, 0, 0},
 	} {
 		t.Run(fmt.Sprintf("nq%d-pos%d-h%d-kv%d-d%d-w%d-c%g", c.nq, c.pos0, c.heads, c.kvHeads, c.hd, c.window, c.softcap), func(t *testing.T) {
 			nKV := c.pos0 + c.nq

@@ -110,6 +110,23 @@ func (f Format) Bytes(rows, cols, bits int) int {
 	return 0
 }
 
+// RowBytes is the device memory of one row of w's data; rows are stored
+// one after another in every format.
+func (w *Weight) RowBytes() int { return w.Format.Bytes(1, w.Cols, w.Bits) }
+
+// Slice is rows [r0, r0+n) of w, in place: a part of a fused matrix such
+// as Q/K/V or gate/up stored as one.
+func (w *Weight) Slice(r0, n int) Weight {
+	s := *w
+	s.Rows = n
+	s.Data = w.Data.Add(r0 * w.RowBytes())
+	if w.Format == MLX {
+		g := w.Cols / w.Group * 4
+		s.Scales, s.Biases = w.Scales.Add(r0*g), w.Biases.Add(r0*g)
+	}
+	return s
+}
+
 // CompileInfo tells where a Device's kernels came from.
 type CompileInfo struct {
 	Cached   bool          // loaded from the disk cache

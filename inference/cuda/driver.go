@@ -90,6 +90,9 @@ type Device struct {
 	mu   sync.Mutex
 	args *[32]C.uint64_t // launch parameters, in C memory
 	err  error           // the first launch error since the last Sync
+
+	part      Ptr // split attention's partial results (attnScratch)
+	partBytes int
 }
 
 // Open opens GPU ordinal and loads our kernels, compiling them with NVRTC
@@ -149,6 +152,10 @@ func (d *Device) Close() error {
 	if d.mod != nil {
 		C.imp_module_unload(d.ctx, d.mod)
 		d.mod = nil
+	}
+	if d.part != 0 {
+		C.imp_free(d.ctx, C.CUdeviceptr(d.part))
+		d.part, d.partBytes = 0, 0
 	}
 	if d.args != nil {
 		C.free(unsafe.Pointer(d.args))
@@ -262,19 +269,24 @@ func grid(n, per int) uint { return uint((n + per - 1) / per) }
 
 // launch queues kernel name on a gx×gy grid of bx threads.
 func (d *Device) launch(name string, gx, gy, bx uint, args ...arg) {
+	d.launch3(name, gx, gy, 1, bx, args...)
+}
+
+// launch3 queues kernel name on a gx×gy×gz grid of bx threads.
+func (d *Device) launch3(name string, gx, gy, gz, bx uint, args ...arg) {
 	f, ok := d.fn[name]
 	if !ok {
 		d.note(fmt.Errorf("cuda: no kernel %q", name))
 		return
 	}
-	if gx == 0 || gy == 0 {
+	if gx == 0 || gy == 0 || gz == 0 {
 		return
 	}
 	d.mu.Lock()
 	for i, a := range args {
 		d.args[i] = C.uint64_t(a)
 	}
-	r := C.imp_launch(d.ctx, f, C.uint(gx), C.uint(gy), 1, C.uint(bx), 1, 1, 0, &d.args[0], C.int(len(args)))
+	r := C.imp_launch(d.ctx, f, C.uint(gx), C.uint(gy), C.uint(gz), C.uint(bx), 1, 1, 0, &d.args[0], C.int(len(args)))
 	d.mu.Unlock()
 	if r != 0 {
 		d.note(cuErr("launching "+name, r))

@@ -61,18 +61,27 @@ __device__ __forceinline__ void load32(const void *w, const float *sc, const flo
 			for (int i = 0; i < 32; i++) o[i] = k0 + i < cols ? (FMT == FMT_F16 ? h2f(p[i]) : bf2f(p[i])) : 0.f;
 		}
 	} else if (FMT == FMT_Q8_0) {
-		const u8 *b = (const u8 *)w + ((i64)row * (cols / 32) + k0 / 32) * 34;
-		float d = h2f(ld16(b));
-#pragma unroll
-		for (int i = 0; i < 32; i++) o[i] = d * (float)(signed char)b[2 + i];
-	} else if (FMT == FMT_Q4_0) {
-		const u8 *b = (const u8 *)w + ((i64)row * (cols / 32) + k0 / 32) * 18;
-		float d = h2f(ld16(b));
+		// Blocks are 34 bytes, so 2-byte aligned: read the codes in pairs.
+		const u16 *b = (const u16 *)((const u8 *)w + ((i64)row * (cols / 32) + k0 / 32) * 34);
+		float d = h2f(b[0]);
 #pragma unroll
 		for (int i = 0; i < 16; i++) {
-			u8 q = b[2 + i];
-			o[i] = (float)((int)(q & 15) - 8) * d;
-			o[i + 16] = (float)((int)(q >> 4) - 8) * d;
+			u16 v = b[1 + i];
+			o[2 * i] = d * (float)(signed char)(v & 0xff);
+			o[2 * i + 1] = d * (float)(signed char)(v >> 8);
+		}
+	} else if (FMT == FMT_Q4_0) {
+		// Blocks are 18 bytes, so 2-byte aligned: read the codes in pairs.
+		const u16 *b = (const u16 *)((const u8 *)w + ((i64)row * (cols / 32) + k0 / 32) * 18);
+		float d = h2f(b[0]);
+#pragma unroll
+		for (int i = 0; i < 8; i++) {
+			u16 v = b[1 + i];
+			int q0 = v & 0xff, q1 = v >> 8;
+			o[2 * i] = (float)((q0 & 15) - 8) * d;
+			o[2 * i + 16] = (float)((q0 >> 4) - 8) * d;
+			o[2 * i + 1] = (float)((q1 & 15) - 8) * d;
+			o[2 * i + 17] = (float)((q1 >> 4) - 8) * d;
 		}
 	} else if (FMT == FMT_Q4_K) {
 		const u8 *b = (const u8 *)w + ((i64)row * (cols / 256) + k0 / 256) * 144;
@@ -137,19 +146,13 @@ __device__ __forceinline__ float warp_sum(float v) {
 	return v;
 }
 
-// gemv: one warp per weight row, up to GEMV_T activation rows per block
-// (grid.y covers n); each lane dequantizes 32-column chunks.
+// gemv_dot adds to acc[t] (t < nt) the dot product of weight row row with
+// activation row t0+t, this lane's share: each lane dequantizes 32-column
+// chunks; the caller sums over the warp.
 #define GEMV_T 4
 template <int FMT>
-__device__ void gemv(float *out, const float *x, int n, const void *w, const float *sc, const float *bi, const float *bias, int rows, int cols, int bits, int group) {
-	int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-	int row = blockIdx.x * (blockDim.x >> 5) + warp;
-	int t0 = blockIdx.y * GEMV_T;
-	if (row >= rows) return;
-	int nt = min(GEMV_T, n - t0);
-	float acc[GEMV_T];
-#pragma unroll
-	for (int t = 0; t < GEMV_T; t++) acc[t] = 0.f;
+__device__ __forceinline__ void gemv_dot(float *acc, const float *x, int nt, int t0, const void *w, const float *sc, const float *bi, int row, int cols, int bits,
+                                         int group, int lane) {
 	float wv[32];
 	for (int k0 = lane * 32; k0 < cols; k0 += 32 * 32) {
 		load32<FMT>(w, sc, bi, row, k0, cols, bits, group, wv);
@@ -172,10 +175,91 @@ __device__ void gemv(float *out, const float *x, int n, const void *w, const flo
 			}
 		}
 	}
+}
+
+// gemv: one warp per weight row, up to GEMV_T activation rows per block
+// (grid.y covers n).
+template <int FMT>
+__device__ void gemv(float *out, const float *x, int n, const void *w, const float *sc, const float *bi, const float *bias, int rows, int cols, int bits, int group) {
+	int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+	int row = blockIdx.x * (blockDim.x >> 5) + warp;
+	int t0 = blockIdx.y * GEMV_T;
+	if (row >= rows) return;
+	int nt = min(GEMV_T, n - t0);
+	float acc[GEMV_T];
+#pragma unroll
+	for (int t = 0; t < GEMV_T; t++) acc[t] = 0.f;
+	gemv_dot<FMT>(acc, x, nt, t0, w, sc, bi, row, cols, bits, group, lane);
 #pragma unroll
 	for (int t = 0; t < GEMV_T; t++) {
 		float s = warp_sum(acc[t]);
 		if (lane == 0 && t < nt) out[(i64)(t0 + t) * rows + row] = s + (bias ? bias[row] : 0.f);
+	}
+}
+
+// The modes of gemvx.
+#define GX_STORE 0 // out_s = x W_s^T + bias_s for each segment s
+#define GX_ADD 1   // out_s += x W_s^T + bias_s (a residual add)
+#define GX_SILU 2  // out_0 = silu(x W_0^T + b_0) * (x W_1^T + b_1)
+#define GX_GELU 3  // out_0 = gelu_tanh(x W_0^T + b_0) * (x W_1^T + b_1)
+
+// gemvx is gemv over up to three weight matrices of one format and width
+// that read the same activations (segments), in one launch: the Q, K and V
+// projections, or gate and up with the activation applied, or a projection
+// added into the residual stream. In the GLU modes warp r makes row r of
+// both segments 0 and 1.
+template <int FMT>
+__device__ void gemvx(const float *x, int n, int cols, int bits, int group, int mode, float *o0, const void *w0, const float *s0, const float *b0,
+                      const float *bias0, int rows0, float *o1, const void *w1, const float *s1, const float *b1, const float *bias1, int rows1, float *o2,
+                      const void *w2, const float *s2, const float *b2, const float *bias2, int rows2) {
+	int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+	int r = blockIdx.x * (blockDim.x >> 5) + warp;
+	int t0 = blockIdx.y * GEMV_T;
+	int nt = min(GEMV_T, n - t0);
+	float acc[GEMV_T];
+#pragma unroll
+	for (int t = 0; t < GEMV_T; t++) acc[t] = 0.f;
+	if (mode == GX_SILU || mode == GX_GELU) {
+		if (r >= rows0) return;
+		float up[GEMV_T];
+#pragma unroll
+		for (int t = 0; t < GEMV_T; t++) up[t] = 0.f;
+		gemv_dot<FMT>(acc, x, nt, t0, w0, s0, b0, r, cols, bits, group, lane);
+		gemv_dot<FMT>(up, x, nt, t0, w1, s1, b1, r, cols, bits, group, lane);
+#pragma unroll
+		for (int t = 0; t < GEMV_T; t++) {
+			float g = warp_sum(acc[t]), u = warp_sum(up[t]);
+			if (lane == 0 && t < nt) {
+				g += bias0 ? bias0[r] : 0.f;
+				u += bias1 ? bias1[r] : 0.f;
+				float a = mode == GX_SILU ? g / (1.f + expf(-g)) : 0.5f * g * (1.f + tanhf(0.7978845608028654f * (g + 0.044715f * g * g * g)));
+				o0[(i64)(t0 + t) * rows0 + r] = a * u;
+			}
+		}
+		return;
+	}
+	float *o = o0;
+	const void *w = w0;
+	const float *sc = s0, *bi = b0, *bias = bias0;
+	int rows = rows0, row = r;
+	if (row >= rows0) {
+		row -= rows0;
+		o = o1, w = w1, sc = s1, bi = b1, bias = bias1, rows = rows1;
+		if (row >= rows1) {
+			row -= rows1;
+			o = o2, w = w2, sc = s2, bi = b2, bias = bias2, rows = rows2;
+			if (row >= rows2) return;
+		}
+	}
+	gemv_dot<FMT>(acc, x, nt, t0, w, sc, bi, row, cols, bits, group, lane);
+#pragma unroll
+	for (int t = 0; t < GEMV_T; t++) {
+		float s = warp_sum(acc[t]);
+		if (lane == 0 && t < nt) {
+			float *dst = o + (i64)(t0 + t) * rows + row;
+			s += bias ? bias[row] : 0.f;
+			*dst = mode == GX_ADD ? *dst + s : s;
+		}
 	}
 }
 
@@ -259,6 +343,12 @@ __device__ void embed(float *out, const int *tokens, int n, const void *w, const
 	                                                                const float *bias, int rows, int cols, int bits, int group) {                    \
 		gemm<FMT>(out, x, n, w, sc, bi, bias, rows, cols, bits, group);                                                                            \
 	}                                                                                                                                              \
+	extern "C" __global__ void __launch_bounds__(128)                                                                                               \
+	    gemvx_##name(const float *x, int n, int cols, int bits, int group, int mode, float *o0, const void *w0, const float *s0, const float *b0,         \
+	                 const float *bias0, int rows0, float *o1, const void *w1, const float *s1, const float *b1, const float *bias1, int rows1,          \
+	                 float *o2, const void *w2, const float *s2, const float *b2, const float *bias2, int rows2) {                                      \
+		gemvx<FMT>(x, n, cols, bits, group, mode, o0, w0, s0, b0, bias0, rows0, o1, w1, s1, b1, bias1, rows1, o2, w2, s2, b2, bias2, rows2);        \
+	}                                                                                                                                              \
 	extern "C" __global__ void embed_##name(float *out, const int *tokens, int n, const void *w, const float *sc, const float *bi, int cols,       \
 	                                        int bits, int group, float scale) {                                                                    \
 		embed<FMT>(out, tokens, n, w, sc, bi, cols, bits, group, scale);                                                                           \
@@ -320,6 +410,28 @@ extern "C" __global__ void rope(float *x, int n, int heads, int headDim, int rot
 	base[i1] = (float)(a * s + b * c);
 }
 
+// rope_qk is rope on the query rows q ([n][heads*headDim]) and the key
+// rows k ([n][kvHeads*headDim]) in one launch.
+extern "C" __global__ void rope_qk(float *q, float *k, int n, int heads, int kvHeads, int headDim, int rotDim, const int *pos, const float *invFreq, int neox,
+                                   float mscale) {
+	int half = rotDim / 2, all = heads + kvHeads;
+	i64 idx = (i64)blockIdx.x * blockDim.x + threadIdx.x;
+	if (idx >= (i64)n * all * half) return;
+	int i = idx % half;
+	i64 th = idx / half;
+	int h = th % all, t = th / all;
+	float ang = (float)pos[t] * invFreq[i];
+	double s, c;
+	sincos((double)ang, &s, &c);
+	c *= mscale;
+	s *= mscale;
+	float *base = h < heads ? q + ((i64)t * heads + h) * headDim : k + ((i64)t * kvHeads + (h - heads)) * headDim;
+	int i0 = neox ? i : 2 * i, i1 = neox ? i + half : 2 * i + 1;
+	double a = base[i0], b = base[i1];
+	base[i0] = (float)(a * c - b * s);
+	base[i1] = (float)(a * s + b * c);
+}
+
 extern "C" __global__ void silu_mul(float *gate, const float *up, i64 n) {
 	i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x;
 	if (i < n) {
@@ -354,17 +466,14 @@ extern "C" __global__ void copy_cols(float *dst, int dstStride, const float *src
 	dst[(i64)r * dstStride + c] = src[(i64)r * srcStride + srcOff + c];
 }
 
-// attention: one block per (head, query row); each warp keeps an online
-// softmax over every ATT_W-th key, then the warps are merged. headDim <= 256.
+// attn_range is one block's online softmax for query row t of head h over
+// keys [a, b): each of the ATT_W warps takes every ATT_W-th key, then the
+// warps are merged. On return sacc[w] holds warp w's weighted values, f[w]
+// its factor against the block's maximum *M, and *L the block's sum.
 #define ATT_W 4
-extern "C" __global__ void __launch_bounds__(128) attention(float *out, const float *q, int nq, int pos0, const float *kc, const float *vc, int nKV,
-                                                            int nHeads, int nKVHeads, int hd, float scale, float softcap, int window) {
-	__shared__ float sm[ATT_W], sl[ATT_W];
-	__shared__ float sacc[ATT_W][256];
-	int h = blockIdx.x, t = blockIdx.y;
+__device__ __forceinline__ void attn_range(float (*sacc)[256], float *sm, float *sl, float *f, float *M, float *L, const float *q, int t, int h, int a, int b,
+                                           const float *kc, const float *vc, int nHeads, int nKVHeads, int hd, float scale, float softcap) {
 	int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-	int pos = pos0 + t;
-	int hi = min(pos + 1, nKV), lo = window > 0 ? max(0, pos - window + 1) : 0;
 	int qs = nHeads * hd, kvs = nKVHeads * hd, kvOff = (h / (nHeads / nKVHeads)) * hd;
 	const float *qv = q + (i64)t * qs + h * hd;
 	float qr[8], acc[8];
@@ -375,7 +484,7 @@ extern "C" __global__ void __launch_bounds__(128) attention(float *out, const fl
 		acc[j] = 0.f;
 	}
 	float m = -IMP_INF, l = 0.f;
-	for (int p = lo + warp; p < hi; p += ATT_W) {
+	for (int p = a + warp; p < b; p += ATT_W) {
 		const float *kr = kc + (i64)p * kvs + kvOff;
 		float s = 0.f;
 #pragma unroll
@@ -407,17 +516,79 @@ extern "C" __global__ void __launch_bounds__(128) attention(float *out, const fl
 		if (d < 256) sacc[warp][d] = acc[j];
 	}
 	__syncthreads();
-	float M = -IMP_INF;
-	for (int w = 0; w < ATT_W; w++) M = fmaxf(M, sm[w]);
-	float L = 0.f, f[ATT_W];
+	float mx = -IMP_INF;
+	for (int w = 0; w < ATT_W; w++) mx = fmaxf(mx, sm[w]);
+	float sum = 0.f;
 	for (int w = 0; w < ATT_W; w++) {
-		f[w] = sm[w] == -IMP_INF ? 0.f : expf(sm[w] - M);
-		L += sl[w] * f[w];
+		f[w] = sm[w] == -IMP_INF ? 0.f : expf(sm[w] - mx);
+		sum += sl[w] * f[w];
 	}
-	float *o = out + (i64)t * qs + h * hd;
+	*M = mx;
+	*L = sum;
+}
+
+// attention: one block per (head, query row) over all its keys.
+extern "C" __global__ void __launch_bounds__(128) attention(float *out, const float *q, int nq, int pos0, const float *kc, const float *vc, int nKV,
+                                                            int nHeads, int nKVHeads, int hd, float scale, float softcap, int window) {
+	__shared__ float sm[ATT_W], sl[ATT_W];
+	__shared__ float sacc[ATT_W][256];
+	int h = blockIdx.x, t = blockIdx.y;
+	int pos = pos0 + t;
+	int hi = min(pos + 1, nKV), lo = window > 0 ? max(0, pos - window + 1) : 0;
+	float f[ATT_W], M, L;
+	attn_range(sacc, sm, sl, f, &M, &L, q, t, h, lo, hi, kc, vc, nHeads, nKVHeads, hd, scale, softcap);
+	float *o = out + (i64)t * nHeads * hd + h * hd;
 	for (int d = threadIdx.x; d < hd; d += blockDim.x) {
 		float s = 0.f;
 		for (int w = 0; w < ATT_W; w++) s += sacc[w][d] * f[w];
 		o[d] = s / L;
+	}
+}
+
+// attention_part is split-K attention for few query rows (decode): block
+// (h, t, s) takes the s-th of splits equal runs of row t's keys and writes
+// its maximum, sum and unnormalized values, hd+2 floats, to part;
+// attention_merge combines the runs.
+extern "C" __global__ void __launch_bounds__(128) attention_part(float *part, const float *q, int nq, int pos0, const float *kc, const float *vc, int nKV,
+                                                                 int nHeads, int nKVHeads, int hd, float scale, float softcap, int window, int splits) {
+	__shared__ float sm[ATT_W], sl[ATT_W];
+	__shared__ float sacc[ATT_W][256];
+	int h = blockIdx.x, t = blockIdx.y, sp = blockIdx.z;
+	int pos = pos0 + t;
+	int hi = min(pos + 1, nKV), lo = window > 0 ? max(0, pos - window + 1) : 0;
+	int run = (hi - lo + splits - 1) / splits;
+	int a = min(hi, lo + sp * run), b = min(hi, a + run);
+	float f[ATT_W], M, L;
+	attn_range(sacc, sm, sl, f, &M, &L, q, t, h, a, b, kc, vc, nHeads, nKVHeads, hd, scale, softcap);
+	float *o = part + (((i64)t * nHeads + h) * splits + sp) * (hd + 2);
+	if (threadIdx.x == 0) {
+		o[0] = M;
+		o[1] = L;
+	}
+	for (int d = threadIdx.x; d < hd; d += blockDim.x) {
+		float s = 0.f;
+		for (int w = 0; w < ATT_W; w++) s += sacc[w][d] * f[w];
+		o[2 + d] = s;
+	}
+}
+
+extern "C" __global__ void attention_merge(float *out, const float *part, int nq, int nHeads, int hd, int splits) {
+	int h = blockIdx.x, t = blockIdx.y;
+	const float *pp = part + ((i64)t * nHeads + h) * splits * (hd + 2);
+	float M = -IMP_INF;
+	for (int s = 0; s < splits; s++) M = fmaxf(M, pp[(i64)s * (hd + 2)]);
+	float L = 0.f;
+	for (int s = 0; s < splits; s++) {
+		float m = pp[(i64)s * (hd + 2)];
+		if (m != -IMP_INF) L += pp[(i64)s * (hd + 2) + 1] * expf(m - M);
+	}
+	float *o = out + (i64)t * nHeads * hd + h * hd;
+	for (int d = threadIdx.x; d < hd; d += blockDim.x) {
+		float acc = 0.f;
+		for (int s = 0; s < splits; s++) {
+			float m = pp[(i64)s * (hd + 2)];
+			if (m != -IMP_INF) acc += pp[(i64)s * (hd + 2) + 2 + d] * expf(m - M);
+		}
+		o[d] = acc / L;
 	}
 }

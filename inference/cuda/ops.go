@@ -2,6 +2,11 @@
 
 package cuda
 
+/*
+#include "impcuda.h"
+*/
+import "C"
+
 import "fmt"
 
 // gemvMaxRows is the most activation rows the GEMV kernels take before the
@@ -22,6 +27,109 @@ func (d *Device) MatMul(out, x Ptr, n int, w *Weight, bias Ptr) {
 		return
 	}
 	d.launch(gemmNames[w.Format], grid(w.Rows, 64), grid(n, 64), 256, args...)
+}
+
+// Seg is one matrix of a fused matrix-vector product: Out ([n][W.Rows])
+// gets x times W transposed plus Bias (when not 0).
+type Seg struct {
+	W    *Weight
+	Bias Ptr
+	Out  Ptr
+}
+
+// The modes of the gemvx kernels (kernels.cu).
+const (
+	gxStore = iota
+	gxAdd
+	gxSiLU
+	gxGELU
+)
+
+// fusable tells whether segs can share one gemvx launch: few activation
+// rows and one format and width.
+func fusable(n int, segs ...Seg) bool {
+	if n > gemvMaxRows {
+		return false
+	}
+	w0 := segs[0].W
+	for _, s := range segs[1:] {
+		if s.W.Format != w0.Format || s.W.Cols != w0.Cols || s.W.Bits != w0.Bits || s.W.Group != w0.Group {
+			return false
+		}
+	}
+	return w0.Format >= 0 && w0.Format < numFormats
+}
+
+// gemvx queues one gemvx launch over up to three segments; rows is the
+// number of warps (rows) the grid covers.
+func (d *Device) gemvx(x Ptr, n, mode, rows int, segs ...Seg) {
+	var a [24]arg
+	w0 := segs[0].W
+	a[0], a[1], a[2], a[3], a[4], a[5] = parg(x), iarg(n), iarg(w0.Cols), iarg(w0.Bits), iarg(w0.Group), iarg(mode)
+	for i, s := range segs {
+		b := a[6+6*i:]
+		b[0], b[1], b[2], b[3], b[4], b[5] = parg(s.Out), parg(s.W.Data), parg(s.W.Scales), parg(s.W.Biases), parg(s.Bias), iarg(s.W.Rows)
+	}
+	d.launch(gemvxNames[w0.Format], grid(rows, 4), grid(n, 4), 128, a[:]...)
+}
+
+// MatMulSegs queues each segment's product with the same activations x
+// ([n][Cols]): for few rows, one launch for all of them (the Q, K and V
+// projections), else one MatMul each. At most three segments.
+func (d *Device) MatMulSegs(x Ptr, n int, segs ...Seg) {
+	if len(segs) == 0 || len(segs) > 3 {
+		d.note(fmt.Errorf("cuda: MatMulSegs takes 1 to 3 segments, not %d", len(segs)))
+		return
+	}
+	if !fusable(n, segs...) {
+		for _, s := range segs {
+			d.MatMul(s.Out, x, n, s.W, s.Bias)
+		}
+		return
+	}
+	rows := 0
+	for _, s := range segs {
+		rows += s.W.Rows
+	}
+	d.gemvx(x, n, gxStore, rows, segs...)
+}
+
+// MatMulAdd queues out += x times w transposed plus bias: the output
+// projections that end in the residual stream. Many rows take a MatMul into
+// tmp ([n][w.Rows]) and an Add.
+func (d *Device) MatMulAdd(out, x Ptr, n int, w *Weight, bias, tmp Ptr) {
+	s := Seg{W: w, Bias: bias, Out: out}
+	if fusable(n, s) {
+		d.gemvx(x, n, gxAdd, w.Rows, s)
+		return
+	}
+	d.MatMul(tmp, x, n, w, bias)
+	d.Add(out, tmp, n*w.Rows)
+}
+
+// MatMulGLU queues gate.Out = act(x gate^T + bias) * (x up^T + bias), act
+// SiLU or GELU-tanh: the feed-forward input in one launch for few rows, else
+// two MatMuls (up into up.Out) and the elementwise kernel.
+func (d *Device) MatMulGLU(x Ptr, n int, gate, up Seg, gelu bool) {
+	if gate.W.Rows != up.W.Rows {
+		d.note(fmt.Errorf("cuda: MatMulGLU: gate has %d rows, up %d", gate.W.Rows, up.W.Rows))
+		return
+	}
+	if fusable(n, gate, up) {
+		mode := gxSiLU
+		if gelu {
+			mode = gxGELU
+		}
+		d.gemvx(x, n, mode, gate.W.Rows, gate, up)
+		return
+	}
+	d.MatMul(gate.Out, x, n, gate.W, gate.Bias)
+	d.MatMul(up.Out, x, n, up.W, up.Bias)
+	if gelu {
+		d.GELUTanhMul(gate.Out, up.Out, n*gate.W.Rows)
+	} else {
+		d.SiLUMul(gate.Out, up.Out, n*gate.W.Rows)
+	}
 }
 
 // Embed queues out[t] = row tokens[t] of w (times scale when scale != 0)
@@ -45,6 +153,14 @@ func (d *Device) RMSNorm(out, x, weight Ptr, n, dim int, eps float32, addOne boo
 func (d *Device) RoPE(x Ptr, n, heads, headDim, rotDim int, pos, invFreq Ptr, neox bool, mscale float32) {
 	total := n * heads * (rotDim / 2)
 	d.launch("rope", grid(total, 256), 1, 256, parg(x), iarg(n), iarg(heads), iarg(headDim), iarg(rotDim),
+		parg(pos), parg(invFreq), barg(neox), farg(mscale))
+}
+
+// RoPEQK is RoPE on query rows q ([n][heads*headDim]) and key rows k
+// ([n][kvHeads*headDim]) in one launch.
+func (d *Device) RoPEQK(q, k Ptr, n, heads, kvHeads, headDim, rotDim int, pos, invFreq Ptr, neox bool, mscale float32) {
+	total := n * (heads + kvHeads) * (rotDim / 2)
+	d.launch("rope_qk", grid(total, 256), 1, 256, parg(q), parg(k), iarg(n), iarg(heads), iarg(kvHeads), iarg(headDim), iarg(rotDim),
 		parg(pos), parg(invFreq), barg(neox), farg(mscale))
 }
 
@@ -85,6 +201,59 @@ func (d *Device) Attention(out, q Ptr, nq, pos0 int, k, v Ptr, nKV, heads, kvHea
 		d.note(fmt.Errorf("cuda: attention: head dim %d above %d", headDim, MaxHeadDim))
 		return
 	}
+	if splits := attnSplits(nq, pos0, nKV, window); splits > 1 {
+		part, err := d.attnScratch(nq * heads * splits * (headDim + 2) * 4)
+		if err != nil {
+			d.note(err)
+			return
+		}
+		d.launch3("attention_part", uint(heads), uint(nq), uint(splits), 128, parg(part), parg(q), iarg(nq), iarg(pos0), parg(k), parg(v),
+			iarg(nKV), iarg(heads), iarg(kvHeads), iarg(headDim), farg(scale), farg(softcap), iarg(window), iarg(splits))
+		d.launch("attention_merge", uint(heads), uint(nq), 128, parg(out), parg(part), iarg(nq), iarg(heads), iarg(headDim), iarg(splits))
+		return
+	}
 	d.launch("attention", uint(heads), uint(nq), 128, parg(out), parg(q), iarg(nq), iarg(pos0), parg(k), parg(v),
 		iarg(nKV), iarg(heads), iarg(kvHeads), iarg(headDim), farg(scale), farg(softcap), iarg(window))
+}
+
+// attnSplitKeys is about how many keys one block of split attention takes;
+// attnMaxSplits bounds the runs (and the scratch).
+const (
+	attnSplitKeys = 64
+	attnMaxSplits = 64
+)
+
+// attnSplits is how many runs the keys of each query row are cut into: one
+// (a block per head and row) when there are enough rows to fill the GPU or
+// few keys, else up to attnMaxSplits (flash-decoding).
+func attnSplits(nq, pos0, nKV, window int) int {
+	if nq > gemvMaxRows {
+		return 1
+	}
+	keys := min(pos0+nq, nKV)
+	if window > 0 {
+		keys = min(keys, window)
+	}
+	return max(1, min(attnMaxSplits, keys/attnSplitKeys))
+}
+
+// attnScratch is device memory of at least bytes for split attention's
+// partial results, kept and grown by the device.
+func (d *Device) attnScratch(bytes int) (Ptr, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if bytes <= d.partBytes {
+		return d.part, nil
+	}
+	bytes = max(bytes, 1<<20)
+	var p Ptr
+	if err := cuErr("allocating attention scratch", C.imp_alloc(d.ctx, (*C.CUdeviceptr)(&p), C.size_t(bytes))); err != nil {
+		return 0, err
+	}
+	if d.part != 0 {
+		C.imp_sync(d.ctx) // the queued kernels may still read the old one
+		C.imp_free(d.ctx, C.CUdeviceptr(d.part))
+	}
+	d.part, d.partBytes = p, bytes
+	return p, nil
 }

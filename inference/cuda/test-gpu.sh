@@ -6,8 +6,11 @@
 # decode against the CPU. Usage, from the repository root:
 #   sh inference/cuda/test-gpu.sh BINDIR
 # IMPETUS_SHARED (default BINDIR/shared when it exists, else ../shared) holds
-# the shared fixtures.
+# the shared fixtures. IMPETUS_GPU_PARTS picks parts (default all:
+# "kernels models engine server"), for a run that carries fewer binaries.
 set -eu
+parts=" ${IMPETUS_GPU_PARTS:-kernels models engine server} "
+want() { case "$parts" in *" $1 "*) return 0 ;; esac; return 1; }
 bin=$(cd "${1:-bin/gpu}" && pwd)
 root=$(pwd)
 if [ -z "${IMPETUS_SHARED:-}" ] && [ -d "$bin/shared" ]; then
@@ -18,16 +21,22 @@ for f in "$bin"/*.xz; do
 	[ -e "$f" ] && [ ! -x "${f%.xz}" ] && xz -dk "$f" && chmod +x "${f%.xz}"
 done
 status=0
-echo "== cuda kernels against the CPU kernels"
-(cd "$root" && "$bin/cuda.test" -test.count=1 -test.v) >"$bin/cuda.log" 2>&1 || status=1
-grep -E '^(--- |ok|FAIL|PASS)|cuda_test.go' "$bin/cuda.log" | grep -v '^    --- PASS' || true
-echo "== models on the GPU against transformers and the CPU"
-(cd "$root/inference/model" && IMPETUS_GPU_BENCH=1 "$bin/model.test" -test.count=1 -test.v -test.run 'GPU') >"$bin/model.log" 2>&1 || status=1
-grep -E '^(--- |ok|FAIL|PASS)|worst logprob|on the GPU:|no GPU|GPUBENCH' "$bin/model.log" | grep -v '^    --- PASS' || true
-echo "== engine on the GPU (device cuda and auto) against the CPU and transformers"
-(cd "$root/inference" && "$bin/inference.test" -test.count=1 -test.v -test.run 'Device|OnGPU') >"$bin/inference.log" 2>&1 || status=1
-grep -E '^(--- |ok|FAIL|PASS)|device_test.go' "$bin/inference.log" || true
-if [ -x "$bin/impetus" ] && command -v python3 >/dev/null; then
+if want kernels; then
+	echo "== cuda kernels against the CPU kernels"
+	(cd "$root" && "$bin/cuda.test" -test.count=1 -test.v) >"$bin/cuda.log" 2>&1 || status=1
+	grep -E '^(--- |ok|FAIL|PASS)|cuda_test.go' "$bin/cuda.log" | grep -v '^    --- PASS' || true
+fi
+if want models; then
+	echo "== models on the GPU against transformers and the CPU"
+	(cd "$root/inference/model" && IMPETUS_GPU_BENCH=1 "$bin/model.test" -test.count=1 -test.v -test.run 'GPU') >"$bin/model.log" 2>&1 || status=1
+	grep -E '^(--- |ok|FAIL|PASS)|worst logprob|on the GPU:|no GPU|GPUBENCH' "$bin/model.log" | grep -v '^    --- PASS' || true
+fi
+if want engine; then
+	echo "== engine on the GPU (device cuda and auto) against the CPU and transformers"
+	(cd "$root/inference" && "$bin/inference.test" -test.count=1 -test.v -test.run 'Device|OnGPU') >"$bin/inference.log" 2>&1 || status=1
+	grep -E '^(--- |ok|FAIL|PASS)|device_test.go' "$bin/inference.log" || true
+fi
+if want server && [ -x "$bin/impetus" ] && command -v python3 >/dev/null; then
 	echo "== server on the GPU: the trained fixture's chat reply over HTTP against transformers"
 	tmp=$(mktemp -d)
 	tar -xJf "$IMPETUS_SHARED/fixtures/dev-trained.tar.xz" -C "$tmp"

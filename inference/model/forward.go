@@ -153,6 +153,11 @@ func (c *KVCache) reserve(need int) {
 }
 
 func (c *KVCache) resize(capacity int) {
+	if c.dev != nil {
+		// GPU memory grows in Forward (gpuKV.ensure), copying what is stored.
+		c.capacity = capacity
+		return
+	}
 	for l := 0; l < c.layers; l++ {
 		if c.half {
 			c.kh[l], c.vh[l] = regrow(c.kh[l], capacity*c.kvDim, c.n*c.kvDim), regrow(c.vh[l], capacity*c.kvDim, c.n*c.kvDim)

@@ -5,6 +5,7 @@ package model
 import (
 	"fmt"
 	"runtime"
+	"sync/atomic"
 	"unsafe"
 
 	"github.com/impetusllm/impetus/inference/cuda"
@@ -23,7 +24,9 @@ type gpuModel struct {
 	rope        map[*float32]cuda.Ptr // inverse-frequency tables by host table
 	allocs      []cuda.Ptr            // everything above, freed by close
 	weightBytes int64
-	expanded    []string // matrices widened to f32 at upload (no kernel for their format)
+	expanded    []string     // matrices widened to f32 at upload (no kernel for their format)
+	kvBytes     atomic.Int64 // device memory of the KV caches made by newKV
+	scratchSize atomic.Int64 // bytes of scratch
 
 	// Forward scratch, carved from one allocation sized for capN tokens and
 	// capOut logits rows.
@@ -38,19 +41,31 @@ type gpuMatrix struct {
 	bias cuda.Ptr
 }
 
+// slice is rows [r0, r0+n) of m with their bias.
+func (m *gpuMatrix) slice(r0, n int) gpuMatrix {
+	s := gpuMatrix{w: m.w.Slice(r0, n)}
+	if m.bias != 0 {
+		s.bias = m.bias.Add(r0 * 4)
+	}
+	return s
+}
+
+func (m *gpuMatrix) seg(out cuda.Ptr) cuda.Seg { return cuda.Seg{W: &m.w, Bias: m.bias, Out: out} }
+
 type gpuLayer struct {
 	attnNorm, ffnNorm, postAttn, postFFN, qNorm, kNorm cuda.Ptr
 	q, k, v, qkv, o, gate, up, gateUp, down            gpuMatrix
 }
 
 type gpuBuffers struct {
-	x, h, o, down, q, attn, k, v, qkv, gate, up, gateUp, tok, pos, last, logits cuda.Ptr
+	x, h, o, down, q, attn, k, v, gate, up, tok, pos, last, logits cuda.Ptr
 }
 
 // gpuKV is one sequence's keys and values in GPU memory: for each layer,
 // capacity rows of K then capacity rows of V, float32 as on the CPU.
 type gpuKV struct {
 	dev          *cuda.Device
+	used         *atomic.Int64 // the model's kvBytes
 	ptr          cuda.Ptr
 	capacity     int
 	layers, kvDi int
@@ -70,6 +85,7 @@ func (kv *gpuKV) ensure(capacity, n int) error {
 	}
 	old := *kv
 	kv.ptr, kv.capacity = p, capacity
+	kv.used.Add(int64(2*kv.layers*(capacity-old.capacity)) * int64(kv.kvDi) * 4)
 	if old.ptr != 0 {
 		for l := 0; l < kv.layers; l++ {
 			kv.dev.Copy(kv.k(l), old.k(l), n*kv.kvDi*4)
@@ -83,12 +99,13 @@ func (kv *gpuKV) ensure(capacity, n int) error {
 func freeKV(kv *gpuKV) {
 	if kv.ptr != 0 {
 		kv.dev.Free(kv.ptr)
-		kv.ptr = 0
+		kv.used.Add(-int64(2*kv.layers*kv.capacity) * int64(kv.kvDi) * 4)
+		kv.ptr, kv.capacity = 0, 0
 	}
 }
 
 func (g *gpuModel) newKV(c *KVCache) *gpuKV {
-	kv := &gpuKV{dev: g.dev, layers: c.layers, kvDi: c.kvDim}
+	kv := &gpuKV{dev: g.dev, used: &g.kvBytes, layers: c.layers, kvDi: c.kvDim}
 	runtime.AddCleanup(c, freeKV, kv)
 	return kv
 }
@@ -217,6 +234,28 @@ func (m *Model) Device() string {
 	return m.gpu.dev.Info().String()
 }
 
+// GPUDevice is the GPU the model runs on, nil on the CPU.
+func (m *Model) GPUDevice() *cuda.Device {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.gpu == nil {
+		return nil
+	}
+	return m.gpu.dev
+}
+
+// GPUMemory is the device memory the model holds: weights, KV caches
+// (every live cache, finished sequences' prefix cache included) and the
+// forward pass's activations; all 0 on the CPU.
+func (m *Model) GPUMemory() (weights, kv, activations int64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.gpu == nil {
+		return 0, 0, 0
+	}
+	return m.gpu.weightBytes, m.gpu.kvBytes.Load(), m.gpu.scratchSize.Load()
+}
+
 // ExpandedOnGPU lists the matrices whose format has no GPU kernel and were
 // widened to float32 at upload.
 func (m *Model) ExpandedOnGPU() []string {
@@ -309,6 +348,16 @@ func (g *gpuModel) upload(m *Model) error {
 		}{{&G.q, &L.q}, {&G.k, &L.k}, {&G.v, &L.v}, {&G.qkv, &L.qkv}, {&G.o, &L.o}, {&G.gate, &L.gate}, {&G.up, &L.up}, {&G.gateUp, &L.gateUp}, {&G.down, &L.down}} {
 			*p.dst = g.matrix(&err, &p.src.matrix, p.src.bias)
 		}
+		// Fused matrices are used through row slices, so the forward pass
+		// needs no column copies.
+		if G.qkv.w.Rows > 0 {
+			qDim, kvDim := m.Config.Heads*m.Config.HeadDim, m.Config.KVHeads*m.Config.HeadDim
+			G.q, G.k, G.v = G.qkv.slice(0, qDim), G.qkv.slice(qDim, kvDim), G.qkv.slice(qDim+kvDim, kvDim)
+		}
+		if G.gateUp.w.Rows > 0 {
+			I := m.Config.Intermediate
+			G.gate, G.up = G.gateUp.slice(0, I), G.gateUp.slice(I, I)
+		}
 		if r := L.spec.RoPE; r != nil {
 			for _, t := range [][]float32{r.InvFreq, r.LongInvFreq} {
 				if len(t) > 0 && g.rope[&t[0]] == 0 {
@@ -342,7 +391,7 @@ func (g *gpuModel) reserveScratch(cfg *Config, N, nOut int) error {
 	capN, capOut := max(N, g.capN), max(nOut, g.capOut, 1)
 	H, I, qDim, kvDim := cfg.Hidden, cfg.Intermediate, cfg.Heads*cfg.HeadDim, cfg.KVHeads*cfg.HeadDim
 	sizes := []int{capN * H, capN * H, capN * H, capN * H, capN * qDim, capN * qDim, capN * kvDim, capN * kvDim,
-		capN * (qDim + 2*kvDim), capN * I, capN * I, capN * 2 * I, capN, capN, capOut * H, capOut * cfg.Vocab}
+		capN * I, capN * I, 2 * capN, 0, capOut * H, capOut * cfg.Vocab}
 	total := 0
 	for _, s := range sizes {
 		total += (s*4 + 255) &^ 255
@@ -353,8 +402,9 @@ func (g *gpuModel) reserveScratch(cfg *Config, N, nOut int) error {
 	}
 	g.dev.Free(g.scratch)
 	g.scratch, g.capN, g.capOut = p, capN, capOut
-	dst := []*cuda.Ptr{&g.b.x, &g.b.h, &g.b.o, &g.b.down, &g.b.q, &g.b.attn, &g.b.k, &g.b.v, &g.b.qkv, &g.b.gate,
-		&g.b.up, &g.b.gateUp, &g.b.tok, &g.b.pos, &g.b.last, &g.b.logits}
+	g.scratchSize.Store(int64(total))
+	dst := []*cuda.Ptr{&g.b.x, &g.b.h, &g.b.o, &g.b.down, &g.b.q, &g.b.attn, &g.b.k, &g.b.v, &g.b.gate,
+		&g.b.up, &g.b.tok, &g.b.pos, &g.b.last, &g.b.logits}
 	off := 0
 	for i, s := range sizes {
 		*dst[i] = p.Add(off)
@@ -371,7 +421,7 @@ func (g *gpuModel) linear(out, x cuda.Ptr, n int, l *gpuMatrix) {
 func (m *Model) forwardGPU(batch []SeqBatch, logits [][]float32, N, nOut int) error {
 	g, cfg := m.gpu, &m.Config
 	d, b := g.dev, &g.b
-	H, I, hd := cfg.Hidden, cfg.Intermediate, cfg.HeadDim
+	H, hd := cfg.Hidden, cfg.HeadDim
 	qDim, kvDim := cfg.Heads*hd, cfg.KVHeads*hd
 	if err := g.reserveScratch(cfg, N, nOut); err != nil {
 		return err
@@ -387,7 +437,7 @@ func (m *Model) forwardGPU(batch []SeqBatch, logits [][]float32, N, nOut int) er
 			if c.n > 0 {
 				return fmt.Errorf("%w: sequence %d: a cache filled on the CPU", ErrBatch, i)
 			}
-			c.k, c.v = nil, nil
+			c.half, c.k, c.v, c.kh, c.vh = false, nil, nil, nil, nil
 			c.dev = g.newKV(c)
 		}
 		c.reserve(c.n + len(sb.Tokens))
@@ -399,31 +449,28 @@ func (m *Model) forwardGPU(batch []SeqBatch, logits [][]float32, N, nOut int) er
 			row++
 		}
 	}
-	if err := cuda.UploadTo(d, b.tok, tp[:N]); err != nil {
-		return err
-	}
-	if err := cuda.UploadTo(d, b.pos, tp[N:]); err != nil {
+	// Tokens then positions, in one upload.
+	b.pos = b.tok.Add(N * 4)
+	if err := cuda.UploadTo(d, b.tok, tp); err != nil {
 		return err
 	}
 	d.Embed(b.x, b.tok, N, &g.embed.w, cfg.EmbedScale)
 	eps, addOne := cfg.RMSNormEps, cfg.NormAddOne
+	gelu := cfg.Activation == GELUTanh
+	// With one sequence, K and V go straight into its cache.
+	direct := len(batch) == 1
 	for l := range m.layers {
 		L, G := &m.layers[l], &g.layers[l]
 		d.RMSNorm(b.h, b.x, G.attnNorm, N, H, eps, addOne)
-		if cfg.FusedQKV {
-			w := qDim + 2*kvDim
-			g.linear(b.qkv, b.h, N, &G.qkv)
-			d.CopyCols(b.q, qDim, b.qkv, w, 0, N, qDim)
-			d.CopyCols(b.k, kvDim, b.qkv, w, qDim, N, kvDim)
-			d.CopyCols(b.v, kvDim, b.qkv, w, qDim+kvDim, N, kvDim)
-		} else {
-			g.linear(b.q, b.h, N, &G.q)
-			g.linear(b.k, b.h, N, &G.k)
-			g.linear(b.v, b.h, N, &G.v)
+		kOut, vOut := b.k, b.v
+		if direct {
+			c := batch[0].Cache
+			kOut, vOut = c.dev.k(l).Add(c.n*kvDim*4), c.dev.v(l).Add(c.n*kvDim*4)
 		}
+		d.MatMulSegs(b.h, N, G.q.seg(b.q), G.k.seg(kOut), G.v.seg(vOut))
 		if cfg.QKNorm {
 			d.RMSNorm(b.q, b.q, G.qNorm, N*cfg.Heads, hd, eps, addOne)
-			d.RMSNorm(b.k, b.k, G.kNorm, N*cfg.KVHeads, hd, eps, addOne)
+			d.RMSNorm(kOut, kOut, G.kNorm, N*cfg.KVHeads, hd, eps, addOne)
 		}
 		off := 0
 		for _, sb := range batch {
@@ -432,45 +479,39 @@ func (m *Model) forwardGPU(batch []SeqBatch, logits [][]float32, N, nOut int) er
 				continue
 			}
 			q, k, v := b.q.Add(off*qDim*4), b.k.Add(off*kvDim*4), b.v.Add(off*kvDim*4)
+			if direct {
+				k = kOut
+			}
 			if r := L.spec.RoPE; r != nil {
 				inv := r.invFreqFor(c.n + n - 1)
 				dinv := g.rope[&inv[0]]
-				neox := !cfg.RoPEAdjacentPairs
-				pos := b.pos.Add(off * 4)
-				d.RoPE(q, n, cfg.Heads, hd, cfg.RotaryDim, pos, dinv, neox, r.Mscale)
-				d.RoPE(k, n, cfg.KVHeads, hd, cfg.RotaryDim, pos, dinv, neox, r.Mscale)
+				d.RoPEQK(q, k, n, cfg.Heads, cfg.KVHeads, hd, cfg.RotaryDim, b.pos.Add(off*4), dinv, !cfg.RoPEAdjacentPairs, r.Mscale)
 			}
-			d.Copy(c.dev.k(l).Add(c.n*kvDim*4), k, n*kvDim*4)
-			d.Copy(c.dev.v(l).Add(c.n*kvDim*4), v, n*kvDim*4)
+			if !direct {
+				d.Copy(c.dev.k(l).Add(c.n*kvDim*4), k, n*kvDim*4)
+				d.Copy(c.dev.v(l).Add(c.n*kvDim*4), v, n*kvDim*4)
+			}
 			d.Attention(b.attn.Add(off*qDim*4), q, n, c.n, c.dev.k(l), c.dev.v(l), c.n+n,
 				cfg.Heads, cfg.KVHeads, hd, cfg.AttnScale, cfg.AttnSoftcap, L.spec.Window)
 			off += n
 		}
-		g.linear(b.o, b.attn, N, &G.o)
 		if cfg.SandwichNorms {
+			g.linear(b.o, b.attn, N, &G.o)
 			d.RMSNorm(b.o, b.o, G.postAttn, N, H, eps, addOne)
+			d.Add(b.x, b.o, N*H)
+		} else {
+			d.MatMulAdd(b.x, b.attn, N, &G.o.w, G.o.bias, b.o)
 		}
-		d.Add(b.x, b.o, N*H)
 
 		d.RMSNorm(b.h, b.x, G.ffnNorm, N, H, eps, addOne)
-		if cfg.FusedGateUp {
-			g.linear(b.gateUp, b.h, N, &G.gateUp)
-			d.CopyCols(b.gate, I, b.gateUp, 2*I, 0, N, I)
-			d.CopyCols(b.up, I, b.gateUp, 2*I, I, N, I)
-		} else {
-			g.linear(b.gate, b.h, N, &G.gate)
-			g.linear(b.up, b.h, N, &G.up)
-		}
-		if cfg.Activation == GELUTanh {
-			d.GELUTanhMul(b.gate, b.up, N*I)
-		} else {
-			d.SiLUMul(b.gate, b.up, N*I)
-		}
-		g.linear(b.down, b.gate, N, &G.down)
+		d.MatMulGLU(b.h, N, G.gate.seg(b.gate), G.up.seg(b.up), gelu)
 		if cfg.SandwichNorms {
+			g.linear(b.down, b.gate, N, &G.down)
 			d.RMSNorm(b.down, b.down, G.postFFN, N, H, eps, addOne)
+			d.Add(b.x, b.down, N*H)
+		} else {
+			d.MatMulAdd(b.x, b.gate, N, &G.down.w, G.down.bias, b.down)
 		}
-		d.Add(b.x, b.down, N*H)
 	}
 	if nOut == 0 {
 		if err := d.Sync(); err != nil {

@@ -4,7 +4,7 @@ package model_test
 
 import (
 	"os"
-	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -17,7 +17,9 @@ import (
 // single-token steps) on random weights of real shapes on the GPU. It runs
 // only with IMPETUS_GPU_BENCH=1 (make test-gpu sets it), prints one
 // GPUBENCH line per model and quantization, and checks nothing but that
-// the steps run.
+// the steps run. IMPETUS_GPU_BENCH_SET (shape:quant,...) picks the models;
+// IMPETUS_GPU_BENCH_KEEP names a folder that keeps the GGUF files, so a
+// peer (llama-bench) can run on the same files.
 func TestGPUSpeed(t *testing.T) {
 	if os.Getenv("IMPETUS_GPU_BENCH") == "" {
 		t.Skip("set IMPETUS_GPU_BENCH=1 to measure")
@@ -27,17 +29,32 @@ func TestGPUSpeed(t *testing.T) {
 		t.Skipf("no GPU: %v", err)
 	}
 	defer dev.Close()
-	dir := t.TempDir()
-	for _, c := range []struct {
-		shape bench.Shape
-		quant string
-	}{{bench.Qwen25_05B, "q4_0"}, {bench.Llama32_1B, "q4_0"}, {bench.Llama32_1B, "q4_k_m"}} {
+	dir, keep := t.TempDir(), os.Getenv("IMPETUS_GPU_BENCH_KEEP")
+	if keep != "" {
+		dir = keep
+	}
+	set := os.Getenv("IMPETUS_GPU_BENCH_SET")
+	if set == "" {
+		set = "qwen0.5b:q4_0,qwen0.5b:q8_0,llama1b:q4_0,llama1b:q8_0,llama1b:q4_k_m"
+	}
+	for _, item := range strings.Split(set, ",") {
+		name, q, _ := strings.Cut(item, ":")
+		shape, err := bench.ShapeByName(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := struct {
+			shape bench.Shape
+			quant string
+		}{shape, q}
 		t.Run(c.shape.Name+"-"+c.quant, func(t *testing.T) {
-			path := filepath.Join(dir, c.shape.Name+"-"+c.quant+".gguf")
-			if err := bench.WriteRandomGGUF(path, c.shape, c.quant, 1); err != nil {
+			path, _, err := bench.EnsureRandomGGUF(dir, c.shape, c.quant, 1)
+			if err != nil {
 				t.Fatal(err)
 			}
-			defer os.Remove(path)
+			if keep == "" {
+				defer os.Remove(path)
+			}
 			m, err := model.LoadGGUF(path)
 			if err != nil {
 				t.Fatal(err)

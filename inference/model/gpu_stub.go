@@ -36,3 +36,9 @@ func (m *Model) Device() string { return "cpu" }
 
 // ExpandedOnGPU is always empty in this build.
 func (m *Model) ExpandedOnGPU() []string { return nil }
+
+// GPUMemory is all 0 in this build.
+func (m *Model) GPUMemory() (weights, kv, activations int64) { return 0, 0, 0 }
+
+// GPUDevice is nil in this build.
+func (m *Model) GPUDevice() *cuda.Device { return nil }
