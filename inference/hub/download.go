@@ -71,6 +71,31 @@ var modelFileNames = map[string]bool{
 	"special_tokens_map.json": true, "added_tokens.json": true,
 	"vocab.json": true, "merges.txt": true,
 	"chat_template.jinja": true, "chat_template.json": true,
+	// sentence-transformers folders (embedding models): the module list,
+	// the maximum sequence length and the prompts; the pooling config lives
+	// in a numbered sub-folder (see poolingConfig).
+	"modules.json": true, "sentence_bert_config.json": true,
+	"config_sentence_transformers.json": true,
+}
+
+// poolingConfig reports whether name is a sentence-transformers pooling
+// module's config, such as "1_Pooling/config.json": the one sub-folder file
+// an embedding model needs.
+func poolingConfig(name string) bool {
+	dir, file, ok := strings.Cut(name, "/")
+	if !ok || file != "config.json" {
+		return false
+	}
+	num, mod, ok := strings.Cut(dir, "_")
+	if !ok || mod != "Pooling" || num == "" {
+		return false
+	}
+	for _, c := range num {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // ModelFiles chooses the files to fetch. With patterns, those matching any
@@ -105,6 +130,8 @@ func ModelFiles(files []File, patterns []string) ([]File, error) {
 	for _, f := range files {
 		name := strings.ToLower(f.Name)
 		switch {
+		case poolingConfig(f.Name):
+			out = append(out, f)
 		case strings.Contains(f.Name, "/"):
 			// Sub-folders hold other variants or training artefacts.
 		case modelFileNames[f.Name]:
