@@ -304,8 +304,8 @@ static int q3k_scale(const uint8_t *s, int i) {
     return (lo | hi << 4) - 32;
 }
 
-// One row of a GGUF block type to floats (FORMATS.md §1c; the Go
-// Dequant*Row functions say the layouts in words).
+// One row of a GGUF block type to floats, with the block layouts of
+// inference/quant (ggml_dequant.go says each in words).
 void k_dequant_gguf_row(float *dst, const uint8_t *src, int type, int cols) {
     uint16_t h, hm;
     uint32_t qh;

@@ -8,7 +8,8 @@
 // SFX(name), which gives each function its level suffix.
 //
 // Weights are little-endian; an MLX row is a byte stream in which, at 4
-// bits, element 2i is the low nibble of byte i (FORMATS.md §1b).
+// bits, element 2i is the low nibble of byte i (the uint32 words of MLX's
+// packed weights, read as bytes on a little-endian CPU).
 
 static inline float SFX(dot)(const float *a, const float *b, int n) {
     VF s0 = VZERO(), s1 = VZERO(), s2 = VZERO(), s3 = VZERO();
