@@ -23,6 +23,8 @@ func (s *scheduler) admit() {
 		}
 		s.waiting.removeAt(i)
 		seq.admitted = true
+		seq.live = &s.nLive
+		s.nLive.Add(1)
 		s.running = append(s.running, seq)
 	}
 	s.publish()
@@ -114,6 +116,7 @@ func (s *scheduler) preempt(seq *sequence) {
 	seq.toks = nil
 	s.preemptions.Add(1)
 	s.mu.Lock()
+	seq.ended() // with the push, under mu: Active never misses it
 	s.waiting.pushFront(seq)
 	s.mu.Unlock()
 }
@@ -121,6 +124,7 @@ func (s *scheduler) preempt(seq *sequence) {
 // retire removes a finished sequence. A sequence that ended normally leaves
 // its KV in the prefix cache; others free it at once.
 func (s *scheduler) retire(seq *sequence, keep bool) {
+	seq.ended()
 	s.running = removeSeq(s.running, seq)
 	if seq.admitted {
 		s.eng.keys.release(seq.req.Key)

@@ -20,13 +20,14 @@ import (
 const DefaultUnloadTimeout = 30 * time.Second
 
 // Active is the number of the model's sequences that are running or waiting
-// to run. It may briefly count a sequence that has just ended, never miss
-// one that has been accepted.
+// to run. A sequence stops counting before its final event goes out, so a
+// client that has its answer finds the model idle; an accepted one is never
+// missed.
 func (m *LoadedModel) Active() int {
 	s := m.sched
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.waiting.len() + int(s.nRunning.Load())
+	return s.waiting.len() + int(s.nLive.Load())
 }
 
 // Unloading reports whether the model has stopped admitting requests: it is
@@ -50,7 +51,7 @@ func (m *LoadedModel) stopAdmitting(idleOnly bool) bool {
 	if s.closed != nil {
 		return false
 	}
-	if idleOnly && s.waiting.len()+int(s.nRunning.Load()) > 0 {
+	if idleOnly && s.waiting.len()+int(s.nLive.Load()) > 0 {
 		return false
 	}
 	s.closed = fmt.Errorf("%w: %s", ErrUnloading, m.Info.ID)

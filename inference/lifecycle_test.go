@@ -338,3 +338,33 @@ func TestConcurrentLoads(t *testing.T) {
 		t.Fatalf("%d models loaded, cap 2", n)
 	}
 }
+
+// TestIdleOnceAnswered: the moment a client has its final event, the model
+// counts as idle, so the next request's load may evict it. Before, the count
+// dropped a step later and such a load could fail with ErrTooManyModels
+// (a 503) although nothing was running.
+func TestIdleOnceAnswered(t *testing.T) {
+	e := lifecycleEngine(t, Options{MaxLoadedModels: 1}, "a", "b")
+	ids := []string{"a", "b"}
+	for i := range 40 {
+		lm := mustLoad(t, e, ids[i%2])
+		ch, err := lm.Generate(context.Background(), GenerateRequest{Prompt: []int32{'x'}, MaxTokens: 1 + i%3, Sampling: greedy()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for ev := range ch {
+			if ev.Err != nil {
+				t.Fatal(ev.Err)
+			}
+			if ev.Finish != "" {
+				break
+			}
+		}
+		if n := lm.Active(); n != 0 {
+			t.Fatalf("round %d: %d active right after the final event", i, n)
+		}
+		if _, err := e.Load(context.Background(), ids[(i+1)%2]); err != nil {
+			t.Fatalf("round %d: loading the other model after an answered request: %v", i, err)
+		}
+	}
+}

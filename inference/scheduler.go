@@ -33,7 +33,11 @@ type scheduler struct {
 	planBuf []planned
 
 	// Figures for SchedulerStats, written by the loop.
-	nRunning     atomic.Int64
+	nRunning atomic.Int64
+	// nLive counts admitted sequences whose stream has not ended. It drops
+	// before a final event goes out, so a client that has its answer never
+	// finds the model still busy (eviction and unload read it).
+	nLive        atomic.Int64
 	pagesUsed    atomic.Int64 // held by running sequences
 	pagesCached  atomic.Int64 // held by the prefix cache
 	hits, misses atomic.Uint64

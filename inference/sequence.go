@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync/atomic"
 
 	"github.com/impetusllm/impetus/inference/model"
 	"github.com/impetusllm/impetus/inference/sample"
@@ -30,9 +31,10 @@ type sequence struct {
 	logits   []float32
 	allowed  []bool // constraint mask scratch, nil without a constraint
 	out      chan Event
-	admitted bool // holds a slot (and a key count)
-	cached   int  // prompt tokens taken from the prefix cache
-	sent     bool // the first event went out
+	admitted bool          // holds a slot (and a key count)
+	live     *atomic.Int64 // the scheduler's nLive while counted in it
+	cached   int           // prompt tokens taken from the prefix cache
+	sent     bool          // the first event went out
 	stopWake func() bool
 	// This step's tokens, chosen by plan; nextBuf holds a decode token.
 	stepTokens []int32
@@ -55,6 +57,7 @@ func (seq *sequence) step(eos map[int32]bool, s *scheduler) (done, ok bool) {
 		return true, false
 	}
 	if eos[tok] {
+		seq.ended()
 		seq.emit(Event{Text: seq.flush(), Finish: "stop"})
 		close(seq.out)
 		return true, true
@@ -91,9 +94,19 @@ func (seq *sequence) step(eos map[int32]bool, s *scheduler) (done, ok bool) {
 		seq.next = tok
 		return false, false
 	}
+	seq.ended()
 	seq.send(last)
 	close(seq.out)
 	return true, true
+}
+
+// ended takes the sequence out of the scheduler's live count, once, before
+// its final event is sent.
+func (seq *sequence) ended() {
+	if seq.live != nil {
+		seq.live.Add(-1)
+		seq.live = nil
+	}
 }
 
 // emit sends a token event (or a final event that comes first), stamping the
@@ -126,6 +139,7 @@ func (seq *sequence) flush() string {
 
 // finish ends the stream with an error event.
 func (seq *sequence) finish(ev Event) {
+	seq.ended()
 	if !seq.sent {
 		ev.CachedTokens = seq.cached
 		seq.sent = true
