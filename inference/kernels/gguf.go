@@ -128,3 +128,21 @@ func (j *dequantJob) run(worker, lo, hi int) {
 		}
 	}
 }
+
+// ggufPackers repack each GGUF block type that has a packed int8 layout.
+var ggufPackers = map[quant.GGMLType]func(w []byte, rows, cols int) *Packed{
+	quant.GGMLQ4_0: PackQ4_0, quant.GGMLQ8_0: PackQ8_0, quant.GGMLQ5_0: PackQ5_0,
+	quant.GGMLQ4_K: PackQ4_K, quant.GGMLQ6_K: PackQ6_K,
+	// Formats that reuse another format's packed layout (packed_more.go).
+	quant.GGMLQ5_K: PackQ5_K, quant.GGMLQ4_1: PackQ4_1, quant.GGMLQ5_1: PackQ5_1,
+	quant.GGMLQ3_K: PackQ3_K, quant.GGMLQ2_K: PackQ2_K,
+}
+
+// PackGGUF repacks a GGUF weight of block type t for the int8 kernels, or
+// returns nil when t has no packed layout or the shape doesn't fit one.
+func PackGGUF(t quant.GGMLType, w []byte, rows, cols int) *Packed {
+	if pack := ggufPackers[t]; pack != nil {
+		return pack(w, rows, cols)
+	}
+	return nil
+}

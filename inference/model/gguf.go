@@ -405,29 +405,7 @@ func (ld *ggufLoader) matrix(name string, rows, cols int) (matrix, error) {
 		}
 		m.kind, m.ggml, m.blocks = wGGML, ti.Type, data
 		if kernels.PackWanted(false) {
-			switch ti.Type {
-			case quant.GGMLQ4_0:
-				m.packed = kernels.PackQ4_0(data, rows, cols)
-			case quant.GGMLQ8_0:
-				m.packed = kernels.PackQ8_0(data, rows, cols)
-			case quant.GGMLQ5_0:
-				m.packed = kernels.PackQ5_0(data, rows, cols)
-			case quant.GGMLQ4_K:
-				m.packed = kernels.PackQ4_K(data, rows, cols)
-			case quant.GGMLQ6_K:
-				m.packed = kernels.PackQ6_K(data, rows, cols)
-			// Formats that reuse another format's packed layout (kernels/packed_more.go).
-			case quant.GGMLQ5_K:
-				m.packed = kernels.PackQ5_K(data, rows, cols)
-			case quant.GGMLQ4_1:
-				m.packed = kernels.PackQ4_1(data, rows, cols)
-			case quant.GGMLQ5_1:
-				m.packed = kernels.PackQ5_1(data, rows, cols)
-			case quant.GGMLQ3_K:
-				m.packed = kernels.PackQ3_K(data, rows, cols)
-			case quant.GGMLQ2_K:
-				m.packed = kernels.PackQ2_K(data, rows, cols)
-			}
+			m.packed = kernels.PackGGUF(ti.Type, data, rows, cols)
 		}
 	}
 	if err != nil {
