@@ -149,10 +149,24 @@ func (r *CompletionRequest) validate() *Error {
 
 // decodePrompt accepts a string, []string, []int or [][]int.
 func decodePrompt(path string, raw json.RawMessage, l Limits) (Prompt, *Error) {
+	return decodeTexts(path, raw, l.MaxPrompts, "prompts", true)
+}
+
+// decodeTexts reads a string, []string, []int or [][]int: the prompts of a
+// completion or the inputs of an embedding. An array may hold at most max
+// items (named noun in the error); allowEmpty lets strings be empty.
+func decodeTexts(path string, raw json.RawMessage, max int, noun string, allowEmpty bool) (Prompt, *Error) {
 	const want = "string, array of strings, array of token ids or array of token-id arrays"
+	str := func(path string, raw json.RawMessage) (string, *Error) {
+		s, e := getString(path, raw)
+		if e == nil && s == "" && !allowEmpty {
+			e = errAt(path, "must not be an empty string")
+		}
+		return s, e
+	}
 	switch kindOf(raw) {
 	case "string":
-		s, e := getString(path, raw)
+		s, e := str(path, raw)
 		return Prompt{Texts: []string{s}}, e
 	case "array":
 	default:
@@ -165,7 +179,8 @@ func decodePrompt(path string, raw json.RawMessage, l Limits) (Prompt, *Error) {
 	if len(items) == 0 {
 		return Prompt{}, errAt(path, "must not be empty")
 	}
-	switch kindOf(items[0]) {
+	first := kindOf(items[0])
+	switch first {
 	case "number": // one token sequence
 		ids, e := decodeTokenIDs(path, items)
 		return Prompt{Tokens: [][]int{ids}}, e
@@ -173,18 +188,17 @@ func decodePrompt(path string, raw json.RawMessage, l Limits) (Prompt, *Error) {
 	default:
 		return Prompt{}, typeErr(elem(path, 0), "string, token id or array of token ids", items[0])
 	}
-	if len(items) > l.MaxPrompts {
-		return Prompt{}, errAt(path, "at most %d prompts are allowed, got %d", l.MaxPrompts, len(items))
+	if len(items) > max {
+		return Prompt{}, errAt(path, "at most %d %s are allowed, got %d", max, noun, len(items))
 	}
 	var p Prompt
-	first := kindOf(items[0])
 	for i, it := range items {
 		ip := elem(path, i)
 		if kindOf(it) != first {
 			return Prompt{}, typeErr(ip, first+" like the first element", it)
 		}
 		if first == "string" {
-			s, e := getString(ip, it)
+			s, e := str(ip, it)
 			if e != nil {
 				return Prompt{}, e
 			}
