@@ -161,6 +161,7 @@ bench: build
 	./$(BIN) bench --random mistral7b --quant q4_k_m $(BENCH_FLAGS2)
 	$(if $(LLAMA_CPP_AVX2),IMPETUS_SIMD=avx2 ./$(BIN) bench --random qwen0.5b --quant q4_0 --also mlx4 $(BENCH_AVX2))
 	$(if $(LLAMA_CPP_AVX2),IMPETUS_SIMD=avx2 ./$(BIN) bench --random qwen0.5b --quant q8_0 $(BENCH_AVX2))
+	$(if $(LLAMA_CPP_AVX2),IMPETUS_SIMD=avx2 ./$(BIN) bench --random qwen0.5b --quant q4_k_m $(BENCH_AVX2))
 	@echo "bench end $$(date -u +%H:%M:%S), load average $$(cut -d' ' -f1-3 /proc/loadavg)"
 
 clean:
