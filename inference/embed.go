@@ -95,8 +95,9 @@ type EmbedResult struct {
 	PromptTokens int
 }
 
-// EmbeddingModel is a loaded encoder embedding model with its tokenizer and
-// the sentence-transformers pooling it applies.
+// EmbeddingModel is a loaded embedding model (an encoder, or a decoder
+// pooling its last token) with its tokenizer and the sentence-transformers
+// pooling it applies.
 type EmbeddingModel struct {
 	Info      LocalModel
 	Tokenizer *tokenizer.Tokenizer
@@ -106,7 +107,7 @@ type EmbeddingModel struct {
 	// Dim is the embedding size.
 	Dim int
 
-	enc  *model.Encoder
+	net  embedBackend
 	jobs chan *embedJob
 	quit chan struct{}
 	done chan struct{}
@@ -202,8 +203,8 @@ func (m *EmbeddingModel) tokenize(in EmbedInputs, opts EmbedOptions) ([][]int32,
 		} else {
 			ids = in.TokenIDs[i]
 			for _, id := range ids {
-				if id < 0 || int(id) >= m.enc.Config.Vocab {
-					return nil, fmt.Errorf("%w: input %d: token id %d is outside the vocabulary (0..%d)", ErrInvalidInput, i, id, m.enc.Config.Vocab-1)
+				if id < 0 || int(id) >= m.net.vocab() {
+					return nil, fmt.Errorf("%w: input %d: token id %d is outside the vocabulary (0..%d)", ErrInvalidInput, i, id, m.net.vocab()-1)
 				}
 			}
 		}
@@ -304,7 +305,7 @@ func (m *EmbeddingModel) work() {
 		if len(batch) == 0 {
 			continue
 		}
-		hidden, err := m.enc.Hidden(seqs)
+		hidden, err := m.net.hidden(seqs)
 		for k, it := range batch {
 			if _, live := left[it.j]; !live {
 				continue
@@ -333,7 +334,7 @@ func (m *EmbeddingModel) work() {
 func (m *EmbeddingModel) close() {
 	close(m.quit)
 	<-m.done
-	m.enc.Close()
+	m.net.close()
 }
 
 // LoadEmbedding loads the embedding model id (a no-op when it is loaded)
@@ -371,34 +372,34 @@ func (e *Engine) LoadEmbedding(ctx context.Context, id string) (*EmbeddingModel,
 }
 
 func loadEmbeddingModel(info LocalModel) (*EmbeddingModel, error) {
-	enc, err := model.LoadEncoder(info.Path)
+	spec, err := model.LoadEmbedSpec(info.Path)
+	if err != nil {
+		return nil, err
+	}
+	net, err := openEmbedBackend(info.Path, spec)
 	if err != nil {
 		return nil, err
 	}
 	fail := func(err error) (*EmbeddingModel, error) {
-		enc.Close()
+		net.close()
 		return nil, err
-	}
-	spec, err := model.LoadEmbedSpec(info.Path)
-	if err != nil {
-		return fail(err)
 	}
 	tk, err := tokenizer.Load(info.Path)
 	if err != nil {
 		return fail(fmt.Errorf("tokenizer: %w", err))
 	}
-	if tk.VocabSize() > enc.Config.Vocab {
-		return fail(fmt.Errorf("tokenizer has %d tokens, the model's vocabulary %d", tk.VocabSize(), enc.Config.Vocab))
+	if tk.VocabSize() > net.vocab() {
+		return fail(fmt.Errorf("tokenizer has %d tokens, the model's vocabulary %d", tk.VocabSize(), net.vocab()))
 	}
-	maxTok := enc.Config.MaxPositions
+	maxTok := net.maxPositions()
 	if spec.MaxSeqLen > 0 {
 		maxTok = min(maxTok, spec.MaxSeqLen)
 	}
 	if maxTok <= len(tk.PostProcess(nil)) {
 		return fail(fmt.Errorf("maximum sequence length %d leaves no room for text", maxTok))
 	}
-	m := &EmbeddingModel{Info: info, Tokenizer: tk, Spec: spec, MaxTokens: maxTok, Dim: enc.Config.Hidden,
-		enc: enc, jobs: make(chan *embedJob), quit: make(chan struct{}), done: make(chan struct{})}
+	m := &EmbeddingModel{Info: info, Tokenizer: tk, Spec: spec, MaxTokens: maxTok, Dim: net.dim(),
+		net: net, jobs: make(chan *embedJob), quit: make(chan struct{}), done: make(chan struct{})}
 	go m.work()
 	return m, nil
 }
