@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
 
 	"github.com/impetusllm/impetus/inference/model"
 	"github.com/impetusllm/impetus/inference/tokenizer"
@@ -108,6 +107,7 @@ type EmbeddingModel struct {
 	Dim int
 
 	net  embedBackend
+	life embedLife
 	jobs chan *embedJob
 	quit chan struct{}
 	done chan struct{}
@@ -154,10 +154,11 @@ func (e *Engine) Embed(ctx context.Context, id string, in EmbedInputs, opts Embe
 			return EmbedResult{}, fmt.Errorf("%w: input %d has no tokens", ErrEmptyInput, i)
 		}
 	}
-	m, err := e.LoadEmbedding(ctx, id)
+	m, err := e.acquireEmbedding(ctx, id)
 	if err != nil {
 		return EmbedResult{}, err
 	}
+	defer m.life.release()
 	if opts.Dimensions != 0 && opts.Dimensions != m.Dim {
 		return EmbedResult{}, fmt.Errorf("%w: dimensions %d: model %s gives %d-dimensional vectors and is not trained for shortening them", ErrInvalidInput, opts.Dimensions, id, m.Dim)
 	}
@@ -337,40 +338,6 @@ func (m *EmbeddingModel) close() {
 	m.net.close()
 }
 
-// LoadEmbedding loads the embedding model id (a no-op when it is loaded)
-// and returns it. A chat model gets ErrNotEmbeddingModel.
-func (e *Engine) LoadEmbedding(ctx context.Context, id string) (*EmbeddingModel, error) {
-	e.embedMu.Lock()
-	defer e.embedMu.Unlock()
-	if m := e.embedders[id]; m != nil {
-		return m, nil
-	}
-	select {
-	case <-e.stop:
-		return nil, fmt.Errorf("%w: the engine is closed", ErrUnloaded)
-	default:
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	info, err := e.FindModel(id)
-	if err != nil {
-		return nil, err
-	}
-	if info.Kind != KindEmbedding {
-		return nil, fmt.Errorf("%w: %s is a %s model", ErrNotEmbeddingModel, id, info.Kind)
-	}
-	m, err := loadEmbeddingModel(info)
-	if err != nil {
-		return nil, fmt.Errorf("loading %s: %w", id, err)
-	}
-	if e.embedders == nil {
-		e.embedders = map[string]*EmbeddingModel{}
-	}
-	e.embedders[id] = m
-	return m, nil
-}
-
 func loadEmbeddingModel(info LocalModel) (*EmbeddingModel, error) {
 	spec, err := model.LoadEmbedSpec(info.Path)
 	if err != nil {
@@ -430,32 +397,4 @@ func folderKind(dir string) ModelKind {
 		return KindEmbedding
 	}
 	return KindChat
-}
-
-// LoadedEmbeddings lists the ids of the embedding models in memory, sorted.
-// (Embedding models are kept apart from Loaded's chat models: they have no
-// scheduler, KV cache or MaxLoadedModels/IdleUnload accounting yet.)
-func (e *Engine) LoadedEmbeddings() []string {
-	e.embedMu.Lock()
-	defer e.embedMu.Unlock()
-	ids := make([]string, 0, len(e.embedders))
-	for id := range e.embedders {
-		ids = append(ids, id)
-	}
-	sort.Strings(ids)
-	return ids
-}
-
-// UnloadEmbedding frees a loaded embedding model; calls waiting on it get
-// ErrUnloaded. An id that is not loaded is ErrModelNotFound.
-func (e *Engine) UnloadEmbedding(id string) error {
-	e.embedMu.Lock()
-	m := e.embedders[id]
-	delete(e.embedders, id)
-	e.embedMu.Unlock()
-	if m == nil {
-		return fmt.Errorf("%w: embedding model %q is not loaded", ErrModelNotFound, id)
-	}
-	m.close()
-	return nil
 }
