@@ -307,3 +307,9 @@ func (e *Engine) unloadIdleEmbeddings(now time.Time, ttl time.Duration) []string
 	}
 	return freed
 }
+
+// Active is the number of Embed calls holding the model.
+func (m *EmbeddingModel) Active() int {
+	n, _ := m.life.state()
+	return n
+}
