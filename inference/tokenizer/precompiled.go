@@ -17,6 +17,10 @@ import (
 type precompiledMap struct {
 	units []uint32
 	pool  string
+	// ascii[c] is the rule of the one-byte text c, for the fast path of
+	// ASCII characters followed by ASCII (each its own cluster).
+	ascii    [128]string
+	hasASCII [128]bool
 }
 
 func parsePrecompiled(b64 string) (*precompiledMap, error) {
@@ -37,6 +41,9 @@ func parsePrecompiled(b64 string) (*precompiledMap, error) {
 	}
 	if !utf8.ValidString(p.pool) {
 		return nil, errors.New("precompiled_charsmap replacements are not valid UTF-8")
+	}
+	for c := 1; c < 128; c++ {
+		p.ascii[c], p.hasASCII[c] = p.transform(string(rune(c)))
 	}
 	return p, nil
 }
@@ -94,6 +101,17 @@ func (p *precompiledMap) normalize(s string) string {
 	var b strings.Builder
 	b.Grow(len(s))
 	for i := 0; i < len(s); {
+		// An ASCII character followed by ASCII other than CR LF is a
+		// cluster of its own.
+		if c := s[i]; c < 0x80 && c != 0 && (i+1 == len(s) || s[i+1] < 0x80 && !(c == '\r' && s[i+1] == '\n')) {
+			if p.hasASCII[c] {
+				b.WriteString(p.ascii[c])
+			} else {
+				b.WriteByte(c)
+			}
+			i++
+			continue
+		}
 		n := graphemeLen(s[i:])
 		g := s[i : i+n]
 		i += n

@@ -281,3 +281,39 @@ func FuzzUnigram(f *testing.F) {
 		_ = t2.Decode(ids, false)
 	})
 }
+
+// BenchmarkUnigramEncode encodes the oracle corpus with the Unigram
+// fixture (Precompiled normalizer, Metaspace, Viterbi); cold, the
+// word cache is cleared each round so the segmentation itself is measured.
+func BenchmarkUnigramEncode(b *testing.B) {
+	for _, cold := range []bool{false, true} {
+		b.Run(map[bool]string{false: "warm", true: "cold"}[cold], func(b *testing.B) { benchUnigram(b, cold) })
+	}
+}
+
+func benchUnigram(b *testing.B, cold bool) {
+	tk := loadUnigram(b)
+	raw, err := os.ReadFile(filepath.Join("testdata", "oracle", "corpus.json"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	var c struct {
+		Texts []string `json:"texts"`
+	}
+	if err := json.Unmarshal(raw, &c); err != nil {
+		b.Fatal(err)
+	}
+	bytes := 0
+	for _, s := range c.Texts {
+		bytes += len(s)
+	}
+	b.SetBytes(int64(bytes))
+	for b.Loop() {
+		if cold {
+			tk.cache = wordCache{}
+		}
+		for _, s := range c.Texts {
+			tk.Encode(s, true)
+		}
+	}
+}
