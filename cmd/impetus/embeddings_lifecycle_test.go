@@ -163,3 +163,39 @@ func TestEmbeddingsAutoDownload(t *testing.T) {
 	wantOpenAIError(t, "non-hub id", sendJSON(t, "POST", base+"/v1/embeddings", "full-secret", `{"model":"plain-name","input":"hi"}`),
 		404, "model", "plain-name")
 }
+
+// TestEmbeddingsXLMRoberta serves the tiny XLM-R fixture (Unigram
+// tokenizer with a Precompiled normalizer, RoBERTa positions, mean pooling,
+// Normalize) from the built binary: token inputs match the float64
+// reference, and multilingual texts embed with their Unigram token counts.
+func TestEmbeddingsXLMRoberta(t *testing.T) {
+	models := t.TempDir()
+	linkEmbedFixture(t, models, "xlmr-mean")
+	raw, err := os.ReadFile(filepath.Join(embedFixtures, "xlmr-reference.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ref struct {
+		IDs        [][]int                `json:"ids"`
+		Embeddings map[string][][]float64 `json:"embeddings"`
+	}
+	if err := json.Unmarshal(raw, &ref); err != nil {
+		t.Fatal(err)
+	}
+	port, adminPort := freePort(t), freePort(t)
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	s := startServer(t, embedConfig(fmt.Sprintf("127.0.0.1:%d", adminPort), port, models, false))
+	s.waitReady(base + "/api/health")
+	var inputs [][]int
+	for _, ids := range ref.IDs {
+		inputs = append(inputs, ids[1:len(ids)-1]) // the server adds <s> and </s>
+	}
+	b, _ := json.Marshal(map[string]any{"model": "xlmr-mean", "input": inputs})
+	got, _ := embeddingsOf(t, sendJSON(t, "POST", base+"/v1/embeddings", "full-secret", string(b)), "xlmr-mean", false)
+	checkVectors(t, "xlmr-mean", got, ref.Embeddings["mean_norm"])
+	b, _ = json.Marshal(map[string]any{"model": "xlmr-mean", "input": []string{"Hello world", "Français : élève", "你好世界", "ＡＢＣ 😀"}})
+	got, tokens := embeddingsOf(t, sendJSON(t, "POST", base+"/v1/embeddings", "full-secret", string(b)), "xlmr-mean", false)
+	if len(got) != 4 || len(got[0]) != 32 || tokens < 12 {
+		t.Errorf("texts: %d vectors, %d tokens", len(got), tokens)
+	}
+}
