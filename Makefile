@@ -94,7 +94,7 @@ FUZZ_TARGETS := ./caddymodule/openai:FuzzDecodeChatRequest ./caddymodule/openai:
 	./inference/tokenizer:FuzzFromJSON ./inference/tokenizer:FuzzEncodeDecode ./inference/chat/jinja:FuzzTemplate \
 	./inference/grammar:FuzzCompileSchema ./inference/model:FuzzFromGGUF ./inference/model:FuzzParseConfig \
 	./inference/hub:FuzzValidateFileName ./inference/chat:FuzzToolStreamMatchesReference ./inference/chat:FuzzHermesHeader \
-	./inference/tokenizer:FuzzWordPiece ./caddymodule/openai:FuzzDecodeEmbeddingRequest
+	./inference/tokenizer:FuzzWordPiece ./inference/tokenizer:FuzzUnigram ./caddymodule/openai:FuzzDecodeEmbeddingRequest
 
 fuzz:
 	@passed=0; for t in $(FUZZ_TARGETS); do \
