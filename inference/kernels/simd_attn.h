@@ -1,7 +1,11 @@
 /* Included only by simd_body.h (no include guard: instantiated twice). */
 /* Attention template, included by simd_body.h with ATTN_FN, ATTN_STAGE and
- * ATTN_PART (the functions' names), KT (the KV element type), KLOAD and KSCALAR (a
- * vector and one element of KT as float); it undefines them at the end.
+ * ATTN_PART (the functions' names), KT (the KV storage unit), KHEAD(hd) (units of
+ * KT per head row of hd values), KLOAD(s, x) and KSCALAR(s, x) (W values and
+ * one value at element x of the head row s, as float); it undefines them at
+ * the end. Float and half rows are hd elements; a q8_0 row is hd/32 blocks
+ * of 34 bytes (an IEEE half scale, then 32 int8 codes), and since W divides
+ * 32 a vector never straddles two blocks.
  * Levels with W == 16 may define VDOTS16 (16 dot products with float keys).
  * The parts shared by both instances come with the first (ATTN_SHARED,
  * which simd_body.h undefines after the second).
@@ -29,7 +33,7 @@
 #define HB 8
 
 // ATTN_STAGE converts cache rows [s0, s1) of chunk base (one KV head: rows
-// kvs apart) into dst rows s0.. of hd floats; rows at or past nKV are zero.
+// kvs units apart) into dst rows s0.. of hd floats; rows at or past nKV are zero.
 static void ATTN_STAGE(float *dst, const KT *src, size_t kvs, int hd, int base, int s0, int s1, int nKV) {
     for (int i = s0; i < s1; i++) {
         float *d = dst + (size_t)i * hd;
@@ -39,8 +43,8 @@ static void ATTN_STAGE(float *dst, const KT *src, size_t kvs, int hd, int base, 
         }
         const KT *s = src + (size_t)(base + i) * kvs;
         int x = 0;
-        for (; x + W <= hd; x += W) VSTORE(d + x, KLOAD(s + x));
-        for (; x < hd; x++) d[x] = KSCALAR(s[x]);
+        for (; x + W <= hd; x += W) VSTORE(d + x, KLOAD(s, x));
+        for (; x < hd; x++) d[x] = KSCALAR(s, x);
     }
 }
 
@@ -177,7 +181,7 @@ static void ATTN_PART(float *part, const float *q, int nh, const float *ks, cons
             VF acc[NH];                                                                               \
             for (int j = 0; j < NH; j++) acc[j] = VZERO();                                            \
             for (int p = a; p < b; p++) {                                                             \
-                const VF v = KLOAD(vs + (size_t)p * kvs + d);                                         \
+                const VF v = KLOAD(vs + (size_t)p * kvs, d);                                          \
                 for (int j = 0; j < NH; j++)                                                          \
                     acc[j] = VFMA(VSET1(scores[(size_t)j * K_ATTN_CHUNK + p]), v, acc[j]);            \
             }                                                                                         \
@@ -199,7 +203,7 @@ static void ATTN_PART(float *part, const float *q, int nh, const float *ks, cons
         for (int j = 0; j < nh; j++) {
             float acc = 0;
             for (int p = a; p < b; p++)
-                acc = fmaf(scores[(size_t)j * K_ATTN_CHUNK + p], KSCALAR(vs[(size_t)p * kvs + d]), acc);
+                acc = fmaf(scores[(size_t)j * K_ATTN_CHUNK + p], KSCALAR(vs + (size_t)p * kvs, d), acc);
             part[(size_t)j * ps + 2 + d] = acc;
         }
 }
@@ -210,7 +214,7 @@ static void ATTN_PART(float *part, const float *q, int nh, const float *ks, cons
 static void ATTN_FN(float *out, float *part, const float *q, int nq, int pos0, const KT *kc, const KT *vc, int nKV,
                     int nHeads, int nKVHeads, int hd, float scale, float softcap, int window, int lo, int hi,
                     float *scratch) {
-    const int qs = nHeads * hd, kvs = nKVHeads * hd, grp = nHeads / nKVHeads, ps = hd + 2;
+    const int qs = nHeads * hd, kh = KHEAD(hd), kvs = nKVHeads * kh, grp = nHeads / nKVHeads, ps = hd + 2;
     const int nC = (nKV + K_ATTN_CHUNK - 1) / K_ATTN_CHUNK;
     float *ks = scratch, *scores = ks + (size_t)K_ATTN_CHUNK * hd;
     float *tmp = scores + (size_t)HB * K_ATTN_CHUNK, *state = tmp + (size_t)HB * ps;
@@ -223,8 +227,8 @@ static void ATTN_FN(float *out, float *part, const float *q, int nq, int pos0, c
             const int a = (pLo > base ? pLo : base) - base, b = (pHi < base + K_ATTN_CHUNK ? pHi : base + K_ATTN_CHUNK) - base;
             if (a >= b) continue;
             const int s0 = a & ~15, s1 = (b + 15) & ~15;
-            ATTN_STAGE(ks, kc + (size_t)kvh * hd, (size_t)kvs, hd, base, s0, s1, nKV);
-            const KT *vb = vc + (size_t)kvh * hd + (size_t)base * kvs;
+            ATTN_STAGE(ks, kc + (size_t)kvh * kh, (size_t)kvs, hd, base, s0, s1, nKV);
+            const KT *vb = vc + (size_t)kvh * kh + (size_t)base * kvs;
             for (int h0 = 0; h0 < grp; h0 += HB) {
                 const int nh = grp - h0 < HB ? grp - h0 : HB;
                 ATTN_PART(part + ((size_t)it * grp + h0) * ps, q + (size_t)t * qs + (size_t)(kvh * grp + h0) * hd, nh,
@@ -252,8 +256,8 @@ static void ATTN_FN(float *out, float *part, const float *q, int nq, int pos0, c
                     const int ua = (uLo > base ? uLo : base) - base;
                     const int ub = (uHi < base + K_ATTN_CHUNK ? uHi : base + K_ATTN_CHUNK) - base;
                     const int s0 = ua & ~15, s1 = (ub + 15) & ~15;
-                    ATTN_STAGE(ks, kc + (size_t)kvh * hd, (size_t)kvs, hd, base, s0, s1, nKV);
-                    const KT *vb = vc + (size_t)kvh * hd + (size_t)base * kvs;
+                    ATTN_STAGE(ks, kc + (size_t)kvh * kh, (size_t)kvs, hd, base, s0, s1, nKV);
+                    const KT *vb = vc + (size_t)kvh * kh + (size_t)base * kvs;
                     for (int t = t0; t < t1; t++) {
                         int pLo, pHi;
                         k_attn_range(pos0 + t, nKV, window, &pLo, &pHi);
@@ -279,5 +283,6 @@ static void ATTN_FN(float *out, float *part, const float *q, int nq, int pos0, c
 #undef ATTN_STAGE
 #undef ATTN_PART
 #undef KT
+#undef KHEAD
 #undef KLOAD
 #undef KSCALAR
