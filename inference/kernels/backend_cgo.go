@@ -19,7 +19,7 @@ import (
 
 func fp(s []float32) *C.float   { return (*C.float)(unsafe.Pointer(unsafe.SliceData(s))) }
 func hp(s []uint16) *C.uint16_t { return (*C.uint16_t)(unsafe.Pointer(unsafe.SliceData(s))) }
-func bp(s []byte) *C.uint8_t     { return (*C.uint8_t)(unsafe.Pointer(unsafe.SliceData(s))) }
+func bp(s []byte) *C.uint8_t    { return (*C.uint8_t)(unsafe.Pointer(unsafe.SliceData(s))) }
 
 func matMulRows(j *matMulJob, worker, lo, hi int) {
 	if j.n == 0 || j.cols == 0 {
