@@ -156,6 +156,15 @@ func BenchmarkAttention(b *testing.B) {
 			reportCPU(b, c0)
 			reportWeights(b, 2*2*len(k))
 		})
+		kq, vq := toQ8(k), toQ8(v)
+		b.Run(fmt.Sprintf("q8_0/nq=%d/ctx=%d", tc.nq, tc.ctx), func(b *testing.B) {
+			c0 := cpuTime()
+			for b.Loop() {
+				AttentionQ8(out, q, tc.nq, tc.ctx-tc.nq, kq, vq, tc.ctx, heads, kvHeads, hd, 0.125, 0, 0)
+			}
+			reportCPU(b, c0)
+			reportWeights(b, len(kq)+len(vq))
+		})
 	}
 }
 
