@@ -235,7 +235,7 @@ static void attention_merge_scalar(float *out, const float *part, int pos0, int 
 size_t k_attention_scratch(int nHeads, int nKVHeads, int hd) {
     (void)nHeads, (void)nKVHeads;
     const size_t ps = (size_t)hd + 2, hb = 8;
-    return K_ATTN_CHUNK * (size_t)hd + hb * K_ATTN_CHUNK + hb * ps + K_ATTN_TILE * hb * ps;
+    return 2 * K_ATTN_CHUNK * (size_t)hd + hb * K_ATTN_CHUNK + hb * ps + K_ATTN_TILE * hb * ps;
 }
 
 static void rmsnorm_scalar(float *out, const float *x, const float *w, int n, int dim, float eps, int addOne) {

@@ -6,6 +6,10 @@
  * the end. Float and half rows are hd elements; a q8_0 row is hd/32 blocks
  * of 34 bytes (an IEEE half scale, then 32 int8 codes), and since W divides
  * 32 a vector never straddles two blocks.
+ * KPART_F32, when defined, is the float instance's ATTN_PART: prefill then
+ * converts each chunk's values to float once per tile too, as it does the
+ * keys, instead of once per query row (for q8_0, whose loads cost more than
+ * a conversion from half). The values are the same floats either way.
  * Levels with W == 16 may define VDOTS16 (16 dot products with float keys).
  * The parts shared by both instances come with the first (ATTN_SHARED,
  * which simd_body.h undefines after the second).
@@ -218,6 +222,9 @@ static void ATTN_FN(float *out, float *part, const float *q, int nq, int pos0, c
     const int nC = (nKV + K_ATTN_CHUNK - 1) / K_ATTN_CHUNK;
     float *ks = scratch, *scores = ks + (size_t)K_ATTN_CHUNK * hd;
     float *tmp = scores + (size_t)HB * K_ATTN_CHUNK, *state = tmp + (size_t)HB * ps;
+#ifdef KPART_F32
+    float *vsf = state + (size_t)K_ATTN_TILE * HB * ps;  // a chunk's values as float (prefill)
+#endif
     for (int it = lo; it < hi; it++) {
         if (part) {
             const int c = it % nC, tk = it / nC, t = tk / nKVHeads, kvh = tk % nKVHeads;
@@ -258,14 +265,23 @@ static void ATTN_FN(float *out, float *part, const float *q, int nq, int pos0, c
                     const int s0 = ua & ~15, s1 = (ub + 15) & ~15;
                     ATTN_STAGE(ks, kc + (size_t)kvh * kh, (size_t)kvs, hd, base, s0, s1, nKV);
                     const KT *vb = vc + (size_t)kvh * kh + (size_t)base * kvs;
+#ifdef KPART_F32
+                    ATTN_STAGE(vsf, vc + (size_t)kvh * kh, (size_t)kvs, hd, base, s0, s1, nKV);
+#endif
                     for (int t = t0; t < t1; t++) {
                         int pLo, pHi;
                         k_attn_range(pos0 + t, nKV, window, &pLo, &pHi);
                         const int a = (pLo > base ? pLo : base) - base;
                         const int b = (pHi < base + K_ATTN_CHUNK ? pHi : base + K_ATTN_CHUNK) - base;
                         if (a >= b) continue;
+#ifdef KPART_F32
+                        (void)vb;
+                        KPART_F32(tmp, q + (size_t)t * qs + (size_t)(kvh * grp + h0) * hd, nh, ks, vsf, (size_t)hd, a, b,
+                                  hd, scale, softcap, scores);
+#else
                         ATTN_PART(tmp, q + (size_t)t * qs + (size_t)(kvh * grp + h0) * hd, nh, ks, vb, (size_t)kvs, a,
                                   b, hd, scale, softcap, scores);
+#endif
                         float *st = state + (size_t)(t - t0) * nh * ps;
                         for (int j = 0; j < nh; j++) SFX(attn_merge)(st + (size_t)j * ps, tmp + (size_t)j * ps, hd);
                     }
@@ -283,6 +299,7 @@ static void ATTN_FN(float *out, float *part, const float *q, int nq, int pos0, c
 #undef ATTN_STAGE
 #undef ATTN_PART
 #undef KT
+#undef KPART_F32
 #undef KHEAD
 #undef KLOAD
 #undef KSCALAR

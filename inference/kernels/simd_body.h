@@ -547,6 +547,7 @@ static inline VF SFX(kv_q8_load)(const uint8_t *row, int x) {
 #define KHEAD(hd) ((hd) / 32 * 34)
 #define KLOAD(s, x) SFX(kv_q8_load)(s, x)
 #define KSCALAR(s, x) k_kv_q8_at(s, x)
+#define KPART_F32 SFX(attn_part)
 #include "simd_attn.h"
 #undef ATTN_SHARED
 
