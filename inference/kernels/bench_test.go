@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -30,6 +31,8 @@ var benchShapes = []struct {
 var benchN = []int{1, 4, 16, 64}
 
 var benchThreads = flag.Int("kthreads", 0, "kernel threads for benchmarks (0: default)")
+
+var benchShape = flag.String("kshape", "", "packed benchmarks: only the shapes whose name contains this (the others are not even made)")
 
 var benchInt8MLX = flag.Bool("kint8mlx", false, "int8 activations in the MLX 4-bit benchmarks")
 
@@ -258,7 +261,7 @@ func benchPackedMade(b *testing.B, elems int, mk func(r *rand.Rand, rows, cols i
 	r := rand.New(rand.NewPCG(7, 7))
 	defer SetInt8Activations(SetInt8Activations(true))
 	for _, s := range benchShapes {
-		if s.cols%elems != 0 {
+		if s.cols%elems != 0 || !strings.Contains(s.name, *benchShape) {
 			continue
 		}
 		pk := mk(r, s.rows, s.cols)
