@@ -22,7 +22,7 @@ func init() {
 	fs := flag.NewFlagSet("bench", flag.ExitOnError)
 	fs.String("model", "", "model to measure: a model folder or a GGUF file")
 	fs.String("random", "", "measure random weights of a real shape instead: qwen0.5b, llama1b or mistral7b")
-	fs.String("quant", "mlx4", "storage of the random model: q4_0, q8_0, q4_k_m (GGUF files), mlx4, mlx8 or bf16 (MLX folders)")
+	fs.String("quant", "mlx4", "storage of the random model: q4_0, q8_0, q4_k_m, q2_k, q3_k_s (GGUF files), mlx2, mlx3, mlx4, mlx5, mlx6, mlx8 or bf16 (MLX folders)")
 	fs.String("also", "", "comma-separated further random quantizations measured in the same runs against the same llama.cpp file, e.g. mlx4")
 	fs.String("vs", "q4_0", "GGUF quantization llama.cpp runs when --quant is an MLX one")
 	fs.String("cache", filepath.Join(os.TempDir(), "impetus-bench"), "folder keeping generated random models between runs")

@@ -22,10 +22,10 @@ const ggufGenerator = "impetus-bench-random-gguf/2"
 
 // ggufFileTypes are the GGUF quantizations WriteRandomGGUF writes, with the
 // llama.cpp file type number llama-bench prints them by (general.file_type).
-var ggufFileTypes = map[string]uint32{"bf16": 32, "q8_0": 7, "q4_0": 2, "q4_k_m": 15}
+var ggufFileTypes = map[string]uint32{"bf16": 32, "q8_0": 7, "q4_0": 2, "q4_k_m": 15, "q2_k": 10, "q3_k_s": 11}
 
 // IsGGUFQuant reports whether quantName is written as a GGUF file (q4_0,
-// q8_0, q4_k_m, bf16) rather than an MLX folder (mlx4, mlx8).
+// q8_0, q4_k_m, q2_k, q3_k_s, bf16) rather than an MLX folder (mlx4, ...).
 func IsGGUFQuant(quantName string) bool {
 	_, ok := ggufFileTypes[quantName]
 	return ok && quantName != "bf16"
@@ -58,11 +58,15 @@ func moreBits(layer, layers int) bool {
 //   - q4_0: Q4_0, except the logits matrix (token_embd when tied) in Q6_K.
 //   - q4_k_m: Q4_K, except the logits matrix in Q6_K, and attn_v and ffn_down
 //     in Q6_K in the layers moreBits picks.
+//   - q2_k, q3_k_s: every matrix Q2_K or Q3_K, except the logits matrix in
+//     Q6_K (simpler than llama-quantize's mixes: they test the narrowest
+//     types, not reproduce a file).
 //
 // Then, as llama-quantize does, a type whose block does not divide the row
 // length falls back: Q4_K to Q5_0, Q6_K to Q8_0 (Qwen2.5-0.5B's rows of 896
 // are not whole 256-element super-blocks, so its q4_k_m file is mostly Q5_0
-// and Q8_0, with Q4_K/Q6_K only in ffn_down), and anything else to F16.
+// and Q8_0, with Q4_K/Q6_K only in ffn_down), Q2_K and Q3_K here to Q4_0,
+// and anything else to F16.
 func mixType(q string, r role, layer, layers, rowLen int) (quant.GGMLType, error) {
 	var t quant.GGMLType
 	switch q {
@@ -80,8 +84,16 @@ func mixType(q string, r role, layer, layers, rowLen int) (quant.GGMLType, error
 		if r == roleOutput || ((r == roleAttnV || r == roleDown) && moreBits(layer, layers)) {
 			t = quant.GGMLQ6_K
 		}
+	case "q2_k", "q3_k_s":
+		t = quant.GGMLQ2_K
+		if q == "q3_k_s" {
+			t = quant.GGMLQ3_K
+		}
+		if r == roleOutput {
+			t = quant.GGMLQ6_K
+		}
 	default:
-		return 0, fmt.Errorf("unknown GGUF quantization %q (want q4_0, q8_0, q4_k_m or bf16)", q)
+		return 0, fmt.Errorf("unknown GGUF quantization %q (want q4_0, q8_0, q4_k_m, q2_k, q3_k_s or bf16)", q)
 	}
 	if rowLen%t.BlockSize() != 0 {
 		switch t {
@@ -89,6 +101,8 @@ func mixType(q string, r role, layer, layers, rowLen int) (quant.GGMLType, error
 			t = quant.GGMLQ5_0
 		case quant.GGMLQ6_K:
 			t = quant.GGMLQ8_0
+		case quant.GGMLQ2_K, quant.GGMLQ3_K:
+			t = quant.GGMLQ4_0
 		}
 	}
 	if rowLen%t.BlockSize() != 0 {
@@ -144,7 +158,7 @@ func ggufJobs(s Shape) []ggufJob {
 func WriteRandomGGUF(path string, shape Shape, quantName string, seed uint64) error {
 	ftype, ok := ggufFileTypes[quantName]
 	if !ok {
-		return fmt.Errorf("random gguf: unknown quantization %q (want q4_0, q8_0, q4_k_m or bf16)", quantName)
+		return fmt.Errorf("random gguf: unknown quantization %q (want q4_0, q8_0, q4_k_m, q2_k, q3_k_s or bf16)", quantName)
 	}
 	if err := shape.validate(); err != nil {
 		return fmt.Errorf("random gguf: %w", err)

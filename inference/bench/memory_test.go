@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"testing"
@@ -34,32 +35,66 @@ func rssBytes(t *testing.T) int64 {
 	return 0
 }
 
-// TestLoadHoldsOneCopy loads a packed Q4_0 model (random weights, a
+// TestLoadHoldsOneCopy loads packed models (random weights, a
 // Qwen2.5-0.5B block shape with fewer layers and a smaller vocabulary to
-// keep the file near 100 MB) and checks that the process holds one copy of
+// keep each file near 100 MB) and checks that the process holds one copy of
 // the weights: resident memory grows by at most 1.1× the file, and the
-// model's own figure (Info.WeightBytes) says what is resident.
+// model's own figure (Info.WeightBytes) says what is resident. Besides
+// Q4_0, the narrowest formats: Q2_K and Q3_K files (rows of 1024, whole
+// super-blocks) and an MLX 3-bit folder (its packed copy only, see below),
+// whose packed layouts keep each code at its own width.
 func TestLoadHoldsOneCopy(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("releasing mapped pages is Linux-only")
 	}
-	if !kernels.PackWanted(false) {
-		t.Skipf("no packed kernels at level %q", kernels.Features())
+	for _, q := range []string{"q4_0", "q2_k", "q3_k_s", "mlx3"} {
+		t.Run(q, func(t *testing.T) { loadHoldsOneCopy(t, q) })
+	}
+}
+
+func loadHoldsOneCopy(t *testing.T, q string) {
+	mlx := !IsGGUFQuant(q)
+	if !kernels.PackWanted(mlx) {
+		t.Skipf("no packed kernels at level %q (MLX %v)", kernels.Features(), mlx)
 	}
 	shape := Qwen25_05B.LlamaArch()
 	shape.Name, shape.Layers, shape.Vocab = "qwen0.5b-12", 12, 32000
 	shape.BOS, shape.EOS = 1, []int{2}
-	path := filepath.Join(t.TempDir(), "m.gguf")
-	if err := WriteRandomGGUF(path, shape, "q4_0", 1); err != nil {
-		t.Fatal(err)
+	if q != "q4_0" {
+		// Rows of whole 256-element super-blocks, so that the K-quants
+		// stay K-quants (Qwen2.5-0.5B's 896 would fall back to Q4_0).
+		shape.Hidden, shape.Heads, shape.Intermediate, shape.Layers = 1024, 16, 2816, 10
 	}
-	st, err := os.Stat(path)
-	if err != nil {
-		t.Fatal(err)
+	var (
+		path string
+		size int64
+		m    *model.Model
+		err  error
+	)
+	if mlx {
+		path = t.TempDir()
+		if err := MakeRandomModel(path, shape, q, 1); err != nil {
+			t.Fatal(err)
+		}
+		size = folderBytes(t, path, ".safetensors")
+	} else {
+		path = filepath.Join(t.TempDir(), "m.gguf")
+		if err := WriteRandomGGUF(path, shape, q, 1); err != nil {
+			t.Fatal(err)
+		}
+		st, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		size = st.Size()
 	}
-	runtime.GC()
+	debug.FreeOSMemory() // what writing the file took
 	before := rssBytes(t)
-	m, err := model.LoadGGUF(path)
+	if mlx {
+		m, err = model.Load(path)
+	} else {
+		m, err = model.LoadGGUF(path)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,13 +102,24 @@ func TestLoadHoldsOneCopy(t *testing.T) {
 	runtime.GC()
 	grown := rssBytes(t) - before
 	info := m.Info()
-	t.Logf("file %.1f MB: resident +%.1f MB after load; packed %.1f MB, released %.1f MB, reported %.1f MB",
-		mb(st.Size()), mb(grown), mb(info.PackedBytes), mb(info.ReleasedBytes), mb(info.WeightBytes()))
-	if limit := st.Size() * 11 / 10; grown > limit {
-		t.Errorf("resident memory grew by %.1f MB loading a %.1f MB file; want at most %.1f MB", mb(grown), mb(st.Size()), mb(limit))
+	t.Logf("%s file %.1f MB: resident +%.1f MB after load; packed %.1f MB, released %.1f MB, reported %.1f MB",
+		q, mb(size), mb(grown), mb(info.PackedBytes), mb(info.ReleasedBytes), mb(info.WeightBytes()))
+	if info.PackedBytes == 0 || info.PackedBytes > size*105/100 {
+		t.Errorf("%s: packed %.1f MB, want more than nothing and at most 1.05x the file's %.1f MB", q, mb(info.PackedBytes), mb(size))
 	}
-	if w := info.WeightBytes(); w > st.Size()*11/10 || grown > w*11/10 {
-		t.Errorf("reported weight memory %.1f MB; resident growth %.1f MB, file %.1f MB", mb(w), mb(grown), mb(st.Size()))
+	if mlx {
+		// Not yet one copy: the MLX loader keeps float32 copies of every
+		// packed matrix's scales and biases for the unpacked path, and
+		// their bf16 pages in the file stay resident (about 1.4x the file
+		// in all at group 64). The packed copy itself is checked above.
+		t.Logf("%s: resident growth not checked (scales and biases held twice besides the packed copy)", q)
+		return
+	}
+	if limit := size * 11 / 10; grown > limit {
+		t.Errorf("resident memory grew by %.1f MB loading a %.1f MB file; want at most %.1f MB", mb(grown), mb(size), mb(limit))
+	}
+	if w := info.WeightBytes(); w > size*11/10 || grown > w*11/10 {
+		t.Errorf("reported weight memory %.1f MB; resident growth %.1f MB, file %.1f MB", mb(w), mb(grown), mb(size))
 	}
 	// Decoding reads only the packed copy: the released pages stay out.
 	c := m.NewKVCache(64)
@@ -84,9 +130,29 @@ func TestLoadHoldsOneCopy(t *testing.T) {
 		}
 	}
 	runtime.GC()
-	if after := rssBytes(t) - before; after > st.Size()*11/10+16<<20 {
-		t.Errorf("resident memory grew by %.1f MB after decoding (file %.1f MB): released pages were read again", mb(after), mb(st.Size()))
+	if after := rssBytes(t) - before; after > size*11/10+16<<20 {
+		t.Errorf("resident memory grew by %.1f MB after decoding (file %.1f MB): released pages were read again", mb(after), mb(size))
 	}
+}
+
+// folderBytes is the size of the files in dir whose names end in ext.
+func folderBytes(t *testing.T, dir, ext string) int64 {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	for _, e := range ents {
+		if !strings.HasSuffix(e.Name(), ext) {
+			continue
+		}
+		fi, err := e.Info()
+		if err != nil {
+			t.Fatal(err)
+		}
+		n += fi.Size()
+	}
+	return n
 }
 
 func mb(n int64) float64 { return float64(n) / (1 << 20) }

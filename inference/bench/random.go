@@ -37,14 +37,12 @@ type storage struct {
 
 func parseStorage(q string) (storage, error) {
 	switch q {
-	case "mlx4":
-		return storage{q, 4}, nil
-	case "mlx8":
-		return storage{q, 8}, nil
+	case "mlx2", "mlx3", "mlx4", "mlx5", "mlx6", "mlx8":
+		return storage{q, int(q[3] - '0')}, nil
 	case "bf16":
 		return storage{q, 0}, nil
 	}
-	return storage{}, fmt.Errorf("unknown quantization %q (want mlx4, mlx8 or bf16)", q)
+	return storage{}, fmt.Errorf("unknown quantization %q (want mlx2, mlx3, mlx4, mlx5, mlx6, mlx8 or bf16)", q)
 }
 
 // marker identifies what a random model folder holds.
@@ -58,8 +56,8 @@ type marker struct {
 // MakeRandomModel writes an mlx-community-style model folder (config.json with
 // the quantization block, model.safetensors with bf16 norms, biases, scales
 // and MLX biases) holding random weights of shape's real dimensions. quant is
-// "mlx4", "mlx8" (group size 64, embeddings included, as mlx_lm.convert does)
-// or "bf16". The same seed gives the same file. The weights are written to a
+// "mlx2" ... "mlx8" (2, 3, 4, 5, 6 or 8 bits, group size 64, embeddings
+// included, as mlx_lm.convert does) or "bf16". The same seed gives the same file. The weights are written to a
 // temporary name and renamed, and MarkerFile last, so an interrupted run never
 // leaves a folder that looks complete.
 func MakeRandomModel(dir string, shape Shape, quantName string, seed uint64) error {

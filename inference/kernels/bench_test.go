@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -30,6 +31,8 @@ var benchShapes = []struct {
 var benchN = []int{1, 4, 16, 64}
 
 var benchThreads = flag.Int("kthreads", 0, "kernel threads for benchmarks (0: default)")
+
+var benchShape = flag.String("kshape", "", "packed benchmarks: only the shapes whose name contains this (the others are not even made)")
 
 var benchInt8MLX = flag.Bool("kint8mlx", false, "int8 activations in the MLX 4-bit benchmarks")
 
@@ -296,13 +299,18 @@ func benchPacked(b *testing.B, blockBytes int, pack func([]byte, int, int) *Pack
 // benchPackedOf runs a packed kernel on the shapes that tile its blocks of
 // elems (a K-quant super-block or a 32-block).
 func benchPackedOf(b *testing.B, elems int, random func(r *rand.Rand, rows, cols int) []byte, pack func([]byte, int, int) *Packed) {
+	benchPackedMade(b, elems, func(r *rand.Rand, rows, cols int) *Packed { return pack(random(r, rows, cols), rows, cols) })
+}
+
+// benchPackedMade is benchPackedOf for a maker of random packed matrices.
+func benchPackedMade(b *testing.B, elems int, mk func(r *rand.Rand, rows, cols int) *Packed) {
 	r := rand.New(rand.NewPCG(7, 7))
 	defer SetInt8Activations(SetInt8Activations(true))
 	for _, s := range benchShapes {
-		if s.cols%elems != 0 {
+		if s.cols%elems != 0 || !strings.Contains(s.name, *benchShape) {
 			continue
 		}
-		pk := pack(random(r, s.rows, s.cols), s.rows, s.cols)
+		pk := mk(r, s.rows, s.cols)
 		if pk == nil {
 			b.Skip("no packed kernels on this CPU")
 		}
@@ -341,6 +349,27 @@ func BenchmarkPackedQ4_K(b *testing.B) {
 func BenchmarkPackedQ6_K(b *testing.B) {
 	benchPackedOf(b, quant.QK_K, func(r *rand.Rand, rows, cols int) []byte { return randK(r, rows, cols, quant.Q6_KBlockBytes, 208) }, PackQ6_K)
 }
+func BenchmarkPackedQ2_K(b *testing.B) {
+	benchPackedOf(b, quant.QK_K, ggufFormatNamed("Q2_K").random, PackQ2_K)
+}
+func BenchmarkPackedQ3_K(b *testing.B) {
+	benchPackedOf(b, quant.QK_K, ggufFormatNamed("Q3_K").random, PackQ3_K)
+}
+
+// benchPackedMLX runs the packed kernel of an MLX matrix of bits at group
+// 64 (MLX's default).
+func benchPackedMLX(b *testing.B, bits int) {
+	defer SetInt8MLX(SetInt8MLX(true))
+	benchPackedMade(b, 64, func(r *rand.Rand, rows, cols int) *Packed {
+		wq, sc, bi := quantizeMLX(randSlice(r, rows*cols, 1), rows, cols, bits, 64)
+		return PackMLX(wq, sc, bi, rows, cols, bits, 64)
+	})
+}
+
+func BenchmarkPackedMLX2(b *testing.B) { benchPackedMLX(b, 2) }
+func BenchmarkPackedMLX3(b *testing.B) { benchPackedMLX(b, 3) }
+func BenchmarkPackedMLX5(b *testing.B) { benchPackedMLX(b, 5) }
+func BenchmarkPackedMLX6(b *testing.B) { benchPackedMLX(b, 6) }
 
 // benchVariant is a dispatch setting a benchmark runs under.
 type benchVariant struct {

@@ -75,16 +75,33 @@ void k_matmul_gguf_i8(float *out, const int8_t *xq, const float *xd, const int32
 // last 16) and, for group > 0, the group sums e of d*sum(q).
 enum { K_PK_F16 = 0, K_PK_BF16 = 1, K_PK_F32 = 2 };
 // Kinds 5..7 read unsigned codes without an offset of their own in the
-// layouts above: K_PK_U8 (MLX 6- and 8-bit: the code itself in K_PK_Q8's
+// layouts above: K_PK_U8 (MLX 8-bit: the code itself in K_PK_Q8's
 // byte), K_PK_Q5U (Q5_1: K_PK_Q5 codes, scale and bias per 32-block) and
 // K_PK_Q5K (Q5_K: K_PK_Q5 codes, K_PK_Q4K scales and mins). Their c holds
 // -128*sum(q) (K_PK_U8) or -16*sum(q) (K_PK_Q5U, K_PK_Q5K), the offset the
 // signed-code kernels (NEON, AVX2 vpmaddubsw for 8-bit codes) take from
 // every code, so that they add it back; the kernels that multiply
 // unsigned codes ignore it.
-// K_PK_Q2K (Q2_K) keeps its 2-bit codes in the 4-bit layout, with d, dmin
-// and uint8 scales and mins per 16 elements; its c holds the activation
-// sums of both halves of each block (off = hoff = -1).
+// Narrow layouts keep each code at its own width, in the same 64-byte
+// vectors of 16 rows by 4 bytes, and their loads build exactly the byte
+// vectors of a wider kind's load (K_PK_BASE), whose dot, scale and
+// accumulation code then runs: so each lane's integer sums and float
+// operations are those of the wider layout they replace. A 2-bit plane
+// pair holds in bits 2s..2s+1 of byte (r,t) of plane j element 4(4j+s)+t
+// (code vector 4j+s: a shift by 2s and a mask); a 1-bit plane holds in bit
+// i of byte (r,t) element 4i+t. Per 32-block of 16 rows:
+// K_PK_Q2K (Q2_K): a 2-bit pair (128 bytes), codes 0..3 as K_PK_Q4 loads
+//   them; per super-block d, dmin (f16) and the file's byte per 16-element
+//   sub-block, scale in the low and min in the high nibble; its c holds
+//   the activation sums of both halves of each block (off = hoff = -1).
+// K_PK_Q3K (Q3_K): a 2-bit pair and a plane of third bits (192 bytes),
+//   loaded as K_PK_Q6K's vectors of q+28 (first half) and 4(q+28), so that
+//   Q6_K's offset of 32 takes Q3_K's 4 off; Q6_K's d and int8 scales.
+// K_PK_U2, K_PK_U3 (MLX 2- and 3-bit): as K_PK_Q2K's and K_PK_Q3K's
+//   codes, loaded as K_PK_Q4's (the code itself).
+// K_PK_U5, K_PK_U6 (MLX 5- and 6-bit): the low 4 bits in the Q4 nibble
+//   layout, then a 1-bit plane (320 bytes) or a 2-bit pair (384 bytes) of
+//   the high bits, loaded as K_PK_U8's.
 enum {
     K_PK_Q4 = 0,
     K_PK_Q8 = 1,
@@ -94,15 +111,28 @@ enum {
     K_PK_U8 = 5,
     K_PK_Q5U = 6,
     K_PK_Q5K = 7,
-    K_PK_Q2K = 8
+    K_PK_Q2K = 8,
+    K_PK_Q3K = 9,
+    K_PK_U2 = 10,
+    K_PK_U3 = 11,
+    K_PK_U5 = 12,
+    K_PK_U6 = 13
 };
+// The kind whose byte vectors a layout's load builds (see above).
+#define K_PK_BASE(KIND)                                                                                        \
+    ((KIND) == K_PK_Q3K                        ? K_PK_Q6K                                                      \
+     : (KIND) == K_PK_U2 || (KIND) == K_PK_U3 ? K_PK_Q4                                                       \
+     : (KIND) == K_PK_U5 || (KIND) == K_PK_U6 ? K_PK_U8                                                       \
+                                               : (KIND))
 // Activation corrections per 32-block: two for the kinds with halves.
-#define K_PK_NC(KIND) ((KIND) == K_PK_Q6K || (KIND) == K_PK_Q2K ? 2 : 1)
+#define K_PK_NC(KIND) (K_PK_BASE(KIND) == K_PK_Q6K || (KIND) == K_PK_Q2K ? 2 : 1)
 // Code bytes of one 32-block of 16 rows per kind.
 #define K_PK_CB(KIND)                                                                                          \
     ((KIND) == K_PK_Q8 || (KIND) == K_PK_U8                                   ? (size_t)512                    \
-     : (KIND) == K_PK_Q6K                                                     ? (size_t)384                    \
-     : (KIND) == K_PK_Q5 || (KIND) == K_PK_Q5U || (KIND) == K_PK_Q5K ? (size_t)320                    \
+     : (KIND) == K_PK_Q6K || (KIND) == K_PK_U6                                ? (size_t)384                    \
+     : (KIND) == K_PK_Q5 || (KIND) == K_PK_Q5U || (KIND) == K_PK_Q5K || (KIND) == K_PK_U5 ? (size_t)320       \
+     : (KIND) == K_PK_Q3K || (KIND) == K_PK_U3                                ? (size_t)192                    \
+     : (KIND) == K_PK_Q2K || (KIND) == K_PK_U2                                ? (size_t)128                    \
                                                                               : (size_t)256)
 void k_packed_quant(int8_t *q, float *d, int32_t *c, float *e, const float *x, int n, int cols, int off, int hoff,
                     int group);

@@ -16,9 +16,9 @@ import (
 // activations yields 16 row dot products with no horizontal sums, and each
 // thread reads its rows as one sequential run. The values are those of the
 // source (same codes, same scales, same rounding of activations as the int8
-// path) at about the same bits per weight; only their order in memory (and,
-// for Q5_0 and Q6_K, the split of each code between nibble and high bits)
-// changes; the rarer formats reuse these layouts (packed_more.go). On ARM64 (simd_packed_neon.c) the same layout feeds sdot (four
+// path) at the same bits per weight; only their order in memory (and the
+// split of each code between nibble, 2-bit and 1-bit planes) changes; the
+// rarer formats reuse these layouts (packed_more.go). On ARM64 (simd_packed_neon.c) the same layout feeds sdot (four
 // rows per 128-bit quarter) and smmla (two rows, eight codes deep). The AVX2 kernels (simd_packed_avx2.c) read the same layout as
 // two ymm halves of 8 rows and give the same bits, so the level may change
 // after packing (SetLevel). Pack* return nil where the current level has no
@@ -48,12 +48,20 @@ const (
 	packU8   = 5 // unsigned 8-bit codes in packQ8's place: MLX 6- and 8-bit
 	packQ5U  = 6 // packQ5_0's codes, unsigned, scale and bias per block: Q5_1
 	packQ5_K = 7 // packQ5_0's codes, unsigned, packQ4_K's scales and mins
-	packQ2_K = 8 // 2-bit codes in packQ4's nibbles, scale and min per 16
+	// The narrow layouts (kernels.h): codes at their own width, loaded as
+	// the byte vectors of a wider layout (packBase) whose kernel code runs.
+	packQ2_K = 8  // 2-bit pair, scale and min nibbles per 16: Q2_K
+	packQ3_K = 9  // 2-bit pair and 1-bit plane, loaded as packQ6_K's: Q3_K
+	packU2   = 10 // 2-bit pair, loaded as packQ4's: MLX 2-bit
+	packU3   = 11 // 2-bit pair and 1-bit plane, loaded as packQ4's: MLX 3-bit
+	packU5   = 12 // nibbles and 1-bit plane, loaded as packU8's: MLX 5-bit
+	packU6   = 13 // nibbles and 2-bit pair, loaded as packU8's: MLX 6-bit
 )
 
 // packCodeBytes is the code bytes of one 32-block of 16 rows per layout.
 var packCodeBytes = [...]int{packQ4: 256, packQ8: 512, packQ6_K: 384, packQ5_0: 320, packQ4_K: 256,
-	packU8: 512, packQ5U: 320, packQ5_K: 320, packQ2_K: 256}
+	packU8: 512, packQ5U: 320, packQ5_K: 320, packQ2_K: 128, packQ3_K: 192, packU2: 128, packU3: 192,
+	packU5: 320, packU6: 384}
 
 const (
 	packF16  = 0 // K_PK_F16
@@ -163,17 +171,19 @@ func PackQ6_K(w []byte, rows, cols int) *Packed {
 		return nil
 	}
 	checkPackLen("PackQ6_K", len(w), rows*cols/quant.QK_K*quant.Q6_KBlockBytes)
-	return packQ6Like(w, rows, cols, quant.Q6_KBlockBytes, 208, func(blk []byte, i int) byte { return blk[192+i] }, q6kCode)
+	return packQ6Like(w, rows, cols, packQ6_K, quant.Q6_KBlockBytes, 208, func(blk []byte, i int) byte { return blk[192+i] }, q6kCode)
 }
 
-// packQ6Like packs super-blocks of 256 codes 0..63 (weight d*scale*(code-32))
-// in the Q6_K layout: d is the f16 at byte dAt of each block, scale(blk, i)
-// the int8 scale of sub-block i (16 elements), code(blk, e) element e.
-func packQ6Like(w []byte, rows, cols, blockBytes, dAt int, scale func(blk []byte, i int) byte,
+// packQ6Like packs super-blocks of 256 codes with Q6_K's scales: d is the
+// f16 at byte dAt of each block, scale(blk, i) the int8 scale of sub-block
+// i (16 elements), code(blk, e) element e: 0..63 (weight d*scale*(code-32))
+// in the Q6_K layout (kind packQ6_K), or 0..7 (weight d*scale*(code-4)) in
+// the 3-bit one (packQ3_K).
+func packQ6Like(w []byte, rows, cols, kind, blockBytes, dAt int, scale func(blk []byte, i int) byte,
 	code func(blk []byte, e int) byte) *Packed {
 	nb, nsb := cols/32, cols/quant.QK_K
 	const sbBytes = 2*packedTile + 16*packedTile
-	p := newPacked(rows, cols, packQ6_K, rows/packedTile*nsb*sbBytes, 0)
+	p := newPacked(rows, cols, kind, rows/packedTile*nsb*sbBytes, 0)
 	p.off, p.hoff = 32, 128
 	packRowGroups(rows, func(g int) {
 		for r := 0; r < packedTile; r++ {
@@ -186,7 +196,11 @@ func packQ6Like(w []byte, rows, cols, blockBytes, dAt int, scale func(blk []byte
 					ss[2*packedTile+i*packedTile+r] = scale(blk, i)
 				}
 				for kk := 0; kk < 8; kk++ {
-					dst := p.codes[(g*nb+sb*8+kk)*packCodeBytes[packQ6_K]:]
+					dst := p.codes[(g*nb+sb*8+kk)*packCodeBytes[kind]:]
+					if kind == packQ3_K {
+						putNarrow(kind, dst, r, func(e int) byte { return code(blk, 32*kk+e) })
+						continue
+					}
 					for t := 0; t < 4; t++ {
 						var ha, hb byte
 						for i := 0; i < 4; i++ {
@@ -278,8 +292,9 @@ func PackMLX4(wq []uint32, scales, biases []float32, rows, cols, group int) *Pac
 }
 
 // PackMLX packs an MLX affine matrix of 2, 3, 4, 5, 6 or 8 bits (see
-// MatMulMLX for the arguments): codes of up to 4 bits in the Q4 nibble
-// layout, wider ones as bytes (packU8). Scales and biases keep 16 bits
+// MatMulMLX for the arguments), each code at its own width: 4-bit codes in
+// the Q4 nibble layout, 8-bit ones as bytes (packU8), the others in the
+// narrow layouts (packU2 ... packU6). Scales and biases keep 16 bits
 // when every value is exact in bfloat16 or half (MLX stores them so), else
 // float32.
 func PackMLX(wq []uint32, scales, biases []float32, rows, cols, bits, group int) *Packed {
@@ -295,13 +310,10 @@ func PackMLX(wq []uint32, scales, biases []float32, rows, cols, bits, group int)
 	if sfmt == packF32 {
 		width = 4
 	}
-	kind := packQ4
-	if bits > 4 {
-		kind = packU8
-	}
+	kind := [...]int{2: packU2, 3: packU3, 4: packQ4, 5: packU5, 6: packU6, 8: packU8}[bits]
 	p := newPacked(rows, cols, kind, width*rows*ng, width*rows*ng)
 	p.mlx, p.affine, p.group, p.sfmt = true, true, group, sfmt
-	if kind == packU8 {
+	if bits > 4 {
 		p.off = 128 // see K_PK_U8 in kernels.h
 	}
 	nb, mask := cols/32, uint64(1)<<bits-1
@@ -319,12 +331,15 @@ func PackMLX(wq []uint32, scales, biases []float32, rows, cols, bits, group int)
 			}
 			for k := 0; k < nb; k++ {
 				dst := p.codes[(g*nb+k)*packCodeBytes[kind]:]
-				if kind == packU8 {
+				switch kind {
+				case packU8:
 					for e := 0; e < 32; e++ {
 						dst[(e/4)*64+r*4+e%4] = code(32*k + e)
 					}
-				} else {
+				case packQ4:
 					putNibbles(dst, r, func(e int) byte { return code(32*k + e) })
+				default:
+					putNarrow(kind, dst, r, func(e int) byte { return code(32*k + e) })
 				}
 			}
 			for gi := 0; gi < ng; gi++ {
@@ -364,6 +379,54 @@ func putNibbles(dst []byte, r int, code func(e int) byte) {
 		for t := 0; t < 4; t++ {
 			dst[i*64+r*4+t] = code(4*i+t) | code(16+4*i+t)<<4
 		}
+	}
+}
+
+// putNarrow writes row r's codes of one 32-block in narrow layout kind
+// (kernels.h); code(e) is element e (0..31) of the block.
+func putNarrow(kind int, dst []byte, r int, code func(e int) byte) {
+	switch kind {
+	case packQ2_K, packU2:
+		putPair2(dst, r, code)
+	case packQ3_K, packU3:
+		putPair2(dst, r, code)
+		putPlane1(dst[128:], r, func(e int) byte { return code(e) >> 2 })
+	case packU5:
+		putNibbles(dst, r, func(e int) byte { return code(e) & 15 })
+		putPlane1(dst[256:], r, func(e int) byte { return code(e) >> 4 })
+	case packU6:
+		putNibbles(dst, r, func(e int) byte { return code(e) & 15 })
+		putPair2(dst[256:], r, func(e int) byte { return code(e) >> 4 })
+	default:
+		panic(fmt.Sprintf("kernels: putNarrow: layout %d", kind))
+	}
+}
+
+// putPair2 writes the low 2 bits of row r's codes of one 32-block as two
+// 64-byte planes: bits 2s..2s+1 of byte t of lane r in plane j hold
+// element 4(4j+s)+t, so that a shift by 2s and a mask give code vector
+// 4j+s of the Q4 layout's order.
+func putPair2(dst []byte, r int, code func(e int) byte) {
+	for j := 0; j < 2; j++ {
+		for t := 0; t < 4; t++ {
+			var b byte
+			for s := 0; s < 4; s++ {
+				b |= (code(4*(4*j+s)+t) & 3) << (2 * s)
+			}
+			dst[j*64+r*4+t] = b
+		}
+	}
+}
+
+// putPlane1 writes the lowest bit of row r's codes of one 32-block as one
+// 64-byte plane: bit i of byte t of lane r holds element 4i+t.
+func putPlane1(dst []byte, r int, code func(e int) byte) {
+	for t := 0; t < 4; t++ {
+		var b byte
+		for i := 0; i < 8; i++ {
+			b |= (code(4*i+t) & 1) << i
+		}
+		dst[r*4+t] = b
 	}
 }
 

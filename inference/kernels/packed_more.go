@@ -8,9 +8,9 @@ import (
 
 // Packers for the GGUF formats that reuse a layout of packed.go: Q4_1 and
 // Q5_1 as affine groups of 32 (scale d and bias m per block, as MLX), Q5_K
-// as Q5_0's codes under Q4_K's scales and mins, Q3_K as Q6_K with its
-// codes moved into Q6_K's range. Values are the file's own: the same codes,
-// scales and mins, only placed and offset differently.
+// as Q5_0's codes under Q4_K's scales and mins, Q3_K and Q2_K in narrow
+// layouts at 3 and 2 bits a code. Values are the file's own: the same
+// codes, scales and mins, only placed and offset differently.
 
 // PackQ4_1 packs a GGUF Q4_1 matrix: w = d*q + m per 32-block, in the Q4
 // nibble layout with d and m as f16 scale and bias of groups of 32.
@@ -63,23 +63,23 @@ func PackQ5_K(w []byte, rows, cols int) *Packed {
 	})
 }
 
-// PackQ3_K packs a GGUF Q3_K matrix (cols a multiple of 256) in the Q6_K
-// layout: its 3-bit codes (weight d*scale*(q-4)) stored as q+28, so that
-// Q6_K's offset of 32 takes the same 4 off, and its 6-bit scales as int8.
-// The codes take 6 bits instead of 3 (speed over memory, until a 3-bit
-// layout exists).
+// PackQ3_K packs a GGUF Q3_K matrix (cols a multiple of 256) at 3 bits a
+// code (packQ3_K: a 2-bit pair and a plane of third bits, as the file's
+// qs and hmask), with Q6_K's scales: d as f16 and the 6-bit scales as
+// int8. The kernels load its codes as Q6_K's vectors of q+28, so that
+// Q6_K's offset of 32 takes Q3_K's 4 off (weight d*scale*(q-4)).
 func PackQ3_K(w []byte, rows, cols int) *Packed {
 	if !packable(rows, cols) || cols%quant.QK_K != 0 {
 		return nil
 	}
 	checkPackLen("PackQ3_K", len(w), rows*cols/quant.QK_K*quant.Q3_KBlockBytes)
-	return packQ6Like(w, rows, cols, quant.Q3_KBlockBytes, 108,
+	return packQ6Like(w, rows, cols, packQ3_K, quant.Q3_KBlockBytes, 108,
 		func(blk []byte, i int) byte { return byte(int8(quant.Q3KScale(blk[96:108], i))) },
 		func(blk []byte, e int) byte {
 			// Element 128h+32k+l: bit pair k of qs[32h+l], bit 4h+k of hmask[l] (DequantQ3_KRow).
 			h, k, l := e/128, e%128/32, e%32
 			q := blk[32+32*h+l] >> (2 * k) & 3
-			return (q | (blk[l]>>(4*h+k)&1)<<2) + 28
+			return q | (blk[l]>>(4*h+k)&1)<<2
 		})
 }
 
@@ -110,14 +110,15 @@ func packAffineBlocks(p *Packed, w []byte, blockBytes int, put func(dst []byte, 
 }
 
 // q2kSBBytes is the scale bytes of one Q2_K super-block of 16 rows:
-// [d][dmin] (f16) [16 scales][16 rows] [16 mins][16 rows].
-const q2kSBBytes = 4*packedTile + 32*packedTile
+// [d][dmin] (f16) [16 sub-blocks][16 rows] of the file's scale (low
+// nibble) and min (high nibble) bytes.
+const q2kSBBytes = 4*packedTile + 16*packedTile
 
-// PackQ2_K packs a GGUF Q2_K matrix (cols a multiple of 256): its 2-bit
-// codes in the Q4 nibble layout (4 bits a weight, until a 2-bit layout
-// exists), d and dmin as f16, the 4-bit scales and mins of its 16-element
-// sub-blocks as bytes. The mins multiply the activation sums of each half
-// block, which the quantizer hands over with off = hoff = -1.
+// PackQ2_K packs a GGUF Q2_K matrix (cols a multiple of 256) at the file's
+// size: its 2-bit codes in a 2-bit pair (packQ2_K), d and dmin as f16 and
+// the bytes holding the 4-bit scale and min of each 16-element sub-block
+// as they are. The mins multiply the activation sums of each half block,
+// which the quantizer hands over with off = hoff = -1.
 func PackQ2_K(w []byte, rows, cols int) *Packed {
 	if !packable(rows, cols) || cols%quant.QK_K != 0 {
 		return nil
@@ -135,13 +136,12 @@ func PackQ2_K(w []byte, rows, cols int) *Packed {
 				copy(ss[2*r:2*r+2], blk[80:82])
 				copy(ss[2*packedTile+2*r:][:2], blk[82:84])
 				for i := 0; i < 16; i++ {
-					ss[4*packedTile+i*packedTile+r] = blk[i] & 15
-					ss[20*packedTile+i*packedTile+r] = blk[i] >> 4
+					ss[4*packedTile+i*packedTile+r] = blk[i]
 				}
 				// Element 128h+32k+l: bit pair k of qs[32h+l] (DequantQ2_KRow).
 				code := func(e int) byte { return blk[16+32*(e/128)+e%32] >> (2 * (e % 128 / 32)) & 3 }
 				for kk := 0; kk < 8; kk++ {
-					putNibbles(p.codes[(g*nb+sb*8+kk)*packCodeBytes[packQ2_K]:], r, func(e int) byte { return code(32*kk + e) })
+					putPair2(p.codes[(g*nb+sb*8+kk)*packCodeBytes[packQ2_K]:], r, func(e int) byte { return code(32*kk + e) })
 				}
 			}
 		}

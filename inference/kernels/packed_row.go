@@ -23,7 +23,7 @@ func (p *Packed) Row(dst []float32, r int) {
 		p.rowMLX(dst, g, lane)
 	case p.kind == packQ4_K || p.kind == packQ5_K:
 		p.rowQ4_K(dst, g, lane)
-	case p.kind == packQ6_K:
+	case p.kind == packQ6_K || p.kind == packQ3_K:
 		p.rowQ6_K(dst, g, lane)
 	case p.kind == packQ2_K:
 		p.rowQ2_K(dst, g, lane)
@@ -39,13 +39,21 @@ func (p *Packed) Row(dst []float32, r int) {
 	}
 }
 
-// blockCode is element e (0..31) of lane r's 32-block in the Q4, Q8 or
-// Q5_0 layout (see the packers), as the unsigned code the source stored
-// (plus 128 for Q8_0).
+// blockCode is element e (0..31) of lane r's 32-block in the Q4, Q8, Q5_0
+// or a narrow layout (see the packers), as the unsigned code the source
+// stored (plus 128 for Q8_0).
 func blockCode(kind int, codes []byte, r, e int) byte {
 	switch kind {
 	case packQ8, packU8:
 		return codes[(e/4)*64+r*4+e%4]
+	case packQ2_K, packU2:
+		return crumb(codes, r, e)
+	case packQ3_K, packU3:
+		return crumb(codes, r, e) | planeBit(codes[128:], r, e)<<2
+	case packU5:
+		return nibble(codes, r, e) | planeBit(codes[256:], r, e)<<4
+	case packU6:
+		return nibble(codes, r, e) | crumb(codes[256:], r, e)<<4
 	case packQ5_0, packQ5U, packQ5_K:
 		i, t := e%16/4, e%4
 		b, h := codes[i*64+r*4+t], codes[256+r*4+t]
@@ -65,6 +73,15 @@ func nibble(codes []byte, r, e int) byte {
 	}
 	return b >> 4
 }
+
+// crumb is element e of lane r's 32-block in a 2-bit pair (putPair2).
+func crumb(codes []byte, r, e int) byte {
+	i := e / 4
+	return codes[(i/4)*64+r*4+e%4] >> (2 * (i % 4)) & 3
+}
+
+// planeBit is element e of lane r's 32-block in a 1-bit plane (putPlane1).
+func planeBit(codes []byte, r, e int) byte { return codes[r*4+e%4] >> (e / 4) & 1 }
 
 func (p *Packed) rowMLX(dst []float32, g, r int) {
 	nb, ng := p.cols/32, p.cols/p.group
@@ -103,16 +120,18 @@ func (p *Packed) rowQ6_K(dst []float32, g, r int) {
 		ss := p.scales[(g*nsb+sb)*sbBytes:]
 		d := quant.F16ToF32(binary.LittleEndian.Uint16(ss[2*r:]))
 		for kk := 0; kk < 8; kk++ {
-			codes := p.codes[(g*nb+sb*8+kk)*packCodeBytes[packQ6_K]:]
+			codes := p.codes[(g*nb+sb*8+kk)*packCodeBytes[p.kind]:]
 			out := dst[sb*quant.QK_K+32*kk:]
 			for e := 0; e < 32; e++ {
 				i, t := e%16/4, e%4
-				b := codes[i*64+r*4+t]
 				var q byte
-				if e < 16 {
-					q = b&15 | (codes[256+r*4+t]>>(2*i)&3)<<4
-				} else {
-					q = (b>>4)<<2 | codes[320+r*4+t]>>(2*i)&3
+				switch {
+				case p.kind == packQ3_K:
+					q = blockCode(p.kind, codes, r, e) + 28 // Q6_K's range (PackQ3_K)
+				case e < 16:
+					q = codes[i*64+r*4+t]&15 | (codes[256+r*4+t]>>(2*i)&3)<<4
+				default:
+					q = (codes[i*64+r*4+t]>>4)<<2 | codes[320+r*4+t]>>(2*i)&3
 				}
 				sc := int8(ss[2*packedTile+(2*kk+e/16)*packedTile+r])
 				out[e] = d * float32(sc) * float32(int(q)-32)
@@ -132,8 +151,8 @@ func (p *Packed) rowQ2_K(dst []float32, g, r int) {
 			out := dst[sb*quant.QK_K+32*kk:]
 			for e := 0; e < 32; e++ {
 				i := 2*kk + e/16
-				sc, m := ss[4*packedTile+i*packedTile+r], ss[20*packedTile+i*packedTile+r]
-				out[e] = d*float32(sc)*float32(nibble(codes, r, e)) - dmin*float32(m)
+				sm := ss[4*packedTile+i*packedTile+r]
+				out[e] = d*float32(sm&15)*float32(crumb(codes, r, e)) - dmin*float32(sm>>4)
 			}
 		}
 	}

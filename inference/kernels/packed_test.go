@@ -243,3 +243,50 @@ func TestPackUnpackable(t *testing.T) {
 		t.Error("96 columns in groups of 64 packed")
 	}
 }
+
+// TestPackedBytes checks that every packed format holds at most 5% more
+// than its file (the source's pages of a packed weight are released, so
+// the packed copy is what stays resident): each code keeps its own width.
+func TestPackedBytes(t *testing.T) {
+	if !packedAvailable() {
+		t.Skip("no packed kernels on this CPU")
+	}
+	defer SetInt8MLX(SetInt8MLX(true))
+	r := rand.New(rand.NewPCG(77, 78))
+	const rows, cols, limit = 64, 1024, 1.05
+	check := func(name string, pk *Packed, file int) {
+		t.Helper()
+		if pk == nil {
+			t.Fatalf("%s: not packed", name)
+		}
+		ratio := float64(pk.Bytes()) / float64(file)
+		t.Logf("%s: packed %d bytes, file %d (%.3fx)", name, pk.Bytes(), file, ratio)
+		if ratio > limit {
+			t.Errorf("%s: packed %d bytes, %.3fx the file's %d (limit %.2fx)", name, pk.Bytes(), ratio, file, limit)
+		}
+	}
+	packers := map[string]func([]byte, int, int) *Packed{"Q8_0": PackQ8_0, "Q4_0": PackQ4_0, "Q4_1": PackQ4_1,
+		"Q5_0": PackQ5_0, "Q5_1": PackQ5_1, "Q2_K": PackQ2_K, "Q3_K": PackQ3_K, "Q4_K": PackQ4_K, "Q5_K": PackQ5_K,
+		"Q6_K": PackQ6_K}
+	for _, f := range ggufFormats {
+		pack := packers[f.name]
+		if pack == nil {
+			continue
+		}
+		delete(packers, f.name)
+		check(f.name, pack(f.random(r, rows, cols), rows, cols), rows*cols/f.elems*f.blockBytes)
+	}
+	if len(packers) != 0 {
+		t.Errorf("formats not checked: %v", packers)
+	}
+	// MLX files hold bfloat16 scales and biases.
+	for _, bits := range []int{2, 3, 4, 5, 6, 8} {
+		for _, g := range []int{32, 64, 128} {
+			wq, sc, bi := quantizeMLX(randSlice(r, rows*cols, 1), rows, cols, bits, g)
+			for i := range sc {
+				sc[i], bi[i] = quant.BF16ToF32(quant.F32ToBF16(sc[i])), quant.BF16ToF32(quant.F32ToBF16(bi[i]))
+			}
+			check(fmt.Sprintf("MLX%d g%d", bits, g), PackMLX(wq, sc, bi, rows, cols, bits, g), 4*len(wq)+2*(len(sc)+len(bi)))
+		}
+	}
+}

@@ -169,6 +169,77 @@ static inline __attribute__((always_inline)) void pk_load_q5(__m512i w[8], const
     }
 }
 
+// A narrow layout's block (kernels.h): the byte vectors of its K_PK_BASE
+// kind's load, from 2-bit pairs, 1-bit planes and nibbles. Each shift
+// below moves a field within its byte; the masks drop what crossed in.
+static inline __attribute__((always_inline)) void pk_load_narrow(__m512i w[8], const uint8_t *cp, const int LK) {
+    const __m512i m4 = _mm512_set1_epi8(0x0f);
+    if (LK == K_PK_U5 || LK == K_PK_U6) {
+        const __m512i h = _mm512_loadu_si512(cp + 256);
+        const __m512i h2 = LK == K_PK_U6 ? _mm512_loadu_si512(cp + 320) : h;
+        for (int i = 0; i < 4; i++) {
+            const __m512i v = _mm512_loadu_si512(cp + 64 * i);
+            const __m512i lo = _mm512_and_si512(v, m4), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+            if (LK == K_PK_U5) { // bit i (and 4+i) of h to bit 4
+                const __m512i m10 = _mm512_set1_epi8(0x10);
+                const __m512i ha = i == 0 ? _mm512_slli_epi16(h, 4) : i == 1 ? _mm512_slli_epi16(h, 3)
+                                 : i == 2 ? _mm512_slli_epi16(h, 2) : _mm512_slli_epi16(h, 1);
+                const __m512i hb = i == 0 ? h : _mm512_srli_epi16(h, i);
+                w[i] = _mm512_ternarylogic_epi32(lo, ha, m10, 0xf8);
+                w[4 + i] = _mm512_ternarylogic_epi32(hi, hb, m10, 0xf8);
+            } else { // crumb i of h (w[i]) and of h2 (w[4+i]) to bits 4..5
+                const __m512i m30 = _mm512_set1_epi8(0x30);
+                const __m512i ha = i == 0 ? _mm512_slli_epi16(h, 4) : i == 1 ? _mm512_slli_epi16(h, 2)
+                                 : i == 2 ? h : _mm512_srli_epi16(h, 2);
+                const __m512i hb = i == 0 ? _mm512_slli_epi16(h2, 4) : i == 1 ? _mm512_slli_epi16(h2, 2)
+                                 : i == 2 ? h2 : _mm512_srli_epi16(h2, 2);
+                w[i] = _mm512_ternarylogic_epi32(lo, ha, m30, 0xf8);
+                w[4 + i] = _mm512_ternarylogic_epi32(hi, hb, m30, 0xf8);
+            }
+        }
+        return;
+    }
+    const __m512i m3 = _mm512_set1_epi8(0x03);
+    for (int j = 0; j < 2; j++) {
+        const __m512i p = _mm512_loadu_si512(cp + 64 * j);
+        w[4 * j] = _mm512_and_si512(p, m3);
+        w[4 * j + 1] = _mm512_and_si512(_mm512_srli_epi16(p, 2), m3);
+        w[4 * j + 2] = _mm512_and_si512(_mm512_srli_epi16(p, 4), m3);
+        w[4 * j + 3] = _mm512_and_si512(_mm512_srli_epi16(p, 6), m3);
+    }
+    if (LK == K_PK_Q3K || LK == K_PK_U3) { // bit i of h to bit 2
+        const __m512i h = _mm512_loadu_si512(cp + 128), m04 = _mm512_set1_epi8(0x04);
+        for (int i = 0; i < 8; i++) {
+            const __m512i hs = i == 0 ? _mm512_slli_epi16(h, 2) : i == 1 ? _mm512_slli_epi16(h, 1)
+                             : i == 2 ? h : _mm512_srli_epi16(h, i - 2);
+            w[i] = _mm512_ternarylogic_epi32(w[i], hs, m04, 0xf8);
+        }
+    }
+    if (LK == K_PK_Q3K) { // K_PK_Q6K's q+28, and 4(q+28) in the second half
+        const __m512i c28 = _mm512_set1_epi8(28);
+        for (int i = 0; i < 8; i++) w[i] = _mm512_add_epi8(w[i], c28);
+        for (int i = 4; i < 8; i++) w[i] = _mm512_slli_epi16(w[i], 2);
+    }
+}
+
+// The code vectors of block cp in layout LK.
+static inline __attribute__((always_inline)) void pk_load_any(__m512i w[8], const uint8_t *cp, const int LK) {
+    if (LK == K_PK_Q6K) pk_load_q6(w, cp);
+    else if (LK == K_PK_Q5 || LK == K_PK_Q5U || LK == K_PK_Q5K) pk_load_q5(w, cp);
+    else if (LK == K_PK_Q8 || LK == K_PK_U8) pk_load(w, cp, 1);
+    else if (LK == K_PK_Q4 || LK == K_PK_Q4K) pk_load(w, cp, 0);
+    else pk_load_narrow(w, cp, LK);
+}
+
+// Q2_K's 16 sub-block scales (hi 0) or mins (hi 1) of one row group, from
+// the nibbles of its bytes, as floats times d.
+static inline __m512 sub16n(const uint8_t *p, __m512 d, int hi) {
+    __m128i b = _mm_loadu_si128((const __m128i *)p);
+    if (hi) b = _mm_srli_epi16(b, 4);
+    b = _mm_and_si128(b, _mm_set1_epi8(0x0f));
+    return _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(b)));
+}
+
 // 16 int8 (or uint8) sub-block scales of one row group as floats times d.
 static inline __m512 sub16(const uint8_t *p, __m512 d, int sgn) {
     const __m128i b = _mm_loadu_si128((const __m128i *)p);
@@ -178,11 +249,12 @@ static inline __m512 sub16(const uint8_t *p, __m512 d, int sgn) {
 // Row group g (rows 16g..16g+15) against NB activation rows.
 static inline __attribute__((always_inline)) void pk_group(float *out, const int8_t *xq, const float *xd,
                                                            const int32_t *xc, const float *xe, const int NB,
-                                                           const int KIND, const uint8_t *codes, const void *sc,
+                                                           const int LK, const uint8_t *codes, const void *sc,
                                                            const void *bi, int sfmt, int group, int rows, int cols,
                                                            int g) {
-    const int nb = cols / 32, nsb = cols / 256;
-    const size_t cb = K_PK_CB(KIND);
+    // LK is the layout, KIND the kind whose code runs on its byte vectors.
+    const int KIND = K_PK_BASE(LK), nb = cols / 32, nsb = cols / 256;
+    const size_t cb = K_PK_CB(LK);
     const uint8_t *cp = codes + (size_t)g * nb * cb;
     __m512 f[4];
     for (int bb = 0; bb < NB; bb++) f[bb] = _mm512_setzero_ps();
@@ -195,7 +267,7 @@ static inline __attribute__((always_inline)) void pk_group(float *out, const int
             const __m512 dv4 = _mm512_mul_ps(dv, _mm512_set1_ps(0.25f));
             for (int k = sb * 8; k < sb * 8 + 8; k++) {
                 pk_prefetch(cp + (size_t)k * cb, cb);
-                pk_load_q6(w, cp + (size_t)k * cb);
+                pk_load_any(w, cp + (size_t)k * cb, LK);
                 const __m512 s0 = sub16(sp + 32 + 32 * (k - sb * 8), dv, 1);
                 const __m512 s1 = sub16(sp + 48 + 32 * (k - sb * 8), dv4, 1);
                 PK_HALVES(NB, 1,
@@ -208,7 +280,7 @@ static inline __attribute__((always_inline)) void pk_group(float *out, const int
         // Q5_1 (K_PK_Q5U) adds its bias per 32-block: group 32, xe per block.
         for (int k = 0; k < nb; k++) {
             pk_prefetch(cp + (size_t)k * cb, cb);
-            pk_load_q5(w, cp + (size_t)k * cb);
+            pk_load_any(w, cp + (size_t)k * cb, LK);
             const __m512 s = load16(sc, ((size_t)g * nb + k) * 16, sfmt);
             PK_HALVES(NB, 0,
                       f[bb] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(a0, _mm512_srai_epi32(a1, 3))),
@@ -227,7 +299,7 @@ static inline __attribute__((always_inline)) void pk_group(float *out, const int
             const __m512 mv = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(sp + 32)));
             for (int k = sb * 8; k < sb * 8 + 8; k++) {
                 pk_prefetch(cp + (size_t)k * cb, cb);
-                pk_load_q5(w, cp + (size_t)k * cb);
+                pk_load_any(w, cp + (size_t)k * cb, LK);
                 const __m512 s = sub16(sp + 64 + 16 * (k - sb * 8), dv, 0);
                 const __m512 m = sub16(sp + 192 + 16 * (k - sb * 8), mv, 0);
                 PK_HALVES(NB, 0,
@@ -238,19 +310,19 @@ static inline __attribute__((always_inline)) void pk_group(float *out, const int
             }
         }
     } else if (KIND == K_PK_Q2K) {
-        // Per super-block: d, dmin [16 rows] (f16), then uint8 scales and
-        // mins [16 sub-blocks of 16][16 rows]; xc holds the activation sums
-        // of each half block, which the mins multiply.
-        const uint8_t *sp = (const uint8_t *)sc + (size_t)g * nsb * 576;
-        for (int sb = 0; sb < nsb; sb++, sp += 576) {
+        // Per super-block: d, dmin [16 rows] (f16), then the scale and min
+        // nibbles [16 sub-blocks of 16][16 rows]; xc holds the activation
+        // sums of each half block, which the mins multiply.
+        const uint8_t *sp = (const uint8_t *)sc + (size_t)g * nsb * 320;
+        for (int sb = 0; sb < nsb; sb++, sp += 320) {
             const __m512 dv = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)sp));
             const __m512 mv = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(sp + 32)));
             for (int k = sb * 8; k < sb * 8 + 8; k++) {
                 const int j = k - sb * 8;
                 pk_prefetch(cp + (size_t)k * cb, cb);
-                pk_load(w, cp + (size_t)k * cb, 0);
-                const __m512 s0 = sub16(sp + 64 + 32 * j, dv, 0), s1 = sub16(sp + 80 + 32 * j, dv, 0);
-                const __m512 m0 = sub16(sp + 320 + 32 * j, mv, 0), m1 = sub16(sp + 336 + 32 * j, mv, 0);
+                pk_load_any(w, cp + (size_t)k * cb, LK);
+                const __m512 s0 = sub16n(sp + 64 + 32 * j, dv, 0), s1 = sub16n(sp + 80 + 32 * j, dv, 0);
+                const __m512 m0 = sub16n(sp + 64 + 32 * j, mv, 1), m1 = sub16n(sp + 80 + 32 * j, mv, 1);
                 PK_HALVES(NB, 1, {
                     const __m512 t = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a1), s1, _mm512_mul_ps(_mm512_cvtepi32_ps(a0), s0));
                     const __m512 u = _mm512_fmadd_ps(m1, _mm512_set1_ps((float)xc[2 * at + 1]),
@@ -268,7 +340,7 @@ static inline __attribute__((always_inline)) void pk_group(float *out, const int
             const __m512 mv = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(sp + 32)));
             for (int k = sb * 8; k < sb * 8 + 8; k++) {
                 pk_prefetch(cp + (size_t)k * cb, cb);
-                pk_load(w, cp + (size_t)k * cb, 0);
+                pk_load_any(w, cp + (size_t)k * cb, LK);
                 const __m512 s = sub16(sp + 64 + 16 * (k - sb * 8), dv, 0);
                 const __m512 m = sub16(sp + 192 + 16 * (k - sb * 8), mv, 0);
                 PK_BLOCK(NB, s)
@@ -279,7 +351,7 @@ static inline __attribute__((always_inline)) void pk_group(float *out, const int
     } else if (group == 0) {
         for (int k = 0; k < nb; k++) {
             pk_prefetch(cp + (size_t)k * cb, cb);
-            pk_load(w, cp + (size_t)k * cb, KIND == K_PK_Q8);
+            pk_load_any(w, cp + (size_t)k * cb, LK);
             const __m512 s = load16(sc, ((size_t)g * nb + k) * 16, sfmt);
             PK_BLOCK(NB, s)
         }
@@ -290,7 +362,7 @@ static inline __attribute__((always_inline)) void pk_group(float *out, const int
             const __m512 bv = load16(bi, ((size_t)g * ng + gi) * 16, sfmt);
             for (int k = gi * bpg; k < (gi + 1) * bpg; k++) {
                 pk_prefetch(cp + (size_t)k * cb, cb);
-                pk_load(w, cp + (size_t)k * cb, KIND == K_PK_Q8 || KIND == K_PK_U8);
+                pk_load_any(w, cp + (size_t)k * cb, LK);
                 PK_BLOCK(NB, s)
             }
             for (int bb = 0; bb < NB; bb++)
@@ -311,6 +383,11 @@ static inline __attribute__((always_inline)) void pk_group(float *out, const int
         case K_PK_Q5U: pk_group(o, q, d, c, e, NB, K_PK_Q5U, codes, sc, bi, sfmt, group, rows, cols, g); break; \
         case K_PK_Q5K: pk_group(o, q, d, c, e, NB, K_PK_Q5K, codes, sc, bi, sfmt, group, rows, cols, g); break; \
         case K_PK_Q2K: pk_group(o, q, d, c, e, NB, K_PK_Q2K, codes, sc, bi, sfmt, group, rows, cols, g); break; \
+        case K_PK_Q3K: pk_group(o, q, d, c, e, NB, K_PK_Q3K, codes, sc, bi, sfmt, group, rows, cols, g); break; \
+        case K_PK_U2: pk_group(o, q, d, c, e, NB, K_PK_U2, codes, sc, bi, sfmt, group, rows, cols, g); break; \
+        case K_PK_U3: pk_group(o, q, d, c, e, NB, K_PK_U3, codes, sc, bi, sfmt, group, rows, cols, g); break; \
+        case K_PK_U5: pk_group(o, q, d, c, e, NB, K_PK_U5, codes, sc, bi, sfmt, group, rows, cols, g); break; \
+        case K_PK_U6: pk_group(o, q, d, c, e, NB, K_PK_U6, codes, sc, bi, sfmt, group, rows, cols, g); break; \
         default: pk_group(o, q, d, c, e, NB, K_PK_Q4, codes, sc, bi, sfmt, group, rows, cols, g); break;      \
         }                                                                                                     \
     } while (0)

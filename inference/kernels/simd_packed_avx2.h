@@ -33,11 +33,77 @@ PK2_AI __m256 PK2(sub8)(const uint8_t *p, __m256 d, int sgn) {
     return _mm256_mul_ps(d, _mm256_cvtepi32_ps(sgn ? _mm256_cvtepi8_epi32(b) : _mm256_cvtepu8_epi32(b)));
 }
 
+// A narrow layout's block (kernels.h) for 8 rows: the byte vectors of the
+// AVX-512 kernel's load (pk_load_narrow), then what PK2(load) does to those
+// of its K_PK_BASE kind here. Each shift moves a field within its byte;
+// the masks drop what crossed in.
+PK2_AI void PK2(load_narrow)(__m256i w[8], const uint8_t *cp, const int LK) {
+    const __m256i m4 = _mm256_set1_epi8(0x0f);
+    if (LK == K_PK_U5 || LK == K_PK_U6) {
+        const __m256i h = _mm256_loadu_si256((const __m256i *)(cp + 256));
+        const __m256i h2 = LK == K_PK_U6 ? _mm256_loadu_si256((const __m256i *)(cp + 320)) : h;
+        const __m256i mh = _mm256_set1_epi8(LK == K_PK_U5 ? 0x10 : 0x30);
+        for (int i = 0; i < 4; i++) {
+            const __m256i v = _mm256_loadu_si256((const __m256i *)(cp + 64 * i));
+            const __m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+            __m256i ha, hb;
+            if (LK == K_PK_U5) { // bit i (and 4+i) of h to bit 4
+                ha = i == 0 ? _mm256_slli_epi16(h, 4) : i == 1 ? _mm256_slli_epi16(h, 3)
+                   : i == 2 ? _mm256_slli_epi16(h, 2) : _mm256_slli_epi16(h, 1);
+                hb = i == 0 ? h : _mm256_srli_epi16(h, i);
+            } else { // crumb i of h (w[i]) and of h2 (w[4+i]) to bits 4..5
+                ha = i == 0 ? _mm256_slli_epi16(h, 4) : i == 1 ? _mm256_slli_epi16(h, 2)
+                   : i == 2 ? h : _mm256_srli_epi16(h, 2);
+                hb = i == 0 ? _mm256_slli_epi16(h2, 4) : i == 1 ? _mm256_slli_epi16(h2, 2)
+                   : i == 2 ? h2 : _mm256_srli_epi16(h2, 2);
+            }
+            w[i] = _mm256_or_si256(lo, _mm256_and_si256(ha, mh));
+            w[4 + i] = _mm256_or_si256(hi, _mm256_and_si256(hb, mh));
+        }
+        if (!PK2_VNNI) // as K_PK_U8: q, signed
+            for (int i = 0; i < 8; i++) w[i] = _mm256_xor_si256(w[i], _mm256_set1_epi8((char)0x80));
+        return;
+    }
+    const __m256i m3 = _mm256_set1_epi8(0x03);
+    for (int j = 0; j < 2; j++) {
+        const __m256i p = _mm256_loadu_si256((const __m256i *)(cp + 64 * j));
+        w[4 * j] = _mm256_and_si256(p, m3);
+        w[4 * j + 1] = _mm256_and_si256(_mm256_srli_epi16(p, 2), m3);
+        w[4 * j + 2] = _mm256_and_si256(_mm256_srli_epi16(p, 4), m3);
+        w[4 * j + 3] = _mm256_and_si256(_mm256_srli_epi16(p, 6), m3);
+    }
+    if (LK == K_PK_Q3K || LK == K_PK_U3) { // bit i of h to bit 2
+        const __m256i h = _mm256_loadu_si256((const __m256i *)(cp + 128)), m04 = _mm256_set1_epi8(0x04);
+        for (int i = 0; i < 8; i++) {
+            const __m256i hs = i == 0 ? _mm256_slli_epi16(h, 2) : i == 1 ? _mm256_slli_epi16(h, 1)
+                             : i == 2 ? h : _mm256_srli_epi16(h, i - 2);
+            w[i] = _mm256_or_si256(w[i], _mm256_and_si256(hs, m04));
+        }
+    }
+    if (LK == K_PK_Q3K) { // K_PK_Q6K's q+28; its second half 4(q+28) with VNNI, else q+28 as PK2(load) leaves it
+        const __m256i c28 = _mm256_set1_epi8(28);
+        for (int i = 0; i < 8; i++) w[i] = _mm256_add_epi8(w[i], c28);
+        if (PK2_VNNI)
+            for (int i = 4; i < 8; i++) w[i] = _mm256_slli_epi16(w[i], 2);
+    }
+}
+
+// Q2_K's 8 sub-block scales (hi 0) or mins (hi 1), from the nibbles of
+// its bytes, as floats times d.
+PK2_AI __m256 PK2(sub8n)(const uint8_t *p, __m256 d, int hi) {
+    __m128i b = _mm_loadl_epi64((const __m128i *)p);
+    if (hi) b = _mm_srli_epi16(b, 4);
+    b = _mm_and_si128(b, _mm_set1_epi8(0x0f));
+    return _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(b)));
+}
+
 // The eight code vectors of one 32-block for 8 rows (cp: the block plus
 // 32 bytes for the second half of the rows). w[i] holds elements 4i..4i+3.
 PK2_AI void PK2(load)(__m256i w[8], const uint8_t *cp, const int KIND) {
     const __m256i m4 = _mm256_set1_epi8(0x0f);
-    if (KIND == K_PK_Q8 || KIND == K_PK_U8) {
+    if (KIND == K_PK_Q2K || KIND >= K_PK_Q3K) {
+        PK2(load_narrow)(w, cp, KIND);
+    } else if (KIND == K_PK_Q8 || KIND == K_PK_U8) {
         for (int i = 0; i < 8; i++) {
             w[i] = _mm256_loadu_si256((const __m256i *)(cp + 64 * i));
             if (!PK2_VNNI) w[i] = _mm256_xor_si256(w[i], _mm256_set1_epi8((char)0x80)); // q, signed
@@ -201,10 +267,11 @@ PK2_AI void PK2(dot_halves)(const __m256i w[8], const int8_t *xb, __m256i *r0, _
 // other (the second reads the group's codes again from cache): 16 ymm
 // registers hold the eight code vectors and four accumulators, not eight.
 PK2_AI void PK2(half)(float *out, const int8_t *xq, const float *xd, const int32_t *xc, const float *xe,
-                      const int NB, const int KIND, const uint8_t *codes, const void *sc, const void *bi, int sfmt,
+                      const int NB, const int LK, const uint8_t *codes, const void *sc, const void *bi, int sfmt,
                       int group, int rows, int cols, int g, int h) {
-    const int nb = cols / 32, nsb = cols / 256;
-    const size_t cb = K_PK_CB(KIND);
+    // LK is the layout, KIND the kind whose code runs on its byte vectors.
+    const int KIND = K_PK_BASE(LK), nb = cols / 32, nsb = cols / 256;
+    const size_t cb = K_PK_CB(LK);
     const uint8_t *cp = codes + (size_t)g * nb * cb + 32 * h;
     __m256 f[4];
     for (int bb = 0; bb < NB; bb++) f[bb] = _mm256_setzero_ps();
@@ -216,7 +283,7 @@ PK2_AI void PK2(half)(float *out, const int8_t *xq, const float *xd, const int32
             const __m256 dv4 = _mm256_mul_ps(dv, _mm256_set1_ps(0.25f));
             for (int k = sb * 8; k < sb * 8 + 8; k++) {
                 if (!h) pk2_prefetch(cp + (size_t)k * cb, cb);
-                PK2(load)(w, cp + (size_t)k * cb, KIND);
+                PK2(load)(w, cp + (size_t)k * cb, LK);
                 const __m256 s0 = PK2(sub8)(sp + 32 + 32 * (k - sb * 8) + 8 * h, dv, 1);
                 const __m256 s1 = PK2(sub8)(sp + 48 + 32 * (k - sb * 8) + 8 * h, dv4, 1);
                 for (int bb = 0; bb < NB; bb++) {
@@ -232,7 +299,7 @@ PK2_AI void PK2(half)(float *out, const int8_t *xq, const float *xd, const int32
     } else if (KIND == K_PK_Q5 || KIND == K_PK_Q5U) {
         for (int k = 0; k < nb; k++) {
             if (!h) pk2_prefetch(cp + (size_t)k * cb, cb);
-            PK2(load)(w, cp + (size_t)k * cb, KIND);
+            PK2(load)(w, cp + (size_t)k * cb, LK);
             const __m256 s = PK2(load8)(sc, ((size_t)g * nb + k) * 16 + 8 * h, sfmt);
             for (int bb = 0; bb < NB; bb++) {
                 const size_t at = (size_t)bb * nb + k;
@@ -247,18 +314,18 @@ PK2_AI void PK2(half)(float *out, const int8_t *xq, const float *xd, const int32
             }
         }
     } else if (KIND == K_PK_Q2K) {
-        const uint8_t *sp = (const uint8_t *)sc + (size_t)g * nsb * 576;
-        for (int sb = 0; sb < nsb; sb++, sp += 576) {
+        const uint8_t *sp = (const uint8_t *)sc + (size_t)g * nsb * 320;
+        for (int sb = 0; sb < nsb; sb++, sp += 320) {
             const __m256 dv = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(sp + 16 * h)));
             const __m256 mv = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(sp + 32 + 16 * h)));
             for (int k = sb * 8; k < sb * 8 + 8; k++) {
                 const int j = k - sb * 8;
                 if (!h) pk2_prefetch(cp + (size_t)k * cb, cb);
-                PK2(load)(w, cp + (size_t)k * cb, KIND);
-                const __m256 s0 = PK2(sub8)(sp + 64 + 32 * j + 8 * h, dv, 0);
-                const __m256 s1 = PK2(sub8)(sp + 80 + 32 * j + 8 * h, dv, 0);
-                const __m256 m0 = PK2(sub8)(sp + 320 + 32 * j + 8 * h, mv, 0);
-                const __m256 m1 = PK2(sub8)(sp + 336 + 32 * j + 8 * h, mv, 0);
+                PK2(load)(w, cp + (size_t)k * cb, LK);
+                const __m256 s0 = PK2(sub8n)(sp + 64 + 32 * j + 8 * h, dv, 0);
+                const __m256 s1 = PK2(sub8n)(sp + 80 + 32 * j + 8 * h, dv, 0);
+                const __m256 m0 = PK2(sub8n)(sp + 64 + 32 * j + 8 * h, mv, 1);
+                const __m256 m1 = PK2(sub8n)(sp + 80 + 32 * j + 8 * h, mv, 1);
                 for (int bb = 0; bb < NB; bb++) {
                     const size_t at = (size_t)bb * nb + k;
                     __m256i a0, a1;
@@ -278,7 +345,7 @@ PK2_AI void PK2(half)(float *out, const int8_t *xq, const float *xd, const int32
             const __m256 mv = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(sp + 32 + 16 * h)));
             for (int k = sb * 8; k < sb * 8 + 8; k++) {
                 if (!h) pk2_prefetch(cp + (size_t)k * cb, cb);
-                PK2(load)(w, cp + (size_t)k * cb, KIND);
+                PK2(load)(w, cp + (size_t)k * cb, LK);
                 const __m256 s = PK2(sub8)(sp + 64 + 16 * (k - sb * 8) + 8 * h, dv, 0);
                 const __m256 m = PK2(sub8)(sp + 192 + 16 * (k - sb * 8) + 8 * h, mv, 0);
                 for (int bb = 0; bb < NB; bb++) {
@@ -297,7 +364,7 @@ PK2_AI void PK2(half)(float *out, const int8_t *xq, const float *xd, const int32
             const __m256 mv = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(sp + 32 + 16 * h)));
             for (int k = sb * 8; k < sb * 8 + 8; k++) {
                 if (!h) pk2_prefetch(cp + (size_t)k * cb, cb);
-                PK2(load)(w, cp + (size_t)k * cb, KIND);
+                PK2(load)(w, cp + (size_t)k * cb, LK);
                 const __m256 s = PK2(sub8)(sp + 64 + 16 * (k - sb * 8) + 8 * h, dv, 0);
                 const __m256 m = PK2(sub8)(sp + 192 + 16 * (k - sb * 8) + 8 * h, mv, 0);
                 for (int bb = 0; bb < NB; bb++) {
@@ -312,7 +379,7 @@ PK2_AI void PK2(half)(float *out, const int8_t *xq, const float *xd, const int32
     } else if (group == 0) {
         for (int k = 0; k < nb; k++) {
             if (!h) pk2_prefetch(cp + (size_t)k * cb, cb);
-            PK2(load)(w, cp + (size_t)k * cb, KIND);
+            PK2(load)(w, cp + (size_t)k * cb, LK);
             const __m256 s = PK2(load8)(sc, ((size_t)g * nb + k) * 16 + 8 * h, sfmt);
             for (int bb = 0; bb < NB; bb++) {
                 const size_t at = (size_t)bb * nb + k;
@@ -326,7 +393,7 @@ PK2_AI void PK2(half)(float *out, const int8_t *xq, const float *xd, const int32
             const __m256 s = PK2(load8)(sc, ((size_t)g * ng + gi) * 16 + 8 * h, sfmt);
             for (int k = gi * bpg; k < (gi + 1) * bpg; k++) {
                 if (!h) pk2_prefetch(cp + (size_t)k * cb, cb);
-                PK2(load)(w, cp + (size_t)k * cb, KIND);
+                PK2(load)(w, cp + (size_t)k * cb, LK);
                 for (int bb = 0; bb < NB; bb++) {
                     const size_t at = (size_t)bb * nb + k;
                     const __m256i a = PK2(dot)(w, xq + (size_t)bb * cols + (size_t)k * 32, xc[at], KIND);
@@ -347,10 +414,10 @@ PK2_AI void PK2(half)(float *out, const int8_t *xq, const float *xd, const int32
 // and the group's codes are read once. Each lane's integer sums and float
 // operations are those of PK2(half), so the results are bit-identical.
 PK2_AI void PK2(pair1)(float *out, const int8_t *xq, const float *xd, const int32_t *xc, const float *xe,
-                       const int KIND, const uint8_t *codes, const void *sc, const void *bi, int sfmt, int group,
+                       const int LK, const uint8_t *codes, const void *sc, const void *bi, int sfmt, int group,
                        int cols, int g) {
-    const int nb = cols / 32;
-    const size_t cb = K_PK_CB(KIND);
+    const int KIND = K_PK_BASE(LK), nb = cols / 32;
+    const size_t cb = K_PK_CB(LK);
     const uint8_t *cp = codes + (size_t)g * nb * cb;
     const int bpg = group > 0 ? group / 32 : nb, ng = group > 0 ? cols / group : 1;
     __m256 f0 = _mm256_setzero_ps(), f1 = _mm256_setzero_ps();
@@ -368,10 +435,10 @@ PK2_AI void PK2(pair1)(float *out, const int8_t *xq, const float *xd, const int3
                 s1 = PK2(load8)(sc, ((size_t)g * nb + k) * 16 + 8, sfmt);
             }
             const __m256 dx = _mm256_set1_ps(xd[k]);
-            PK2(load)(w, cp + (size_t)k * cb, KIND);
+            PK2(load)(w, cp + (size_t)k * cb, LK);
             const __m256i a0 = PK2(dot)(w, xq + (size_t)k * 32, xc[k], KIND);
             f0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(a0), _mm256_mul_ps(s0, dx), f0);
-            PK2(load)(w, cp + (size_t)k * cb + 32, KIND);
+            PK2(load)(w, cp + (size_t)k * cb + 32, LK);
             const __m256i a1 = PK2(dot)(w, xq + (size_t)k * 32, xc[k], KIND);
             f1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(a1), _mm256_mul_ps(s1, dx), f1);
         }
@@ -389,9 +456,9 @@ PK2_AI void PK2(pair1)(float *out, const int8_t *xq, const float *xd, const int3
 // 256-element super-blocks (Q4_K, Q5_K, Q6_K): as PK2(pair1), both halves
 // per block with the operations of PK2(half), so the results are the same.
 PK2_AI void PK2(pairk)(float *out, const int8_t *xq, const float *xd, const int32_t *xc, const float *xe,
-                       const int KIND, const uint8_t *codes, const void *sc, int cols, int g) {
-    const int nb = cols / 32, nsb = cols / 256;
-    const size_t cb = K_PK_CB(KIND), sbb = KIND == K_PK_Q6K ? 288 : 320;
+                       const int LK, const uint8_t *codes, const void *sc, int cols, int g) {
+    const int KIND = K_PK_BASE(LK), nb = cols / 32, nsb = cols / 256;
+    const size_t cb = K_PK_CB(LK), sbb = KIND == K_PK_Q6K ? 288 : 320;
     const uint8_t *cp = codes + (size_t)g * nb * cb;
     const uint8_t *sp = (const uint8_t *)sc + (size_t)g * nsb * sbb;
     __m256 f[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
@@ -409,7 +476,7 @@ PK2_AI void PK2(pairk)(float *out, const int8_t *xq, const float *xd, const int3
             const __m256 dx = _mm256_set1_ps(xd[k]);
             pk2_prefetch(cp + (size_t)k * cb, cb);
             for (int h = 0; h < 2; h++) {
-                PK2(load)(w, cp + (size_t)k * cb + 32 * h, KIND);
+                PK2(load)(w, cp + (size_t)k * cb + 32 * h, LK);
                 if (KIND == K_PK_Q6K) {
                     const __m256 s0 = PK2(sub8)(sp + 32 + 32 * j + 8 * h, dv[h], 1);
                     const __m256 s1 = PK2(sub8)(sp + 48 + 32 * j + 8 * h, mv[h], 1);
@@ -449,6 +516,11 @@ PK2_AI void PK2(pairk)(float *out, const int8_t *xq, const float *xd, const int3
         case K_PK_Q5U: PK2(half)(o, q, d, c, e, NB, K_PK_Q5U, codes, sc, bi, sfmt, group, rows, cols, g, h); break;  \
         case K_PK_Q5K: PK2(half)(o, q, d, c, e, NB, K_PK_Q5K, codes, sc, bi, sfmt, group, rows, cols, g, h); break;  \
         case K_PK_Q2K: PK2(half)(o, q, d, c, e, NB, K_PK_Q2K, codes, sc, bi, sfmt, group, rows, cols, g, h); break;  \
+        case K_PK_Q3K: PK2(half)(o, q, d, c, e, NB, K_PK_Q3K, codes, sc, bi, sfmt, group, rows, cols, g, h); break;  \
+        case K_PK_U2: PK2(half)(o, q, d, c, e, NB, K_PK_U2, codes, sc, bi, sfmt, group, rows, cols, g, h); break;  \
+        case K_PK_U3: PK2(half)(o, q, d, c, e, NB, K_PK_U3, codes, sc, bi, sfmt, group, rows, cols, g, h); break;  \
+        case K_PK_U5: PK2(half)(o, q, d, c, e, NB, K_PK_U5, codes, sc, bi, sfmt, group, rows, cols, g, h); break;  \
+        case K_PK_U6: PK2(half)(o, q, d, c, e, NB, K_PK_U6, codes, sc, bi, sfmt, group, rows, cols, g, h); break;  \
         default: PK2(half)(o, q, d, c, e, NB, K_PK_Q4, codes, sc, bi, sfmt, group, rows, cols, g, h); break;         \
         }                                                                                                          \
     } while (0)
@@ -464,18 +536,26 @@ void PK2(pk_matmul)(float *out, const int8_t *xq, const float *xd, const int32_t
         const int32_t *c = xc + (size_t)b0 * nc;
         const float *e = xe ? xe + (size_t)b0 * ng : 0;
         const int nbk = n - b0 < 4 ? n - b0 : 4;
-        if (nbk == 1 && (kind == K_PK_Q4 || kind == K_PK_Q8 || kind == K_PK_U8)) {
+        const int base = K_PK_BASE(kind);
+        if (nbk == 1 && (base == K_PK_Q4 || base == K_PK_Q8 || base == K_PK_U8)) {
             for (int g = lo / 16; g < hi / 16; g++) {
-                if (kind == K_PK_Q8) PK2(pair1)(o, q, d, c, e, K_PK_Q8, codes, sc, bi, sfmt, group, cols, g);
-                else if (kind == K_PK_U8) PK2(pair1)(o, q, d, c, e, K_PK_U8, codes, sc, bi, sfmt, group, cols, g);
-                else PK2(pair1)(o, q, d, c, e, K_PK_Q4, codes, sc, bi, sfmt, group, cols, g);
+                switch (kind) {
+                case K_PK_Q8: PK2(pair1)(o, q, d, c, e, K_PK_Q8, codes, sc, bi, sfmt, group, cols, g); break;
+                case K_PK_U8: PK2(pair1)(o, q, d, c, e, K_PK_U8, codes, sc, bi, sfmt, group, cols, g); break;
+                case K_PK_U2: PK2(pair1)(o, q, d, c, e, K_PK_U2, codes, sc, bi, sfmt, group, cols, g); break;
+                case K_PK_U3: PK2(pair1)(o, q, d, c, e, K_PK_U3, codes, sc, bi, sfmt, group, cols, g); break;
+                case K_PK_U5: PK2(pair1)(o, q, d, c, e, K_PK_U5, codes, sc, bi, sfmt, group, cols, g); break;
+                case K_PK_U6: PK2(pair1)(o, q, d, c, e, K_PK_U6, codes, sc, bi, sfmt, group, cols, g); break;
+                default: PK2(pair1)(o, q, d, c, e, K_PK_Q4, codes, sc, bi, sfmt, group, cols, g); break;
+                }
             }
             continue;
         }
-        if (nbk == 1 && (kind == K_PK_Q4K || kind == K_PK_Q5K || kind == K_PK_Q6K)) {
+        if (nbk == 1 && (kind == K_PK_Q4K || kind == K_PK_Q5K || base == K_PK_Q6K)) {
             for (int g = lo / 16; g < hi / 16; g++) {
                 if (kind == K_PK_Q4K) PK2(pairk)(o, q, d, c, e, K_PK_Q4K, codes, sc, cols, g);
                 else if (kind == K_PK_Q5K) PK2(pairk)(o, q, d, c, e, K_PK_Q5K, codes, sc, cols, g);
+                else if (kind == K_PK_Q3K) PK2(pairk)(o, q, d, c, e, K_PK_Q3K, codes, sc, cols, g);
                 else PK2(pairk)(o, q, d, c, e, K_PK_Q6K, codes, sc, cols, g);
             }
             continue;

@@ -118,9 +118,60 @@ static inline __attribute__((always_inline)) int32x4_t pkn_dot_base(int32x4_t ac
 // as they are (0..15), corrected by xc as on x86. The unsigned kinds
 // (K_PK_U8 as K_PK_Q8, K_PK_Q5U and K_PK_Q5K as K_PK_Q5) load the same way
 // and take xc (-128 or -16 times the activation sum) back off.
+// The narrow layouts (kernels.h) build the unsigned byte vectors of the
+// x86 load (pk_load_narrow) and then take what pkn_load takes from their
+// K_PK_BASE kind's: 128 for K_PK_U8's, 32 and 128 (from 4q) for K_PK_Q6K's.
+static inline __attribute__((always_inline)) void pkn_load_narrow(int8x16_t w[8], const uint8_t *cp, const int LK) {
+    const uint8x16_t m4 = vdupq_n_u8(0x0f), x80 = vdupq_n_u8(0x80);
+    uint8x16_t u[8];
+    if (LK == K_PK_U5 || LK == K_PK_U6) {
+        const uint8x16_t h = vld1q_u8(cp + 256), h2 = LK == K_PK_U6 ? vld1q_u8(cp + 320) : h;
+        const uint8x16_t mh = vdupq_n_u8(LK == K_PK_U5 ? 0x10 : 0x30);
+        for (int i = 0; i < 4; i++) {
+            const uint8x16_t v = vld1q_u8(cp + 64 * i);
+            uint8x16_t ha, hb;
+            if (LK == K_PK_U5) { // bit i (and 4+i) of h to bit 4
+                ha = i == 0 ? vshlq_n_u8(h, 4) : i == 1 ? vshlq_n_u8(h, 3) : i == 2 ? vshlq_n_u8(h, 2) : vshlq_n_u8(h, 1);
+                hb = i == 0 ? h : i == 1 ? vshrq_n_u8(h, 1) : i == 2 ? vshrq_n_u8(h, 2) : vshrq_n_u8(h, 3);
+            } else { // crumb i of h (w[i]) and of h2 (w[4+i]) to bits 4..5
+                ha = i == 0 ? vshlq_n_u8(h, 4) : i == 1 ? vshlq_n_u8(h, 2) : i == 2 ? h : vshrq_n_u8(h, 2);
+                hb = i == 0 ? vshlq_n_u8(h2, 4) : i == 1 ? vshlq_n_u8(h2, 2) : i == 2 ? h2 : vshrq_n_u8(h2, 2);
+            }
+            u[i] = vorrq_u8(vandq_u8(v, m4), vandq_u8(ha, mh));
+            u[4 + i] = vorrq_u8(vshrq_n_u8(v, 4), vandq_u8(hb, mh));
+        }
+        for (int i = 0; i < 8; i++) w[i] = vreinterpretq_s8_u8(veorq_u8(u[i], x80));
+        return;
+    }
+    const uint8x16_t m3 = vdupq_n_u8(0x03);
+    for (int j = 0; j < 2; j++) {
+        const uint8x16_t p = vld1q_u8(cp + 64 * j);
+        u[4 * j] = vandq_u8(p, m3);
+        u[4 * j + 1] = vandq_u8(vshrq_n_u8(p, 2), m3);
+        u[4 * j + 2] = vandq_u8(vshrq_n_u8(p, 4), m3);
+        u[4 * j + 3] = vshrq_n_u8(p, 6);
+    }
+    if (LK == K_PK_Q3K || LK == K_PK_U3) { // bit i of h to bit 2
+        const uint8x16_t h = vld1q_u8(cp + 128), m04 = vdupq_n_u8(0x04);
+        const uint8x16_t hs[8] = {vshlq_n_u8(h, 2), vshlq_n_u8(h, 1), h, vshrq_n_u8(h, 1),
+                                  vshrq_n_u8(h, 2), vshrq_n_u8(h, 3), vshrq_n_u8(h, 4), vshrq_n_u8(h, 5)};
+        for (int i = 0; i < 8; i++) u[i] = vorrq_u8(u[i], vandq_u8(hs[i], m04));
+    }
+    if (LK == K_PK_Q3K) { // K_PK_Q6K's q+28 less 32, and 4(q+28) less 128
+        for (int i = 0; i < 4; i++) {
+            w[i] = vreinterpretq_s8_u8(vsubq_u8(u[i], vdupq_n_u8(4)));
+            w[4 + i] = vreinterpretq_s8_u8(veorq_u8(vshlq_n_u8(vaddq_u8(u[4 + i], vdupq_n_u8(28)), 2), x80));
+        }
+        return;
+    }
+    for (int i = 0; i < 8; i++) w[i] = vreinterpretq_s8_u8(u[i]);
+}
+
 static inline __attribute__((always_inline)) void pkn_load(int8x16_t w[8], const uint8_t *cp, const int KIND) {
     const uint8x16_t m4 = vdupq_n_u8(0x0f), mf0 = vdupq_n_u8(0xf0), x80 = vdupq_n_u8(0x80);
-    if (KIND == K_PK_Q8 || KIND == K_PK_U8) {
+    if (KIND == K_PK_Q2K || KIND >= K_PK_Q3K) {
+        pkn_load_narrow(w, cp, KIND);
+    } else if (KIND == K_PK_Q8 || KIND == K_PK_U8) {
         for (int i = 0; i < 8; i++) w[i] = vreinterpretq_s8_u8(veorq_u8(vld1q_u8(cp + 64 * i), x80));
     } else if (KIND == K_PK_Q5 || KIND == K_PK_Q5U || KIND == K_PK_Q5K) {
         const uint8x16_t h = vld1q_u8(cp + 256), m10 = vdupq_n_u8(0x10), m08 = vdupq_n_u8(0x08);
@@ -165,6 +216,16 @@ static inline __attribute__((always_inline)) float32x4_t pkn_sub4(const uint8_t 
     const float32x4_t s = sgn ? vcvtq_f32_s32(vmovl_s16(vget_low_s16(vmovl_s8(vreinterpret_s8_u8(b)))))
                               : vcvtq_f32_u32(vmovl_u16(vget_low_u16(vmovl_u8(b))));
     return vmulq_f32(d, s);
+}
+
+// Q2_K's 4 sub-block scales (hi 0) or mins (hi 1), from the nibbles of
+// its bytes, as floats times d.
+static inline __attribute__((always_inline)) float32x4_t pkn_sub4n(const uint8_t *p, float32x4_t d, int hi) {
+    uint32_t t;
+    memcpy(&t, p, 4);
+    uint8x8_t b = vreinterpret_u8_u32(vdup_n_u32(t));
+    b = hi ? vshr_n_u8(b, 4) : vand_u8(b, vdup_n_u8(0x0f));
+    return vmulq_f32(d, vcvtq_f32_u32(vmovl_u16(vget_low_u16(vmovl_u8(b)))));
 }
 
 // 32 floats to int8 as k_packed_quant does on x86: q = round-to-even(x *

@@ -69,11 +69,12 @@ static inline __attribute__((always_inline)) void PKN(ints)(int32x4_t a0[4], int
 // 4 rows at a time inside each block so that the codes stream in order.
 static inline __attribute__((always_inline)) void PKN(group)(float *out, const int8_t *xq, const float *xd,
                                                              const int32_t *xc, const float *xe, const int NB,
-                                                             const int KIND, const uint8_t *codes, const void *sc,
+                                                             const int LK, const uint8_t *codes, const void *sc,
                                                              const void *bi, int sfmt, int group, int rows,
                                                              int cols, int g) {
-    const int nb = cols / 32, nsb = cols / 256;
-    const size_t cb = K_PK_CB(KIND);
+    // LK is the layout, KIND the kind whose code runs on its byte vectors.
+    const int KIND = K_PK_BASE(LK), nb = cols / 32, nsb = cols / 256;
+    const size_t cb = K_PK_CB(LK);
     // 4-bit codes keep their offset (Q4_0) in xc; the others have none left,
     // and the unsigned kinds take it back off (pkn_load).
     const int corr = KIND == K_PK_Q4 || KIND == K_PK_Q4K, uncorr = KIND == K_PK_U8;
@@ -91,7 +92,7 @@ static inline __attribute__((always_inline)) void PKN(group)(float *out, const i
                 const int j = k - sb * 8;
                 for (int q = 0; q < 4; q++) {
                     const float32x4_t dv = pkn_load4(sp, 4 * q, K_PK_F16), dv4 = vmulq_f32(dv, vdupq_n_f32(0.25f));
-                    pkn_load(w, cp + (size_t)k * cb + 16 * q, KIND);
+                    pkn_load(w, cp + (size_t)k * cb + 16 * q, LK);
                     PKN(ints)(a0, a1, w, xq + (size_t)k * 32, cols, NB);
                     const float32x4_t s0 = pkn_sub4(sp + 32 + 32 * j + 4 * q, dv, 1);
                     const float32x4_t s1 = pkn_sub4(sp + 48 + 32 * j + 4 * q, dv4, 1);
@@ -105,7 +106,7 @@ static inline __attribute__((always_inline)) void PKN(group)(float *out, const i
     } else if (KIND == K_PK_Q5 || KIND == K_PK_Q5U) {
         for (int k = 0; k < nb; k++) {
             for (int q = 0; q < 4; q++) {
-                pkn_load(w, cp + (size_t)k * cb + 16 * q, KIND);
+                pkn_load(w, cp + (size_t)k * cb + 16 * q, LK);
                 PKN(ints)(a0, a1, w, xq + (size_t)k * 32, cols, NB);
                 const float32x4_t s = pkn_load4(sc, ((size_t)g * nb + k) * 16 + 4 * q, sfmt);
                 for (int bb = 0; bb < NB; bb++) {
@@ -121,21 +122,21 @@ static inline __attribute__((always_inline)) void PKN(group)(float *out, const i
             }
         }
     } else if (KIND == K_PK_Q2K) {
-        // Per super-block: d, dmin [16 rows] (f16), then uint8 scales and
-        // mins [16 sub-blocks of 16][16 rows]; xc holds each half's
+        // Per super-block: d, dmin [16 rows] (f16), then the scale and min
+        // nibbles [16 sub-blocks of 16][16 rows]; xc holds each half's
         // activation sum, which the mins multiply.
-        const uint8_t *sp = (const uint8_t *)sc + (size_t)g * nsb * 576;
-        for (int sb = 0; sb < nsb; sb++, sp += 576) {
+        const uint8_t *sp = (const uint8_t *)sc + (size_t)g * nsb * 320;
+        for (int sb = 0; sb < nsb; sb++, sp += 320) {
             for (int k = sb * 8; k < sb * 8 + 8; k++) {
                 const int j = k - sb * 8;
                 for (int q = 0; q < 4; q++) {
                     const float32x4_t dv = pkn_load4(sp, 4 * q, K_PK_F16), mv = pkn_load4(sp + 32, 4 * q, K_PK_F16);
-                    pkn_load(w, cp + (size_t)k * cb + 16 * q, KIND);
+                    pkn_load(w, cp + (size_t)k * cb + 16 * q, LK);
                     PKN(ints)(a0, a1, w, xq + (size_t)k * 32, cols, NB);
-                    const float32x4_t s0 = pkn_sub4(sp + 64 + 32 * j + 4 * q, dv, 0);
-                    const float32x4_t s1 = pkn_sub4(sp + 80 + 32 * j + 4 * q, dv, 0);
-                    const float32x4_t m0 = pkn_sub4(sp + 320 + 32 * j + 4 * q, mv, 0);
-                    const float32x4_t m1 = pkn_sub4(sp + 336 + 32 * j + 4 * q, mv, 0);
+                    const float32x4_t s0 = pkn_sub4n(sp + 64 + 32 * j + 4 * q, dv, 0);
+                    const float32x4_t s1 = pkn_sub4n(sp + 80 + 32 * j + 4 * q, dv, 0);
+                    const float32x4_t m0 = pkn_sub4n(sp + 64 + 32 * j + 4 * q, mv, 1);
+                    const float32x4_t m1 = pkn_sub4n(sp + 80 + 32 * j + 4 * q, mv, 1);
                     for (int bb = 0; bb < NB; bb++) {
                         const size_t at = (size_t)bb * nb + k;
                         const float32x4_t t = vfmaq_f32(vmulq_f32(vcvtq_f32_s32(a0[bb]), s0), vcvtq_f32_s32(a1[bb]), s1);
@@ -153,7 +154,7 @@ static inline __attribute__((always_inline)) void PKN(group)(float *out, const i
             for (int k = sb * 8; k < sb * 8 + 8; k++) {
                 const int j = k - sb * 8;
                 for (int q = 0; q < 4; q++) {
-                    pkn_load(w, cp + (size_t)k * cb + 16 * q, KIND);
+                    pkn_load(w, cp + (size_t)k * cb + 16 * q, LK);
                     PKN(ints)(a0, a1, w, xq + (size_t)k * 32, cols, NB);
                     const float32x4_t s = pkn_sub4(sp + 64 + 16 * j + 4 * q, pkn_load4(sp, 4 * q, K_PK_F16), 0);
                     const float32x4_t m = pkn_sub4(sp + 192 + 16 * j + 4 * q, pkn_load4(sp + 32, 4 * q, K_PK_F16), 0);
@@ -174,7 +175,7 @@ static inline __attribute__((always_inline)) void PKN(group)(float *out, const i
             for (int k = sb * 8; k < sb * 8 + 8; k++) {
                 const int j = k - sb * 8;
                 for (int q = 0; q < 4; q++) {
-                    pkn_load(w, cp + (size_t)k * cb + 16 * q, KIND);
+                    pkn_load(w, cp + (size_t)k * cb + 16 * q, LK);
                     PKN(ints)(a0, a1, w, xq + (size_t)k * 32, cols, NB);
                     const float32x4_t s = pkn_sub4(sp + 64 + 16 * j + 4 * q, pkn_load4(sp, 4 * q, K_PK_F16), 0);
                     const float32x4_t m = pkn_sub4(sp + 192 + 16 * j + 4 * q, pkn_load4(sp + 32, 4 * q, K_PK_F16), 0);
@@ -195,7 +196,7 @@ static inline __attribute__((always_inline)) void PKN(group)(float *out, const i
             for (int q = 0; q < 4; q++) {
                 const float32x4_t sg = group > 0 ? pkn_load4(sc, ((size_t)g * ng + gi) * 16 + 4 * q, sfmt) : vdupq_n_f32(0);
                 for (int k = gi * bpg; k < (gi + 1) * bpg; k++) {
-                    pkn_load(w, cp + (size_t)k * cb + 16 * q, KIND);
+                    pkn_load(w, cp + (size_t)k * cb + 16 * q, LK);
                     PKN(ints)(a0, a1, w, xq + (size_t)k * 32, cols, NB);
                     const float32x4_t s = group > 0 ? sg : pkn_load4(sc, ((size_t)g * nb + k) * 16 + 4 * q, sfmt);
                     for (int bb = 0; bb < NB; bb++) {
@@ -229,6 +230,11 @@ static inline __attribute__((always_inline)) void PKN(group)(float *out, const i
         case K_PK_Q5U: PKN(group)(o, q, d, c, e, NB, K_PK_Q5U, codes, sc, bi, sfmt, group, rows, cols, g); break; \
         case K_PK_Q5K: PKN(group)(o, q, d, c, e, NB, K_PK_Q5K, codes, sc, bi, sfmt, group, rows, cols, g); break; \
         case K_PK_Q2K: PKN(group)(o, q, d, c, e, NB, K_PK_Q2K, codes, sc, bi, sfmt, group, rows, cols, g); break; \
+        case K_PK_Q3K: PKN(group)(o, q, d, c, e, NB, K_PK_Q3K, codes, sc, bi, sfmt, group, rows, cols, g); break; \
+        case K_PK_U2: PKN(group)(o, q, d, c, e, NB, K_PK_U2, codes, sc, bi, sfmt, group, rows, cols, g); break; \
+        case K_PK_U3: PKN(group)(o, q, d, c, e, NB, K_PK_U3, codes, sc, bi, sfmt, group, rows, cols, g); break; \
+        case K_PK_U5: PKN(group)(o, q, d, c, e, NB, K_PK_U5, codes, sc, bi, sfmt, group, rows, cols, g); break; \
+        case K_PK_U6: PKN(group)(o, q, d, c, e, NB, K_PK_U6, codes, sc, bi, sfmt, group, rows, cols, g); break; \
         default: PKN(group)(o, q, d, c, e, NB, K_PK_Q4, codes, sc, bi, sfmt, group, rows, cols, g); break;      \
         }                                                                                                     \
     } while (0)
