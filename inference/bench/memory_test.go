@@ -41,13 +41,13 @@ func rssBytes(t *testing.T) int64 {
 // the weights: resident memory grows by at most 1.1× the file, and the
 // model's own figure (Info.WeightBytes) says what is resident. Besides
 // Q4_0, the narrowest formats: Q2_K and Q3_K files (rows of 1024, whole
-// super-blocks) and an MLX 3-bit folder (its packed copy only, see below),
-// whose packed layouts keep each code at its own width.
+// super-blocks) and an MLX 3-bit folder, whose packed layouts keep each code
+// at its own width.
 func TestLoadHoldsOneCopy(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("releasing mapped pages is Linux-only")
 	}
-	for _, q := range []string{"q4_0", "q2_k", "q3_k_s", "mlx3"} {
+	for _, q := range []string{"q4_0", "q2_k", "q3_k_s", "mlx3", "mlx4"} {
 		t.Run(q, func(t *testing.T) { loadHoldsOneCopy(t, q) })
 	}
 }
@@ -106,14 +106,6 @@ func loadHoldsOneCopy(t *testing.T, q string) {
 		q, mb(size), mb(grown), mb(info.PackedBytes), mb(info.ReleasedBytes), mb(info.WeightBytes()))
 	if info.PackedBytes == 0 || info.PackedBytes > size*105/100 {
 		t.Errorf("%s: packed %.1f MB, want more than nothing and at most 1.05x the file's %.1f MB", q, mb(info.PackedBytes), mb(size))
-	}
-	if mlx {
-		// Not yet one copy: the MLX loader keeps float32 copies of every
-		// packed matrix's scales and biases for the unpacked path, and
-		// their bf16 pages in the file stay resident (about 1.4x the file
-		// in all at group 64). The packed copy itself is checked above.
-		t.Logf("%s: resident growth not checked (scales and biases held twice besides the packed copy)", q)
-		return
 	}
 	if limit := size * 11 / 10; grown > limit {
 		t.Errorf("resident memory grew by %.1f MB loading a %.1f MB file; want at most %.1f MB", mb(grown), mb(size), mb(limit))

@@ -163,7 +163,7 @@ func gpuMatrixBytes(m *matrix) int64 {
 	}
 	n := int64(f.Bytes(m.rows, m.cols, m.bits))
 	if f == cuda.MLX {
-		n += 2 * int64(len(m.scales)) * 4
+		n += 2 * int64(m.rows) * int64(m.cols/m.group) * 4 // float32 scales and biases
 	}
 	return n
 }
@@ -316,6 +316,7 @@ func (g *gpuModel) matrix(err *error, m *matrix, bias []float32) gpuMatrix {
 	case f == cuda.F16 || f == cuda.BF16:
 		gm.w.Data = g.put(err, m.half)
 	case f == cuda.MLX:
+		m.mlxFloats()
 		gm.w.Data, gm.w.Scales, gm.w.Biases = g.put(err, m.q), g.put(err, m.scales), g.put(err, m.biases)
 	default:
 		gm.w.Data = g.put(err, m.blocks)

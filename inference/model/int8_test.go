@@ -53,3 +53,52 @@ func TestInt8Fixtures(t *testing.T) {
 		})
 	}
 }
+
+// TestPackedMLXFallsBackToFloat loads an MLX 4-bit model packed (int8 on),
+// whose float32 scales and biases are then not kept, switches to float
+// activations and checks that the unpacked path widens them again from the
+// file: the logits equal those of the same model loaded with float
+// activations, bit for bit.
+func TestPackedMLXFallsBackToFloat(t *testing.T) {
+	dir := filepath.Join(ownFixtureDir, "llama-mlx4")
+	defer kernels.SetInt8MLX(kernels.SetInt8MLX(true))
+	defer kernels.SetInt8Activations(kernels.SetInt8Activations(true))
+	if !kernels.PackWanted(true) {
+		t.Skipf("no packed kernels at level %q", kernels.Features())
+	}
+	packed, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer packed.Close()
+	if packed.Info().PackedBytes == 0 {
+		t.Fatal("the MLX model was not packed")
+	}
+	kernels.SetInt8Activations(false)
+	plain, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Close()
+	for _, m := range []*Model{packed, plain} { // the KV default follows the activations at load
+		if err := m.SetKVStorage(KVF32); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tokens := []int32{1, 42, 7, 99, 3}
+	var got, want [][]float32
+	for _, c := range []struct {
+		m   *Model
+		out *[][]float32
+	}{{packed, &got}, {plain, &want}} {
+		*c.out = make([][]float32, 1)
+		if err := c.m.Forward([]SeqBatch{{Tokens: tokens, Cache: c.m.NewKVCache(16), WantLogits: true}}, *c.out); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range want[0] {
+		if got[0][i] != want[0][i] {
+			t.Fatalf("logit %d: %v after the fallback, %v loaded float", i, got[0][i], want[0][i])
+		}
+	}
+}

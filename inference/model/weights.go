@@ -26,7 +26,8 @@ func (k weightKind) String() string {
 
 // matrix is a [rows][cols] weight in its stored format: float slices alias
 // the file mapping; MLX codes alias it too, with scales and biases widened to
-// float32 once at load.
+// float32 when the unpacked path first needs them (mlxFloats): a packed MLX
+// matrix runs on its own copy of them, so the process keeps one copy.
 type matrix struct {
 	name       string
 	kind       weightKind
@@ -36,6 +37,7 @@ type matrix struct {
 	q          []uint32
 	scales     []float32
 	biases     []float32
+	mlxSrc     [2]safetensors.Tensor // the file's scales and biases, widened by mlxFloats
 	bits       int
 	group      int
 	ggml       quant.GGMLType  // wGGML: the block type of blocks
@@ -63,6 +65,7 @@ func (m *matrix) mul(out, x []float32, n int) {
 	case wF16:
 		kernels.MatMulF16(out, x, n, m.half, m.rows, m.cols)
 	case wMLX:
+		m.mlxFloats()
 		kernels.MatMulMLX(out, x, n, m.q, m.scales, m.biases, m.rows, m.cols, m.bits, m.group)
 	case wGGML:
 		kernels.MatMulGGUF(m.ggml, out, x, n, m.blocks, m.rows, m.cols)
@@ -96,12 +99,27 @@ func (m *matrix) row(dst []float32, r int) {
 			dst[i] = quant.F16ToF32(h)
 		}
 	case wMLX:
+		m.mlxFloats()
 		words, groups := m.cols*m.bits/32, m.cols/m.group
 		quant.DequantizeMLX(dst[:m.cols], m.q[r*words:(r+1)*words], m.scales[r*groups:(r+1)*groups],
 			m.biases[r*groups:(r+1)*groups], 1, m.cols, m.bits, m.group)
 	case wGGML:
 		m.ggmlRows(dst[:m.cols], r, 1)
 	}
+}
+
+// mlxFloats widens an MLX matrix's scales and biases to float32 if they are
+// not yet: at load for a matrix that is not packed, else on the first
+// unpacked use (activations switched to float), reading the file's pages
+// again. Calls come under the model's lock (Forward, load, GPU upload).
+func (m *matrix) mlxFloats() {
+	if m.kind != wMLX || m.scales != nil {
+		return
+	}
+	// The tensors' types and shapes were checked at load, so Floats, a
+	// plain conversion of mapped bytes, cannot fail here.
+	m.scales, _ = m.mlxSrc[0].Floats()
+	m.biases, _ = m.mlxSrc[1].Floats()
 }
 
 // params counts the logical elements of the weight.
@@ -200,28 +218,32 @@ func (ld *loader) matrix(path string, rows, cols int) (matrix, error) {
 		return m, err
 	}
 	groups := cols / qp.GroupSize
-	for _, part := range []struct {
-		suffix string
-		dst    *[]float32
-	}{{".scales", &m.scales}, {".biases", &m.biases}} {
-		st, err := ld.set.Tensor(path + part.suffix)
+	for i, suffix := range []string{".scales", ".biases"} {
+		st, err := ld.set.Tensor(path + suffix)
 		if err != nil {
 			return m, fmt.Errorf("quantized module %q: %w", path, err)
 		}
 		if len(st.Shape) != 2 || st.Shape[0] != rows || st.Shape[1] != groups {
 			return m, fmt.Errorf("tensor %q has shape %v, want [%d %d] (group size %d)", st.Name, st.Shape, rows, groups, qp.GroupSize)
 		}
-		if *part.dst, err = st.Floats(); err != nil {
-			return m, err
+		if _, err := st.Floats(); err != nil { // checks the dtype; widened again by mlxFloats
+			return m, fmt.Errorf("quantized module %q: %w", path, err)
 		}
+		m.mlxSrc[i] = st
 	}
 	m.kind, m.bits, m.group = wMLX, qp.Bits, qp.GroupSize
+	m.mlxFloats()
 	if kernels.PackWanted(true) {
 		m.packed = kernels.PackMLX(m.q, m.scales, m.biases, rows, cols, qp.Bits, qp.GroupSize)
 		ld.int8 = ld.int8 || m.packed != nil || qp.Bits == 4
 		if m.packed != nil {
+			// The packed copy holds codes, scales and biases: drop the
+			// float32 copies and give the file's pages back.
+			m.scales, m.biases = nil, nil
 			ld.packed += int64(m.packed.Bytes())
-			ld.released += ld.set.Release(path + ".weight")
+			for _, suffix := range []string{".weight", ".scales", ".biases"} {
+				ld.released += ld.set.Release(path + suffix)
+			}
 		}
 	}
 	ld.note(fmt.Sprintf("MLX %d-bit g%d", qp.Bits, qp.GroupSize))
