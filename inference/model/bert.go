@@ -24,6 +24,18 @@ type EncoderConfig struct {
 	MaxPositions int
 	TypeVocab    int
 	LayerNormEps float32
+
+	// RotaryDim, when positive, is how many dimensions of each head rotary
+	// position embeddings turn (base RopeBase, rotate-half pairing); the
+	// model then has no position table (nomic_bert).
+	RotaryDim int
+	RopeBase  float64
+	// GatedMLP is a SwiGLU MLP, down(up(x)·silu(gate(x))), in place of
+	// BERT's GELU one.
+	GatedMLP bool
+	// QKVBias and MLPBias say whether those projections carry biases
+	// (BERT's always do; nomic_bert's config may turn them off).
+	QKVBias, MLPBias bool
 }
 
 type rawEncoderConfig struct {
@@ -43,7 +55,7 @@ type rawEncoderConfig struct {
 
 // IsEncoderType reports whether model_type names an encoder this package
 // runs (bidirectional, for embeddings) rather than a causal LM.
-func IsEncoderType(modelType string) bool { return modelType == "bert" }
+func IsEncoderType(modelType string) bool { return modelType == "bert" || modelType == "nomic_bert" }
 
 // ParseEncoderConfig reads a BERT-family config.json.
 func ParseEncoderConfig(data []byte) (EncoderConfig, error) {
@@ -51,11 +63,15 @@ func ParseEncoderConfig(data []byte) (EncoderConfig, error) {
 	if err := json.Unmarshal(data, &r); err != nil {
 		return EncoderConfig{}, fmt.Errorf("parse config.json: %w", err)
 	}
+	if r.ModelType == "nomic_bert" {
+		return parseNomicConfig(data)
+	}
 	if !IsEncoderType(r.ModelType) {
-		return EncoderConfig{}, fmt.Errorf("model_type %q is not a supported encoder (bert)", r.ModelType)
+		return EncoderConfig{}, fmt.Errorf("model_type %q is not a supported encoder (bert, nomic_bert)", r.ModelType)
 	}
 	c := EncoderConfig{Architecture: r.ModelType, Vocab: r.Vocab, Hidden: r.Hidden, Layers: r.Layers, Heads: r.Heads,
-		Intermediate: r.Intermediate, MaxPositions: r.MaxPositions, TypeVocab: 2, LayerNormEps: 1e-12}
+		Intermediate: r.Intermediate, MaxPositions: r.MaxPositions, TypeVocab: 2, LayerNormEps: 1e-12,
+		QKVBias: true, MLPBias: true}
 	if r.TypeVocab != nil {
 		c.TypeVocab = *r.TypeVocab
 	}
@@ -73,6 +89,11 @@ func ParseEncoderConfig(data []byte) (EncoderConfig, error) {
 	if r.Quant != nil {
 		return c, errors.New("quantized bert checkpoints are not supported yet")
 	}
+	return c, c.check()
+}
+
+// check bounds the sizes of a parsed config.
+func (c EncoderConfig) check() error {
 	const maxDim = 1 << 16
 	for _, v := range []struct {
 		name string
@@ -80,16 +101,16 @@ func ParseEncoderConfig(data []byte) (EncoderConfig, error) {
 	}{{"vocab_size", c.Vocab}, {"hidden_size", c.Hidden}, {"num_hidden_layers", c.Layers}, {"num_attention_heads", c.Heads},
 		{"intermediate_size", c.Intermediate}, {"max_position_embeddings", c.MaxPositions}, {"type_vocab_size", c.TypeVocab}} {
 		if v.n <= 0 || v.n > maxDim*64 {
-			return c, fmt.Errorf("bert config: %s = %d is out of range", v.name, v.n)
+			return fmt.Errorf("%s config: %s = %d is out of range", c.Architecture, v.name, v.n)
 		}
 	}
 	if c.Hidden%c.Heads != 0 {
-		return c, fmt.Errorf("bert config: hidden_size %d is not a multiple of num_attention_heads %d", c.Hidden, c.Heads)
+		return fmt.Errorf("%s config: hidden_size %d is not a multiple of num_attention_heads %d", c.Architecture, c.Hidden, c.Heads)
 	}
 	if c.Layers > 256 || c.Hidden > maxDim || c.Intermediate > 4*maxDim || c.MaxPositions > maxDim {
-		return c, fmt.Errorf("bert config: sizes %d layers × %d hidden × %d positions are implausible", c.Layers, c.Hidden, c.MaxPositions)
+		return fmt.Errorf("%s config: sizes %d layers × %d hidden × %d positions are implausible", c.Architecture, c.Layers, c.Hidden, c.MaxPositions)
 	}
-	return c, nil
+	return nil
 }
 
 // Encoder is a loaded BERT encoder: token, position and type embeddings
@@ -100,7 +121,8 @@ type Encoder struct {
 	Config EncoderConfig
 
 	set                *safetensors.Set
-	word, pos, typ     matrix
+	word, pos, typ     matrix // pos is empty for rotary models
+	invFreq            []float32
 	embNormW, embNormB []float32
 	layers             []encLayer
 	params             int64
@@ -112,6 +134,7 @@ type encLayer struct {
 	q, k, v, o         linear
 	attnNormW, attnNB  []float32
 	up, down           linear
+	gate               linear // GatedMLP only
 	ffnNormW, ffnNormB []float32
 }
 
@@ -131,7 +154,11 @@ func LoadEncoder(dir string) (*Encoder, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encoder %s: %w", dir, err)
 	}
-	e, err := buildEncoder(cfg, set)
+	build := buildEncoder
+	if cfg.Architecture == "nomic_bert" {
+		build = buildNomicEncoder
+	}
+	e, err := build(cfg, set)
 	if err != nil {
 		set.Close()
 		return nil, fmt.Errorf("encoder %s: %w", dir, err)
@@ -240,13 +267,21 @@ func (e *Encoder) Hidden(seqs [][]int32) ([][]float32, error) {
 	tmp := make([]float32, H)
 	typ0 := make([]float32, H)
 	e.typ.row(typ0, 0)
+	var positions []int32
+	if cfg.RotaryDim > 0 {
+		positions = make([]int32, total)
+	}
 	t := 0
 	for _, s := range seqs {
 		for p, id := range s {
 			row := x[t*H : (t+1)*H]
 			e.word.row(row, int(id))
-			e.pos.row(tmp, p)
-			kernels.Add(row, tmp)
+			if positions != nil {
+				positions[t] = int32(p)
+			} else {
+				e.pos.row(tmp, p)
+				kernels.Add(row, tmp)
+			}
 			kernels.Add(row, typ0)
 			t++
 		}
@@ -259,12 +294,21 @@ func (e *Encoder) Hidden(seqs [][]int32) ([][]float32, error) {
 	att := make([]float32, total*H)
 	proj := make([]float32, total*H)
 	mid := make([]float32, total*cfg.Intermediate)
+	var gate []float32
+	if cfg.GatedMLP {
+		gate = make([]float32, total*cfg.Intermediate)
+	}
 	var at attnScratch
 	for li := range e.layers {
 		L := &e.layers[li]
 		L.q.forward(q, x, total)
 		L.k.forward(k, x, total)
 		L.v.forward(v, x, total)
+		if positions != nil {
+			d := H / cfg.Heads
+			kernels.RoPE(q, total, cfg.Heads, d, cfg.RotaryDim, positions, e.invFreq, true, 1)
+			kernels.RoPE(k, total, cfg.Heads, d, cfg.RotaryDim, positions, e.invFreq, true, 1)
+		}
 		off := 0
 		for _, s := range seqs {
 			n := len(s)
@@ -275,7 +319,15 @@ func (e *Encoder) Hidden(seqs [][]int32) ([][]float32, error) {
 		kernels.Add(proj, x)
 		layerNorm(x, proj, L.attnNormW, L.attnNB, total, H, cfg.LayerNormEps)
 		L.up.forward(mid, x, total)
-		parallelRows(total, func(r0, r1 int) { geluErf(mid[r0*cfg.Intermediate : r1*cfg.Intermediate]) })
+		if cfg.GatedMLP {
+			L.gate.forward(gate, x, total)
+			parallelRows(total, func(r0, r1 int) {
+				kernels.SiLUMul(gate[r0*cfg.Intermediate:r1*cfg.Intermediate], mid[r0*cfg.Intermediate:r1*cfg.Intermediate])
+			})
+			mid, gate = gate, mid
+		} else {
+			parallelRows(total, func(r0, r1 int) { geluErf(mid[r0*cfg.Intermediate : r1*cfg.Intermediate]) })
+		}
 		L.down.forward(proj, mid, total)
 		kernels.Add(proj, x)
 		layerNorm(x, proj, L.ffnNormW, L.ffnNormB, total, H, cfg.LayerNormEps)
