@@ -77,10 +77,10 @@ type EmbedOptions struct {
 	// "query") put before each text; "" uses the model's default prompt if
 	// it has one. Token inputs get no prompt.
 	Prompt string
-	// Dimensions, when positive, asks for shortened vectors. Only models
-	// trained for it (Matryoshka) may shorten; none of the encoders served
-	// so far says so, so any value other than 0 or the full size is
-	// ErrInvalidInput.
+	// Dimensions, when positive, asks for shortened vectors: the leading
+	// Dimensions entries, scaled back to unit length. Only models trained
+	// for it (Matryoshka, see model.LoadMatryoshka) may shorten; for others
+	// any value other than 0 or the full size is ErrInvalidInput.
 	Dimensions int
 }
 
@@ -157,8 +157,8 @@ func (e *Engine) Embed(ctx context.Context, id string, in EmbedInputs, opts Embe
 	if err != nil {
 		return EmbedResult{}, err
 	}
-	if opts.Dimensions != 0 && opts.Dimensions != m.Dim {
-		return EmbedResult{}, fmt.Errorf("%w: dimensions %d: model %s gives %d-dimensional vectors and is not trained for shortening them", ErrInvalidInput, opts.Dimensions, id, m.Dim)
+	if err := m.CheckDimensions(opts.Dimensions); err != nil {
+		return EmbedResult{}, fmt.Errorf("%w: dimensions %d: %w", ErrInvalidInput, opts.Dimensions, err)
 	}
 	seqs, err := m.tokenize(in, opts)
 	if err != nil {
@@ -167,6 +167,11 @@ func (e *Engine) Embed(ctx context.Context, id string, in EmbedInputs, opts Embe
 	vecs, err := m.run(ctx, seqs)
 	if err != nil {
 		return EmbedResult{}, err
+	}
+	if opts.Dimensions > 0 && opts.Dimensions < m.Dim {
+		for i, v := range vecs {
+			vecs[i] = shorten(v, opts.Dimensions)
+		}
 	}
 	res := EmbedResult{Model: id, Embeddings: vecs, Tokens: make([]int, n)}
 	for i, s := range seqs {

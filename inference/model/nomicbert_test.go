@@ -57,7 +57,7 @@ func checkEncoderAgainst(t *testing.T, enc *Encoder, ref embedRef, dtype string,
 
 // TestNomicReference runs the tiny random nomic_bert (rotary positions,
 // fused Wqkv, SwiGLU, no biases, vocabulary padded past the tokenizer's)
-// over five sequences of 2 to 50 tokens and compares with the independent
+// over five sequences of 3 to 50 tokens and compares with the independent
 // float64 reference of make_nomic_fixture_stdlib.py: within 1e-4 absolute
 // and cosine ≥ 0.99999. A sequence alone gives the same states as in the
 // batch (rotary positions restart per sequence).

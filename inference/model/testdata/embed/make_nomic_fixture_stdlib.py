@@ -112,7 +112,7 @@ def norm(v):
     n = max(math.sqrt(sum(a * a for a in v)), 1e-12); return [a / n for a in v]
 
 g = random.Random(11)
-lens = [2, 7, 16, 33, 50]
+lens = [3, 7, 16, 33, 50]
 ids = [[2] + [g.randrange(5, 259) for _ in range(n - 2)] + [3] for n in lens]
 ref = {"versions": {"implementation": "make_nomic_fixture_stdlib.py (float64 Python)"}, "ids": ids, "embeddings": {"f32": {}}}
 out = {k: [] for k in ["mean", "mean_norm", "cls", "cls_norm", "lasttoken", "lasttoken_norm"]}
