@@ -120,8 +120,8 @@ func (c EncoderConfig) check() error {
 type Encoder struct {
 	Config EncoderConfig
 
-	set                *safetensors.Set
-	word, pos, typ     matrix // pos is empty for rotary models
+	closer             func() error // releases the mapped weights
+	word, pos, typ     matrix       // pos is empty for rotary models
 	invFreq            []float32
 	embNormW, embNormB []float32
 	layers             []encLayer
@@ -132,6 +132,7 @@ type Encoder struct {
 
 type encLayer struct {
 	q, k, v, o         linear
+	qkv                linear // a fused [3H][H] projection in place of q, k, v when rows > 0
 	attnNormW, attnNB  []float32
 	up, down           linear
 	gate               linear // GatedMLP only
@@ -167,7 +168,7 @@ func LoadEncoder(dir string) (*Encoder, error) {
 }
 
 func buildEncoder(cfg EncoderConfig, set *safetensors.Set) (*Encoder, error) {
-	e := &Encoder{Config: cfg, set: set, fileSize: set.Size()}
+	e := &Encoder{Config: cfg, closer: set.Close, fileSize: set.Size()}
 	ld := &loader{set: set}
 	P := ""
 	if set.Has("bert.embeddings.word_embeddings.weight") {
@@ -225,7 +226,7 @@ func (ld *loader) layerNorm(path string, n int) (w, b []float32, err error) {
 }
 
 // Close releases the mapped weights.
-func (e *Encoder) Close() error { return e.set.Close() }
+func (e *Encoder) Close() error { return e.closer() }
 
 // Params is the number of weight elements.
 func (e *Encoder) Params() int64 { return e.params }
@@ -294,16 +295,24 @@ func (e *Encoder) Hidden(seqs [][]int32) ([][]float32, error) {
 	att := make([]float32, total*H)
 	proj := make([]float32, total*H)
 	mid := make([]float32, total*cfg.Intermediate)
-	var gate []float32
+	var gate, qkv []float32
+	if e.layers[0].qkv.rows > 0 {
+		qkv = make([]float32, total*3*H)
+	}
 	if cfg.GatedMLP {
 		gate = make([]float32, total*cfg.Intermediate)
 	}
 	var at attnScratch
 	for li := range e.layers {
 		L := &e.layers[li]
-		L.q.forward(q, x, total)
-		L.k.forward(k, x, total)
-		L.v.forward(v, x, total)
+		if L.qkv.rows > 0 {
+			L.qkv.forward(qkv, x, total)
+			splitRows(q, k, v, qkv, total, H)
+		} else {
+			L.q.forward(q, x, total)
+			L.k.forward(k, x, total)
+			L.v.forward(v, x, total)
+		}
 		if positions != nil {
 			d := H / cfg.Heads
 			kernels.RoPE(q, total, cfg.Heads, d, cfg.RotaryDim, positions, e.invFreq, true, 1)
@@ -339,6 +348,16 @@ func (e *Encoder) Hidden(seqs [][]int32) ([][]float32, error) {
 		off += len(s)
 	}
 	return out, nil
+}
+
+// splitRows copies each row of a fused [n][3H] projection into q, k and v.
+func splitRows(q, k, v, qkv []float32, n, H int) {
+	for t := 0; t < n; t++ {
+		row := qkv[t*3*H : (t+1)*3*H]
+		copy(q[t*H:(t+1)*H], row[:H])
+		copy(k[t*H:(t+1)*H], row[H:2*H])
+		copy(v[t*H:(t+1)*H], row[2*H:])
+	}
 }
 
 // attnScratch holds one head's gathered rows for the matmul-based attention.

@@ -108,10 +108,10 @@ func parseNomicConfig(data []byte) (EncoderConfig, error) {
 
 // buildNomicEncoder maps a nomic_bert checkpoint's tensors (embeddings.*,
 // emb_ln, encoder.layers.N.{attn.Wqkv, attn.out_proj, mlp.fc11, mlp.fc12,
-// mlp.fc2, norm1, norm2}) onto the encoder. The fused Wqkv is split by rows
-// into query, key and value views of the same mapping.
+// mlp.fc2, norm1, norm2}) onto the encoder; Wqkv stays one fused
+// projection (one matmul, its output split per row).
 func buildNomicEncoder(cfg EncoderConfig, set *safetensors.Set) (*Encoder, error) {
-	e := &Encoder{Config: cfg, set: set, fileSize: set.Size()}
+	e := &Encoder{Config: cfg, closer: set.Close, fileSize: set.Size()}
 	ld := &loader{set: set}
 	H, I := cfg.Hidden, cfg.Intermediate
 	var err error
@@ -128,11 +128,7 @@ func buildNomicEncoder(cfg EncoderConfig, set *safetensors.Set) (*Encoder, error
 	for i := range e.layers {
 		L := &e.layers[i]
 		p := fmt.Sprintf("encoder.layers.%d.", i)
-		qkv, err := ld.linear(p+"attn.Wqkv", 3*H, H)
-		if err != nil {
-			return nil, err
-		}
-		if L.q, L.k, L.v, err = splitQKV(qkv, H); err != nil {
+		if L.qkv, err = ld.linear(p+"attn.Wqkv", 3*H, H); err != nil {
 			return nil, err
 		}
 		for _, w := range []struct {
@@ -154,43 +150,6 @@ func buildNomicEncoder(cfg EncoderConfig, set *safetensors.Set) (*Encoder, error
 	e.params = ld.params
 	e.initRotary()
 	return e, nil
-}
-
-// splitQKV cuts a fused [3H][cols] projection into its query, key and value
-// rows (views of the same storage).
-func splitQKV(l linear, H int) (q, k, v linear, err error) {
-	parts := make([]linear, 3)
-	for i := range parts {
-		m, err := l.matrix.rowRange(i*H, (i+1)*H)
-		if err != nil {
-			return q, k, v, err
-		}
-		parts[i].matrix = m
-		if l.bias != nil {
-			parts[i].bias = l.bias[i*H : (i+1)*H]
-		}
-	}
-	return parts[0], parts[1], parts[2], nil
-}
-
-// rowRange is rows [r0, r1) of m as a matrix sharing its storage.
-func (m *matrix) rowRange(r0, r1 int) (matrix, error) {
-	s := matrix{name: m.name, kind: m.kind, rows: r1 - r0, cols: m.cols, ggml: m.ggml}
-	switch m.kind {
-	case wF32:
-		s.f32 = m.f32[r0*m.cols : r1*m.cols]
-	case wBF16, wF16:
-		s.half = m.half[r0*m.cols : r1*m.cols]
-	case wGGML:
-		rb := len(m.blocks) / m.rows
-		s.blocks = m.blocks[r0*rb : r1*rb]
-	default:
-		return s, fmt.Errorf("tensor %q: a fused projection stored as %s cannot be split", m.name, m.kind)
-	}
-	if m.packed != nil {
-		return s, fmt.Errorf("tensor %q: a packed fused projection cannot be split", m.name)
-	}
-	return s, nil
 }
 
 // initRotary fills the inverse frequencies of the rotary embedding:
