@@ -376,6 +376,9 @@ func (e *Engine) LoadEmbedding(ctx context.Context, id string) (*EmbeddingModel,
 }
 
 func loadEmbeddingModel(info LocalModel) (*EmbeddingModel, error) {
+	if info.Format == FormatGGUF {
+		return loadGGUFEmbeddingModel(info)
+	}
 	enc, err := model.LoadEncoder(info.Path)
 	if err != nil {
 		return nil, err
@@ -391,6 +394,16 @@ func loadEmbeddingModel(info LocalModel) (*EmbeddingModel, error) {
 	tk, err := tokenizer.Load(info.Path)
 	if err != nil {
 		return fail(fmt.Errorf("tokenizer: %w", err))
+	}
+	return startEmbeddingModel(info, enc, spec, tk)
+}
+
+// startEmbeddingModel checks that the tokenizer fits the encoder and starts
+// the model's worker; on error it closes enc.
+func startEmbeddingModel(info LocalModel, enc *model.Encoder, spec model.EmbedSpec, tk *tokenizer.Tokenizer) (*EmbeddingModel, error) {
+	fail := func(err error) (*EmbeddingModel, error) {
+		enc.Close()
+		return nil, err
 	}
 	if tk.VocabSize() > enc.Config.Vocab {
 		return fail(fmt.Errorf("tokenizer has %d tokens, the model's vocabulary %d", tk.VocabSize(), enc.Config.Vocab))
