@@ -302,7 +302,7 @@ func (e *Encoder) Hidden(seqs [][]int32) ([][]float32, error) {
 	if cfg.GatedMLP {
 		gate = make([]float32, total*cfg.Intermediate)
 	}
-	var at attnScratch
+	scale := float32(1 / math.Sqrt(float64(H/cfg.Heads)))
 	for li := range e.layers {
 		L := &e.layers[li]
 		if L.qkv.rows > 0 {
@@ -321,7 +321,8 @@ func (e *Encoder) Hidden(seqs [][]int32) ([][]float32, error) {
 		off := 0
 		for _, s := range seqs {
 			n := len(s)
-			at.bidirectional(att[off*H:(off+n)*H], q[off*H:(off+n)*H], k[off*H:(off+n)*H], v[off*H:(off+n)*H], n, cfg.Heads, H/cfg.Heads)
+			kernels.AttentionBidirectional(att[off*H:(off+n)*H], q[off*H:(off+n)*H], k[off*H:(off+n)*H], v[off*H:(off+n)*H],
+				n, cfg.Heads, H/cfg.Heads, scale)
 			off += n
 		}
 		L.o.forward(proj, att, total)
@@ -335,7 +336,7 @@ func (e *Encoder) Hidden(seqs [][]int32) ([][]float32, error) {
 			})
 			mid, gate = gate, mid
 		} else {
-			parallelRows(total, func(r0, r1 int) { geluErf(mid[r0*cfg.Intermediate : r1*cfg.Intermediate]) })
+			parallelRows(total, func(r0, r1 int) { kernels.GELUErf(mid[r0*cfg.Intermediate : r1*cfg.Intermediate]) })
 		}
 		L.down.forward(proj, mid, total)
 		kernels.Add(proj, x)
@@ -357,41 +358,6 @@ func splitRows(q, k, v, qkv []float32, n, H int) {
 		copy(q[t*H:(t+1)*H], row[:H])
 		copy(k[t*H:(t+1)*H], row[H:2*H])
 		copy(v[t*H:(t+1)*H], row[2*H:])
-	}
-}
-
-// attnScratch holds one head's gathered rows for the matmul-based attention.
-type attnScratch struct{ qh, kh, vt, sc, oh []float32 }
-
-// bidirectional computes full (unmasked) multi-head attention over one
-// sequence of n rows: per head, scores = Q·Kᵀ/√d through the matmul kernel,
-// a softmax per row, then scores·V (V transposed so the kernel's
-// weight-times-input form applies).
-func (a *attnScratch) bidirectional(out, q, k, v []float32, n, heads, d int) {
-	H := heads * d
-	a.qh, a.kh, a.vt = grow(a.qh, n*d), grow(a.kh, n*d), grow(a.vt, n*d)
-	a.sc, a.oh = grow(a.sc, n*n), grow(a.oh, n*d)
-	scale := float32(1 / math.Sqrt(float64(d)))
-	for h := 0; h < heads; h++ {
-		for t := 0; t < n; t++ {
-			src := t*H + h*d
-			copy(a.qh[t*d:(t+1)*d], q[src:src+d])
-			copy(a.kh[t*d:(t+1)*d], k[src:src+d])
-			for j := 0; j < d; j++ {
-				a.vt[j*n+t] = v[src+j]
-			}
-		}
-		for i := range a.qh[:n*d] {
-			a.qh[i] *= scale
-		}
-		kernels.MatMulF32(a.sc[:n*n], a.qh[:n*d], n, a.kh[:n*d], n, d)
-		for t := 0; t < n; t++ {
-			kernels.Softmax(a.sc[t*n : (t+1)*n])
-		}
-		kernels.MatMulF32(a.oh[:n*d], a.sc[:n*n], n, a.vt[:n*d], d, n)
-		for t := 0; t < n; t++ {
-			copy(out[t*H+h*d:t*H+(h+1)*d], a.oh[t*d:(t+1)*d])
-		}
 	}
 }
 
@@ -440,12 +406,5 @@ func layerNormRows(out, x, w, b []float32, r0, r1, dim int, eps float32) {
 		for i, v := range row {
 			o[i] = float32((float64(v)-mean)*inv)*w[i] + b[i]
 		}
-	}
-}
-
-// geluErf is the exact GELU, x·Φ(x), as BERT's "gelu" computes it.
-func geluErf(x []float32) {
-	for i, v := range x {
-		x[i] = float32(0.5 * float64(v) * (1 + math.Erf(float64(v)/math.Sqrt2)))
 	}
 }
