@@ -125,7 +125,7 @@ type embedJob struct {
 // request runs as several forwards, and between them the worker takes no
 // lock a chat scheduler waits on, so both make progress on the shared
 // kernel thread pool.
-const embedBatchTokens = 2048
+const embedBatchTokens = 4096
 
 // Embed embeds inputs with the embedding model id, loading it if needed.
 // Inputs are tokenized here; the forward passes run on the model's worker,
