@@ -44,6 +44,7 @@ func init() {
 	fs.String("embed-quant", "f16", "with --embed: storage of the random encoder GGUF: f32, f16, q8_0 or q4_0")
 	fs.Int("embed-batch", 32, "with --embed: inputs per batch")
 	fs.Int("embed-tokens", 128, "with --embed: tokens per input, [CLS] and [SEP] included")
+	fs.Int("embed-ubatch", 0, "with --embed --llama-cpp: llama-server's -ub (0: the whole batch in one ubatch)")
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "bench",
 		Usage: "--model <dir|file.gguf> | --random qwen0.5b|llama1b|mistral7b | --embed bge-small,nomic-embed [--embed-quant f16] [--quant q4_0|q8_0|q4_k_m|mlx4|mlx8|bf16] [--also mlx4] [--threads 1,2] [--depth 4096] [--repeats 5] [--llama-cpp <build dir>] [--streams 1,2,4,8] [--turns 5] [--write]",
@@ -304,7 +305,7 @@ func benchEmbed(fl caddycmd.Flags) (int, error) {
 		}
 		_, err = bench.EmbedCompare(bench.EmbedOptions{Model: shape.Name, Quant: q, GGUF: path, Threads: threads,
 			Batch: fl.Int("embed-batch"), SeqLen: fl.Int("embed-tokens"), Repeats: fl.Int("repeats"),
-			LlamaCPP: fl.String("llama-cpp"), LlamaEnv: env, Progress: os.Stderr, Lines: os.Stdout})
+			LlamaCPP: fl.String("llama-cpp"), LlamaEnv: env, UBatch: fl.Int("embed-ubatch"), Progress: os.Stderr, Lines: os.Stdout})
 		if err != nil {
 			return fail(err)
 		}

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -208,6 +209,7 @@ type EmbedOptions struct {
 	SeqLen   int // tokens per input, [CLS] and [SEP] included
 	Repeats  int
 	LlamaCPP string    // llama.cpp build folder (bin/llama-server), or ""
+	UBatch   int       // llama-server's -ub; 0: the whole batch in one ubatch
 	LlamaEnv []string  // extra environment for llama-server
 	Progress io.Writer // run-by-run figures
 	Lines    io.Writer // BENCH lines
@@ -267,7 +269,7 @@ func EmbedCompare(o EmbedOptions) ([]EmbedResult, error) {
 		kernels.SetThreads(th)
 		var srv *embedServer
 		if o.LlamaCPP != "" {
-			if srv, err = startEmbedServer(filepath.Join(o.LlamaCPP, "bin", "llama-server"), o.LlamaEnv, o.GGUF, th, o.Batch, o.SeqLen); err != nil {
+			if srv, err = startEmbedServer(filepath.Join(o.LlamaCPP, "bin", "llama-server"), o.LlamaEnv, o.GGUF, th, o.Batch, o.SeqLen, o.UBatch); err != nil {
 				return results, err
 			}
 		}
@@ -329,9 +331,10 @@ func sortedMedian(v []float64) float64 {
 type embedServer struct{ *llamaServer }
 
 // startEmbedServer starts llama-server with embeddings on, slots
-// parallel inputs of up to seqLen tokens, and a batch and ubatch holding
-// all of them, so one request's inputs run as one forward pass.
-func startEmbedServer(bin string, env []string, path string, threads, slots, seqLen int) (*embedServer, error) {
+// parallel inputs of up to seqLen tokens, and a batch holding all of them
+// (one llama_decode per request), split into ubatches of ubatch tokens
+// (whole sequences; 0: one ubatch, one forward pass).
+func startEmbedServer(bin string, env []string, path string, threads, slots, seqLen, ubatch int) (*embedServer, error) {
 	port, err := freeLoopbackPort()
 	if err != nil {
 		return nil, fmt.Errorf("llama-server: %w", err)
@@ -339,7 +342,7 @@ func startEmbedServer(bin string, env []string, path string, threads, slots, seq
 	ctx := slots * (seqLen + 16)
 	args := []string{"-m", path, "--embeddings", "--host", "127.0.0.1", "--port", strconv.Itoa(port),
 		"-t", strconv.Itoa(threads), "-tb", strconv.Itoa(threads), "-np", strconv.Itoa(slots),
-		"-c", strconv.Itoa(ctx), "-b", strconv.Itoa(ctx), "-ub", strconv.Itoa(ctx)}
+		"-c", strconv.Itoa(ctx), "-b", strconv.Itoa(ctx), "-ub", strconv.Itoa(cmp.Or(ubatch, ctx))}
 	s := &llamaServer{cmd: exec.Command(bin, args...), url: "http://127.0.0.1:" + strconv.Itoa(port),
 		stderr: &syncWriter{w: &bytes.Buffer{}}, done: make(chan struct{})}
 	s.cmd.Env = append(os.Environ(), env...)
