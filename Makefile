@@ -94,7 +94,7 @@ FUZZ_TARGETS := ./caddymodule/openai:FuzzDecodeChatRequest ./caddymodule/openai:
 	./inference/tokenizer:FuzzFromJSON ./inference/tokenizer:FuzzEncodeDecode ./inference/chat/jinja:FuzzTemplate \
 	./inference/grammar:FuzzCompileSchema ./inference/model:FuzzFromGGUF ./inference/model:FuzzParseConfig \
 	./inference/hub:FuzzValidateFileName ./inference/chat:FuzzToolStreamMatchesReference ./inference/chat:FuzzHermesHeader \
-	./inference/tokenizer:FuzzWordPiece ./caddymodule/openai:FuzzDecodeEmbeddingRequest
+	./inference/tokenizer:FuzzWordPiece ./inference/tokenizer:FuzzUnigram ./caddymodule/openai:FuzzDecodeEmbeddingRequest
 
 fuzz:
 	@passed=0; for t in $(FUZZ_TARGETS); do \
@@ -162,6 +162,7 @@ bench: build
 	./$(BIN) bench --random mistral7b --quant q4_k_m $(BENCH_FLAGS2)
 	$(if $(LLAMA_CPP_AVX2),IMPETUS_SIMD=avx2 ./$(BIN) bench --random qwen0.5b --quant q4_0 --also mlx4 $(BENCH_AVX2))
 	$(if $(LLAMA_CPP_AVX2),IMPETUS_SIMD=avx2 ./$(BIN) bench --random qwen0.5b --quant q8_0 $(BENCH_AVX2))
+	$(if $(LLAMA_CPP_AVX2),IMPETUS_SIMD=avx2 ./$(BIN) bench --random qwen0.5b --quant q4_k_m $(BENCH_AVX2))
 	@echo "bench end $$(date -u +%H:%M:%S), load average $$(cut -d' ' -f1-3 /proc/loadavg)"
 
 clean:

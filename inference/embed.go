@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
 
 	"github.com/impetusllm/impetus/inference/model"
 	"github.com/impetusllm/impetus/inference/tokenizer"
@@ -95,8 +94,9 @@ type EmbedResult struct {
 	PromptTokens int
 }
 
-// EmbeddingModel is a loaded encoder embedding model with its tokenizer and
-// the sentence-transformers pooling it applies.
+// EmbeddingModel is a loaded embedding model (an encoder, or a decoder
+// pooling its last token) with its tokenizer and the sentence-transformers
+// pooling it applies.
 type EmbeddingModel struct {
 	Info      LocalModel
 	Tokenizer *tokenizer.Tokenizer
@@ -106,7 +106,8 @@ type EmbeddingModel struct {
 	// Dim is the embedding size.
 	Dim int
 
-	enc  *model.Encoder
+	net  embedBackend
+	life embedLife
 	jobs chan *embedJob
 	quit chan struct{}
 	done chan struct{}
@@ -153,10 +154,11 @@ func (e *Engine) Embed(ctx context.Context, id string, in EmbedInputs, opts Embe
 			return EmbedResult{}, fmt.Errorf("%w: input %d has no tokens", ErrEmptyInput, i)
 		}
 	}
-	m, err := e.LoadEmbedding(ctx, id)
+	m, err := e.acquireEmbedding(ctx, id)
 	if err != nil {
 		return EmbedResult{}, err
 	}
+	defer m.life.release()
 	if err := m.CheckDimensions(opts.Dimensions); err != nil {
 		return EmbedResult{}, fmt.Errorf("%w: dimensions %d: %w", ErrInvalidInput, opts.Dimensions, err)
 	}
@@ -207,8 +209,8 @@ func (m *EmbeddingModel) tokenize(in EmbedInputs, opts EmbedOptions) ([][]int32,
 		} else {
 			ids = in.TokenIDs[i]
 			for _, id := range ids {
-				if id < 0 || int(id) >= m.enc.Config.Vocab {
-					return nil, fmt.Errorf("%w: input %d: token id %d is outside the vocabulary (0..%d)", ErrInvalidInput, i, id, m.enc.Config.Vocab-1)
+				if id < 0 || int(id) >= m.net.vocab() {
+					return nil, fmt.Errorf("%w: input %d: token id %d is outside the vocabulary (0..%d)", ErrInvalidInput, i, id, m.net.vocab()-1)
 				}
 			}
 		}
@@ -309,7 +311,7 @@ func (m *EmbeddingModel) work() {
 		if len(batch) == 0 {
 			continue
 		}
-		hidden, err := m.enc.Hidden(seqs)
+		hidden, err := m.net.hidden(seqs)
 		for k, it := range batch {
 			if _, live := left[it.j]; !live {
 				continue
@@ -338,85 +340,51 @@ func (m *EmbeddingModel) work() {
 func (m *EmbeddingModel) close() {
 	close(m.quit)
 	<-m.done
-	m.enc.Close()
-}
-
-// LoadEmbedding loads the embedding model id (a no-op when it is loaded)
-// and returns it. A chat model gets ErrNotEmbeddingModel.
-func (e *Engine) LoadEmbedding(ctx context.Context, id string) (*EmbeddingModel, error) {
-	e.embedMu.Lock()
-	defer e.embedMu.Unlock()
-	if m := e.embedders[id]; m != nil {
-		return m, nil
-	}
-	select {
-	case <-e.stop:
-		return nil, fmt.Errorf("%w: the engine is closed", ErrUnloaded)
-	default:
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	info, err := e.FindModel(id)
-	if err != nil {
-		return nil, err
-	}
-	if info.Kind != KindEmbedding {
-		return nil, fmt.Errorf("%w: %s is a %s model", ErrNotEmbeddingModel, id, info.Kind)
-	}
-	m, err := loadEmbeddingModel(info)
-	if err != nil {
-		return nil, fmt.Errorf("loading %s: %w", id, err)
-	}
-	if e.embedders == nil {
-		e.embedders = map[string]*EmbeddingModel{}
-	}
-	e.embedders[id] = m
-	return m, nil
+	m.net.close()
 }
 
 func loadEmbeddingModel(info LocalModel) (*EmbeddingModel, error) {
 	if info.Format == FormatGGUF {
 		return loadGGUFEmbeddingModel(info)
 	}
-	enc, err := model.LoadEncoder(info.Path)
+	spec, err := model.LoadEmbedSpec(info.Path)
+	if err != nil {
+		return nil, err
+	}
+	net, err := openEmbedBackend(info.Path, spec)
 	if err != nil {
 		return nil, err
 	}
 	fail := func(err error) (*EmbeddingModel, error) {
-		enc.Close()
+		net.close()
 		return nil, err
-	}
-	spec, err := model.LoadEmbedSpec(info.Path)
-	if err != nil {
-		return fail(err)
 	}
 	tk, err := tokenizer.Load(info.Path)
 	if err != nil {
 		return fail(fmt.Errorf("tokenizer: %w", err))
 	}
-	return startEmbeddingModel(info, enc, spec, tk)
+	return startEmbeddingModel(info, net, spec, tk)
 }
 
-// startEmbeddingModel checks that the tokenizer fits the encoder and starts
-// the model's worker; on error it closes enc.
-func startEmbeddingModel(info LocalModel, enc *model.Encoder, spec model.EmbedSpec, tk *tokenizer.Tokenizer) (*EmbeddingModel, error) {
+// startEmbeddingModel checks that the tokenizer fits the network and
+// starts the model's worker; on error it closes net.
+func startEmbeddingModel(info LocalModel, net embedBackend, spec model.EmbedSpec, tk *tokenizer.Tokenizer) (*EmbeddingModel, error) {
 	fail := func(err error) (*EmbeddingModel, error) {
-		enc.Close()
+		net.close()
 		return nil, err
 	}
-	if tk.VocabSize() > enc.Config.Vocab {
-		return fail(fmt.Errorf("tokenizer has %d tokens, the model's vocabulary %d", tk.VocabSize(), enc.Config.Vocab))
+	if tk.VocabSize() > net.vocab() {
+		return fail(fmt.Errorf("tokenizer has %d tokens, the model's vocabulary %d", tk.VocabSize(), net.vocab()))
 	}
-	maxTok := enc.Config.MaxPositions
+	maxTok := net.maxPositions()
 	if spec.MaxSeqLen > 0 {
 		maxTok = min(maxTok, spec.MaxSeqLen)
 	}
 	if maxTok <= len(tk.PostProcess(nil)) {
 		return fail(fmt.Errorf("maximum sequence length %d leaves no room for text", maxTok))
 	}
-	m := &EmbeddingModel{Info: info, Tokenizer: tk, Spec: spec, MaxTokens: maxTok, Dim: enc.Config.Hidden,
-		enc: enc, jobs: make(chan *embedJob), quit: make(chan struct{}), done: make(chan struct{})}
+	m := &EmbeddingModel{Info: info, Tokenizer: tk, Spec: spec, MaxTokens: maxTok, Dim: net.dim(),
+		net: net, jobs: make(chan *embedJob), quit: make(chan struct{}), done: make(chan struct{})}
 	go m.work()
 	return m, nil
 }
@@ -447,32 +415,4 @@ func folderKind(dir string) ModelKind {
 		return KindEmbedding
 	}
 	return KindChat
-}
-
-// LoadedEmbeddings lists the ids of the embedding models in memory, sorted.
-// (Embedding models are kept apart from Loaded's chat models: they have no
-// scheduler, KV cache or MaxLoadedModels/IdleUnload accounting yet.)
-func (e *Engine) LoadedEmbeddings() []string {
-	e.embedMu.Lock()
-	defer e.embedMu.Unlock()
-	ids := make([]string, 0, len(e.embedders))
-	for id := range e.embedders {
-		ids = append(ids, id)
-	}
-	sort.Strings(ids)
-	return ids
-}
-
-// UnloadEmbedding frees a loaded embedding model; calls waiting on it get
-// ErrUnloaded. An id that is not loaded is ErrModelNotFound.
-func (e *Engine) UnloadEmbedding(id string) error {
-	e.embedMu.Lock()
-	m := e.embedders[id]
-	delete(e.embedders, id)
-	e.embedMu.Unlock()
-	if m == nil {
-		return fmt.Errorf("%w: embedding model %q is not loaded", ErrModelNotFound, id)
-	}
-	m.close()
-	return nil
 }

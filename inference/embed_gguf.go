@@ -31,7 +31,7 @@ func loadGGUFEmbeddingModel(info LocalModel) (*EmbeddingModel, error) {
 		enc.Close()
 		return nil, fmt.Errorf("tokenizer: %w", err)
 	}
-	return startEmbeddingModel(info, enc, spec, tk)
+	return startEmbeddingModel(info, encoderBackend{enc}, spec, tk)
 }
 
 // ggufKind tells an encoder GGUF from a chat one by general.architecture.

@@ -114,8 +114,15 @@ type Engine struct {
 
 	gpus gpus
 
-	embedMu   sync.Mutex                 // guards embedders and their loading
+	embedMu   sync.Mutex                 // guards embedders
 	embedders map[string]*EmbeddingModel // loaded embedding models, by id
+
+	// embedLoadMu serialises embedding loads (held while one reads its
+	// weights); embedPending counts those that made their room under
+	// Options.MaxLoadedModels and are not in embedders yet (guarded by
+	// loadMu).
+	embedLoadMu  sync.Mutex
+	embedPending int
 }
 
 // New starts an Engine. It loads no weights: models load on demand.

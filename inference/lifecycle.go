@@ -91,6 +91,9 @@ func (e *Engine) free(m *LoadedModel) {
 func (e *Engine) UnloadModel(ctx context.Context, id string, force bool) error {
 	m := e.LoadedModelByID(id)
 	if m == nil {
+		if e.embedderByID(id) != nil {
+			return e.unloadEmbedding(ctx, id, force)
+		}
 		return fmt.Errorf("%w: %q is not loaded", ErrModelNotFound, id)
 	}
 	if force {
@@ -121,16 +124,16 @@ func (e *Engine) UnloadModel(ctx context.Context, id string, force bool) error {
 	}
 }
 
-// makeRoom evicts the least recently used idle models until loading one more
-// keeps within Options.MaxLoadedModels, counting the loads in flight that
-// have already made their room. Callers hold e.loadMu.
+// makeRoom evicts the least recently used idle models (chat or embedding)
+// until loading one more keeps within Options.MaxLoadedModels, counting the
+// loads in flight that have already made their room. Callers hold e.loadMu.
 func (e *Engine) makeRoom() error {
 	limit := e.o().MaxLoadedModels
 	if limit <= 0 {
 		return nil
 	}
-	models := e.byLastUsed()
-	n := len(models)
+	models := e.evictionOrder()
+	n := len(models) + e.embedPending
 	for _, c := range e.loading {
 		if c.counted {
 			n++
@@ -140,8 +143,7 @@ func (e *Engine) makeRoom() error {
 		if n < limit {
 			return nil
 		}
-		if m.stopAdmitting(true) {
-			e.free(m)
+		if m.evict() {
 			n--
 		}
 	}
@@ -215,5 +217,5 @@ func (e *Engine) unloadIdle(now time.Time, ttl time.Duration) []string {
 		e.free(m)
 		freed = append(freed, m.Info.ID)
 	}
-	return freed
+	return append(freed, e.unloadIdleEmbeddings(now, ttl)...)
 }

@@ -96,7 +96,11 @@ func (h *OpenAI) endUsage(u *usage) {
 		"duration_ms":       httperr.RoundTo(float64(took.Microseconds())/1000, 2),
 	}
 	if took > 0 {
-		stats["tokens_per_second"] = httperr.RoundTo(float64(u.completion)/took.Seconds(), 2)
+		n := u.completion
+		if u.endpoint == string(endpointEmbeddings) {
+			n = u.prompt // embeddings generate nothing: their rate is of the tokens embedded
+		}
+		stats["tokens_per_second"] = httperr.RoundTo(float64(n)/took.Seconds(), 2)
 	}
 	if first := u.timer.FirstToken(); !first.IsZero() {
 		stats["time_to_first_token_ms"] = httperr.RoundTo(float64(first.Sub(start).Microseconds())/1000, 2)

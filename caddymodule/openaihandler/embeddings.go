@@ -28,7 +28,7 @@ func (h *OpenAI) embeddings(w http.ResponseWriter, r *http.Request, in *request)
 		return
 	}
 	req := in.embed
-	m, e := h.loadEmbedding(r, req.Model)
+	m, e := h.loadEmbedding(w, r, req.Model)
 	if e != nil {
 		openai.WriteError(w, e)
 		return
@@ -74,8 +74,9 @@ func (h *OpenAI) embeddings(w http.ResponseWriter, r *http.Request, in *request)
 }
 
 // loadEmbedding checks that the key may use the model and that it is an
-// embedding model, and loads it on demand.
-func (h *OpenAI) loadEmbedding(r *http.Request, id string) (*inference.EmbeddingModel, *openai.Error) {
+// embedding model, and loads it on demand (fetching it first when
+// auto_download allows, as for chat models).
+func (h *OpenAI) loadEmbedding(w http.ResponseWriter, r *http.Request, id string) (*inference.EmbeddingModel, *openai.Error) {
 	if !auth.ModelAllowed(r, id) {
 		e := openai.Forbidden(auth.ModelForbiddenMessage(id))
 		param := "model"
@@ -84,6 +85,11 @@ func (h *OpenAI) loadEmbedding(r *http.Request, id string) (*inference.Embedding
 	}
 	if h.app.Engine().LoadedModelByID(id) != nil {
 		return nil, openai.InvalidRequest("model", id+" is a chat model; /v1/embeddings needs an embedding model")
+	}
+	if h.app.Engine().EmbeddingModelByID(id) == nil {
+		if _, err := h.app.Models().FindOrFetch(r.Context(), id); err != nil {
+			return nil, h.loadError(w, err, id)
+		}
 	}
 	// LoadEmbedding finds the model (a chat one is ErrNotEmbeddingModel);
 	// once it is loaded it returns at once, without a scan of the disk.

@@ -19,9 +19,15 @@ func (h *OpenAI) loadForRequest(w http.ResponseWriter, r *http.Request, id strin
 	if err == nil {
 		return lm, nil
 	}
+	return nil, h.loadError(w, err, id)
+}
+
+// loadError answers a models.Manager load failure in the OpenAI error
+// shape; a 503 that has a Retry-After sets it on w (when not nil).
+func (h *OpenAI) loadError(w http.ResponseWriter, err error, id string) *openai.Error {
 	var le *models.LoadError
 	if !errors.As(err, &le) {
-		return nil, engineError(err, id)
+		return engineError(err, id)
 	}
 	if le.RetryAfter() > 0 && w != nil {
 		w.Header().Set("Retry-After", strconv.Itoa(le.RetryAfter()))
@@ -32,19 +38,19 @@ func (h *OpenAI) loadForRequest(w http.ResponseWriter, r *http.Request, id strin
 		if hint := models.HowToGet(id); hint != "" {
 			e.Message += "; it is not on this server's disk: " + hint
 		}
-		return nil, e
+		return e
 	case http.StatusInsufficientStorage:
-		return nil, openai.NewError(http.StatusInsufficientStorage, openai.TypeServer, le.Error()).WithCode("insufficient_memory")
+		return openai.NewError(http.StatusInsufficientStorage, openai.TypeServer, le.Error()).WithCode("insufficient_memory")
 	case http.StatusServiceUnavailable:
 		if le.Unwrap() != nil {
-			return nil, engineError(le.Unwrap(), id)
+			return engineError(le.Unwrap(), id)
 		}
-		return nil, openai.Unavailable(le.Error())
+		return openai.Unavailable(le.Error())
 	case http.StatusBadGateway:
-		return nil, openai.NewError(http.StatusBadGateway, openai.TypeServer, le.Error()).WithCode("download_failed")
+		return openai.NewError(http.StatusBadGateway, openai.TypeServer, le.Error()).WithCode("download_failed")
 	case http.StatusNotImplemented:
-		return nil, engineError(le.Unwrap(), id)
+		return engineError(le.Unwrap(), id)
 	}
 	h.logger.Error("loading model", zap.String("model", id), zap.Error(err))
-	return nil, openai.Internal("loading the model failed")
+	return openai.Internal("loading the model failed")
 }

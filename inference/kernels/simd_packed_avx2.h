@@ -341,6 +341,103 @@ PK2_AI void PK2(half)(float *out, const int8_t *xq, const float *xd, const int32
     for (int bb = 0; bb < NB; bb++) _mm256_storeu_ps(out + (size_t)bb * rows + (size_t)g * 16 + 8 * h, f[bb]);
 }
 
+// One activation row against all 16 rows of group g, for the kinds whose
+// blocks are plain 32-blocks (Q4, Q8, U8, with or without MLX groups): both
+// halves per block, so each activation quad is broadcast once for 16 rows
+// and the group's codes are read once. Each lane's integer sums and float
+// operations are those of PK2(half), so the results are bit-identical.
+PK2_AI void PK2(pair1)(float *out, const int8_t *xq, const float *xd, const int32_t *xc, const float *xe,
+                       const int KIND, const uint8_t *codes, const void *sc, const void *bi, int sfmt, int group,
+                       int cols, int g) {
+    const int nb = cols / 32;
+    const size_t cb = K_PK_CB(KIND);
+    const uint8_t *cp = codes + (size_t)g * nb * cb;
+    const int bpg = group > 0 ? group / 32 : nb, ng = group > 0 ? cols / group : 1;
+    __m256 f0 = _mm256_setzero_ps(), f1 = _mm256_setzero_ps();
+    __m256i w[8];
+    for (int gi = 0; gi < ng; gi++) {
+        __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+        if (group > 0) {
+            s0 = PK2(load8)(sc, ((size_t)g * ng + gi) * 16, sfmt);
+            s1 = PK2(load8)(sc, ((size_t)g * ng + gi) * 16 + 8, sfmt);
+        }
+        for (int k = gi * bpg; k < (gi + 1) * bpg; k++) {
+            pk2_prefetch(cp + (size_t)k * cb, cb);
+            if (group == 0) {
+                s0 = PK2(load8)(sc, ((size_t)g * nb + k) * 16, sfmt);
+                s1 = PK2(load8)(sc, ((size_t)g * nb + k) * 16 + 8, sfmt);
+            }
+            const __m256 dx = _mm256_set1_ps(xd[k]);
+            PK2(load)(w, cp + (size_t)k * cb, KIND);
+            const __m256i a0 = PK2(dot)(w, xq + (size_t)k * 32, xc[k], KIND);
+            f0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(a0), _mm256_mul_ps(s0, dx), f0);
+            PK2(load)(w, cp + (size_t)k * cb + 32, KIND);
+            const __m256i a1 = PK2(dot)(w, xq + (size_t)k * 32, xc[k], KIND);
+            f1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(a1), _mm256_mul_ps(s1, dx), f1);
+        }
+        if (group > 0) {
+            const __m256 ex = _mm256_set1_ps(xe[gi]);
+            f0 = _mm256_fmadd_ps(PK2(load8)(bi, ((size_t)g * ng + gi) * 16, sfmt), ex, f0);
+            f1 = _mm256_fmadd_ps(PK2(load8)(bi, ((size_t)g * ng + gi) * 16 + 8, sfmt), ex, f1);
+        }
+    }
+    _mm256_storeu_ps(out + (size_t)g * 16, f0);
+    _mm256_storeu_ps(out + (size_t)g * 16 + 8, f1);
+}
+
+// One activation row against all 16 rows of group g for the K-quants with
+// 256-element super-blocks (Q4_K, Q5_K, Q6_K): as PK2(pair1), both halves
+// per block with the operations of PK2(half), so the results are the same.
+PK2_AI void PK2(pairk)(float *out, const int8_t *xq, const float *xd, const int32_t *xc, const float *xe,
+                       const int KIND, const uint8_t *codes, const void *sc, int cols, int g) {
+    const int nb = cols / 32, nsb = cols / 256;
+    const size_t cb = K_PK_CB(KIND), sbb = KIND == K_PK_Q6K ? 288 : 320;
+    const uint8_t *cp = codes + (size_t)g * nb * cb;
+    const uint8_t *sp = (const uint8_t *)sc + (size_t)g * nsb * sbb;
+    __m256 f[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+    __m256i w[8];
+    for (int sb = 0; sb < nsb; sb++, sp += sbb) {
+        __m256 dv[2], mv[2];
+        for (int h = 0; h < 2; h++) {
+            dv[h] = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(sp + 16 * h)));
+            mv[h] = KIND == K_PK_Q6K ? _mm256_mul_ps(dv[h], _mm256_set1_ps(0.25f))
+                                     : _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(sp + 32 + 16 * h)));
+        }
+        for (int k = sb * 8; k < sb * 8 + 8; k++) {
+            const int j = k - sb * 8;
+            const int8_t *xb = xq + (size_t)k * 32;
+            const __m256 dx = _mm256_set1_ps(xd[k]);
+            pk2_prefetch(cp + (size_t)k * cb, cb);
+            for (int h = 0; h < 2; h++) {
+                PK2(load)(w, cp + (size_t)k * cb + 32 * h, KIND);
+                if (KIND == K_PK_Q6K) {
+                    const __m256 s0 = PK2(sub8)(sp + 32 + 32 * j + 8 * h, dv[h], 1);
+                    const __m256 s1 = PK2(sub8)(sp + 48 + 32 * j + 8 * h, mv[h], 1);
+                    __m256i a0, a1;
+                    PK2(dot_q6)(w, xb, xc[2 * k], xc[2 * k + 1], &a0, &a1);
+                    f[h] = _mm256_fmadd_ps(
+                        _mm256_fmadd_ps(_mm256_cvtepi32_ps(a1), s1, _mm256_mul_ps(_mm256_cvtepi32_ps(a0), s0)), dx,
+                        f[h]);
+                } else {
+                    const __m256 s = PK2(sub8)(sp + 64 + 16 * j + 8 * h, dv[h], 0);
+                    const __m256 m = PK2(sub8)(sp + 192 + 16 * j + 8 * h, mv[h], 0);
+                    if (KIND == K_PK_Q5K) {
+                        const __m256i a = PK2(dot_q5)(w, xb, 0);
+                        f[h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(a), _mm256_mul_ps(s, dx), f[h]);
+                        f[h] = _mm256_fnmadd_ps(m, _mm256_set1_ps(xe[k]), f[h]);
+                    } else {
+                        const __m256i a = PK2(dot)(w, xb, xc[k], KIND);
+                        const __m256 t = _mm256_fmadd_ps(_mm256_cvtepi32_ps(a), _mm256_mul_ps(s, dx), f[h]);
+                        f[h] = _mm256_fnmadd_ps(m, _mm256_set1_ps(xe[k]), t);
+                    }
+                }
+            }
+        }
+    }
+    _mm256_storeu_ps(out + (size_t)g * 16, f[0]);
+    _mm256_storeu_ps(out + (size_t)g * 16 + 8, f[1]);
+}
+
 #define PK2_NB(NB)                                                                                                 \
     do {                                                                                                           \
         switch (kind) {                                                                                            \
@@ -367,6 +464,22 @@ void PK2(pk_matmul)(float *out, const int8_t *xq, const float *xd, const int32_t
         const int32_t *c = xc + (size_t)b0 * nc;
         const float *e = xe ? xe + (size_t)b0 * ng : 0;
         const int nbk = n - b0 < 4 ? n - b0 : 4;
+        if (nbk == 1 && (kind == K_PK_Q4 || kind == K_PK_Q8 || kind == K_PK_U8)) {
+            for (int g = lo / 16; g < hi / 16; g++) {
+                if (kind == K_PK_Q8) PK2(pair1)(o, q, d, c, e, K_PK_Q8, codes, sc, bi, sfmt, group, cols, g);
+                else if (kind == K_PK_U8) PK2(pair1)(o, q, d, c, e, K_PK_U8, codes, sc, bi, sfmt, group, cols, g);
+                else PK2(pair1)(o, q, d, c, e, K_PK_Q4, codes, sc, bi, sfmt, group, cols, g);
+            }
+            continue;
+        }
+        if (nbk == 1 && (kind == K_PK_Q4K || kind == K_PK_Q5K || kind == K_PK_Q6K)) {
+            for (int g = lo / 16; g < hi / 16; g++) {
+                if (kind == K_PK_Q4K) PK2(pairk)(o, q, d, c, e, K_PK_Q4K, codes, sc, cols, g);
+                else if (kind == K_PK_Q5K) PK2(pairk)(o, q, d, c, e, K_PK_Q5K, codes, sc, cols, g);
+                else PK2(pairk)(o, q, d, c, e, K_PK_Q6K, codes, sc, cols, g);
+            }
+            continue;
+        }
         for (int g = lo / 16; g < hi / 16; g++) {
             for (int h = 0; h < 2; h++) {
                 switch (nbk) {

@@ -22,6 +22,7 @@ type EncoderConfig struct {
 	Heads        int
 	Intermediate int
 	MaxPositions int
+	PosOffset    int // where position rows start (RoBERTa: padding_idx+1); MaxPositions counts those after
 	TypeVocab    int
 	LayerNormEps float32
 
@@ -51,11 +52,14 @@ type rawEncoderConfig struct {
 	HiddenAct    string   `json:"hidden_act"`
 	PosEmbedType string   `json:"position_embedding_type"`
 	Quant        any      `json:"quantization"`
+	PadTokenID   *int     `json:"pad_token_id"`
 }
 
 // IsEncoderType reports whether model_type names an encoder this package
 // runs (bidirectional, for embeddings) rather than a causal LM.
-func IsEncoderType(modelType string) bool { return modelType == "bert" || modelType == "nomic_bert" }
+func IsEncoderType(modelType string) bool {
+	return modelType == "bert" || modelType == "nomic_bert" || isRobertaType(modelType)
+}
 
 // ParseEncoderConfig reads a BERT-family config.json.
 func ParseEncoderConfig(data []byte) (EncoderConfig, error) {
@@ -77,6 +81,10 @@ func ParseEncoderConfig(data []byte) (EncoderConfig, error) {
 	}
 	if r.LayerNormEps != nil {
 		c.LayerNormEps = float32(*r.LayerNormEps)
+	}
+	if isRobertaType(r.ModelType) {
+		c.PosOffset = robertaPositionOffset(r.PadTokenID)
+		c.MaxPositions -= c.PosOffset
 	}
 	switch r.HiddenAct {
 	case "", "gelu":
@@ -173,14 +181,21 @@ func buildEncoder(cfg EncoderConfig, set *safetensors.Set) (*Encoder, error) {
 	P := ""
 	if set.Has("bert.embeddings.word_embeddings.weight") {
 		P = "bert."
+	} else if set.Has("roberta.embeddings.word_embeddings.weight") {
+		P = "roberta."
 	}
 	H, I := cfg.Hidden, cfg.Intermediate
 	var err error
 	if e.word, err = ld.matrix(P+"embeddings.word_embeddings", cfg.Vocab, H); err != nil {
 		return nil, err
 	}
-	if e.pos, err = ld.matrix(P+"embeddings.position_embeddings", cfg.MaxPositions, H); err != nil {
+	if e.pos, err = ld.matrix(P+"embeddings.position_embeddings", cfg.PosOffset+cfg.MaxPositions, H); err != nil {
 		return nil, err
+	}
+	if cfg.PosOffset > 0 {
+		if e.pos, err = e.pos.dropRows(cfg.PosOffset); err != nil {
+			return nil, err
+		}
 	}
 	if e.typ, err = ld.matrix(P+"embeddings.token_type_embeddings", cfg.TypeVocab, H); err != nil {
 		return nil, err

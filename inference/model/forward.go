@@ -205,6 +205,10 @@ type SeqBatch struct {
 	Tokens     []int32
 	Cache      *KVCache
 	WantLogits bool // return the logits of the last token
+	// WantHidden returns, in place of logits, the last token's hidden state
+	// after the final norm (Config.Hidden values): what last-token pooling
+	// of a decoder embedding model takes.
+	WantHidden bool
 }
 
 // scratch holds the activations of one forward pass, reused across calls.
@@ -228,7 +232,8 @@ var ErrBatch = errors.New("bad forward batch")
 
 // Forward appends each sequence's tokens to its cache and, for sequences with
 // WantLogits, writes the logits of their last token into logits[i] (allocated
-// when shorter than the vocabulary). All tokens of the batch go through each
+// when shorter than the vocabulary), or with WantHidden its final hidden
+// state. All tokens of the batch go through each
 // weight as one matrix multiplication; attention runs per sequence.
 func (m *Model) Forward(batch []SeqBatch, logits [][]float32) error {
 	m.mu.Lock()
@@ -259,9 +264,12 @@ func (m *Model) Forward(batch []SeqBatch, logits [][]float32) error {
 		if c.n+len(sb.Tokens) > c.maxLen {
 			return fmt.Errorf("%w: sequence %d: %d cached + %d new tokens exceed the cache's %d", ErrBatch, i, c.n, len(sb.Tokens), c.maxLen)
 		}
-		if sb.WantLogits {
+		if sb.WantLogits || sb.WantHidden {
 			if len(sb.Tokens) == 0 {
 				return fmt.Errorf("%w: sequence %d: logits wanted but no tokens given", ErrBatch, i)
+			}
+			if sb.WantHidden && m.gpu != nil {
+				return fmt.Errorf("%w: sequence %d: hidden states are computed on the CPU only", ErrBatch, i)
 			}
 			nOut++
 		}
@@ -390,33 +398,43 @@ func (m *Model) Forward(batch []SeqBatch, logits [][]float32) error {
 		return nil
 	}
 
-	// Final norm and logits for the last token of each sequence that wants them.
+	// Final norm, then the logits or hidden state of the last token of each
+	// sequence that wants them.
 	V := cfg.Vocab
-	s.last, s.logits = grow(s.last, nOut*H), grow(s.logits, nOut*V)
+	s.last = grow(s.last, nOut*H)
 	row, j := 0, 0
+	wantLogits := false
 	for _, sb := range batch {
 		row += len(sb.Tokens)
-		if sb.WantLogits {
+		if sb.WantLogits || sb.WantHidden {
 			copy(s.last[j*H:(j+1)*H], s.x[(row-1)*H:row*H])
 			j++
 		}
+		wantLogits = wantLogits || sb.WantLogits && !sb.WantHidden
 	}
 	kernels.RMSNorm(s.last, s.last, m.norm, nOut, H, cfg.RMSNormEps, cfg.NormAddOne)
-	m.lmHead.mul(s.logits, s.last, nOut)
-	if c := cfg.FinalSoftcap; c > 0 {
-		for i, v := range s.logits {
-			s.logits[i] = float32(math.Tanh(float64(v/c))) * c
+	if wantLogits {
+		s.logits = grow(s.logits, nOut*V)
+		m.lmHead.mul(s.logits, s.last, nOut)
+		if c := cfg.FinalSoftcap; c > 0 {
+			for i, v := range s.logits {
+				s.logits[i] = float32(math.Tanh(float64(v/c))) * c
+			}
 		}
 	}
 	j = 0
 	for i, sb := range batch {
-		if !sb.WantLogits {
+		switch {
+		case sb.WantHidden:
+			logits[i] = append(logits[i][:0], s.last[j*H:(j+1)*H]...)
+		case sb.WantLogits:
+			if len(logits[i]) < V {
+				logits[i] = make([]float32, V)
+			}
+			copy(logits[i], s.logits[j*V:(j+1)*V])
+		default:
 			continue
 		}
-		if len(logits[i]) < V {
-			logits[i] = make([]float32, V)
-		}
-		copy(logits[i], s.logits[j*V:(j+1)*V])
 		j++
 	}
 	return nil

@@ -91,6 +91,9 @@ func build(cfg Config, set *safetensors.Set) (*Model, error) {
 	m := &Model{Config: cfg, set: set, fileSize: set.Size()}
 	ld := &loader{set: set, quant: cfg.Quantization}
 	P := cfg.TensorPrefix
+	if !set.Has(P+"embed_tokens.weight") && set.Has("embed_tokens.weight") {
+		P = "" // saved from the bare model class (Qwen3-Embedding's Qwen3Model)
+	}
 	H := cfg.Hidden
 	var err error
 	if m.embed, err = ld.matrix(P+"embed_tokens", cfg.Vocab, H); err != nil {

@@ -182,11 +182,11 @@ func TestBadInput(t *testing.T) {
 		name, json, want string
 	}{
 		{"not json", `{`, "parse tokenizer.json"},
-		{"unknown model", `{"model":{"type":"Unigram","vocab":[]}}`, `unsupported model type "Unigram"`},
+		{"unknown model", `{"model":{"type":"WordLevel","vocab":{}}}`, `unsupported model type "WordLevel"`},
 		{"wordpiece without unk", `{"model":{"type":"WordPiece","vocab":{}}}`, "WordPiece model has no unk_token"},
 		{"wordpiece unk missing", `{"model":{"type":"WordPiece","vocab":{"a":0},"unk_token":"[UNK]"}}`, `unk_token "[UNK]" not in vocab`},
 		{"wordpiece max chars", `{"model":{"type":"WordPiece","vocab":{"[UNK]":0},"unk_token":"[UNK]","max_input_chars_per_word":0}}`, "is not positive"},
-		{"unknown normalizer", base + `,"normalizer":{"type":"Precompiled"}}`, `unsupported normalizer type "Precompiled"`},
+		{"unknown normalizer", base + `,"normalizer":{"type":"Nmt"}}`, `unsupported normalizer type "Nmt"`},
 		{"unknown pre-tokenizer", base + `,"pre_tokenizer":{"type":"UnicodeScripts"}}`, `unsupported pre-tokenizer type "UnicodeScripts"`},
 		{"unknown decoder", base + `,"decoder":{"type":"CTC"}}`, `unsupported decoder type "CTC"`},
 		{"unknown post-processor", base + `,"post_processor":{"type":"Mystery"}}`, `unsupported post-processor type "Mystery"`},

@@ -186,18 +186,31 @@ func FromJSON(tokenizerJSON, configJSON []byte) (*Tokenizer, error) {
 	if err := json.Unmarshal(f.Model, &head); err != nil {
 		return nil, fmt.Errorf("parse model: %w", err)
 	}
-	if head.Type != "" && head.Type != "BPE" && head.Type != "WordPiece" {
-		return nil, fmt.Errorf("unsupported model type %q (only BPE and WordPiece)", head.Type)
+	if head.Type != "" && head.Type != "BPE" && head.Type != "WordPiece" && head.Type != "Unigram" {
+		return nil, fmt.Errorf("unsupported model type %q (only BPE, WordPiece and Unigram)", head.Type)
 	}
 	var m hfModel
-	if err := json.Unmarshal(f.Model, &m); err != nil {
+	var uni *hfUnigram
+	var uniPieces []string
+	var uniScores []float64
+	if head.Type == "Unigram" {
+		var err error
+		if uni, uniPieces, uniScores, err = parseUnigram(f.Model); err != nil {
+			return nil, err
+		}
+		m.Type = "Unigram"
+		m.Vocab = make(map[string]int32, len(uniPieces))
+		for i, p := range uniPieces {
+			m.Vocab[p] = int32(i)
+		}
+	} else if err := json.Unmarshal(f.Model, &m); err != nil {
 		return nil, fmt.Errorf("parse model: %w", err)
 	}
 	if m.Type == "" && m.Vocab != nil && m.Merges != nil {
 		m.Type = "BPE"
 	}
-	if m.Type != "BPE" && m.Type != "WordPiece" {
-		return nil, fmt.Errorf("unsupported model type %q (only BPE and WordPiece)", m.Type)
+	if m.Type != "BPE" && m.Type != "WordPiece" && m.Type != "Unigram" {
+		return nil, fmt.Errorf("unsupported model type %q (only BPE, WordPiece and Unigram)", m.Type)
 	}
 	if m.Type == "BPE" && (m.ContinuingSubwordPrefix != nil && *m.ContinuingSubwordPrefix != "" ||
 		m.EndOfWordSuffix != nil && *m.EndOfWordSuffix != "") {
@@ -273,7 +286,9 @@ func FromJSON(tokenizerJSON, configJSON []byte) (*Tokenizer, error) {
 		return nil, fmt.Errorf("decoder: %w", err)
 	}
 
-	if m.Type == "WordPiece" {
+	if m.Type == "Unigram" {
+		t.buildUnigram(uni, uniPieces, uniScores)
+	} else if m.Type == "WordPiece" {
 		if err := t.buildWordPiece(&m); err != nil {
 			return nil, err
 		}
@@ -465,6 +480,22 @@ func buildNormalizer(raw json.RawMessage) (n normalizer, byteLevel bool, err err
 		return stripNormalizer(s.Left, s.Right), false, nil
 	case "ByteLevel":
 		return nil, true, nil
+	case "Precompiled":
+		var s struct {
+			Charsmap *string `json:"precompiled_charsmap"`
+		}
+		if err := c.into(&s); err != nil {
+			return nil, false, err
+		}
+		// A null or empty map normalizes nothing (Marian exports write one).
+		if s.Charsmap == nil || *s.Charsmap == "" {
+			return nil, false, nil
+		}
+		p, err := parsePrecompiled(*s.Charsmap)
+		if err != nil {
+			return nil, false, err
+		}
+		return p.normalize, false, nil
 	case "BertNormalizer":
 		s := struct {
 			CleanText    *bool `json:"clean_text"`

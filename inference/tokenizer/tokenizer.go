@@ -1,8 +1,8 @@
 // Package tokenizer encodes text to token ids and back exactly as Hugging Face
 // tokenizers do, for the BPE families used by causal LMs: byte-level BPE
 // (GPT-2, Llama 3, Qwen, SmolLM, DeepSeek, StarCoder) and SentencePiece-style
-// BPE with byte fallback (Llama 2, Mistral, Phi-3, Gemma), and BERT's
-// WordPiece for encoder embedding models. It builds from a
+// BPE with byte fallback (Llama 2, Mistral, Phi-3, Gemma), BERT's
+// WordPiece and SentencePiece's Unigram (XLM-R) for encoder embedding models. It builds from a
 // tokenizer.json folder, from a GGUF vocabulary, or from GPT-2 style
 // encoder.json + vocab.bpe files.
 package tokenizer
@@ -31,7 +31,8 @@ type Tokenizer struct {
 	norm          normalizer
 	pre           preTokenizer
 	model         *bpeModel       // nil for WordPiece
-	wp            *wordPieceModel // nil for BPE
+	wp            *wordPieceModel // nil unless WordPiece
+	uni           *unigramModel   // nil unless Unigram
 	prefix        []int32         // post-processor ids before the text
 	suffix        []int32         // and after it
 	dec           *decoderPipeline
@@ -190,15 +191,23 @@ func (t *Tokenizer) encodeWord(w string, out []int32) []int32 {
 		return t.wp.encode(w, out)
 	}
 	if len(w) > maxCachedWord {
-		return t.model.encode(w, out)
+		return t.encodeModel(w, out)
 	}
 	if ids, ok := t.cache.get(w); ok {
 		return append(out, ids...)
 	}
 	n := len(out)
-	out = t.model.encode(w, out)
+	out = t.encodeModel(w, out)
 	t.cache.put(w, append([]int32(nil), out[n:]...))
 	return out
+}
+
+// encodeModel runs the BPE or Unigram model on one pre-token.
+func (t *Tokenizer) encodeModel(w string, out []int32) []int32 {
+	if t.uni != nil {
+		return t.uni.encode(w, out)
+	}
+	return t.model.encode(w, out)
 }
 
 // Decode turns ids back into text as Hugging Face's decode does, optionally

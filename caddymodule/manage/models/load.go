@@ -133,6 +133,20 @@ func notFound(id string) *LoadError {
 	return &LoadError{status: http.StatusNotFound, msg: msg, cause: inference.ErrModelNotFound}
 }
 
+// FindOrFetch finds a model on disk, fetching it first when auto_download
+// allows, as LoadChecked does: for the loads that do not go through
+// LoadChecked (embedding models). Its failures are *LoadError.
+func (m *Manager) FindOrFetch(ctx context.Context, id string) (inference.LocalModel, error) {
+	info, err := m.engine.FindModel(id)
+	if errors.Is(err, inference.ErrModelNotFound) {
+		return m.autoDownload(ctx, id)
+	}
+	if err != nil {
+		return info, &LoadError{status: http.StatusInternalServerError, msg: err.Error(), cause: err}
+	}
+	return info, nil
+}
+
 // Configure takes the app's auto_download and auto_download_wait, from the
 // latest config to serve.
 func (m *Manager) Configure(autoDownload bool, wait time.Duration) {

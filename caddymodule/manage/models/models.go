@@ -438,13 +438,16 @@ func (m *Manager) unload(w http.ResponseWriter, r *http.Request) {
 	if !requireModel(w, r, req.ModelID) {
 		return
 	}
-	lm := m.engine.LoadedModelByID(req.ModelID)
-	if lm == nil {
+	var freed int64
+	var active int
+	if lm := m.engine.LoadedModelByID(req.ModelID); lm != nil {
+		freed, active = lm.Meta.FileSize+lm.Meta.PackedBytes, lm.Active()
+	} else if em := m.engine.EmbeddingModelByID(req.ModelID); em != nil {
+		freed, active = em.Info.SizeBytes, em.Active()
+	} else {
 		writeModelsError(w, http.StatusNotFound, "model not loaded: "+req.ModelID)
 		return
 	}
-	freed := lm.Meta.FileSize + lm.Meta.PackedBytes
-	active := lm.Active()
 	start := time.Now()
 	if err := m.engine.UnloadModel(r.Context(), req.ModelID, req.Force); err != nil {
 		switch {
