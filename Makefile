@@ -70,8 +70,9 @@ ARM64_GO   := GOARCH=arm64 CGO_ENABLED=1 CC=aarch64-linux-gnu-gcc $(GO)
 QEMU_ARM64 := qemu-aarch64-static -L /usr/aarch64-linux-gnu
 ARM64_OUT  := $(CURDIR)/.test-arm64
 # The model tests that take the int8 path (MLX 4-bit fixtures, GGUF Q4_0 and
-# Q8_0 against safetensors on the random fixtures) or check batching and Info.
-ARM64_MODEL_RUN  := TestInt8Fixtures|TestGGUFMatchesSafetensors|TestBatchEqualsAlone|TestInfo
+# Q8_0 against safetensors on the random fixtures) or check batching, Info and
+# the q8_0 KV cache.
+ARM64_MODEL_RUN  := TestInt8Fixtures|TestGGUFMatchesSafetensors|TestBatchEqualsAlone|TestInfo|TestKVQ8Cache
 ARM64_MODEL_SKIP := TestGGUFMatchesSafetensors/dev-trained
 
 test-arm64: test-deps

@@ -65,6 +65,14 @@ type Options struct {
 	// load; auto falls back to the CPU. LoadedModel.Device and DeviceReason
 	// say which was chosen and why.
 	Device string
+	// KVCacheType is how new caches of models loaded from now on store keys
+	// and values: "f16", "f32" or "q8_0" (model.ParseKVStorage). "" keeps
+	// each model's default: IMPETUS_KV from the environment, else f16 when
+	// its matmuls run with int8 activations and f32 when they run in float.
+	// q8_0 (34 bytes per 32 values, for long contexts) needs a head size
+	// that is a multiple of 32; other models keep f16, and Logf says so.
+	// Models on a GPU keep their own storage.
+	KVCacheType string
 	// Logf, when set, gets one line per model load naming its device and why.
 	Logf func(format string, args ...any)
 }
@@ -150,6 +158,9 @@ func withDefaults(opts Options) (Options, error) {
 		opts.ModelsDir = DefaultModelsDir()
 	}
 	if _, err := parseDevice(opts.Device); err != nil {
+		return opts, err
+	}
+	if err := CheckKVCacheType(opts.KVCacheType); err != nil {
 		return opts, err
 	}
 	if opts.Threads < 0 {

@@ -226,6 +226,7 @@ func (e *Engine) load(id string, c *loadCall) (*LoadedModel, error) {
 	default:
 		return nil, fmt.Errorf("%w: %s models are not runnable (%s)", ErrFormatUnsupported, info.Format, id)
 	}
+	e.setKVStorage(id, mdl)
 	device, why, err := e.place(mdl)
 	if err != nil {
 		mdl.Close()

@@ -29,6 +29,8 @@ func TestAppProvisionAndValidate(t *testing.T) {
 		{name: "negative threads", app: App{Threads: -1}, wantErr: "threads"},
 		{name: "bad memory percent", app: App{MaxMemoryPercent: 150}, wantErr: "max_memory_percent"},
 		{name: "bad activations", app: App{Activations: "int4"}, wantErr: "activations"},
+		{name: "kv_cache_type q8_0", app: App{KVCacheType: "q8_0"}},
+		{name: "bad kv_cache_type", app: App{KVCacheType: "q4_0"}, wantErr: `kv_cache_type: kv cache storage must be f16, f32 or q8_0, got "q4_0"`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -27,6 +27,7 @@ func init() {
 //		max_memory_percent <p>        # readiness fails above this memory use
 //		simd scalar|avx2|avx512|neon  # hold the CPU kernels at a lower level
 //		device auto|cpu|cuda|cuda:<n> # where models run (default auto)
+//		kv_cache_type f16|f32|q8_0    # KV storage of models loaded from now on
 //		kv_cache_mb <n>               # KV cache memory shared by all requests
 //		max_sequences <n>             # sequences each model runs at once
 //		max_batch_tokens <n>          # tokens per forward step
@@ -83,6 +84,14 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 				}
 				app.Device = d.Val()
 			}
+		case "kv_cache_type":
+			if !d.NextArg() {
+				return nil, d.ArgErr()
+			}
+			if err := inference.CheckKVCacheType(d.Val()); err != nil {
+				return nil, d.Errf("kv_cache_type: %v", err)
+			}
+			app.KVCacheType = d.Val()
 		case "activations":
 			if !d.NextArg() {
 				return nil, d.ArgErr()

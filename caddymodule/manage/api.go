@@ -270,6 +270,7 @@ func engineSettings(o inference.Options) map[string]any {
 		"int8_activations":       kernels.Int8Activations(),
 		"simd":                   kernels.LevelName(),
 		"device":                 cmp.Or(o.Device, "auto"),
+		"kv_cache_type":          cmp.Or(o.KVCacheType, "default"),
 	}
 }
 

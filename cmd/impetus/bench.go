@@ -55,14 +55,15 @@ Measures the inference engine in tokens per second: prefill of one prompt of
 pp and tg tests), for each thread count, the median of --repeats runs. Each
 figure ends in one line:
 
-  BENCH model=<name> quant=<q> threads=<n> test=<pp512|tg128|tg128x4> impetus=<t/s> llamacpp=<t/s|-> ratio=<r|-> level=<simd> [bw=<GB/s> ceiling=<f>]
+  BENCH model=<name> quant=<q> threads=<n> test=<pp512|tg128|tg128x4> impetus=<t/s> llamacpp=<t/s|-> ratio=<r|-> level=<simd> [bw=<GB/s> ceiling=<f> kv=<f16|f32|q8_0>]
 
 quant is the file's own quantization with --model (general.file_type of a
 GGUF, the bits of an MLX folder). level is the SIMD level the kernels run at
 (IMPETUS_SIMD may hold it lower). Decode lines carry the memory read
 bandwidth measured at that thread count in the same run and the fraction of
 the ceiling it sets (tokens/s × bytes read per token ÷ bandwidth; the bytes
-are the resident weights plus the KV cache). --depth N starts prefill and
+are the resident weights plus the KV cache at its storage's real size, named
+by kv=; IMPETUS_KV=q8_0 stores 34 bytes per 32 values). --depth N starts prefill and
 decode after N tokens of context (tests pp512@dN, tg128@dN; llama-bench -d N).
 
 --random writes a model of a real shape with random weights (kept in --cache):

@@ -144,6 +144,7 @@ func TestReloadAppliesEveryOption(t *testing.T) {
 		performance_mode efficiency
 		activations int8
 		kv_cache_mb 64
+		kv_cache_type q8_0
 		max_sequences 1
 		max_batch_tokens 32
 		max_queue 1
@@ -156,7 +157,7 @@ func TestReloadAppliesEveryOption(t *testing.T) {
 	st := readStatus(t, base)
 	want := map[string]any{"kv_cache_mb": 64.0, "max_sequences": 1.0, "max_batch_tokens": 32.0, "max_queue": 1.0,
 		"max_concurrent_per_key": 2.0, "max_loaded_models": 1.0, "unload_timeout_seconds": 7.0, "threads": 2.0,
-		"simd": "scalar", "device": "cpu"}
+		"simd": "scalar", "device": "cpu", "kv_cache_type": "q8_0"}
 	for k, v := range want {
 		if st.Components.Engine.Settings[k] != v {
 			t.Errorf("after reload %s = %v, want %v", k, st.Components.Engine.Settings[k], v)

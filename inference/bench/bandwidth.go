@@ -76,7 +76,8 @@ func sum8(p []uint64) uint64 {
 // DecodeBytes is the memory one decode step reads: the resident weights
 // (packed copies and the mapped bytes read in place; an untied embedding
 // table, read one row a step, counts whole, so the figure errs high by its
-// size) plus the KV cache at depth tokens.
+// size) plus the KV cache at depth tokens, at its storage's real size
+// (Model.KVTokenBytes: 34 bytes per 32 values for q8_0).
 func DecodeBytes(m *model.Model, depth int) int64 {
 	return m.Info().WeightBytes() + m.KVTokenBytes()*int64(depth)
 }

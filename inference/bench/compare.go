@@ -67,11 +67,13 @@ type Line struct {
 	Level        string  // the kernels' SIMD level (Level); empty: not printed
 	Bandwidth    float64 // measured read bandwidth at Threads, bytes/s; 0: not measured
 	Ceiling      float64 // Impetus as a fraction of Bandwidth ÷ decode bytes per token; 0: none
+	KV           string  // with Ceiling: the KV cache storage counted in the bytes (f16, f32, q8_0)
 }
 
 // String is the machine-readable form:
 // BENCH model=M quant=Q threads=N test=T impetus=X llamacpp=Y|- ratio=R|-
-// followed, where known, by level=L and, for decode, bw=<GB/s> ceiling=<fraction>.
+// followed, where known, by level=L and, for decode, bw=<GB/s> ceiling=<fraction>
+// kv=<storage>.
 func (l Line) String() string {
 	llama, ratio := "-", "-"
 	if l.LlamaCPP > 0 {
@@ -84,6 +86,9 @@ func (l Line) String() string {
 	}
 	if l.Ceiling > 0 {
 		out += fmt.Sprintf(" bw=%.1f ceiling=%.2f", l.Bandwidth/1e9, l.Ceiling)
+		if l.KV != "" {
+			out += " kv=" + l.KV
+		}
 	}
 	return out
 }
@@ -265,7 +270,7 @@ func Compare(opts CompareOptions) ([]Line, error) {
 				if k == 1 && bw > 0 {
 					// Decode reads the KV cache at its mean depth over the run.
 					bytes := DecodeBytes(runners[i].m, opts.Depth+opts.DecodeLen/2)
-					l.Bandwidth, l.Ceiling = bw, l.Impetus*float64(bytes)/bw
+					l.Bandwidth, l.Ceiling, l.KV = bw, l.Impetus*float64(bytes)/bw, runners[i].m.KVStorage().String()
 				}
 				emit(l)
 			}

@@ -10,7 +10,7 @@ import (
 )
 
 // benchLine is the format issue 11 asks for.
-var benchLine = regexp.MustCompile(`^BENCH model=\S+ quant=\S+ threads=\d+ test=(pp|tg)\d+(x\d+)?(@d\d+)? impetus=[0-9.]+ llamacpp=([0-9.]+|-) ratio=([0-9.]+|-)( level=\w+)?( bw=[0-9.]+ ceiling=[0-9.]+)?$`)
+var benchLine = regexp.MustCompile(`^BENCH model=\S+ quant=\S+ threads=\d+ test=(pp|tg)\d+(x\d+)?(@d\d+)? impetus=[0-9.]+ llamacpp=([0-9.]+|-) ratio=([0-9.]+|-)( level=\w+)?( bw=[0-9.]+ ceiling=[0-9.]+( kv=\w+)?)?$`)
 
 func TestLineString(t *testing.T) {
 	for _, tc := range []struct {
@@ -23,6 +23,8 @@ func TestLineString(t *testing.T) {
 			"BENCH model=llama1b quant=mlx4 threads=1 test=tg128x4 impetus=12.35 llamacpp=- ratio=-"},
 		{Line{Model: "qwen0.5b", Quant: "q4_0", Threads: 2, Test: "tg128@d4096", Impetus: 40, LlamaCPP: 32, Level: "avx512",
 			Bandwidth: 31.7e9, Ceiling: 0.5}, "BENCH model=qwen0.5b quant=q4_0 threads=2 test=tg128@d4096 impetus=40.00 llamacpp=32.00 ratio=1.25 level=avx512 bw=31.7 ceiling=0.50"},
+		{Line{Model: "qwen0.5b", Quant: "q4_0", Threads: 2, Test: "tg128@d4096", Impetus: 40, Level: "avx512",
+			Bandwidth: 31.7e9, Ceiling: 0.5, KV: "q8_0"}, "BENCH model=qwen0.5b quant=q4_0 threads=2 test=tg128@d4096 impetus=40.00 llamacpp=- ratio=- level=avx512 bw=31.7 ceiling=0.50 kv=q8_0"},
 	} {
 		if got := tc.l.String(); got != tc.want || !benchLine.MatchString(got) {
 			t.Errorf("got %q, want %q", got, tc.want)

@@ -19,6 +19,7 @@ import (
 
 func fp(s []float32) *C.float   { return (*C.float)(unsafe.Pointer(unsafe.SliceData(s))) }
 func hp(s []uint16) *C.uint16_t { return (*C.uint16_t)(unsafe.Pointer(unsafe.SliceData(s))) }
+func bp(s []byte) *C.uint8_t    { return (*C.uint8_t)(unsafe.Pointer(unsafe.SliceData(s))) }
 
 func matMulRows(j *matMulJob, worker, lo, hi int) {
 	if j.n == 0 || j.cols == 0 {
@@ -202,6 +203,12 @@ func attentionItems(j *attnJob, worker, lo, hi int) {
 	var part *C.float
 	if j.part != nil {
 		part = fp(j.part)
+	}
+	if j.kq != nil {
+		C.k_attention_q8(fp(j.out), part, fp(j.q), C.int(j.nq), C.int(j.pos0), bp(j.kq), bp(j.vq), C.int(j.nKV),
+			C.int(j.nHeads), C.int(j.nKVHeads), C.int(j.headDim), C.float(j.scale), C.float(j.softcap),
+			C.int(j.window), C.int(lo), C.int(hi), fp(scratch))
+		return
 	}
 	if j.kh != nil {
 		C.k_attention_f16(fp(j.out), part, fp(j.q), C.int(j.nq), C.int(j.pos0), hp(j.kh), hp(j.vh), C.int(j.nKV),

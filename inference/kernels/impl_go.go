@@ -67,10 +67,15 @@ func attentionItemsGo(j *attnJob, worker, lo, hi int) {
 	group := j.nHeads / j.nKVHeads
 	buf := thePool.scratchFor(worker, j.nKV+2*hd)
 	scores, acc, row := buf[:j.nKV], buf[j.nKV:j.nKV+hd], buf[j.nKV+hd:]
-	// kvRow is cache row p of this head as float32 (a half cache converted
-	// into row).
-	kvRow := func(f []float32, h []uint16, at int) []float32 {
-		if h == nil {
+	// kvRow is cache row p of this head as float32 (a half or q8_0 cache
+	// converted into row); at counts elements, for q8_0 as if in float.
+	kvRow := func(f []float32, h []uint16, q []byte, at int) []float32 {
+		switch {
+		case q != nil:
+			b := at / Q8KVBlock * q8KVBlockBytes
+			DequantQ8KV(row, q[b:b+hd/Q8KVBlock*q8KVBlockBytes])
+			return row
+		case h == nil:
 			return f[at : at+hd]
 		}
 		for i := range row {
@@ -86,7 +91,7 @@ func attentionItemsGo(j *attnJob, worker, lo, hi int) {
 			qv := j.q[t*qs+h*hd : t*qs+(h+1)*hd]
 			m := float32(math.Inf(-1))
 			for p := pLo; p < pHi; p++ {
-				s := dotGo(qv, kvRow(j.k, j.kh, p*kvs+kvOff)) * j.scale
+				s := dotGo(qv, kvRow(j.k, j.kh, j.kq, p*kvs+kvOff)) * j.scale
 				if j.softcap > 0 {
 					s = float32(math.Tanh(float64(s/j.softcap))) * j.softcap
 				}
@@ -102,7 +107,7 @@ func attentionItemsGo(j *attnJob, worker, lo, hi int) {
 			clear(acc)
 			for p := pLo; p < pHi; p++ {
 				w := float32(float64(scores[p]) / sum)
-				v := kvRow(j.v, j.vh, p*kvs+kvOff)
+				v := kvRow(j.v, j.vh, j.vq, p*kvs+kvOff)
 				for i, vv := range v {
 					acc[i] += w * vv
 				}

@@ -111,19 +111,35 @@ static void mm_rows_scalar(float *out, const float *x, int n, int rows, int cols
 
 // The flash attention of the SIMD levels (simd_attn.h) in plain C: the same
 // items, chunks and partials (m, l, weighted sum of values), read straight
-// from the cache, which is float (kc, vc) or, when kh is set, half (kh, vh).
-#define KV_AT(f, h, i) ((f) ? (f)[i] : k_f16((h)[i]))
-static void attn_part_scalar(float *part, const float *q, int nh, const float *kc, const float *vc,
-                             const uint16_t *kh, const uint16_t *vh, size_t kvs, int a, int b, int hd, float scale,
-                             float softcap, float *scores) {
+// from the cache, whose storage is float, half or q8_0 (kv_type).
+enum { KV_F32, KV_F16, KV_Q8 };
+
+// kv_units is the size of a head row of hd values in units of the storage
+// (floats, halves or bytes); kv_at reads element d of a head row.
+static inline size_t kv_units(int type, int hd) { return type == KV_Q8 ? (size_t)hd / 32 * 34 : (size_t)hd; }
+
+static inline const void *kv_off(const void *base, int type, size_t units) {
+    return (const char *)base + units * (type == KV_F32 ? 4 : type == KV_F16 ? 2 : 1);
+}
+
+static inline float kv_at(const void *row, int type, int d) {
+    switch (type) {
+    case KV_F32: return ((const float *)row)[d];
+    case KV_F16: return k_f16(((const uint16_t *)row)[d]);
+    default: return k_kv_q8_at((const uint8_t *)row, d);
+    }
+}
+
+static void attn_part_scalar(float *part, const float *q, int nh, const void *kc, const void *vc, int type,
+                             size_t kvs, int a, int b, int hd, float scale, float softcap, float *scores) {
     const int ps = hd + 2;
     for (int j = 0; j < nh; j++) {
         const float *qj = q + (size_t)j * hd;
         float m = -INFINITY, l = 0;
         for (int p = a; p < b; p++) {
-            const size_t at = (size_t)p * kvs;
+            const void *kr = kv_off(kc, type, (size_t)p * kvs);
             float s = 0;
-            for (int d = 0; d < hd; d++) s += qj[d] * KV_AT(kc ? kc + at : NULL, kh ? kh + at : NULL, d);
+            for (int d = 0; d < hd; d++) s += qj[d] * kv_at(kr, type, d);
             s *= scale;
             if (softcap > 0) s = tanhf(s / softcap) * softcap;
             scores[p - a] = s;
@@ -132,10 +148,10 @@ static void attn_part_scalar(float *part, const float *q, int nh, const float *k
         float *o = part + (size_t)j * ps;
         for (int d = 0; d < hd; d++) o[2 + d] = 0;
         for (int p = a; p < b; p++) {
-            const size_t at = (size_t)p * kvs;
+            const void *vr = kv_off(vc, type, (size_t)p * kvs);
             const float e = expf(scores[p - a] - m);
             l += e;
-            for (int d = 0; d < hd; d++) o[2 + d] += e * KV_AT(vc ? vc + at : NULL, vh ? vh + at : NULL, d);
+            for (int d = 0; d < hd; d++) o[2 + d] += e * kv_at(vr, type, d);
         }
         o[0] = m;
         o[1] = l;
@@ -159,11 +175,11 @@ static void attn_out_scalar(float *o, const float *s, int hd) {
     for (int d = 0; d < hd; d++) o[d] = s[2 + d] / s[1];
 }
 
-static void attention_scalar(float *out, float *part, const float *q, int nq, int pos0, const float *kc,
-                             const float *vc, const uint16_t *kh, const uint16_t *vh, int nKV, int nHeads,
-                             int nKVHeads, int hd, float scale, float softcap, int window, int lo, int hi,
-                             float *scratch) {
-    const int qs = nHeads * hd, kvs = nKVHeads * hd, grp = nHeads / nKVHeads, ps = hd + 2;
+static void attention_scalar(float *out, float *part, const float *q, int nq, int pos0, const void *kc,
+                             const void *vc, int type, int nKV, int nHeads, int nKVHeads, int hd, float scale,
+                             float softcap, int window, int lo, int hi, float *scratch) {
+    const int qs = nHeads * hd, grp = nHeads / nKVHeads, ps = hd + 2;
+    const size_t kvs = (size_t)nKVHeads * kv_units(type, hd);
     const int nC = (nKV + K_ATTN_CHUNK - 1) / K_ATTN_CHUNK;
     float *scores = scratch, *tmp = scores + K_ATTN_CHUNK, *st = tmp + ps;
     for (int it = lo; it < hi; it++) {
@@ -174,7 +190,7 @@ static void attention_scalar(float *out, float *part, const float *q, int nq, in
         } else {
             t0 = it / nKVHeads * K_ATTN_TILE, t1 = t0 + K_ATTN_TILE < nq ? t0 + K_ATTN_TILE : nq, kvh = it % nKVHeads;
         }
-        const size_t kvOff = (size_t)kvh * hd;
+        const size_t kvOff = (size_t)kvh * kv_units(type, hd);
         for (int t = t0; t < t1; t++) {
             int pLo, pHi;
             k_attn_range(pos0 + t, nKV, window, &pLo, &pHi);
@@ -187,9 +203,8 @@ static void attention_scalar(float *out, float *part, const float *q, int nq, in
                     const int b = pHi < (c + 1) * K_ATTN_CHUNK ? pHi : (c + 1) * K_ATTN_CHUNK;
                     if (a >= b) continue;
                     float *pt = part ? part + ((size_t)it * grp + j) * ps : tmp;
-                    attn_part_scalar(pt, qv, 1, kc ? kc + kvOff : NULL, vc ? vc + kvOff : NULL,
-                                     kh ? kh + kvOff : NULL, vh ? vh + kvOff : NULL, (size_t)kvs, a, b, hd, scale,
-                                     softcap, scores);
+                    attn_part_scalar(pt, qv, 1, kv_off(kc, type, kvOff), kv_off(vc, type, kvOff), type, kvs, a, b,
+                                     hd, scale, softcap, scores);
                     if (!part) attn_merge_scalar(st, pt, hd);
                 }
                 if (!part) attn_out_scalar(out + (size_t)t * qs + (size_t)h * hd, st, hd);
@@ -197,7 +212,6 @@ static void attention_scalar(float *out, float *part, const float *q, int nq, in
         }
     }
 }
-#undef KV_AT
 
 static void attention_merge_scalar(float *out, const float *part, int pos0, int nKV, int nHeads, int nKVHeads,
                                    int hd, int window, int lo, int hi, float *st) {
@@ -221,7 +235,7 @@ static void attention_merge_scalar(float *out, const float *part, int pos0, int 
 size_t k_attention_scratch(int nHeads, int nKVHeads, int hd) {
     (void)nHeads, (void)nKVHeads;
     const size_t ps = (size_t)hd + 2, hb = 8;
-    return K_ATTN_CHUNK * (size_t)hd + hb * K_ATTN_CHUNK + hb * ps + K_ATTN_TILE * hb * ps;
+    return 2 * K_ATTN_CHUNK * (size_t)hd + hb * K_ATTN_CHUNK + hb * ps + K_ATTN_TILE * hb * ps;
 }
 
 static void rmsnorm_scalar(float *out, const float *x, const float *w, int n, int dim, float eps, int addOne) {
@@ -490,7 +504,7 @@ void k_attention(float *out, float *part, const float *q, int nq, int pos0, cons
 #define CALL(s) \
     k_attention_##s(out, part, q, nq, pos0, k, v, nKV, nHeads, nKVHeads, headDim, scale, softcap, window, lo, hi, scratch)
     K_DISPATCH(k_level(), CALL,
-               attention_scalar(out, part, q, nq, pos0, k, v, NULL, NULL, nKV, nHeads, nKVHeads, headDim, scale,
+               attention_scalar(out, part, q, nq, pos0, k, v, KV_F32, nKV, nHeads, nKVHeads, headDim, scale,
                                 softcap, window, lo, hi, scratch))
 #undef CALL
 }
@@ -502,7 +516,19 @@ void k_attention_f16(float *out, float *part, const float *q, int nq, int pos0, 
     k_attention_f16_##s(out, part, q, nq, pos0, k, v, nKV, nHeads, nKVHeads, headDim, scale, softcap, window, lo, hi, \
                         scratch)
     K_DISPATCH(k_level(), CALL,
-               attention_scalar(out, part, q, nq, pos0, NULL, NULL, k, v, nKV, nHeads, nKVHeads, headDim, scale,
+               attention_scalar(out, part, q, nq, pos0, k, v, KV_F16, nKV, nHeads, nKVHeads, headDim, scale,
+                                softcap, window, lo, hi, scratch))
+#undef CALL
+}
+
+void k_attention_q8(float *out, float *part, const float *q, int nq, int pos0, const uint8_t *k, const uint8_t *v,
+                    int nKV, int nHeads, int nKVHeads, int headDim, float scale, float softcap, int window, int lo,
+                    int hi, float *scratch) {
+#define CALL(s)                                                                                                   \
+    k_attention_q8_##s(out, part, q, nq, pos0, k, v, nKV, nHeads, nKVHeads, headDim, scale, softcap, window, lo, hi, \
+                       scratch)
+    K_DISPATCH(k_level(), CALL,
+               attention_scalar(out, part, q, nq, pos0, k, v, KV_Q8, nKV, nHeads, nKVHeads, headDim, scale,
                                 softcap, window, lo, hi, scratch))
 #undef CALL
 }

@@ -214,6 +214,7 @@ type attnJob struct {
 	nq, pos0                  int
 	k, v                      []float32
 	kh, vh                    []uint16 // a half-precision cache instead of k, v
+	kq, vq                    []byte   // a q8_0 cache (Q8KVRowBytes) instead of k, v
 	nKV                       int
 	nHeads, nKVHeads, headDim int
 	scale, softcap            float32
@@ -231,7 +232,7 @@ func (j *attnJob) run(worker, lo, hi int) { attentionItems(j, worker, lo, hi) }
 // pos0+t-window. Head h reads kv head h/(nHeads/nKVHeads). Scores are
 // scale*q·k, soft-capped as tanh(s/softcap)*softcap when softcap > 0.
 func Attention(out, q []float32, nq, pos0 int, kCache, vCache []float32, nKV, nHeads, nKVHeads, headDim int, scale, softcap float32, window int) {
-	checkAttention(len(out), len(q), nq, pos0, len(kCache), len(vCache), nKV, nHeads, nKVHeads, headDim)
+	checkAttention(len(out), len(q), nq, pos0, len(kCache), len(vCache), nKV, nHeads, nKVHeads, headDim, nKVHeads*headDim)
 	runAttention(attnJob{out: out, q: q, nq: nq, pos0: pos0, k: kCache, v: vCache, nKV: nKV,
 		nHeads: nHeads, nKVHeads: nKVHeads, headDim: headDim, scale: scale, softcap: softcap, window: window})
 }
@@ -252,12 +253,29 @@ func AttentionBidirectional(out, q, k, v []float32, n, nHeads, headDim int, scal
 // half the bytes to read per token at long context. Its results are those
 // of AttentionRef on the cache converted to float32, to float rounding.
 func AttentionF16(out, q []float32, nq, pos0 int, kCache, vCache []uint16, nKV, nHeads, nKVHeads, headDim int, scale, softcap float32, window int) {
-	checkAttention(len(out), len(q), nq, pos0, len(kCache), len(vCache), nKV, nHeads, nKVHeads, headDim)
+	checkAttention(len(out), len(q), nq, pos0, len(kCache), len(vCache), nKV, nHeads, nKVHeads, headDim, nKVHeads*headDim)
 	runAttention(attnJob{out: out, q: q, nq: nq, pos0: pos0, kh: kCache, vh: vCache, nKV: nKV,
 		nHeads: nHeads, nKVHeads: nKVHeads, headDim: headDim, scale: scale, softcap: softcap, window: window})
 }
 
-func checkAttention(nOut, nQ, nq, pos0, nK, nV, nKV, nHeads, nKVHeads, headDim int) {
+// AttentionQ8 is Attention over a cache stored in q8_0 blocks
+// (QuantizeQ8KV): a quarter of float32's bytes plus a scale per 32 values,
+// for the longest contexts. headDim must be a multiple of 32. Keys and
+// values are dequantized as they are read and everything else runs in
+// float, so its results are those of AttentionRef on the cache dequantized
+// (DequantQ8KV), to float rounding.
+func AttentionQ8(out, q []float32, nq, pos0 int, kCache, vCache []byte, nKV, nHeads, nKVHeads, headDim int, scale, softcap float32, window int) {
+	if headDim%Q8KVBlock != 0 {
+		panic(fmt.Sprintf("kernels: AttentionQ8: head size %d is not a multiple of %d", headDim, Q8KVBlock))
+	}
+	checkAttention(len(out), len(q), nq, pos0, len(kCache), len(vCache), nKV, nHeads, nKVHeads, headDim, Q8KVRowBytes(nKVHeads*headDim))
+	runAttention(attnJob{out: out, q: q, nq: nq, pos0: pos0, kq: kCache, vq: vCache, nKV: nKV,
+		nHeads: nHeads, nKVHeads: nKVHeads, headDim: headDim, scale: scale, softcap: softcap, window: window})
+}
+
+// checkAttention panics on a bad shape; kvRow is the length of one token's
+// row of the cache slices (elements, or bytes for q8_0).
+func checkAttention(nOut, nQ, nq, pos0, nK, nV, nKV, nHeads, nKVHeads, headDim, kvRow int) {
 	if nq < 0 || pos0 < 0 || nKV < 0 || nHeads <= 0 || nKVHeads <= 0 || headDim <= 0 || nHeads%nKVHeads != 0 {
 		panic(fmt.Sprintf("kernels: Attention: bad shape nq=%d pos0=%d nKV=%d heads=%d kvHeads=%d headDim=%d",
 			nq, pos0, nKV, nHeads, nKVHeads, headDim))
@@ -265,10 +283,10 @@ func checkAttention(nOut, nQ, nq, pos0, nK, nV, nKV, nHeads, nKVHeads, headDim i
 	if nq > 0 && pos0+nq > nKV {
 		panic(fmt.Sprintf("kernels: Attention: position %d has no cache entry (nKV=%d)", pos0+nq-1, nKV))
 	}
-	qs, kvs := nHeads*headDim, nKVHeads*headDim
-	if nOut < nq*qs || nQ < nq*qs || nK < nKV*kvs || nV < nKV*kvs {
+	qs := nHeads * headDim
+	if nOut < nq*qs || nQ < nq*qs || nK < nKV*kvRow || nV < nKV*kvRow {
 		panic(fmt.Sprintf("kernels: Attention: short slice: out %d q %d (want %d), k %d v %d (want %d)",
-			nOut, nQ, nq*qs, nK, nV, nKV*kvs))
+			nOut, nQ, nq*qs, nK, nV, nKV*kvRow))
 	}
 }
 

@@ -136,6 +136,12 @@ void k_attention(float *out, float *part, const float *q, int nq, int pos0, cons
 void k_attention_f16(float *out, float *part, const float *q, int nq, int pos0, const uint16_t *k,
                      const uint16_t *v, int nKV, int nHeads, int nKVHeads, int headDim, float scale, float softcap,
                      int window, int lo, int hi, float *scratch);
+// k_attention_q8: the cache in q8_0 blocks (headDim a multiple of 32): per
+// token and KV head, headDim/32 blocks of an IEEE half scale and 32 int8
+// codes, so a token's row is nKVHeads*headDim/32*34 bytes.
+void k_attention_q8(float *out, float *part, const float *q, int nq, int pos0, const uint8_t *k, const uint8_t *v,
+                    int nKV, int nHeads, int nKVHeads, int headDim, float scale, float softcap, int window, int lo,
+                    int hi, float *scratch);
 void k_attention_merge(float *out, const float *part, int pos0, int nKV, int nHeads, int nKVHeads, int headDim,
                        int window, int lo, int hi, float *scratch);
 

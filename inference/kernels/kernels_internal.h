@@ -114,6 +114,15 @@ static inline void k_unpack(k_bitreader *r, float *dst, int count, int bits) {
 #define K_ATTN_CHUNK 128
 #define K_ATTN_TILE 16
 
+// Element x of a q8_0 KV head row (blocks of an IEEE half scale and 32
+// int8 codes): the scalar form of the SIMD levels' q8_0 loads.
+static inline float k_kv_q8_at(const uint8_t *row, int x) {
+    const uint8_t *b = row + (size_t)(x >> 5) * 34;
+    uint16_t h;
+    memcpy(&h, b, 2);
+    return (float)(int8_t)b[2 + (x & 31)] * k_f16(h);
+}
+
 static inline void k_attn_range(int pos, int nKV, int window, int *lo, int *hi) {
     if (window < 0) { /* bidirectional (encoders): every position */
         *lo = 0;
@@ -150,6 +159,8 @@ void pk_quant_avx2(int8_t *, float *, int32_t *, float *, const float *, int, in
                            int, int, float, float, int, int, int, float *);                                \
     void k_attention_f16_##sfx(float *, float *, const float *, int, int, const uint16_t *, const uint16_t *, \
                                int, int, int, int, float, float, int, int, int, float *);                  \
+    void k_attention_q8_##sfx(float *, float *, const float *, int, int, const uint8_t *, const uint8_t *,   \
+                              int, int, int, int, float, float, int, int, int, float *);                   \
     void k_attention_merge_##sfx(float *, const float *, int, int, int, int, int, int, int, int, float *);   \
     void k_rmsnorm_##sfx(float *, const float *, const float *, int, int, float, int);                     \
     void k_softmax_##sfx(float *, size_t);                                                                 \
@@ -186,6 +197,11 @@ K_DECLARE_LEVEL(neon)
                                const uint16_t *v, int nKV, int nh, int nkv, int hd, float scale, float cap,    \
                                int win, int lo, int hi, float *s) {                                            \
         attention_f16_##sfx(o, pt, q, nq, pos0, k, v, nKV, nh, nkv, hd, scale, cap, win, lo, hi, s);           \
+    }                                                                                                          \
+    void k_attention_q8_##sfx(float *o, float *pt, const float *q, int nq, int pos0, const uint8_t *k,         \
+                              const uint8_t *v, int nKV, int nh, int nkv, int hd, float scale, float cap,      \
+                              int win, int lo, int hi, float *s) {                                             \
+        attention_q8_##sfx(o, pt, q, nq, pos0, k, v, nKV, nh, nkv, hd, scale, cap, win, lo, hi, s);            \
     }                                                                                                          \
     void k_attention_merge_##sfx(float *o, const float *pt, int pos0, int nKV, int nh, int nkv, int hd,        \
                                  int win, int lo, int hi, float *s) {                                          \

@@ -1,7 +1,15 @@
 /* Included only by simd_body.h (no include guard: instantiated twice). */
 /* Attention template, included by simd_body.h with ATTN_FN, ATTN_STAGE and
- * ATTN_PART (the functions' names), KT (the KV element type), KLOAD and KSCALAR (a
- * vector and one element of KT as float); it undefines them at the end.
+ * ATTN_PART (the functions' names), KT (the KV storage unit), KHEAD(hd) (units of
+ * KT per head row of hd values), KLOAD(s, x) and KSCALAR(s, x) (W values and
+ * one value at element x of the head row s, as float); it undefines them at
+ * the end. Float and half rows are hd elements; a q8_0 row is hd/32 blocks
+ * of 34 bytes (an IEEE half scale, then 32 int8 codes), and since W divides
+ * 32 a vector never straddles two blocks.
+ * KPART_F32, when defined, is the float instance's ATTN_PART: prefill then
+ * converts each chunk's values to float once per tile too, as it does the
+ * keys, instead of once per query row (for q8_0, whose loads cost more than
+ * a conversion from half). The values are the same floats either way.
  * Levels with W == 16 may define VDOTS16 (16 dot products with float keys).
  * The parts shared by both instances come with the first (ATTN_SHARED,
  * which simd_body.h undefines after the second).
@@ -29,7 +37,7 @@
 #define HB 8
 
 // ATTN_STAGE converts cache rows [s0, s1) of chunk base (one KV head: rows
-// kvs apart) into dst rows s0.. of hd floats; rows at or past nKV are zero.
+// kvs units apart) into dst rows s0.. of hd floats; rows at or past nKV are zero.
 static void ATTN_STAGE(float *dst, const KT *src, size_t kvs, int hd, int base, int s0, int s1, int nKV) {
     for (int i = s0; i < s1; i++) {
         float *d = dst + (size_t)i * hd;
@@ -39,8 +47,8 @@ static void ATTN_STAGE(float *dst, const KT *src, size_t kvs, int hd, int base, 
         }
         const KT *s = src + (size_t)(base + i) * kvs;
         int x = 0;
-        for (; x + W <= hd; x += W) VSTORE(d + x, KLOAD(s + x));
-        for (; x < hd; x++) d[x] = KSCALAR(s[x]);
+        for (; x + W <= hd; x += W) VSTORE(d + x, KLOAD(s, x));
+        for (; x < hd; x++) d[x] = KSCALAR(s, x);
     }
 }
 
@@ -177,7 +185,7 @@ static void ATTN_PART(float *part, const float *q, int nh, const float *ks, cons
             VF acc[NH];                                                                               \
             for (int j = 0; j < NH; j++) acc[j] = VZERO();                                            \
             for (int p = a; p < b; p++) {                                                             \
-                const VF v = KLOAD(vs + (size_t)p * kvs + d);                                         \
+                const VF v = KLOAD(vs + (size_t)p * kvs, d);                                          \
                 for (int j = 0; j < NH; j++)                                                          \
                     acc[j] = VFMA(VSET1(scores[(size_t)j * K_ATTN_CHUNK + p]), v, acc[j]);            \
             }                                                                                         \
@@ -199,7 +207,7 @@ static void ATTN_PART(float *part, const float *q, int nh, const float *ks, cons
         for (int j = 0; j < nh; j++) {
             float acc = 0;
             for (int p = a; p < b; p++)
-                acc = fmaf(scores[(size_t)j * K_ATTN_CHUNK + p], KSCALAR(vs[(size_t)p * kvs + d]), acc);
+                acc = fmaf(scores[(size_t)j * K_ATTN_CHUNK + p], KSCALAR(vs + (size_t)p * kvs, d), acc);
             part[(size_t)j * ps + 2 + d] = acc;
         }
 }
@@ -210,10 +218,13 @@ static void ATTN_PART(float *part, const float *q, int nh, const float *ks, cons
 static void ATTN_FN(float *out, float *part, const float *q, int nq, int pos0, const KT *kc, const KT *vc, int nKV,
                     int nHeads, int nKVHeads, int hd, float scale, float softcap, int window, int lo, int hi,
                     float *scratch) {
-    const int qs = nHeads * hd, kvs = nKVHeads * hd, grp = nHeads / nKVHeads, ps = hd + 2;
+    const int qs = nHeads * hd, kh = KHEAD(hd), kvs = nKVHeads * kh, grp = nHeads / nKVHeads, ps = hd + 2;
     const int nC = (nKV + K_ATTN_CHUNK - 1) / K_ATTN_CHUNK;
     float *ks = scratch, *scores = ks + (size_t)K_ATTN_CHUNK * hd;
     float *tmp = scores + (size_t)HB * K_ATTN_CHUNK, *state = tmp + (size_t)HB * ps;
+#ifdef KPART_F32
+    float *vsf = state + (size_t)K_ATTN_TILE * HB * ps;  // a chunk's values as float (prefill)
+#endif
     for (int it = lo; it < hi; it++) {
         if (part) {
             const int c = it % nC, tk = it / nC, t = tk / nKVHeads, kvh = tk % nKVHeads;
@@ -223,8 +234,8 @@ static void ATTN_FN(float *out, float *part, const float *q, int nq, int pos0, c
             const int a = (pLo > base ? pLo : base) - base, b = (pHi < base + K_ATTN_CHUNK ? pHi : base + K_ATTN_CHUNK) - base;
             if (a >= b) continue;
             const int s0 = a & ~15, s1 = (b + 15) & ~15;
-            ATTN_STAGE(ks, kc + (size_t)kvh * hd, (size_t)kvs, hd, base, s0, s1, nKV);
-            const KT *vb = vc + (size_t)kvh * hd + (size_t)base * kvs;
+            ATTN_STAGE(ks, kc + (size_t)kvh * kh, (size_t)kvs, hd, base, s0, s1, nKV);
+            const KT *vb = vc + (size_t)kvh * kh + (size_t)base * kvs;
             for (int h0 = 0; h0 < grp; h0 += HB) {
                 const int nh = grp - h0 < HB ? grp - h0 : HB;
                 ATTN_PART(part + ((size_t)it * grp + h0) * ps, q + (size_t)t * qs + (size_t)(kvh * grp + h0) * hd, nh,
@@ -252,16 +263,25 @@ static void ATTN_FN(float *out, float *part, const float *q, int nq, int pos0, c
                     const int ua = (uLo > base ? uLo : base) - base;
                     const int ub = (uHi < base + K_ATTN_CHUNK ? uHi : base + K_ATTN_CHUNK) - base;
                     const int s0 = ua & ~15, s1 = (ub + 15) & ~15;
-                    ATTN_STAGE(ks, kc + (size_t)kvh * hd, (size_t)kvs, hd, base, s0, s1, nKV);
-                    const KT *vb = vc + (size_t)kvh * hd + (size_t)base * kvs;
+                    ATTN_STAGE(ks, kc + (size_t)kvh * kh, (size_t)kvs, hd, base, s0, s1, nKV);
+                    const KT *vb = vc + (size_t)kvh * kh + (size_t)base * kvs;
+#ifdef KPART_F32
+                    ATTN_STAGE(vsf, vc + (size_t)kvh * kh, (size_t)kvs, hd, base, s0, s1, nKV);
+#endif
                     for (int t = t0; t < t1; t++) {
                         int pLo, pHi;
                         k_attn_range(pos0 + t, nKV, window, &pLo, &pHi);
                         const int a = (pLo > base ? pLo : base) - base;
                         const int b = (pHi < base + K_ATTN_CHUNK ? pHi : base + K_ATTN_CHUNK) - base;
                         if (a >= b) continue;
+#ifdef KPART_F32
+                        (void)vb;
+                        KPART_F32(tmp, q + (size_t)t * qs + (size_t)(kvh * grp + h0) * hd, nh, ks, vsf, (size_t)hd, a, b,
+                                  hd, scale, softcap, scores);
+#else
                         ATTN_PART(tmp, q + (size_t)t * qs + (size_t)(kvh * grp + h0) * hd, nh, ks, vb, (size_t)kvs, a,
                                   b, hd, scale, softcap, scores);
+#endif
                         float *st = state + (size_t)(t - t0) * nh * ps;
                         for (int j = 0; j < nh; j++) SFX(attn_merge)(st + (size_t)j * ps, tmp + (size_t)j * ps, hd);
                     }
@@ -279,5 +299,7 @@ static void ATTN_FN(float *out, float *part, const float *q, int nq, int pos0, c
 #undef ATTN_STAGE
 #undef ATTN_PART
 #undef KT
+#undef KPART_F32
+#undef KHEAD
 #undef KLOAD
 #undef KSCALAR

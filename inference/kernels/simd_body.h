@@ -509,23 +509,45 @@ static void SFX(mm_gguf)(float *out, const float *x, int n, const uint8_t *w, in
 }
 
 /* ---- attention ----
- * simd_attn.h is instantiated once per KV element type: float32, and half
- * (the KV cache's default storage, half the bytes to stream at depth). */
+ * simd_attn.h is instantiated once per KV storage: float32, half (the KV
+ * cache's default storage, half the bytes to stream at depth), and q8_0
+ * (blocks of 32 int8 codes with a half scale: 34 bytes per 32 values). */
 
 #define ATTN_FN SFX(attention)
 #define ATTN_STAGE SFX(attn_stage)
 #define ATTN_PART SFX(attn_part)
 #define KT float
-#define KLOAD(p) VLOAD(p)
-#define KSCALAR(x) (x)
+#define KHEAD(hd) (hd)
+#define KLOAD(s, x) VLOAD((s) + (x))
+#define KSCALAR(s, x) ((s)[x])
 #include "simd_attn.h"
 
 #define ATTN_FN SFX(attention_f16)
 #define ATTN_STAGE SFX(attn_stage_f16)
 #define ATTN_PART SFX(attn_part_f16)
 #define KT uint16_t
-#define KLOAD(p) VLOAD_F16(p)
-#define KSCALAR(x) SF16(x)
+#define KHEAD(hd) (hd)
+#define KLOAD(s, x) VLOAD_F16((s) + (x))
+#define KSCALAR(s, x) SF16((s)[x])
+#include "simd_attn.h"
+
+// W values at element x (a multiple of W) of a q8_0 head row: the codes of
+// one block times its scale, code * scale as the scalar path rounds it.
+static inline VF SFX(kv_q8_load)(const uint8_t *row, int x) {
+    const uint8_t *b = row + (size_t)(x >> 5) * 34;
+    uint16_t h;
+    memcpy(&h, b, 2);
+    return VMUL(VCVTSI(VLOAD_S8I(b + 2 + (x & 31))), VSET1(SF16(h)));
+}
+
+#define ATTN_FN SFX(attention_q8)
+#define ATTN_STAGE SFX(attn_stage_q8)
+#define ATTN_PART SFX(attn_part_q8)
+#define KT uint8_t
+#define KHEAD(hd) ((hd) / 32 * 34)
+#define KLOAD(s, x) SFX(kv_q8_load)(s, x)
+#define KSCALAR(s, x) k_kv_q8_at(s, x)
+#define KPART_F32 SFX(attn_part)
 #include "simd_attn.h"
 #undef ATTN_SHARED
 

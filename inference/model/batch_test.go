@@ -169,13 +169,27 @@ func testFixture(t *testing.T, archive, model string) string {
 	return filepath.Join(fixtureRoot(t, archive), model)
 }
 
-// TestDecodeAllocs checks that a steady-state decode step allocates nothing.
+// TestDecodeAllocs checks that a steady-state decode step allocates
+// nothing, with the default KV storage and with q8_0 (on a fixture whose
+// head size allows it).
 func TestDecodeAllocs(t *testing.T) {
-	m, err := Load(testFixture(t, "dev-random", "phi3-mlx4"))
+	t.Run("default", func(t *testing.T) { checkDecodeAllocs(t, "dev-random", "phi3-mlx4", nil) })
+	t.Run("q8_0", func(t *testing.T) {
+		checkDecodeAllocs(t, "dev-random", "qwen3-mlx4", func(m *Model) error { return m.SetKVStorage(KVQ8) })
+	})
+}
+
+func checkDecodeAllocs(t *testing.T, archive, name string, setup func(*Model) error) {
+	m, err := Load(testFixture(t, archive, name))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer m.Close()
+	if setup != nil {
+		if err := setup(m); err != nil {
+			t.Fatal(err)
+		}
+	}
 	caches := []*KVCache{m.NewKVCache(1024), m.NewKVCache(1024)}
 	out := make([][]float32, 2)
 	batch := []SeqBatch{{Tokens: []int32{3, 4, 5}, Cache: caches[0], WantLogits: true}, {Tokens: []int32{6}, Cache: caches[1], WantLogits: true}}

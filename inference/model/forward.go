@@ -16,53 +16,131 @@ type KVCache struct {
 	layers, kvDim int
 	n, maxLen     int
 	capacity      int
-	half          bool        // keys and values in kh, vh (IEEE half), else in k, v
-	k, v          [][]float32 // per layer, when !half
-	kh, vh        [][]uint16  // per layer, when half
+	kind          KVStorage   // which of the slices below hold the keys and values
+	k, v          [][]float32 // per layer, for KVF32
+	kh, vh        [][]uint16  // per layer, for KVF16 (IEEE half)
+	kq, vq        [][]byte    // per layer, for KVQ8 (q8_0 blocks, kernels.QuantizeQ8KV)
 	batchMark     uint64      // the Forward call that last saw this cache, to catch duplicates
 	dev           *gpuKV      // the keys and values in GPU memory, for a model on a GPU (gpu.go)
 }
 
+// KVStorage is how a KV cache stores keys and values.
+type KVStorage uint32
+
+const (
+	// KVF32 keeps float32: exact, 4 bytes a value.
+	KVF32 KVStorage = iota
+	// KVF16 rounds to IEEE half: 2 bytes a value, about 5e-4 relative error.
+	KVF16
+	// KVQ8 stores q8_0 blocks (32 int8 codes and a half scale, 34 bytes per
+	// 32 values): about half of KVF16's bytes for attention to read at long
+	// context, with an error of up to half a step of amax/127 per block. It
+	// needs a head size that is a multiple of 32.
+	KVQ8
+)
+
+// String is the storage's name as IMPETUS_KV and the kv_cache option spell it.
+func (s KVStorage) String() string {
+	switch s {
+	case KVF32:
+		return "f32"
+	case KVF16:
+		return "f16"
+	case KVQ8:
+		return "q8_0"
+	}
+	return fmt.Sprintf("KVStorage(%d)", uint32(s))
+}
+
+// ParseKVStorage reads "f32", "f16" or "q8_0".
+func ParseKVStorage(s string) (KVStorage, error) {
+	switch s {
+	case "f32":
+		return KVF32, nil
+	case "f16":
+		return KVF16, nil
+	case "q8_0":
+		return KVQ8, nil
+	}
+	return 0, fmt.Errorf("kv cache storage must be f16, f32 or q8_0, got %q", s)
+}
+
+// tokenBytes is the memory one token's keys or values of kvDim values take
+// in one layer.
+func (s KVStorage) tokenBytes(kvDim int) int {
+	switch s {
+	case KVF16:
+		return 2 * kvDim
+	case KVQ8:
+		return kernels.Q8KVRowBytes(kvDim)
+	}
+	return 4 * kvDim
+}
+
 // NewKVCache returns an empty cache for up to maxLen tokens, stored as the
-// model's KVHalf says.
+// model's KVStorage says.
 func (m *Model) NewKVCache(maxLen int) *KVCache {
-	c := &KVCache{layers: m.Config.Layers, kvDim: m.Config.KVHeads * m.Config.HeadDim, maxLen: maxLen, half: m.kvHalf.Load()}
-	if c.half {
+	c := &KVCache{layers: m.Config.Layers, kvDim: m.Config.KVHeads * m.Config.HeadDim, maxLen: maxLen, kind: m.KVStorage()}
+	switch c.kind {
+	case KVF16:
 		c.kh, c.vh = make([][]uint16, c.layers), make([][]uint16, c.layers)
-	} else {
+	case KVQ8:
+		c.kq, c.vq = make([][]byte, c.layers), make([][]byte, c.layers)
+	default:
 		c.k, c.v = make([][]float32, c.layers), make([][]float32, c.layers)
 	}
 	if m.gpu != nil {
 		// Kept in GPU memory instead (gpu.go).
-		c.half, c.k, c.v, c.kh, c.vh = false, nil, nil, nil, nil
+		c.dropHost()
 		c.dev = m.gpu.newKV(c)
 	}
 	return c
 }
 
-// SetKVHalf chooses the storage of caches made from now on: half precision
-// (half the memory, and half the bytes attention reads per token at long
-// context) or float32. See kvHalfFor for the default.
-func (m *Model) SetKVHalf(on bool) { m.kvHalf.Store(on) }
+// dropHost forgets the host storage of a cache that moves to the GPU.
+func (c *KVCache) dropHost() {
+	c.kind, c.k, c.v, c.kh, c.vh, c.kq, c.vq = KVF32, nil, nil, nil, nil, nil, nil
+}
 
-// KVHalf reports whether new caches store keys and values in half precision.
-func (m *Model) KVHalf() bool { return m.kvHalf.Load() }
+// ErrKVQ8HeadDim is returned by SetKVStorage for q8_0 on a model whose
+// head size is not a multiple of 32 (the q8_0 block).
+var ErrKVQ8HeadDim = errors.New("q8_0 KV cache needs a head size that is a multiple of 32")
 
-// kvHalfFor is the default cache storage of a model whose matmuls do
+// SetKVStorage chooses the storage of caches made from now on. For q8_0 on
+// a model whose head size is not a multiple of 32 it chooses f16 instead
+// and says so with an error wrapping ErrKVQ8HeadDim. See kvStorageFor for
+// the default.
+func (m *Model) SetKVStorage(s KVStorage) error {
+	if s == KVQ8 && m.Config.HeadDim%kernels.Q8KVBlock != 0 {
+		m.kvKind.Store(uint32(KVF16))
+		return fmt.Errorf("%w: head size %d, keys and values stay f16", ErrKVQ8HeadDim, m.Config.HeadDim)
+	}
+	m.kvKind.Store(uint32(s))
+	return nil
+}
+
+// KVStorage is the storage of caches made now.
+func (m *Model) KVStorage() KVStorage { return KVStorage(m.kvKind.Load()) }
+
+// kvStorageFor is the default cache storage of a model whose matmuls do
 // (int8) or do not run with int8 activations at load. Half where they do:
 // its rounding (about 5e-4 relative) is far below theirs. Float32 where
 // every matmul is in float, which stays transformers-exact: half keys and
 // values move float models' log-probabilities by up to 0.01, twice the
-// tolerance of their reference tests. IMPETUS_KV=f16 or f32 in the
-// environment overrides both.
-func kvHalfFor(int8 bool) bool {
-	switch os.Getenv("IMPETUS_KV") {
-	case "f32":
-		return false
-	case "f16":
-		return true
+// tolerance of their reference tests. IMPETUS_KV=f16, f32 or q8_0 in the
+// environment overrides both; q8_0 falls back to f16 where the head size
+// is not a multiple of 32 (the engine logs it).
+func kvStorageFor(int8 bool, headDim int) KVStorage {
+	if s, err := ParseKVStorage(os.Getenv("IMPETUS_KV")); err == nil {
+		if s == KVQ8 && headDim%kernels.Q8KVBlock != 0 {
+			return KVF16
+		}
+		return s
 	}
-	return int8
+	if int8 {
+		return KVF16
+	}
+	return KVF32
 }
 
 // Len is the number of tokens whose keys and values are stored.
@@ -106,7 +184,7 @@ func (c *KVCache) Grow(capacity int) {
 // cache of the same model, so a sequence can start from a cached prefix. Only
 // the shape is checked: the caller keeps caches of different models apart.
 func (c *KVCache) CopyPrefix(src *KVCache, n int) error {
-	if src.layers != c.layers || src.kvDim != c.kvDim || src.half != c.half {
+	if src.layers != c.layers || src.kvDim != c.kvDim || src.kind != c.kind {
 		return fmt.Errorf("kv cache: copy from a cache of another model")
 	}
 	if c.dev != nil || src.dev != nil {
@@ -121,10 +199,15 @@ func (c *KVCache) CopyPrefix(src *KVCache, n int) error {
 	c.n = 0
 	c.Grow(n)
 	for l := 0; l < c.layers; l++ {
-		if c.half {
+		switch c.kind {
+		case KVF16:
 			copy(c.kh[l], src.kh[l][:n*c.kvDim])
 			copy(c.vh[l], src.vh[l][:n*c.kvDim])
-		} else {
+		case KVQ8:
+			rb := kernels.Q8KVRowBytes(c.kvDim)
+			copy(c.kq[l], src.kq[l][:n*rb])
+			copy(c.vq[l], src.vq[l][:n*rb])
+		default:
 			copy(c.k[l], src.k[l][:n*c.kvDim])
 			copy(c.v[l], src.v[l][:n*c.kvDim])
 		}
@@ -134,13 +217,10 @@ func (c *KVCache) CopyPrefix(src *KVCache, n int) error {
 }
 
 // KVTokenBytes is the memory one token takes in a cache of this model made
-// now (see SetKVHalf).
+// now (see SetKVStorage): keys and values of every layer, at the storage's
+// real size (34 bytes per 32 values for q8_0).
 func (m *Model) KVTokenBytes() int64 {
-	elem := int64(4)
-	if m.KVHalf() {
-		elem = 2
-	}
-	return int64(m.Config.Layers) * int64(m.Config.KVHeads*m.Config.HeadDim) * 2 * elem
+	return int64(m.Config.Layers) * 2 * int64(m.KVStorage().tokenBytes(m.Config.KVHeads*m.Config.HeadDim))
 }
 
 // reserve makes room for need tokens in total.
@@ -159,9 +239,13 @@ func (c *KVCache) resize(capacity int) {
 		return
 	}
 	for l := 0; l < c.layers; l++ {
-		if c.half {
+		switch c.kind {
+		case KVF16:
 			c.kh[l], c.vh[l] = regrow(c.kh[l], capacity*c.kvDim, c.n*c.kvDim), regrow(c.vh[l], capacity*c.kvDim, c.n*c.kvDim)
-		} else {
+		case KVQ8:
+			rb := kernels.Q8KVRowBytes(c.kvDim)
+			c.kq[l], c.vq[l] = regrow(c.kq[l], capacity*rb, c.n*rb), regrow(c.vq[l], capacity*rb, c.n*rb)
+		default:
 			c.k[l], c.v[l] = regrow(c.k[l], capacity*c.kvDim, c.n*c.kvDim), regrow(c.v[l], capacity*c.kvDim, c.n*c.kvDim)
 		}
 	}
@@ -169,29 +253,41 @@ func (c *KVCache) resize(capacity int) {
 }
 
 // regrow returns a slice of n elements holding the first keep of s.
-func regrow[T float32 | uint16](s []T, n, keep int) []T {
+func regrow[T float32 | uint16 | byte](s []T, n, keep int) []T {
 	out := make([]T, n)
 	copy(out, s[:keep])
 	return out
 }
 
 // store writes n tokens' keys and values (float32 rows of kvDim) at the
-// cache's end in layer l, rounding them to half when the cache is half.
+// cache's end in layer l, rounded to half or quantized to q8_0 blocks as
+// the cache's storage says.
 func (c *KVCache) store(l int, k, v []float32) {
-	at := c.n * c.kvDim
-	if !c.half {
+	switch c.kind {
+	case KVF16:
+		at := c.n * c.kvDim
+		kernels.ToF16(c.kh[l][at:at+len(k)], k)
+		kernels.ToF16(c.vh[l][at:at+len(v)], v)
+	case KVQ8:
+		at := c.n * kernels.Q8KVRowBytes(c.kvDim)
+		kernels.QuantizeQ8KV(c.kq[l][at:at+kernels.Q8KVRowBytes(len(k))], k)
+		kernels.QuantizeQ8KV(c.vq[l][at:at+kernels.Q8KVRowBytes(len(v))], v)
+	default:
+		at := c.n * c.kvDim
 		copy(c.k[l][at:], k)
 		copy(c.v[l][at:], v)
-		return
 	}
-	kernels.ToF16(c.kh[l][at:at+len(k)], k)
-	kernels.ToF16(c.vh[l][at:at+len(v)], v)
 }
 
 // attention runs the attention kernel for n query rows against layer l.
 func (c *KVCache) attention(out, q []float32, n, l int, cfg *Config, window int) {
-	if c.half {
+	switch c.kind {
+	case KVF16:
 		kernels.AttentionF16(out, q, n, c.n, c.kh[l], c.vh[l], c.n+n,
+			cfg.Heads, cfg.KVHeads, cfg.HeadDim, cfg.AttnScale, cfg.AttnSoftcap, window)
+		return
+	case KVQ8:
+		kernels.AttentionQ8(out, q, n, c.n, c.kq[l], c.vq[l], c.n+n,
 			cfg.Heads, cfg.KVHeads, cfg.HeadDim, cfg.AttnScale, cfg.AttnSoftcap, window)
 		return
 	}

@@ -328,7 +328,7 @@ type ggufLoader struct {
 	params   int64
 	packed   int64 // bytes of packed weights
 	released int64 // bytes of the mapping given back after packing
-	int8     bool  // some matmul runs with int8 activations (kvHalfFor)
+	int8     bool  // some matmul runs with int8 activations (kvStorageFor)
 	kinds    map[string]int
 }
 
@@ -484,7 +484,7 @@ func buildGGUF(cfg Config, f *gguf.File, file string) (*Model, error) {
 		}
 	}
 	m.params, m.packed, m.released = ld.params, ld.packed, ld.released
-	m.kvHalf.Store(kvHalfFor(ld.int8))
+	m.kvKind.Store(uint32(kvStorageFor(ld.int8, m.Config.HeadDim)))
 	m.quant = "GGUF " + storageSummary(ld.kinds)
 	return m, nil
 }

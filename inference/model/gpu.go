@@ -437,7 +437,7 @@ func (m *Model) forwardGPU(batch []SeqBatch, logits [][]float32, N, nOut int) er
 			if c.n > 0 {
 				return fmt.Errorf("%w: sequence %d: a cache filled on the CPU", ErrBatch, i)
 			}
-			c.half, c.k, c.v, c.kh, c.vh = false, nil, nil, nil, nil
+			c.dropHost()
 			c.dev = g.newKV(c)
 		}
 		c.reserve(c.n + len(sb.Tokens))

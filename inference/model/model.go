@@ -31,7 +31,7 @@ type Model struct {
 	gpu *gpuModel // set by UseDevice: Forward runs on the GPU
 
 	mu     sync.Mutex
-	kvHalf atomic.Bool // new caches store half precision (SetKVHalf)
+	kvKind atomic.Uint32 // the KVStorage of new caches (SetKVStorage)
 	s      scratch
 	calls  uint64 // Forward calls, for KVCache.batchMark
 }
@@ -139,7 +139,7 @@ func build(cfg Config, set *safetensors.Set) (*Model, error) {
 		}
 	}
 	m.params, m.packed, m.released = ld.params, ld.packed, ld.released
-	m.kvHalf.Store(kvHalfFor(ld.int8))
+	m.kvKind.Store(uint32(kvStorageFor(ld.int8, cfg.HeadDim)))
 	m.quant = storageSummary(ld.kinds)
 	return m, nil
 }

@@ -180,8 +180,9 @@ func checkReferenceTol(t *testing.T, dir string, tolerance float64) {
 }
 
 // checkReferenceOn is checkReferenceTol with place, when not nil, called on
-// the loaded model first (to move it to a GPU).
-func checkReferenceOn(t *testing.T, dir string, tolerance float64, place func(*testing.T, *Model)) {
+// the loaded model first (to move it to a GPU, or to choose its KV
+// storage). It returns the worst log-probability difference seen.
+func checkReferenceOn(t *testing.T, dir string, tolerance float64, place func(*testing.T, *Model)) float64 {
 	ref := loadReference(t, dir)
 	m, err := Load(dir)
 	if err != nil {
@@ -258,6 +259,7 @@ func checkReferenceOn(t *testing.T, dir string, tolerance float64, place func(*t
 		}
 	}
 	t.Logf("%s: worst logprob difference %.2g, last logits %.2g (tolerance %g)", filepath.Base(dir), worst, maxLogitDiff, tol)
+	return worst
 }
 
 func equalIDs(a, b []int32) bool {

@@ -117,7 +117,7 @@ type loader struct {
 	params   int64
 	packed   int64          // bytes of packed weights
 	released int64          // bytes of mapped pages given back after packing
-	int8     bool           // some matmul runs with int8 activations (kvHalfFor)
+	int8     bool           // some matmul runs with int8 activations (kvStorageFor)
 	kinds    map[string]int // storage description → count, for Model.Quantization
 }
 
