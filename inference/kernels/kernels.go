@@ -243,7 +243,7 @@ func Attention(out, q []float32, nq, pos0 int, kCache, vCache []float32, nKV, nH
 // It runs the tiled attention kernel of Attention over tiles of query rows
 // and heads; AttentionRef with window -1 is its reference.
 func AttentionBidirectional(out, q, k, v []float32, n, nHeads, headDim int, scale float32) {
-	checkAttention(len(out), len(q), n, 0, len(k), len(v), n, nHeads, nHeads, headDim)
+	checkAttention(len(out), len(q), n, 0, len(k), len(v), n, nHeads, nHeads, headDim, nHeads*headDim)
 	runAttention(attnJob{out: out, q: q, nq: n, k: k, v: v, nKV: n,
 		nHeads: nHeads, nKVHeads: nHeads, headDim: headDim, scale: scale, window: -1})
 }
