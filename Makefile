@@ -158,6 +158,7 @@ bench: build
 	./$(BIN) bench --random llama1b --quant q8_0 $(BENCH_FLAGS)
 	./$(BIN) bench --random qwen0.5b --quant q4_0 --depth 4096 $(BENCH_FLAGS2)
 	./$(BIN) bench --random qwen0.5b --quant q4_0 --prompt 4096 $(BENCH_FLAGS2)
+	./$(BIN) bench --embed bge-small,nomic-embed --embed-quant f16 $(BENCH_FLAGS2)
 	./$(BIN) bench --random mistral7b --quant q4_0 --also mlx4 $(BENCH_FLAGS2)
 	./$(BIN) bench --random mistral7b --quant q4_k_m $(BENCH_FLAGS2)
 	$(if $(LLAMA_CPP_AVX2),IMPETUS_SIMD=avx2 ./$(BIN) bench --random qwen0.5b --quant q4_0 --also mlx4 $(BENCH_AVX2))

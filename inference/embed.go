@@ -76,10 +76,10 @@ type EmbedOptions struct {
 	// "query") put before each text; "" uses the model's default prompt if
 	// it has one. Token inputs get no prompt.
 	Prompt string
-	// Dimensions, when positive, asks for shortened vectors. Only models
-	// trained for it (Matryoshka) may shorten; none of the encoders served
-	// so far says so, so any value other than 0 or the full size is
-	// ErrInvalidInput.
+	// Dimensions, when positive, asks for shortened vectors: the leading
+	// Dimensions entries, scaled back to unit length. Only models trained
+	// for it (Matryoshka, see model.LoadMatryoshka) may shorten; for others
+	// any value other than 0 or the full size is ErrInvalidInput.
 	Dimensions int
 }
 
@@ -126,7 +126,7 @@ type embedJob struct {
 // request runs as several forwards, and between them the worker takes no
 // lock a chat scheduler waits on, so both make progress on the shared
 // kernel thread pool.
-const embedBatchTokens = 2048
+const embedBatchTokens = 4096
 
 // Embed embeds inputs with the embedding model id, loading it if needed.
 // Inputs are tokenized here; the forward passes run on the model's worker,
@@ -159,8 +159,8 @@ func (e *Engine) Embed(ctx context.Context, id string, in EmbedInputs, opts Embe
 		return EmbedResult{}, err
 	}
 	defer m.life.release()
-	if opts.Dimensions != 0 && opts.Dimensions != m.Dim {
-		return EmbedResult{}, fmt.Errorf("%w: dimensions %d: model %s gives %d-dimensional vectors and is not trained for shortening them", ErrInvalidInput, opts.Dimensions, id, m.Dim)
+	if err := m.CheckDimensions(opts.Dimensions); err != nil {
+		return EmbedResult{}, fmt.Errorf("%w: dimensions %d: %w", ErrInvalidInput, opts.Dimensions, err)
 	}
 	seqs, err := m.tokenize(in, opts)
 	if err != nil {
@@ -169,6 +169,11 @@ func (e *Engine) Embed(ctx context.Context, id string, in EmbedInputs, opts Embe
 	vecs, err := m.run(ctx, seqs)
 	if err != nil {
 		return EmbedResult{}, err
+	}
+	if opts.Dimensions > 0 && opts.Dimensions < m.Dim {
+		for i, v := range vecs {
+			vecs[i] = shorten(v, opts.Dimensions)
+		}
 	}
 	res := EmbedResult{Model: id, Embeddings: vecs, Tokens: make([]int, n)}
 	for i, s := range seqs {
@@ -339,6 +344,9 @@ func (m *EmbeddingModel) close() {
 }
 
 func loadEmbeddingModel(info LocalModel) (*EmbeddingModel, error) {
+	if info.Format == FormatGGUF {
+		return loadGGUFEmbeddingModel(info)
+	}
 	spec, err := model.LoadEmbedSpec(info.Path)
 	if err != nil {
 		return nil, err
@@ -354,6 +362,16 @@ func loadEmbeddingModel(info LocalModel) (*EmbeddingModel, error) {
 	tk, err := tokenizer.Load(info.Path)
 	if err != nil {
 		return fail(fmt.Errorf("tokenizer: %w", err))
+	}
+	return startEmbeddingModel(info, net, spec, tk)
+}
+
+// startEmbeddingModel checks that the tokenizer fits the network and
+// starts the model's worker; on error it closes net.
+func startEmbeddingModel(info LocalModel, net embedBackend, spec model.EmbedSpec, tk *tokenizer.Tokenizer) (*EmbeddingModel, error) {
+	fail := func(err error) (*EmbeddingModel, error) {
+		net.close()
+		return nil, err
 	}
 	if tk.VocabSize() > net.vocab() {
 		return fail(fmt.Errorf("tokenizer has %d tokens, the model's vocabulary %d", tk.VocabSize(), net.vocab()))

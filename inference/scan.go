@@ -60,7 +60,7 @@ func scanDir(root, dir string, depth int, parents []os.FileInfo, add func(LocalM
 		if !st.IsDir() {
 			if st.Mode().IsRegular() && strings.HasSuffix(strings.ToLower(name), ".gguf") {
 				id := filepath.ToSlash(strings.TrimSuffix(rel, filepath.Ext(rel)))
-				add(LocalModel{ID: id, Path: path, Format: FormatGGUF, Kind: KindChat, SizeBytes: st.Size(), Modified: st.ModTime()})
+				add(LocalModel{ID: id, Path: path, Format: FormatGGUF, Kind: ggufKind(path), SizeBytes: st.Size(), Modified: st.ModTime()})
 			}
 			continue
 		}
@@ -169,7 +169,7 @@ func hfCacheModel(path, name string) (LocalModel, bool) {
 	if len(matches) == 1 {
 		st, err := os.Stat(matches[0])
 		if err == nil {
-			return LocalModel{ID: id, Path: matches[0], Format: FormatGGUF, Kind: KindChat, SizeBytes: st.Size(), Modified: st.ModTime()}, true
+			return LocalModel{ID: id, Path: matches[0], Format: FormatGGUF, Kind: ggufKind(matches[0]), SizeBytes: st.Size(), Modified: st.ModTime()}, true
 		}
 	}
 	return LocalModel{}, false

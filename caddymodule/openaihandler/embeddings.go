@@ -34,10 +34,8 @@ func (h *OpenAI) embeddings(w http.ResponseWriter, r *http.Request, in *request)
 		return
 	}
 	acct.setModel(m.Info.ID)
-	if req.Dimensions != 0 && req.Dimensions != m.Dim {
-		openai.WriteError(w, openai.InvalidRequest("dimensions", fmt.Sprintf(
-			"dimensions: model %s gives %d-dimensional vectors and is not trained for shortening them; omit dimensions or pass %d",
-			req.Model, m.Dim, m.Dim)))
+	if err := m.CheckDimensions(req.Dimensions); err != nil {
+		openai.WriteError(w, openai.InvalidRequest("dimensions", "dimensions: "+err.Error()))
 		return
 	}
 	inputs := inference.EmbedInputs{Texts: req.Input.Texts}

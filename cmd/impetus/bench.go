@@ -40,9 +40,14 @@ func init() {
 	fs.String("batch", "1", "with --table: comma-separated numbers of sequences decoded together")
 	fs.String("llama-bench", "", "with --table: path to llama-bench, to compare on the same thread counts")
 	fs.String("gguf", "", "GGUF model llama.cpp runs (default: the measured file, or the --vs file of a random MLX model)")
+	fs.String("embed", "", "measure embeddings instead: comma-separated random encoder shapes (bge-small, nomic-embed)")
+	fs.String("embed-quant", "f16", "with --embed: storage of the random encoder GGUF: f32, f16, q8_0 or q4_0")
+	fs.Int("embed-batch", 32, "with --embed: inputs per batch")
+	fs.Int("embed-tokens", 128, "with --embed: tokens per input, [CLS] and [SEP] included")
+	fs.Int("embed-ubatch", 0, "with --embed --llama-cpp: llama-server's -ub (0: the whole batch in one ubatch)")
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "bench",
-		Usage: "--model <dir|file.gguf> | --random qwen0.5b|llama1b|mistral7b [--quant q4_0|q8_0|q4_k_m|mlx4|mlx8|bf16] [--also mlx4] [--threads 1,2] [--depth 4096] [--repeats 5] [--llama-cpp <build dir>] [--streams 1,2,4,8] [--turns 5] [--write]",
+		Usage: "--model <dir|file.gguf> | --random qwen0.5b|llama1b|mistral7b | --embed bge-small,nomic-embed [--embed-quant f16] [--quant q4_0|q8_0|q4_k_m|mlx4|mlx8|bf16] [--also mlx4] [--threads 1,2] [--depth 4096] [--repeats 5] [--llama-cpp <build dir>] [--streams 1,2,4,8] [--turns 5] [--write]",
 		Short: "Measures prefill and decode speed of the inference engine, beside llama.cpp",
 		Long: `
 Measures the inference engine in tokens per second: prefill of one prompt of
@@ -76,7 +81,16 @@ time to first token of each of K turns of a conversation (200-token system
 prompt, 40-token user messages, 32-token replies), with the prefix cache and
 without it:
 
-  TTFT model=<name> quant=<q> threads=<n> turn=<k> context=<tokens> reuse_ms=<ms> noreuse_ms=<ms>`,
+  TTFT model=<name> quant=<q> threads=<n> turn=<k> context=<tokens> reuse_ms=<ms> noreuse_ms=<ms>
+
+--embed bge-small,nomic-embed measures embeddings per second instead: random
+encoders of those shapes (a BERT of bge-small-en-v1.5's size, a nomic_bert of
+nomic-embed-text-v1.5's) written as encoder GGUFs (--embed-quant), batches of
+--embed-batch inputs of --embed-tokens tokens through one forward pass. With
+--llama-cpp, llama-server --embeddings runs the same GGUF with the same threads
+(one slot per input, one ubatch), interleaved:
+
+  BENCH model=<shape> quant=<q> threads=<n> test=embed<B>x<T> impetus=<emb/s> llamacpp=<emb/s> ratio=<r> level=<simd>`,
 		Flags: fs,
 		Func:  cmdBench,
 	})
@@ -109,6 +123,9 @@ func randomModel(cache string, shape bench.Shape, quantName string) (string, err
 
 func cmdBench(fl caddycmd.Flags) (int, error) {
 	fail := func(err error) (int, error) { return caddy.ExitCodeFailedStartup, fmt.Errorf("bench: %w", err) }
+	if fl.String("embed") != "" {
+		return benchEmbed(fl)
+	}
 	path, random := fl.String("model"), fl.String("random")
 	if (path == "") == (random == "") {
 		return fail(fmt.Errorf("give exactly one of --model and --random"))
@@ -255,4 +272,44 @@ func intList(s string) ([]int, error) {
 		out = append(out, n)
 	}
 	return out, nil
+}
+
+// benchEmbed is --embed: embeddings per second of random encoders, beside
+// llama-server with --llama-cpp.
+func benchEmbed(fl caddycmd.Flags) (int, error) {
+	fail := func(err error) (int, error) { return caddy.ExitCodeFailedStartup, fmt.Errorf("bench --embed: %w", err) }
+	threads, err := intList(fl.String("threads"))
+	if err != nil {
+		return fail(fmt.Errorf("--threads: %w", err))
+	}
+	env, err := bench.EnvList(fl.String("llama-env"))
+	if err != nil {
+		return fail(fmt.Errorf("--llama-env: %w", err))
+	}
+	q := fl.String("embed-quant")
+	for _, name := range strings.Split(fl.String("embed"), ",") {
+		shape, err := bench.EncoderShapeByName(strings.TrimSpace(name))
+		if err != nil {
+			return fail(err)
+		}
+		start := time.Now()
+		path, made, err := bench.EnsureRandomEncoderGGUF(fl.String("cache"), shape, q, 1)
+		if err != nil {
+			return fail(err)
+		}
+		if made {
+			fmt.Fprintf(os.Stderr, "generated random %s %s encoder in %s (%.1fs)\n", shape.Name, q, path, time.Since(start).Seconds())
+		}
+		if fl.Bool("write") {
+			fmt.Println(path)
+			continue
+		}
+		_, err = bench.EmbedCompare(bench.EmbedOptions{Model: shape.Name, Quant: q, GGUF: path, Threads: threads,
+			Batch: fl.Int("embed-batch"), SeqLen: fl.Int("embed-tokens"), Repeats: fl.Int("repeats"),
+			LlamaCPP: fl.String("llama-cpp"), LlamaEnv: env, UBatch: fl.Int("embed-ubatch"), Progress: os.Stderr, Lines: os.Stdout})
+		if err != nil {
+			return fail(err)
+		}
+	}
+	return 0, nil
 }

@@ -42,12 +42,13 @@ func loadEmbedReference(t *testing.T) embedReference {
 	return ref
 }
 
-// embedModels links bert-mean (F32, mean, normalized) and bert-cls (F16,
-// CLS) into a fresh models folder.
+// embedModels links bert-mean (F32, mean, normalized), bert-cls (F16,
+// CLS) and nomic-mean (nomic_bert, Matryoshka-trained) into a fresh models
+// folder.
 func embedModels(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
-	for _, m := range []string{"bert-mean", "bert-cls"} {
+	for _, m := range []string{"bert-mean", "bert-cls", "nomic-mean"} {
 		src, err := filepath.Abs(filepath.Join(embedFixtures, m))
 		if err != nil {
 			t.Fatal(err)
@@ -365,8 +366,9 @@ func TestEmbeddingModelKinds(t *testing.T) {
 // TestEmbeddingsNodeSDK runs testdata/sdk/embed.js, which calls
 // client.embeddings.create of the official openai npm package against the
 // binary: float, base64 (raw and as the SDK decodes it by default) and
-// texts, compared with reference.json within 1e-4, and the SDK's
-// BadRequestError for an empty string.
+// texts, compared with reference.json within 1e-4, the SDK's
+// BadRequestError for an empty string, and dimensions: shortened vectors
+// from the Matryoshka-trained nomic-mean, a BadRequestError from bert-mean.
 func TestEmbeddingsNodeSDK(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts node; skipped in -short mode")
@@ -390,7 +392,11 @@ func TestEmbeddingsNodeSDK(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, node, "embed.js", base, "full-secret", refPath)
+	nomicRef, err := filepath.Abs(filepath.Join(embedFixtures, "nomic-reference.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.CommandContext(ctx, node, "embed.js", base, "full-secret", refPath, nomicRef)
 	cmd.Dir = dir
 	cmd.Stderr = os.Stderr
 	out, err := cmd.Output()
@@ -404,8 +410,8 @@ func TestEmbeddingsNodeSDK(t *testing.T) {
 	for _, f := range got.Failed {
 		t.Errorf("%s: %s", f.Name, f.Error)
 	}
-	if len(got.Passed) != 5 && !t.Failed() {
-		t.Errorf("passed %v, want 5 checks", got.Passed)
+	if len(got.Passed) != 7 && !t.Failed() {
+		t.Errorf("passed %v, want 7 checks", got.Passed)
 	}
 	t.Logf("openai SDK embedding checks passed: %v", got.Passed)
 }

@@ -256,6 +256,12 @@ func geluMul(gate, up []float32) {
 	}
 }
 
+func geluErf(x []float32) {
+	if len(x) > 0 {
+		C.k_gelu_erf(fp(x), C.size_t(len(x)))
+	}
+}
+
 func add(dst, src []float32) {
 	if len(dst) > 0 {
 		C.k_add(fp(dst), fp(src), C.size_t(len(dst)))

@@ -27,6 +27,7 @@ func attentionItems(j *attnJob, worker, lo, hi int) { attentionItemsGo(j, worker
 func softmax(x []float32)                           { SoftmaxRef(x) }
 func siluMul(gate, up []float32)                    { siluMulGo(gate, up) }
 func geluMul(gate, up []float32)                    { geluMulGo(gate, up) }
+func geluErf(x []float32)                           { GELUErfRef(x) }
 func add(dst, src []float32)                        { addGo(dst, src) }
 func rmsNorm(out, x, weight []float32, n, dim int, eps float32, addOne bool) {
 	rmsNormGo(out, x, weight, n, dim, eps, addOne)

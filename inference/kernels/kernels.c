@@ -565,6 +565,12 @@ void k_gelu_mul(float *g, const float *u, size_t n) {
 #undef CALL
 }
 
+void k_gelu_erf(float *x, size_t n) {
+#define CALL(s) k_gelu_erf_##s(x, n)
+    K_DISPATCH(k_level(), CALL, for (size_t i = 0; i < n; i++) x[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.70710678118654752f)))
+#undef CALL
+}
+
 void k_add(float *d, const float *s, size_t n) {
 #define CALL(v) k_add_##v(d, s, n)
     K_DISPATCH(k_level(), CALL, for (size_t i = 0; i < n; i++) d[i] += s[i])

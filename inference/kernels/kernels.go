@@ -237,6 +237,17 @@ func Attention(out, q []float32, nq, pos0 int, kCache, vCache []float32, nKV, nH
 		nHeads: nHeads, nKVHeads: nKVHeads, headDim: headDim, scale: scale, softcap: softcap, window: window})
 }
 
+// AttentionBidirectional computes full (unmasked) multi-head attention
+// over one sequence of n rows, as encoders attend: q, k, v and out are
+// [n][nHeads*headDim], every row attends to every row, scores scale*q·k.
+// It runs the tiled attention kernel of Attention over tiles of query rows
+// and heads; AttentionRef with window -1 is its reference.
+func AttentionBidirectional(out, q, k, v []float32, n, nHeads, headDim int, scale float32) {
+	checkAttention(len(out), len(q), n, 0, len(k), len(v), n, nHeads, nHeads, headDim, nHeads*headDim)
+	runAttention(attnJob{out: out, q: q, nq: n, k: k, v: v, nKV: n,
+		nHeads: nHeads, nKVHeads: nHeads, headDim: headDim, scale: scale, window: -1})
+}
+
 // AttentionF16 is Attention over a cache stored in half precision (IEEE
 // binary16, as quant.F32ToF16 rounds): the KV cache's default storage,
 // half the bytes to read per token at long context. Its results are those
@@ -334,6 +345,10 @@ func GELUTanhMul(gate, up []float32) {
 	checkPair("GELUTanhMul", gate, up)
 	geluMul(gate, up)
 }
+
+// GELUErf sets x[i] = x[i]·Φ(x[i]) (the exact GELU BERT encoders use),
+// with erf approximated to within 1.5e-7.
+func GELUErf(x []float32) { geluErf(x) }
 
 // Add sets dst[i] += src[i] for i < len(dst).
 func Add(dst, src []float32) {

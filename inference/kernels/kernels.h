@@ -179,6 +179,7 @@ void k_rmsnorm(float *out, const float *x, const float *w, int n, int dim, float
 void k_softmax(float *x, size_t n);
 void k_silu_mul(float *gate, const float *up, size_t n);
 void k_gelu_mul(float *gate, const float *up, size_t n);
+void k_gelu_erf(float *x, size_t n);
 void k_add(float *dst, const float *src, size_t n);
 void k_rope(float *x, int n, int nHeads, int headDim, int rotDim, const int32_t *pos, const float *invFreq,
             int neox, float mscale);

@@ -124,6 +124,11 @@ static inline float k_kv_q8_at(const uint8_t *row, int x) {
 }
 
 static inline void k_attn_range(int pos, int nKV, int window, int *lo, int *hi) {
+    if (window < 0) { /* bidirectional (encoders): every position */
+        *lo = 0;
+        *hi = nKV;
+        return;
+    }
     *hi = pos + 1 < nKV ? pos + 1 : nKV;
     *lo = 0;
     if (window > 0 && pos - window + 1 > 0) *lo = pos - window + 1;
@@ -161,6 +166,7 @@ void pk_quant_avx2(int8_t *, float *, int32_t *, float *, const float *, int, in
     void k_softmax_##sfx(float *, size_t);                                                                 \
     void k_silu_mul_##sfx(float *, const float *, size_t);                                                 \
     void k_gelu_mul_##sfx(float *, const float *, size_t);                                                 \
+    void k_gelu_erf_##sfx(float *, size_t);                                                                \
     void k_add_##sfx(float *, const float *, size_t);                                                     \
     int k_mlx_prep_##sfx(float *, const float *, int, int, int);                                          \
     void k_mm_gguf_##sfx(float *, const float *, int, const uint8_t *, int, int, int, int, int, float *);
@@ -207,6 +213,7 @@ K_DECLARE_LEVEL(neon)
     void k_softmax_##sfx(float *x, size_t n) { softmax_##sfx(x, n); }                                          \
     void k_silu_mul_##sfx(float *g, const float *u, size_t n) { silu_mul_##sfx(g, u, n); }                     \
     void k_gelu_mul_##sfx(float *g, const float *u, size_t n) { gelu_mul_##sfx(g, u, n); }                     \
+    void k_gelu_erf_##sfx(float *x, size_t n) { gelu_erf_##sfx(x, n); }                                        \
     void k_add_##sfx(float *d, const float *s, size_t n) { add_##sfx(d, s, n); }                              \
     int k_mlx_prep_##sfx(float *d, const float *x, int n, int cols, int bits) { return mlx_prep_##sfx(d, x, n, cols, bits); } \
     void k_mm_gguf_##sfx(float *o, const float *x, int n, const uint8_t *w, int type, int rows, int cols, int lo, int hi, \

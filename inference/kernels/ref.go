@@ -130,6 +130,13 @@ func GELUTanhMulRef(gate, up []float32) {
 	}
 }
 
+// GELUErfRef sets x[i] = x[i]·Φ(x[i]), the exact GELU of BERT's "gelu".
+func GELUErfRef(x []float32) {
+	for i, v := range x {
+		x[i] = float32(0.5 * float64(v) * (1 + math.Erf(float64(v)/math.Sqrt2)))
+	}
+}
+
 func geluTanh(v float64) float64 {
 	return 0.5 * v * (1 + math.Tanh(math.Sqrt(2/math.Pi)*(v+0.044715*v*v*v)))
 }
@@ -143,7 +150,8 @@ func AddRef(dst, src []float32) {
 
 // AttentionRef is causal (optionally windowed, soft-capped) multi-head
 // attention of nq query rows at positions pos0.. against a KV cache; see
-// Attention for the layout.
+// Attention for the layout. window -1 attends to every position
+// (AttentionBidirectional).
 func AttentionRef(out, q []float32, nq, pos0 int, kCache, vCache []float32, nKV, nHeads, nKVHeads, headDim int, scale, softcap float32, window int) {
 	qStride := nHeads * headDim
 	kvStride := nKVHeads * headDim
@@ -191,8 +199,11 @@ func AttentionRef(out, q []float32, nq, pos0 int, kCache, vCache []float32, nKV,
 }
 
 // attnRange returns the half-open range of cache positions that a query at
-// absolute position pos may attend to.
+// absolute position pos may attend to (all of them when window < 0).
 func attnRange(pos, nKV, window int) (lo, hi int) {
+	if window < 0 { // bidirectional: every position
+		return 0, nKV
+	}
 	hi = min(pos+1, nKV)
 	if window > 0 {
 		lo = max(0, pos-window+1)

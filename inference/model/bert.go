@@ -25,6 +25,18 @@ type EncoderConfig struct {
 	PosOffset    int // where position rows start (RoBERTa: padding_idx+1); MaxPositions counts those after
 	TypeVocab    int
 	LayerNormEps float32
+
+	// RotaryDim, when positive, is how many dimensions of each head rotary
+	// position embeddings turn (base RopeBase, rotate-half pairing); the
+	// model then has no position table (nomic_bert).
+	RotaryDim int
+	RopeBase  float64
+	// GatedMLP is a SwiGLU MLP, down(up(x)·silu(gate(x))), in place of
+	// BERT's GELU one.
+	GatedMLP bool
+	// QKVBias and MLPBias say whether those projections carry biases
+	// (BERT's always do; nomic_bert's config may turn them off).
+	QKVBias, MLPBias bool
 }
 
 type rawEncoderConfig struct {
@@ -45,7 +57,9 @@ type rawEncoderConfig struct {
 
 // IsEncoderType reports whether model_type names an encoder this package
 // runs (bidirectional, for embeddings) rather than a causal LM.
-func IsEncoderType(modelType string) bool { return modelType == "bert" || isRobertaType(modelType) }
+func IsEncoderType(modelType string) bool {
+	return modelType == "bert" || modelType == "nomic_bert" || isRobertaType(modelType)
+}
 
 // ParseEncoderConfig reads a BERT-family config.json.
 func ParseEncoderConfig(data []byte) (EncoderConfig, error) {
@@ -53,11 +67,15 @@ func ParseEncoderConfig(data []byte) (EncoderConfig, error) {
 	if err := json.Unmarshal(data, &r); err != nil {
 		return EncoderConfig{}, fmt.Errorf("parse config.json: %w", err)
 	}
+	if r.ModelType == "nomic_bert" {
+		return parseNomicConfig(data)
+	}
 	if !IsEncoderType(r.ModelType) {
-		return EncoderConfig{}, fmt.Errorf("model_type %q is not a supported encoder (bert)", r.ModelType)
+		return EncoderConfig{}, fmt.Errorf("model_type %q is not a supported encoder (bert, nomic_bert)", r.ModelType)
 	}
 	c := EncoderConfig{Architecture: r.ModelType, Vocab: r.Vocab, Hidden: r.Hidden, Layers: r.Layers, Heads: r.Heads,
-		Intermediate: r.Intermediate, MaxPositions: r.MaxPositions, TypeVocab: 2, LayerNormEps: 1e-12}
+		Intermediate: r.Intermediate, MaxPositions: r.MaxPositions, TypeVocab: 2, LayerNormEps: 1e-12,
+		QKVBias: true, MLPBias: true}
 	if r.TypeVocab != nil {
 		c.TypeVocab = *r.TypeVocab
 	}
@@ -79,6 +97,11 @@ func ParseEncoderConfig(data []byte) (EncoderConfig, error) {
 	if r.Quant != nil {
 		return c, errors.New("quantized bert checkpoints are not supported yet")
 	}
+	return c, c.check()
+}
+
+// check bounds the sizes of a parsed config.
+func (c EncoderConfig) check() error {
 	const maxDim = 1 << 16
 	for _, v := range []struct {
 		name string
@@ -86,16 +109,16 @@ func ParseEncoderConfig(data []byte) (EncoderConfig, error) {
 	}{{"vocab_size", c.Vocab}, {"hidden_size", c.Hidden}, {"num_hidden_layers", c.Layers}, {"num_attention_heads", c.Heads},
 		{"intermediate_size", c.Intermediate}, {"max_position_embeddings", c.MaxPositions}, {"type_vocab_size", c.TypeVocab}} {
 		if v.n <= 0 || v.n > maxDim*64 {
-			return c, fmt.Errorf("bert config: %s = %d is out of range", v.name, v.n)
+			return fmt.Errorf("%s config: %s = %d is out of range", c.Architecture, v.name, v.n)
 		}
 	}
 	if c.Hidden%c.Heads != 0 {
-		return c, fmt.Errorf("bert config: hidden_size %d is not a multiple of num_attention_heads %d", c.Hidden, c.Heads)
+		return fmt.Errorf("%s config: hidden_size %d is not a multiple of num_attention_heads %d", c.Architecture, c.Hidden, c.Heads)
 	}
 	if c.Layers > 256 || c.Hidden > maxDim || c.Intermediate > 4*maxDim || c.MaxPositions > maxDim {
-		return c, fmt.Errorf("bert config: sizes %d layers × %d hidden × %d positions are implausible", c.Layers, c.Hidden, c.MaxPositions)
+		return fmt.Errorf("%s config: sizes %d layers × %d hidden × %d positions are implausible", c.Architecture, c.Layers, c.Hidden, c.MaxPositions)
 	}
-	return c, nil
+	return nil
 }
 
 // Encoder is a loaded BERT encoder: token, position and type embeddings
@@ -105,8 +128,9 @@ func ParseEncoderConfig(data []byte) (EncoderConfig, error) {
 type Encoder struct {
 	Config EncoderConfig
 
-	set                *safetensors.Set
-	word, pos, typ     matrix
+	closer             func() error // releases the mapped weights
+	word, pos, typ     matrix       // pos is empty for rotary models
+	invFreq            []float32
 	embNormW, embNormB []float32
 	layers             []encLayer
 	params             int64
@@ -116,8 +140,10 @@ type Encoder struct {
 
 type encLayer struct {
 	q, k, v, o         linear
+	qkv                linear // a fused [3H][H] projection in place of q, k, v when rows > 0
 	attnNormW, attnNB  []float32
 	up, down           linear
+	gate               linear // GatedMLP only
 	ffnNormW, ffnNormB []float32
 }
 
@@ -137,7 +163,11 @@ func LoadEncoder(dir string) (*Encoder, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encoder %s: %w", dir, err)
 	}
-	e, err := buildEncoder(cfg, set)
+	build := buildEncoder
+	if cfg.Architecture == "nomic_bert" {
+		build = buildNomicEncoder
+	}
+	e, err := build(cfg, set)
 	if err != nil {
 		set.Close()
 		return nil, fmt.Errorf("encoder %s: %w", dir, err)
@@ -146,7 +176,7 @@ func LoadEncoder(dir string) (*Encoder, error) {
 }
 
 func buildEncoder(cfg EncoderConfig, set *safetensors.Set) (*Encoder, error) {
-	e := &Encoder{Config: cfg, set: set, fileSize: set.Size()}
+	e := &Encoder{Config: cfg, closer: set.Close, fileSize: set.Size()}
 	ld := &loader{set: set}
 	P := ""
 	if set.Has("bert.embeddings.word_embeddings.weight") {
@@ -211,7 +241,7 @@ func (ld *loader) layerNorm(path string, n int) (w, b []float32, err error) {
 }
 
 // Close releases the mapped weights.
-func (e *Encoder) Close() error { return e.set.Close() }
+func (e *Encoder) Close() error { return e.closer() }
 
 // Params is the number of weight elements.
 func (e *Encoder) Params() int64 { return e.params }
@@ -253,13 +283,21 @@ func (e *Encoder) Hidden(seqs [][]int32) ([][]float32, error) {
 	tmp := make([]float32, H)
 	typ0 := make([]float32, H)
 	e.typ.row(typ0, 0)
+	var positions []int32
+	if cfg.RotaryDim > 0 {
+		positions = make([]int32, total)
+	}
 	t := 0
 	for _, s := range seqs {
 		for p, id := range s {
 			row := x[t*H : (t+1)*H]
 			e.word.row(row, int(id))
-			e.pos.row(tmp, p)
-			kernels.Add(row, tmp)
+			if positions != nil {
+				positions[t] = int32(p)
+			} else {
+				e.pos.row(tmp, p)
+				kernels.Add(row, tmp)
+			}
 			kernels.Add(row, typ0)
 			t++
 		}
@@ -272,23 +310,49 @@ func (e *Encoder) Hidden(seqs [][]int32) ([][]float32, error) {
 	att := make([]float32, total*H)
 	proj := make([]float32, total*H)
 	mid := make([]float32, total*cfg.Intermediate)
-	var at attnScratch
+	var gate, qkv []float32
+	if e.layers[0].qkv.rows > 0 {
+		qkv = make([]float32, total*3*H)
+	}
+	if cfg.GatedMLP {
+		gate = make([]float32, total*cfg.Intermediate)
+	}
+	scale := float32(1 / math.Sqrt(float64(H/cfg.Heads)))
 	for li := range e.layers {
 		L := &e.layers[li]
-		L.q.forward(q, x, total)
-		L.k.forward(k, x, total)
-		L.v.forward(v, x, total)
+		if L.qkv.rows > 0 {
+			L.qkv.forward(qkv, x, total)
+			splitRows(q, k, v, qkv, total, H)
+		} else {
+			L.q.forward(q, x, total)
+			L.k.forward(k, x, total)
+			L.v.forward(v, x, total)
+		}
+		if positions != nil {
+			d := H / cfg.Heads
+			kernels.RoPE(q, total, cfg.Heads, d, cfg.RotaryDim, positions, e.invFreq, true, 1)
+			kernels.RoPE(k, total, cfg.Heads, d, cfg.RotaryDim, positions, e.invFreq, true, 1)
+		}
 		off := 0
 		for _, s := range seqs {
 			n := len(s)
-			at.bidirectional(att[off*H:(off+n)*H], q[off*H:(off+n)*H], k[off*H:(off+n)*H], v[off*H:(off+n)*H], n, cfg.Heads, H/cfg.Heads)
+			kernels.AttentionBidirectional(att[off*H:(off+n)*H], q[off*H:(off+n)*H], k[off*H:(off+n)*H], v[off*H:(off+n)*H],
+				n, cfg.Heads, H/cfg.Heads, scale)
 			off += n
 		}
 		L.o.forward(proj, att, total)
 		kernels.Add(proj, x)
 		layerNorm(x, proj, L.attnNormW, L.attnNB, total, H, cfg.LayerNormEps)
 		L.up.forward(mid, x, total)
-		parallelRows(total, func(r0, r1 int) { geluErf(mid[r0*cfg.Intermediate : r1*cfg.Intermediate]) })
+		if cfg.GatedMLP {
+			L.gate.forward(gate, x, total)
+			parallelRows(total, func(r0, r1 int) {
+				kernels.SiLUMul(gate[r0*cfg.Intermediate:r1*cfg.Intermediate], mid[r0*cfg.Intermediate:r1*cfg.Intermediate])
+			})
+			mid, gate = gate, mid
+		} else {
+			parallelRows(total, func(r0, r1 int) { kernels.GELUErf(mid[r0*cfg.Intermediate : r1*cfg.Intermediate]) })
+		}
 		L.down.forward(proj, mid, total)
 		kernels.Add(proj, x)
 		layerNorm(x, proj, L.ffnNormW, L.ffnNormB, total, H, cfg.LayerNormEps)
@@ -302,38 +366,13 @@ func (e *Encoder) Hidden(seqs [][]int32) ([][]float32, error) {
 	return out, nil
 }
 
-// attnScratch holds one head's gathered rows for the matmul-based attention.
-type attnScratch struct{ qh, kh, vt, sc, oh []float32 }
-
-// bidirectional computes full (unmasked) multi-head attention over one
-// sequence of n rows: per head, scores = Q·Kᵀ/√d through the matmul kernel,
-// a softmax per row, then scores·V (V transposed so the kernel's
-// weight-times-input form applies).
-func (a *attnScratch) bidirectional(out, q, k, v []float32, n, heads, d int) {
-	H := heads * d
-	a.qh, a.kh, a.vt = grow(a.qh, n*d), grow(a.kh, n*d), grow(a.vt, n*d)
-	a.sc, a.oh = grow(a.sc, n*n), grow(a.oh, n*d)
-	scale := float32(1 / math.Sqrt(float64(d)))
-	for h := 0; h < heads; h++ {
-		for t := 0; t < n; t++ {
-			src := t*H + h*d
-			copy(a.qh[t*d:(t+1)*d], q[src:src+d])
-			copy(a.kh[t*d:(t+1)*d], k[src:src+d])
-			for j := 0; j < d; j++ {
-				a.vt[j*n+t] = v[src+j]
-			}
-		}
-		for i := range a.qh[:n*d] {
-			a.qh[i] *= scale
-		}
-		kernels.MatMulF32(a.sc[:n*n], a.qh[:n*d], n, a.kh[:n*d], n, d)
-		for t := 0; t < n; t++ {
-			kernels.Softmax(a.sc[t*n : (t+1)*n])
-		}
-		kernels.MatMulF32(a.oh[:n*d], a.sc[:n*n], n, a.vt[:n*d], d, n)
-		for t := 0; t < n; t++ {
-			copy(out[t*H+h*d:t*H+(h+1)*d], a.oh[t*d:(t+1)*d])
-		}
+// splitRows copies each row of a fused [n][3H] projection into q, k and v.
+func splitRows(q, k, v, qkv []float32, n, H int) {
+	for t := 0; t < n; t++ {
+		row := qkv[t*3*H : (t+1)*3*H]
+		copy(q[t*H:(t+1)*H], row[:H])
+		copy(k[t*H:(t+1)*H], row[H:2*H])
+		copy(v[t*H:(t+1)*H], row[2*H:])
 	}
 }
 
@@ -382,12 +421,5 @@ func layerNormRows(out, x, w, b []float32, r0, r1, dim int, eps float32) {
 		for i, v := range row {
 			o[i] = float32((float64(v)-mean)*inv)*w[i] + b[i]
 		}
-	}
-}
-
-// geluErf is the exact GELU, x·Φ(x), as BERT's "gelu" computes it.
-func geluErf(x []float32) {
-	for i, v := range x {
-		x[i] = float32(0.5 * float64(v) * (1 + math.Erf(float64(v)/math.Sqrt2)))
 	}
 }

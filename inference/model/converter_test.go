@@ -5,4 +5,7 @@ import (
 	"github.com/impetusllm/impetus/inference/model/modeltest"
 )
 
-func init() { model.SetConverter(modeltest.ConvertToGGUF) }
+func init() {
+	model.SetConverter(modeltest.ConvertToGGUF)
+	model.SetEncoderConverter(modeltest.ConvertEncoderToGGUF)
+}

@@ -12,3 +12,11 @@ var convertGGUF func(dir string, typ quant.GGMLType) (*gguf.Writer, error)
 
 // SetConverter sets convertGGUF.
 func SetConverter(f func(dir string, typ quant.GGMLType) (*gguf.Writer, error)) { convertGGUF = f }
+
+// convertEncoderGGUF is modeltest.ConvertEncoderToGGUF, set like convertGGUF.
+var convertEncoderGGUF func(dir string, typ quant.GGMLType) (*gguf.Writer, error)
+
+// SetEncoderConverter sets convertEncoderGGUF.
+func SetEncoderConverter(f func(dir string, typ quant.GGMLType) (*gguf.Writer, error)) {
+	convertEncoderGGUF = f
+}

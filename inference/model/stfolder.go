@@ -34,6 +34,7 @@ type EmbedSpec struct {
 	MaxSeqLen     int               // 0: the encoder's position limit
 	Prompts       map[string]string // name → text put before the input
 	DefaultPrompt string            // name of the prompt used when none is asked for, or ""
+	Matryoshka    MatryoshkaInfo    // whether vectors may be shortened (see LoadMatryoshka)
 }
 
 type stModule struct {
@@ -104,6 +105,9 @@ func LoadEmbedSpec(dir string) (EmbedSpec, error) {
 			return spec, fmt.Errorf("config_sentence_transformers.json: default_prompt_name %q is not among the prompts", *cst.DefaultPrompt)
 		}
 		spec.DefaultPrompt = *cst.DefaultPrompt
+	}
+	if spec.Matryoshka, err = LoadMatryoshka(dir); err != nil {
+		return spec, err
 	}
 	return spec, nil
 }

@@ -1,14 +1,15 @@
 // Drives a running impetus server's /v1/embeddings with the official openai
 // npm SDK and prints one JSON line: {"passed": [names], "failed": [{name, error}]}.
-// Usage: node embed.js BASE_URL API_KEY REFERENCE_JSON
+// Usage: node embed.js BASE_URL API_KEY REFERENCE_JSON NOMIC_REFERENCE_JSON
 // The server must serve the BERT fixtures "bert-mean" (F32, mean pooling,
-// normalized) and "bert-cls" (F16, CLS pooling).
+// normalized) and "bert-cls" (F16, CLS pooling), and the Matryoshka-trained
+// nomic_bert fixture "nomic-mean".
 'use strict';
 
 const fs = require('fs');
 const { OpenAI, BadRequestError } = require('openai');
 
-const [base, key, refPath] = process.argv.slice(2);
+const [base, key, refPath, nomicRefPath] = process.argv.slice(2);
 const client = new OpenAI({ baseURL: base + '/v1', apiKey: key, maxRetries: 0 });
 const ref = JSON.parse(fs.readFileSync(refPath, 'utf8'));
 // The server adds [CLS] and [SEP] around token inputs.
@@ -41,10 +42,10 @@ function compare(what, got, want) {
   }
 }
 
-function vectors(res, model) {
+function vectors(res, model, r = ref) {
   assert(res.object === 'list' && res.model === model, 'response ' + JSON.stringify(res).slice(0, 200));
   res.data.forEach((d, i) => assert(d.object === 'embedding' && d.index === i, `data[${i}] ${JSON.stringify(d).slice(0, 80)}`));
-  const tokens = ref.ids.reduce((n, ids) => n + ids.length, 0);
+  const tokens = r.ids.reduce((n, ids) => n + ids.length, 0);
   assert(res.usage.prompt_tokens === tokens && res.usage.total_tokens === tokens, 'usage ' + JSON.stringify(res.usage));
   return res.data.map((d) => d.embedding);
 }
@@ -80,6 +81,28 @@ function vectors(res, model) {
       return;
     }
     throw new Error('an empty string was embedded');
+  });
+  const nomic = JSON.parse(fs.readFileSync(nomicRefPath, 'utf8'));
+  await check('embeddings dimensions (Matryoshka: truncated, renormalized)', async () => {
+    const dims = 16;
+    const want = nomic.embeddings.f32.mean.map((v) => {
+      const head = v.slice(0, dims);
+      const n = Math.sqrt(head.reduce((s, x) => s + x * x, 0));
+      return head.map((x) => x / n);
+    });
+    const res = await client.embeddings.create({
+      model: 'nomic-mean', input: nomic.ids.map((ids) => ids.slice(1, ids.length - 1)), dimensions: dims,
+    });
+    compare('nomic-mean dimensions', vectors(res, 'nomic-mean', nomic), want);
+  });
+  await check('embeddings dimensions 400 for a model not trained for it', async () => {
+    try {
+      await client.embeddings.create({ model: 'bert-mean', input: 'x', dimensions: 8 });
+    } catch (e) {
+      assert(e instanceof BadRequestError && e.param === 'dimensions', `want a BadRequestError on dimensions, got ${e}`);
+      return;
+    }
+    throw new Error('bert-mean was shortened');
   });
   process.stdout.write(JSON.stringify({ passed, failed }) + '\n');
 })();
