@@ -134,10 +134,11 @@ func (c *KVCache) CopyPrefix(src *KVCache, n int) error {
 }
 
 // KVTokenBytes is the memory one token takes in a cache of this model made
-// now (see SetKVHalf).
+// now (see SetKVHalf). On a GPU the caches store float32 whatever KVHalf
+// says, so the KV budget counts them at full size there.
 func (m *Model) KVTokenBytes() int64 {
 	elem := int64(4)
-	if m.KVHalf() {
+	if m.KVHalf() && m.GPUDevice() == nil {
 		elem = 2
 	}
 	return int64(m.Config.Layers) * int64(m.Config.KVHeads*m.Config.HeadDim) * 2 * elem

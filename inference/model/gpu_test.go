@@ -208,3 +208,35 @@ func closeLogits(t *testing.T, what string, got, want []float32) {
 		}
 	}
 }
+
+// TestGPUKVTokenBytes checks that the KV budget counts a GPU cache at its
+// real size: GPU caches store float32 even where the model's CPU caches
+// would be half precision, so KVTokenBytes must not halve them there, and
+// the device memory a cache takes is KVTokenBytes per token of capacity.
+func TestGPUKVTokenBytes(t *testing.T) {
+	testGPU(t)
+	dirs := fixtureModels(t, "dev-random")
+	if len(dirs) == 0 {
+		t.Skip("no dev-random fixture")
+	}
+	m, err := Load(dirs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	m.SetKVHalf(true)
+	half := m.KVTokenBytes()
+	onGPU(t, m)
+	full := m.KVTokenBytes()
+	if full != 2*half {
+		t.Fatalf("KVTokenBytes on the GPU %d, on the CPU with half caches %d: want twice", full, half)
+	}
+	c := m.NewKVCache(256)
+	if err := m.Forward([]SeqBatch{{Tokens: []int32{1, 2, 3}, Cache: c}}, [][]float32{nil}); err != nil {
+		t.Fatal(err)
+	}
+	_, kv, _ := m.GPUMemory()
+	if want := int64(c.Capacity()) * full; kv != want {
+		t.Fatalf("GPU KV memory %d bytes for capacity %d, want %d (%d a token)", kv, c.Capacity(), want, full)
+	}
+}
