@@ -14,6 +14,13 @@
 // and read weights in their stored formats (Format), so quantized weights
 // are uploaded as the file holds them; each kernel mirrors one CPU kernel of
 // package kernels, which the tests use as the reference.
+//
+// Decode steps (few tokens) take two shortcuts, each with a switch in the
+// environment: Q4_0 and Q8_0 products run on int8 activations, quantized
+// per 32 values as the CPU's int8 path does and dotted with __dp4a
+// (IMPETUS_INT8=0 turns it off, as on the CPU); and the step's kernels are
+// recorded into a CUDA graph on the device's own stream and run in one
+// launch (IMPETUS_CUDA_GRAPHS=0 turns it off).
 package cuda
 
 import (

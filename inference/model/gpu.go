@@ -216,7 +216,12 @@ func (m *Model) UseDevice(dev *cuda.Device, reserve int64) error {
 			float64(need)/(1<<30), float64(reserve)/(1<<30), dev.Info().Name, float64(free)/(1<<30))
 	}
 	g := &gpuModel{dev: dev, rope: map[*float32]cuda.Ptr{}}
-	if err := g.upload(m); err != nil {
+	// The uploads use the default stream, which must stay idle while another
+	// model's pass is recorded into a graph.
+	dev.LockStep()
+	err = g.upload(m)
+	dev.UnlockStep()
+	if err != nil {
 		g.close()
 		return err
 	}
