@@ -165,6 +165,7 @@ func weightCases() []weightCase {
 		half("bf16-odd", BF16, quant.F32ToBF16, kernels.MatMulBF16Ref, 72),
 		ggml("q8_0", quant.GGMLQ8_0, Q8_0),
 		ggml("q4_0", quant.GGMLQ4_0, Q4_0),
+		ggml("q5_0", quant.GGMLQ5_0, Q5_0),
 		ggml("q4_k", quant.GGMLQ4_K, Q4_K),
 		ggml("q6_k", quant.GGMLQ6_K, Q6_K),
 		mlx(4, 64), mlx(8, 32), mlx(3, 32), mlx(6, 64), mlx(2, 128), mlx(5, 32),

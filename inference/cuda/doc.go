@@ -73,10 +73,11 @@ const (
 	Q4_K
 	Q6_K
 	MLX
+	Q5_0
 	numFormats
 )
 
-var formatNames = [...]string{"f32", "f16", "bf16", "q8_0", "q4_0", "q4_k", "q6_k", "mlx"}
+var formatNames = [...]string{"f32", "f16", "bf16", "q8_0", "q4_0", "q4_k", "q6_k", "mlx", "q5_0"}
 
 func (f Format) String() string {
 	if f >= 0 && f < numFormats {
@@ -107,6 +108,8 @@ func (f Format) Bytes(rows, cols, bits int) int {
 		return n / 32 * 34
 	case Q4_0:
 		return n / 32 * 18
+	case Q5_0:
+		return n / 32 * 22
 	case Q4_K:
 		return n / 256 * 144
 	case Q6_K:

@@ -11,6 +11,7 @@
 #define FMT_Q4_K 5
 #define FMT_Q6_K 6
 #define FMT_MLX 7
+#define FMT_Q5_0 8
 
 typedef unsigned char u8;
 typedef unsigned short u16;
@@ -82,6 +83,23 @@ __device__ __forceinline__ void load32(const void *w, const float *sc, const flo
 			o[2 * i + 16] = (float)((q0 >> 4) - 8) * d;
 			o[2 * i + 1] = (float)((q1 & 15) - 8) * d;
 			o[2 * i + 17] = (float)((q1 >> 4) - 8) * d;
+		}
+	} else if (FMT == FMT_Q5_0) {
+		// 22-byte blocks: f16 scale, 32 fifth bits, 16 bytes of nibbles;
+		// byte j holds columns j (low) and j+16 (high), bit c of the
+		// fifth bits belongs to column c. 2-byte aligned: read in pairs.
+		const u16 *b = (const u16 *)((const u8 *)w + ((i64)row * (cols / 32) + k0 / 32) * 22);
+		float d = h2f(b[0]);
+		u32 qh = (u32)b[1] | ((u32)b[2] << 16);
+#pragma unroll
+		for (int i = 0; i < 8; i++) {
+			u16 v = b[3 + i];
+			int q0 = v & 0xff, q1 = v >> 8, j = 2 * i;
+			int h0 = (int)(qh >> j), h1 = (int)(qh >> (j + 16)); // signed: the sums below go negative
+			o[j] = (float)(((q0 & 15) | ((h0 & 1) << 4)) - 16) * d;
+			o[j + 16] = (float)(((q0 >> 4) | ((h1 & 1) << 4)) - 16) * d;
+			o[j + 1] = (float)(((q1 & 15) | ((h0 & 2) << 3)) - 16) * d;
+			o[j + 17] = (float)(((q1 >> 4) | ((h1 & 2) << 3)) - 16) * d;
 		}
 	} else if (FMT == FMT_Q4_K) {
 		const u8 *b = (const u8 *)w + ((i64)row * (cols / 256) + k0 / 256) * 144;
@@ -383,6 +401,7 @@ MATRIX_KERNELS(q4_0, FMT_Q4_0)
 MATRIX_KERNELS(q4_k, FMT_Q4_K)
 MATRIX_KERNELS(q6_k, FMT_Q6_K)
 MATRIX_KERNELS(mlx, FMT_MLX)
+MATRIX_KERNELS(q5_0, FMT_Q5_0)
 
 // rmsnorm: one block per row; out may be x. With xq set (dim a multiple
 // of 32, blocks of a multiple of 32 threads) it also writes the output

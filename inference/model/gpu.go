@@ -149,6 +149,8 @@ func gpuFormat(m *matrix) (f cuda.Format, ok bool) {
 			return cuda.Q8_0, true
 		case quant.GGMLQ4_0:
 			return cuda.Q4_0, true
+		case quant.GGMLQ5_0:
+			return cuda.Q5_0, true
 		case quant.GGMLQ4_K:
 			return cuda.Q4_K, true
 		case quant.GGMLQ6_K:

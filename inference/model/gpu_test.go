@@ -97,7 +97,7 @@ func TestGPUGGUFBlockTypes(t *testing.T) {
 			}
 			defer f.Close()
 			expanded := len(q.ExpandedOnGPU()) > 0
-			if want := typ == quant.GGMLQ5_K || typ == quant.GGMLQ5_0; expanded != want {
+			if want := typ == quant.GGMLQ5_K; expanded != want {
 				t.Errorf("expanded at upload: %v, want %v (%v)", expanded, want, q.ExpandedOnGPU())
 			}
 			wantSteps, wantPrefill := promptLogits(t, f, ids)
