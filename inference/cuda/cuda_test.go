@@ -507,6 +507,7 @@ func TestAttentionMatchesCPU(t *testing.T) {
 // unchanged.
 func TestFusedQuantizeMatchesSeparate(t *testing.T) {
 	d := device(t)
+	defer SetFuseQ8(SetFuseQ8(true))
 	r := rand.New(rand.NewPCG(31, 32))
 	for _, wc := range weightCases() {
 		if wc.name != "q8_0" && wc.name != "q4_0" {
@@ -562,8 +563,9 @@ func TestFusedQuantizeMatchesSeparate(t *testing.T) {
 func TestGraphCapture(t *testing.T) {
 	d := device(t)
 	if !d.Graphs() {
-		t.Skip("CUDA graphs are off (IMPETUS_CUDA_GRAPHS=0 or the driver lacks them)")
+		t.Skip("CUDA graphs are off (IMPETUS_CUDA_GRAPHS=1 not set, or the driver lacks them)")
 	}
+	defer SetFuseQ8(SetFuseQ8(true))
 	r := rand.New(rand.NewPCG(41, 42))
 	var q4 weightCase
 	for _, wc := range weightCases() {

@@ -207,10 +207,22 @@ func (d *Device) RMSNormThen(out, x, weight Ptr, n, dim int, eps float32, addOne
 	}
 }
 
+// fuseQ8Wanted turns the quantizing producers (RMSNormThen, AttentionThen)
+// on: off by default until a GPU run has measured and checked them
+// (NOTES.md); IMPETUS_CUDA_FUSE=1 in the environment or SetFuseQ8 turns it on.
+var fuseQ8Wanted atomic.Bool
+
+func init() { fuseQ8Wanted.Store(os.Getenv("IMPETUS_CUDA_FUSE") == "1") }
+
+// SetFuseQ8 turns on or off the quantization of a norm's or the
+// attention's output in its own launch for the int8 product that reads it
+// (RMSNormThen, AttentionThen), and returns the previous setting.
+func SetFuseQ8(on bool) bool { return fuseQ8Wanted.Swap(on) }
+
 // fuseQ8 returns the int8 scratch for a producer of n rows of cols values
 // that a product by next consumes, when that product is int8; else zeros.
 func (d *Device) fuseQ8(n, cols int, next *Weight) (xq, xd Ptr, ok bool) {
-	if next == nil || next.Cols != cols || !usesInt8(n, next) {
+	if next == nil || next.Cols != cols || !usesInt8(n, next) || !fuseQ8Wanted.Load() {
 		return 0, 0, false
 	}
 	xq, xd, err := d.q8Buffers(n, cols)

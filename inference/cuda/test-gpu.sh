@@ -9,6 +9,9 @@
 # the shared fixtures. IMPETUS_GPU_PARTS picks parts (default all:
 # "kernels models engine server"), for a run that carries fewer binaries.
 set -eu
+# The decode shortcuts that are off by default until checked on a GPU
+# (CUDA graphs, quantizing norms) are on for these tests.
+export IMPETUS_CUDA_GRAPHS="${IMPETUS_CUDA_GRAPHS:-1}" IMPETUS_CUDA_FUSE="${IMPETUS_CUDA_FUSE:-1}"
 parts=" ${IMPETUS_GPU_PARTS:-kernels models engine server} "
 want() { case "$parts" in *" $1 "*) return 0 ;; esac; return 1; }
 bin=$(cd "${1:-bin/gpu}" && pwd)
