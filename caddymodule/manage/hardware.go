@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"runtime"
+	"strings"
 	"sync"
 
 	"go.uber.org/zap"
@@ -17,6 +18,7 @@ import (
 	"github.com/impetusllm/impetus/caddymodule/httperr"
 	"github.com/impetusllm/impetus/caddymodule/pool"
 	"github.com/impetusllm/impetus/hwinfo"
+	"github.com/impetusllm/impetus/inference"
 	"github.com/impetusllm/impetus/inference/kernels"
 )
 
@@ -114,8 +116,13 @@ type gpuSummary struct {
 type engineState struct {
 	Version   string `json:"version"`
 	GoVersion string `json:"go_version"`
-	// Device is where inference runs: always "cpu".
+	// Device is where the loaded models run: "cpu", or the GPUs that hold
+	// models ("cuda:0", "cuda:0,cuda:1").
 	Device string `json:"device"`
+	// GPUs are the GPUs the engine opened (a model was placed there with
+	// device auto or cuda) and the memory its models hold on each: weights,
+	// KV caches and activations. Empty on a CPU-only host.
+	GPUs []inference.GPUState `json:"gpus"`
 	// SIMD is the kernel level chosen for this CPU (e.g. "avx2 fma", "avx512", "neon").
 	SIMD            string `json:"simd"`
 	PerformanceMode string `json:"performance_mode"`
@@ -124,8 +131,21 @@ type engineState struct {
 
 func currentEngineState(p *pool.Entry) engineState {
 	st := p.Performance()
-	return engineState{Version: buildinfo.Version(), GoVersion: runtime.Version(), Device: "cpu", SIMD: kernels.Features(),
-		PerformanceMode: st.Mode, ComputeThreads: st.Settings.ComputeThreads}
+	es := engineState{Version: buildinfo.Version(), GoVersion: runtime.Version(), Device: "cpu", SIMD: kernels.Features(),
+		PerformanceMode: st.Mode, ComputeThreads: st.Settings.ComputeThreads, GPUs: []inference.GPUState{}}
+	if p.Engine != nil {
+		es.GPUs = p.Engine.GPUs()
+	}
+	var on []string
+	for _, g := range es.GPUs {
+		if len(g.Models) > 0 {
+			on = append(on, fmt.Sprintf("cuda:%d", g.Ordinal))
+		}
+	}
+	if len(on) > 0 {
+		es.Device = strings.Join(on, ",")
+	}
+	return es
 }
 
 // hardwareInfo is the body of GET /api/hardware/info. chip_type,

@@ -21,6 +21,7 @@ import (
 	"github.com/impetusllm/impetus/caddymodule/buildinfo"
 	"github.com/impetusllm/impetus/caddymodule/pool"
 	"github.com/impetusllm/impetus/hwinfo"
+	"github.com/impetusllm/impetus/inference"
 
 	"github.com/impetusllm/impetus/inference/kernels"
 )
@@ -110,6 +111,8 @@ type stateCollector struct {
 	cpu, memPct, memAvail, modelsLoaded, modelLoaded, loadSeconds, uptime, info, mode, threads *prometheus.Desc
 	// Scheduler state (SchedulerStats).
 	queued, running, kvBytes, kvPages, prefixHits, prefixMisses, prefixTokens, preemptions *prometheus.Desc
+	// GPUs the engine opened (Engine.GPUs); absent on a CPU-only host.
+	gpuInfo, gpuTotal, gpuFree, gpuUsed *prometheus.Desc
 }
 
 func newStateCollector() *stateCollector {
@@ -135,13 +138,19 @@ func newStateCollector() *stateCollector {
 		prefixMisses: d("impetus_prefix_cache_misses_total", "Admissions that found no cached prefix."),
 		prefixTokens: d("impetus_prefix_cache_tokens_total", "Prompt tokens not prefilled thanks to the prefix cache."),
 		preemptions:  d("impetus_preemptions_total", "Sequences paused to free KV memory."),
+		gpuInfo:      d("impetus_gpu_info", "1 for each GPU the engine opened (a model was placed there).", "gpu", "name", "compute_capability", "driver"),
+		gpuTotal:     d("impetus_gpu_memory_total_bytes", "GPU memory of the device.", "gpu"),
+		gpuFree:      d("impetus_gpu_memory_free_bytes", "GPU memory free now, every process's use counted; left out when the driver cannot say.", "gpu"),
+		gpuUsed: d("impetus_gpu_memory_bytes",
+			"GPU memory the engine holds by use: weights, kv (KV caches, prefix cache included) and activations.", "gpu", "use"),
 	}
 }
 
 // Describe sends every descriptor.
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.cpu, c.memPct, c.memAvail, c.modelsLoaded, c.modelLoaded, c.loadSeconds, c.uptime, c.info, c.mode, c.threads,
-		c.queued, c.running, c.kvBytes, c.kvPages, c.prefixHits, c.prefixMisses, c.prefixTokens, c.preemptions} {
+		c.queued, c.running, c.kvBytes, c.kvPages, c.prefixHits, c.prefixMisses, c.prefixTokens, c.preemptions,
+		c.gpuInfo, c.gpuTotal, c.gpuFree, c.gpuUsed} {
 		ch <- d
 	}
 }
@@ -192,6 +201,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.prefixMisses, float64(ss.PrefixMisses))
 		counter(c.prefixTokens, float64(ss.PrefixCachedTokens))
 		counter(c.preemptions, float64(ss.Preemptions))
+		c.collectGPUs(e.GPUs(), gauge)
 	}
 	gauge(c.uptime, time.Since(buildinfo.Started).Seconds())
 	gauge(c.info, 1, buildinfo.Version(), runtime.Version(), kernels.Features())
@@ -199,6 +209,22 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(c.mode, 1, p.Performance().Mode)
 	}
 	gauge(c.threads, float64(kernels.Threads()))
+}
+
+// collectGPUs reports each opened GPU's memory: the device's total and free
+// memory and the engine's own use by kind.
+func (c *stateCollector) collectGPUs(gpus []inference.GPUState, gauge func(*prometheus.Desc, float64, ...string)) {
+	for _, g := range gpus {
+		id := strconv.Itoa(g.Ordinal)
+		gauge(c.gpuInfo, 1, id, g.Name, g.ComputeCapability, g.Driver)
+		gauge(c.gpuTotal, float64(g.TotalBytes), id)
+		if g.FreeBytes != nil {
+			gauge(c.gpuFree, float64(*g.FreeBytes), id)
+		}
+		gauge(c.gpuUsed, float64(g.WeightsBytes), id, "weights")
+		gauge(c.gpuUsed, float64(g.KVBytes), id, "kv")
+		gauge(c.gpuUsed, float64(g.ActivationBytes), id, "activations")
+	}
 }
 
 // Timer measures one generation request for the metrics. The

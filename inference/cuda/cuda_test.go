@@ -165,9 +165,77 @@ func weightCases() []weightCase {
 		half("bf16-odd", BF16, quant.F32ToBF16, kernels.MatMulBF16Ref, 72),
 		ggml("q8_0", quant.GGMLQ8_0, Q8_0),
 		ggml("q4_0", quant.GGMLQ4_0, Q4_0),
+		ggml("q5_0", quant.GGMLQ5_0, Q5_0),
 		ggml("q4_k", quant.GGMLQ4_K, Q4_K),
 		ggml("q6_k", quant.GGMLQ6_K, Q6_K),
 		mlx(4, 64), mlx(8, 32), mlx(3, 32), mlx(6, 64), mlx(2, 128), mlx(5, 32),
+	}
+}
+
+// actsFor is the activations x ([n][cols]) as a product by w sees them: for
+// the int8 kernels (usesInt8), each 32-value block quantized as quant_q8
+// does and expanded back, so that the float reference then matches the GPU
+// to float rounding; else x itself.
+func actsFor(w *Weight, n int, x []float32) []float32 {
+	if !usesInt8(n, w) {
+		return x
+	}
+	return int8Round(x)
+}
+
+// int8Round is quant_q8 followed by expansion: per 32-value block, codes
+// x*(127/max|x|) rounded to nearest even, times max|x|/127.
+func int8Round(x []float32) []float32 {
+	out := make([]float32, len(x))
+	for b := 0; b+32 <= len(x); b += 32 {
+		var a float32
+		for _, v := range x[b : b+32] {
+			a = max(a, float32(math.Abs(float64(v))))
+		}
+		if a == 0 {
+			continue
+		}
+		id, dq := 127/a, a/127
+		for i, v := range x[b : b+32] {
+			out[b+i] = float32(math.RoundToEven(float64(v*id))) * dq
+		}
+	}
+	return out
+}
+
+// TestInt8GEMVMatchesFloat checks the int8 kernels against the float ones
+// on the same device at the activations' int8 rounding, and that SetInt8
+// switches them: off, Q4_0 and Q8_0 products match the float reference to
+// float rounding.
+func TestInt8GEMVMatchesFloat(t *testing.T) {
+	d := device(t)
+	r := rand.New(rand.NewPCG(21, 22))
+	for _, wc := range weightCases() {
+		if wc.name != "q8_0" && wc.name != "q4_0" {
+			continue
+		}
+		for _, n := range []int{1, 4, 8} {
+			t.Run(fmt.Sprintf("%s/n%d", wc.name, n), func(t *testing.T) {
+				rows, cols := 300, 4096
+				w, ref, up := wc.make(r, rows, cols)
+				dw := up(t, d)
+				x := randVec(r, n*cols, 1)
+				dx := put(t, d, x)
+				want := make([]float32, n*rows)
+				ref(want, x, n)
+				out := poisoned(t, d, n*rows)
+				d.MatMul(out, dx, n, &dw, 0)
+				if e := relErr(get(t, d, out, n*rows), want); !usesInt8(n, &w) || e > 2e-2 {
+					t.Errorf("int8: relative error %.3g against float (int8 on: %v)", e, usesInt8(n, &w))
+				}
+				defer SetInt8(SetInt8(false))
+				out = poisoned(t, d, n*rows)
+				d.MatMul(out, dx, n, &dw, 0)
+				if e := relErr(get(t, d, out, n*rows), want); e > 2e-6*math.Sqrt(float64(cols)) {
+					t.Errorf("int8 off: relative error %.3g", e)
+				}
+			})
+		}
 	}
 }
 
@@ -182,12 +250,11 @@ func TestMatMulMatchesCPU(t *testing.T) {
 			t.Run(fmt.Sprintf("%s/n%d", wc.name, n), func(t *testing.T) {
 				rows := 131
 				w, ref, up := wc.make(r, rows, wc.cols)
-				_ = w
 				dw := up(t, d)
 				x := randVec(r, n*wc.cols, 1)
 				bias := randVec(r, rows, 1)
 				want := make([]float32, n*rows)
-				ref(want, x, n)
+				ref(want, actsFor(&w, n, x), n)
 				for i := range want {
 					want[i] += bias[i%rows]
 				}
@@ -215,13 +282,13 @@ func TestFusedMatMulMatchesCPU(t *testing.T) {
 			t.Run(fmt.Sprintf("%s/n%d", wc.name, n), func(t *testing.T) {
 				a, b, c := 40, 24, 24 // rows of the three slices
 				rows := a + b + c
-				_, ref, up := wc.make(r, rows, wc.cols)
+				w, ref, up := wc.make(r, rows, wc.cols)
 				dw := up(t, d)
 				x := randVec(r, n*wc.cols, 1)
 				dx := put(t, d, x)
 				bias := randVec(r, rows, 1)
 				full := make([]float32, n*rows)
-				ref(full, x, n)
+				ref(full, actsFor(&w, n, x), n)
 				tol := 2e-6 * math.Sqrt(float64(wc.cols))
 				part := func(r0, m int, add []float32) []float32 {
 					out := make([]float32, n*m)
@@ -430,6 +497,143 @@ func TestAttentionMatchesCPU(t *testing.T) {
 				t.Errorf("relative error %.3g", e)
 			}
 		})
+	}
+}
+
+// TestFusedQuantizeMatchesSeparate checks the producers that quantize their
+// output for the int8 product that reads it next (RMSNormThen,
+// AttentionThen, direct and split): the product must come out bit for bit
+// as with the separate quantization launch, and the outputs themselves
+// unchanged.
+func TestFusedQuantizeMatchesSeparate(t *testing.T) {
+	d := device(t)
+	defer SetFuseQ8(SetFuseQ8(true))
+	r := rand.New(rand.NewPCG(31, 32))
+	for _, wc := range weightCases() {
+		if wc.name != "q8_0" && wc.name != "q4_0" {
+			continue
+		}
+		for _, n := range []int{1, 3} {
+			t.Run(fmt.Sprintf("%s/n%d", wc.name, n), func(t *testing.T) {
+				const heads, kvHeads, hd, rows = 8, 2, 64, 40
+				cols := heads * hd
+				_, _, up := wc.make(r, rows, cols)
+				w := up(t, d)
+				x := put(t, d, randVec(r, n*cols, 1))
+				nw := put(t, d, randVec(r, cols, 1))
+				product := func(name string, produce func(out Ptr, next *Weight)) {
+					out1, out2 := poisoned(t, d, n*cols), poisoned(t, d, n*cols)
+					o1, o2 := poisoned(t, d, n*rows), poisoned(t, d, n*rows)
+					produce(out1, nil)
+					d.MatMul(o1, out1, n, &w, 0)
+					produce(out2, &w)
+					if !d.q8Ready(out2, n, cols) {
+						t.Errorf("%s: the fused launch did not leave its output quantized", name)
+					}
+					d.MatMul(o2, out2, n, &w, 0)
+					a, b := get(t, d, o1, n*rows), get(t, d, o2, n*rows)
+					for i := range a {
+						if a[i] != b[i] {
+							t.Fatalf("%s: product %d is %g fused, %g with its own quantization", name, i, b[i], a[i])
+						}
+					}
+					if e := relErr(get(t, d, out2, n*cols), get(t, d, out1, n*cols)); e != 0 {
+						t.Errorf("%s: output differs when fused (%.3g)", name, e)
+					}
+				}
+				product("rmsnorm", func(out Ptr, next *Weight) { d.RMSNormThen(out, x, nw, n, cols, 1e-5, false, next) })
+				for _, pos0 := range []int{10, 900} { // one block per head, then split
+					nKV := pos0 + n
+					k, v := put(t, d, randVec(r, nKV*kvHeads*hd, 1)), put(t, d, randVec(r, nKV*kvHeads*hd, 1))
+					product(fmt.Sprintf("attention pos %d", pos0), func(out Ptr, next *Weight) {
+						d.AttentionThen(out, x, n, pos0, k, v, nKV, heads, kvHeads, hd, 0.125, 0, 0, next)
+					})
+				}
+			})
+		}
+	}
+}
+
+// TestGraphCapture records a decode-like sequence of launches into a CUDA
+// graph and checks that running it gives the same bits as queuing the
+// launches directly, on the first recording (instantiated), on a second one
+// with other arguments (updated in place) and one of another shape
+// (instantiated again); and that a recording during which a scratch buffer
+// would grow fails cleanly, so that the caller's uncaptured rerun is right.
+func TestGraphCapture(t *testing.T) {
+	d := device(t)
+	if !d.Graphs() {
+		t.Skip("CUDA graphs are off (IMPETUS_CUDA_GRAPHS=1 not set, or the driver lacks them)")
+	}
+	defer SetFuseQ8(SetFuseQ8(true))
+	r := rand.New(rand.NewPCG(41, 42))
+	var q4 weightCase
+	for _, wc := range weightCases() {
+		if wc.name == "q4_0" {
+			q4 = wc
+		}
+	}
+	record := func(queue func()) bool {
+		d.LockStep()
+		defer d.UnlockStep()
+		if !d.CaptureBegin() {
+			t.Fatal("the recording did not start")
+		}
+		queue()
+		return d.CaptureEnd()
+	}
+	same := func(what string, a, b []float32) {
+		t.Helper()
+		for i := range a {
+			if a[i] != b[i] {
+				t.Fatalf("%s: output %d is %g from the graph, %g queued directly", what, i, b[i], a[i])
+			}
+		}
+	}
+	const heads, kvHeads, hd, rows = 4, 2, 64, 48
+	cols := heads * hd
+	_, _, up := q4.make(r, rows, cols)
+	w := up(t, d)
+	nw := put(t, d, randVec(r, cols, 1))
+	for _, c := range []struct{ n, pos0 int }{{1, 300}, {1, 310}, {2, 40}, {1, 320}} {
+		x := put(t, d, randVec(r, c.n*cols, 1))
+		nKV := c.pos0 + c.n
+		k, v := put(t, d, randVec(r, nKV*kvHeads*hd, 1)), put(t, d, randVec(r, nKV*kvHeads*hd, 1))
+		h, tmp := poisoned(t, d, c.n*cols), poisoned(t, d, c.n*rows)
+		queue := func(out Ptr) func() {
+			return func() {
+				d.RMSNormThen(h, x, nw, c.n, cols, 1e-5, false, &w)
+				d.MatMul(out, h, c.n, &w, 0)
+				d.AttentionThen(h, x, c.n, c.pos0, k, v, nKV, heads, kvHeads, hd, 0.125, 0, 0, &w)
+				d.MatMulAdd(out, h, c.n, &w, 0, tmp)
+			}
+		}
+		direct, graph := poisoned(t, d, c.n*rows), poisoned(t, d, c.n*rows)
+		queue(direct)()
+		if !record(queue(graph)) {
+			t.Fatalf("n %d pos %d: the recording failed", c.n, c.pos0)
+		}
+		same(fmt.Sprintf("n %d pos %d", c.n, c.pos0), get(t, d, direct, c.n*rows), get(t, d, graph, c.n*rows))
+	}
+	// Split attention of 8 rows of 32 heads over 5000 keys needs far more
+	// partial-result scratch than anything before it.
+	const bigHeads, bigHD, nq, pos0 = 32, 128, 8, 5000
+	q := put(t, d, randVec(r, nq*bigHeads*bigHD, 1))
+	k, v := put(t, d, randVec(r, (pos0+nq)*bigHeads*bigHD, 1)), put(t, d, randVec(r, (pos0+nq)*bigHeads*bigHD, 1))
+	attn := func(out Ptr) func() {
+		return func() {
+			d.Attention(out, q, nq, pos0, k, v, pos0+nq, bigHeads, bigHeads, bigHD, 0.1, 0, 0)
+		}
+	}
+	graph, direct := poisoned(t, d, nq*bigHeads*bigHD), poisoned(t, d, nq*bigHeads*bigHD)
+	if record(attn(graph)) {
+		t.Fatal("a recording that grew a scratch buffer ran")
+	}
+	attn(graph)() // the caller's rerun, uncaptured
+	attn(direct)()
+	same("after a failed recording", get(t, d, direct, nq*bigHeads*bigHD), get(t, d, graph, nq*bigHeads*bigHD))
+	if !d.Graphs() {
+		t.Error("graphs went off after a recording failed")
 	}
 }
 

@@ -14,6 +14,15 @@
 // and read weights in their stored formats (Format), so quantized weights
 // are uploaded as the file holds them; each kernel mirrors one CPU kernel of
 // package kernels, which the tests use as the reference.
+//
+// Decode steps (few tokens) run Q4_0 and Q8_0 products on int8
+// activations, quantized per 32 values as the CPU's int8 path does and
+// dotted with __dp4a (IMPETUS_INT8=0 turns it off, as on the CPU). Two
+// further shortcuts are written and tested here but off until a GPU run has
+// checked and measured them (NOTES.md): IMPETUS_CUDA_FUSE=1 lets norms and
+// the attention quantize their output for the int8 product in their own
+// launch, and IMPETUS_CUDA_GRAPHS=1 records each decode step into a CUDA
+// graph on the device's own stream and runs it in one launch.
 package cuda
 
 import (
@@ -66,10 +75,11 @@ const (
 	Q4_K
 	Q6_K
 	MLX
+	Q5_0
 	numFormats
 )
 
-var formatNames = [...]string{"f32", "f16", "bf16", "q8_0", "q4_0", "q4_k", "q6_k", "mlx"}
+var formatNames = [...]string{"f32", "f16", "bf16", "q8_0", "q4_0", "q4_k", "q6_k", "mlx", "q5_0"}
 
 func (f Format) String() string {
 	if f >= 0 && f < numFormats {
@@ -100,6 +110,8 @@ func (f Format) Bytes(rows, cols, bits int) int {
 		return n / 32 * 34
 	case Q4_0:
 		return n / 32 * 18
+	case Q5_0:
+		return n / 32 * 22
 	case Q4_K:
 		return n / 256 * 144
 	case Q6_K:

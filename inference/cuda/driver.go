@@ -93,7 +93,92 @@ type Device struct {
 
 	part      Ptr // split attention's partial results (attnScratch)
 	partBytes int
+	q8        Ptr // quantized activations of the int8 GEMV (quantize)
+	q8Bytes   int
+	// q8 holds q8x ([q8n][q8cols]) quantized when the last queued op made
+	// it (markQ8); any launch clears this.
+	q8x         Ptr
+	q8n, q8cols int
+
+	// step serializes forward passes (LockStep): the kernels of one pass
+	// share the scratch buffers above.
+	step sync.Mutex
+
+	// CUDA graphs (CaptureBegin): our stream, NULL when graphs are off; the
+	// executable graph of the last capture, updated in place while the
+	// work keeps its shape.
+	stream    C.CUstream
+	exec      C.CUgraphExec
+	capturing bool
+	graphsOff bool // a graph failed to instantiate or launch
 }
+
+// graphsWanted is true when the environment sets IMPETUS_CUDA_GRAPHS=1.
+// Off by default until a GPU run has measured and checked them (NOTES.md).
+var graphsWanted = os.Getenv("IMPETUS_CUDA_GRAPHS") == "1"
+
+// Graphs reports whether decode steps are captured into CUDA graphs: the
+// driver has the entry points and IMPETUS_CUDA_GRAPHS=1 was set at Open.
+func (d *Device) Graphs() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.stream != nil && !d.graphsOff
+}
+
+// CaptureBegin starts recording the work queued from now on into a CUDA
+// graph instead of running it, for CaptureEnd to run in one launch: the
+// GPU then runs the step's kernels back to back, without a launch's gap
+// between each. It returns false when graphs are off or the recording
+// could not start; the work then runs as it is queued. The caller holds
+// LockStep, and queues only kernels and device copies until CaptureEnd.
+func (d *Device) CaptureBegin() bool {
+	if d.stream == nil {
+		return false
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.err != nil || d.graphsOff || C.imp_capture_begin(d.ctx, d.stream) != 0 {
+		return false
+	}
+	d.capturing = true
+	return true
+}
+
+// CaptureEnd ends the recording and runs it. It returns false when nothing
+// ran: the recording failed (an operation that cannot be recorded, such as
+// a scratch buffer growing) and the caller must queue the same work again,
+// uncaptured. Errors noted while recording are dropped with it.
+func (d *Device) CaptureEnd() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.capturing = false
+	var g C.CUgraph
+	r := C.imp_capture_end(d.ctx, d.stream, &g)
+	failed := d.err != nil || r != 0 || g == nil
+	d.err = nil
+	if failed {
+		if g != nil {
+			C.imp_graph_destroy(d.ctx, g)
+		}
+		return false
+	}
+	if r := C.imp_graph_run(d.ctx, g, &d.exec, d.stream); r != 0 {
+		// Nothing ran: the caller queues the work again, and graphs stay
+		// off on this device from now on.
+		d.graphsOff = true
+		return false
+	}
+	return true
+}
+
+// LockStep holds the device for one forward pass until UnlockStep: the
+// passes of two models on one GPU must not interleave, because their
+// kernels share the device's scratch (split attention's partial results,
+// quantized activations).
+func (d *Device) LockStep() { d.step.Lock() }
+
+// UnlockStep ends what LockStep began.
+func (d *Device) UnlockStep() { d.step.Unlock() }
 
 // Open opens GPU ordinal and loads our kernels, compiling them with NVRTC
 // unless the disk cache has them for this GPU, driver and source.
@@ -141,6 +226,11 @@ func Open(ordinal int) (*Device, error) {
 		d.fn[name] = f
 	}
 	d.args = (*[32]C.uint64_t)(C.malloc(C.size_t(unsafe.Sizeof([32]C.uint64_t{}))))
+	if graphsWanted && C.imp_graphs_available() != 0 {
+		if C.imp_stream_create(d.ctx, &d.stream) != 0 {
+			d.stream = nil // graphs off; kernels run on the default stream
+		}
+	}
 	return d, nil
 }
 
@@ -153,13 +243,24 @@ func (d *Device) Close() error {
 		C.imp_module_unload(d.ctx, d.mod)
 		d.mod = nil
 	}
-	if d.part != 0 {
-		C.imp_free(d.ctx, C.CUdeviceptr(d.part))
-		d.part, d.partBytes = 0, 0
+	for _, p := range []*Ptr{&d.part, &d.q8} {
+		if *p != 0 {
+			C.imp_free(d.ctx, C.CUdeviceptr(*p))
+			*p = 0
+		}
 	}
+	d.partBytes, d.q8Bytes = 0, 0
 	if d.args != nil {
 		C.free(unsafe.Pointer(d.args))
 		d.args = nil
+	}
+	if d.exec != nil {
+		C.imp_graph_exec_destroy(d.ctx, d.exec)
+		d.exec = nil
+	}
+	if d.stream != nil {
+		C.imp_stream_destroy(d.ctx, d.stream)
+		d.stream = nil
 	}
 	if d.ctx != nil {
 		C.imp_ctx_close(C.int(d.info.Ordinal))
@@ -219,7 +320,7 @@ func (d *Device) Download(dst unsafe.Pointer, src Ptr, bytes int) error {
 // Copy queues a device-to-device copy.
 func (d *Device) Copy(dst, src Ptr, bytes int) {
 	if bytes > 0 {
-		if r := C.imp_copy(d.ctx, C.CUdeviceptr(dst), C.CUdeviceptr(src), C.size_t(bytes)); r != 0 {
+		if r := C.imp_copy(d.ctx, C.CUdeviceptr(dst), C.CUdeviceptr(src), C.size_t(bytes), d.stream); r != 0 {
 			d.note(cuErr("copy", r))
 		}
 	}
@@ -283,10 +384,11 @@ func (d *Device) launch3(name string, gx, gy, gz, bx uint, args ...arg) {
 		return
 	}
 	d.mu.Lock()
+	d.q8x = 0
 	for i, a := range args {
 		d.args[i] = C.uint64_t(a)
 	}
-	r := C.imp_launch(d.ctx, f, C.uint(gx), C.uint(gy), C.uint(gz), C.uint(bx), 1, 1, 0, &d.args[0], C.int(len(args)))
+	r := C.imp_launch(d.ctx, f, C.uint(gx), C.uint(gy), C.uint(gz), C.uint(bx), 1, 1, 0, &d.args[0], C.int(len(args)), d.stream)
 	d.mu.Unlock()
 	if r != 0 {
 		d.note(cuErr("launching "+name, r))

@@ -34,6 +34,18 @@ static char dlerr[512];
 	X(cuLaunchKernel, (CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, CUstream, void **, void **)) \
 	X(cuGetErrorString, (CUresult, const char **))
 
+// Graph entry points, loaded when present (imp_graphs_available).
+#define GRAPH_FUNCS(X) \
+	X(cuStreamCreate, (CUstream *, unsigned)) \
+	X(cuStreamDestroy_v2, (CUstream)) \
+	X(cuStreamBeginCapture_v2, (CUstream, int)) \
+	X(cuStreamEndCapture, (CUstream, CUgraph *)) \
+	X(cuGraphInstantiateWithFlags, (CUgraphExec *, CUgraph, unsigned long long)) \
+	X(cuGraphExecUpdate_v2, (CUgraphExec, CUgraph, void *)) \
+	X(cuGraphLaunch, (CUgraphExec, CUstream)) \
+	X(cuGraphDestroy, (CUgraph)) \
+	X(cuGraphExecDestroy, (CUgraphExec))
+
 #define RTC_FUNCS(X) \
 	X(nvrtcVersion, (int *, int *)) \
 	X(nvrtcGetErrorString, (nvrtcResult)) \
@@ -47,7 +59,9 @@ static char dlerr[512];
 
 #define DECL(name, args) static CUresult(*p_##name) args;
 DRV_FUNCS(DECL)
+GRAPH_FUNCS(DECL)
 #undef DECL
+static int graphsOK;
 static int (*p_nvrtcVersion)(int *, int *);
 static const char *(*p_nvrtcGetErrorString)(nvrtcResult);
 static nvrtcResult (*p_nvrtcCreateProgram)(nvrtcProgram *, const char *, const char *, int, const char *const *, const char *const *);
@@ -85,6 +99,10 @@ int imp_open_driver(void) {
 		dlclose(lib);
 		return r;
 	}
+	graphsOK = 1;
+#define LOADOPT(name, args) if (!(*(void **)&p_##name = dlsym(lib, #name))) graphsOK = 0;
+	GRAPH_FUNCS(LOADOPT)
+#undef LOADOPT
 	drv = lib;
 	return 0;
 }
@@ -158,16 +176,48 @@ int imp_alloc(CUcontext ctx, CUdeviceptr *p, size_t bytes) { CTX(ctx); return p_
 int imp_free(CUcontext ctx, CUdeviceptr p) { CTX(ctx); return p_cuMemFree_v2(p); }
 int imp_upload(CUcontext ctx, CUdeviceptr dst, const void *src, size_t bytes) { CTX(ctx); return p_cuMemcpyHtoD_v2(dst, src, bytes); }
 int imp_download(CUcontext ctx, void *dst, CUdeviceptr src, size_t bytes) { CTX(ctx); return p_cuMemcpyDtoH_v2(dst, src, bytes); }
-int imp_copy(CUcontext ctx, CUdeviceptr dst, CUdeviceptr src, size_t bytes) { CTX(ctx); return p_cuMemcpyDtoDAsync_v2(dst, src, bytes, 0); }
+int imp_copy(CUcontext ctx, CUdeviceptr dst, CUdeviceptr src, size_t bytes, CUstream s) { CTX(ctx); return p_cuMemcpyDtoDAsync_v2(dst, src, bytes, s); }
 int imp_sync(CUcontext ctx) { CTX(ctx); return p_cuCtxSynchronize(); }
 
-int imp_launch(CUcontext ctx, CUfunction fn, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz, unsigned shmem, uint64_t *args, int nargs) {
+int imp_launch(CUcontext ctx, CUfunction fn, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz, unsigned shmem, uint64_t *args, int nargs,
+               CUstream s) {
 	void *params[32];
 	if (nargs > 32) return -1;
 	for (int i = 0; i < nargs; i++) params[i] = &args[i];
 	CTX(ctx);
-	return p_cuLaunchKernel(fn, gx, gy, gz, bx, by, bz, shmem, 0, params, 0);
+	return p_cuLaunchKernel(fn, gx, gy, gz, bx, by, bz, shmem, s, params, 0);
 }
+
+int imp_graphs_available(void) { return graphsOK; }
+int imp_stream_create(CUcontext ctx, CUstream *s) { CTX(ctx); return p_cuStreamCreate(s, 0); }
+int imp_stream_destroy(CUcontext ctx, CUstream s) { CTX(ctx); return p_cuStreamDestroy_v2(s); }
+// Capture mode 2 is CU_STREAM_CAPTURE_MODE_RELAXED.
+int imp_capture_begin(CUcontext ctx, CUstream s) { CTX(ctx); return p_cuStreamBeginCapture_v2(s, 2); }
+int imp_capture_end(CUcontext ctx, CUstream s, CUgraph *g) { CTX(ctx); *g = 0; return p_cuStreamEndCapture(s, g); }
+
+int imp_graph_run(CUcontext ctx, CUgraph g, CUgraphExec *exec, CUstream s) {
+	CTX(ctx);
+	CUresult r = 1;
+	if (*exec) {
+		// CUgraphExecUpdateResultInfo: a result code and two node handles.
+		unsigned char info[64];
+		r = p_cuGraphExecUpdate_v2(*exec, g, info);
+		if (r) {
+			p_cuGraphExecDestroy(*exec);
+			*exec = 0;
+		}
+	}
+	if (r) r = p_cuGraphInstantiateWithFlags(exec, g, 0);
+	p_cuGraphDestroy(g);
+	if (r) {
+		*exec = 0;
+		return r;
+	}
+	return p_cuGraphLaunch(*exec, s);
+}
+
+int imp_graph_exec_destroy(CUcontext ctx, CUgraphExec e) { CTX(ctx); return p_cuGraphExecDestroy(e); }
+int imp_graph_destroy(CUcontext ctx, CUgraph g) { CTX(ctx); return p_cuGraphDestroy(g); }
 
 int imp_nvrtc_version(int *major, int *minor) { return p_nvrtcVersion(major, minor); }
 

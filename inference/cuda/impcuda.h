@@ -13,6 +13,8 @@ typedef struct CUctx_st *CUcontext;
 typedef struct CUmod_st *CUmodule;
 typedef struct CUfunc_st *CUfunction;
 typedef struct CUstream_st *CUstream;
+typedef struct CUgraph_st *CUgraph;
+typedef struct CUgraphExec_st *CUgraphExec;
 typedef unsigned long long CUdeviceptr;
 typedef struct _nvrtcProgram *nvrtcProgram;
 typedef int nvrtcResult;
@@ -45,11 +47,29 @@ int imp_alloc(CUcontext ctx, CUdeviceptr *p, size_t bytes);
 int imp_free(CUcontext ctx, CUdeviceptr p);
 int imp_upload(CUcontext ctx, CUdeviceptr dst, const void *src, size_t bytes);
 int imp_download(CUcontext ctx, void *dst, CUdeviceptr src, size_t bytes);
-int imp_copy(CUcontext ctx, CUdeviceptr dst, CUdeviceptr src, size_t bytes);
+int imp_copy(CUcontext ctx, CUdeviceptr dst, CUdeviceptr src, size_t bytes, CUstream s);
 int imp_sync(CUcontext ctx);
 // imp_launch launches fn with nargs parameters, each held in the low bytes
-// of one 64-bit slot of args (little-endian), on the default stream.
-int imp_launch(CUcontext ctx, CUfunction fn, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz, unsigned shmem, uint64_t *args, int nargs);
+// of one 64-bit slot of args (little-endian), on stream s (NULL: the default stream).
+int imp_launch(CUcontext ctx, CUfunction fn, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz, unsigned shmem, uint64_t *args, int nargs,
+               CUstream s);
+
+// CUDA graphs, optional: imp_graphs_available is 0 when the driver lacks
+// an entry point. imp_stream_create makes a stream that synchronizes with
+// the default one (so the synchronous copies stay ordered with it).
+int imp_graphs_available(void);
+int imp_stream_create(CUcontext ctx, CUstream *s);
+int imp_stream_destroy(CUcontext ctx, CUstream s);
+// imp_capture_begin records the work queued on s from now on (relaxed mode)
+// instead of running it; imp_capture_end returns the recording.
+int imp_capture_begin(CUcontext ctx, CUstream s);
+int imp_capture_end(CUcontext ctx, CUstream s, CUgraph *g);
+// imp_graph_run makes *exec run g: it updates *exec in place when g has
+// its shape, else (or when *exec is NULL) instantiates g anew; then it
+// launches *exec on s. g is destroyed either way.
+int imp_graph_run(CUcontext ctx, CUgraph g, CUgraphExec *exec, CUstream s);
+int imp_graph_exec_destroy(CUcontext ctx, CUgraphExec e);
+int imp_graph_destroy(CUcontext ctx, CUgraph g);
 
 int imp_nvrtc_version(int *major, int *minor);
 // imp_nvrtc_compile compiles src for arch (e.g. "sm_90") into a CUBIN, which

@@ -11,6 +11,7 @@
 #define FMT_Q4_K 5
 #define FMT_Q6_K 6
 #define FMT_MLX 7
+#define FMT_Q5_0 8
 
 typedef unsigned char u8;
 typedef unsigned short u16;
@@ -83,6 +84,23 @@ __device__ __forceinline__ void load32(const void *w, const float *sc, const flo
 			o[2 * i + 1] = (float)((q1 & 15) - 8) * d;
 			o[2 * i + 17] = (float)((q1 >> 4) - 8) * d;
 		}
+	} else if (FMT == FMT_Q5_0) {
+		// 22-byte blocks: f16 scale, 32 fifth bits, 16 bytes of nibbles;
+		// byte j holds columns j (low) and j+16 (high), bit c of the
+		// fifth bits belongs to column c. 2-byte aligned: read in pairs.
+		const u16 *b = (const u16 *)((const u8 *)w + ((i64)row * (cols / 32) + k0 / 32) * 22);
+		float d = h2f(b[0]);
+		u32 qh = (u32)b[1] | ((u32)b[2] << 16);
+#pragma unroll
+		for (int i = 0; i < 8; i++) {
+			u16 v = b[3 + i];
+			int q0 = v & 0xff, q1 = v >> 8, j = 2 * i;
+			int h0 = (int)(qh >> j), h1 = (int)(qh >> (j + 16)); // signed: the sums below go negative
+			o[j] = (float)(((q0 & 15) | ((h0 & 1) << 4)) - 16) * d;
+			o[j + 16] = (float)(((q0 >> 4) | ((h1 & 1) << 4)) - 16) * d;
+			o[j + 1] = (float)(((q1 & 15) | ((h0 & 2) << 3)) - 16) * d;
+			o[j + 17] = (float)(((q1 >> 4) | ((h1 & 2) << 3)) - 16) * d;
+		}
 	} else if (FMT == FMT_Q4_K) {
 		const u8 *b = (const u8 *)w + ((i64)row * (cols / 256) + k0 / 256) * 144;
 		float d = h2f(ld16(b)), dmin = h2f(ld16(b + 2));
@@ -144,6 +162,27 @@ __device__ __forceinline__ float warp_sum(float v) {
 #pragma unroll
 	for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
 	return v;
+}
+
+// q8_store is quant_q8 (below) done by a whole warp on the 32 values it
+// has just computed, lane l holding value l of the block that starts at
+// flat index idx - l (a multiple of 32): the producing kernel quantizes its
+// output for an int8 product, saving that product a launch.
+__device__ __forceinline__ void q8_store(signed char *xq, float2 *xd, i64 idx, float v) {
+	float a = fabsf(v);
+#pragma unroll
+	for (int o = 16; o > 0; o >>= 1) a = fmaxf(a, __shfl_xor_sync(0xffffffffu, a, o));
+	bool nan = __any_sync(0xffffffffu, v != v);
+	float id = a > 0.f ? 127.f / a : 0.f;
+	int q = nan ? 0 : __float2int_rn(v * id);
+	xq[idx] = (signed char)q;
+	int s = q;
+#pragma unroll
+	for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+	if ((idx & 31) == 0) {
+		float d = nan ? __int_as_float(0x7fc00000) : a / 127.f;
+		xd[idx >> 5] = make_float2(d, d * (float)s);
+	}
 }
 
 // gemv_dot adds to acc[t] (t < nt) the dot product of weight row row with
@@ -362,9 +401,13 @@ MATRIX_KERNELS(q4_0, FMT_Q4_0)
 MATRIX_KERNELS(q4_k, FMT_Q4_K)
 MATRIX_KERNELS(q6_k, FMT_Q6_K)
 MATRIX_KERNELS(mlx, FMT_MLX)
+MATRIX_KERNELS(q5_0, FMT_Q5_0)
 
-// rmsnorm: one block per row; out may be x.
-extern "C" __global__ void rmsnorm(float *out, const float *x, const float *weight, int n, int dim, float eps, int addOne) {
+// rmsnorm: one block per row; out may be x. With xq set (dim a multiple
+// of 32, blocks of a multiple of 32 threads) it also writes the output
+// quantized as quant_q8 does: each warp's 32 values of a step are one block.
+extern "C" __global__ void rmsnorm(float *out, const float *x, const float *weight, int n, int dim, float eps, int addOne, signed char *xq,
+                                   float2 *xd) {
 	__shared__ float part[32];
 	int r = blockIdx.x;
 	if (r >= n) return;
@@ -384,7 +427,9 @@ extern "C" __global__ void rmsnorm(float *out, const float *x, const float *weig
 	float *orow = out + (i64)r * dim;
 	for (int i = threadIdx.x; i < dim; i += blockDim.x) {
 		float w = weight[i] + (addOne ? 1.f : 0.f);
-		orow[i] = xr[i] * inv * w;
+		float v = xr[i] * inv * w;
+		orow[i] = v;
+		if (xq) q8_store(xq, xd, (i64)r * dim + i, v);
 	}
 }
 
@@ -527,9 +572,11 @@ __device__ __forceinline__ void attn_range(float (*sacc)[256], float *sm, float 
 	*L = sum;
 }
 
-// attention: one block per (head, query row) over all its keys.
+// attention: one block per (head, query row) over all its keys. With xq
+// set (hd a multiple of 32) the output is also quantized (q8_store).
 extern "C" __global__ void __launch_bounds__(128) attention(float *out, const float *q, int nq, int pos0, const float *kc, const float *vc, int nKV,
-                                                            int nHeads, int nKVHeads, int hd, float scale, float softcap, int window) {
+                                                            int nHeads, int nKVHeads, int hd, float scale, float softcap, int window,
+                                                            signed char *xq, float2 *xd) {
 	__shared__ float sm[ATT_W], sl[ATT_W];
 	__shared__ float sacc[ATT_W][256];
 	int h = blockIdx.x, t = blockIdx.y;
@@ -537,11 +584,12 @@ extern "C" __global__ void __launch_bounds__(128) attention(float *out, const fl
 	int hi = min(pos + 1, nKV), lo = window > 0 ? max(0, pos - window + 1) : 0;
 	float f[ATT_W], M, L;
 	attn_range(sacc, sm, sl, f, &M, &L, q, t, h, lo, hi, kc, vc, nHeads, nKVHeads, hd, scale, softcap);
-	float *o = out + (i64)t * nHeads * hd + h * hd;
+	i64 o0 = (i64)t * nHeads * hd + h * hd;
 	for (int d = threadIdx.x; d < hd; d += blockDim.x) {
 		float s = 0.f;
 		for (int w = 0; w < ATT_W; w++) s += sacc[w][d] * f[w];
-		o[d] = s / L;
+		out[o0 + d] = s / L;
+		if (xq) q8_store(xq, xd, o0 + d, s / L);
 	}
 }
 
@@ -572,7 +620,7 @@ extern "C" __global__ void __launch_bounds__(128) attention_part(float *part, co
 	}
 }
 
-extern "C" __global__ void attention_merge(float *out, const float *part, int nq, int nHeads, int hd, int splits) {
+extern "C" __global__ void attention_merge(float *out, const float *part, int nq, int nHeads, int hd, int splits, signed char *xq, float2 *xd) {
 	int h = blockIdx.x, t = blockIdx.y;
 	const float *pp = part + ((i64)t * nHeads + h) * splits * (hd + 2);
 	float M = -IMP_INF;
@@ -582,13 +630,166 @@ extern "C" __global__ void attention_merge(float *out, const float *part, int nq
 		float m = pp[(i64)s * (hd + 2)];
 		if (m != -IMP_INF) L += pp[(i64)s * (hd + 2) + 1] * expf(m - M);
 	}
-	float *o = out + (i64)t * nHeads * hd + h * hd;
+	i64 o0 = (i64)t * nHeads * hd + h * hd;
 	for (int d = threadIdx.x; d < hd; d += blockDim.x) {
 		float acc = 0.f;
 		for (int s = 0; s < splits; s++) {
 			float m = pp[(i64)s * (hd + 2)];
 			if (m != -IMP_INF) acc += pp[(i64)s * (hd + 2) + 2 + d] * expf(m - M);
 		}
-		o[d] = acc / L;
+		out[o0 + d] = acc / L;
+		if (xq) q8_store(xq, xd, o0 + d, acc / L);
 	}
 }
+
+// Int8-activation matrix-vector products for Q4_0 and Q8_0 weights (decode),
+// as the CPU's int8 path computes them: quant_q8 quantizes each activation
+// row per 32-column block (d = max|x|/127, codes x*127/max rounded to
+// nearest even, a NaN in the block makes d NaN), then each weight block is
+// dotted with the codes in integers (__dp4a) and scaled once.
+
+// quant_q8 writes the int8 codes xq and, per block, xd = (d, d * sum of
+// the codes); one warp per block of 32 values, nblocks blocks in all.
+extern "C" __global__ void quant_q8(signed char *xq, float2 *xd, const float *x, int nblocks) {
+	int blk = (int)(((i64)blockIdx.x * blockDim.x + threadIdx.x) >> 5), lane = threadIdx.x & 31;
+	if (blk >= nblocks) return;
+	float v = x[(i64)blk * 32 + lane];
+	float a = fabsf(v);
+#pragma unroll
+	for (int o = 16; o > 0; o >>= 1) a = fmaxf(a, __shfl_xor_sync(0xffffffffu, a, o));
+	bool nan = __any_sync(0xffffffffu, v != v);
+	float id = a > 0.f ? 127.f / a : 0.f;
+	int q = nan ? 0 : __float2int_rn(v * id);
+	xq[(i64)blk * 32 + lane] = (signed char)q;
+	int s = q;
+#pragma unroll
+	for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+	if (lane == 0) {
+		float d = nan ? __int_as_float(0x7fc00000) : a / 127.f;
+		xd[blk] = make_float2(d, d * (float)s);
+	}
+}
+
+// dot_i8 adds to acc[t] (t < nt) this lane's share of the dot product of
+// weight row wrow with quantized activation row t0+t: lane pairs take one
+// 32-column block each (each lane half of its codes), 16 blocks a step,
+// so a warp's loads of both the weights and the codes are contiguous.
+template <int FMT>
+__device__ __forceinline__ void dot_i8(float *acc, const signed char *xq, const float2 *xd, int nt, int t0, int cols, const u8 *wrow, int lane) {
+	int nb = cols >> 5, h = lane & 1;
+#pragma unroll 4
+	for (int b = lane >> 1; b < nb; b += 16) {
+		if (FMT == FMT_Q4_0) {
+			// 18-byte blocks: f16 scale, 16 bytes of nibbles; byte j holds
+			// column j (low) and j+16 (high). Lane half h takes bytes 8h..8h+7.
+			const u16 *p = (const u16 *)(wrow + (i64)b * 18);
+			float dw = h2f(p[0]);
+			const u16 *c = p + 1 + 4 * h;
+			u32 v0 = (u32)c[0] | ((u32)c[1] << 16), v1 = (u32)c[2] | ((u32)c[3] << 16);
+			int lo0 = (int)(v0 & 0x0F0F0F0Fu), lo1 = (int)(v1 & 0x0F0F0F0Fu);
+			int hi0 = (int)((v0 >> 4) & 0x0F0F0F0Fu), hi1 = (int)((v1 >> 4) & 0x0F0F0F0Fu);
+#pragma unroll
+			for (int t = 0; t < GEMV_T; t++) {
+				if (t < nt) {
+					const int *xi = (const int *)(xq + (i64)(t0 + t) * cols + (i64)b * 32);
+					int2 a = *(const int2 *)(xi + 2 * h), e = *(const int2 *)(xi + 4 + 2 * h);
+					int s = __dp4a(lo0, a.x, 0);
+					s = __dp4a(lo1, a.y, s);
+					s = __dp4a(hi0, e.x, s);
+					s = __dp4a(hi1, e.y, s);
+					float2 d = xd[(i64)(t0 + t) * nb + b];
+					// The codes are stored plus 8: the lane of half 0 takes
+					// the block's whole correction.
+					acc[t] += dw * (d.x * (float)s - (h == 0 ? 8.f * d.y : 0.f));
+				}
+			}
+		} else {
+			// Q8_0: 34-byte blocks, f16 scale then 32 int8 codes; lane half
+			// h takes columns 16h..16h+15.
+			const u16 *p = (const u16 *)(wrow + (i64)b * 34);
+			float dw = h2f(p[0]);
+			const u16 *c = p + 1 + 8 * h;
+			int v[4];
+#pragma unroll
+			for (int i = 0; i < 4; i++) v[i] = (int)((u32)c[2 * i] | ((u32)c[2 * i + 1] << 16));
+#pragma unroll
+			for (int t = 0; t < GEMV_T; t++) {
+				if (t < nt) {
+					const int *xi = (const int *)(xq + (i64)(t0 + t) * cols + (i64)b * 32);
+					int4 a = *(const int4 *)(xi + 4 * h);
+					int s = __dp4a(v[0], a.x, 0);
+					s = __dp4a(v[1], a.y, s);
+					s = __dp4a(v[2], a.z, s);
+					s = __dp4a(v[3], a.w, s);
+					acc[t] += dw * xd[(i64)(t0 + t) * nb + b].x * (float)s;
+				}
+			}
+		}
+	}
+}
+
+// gemvx_i8 is gemvx (same modes and segments) on quantized activations.
+template <int FMT>
+__device__ void gemvx_i8(const signed char *xq, const float2 *xd, int n, int cols, int mode, float *o0, const u8 *w0, const float *bias0, int rows0,
+                         float *o1, const u8 *w1, const float *bias1, int rows1, float *o2, const u8 *w2, const float *bias2, int rows2) {
+	int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+	int r = blockIdx.x * (blockDim.x >> 5) + warp;
+	int t0 = blockIdx.y * GEMV_T;
+	int nt = min(GEMV_T, n - t0);
+	i64 rb = (i64)(cols >> 5) * (FMT == FMT_Q4_0 ? 18 : 34);
+	float acc[GEMV_T];
+#pragma unroll
+	for (int t = 0; t < GEMV_T; t++) acc[t] = 0.f;
+	if (mode == GX_SILU || mode == GX_GELU) {
+		if (r >= rows0) return;
+		float up[GEMV_T];
+#pragma unroll
+		for (int t = 0; t < GEMV_T; t++) up[t] = 0.f;
+		dot_i8<FMT>(acc, xq, xd, nt, t0, cols, w0 + r * rb, lane);
+		dot_i8<FMT>(up, xq, xd, nt, t0, cols, w1 + r * rb, lane);
+#pragma unroll
+		for (int t = 0; t < GEMV_T; t++) {
+			float g = warp_sum(acc[t]), u = warp_sum(up[t]);
+			if (lane == 0 && t < nt) {
+				g += bias0 ? bias0[r] : 0.f;
+				u += bias1 ? bias1[r] : 0.f;
+				float a = mode == GX_SILU ? g / (1.f + expf(-g)) : 0.5f * g * (1.f + tanhf(0.7978845608028654f * (g + 0.044715f * g * g * g)));
+				o0[(i64)(t0 + t) * rows0 + r] = a * u;
+			}
+		}
+		return;
+	}
+	float *o = o0;
+	const u8 *w = w0;
+	const float *bias = bias0;
+	int rows = rows0, row = r;
+	if (row >= rows0) {
+		row -= rows0;
+		o = o1, w = w1, bias = bias1, rows = rows1;
+		if (row >= rows1) {
+			row -= rows1;
+			o = o2, w = w2, bias = bias2, rows = rows2;
+			if (row >= rows2) return;
+		}
+	}
+	dot_i8<FMT>(acc, xq, xd, nt, t0, cols, w + row * rb, lane);
+#pragma unroll
+	for (int t = 0; t < GEMV_T; t++) {
+		float s = warp_sum(acc[t]);
+		if (lane == 0 && t < nt) {
+			float *dst = o + (i64)(t0 + t) * rows + row;
+			s += bias ? bias[row] : 0.f;
+			*dst = mode == GX_ADD ? *dst + s : s;
+		}
+	}
+}
+
+#define I8_KERNELS(name, FMT)                                                                                                                           \
+	extern "C" __global__ void __launch_bounds__(128)                                                                                                   \
+	    gemvx_i8_##name(const signed char *xq, const float2 *xd, int n, int cols, int mode, float *o0, const u8 *w0, const float *bias0, int rows0,     \
+	                    float *o1, const u8 *w1, const float *bias1, int rows1, float *o2, const u8 *w2, const float *bias2, int rows2) {               \
+		gemvx_i8<FMT>(xq, xd, n, cols, mode, o0, w0, bias0, rows0, o1, w1, bias1, rows1, o2, w2, bias2, rows2);                                       \
+	}
+
+I8_KERNELS(q8_0, FMT_Q8_0)
+I8_KERNELS(q4_0, FMT_Q4_0)

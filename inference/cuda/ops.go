@@ -7,7 +7,36 @@ package cuda
 */
 import "C"
 
-import "fmt"
+import (
+	"fmt"
+	"os"
+	"sync/atomic"
+)
+
+// int8GEMV selects the int8-activation GEMV for Q4_0 and Q8_0 weights (see
+// SetInt8).
+var int8GEMV atomic.Bool
+
+func init() { int8GEMV.Store(os.Getenv("IMPETUS_INT8") != "0") }
+
+// SetInt8 turns the int8-activation matrix-vector kernels for Q4_0 and
+// Q8_0 weights on or off and returns the previous setting. On (the default,
+// unless the environment sets IMPETUS_INT8=0 as for the CPU's int8 path),
+// decode steps quantize the activations per 32-value block as the CPU's
+// int8 path does and take integer dot products (__dp4a), which reads a
+// quarter of the activation bytes and does no int-to-float conversion per
+// weight; results differ from float by the activations' int8 rounding
+// (about 1e-2 relative). Off, every product is in float32.
+func SetInt8(on bool) bool { return int8GEMV.Swap(on) }
+
+// Int8 reports whether the int8-activation kernels are on (SetInt8).
+func Int8() bool { return int8GEMV.Load() }
+
+// usesInt8 tells whether a product with n activation rows by w takes the
+// int8 kernels.
+func usesInt8(n int, w *Weight) bool {
+	return n <= gemvMaxRows && (w.Format == Q4_0 || w.Format == Q8_0) && w.Cols%32 == 0 && int8GEMV.Load()
+}
 
 // gemvMaxRows is the most activation rows the GEMV kernels take before the
 // tiled GEMM pays: each GEMV block re-reads its weight rows per 4 rows.
@@ -22,6 +51,10 @@ func (d *Device) MatMul(out, x Ptr, n int, w *Weight, bias Ptr) {
 	}
 	args := []arg{parg(out), parg(x), iarg(n), parg(w.Data), parg(w.Scales), parg(w.Biases), parg(bias),
 		iarg(w.Rows), iarg(w.Cols), iarg(w.Bits), iarg(w.Group)}
+	if usesInt8(n, w) {
+		d.gemvx(x, n, gxStore, w.Rows, Seg{W: w, Bias: bias, Out: out})
+		return
+	}
 	if n <= gemvMaxRows {
 		d.launch(gemvNames[w.Format], grid(w.Rows, 4), grid(n, 4), 128, args...)
 		return
@@ -63,8 +96,22 @@ func fusable(n int, segs ...Seg) bool {
 // gemvx queues one gemvx launch over up to three segments; rows is the
 // number of warps (rows) the grid covers.
 func (d *Device) gemvx(x Ptr, n, mode, rows int, segs ...Seg) {
-	var a [24]arg
 	w0 := segs[0].W
+	if usesInt8(n, w0) {
+		xq, xd, ok := d.quantize(x, n, w0.Cols)
+		if !ok {
+			return
+		}
+		var a [17]arg
+		a[0], a[1], a[2], a[3], a[4] = parg(xq), parg(xd), iarg(n), iarg(w0.Cols), iarg(mode)
+		for i, s := range segs {
+			b := a[5+4*i:]
+			b[0], b[1], b[2], b[3] = parg(s.Out), parg(s.W.Data), parg(s.Bias), iarg(s.W.Rows)
+		}
+		d.launch(gemvxI8Names[w0.Format], grid(rows, 4), grid(n, 4), 128, a[:]...)
+		return
+	}
+	var a [24]arg
 	a[0], a[1], a[2], a[3], a[4], a[5] = parg(x), iarg(n), iarg(w0.Cols), iarg(w0.Bits), iarg(w0.Group), iarg(mode)
 	for i, s := range segs {
 		b := a[6+6*i:]
@@ -145,7 +192,60 @@ func (d *Device) Embed(out, tokens Ptr, n int, w *Weight, scale float32) {
 
 // RMSNorm is kernels.RMSNorm on device rows; out may be x.
 func (d *Device) RMSNorm(out, x, weight Ptr, n, dim int, eps float32, addOne bool) {
-	d.launch("rmsnorm", uint(n), 1, 256, parg(out), parg(x), parg(weight), iarg(n), iarg(dim), farg(eps), barg(addOne))
+	d.RMSNormThen(out, x, weight, n, dim, eps, addOne, nil)
+}
+
+// RMSNormThen is RMSNorm whose output is next multiplied by next: when
+// that product takes the int8 kernels, the same launch also quantizes the
+// output for it, and the product (queued right after) skips its own
+// quantization launch.
+func (d *Device) RMSNormThen(out, x, weight Ptr, n, dim int, eps float32, addOne bool, next *Weight) {
+	xq, xd, fused := d.fuseQ8(n, dim, next)
+	d.launch("rmsnorm", uint(n), 1, 256, parg(out), parg(x), parg(weight), iarg(n), iarg(dim), farg(eps), barg(addOne), parg(xq), parg(xd))
+	if fused {
+		d.markQ8(out, n, dim)
+	}
+}
+
+// fuseQ8Wanted turns the quantizing producers (RMSNormThen, AttentionThen)
+// on: off by default until a GPU run has measured and checked them
+// (NOTES.md); IMPETUS_CUDA_FUSE=1 in the environment or SetFuseQ8 turns it on.
+var fuseQ8Wanted atomic.Bool
+
+func init() { fuseQ8Wanted.Store(os.Getenv("IMPETUS_CUDA_FUSE") == "1") }
+
+// SetFuseQ8 turns on or off the quantization of a norm's or the
+// attention's output in its own launch for the int8 product that reads it
+// (RMSNormThen, AttentionThen), and returns the previous setting.
+func SetFuseQ8(on bool) bool { return fuseQ8Wanted.Swap(on) }
+
+// fuseQ8 returns the int8 scratch for a producer of n rows of cols values
+// that a product by next consumes, when that product is int8; else zeros.
+func (d *Device) fuseQ8(n, cols int, next *Weight) (xq, xd Ptr, ok bool) {
+	if next == nil || next.Cols != cols || !usesInt8(n, next) || !fuseQ8Wanted.Load() {
+		return 0, 0, false
+	}
+	xq, xd, err := d.q8Buffers(n, cols)
+	if err != nil {
+		d.note(err)
+		return 0, 0, false
+	}
+	return xq, xd, true
+}
+
+// markQ8 records that the int8 scratch holds x ([n][cols]) quantized by the
+// op just queued; the next launch of any other kernel clears it.
+func (d *Device) markQ8(x Ptr, n, cols int) {
+	d.mu.Lock()
+	d.q8x, d.q8n, d.q8cols = x, n, cols
+	d.mu.Unlock()
+}
+
+// q8Ready tells whether the last queued op left x quantized in the scratch.
+func (d *Device) q8Ready(x Ptr, n, cols int) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.q8x == x && x != 0 && d.q8n == n && d.q8cols == cols
 }
 
 // RoPE is kernels.RoPE; pos is a device array of n int32 and invFreq of
@@ -197,6 +297,13 @@ const MaxHeadDim = 256
 // Attention is kernels.Attention on device memory: q and out are
 // [nq][heads*headDim], the caches [nKV][kvHeads*headDim].
 func (d *Device) Attention(out, q Ptr, nq, pos0 int, k, v Ptr, nKV, heads, kvHeads, headDim int, scale, softcap float32, window int) {
+	d.AttentionThen(out, q, nq, pos0, k, v, nKV, heads, kvHeads, headDim, scale, softcap, window, nil)
+}
+
+// AttentionThen is Attention whose output is next multiplied by next (the
+// output projection): as RMSNormThen, the attention output is quantized in
+// the same launch when that product is int8.
+func (d *Device) AttentionThen(out, q Ptr, nq, pos0 int, k, v Ptr, nKV, heads, kvHeads, headDim int, scale, softcap float32, window int, next *Weight) {
 	if headDim > MaxHeadDim {
 		d.note(fmt.Errorf("cuda: attention: head dim %d above %d", headDim, MaxHeadDim))
 		return
@@ -209,11 +316,51 @@ func (d *Device) Attention(out, q Ptr, nq, pos0 int, k, v Ptr, nKV, heads, kvHea
 		}
 		d.launch3("attention_part", uint(heads), uint(nq), uint(splits), 128, parg(part), parg(q), iarg(nq), iarg(pos0), parg(k), parg(v),
 			iarg(nKV), iarg(heads), iarg(kvHeads), iarg(headDim), farg(scale), farg(softcap), iarg(window), iarg(splits))
-		d.launch("attention_merge", uint(heads), uint(nq), 128, parg(out), parg(part), iarg(nq), iarg(heads), iarg(headDim), iarg(splits))
+		xq, xd, fused := d.fuseQ8(nq, heads*headDim, next)
+		d.launch("attention_merge", uint(heads), uint(nq), 128, parg(out), parg(part), iarg(nq), iarg(heads), iarg(headDim), iarg(splits),
+			parg(xq), parg(xd))
+		if fused {
+			d.markQ8(out, nq, heads*headDim)
+		}
 		return
 	}
+	xq, xd, fused := d.fuseQ8(nq, heads*headDim, next)
 	d.launch("attention", uint(heads), uint(nq), 128, parg(out), parg(q), iarg(nq), iarg(pos0), parg(k), parg(v),
-		iarg(nKV), iarg(heads), iarg(kvHeads), iarg(headDim), farg(scale), farg(softcap), iarg(window))
+		iarg(nKV), iarg(heads), iarg(kvHeads), iarg(headDim), farg(scale), farg(softcap), iarg(window), parg(xq), parg(xd))
+	if fused {
+		d.markQ8(out, nq, heads*headDim)
+	}
+}
+
+// quantize queues quant_q8 of x ([n][cols], cols a multiple of 32) into the
+// device's int8 scratch: the codes xq ([n][cols] int8) and per 32-value
+// block xd (scale, scale times the codes' sum; float pairs). ok is false
+// (and the error noted) when the scratch could not be had. Kernels run in
+// order on one stream, so each product's quantization is consumed before
+// the next one overwrites the scratch.
+func (d *Device) quantize(x Ptr, n, cols int) (xq, xd Ptr, ok bool) {
+	ready := d.q8Ready(x, n, cols)
+	xq, xd, err := d.q8Buffers(n, cols)
+	if err != nil {
+		d.note(err)
+		return 0, 0, false
+	}
+	if !ready {
+		blocks := n * cols / 32
+		d.launch("quant_q8", grid(blocks*32, 256), 1, 256, parg(xq), parg(xd), parg(x), iarg(blocks))
+	}
+	return xq, xd, true
+}
+
+// q8Buffers is the int8 scratch for n rows of cols values: the codes, then
+// the block scales.
+func (d *Device) q8Buffers(n, cols int) (xq, xd Ptr, err error) {
+	qBytes := (n*cols + 255) &^ 255
+	p, err := d.scratch(&d.q8, &d.q8Bytes, qBytes+n*cols/32*8)
+	if err != nil {
+		return 0, 0, err
+	}
+	return p, p.Add(qBytes), nil
 }
 
 // attnSplitKeys is about how many keys one block of split attention takes;
@@ -239,21 +386,30 @@ func attnSplits(nq, pos0, nKV, window int) int {
 
 // attnScratch is device memory of at least bytes for split attention's
 // partial results, kept and grown by the device.
-func (d *Device) attnScratch(bytes int) (Ptr, error) {
+func (d *Device) attnScratch(bytes int) (Ptr, error) { return d.scratch(&d.part, &d.partBytes, bytes) }
+
+// scratch returns *p, a device buffer of *size bytes kept by the device,
+// grown to at least bytes first.
+func (d *Device) scratch(p *Ptr, size *int, bytes int) (Ptr, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if bytes <= d.partBytes {
-		return d.part, nil
+	if bytes <= *size {
+		return *p, nil
+	}
+	if d.capturing {
+		// Growing waits for the queued work, which a recording cannot:
+		// CaptureEnd fails and the step runs again uncaptured.
+		return 0, fmt.Errorf("cuda: a scratch buffer must grow while a graph is recorded")
 	}
 	bytes = max(bytes, 1<<20)
-	var p Ptr
-	if err := cuErr("allocating attention scratch", C.imp_alloc(d.ctx, (*C.CUdeviceptr)(&p), C.size_t(bytes))); err != nil {
+	var np Ptr
+	if err := cuErr("allocating scratch", C.imp_alloc(d.ctx, (*C.CUdeviceptr)(&np), C.size_t(bytes))); err != nil {
 		return 0, err
 	}
-	if d.part != 0 {
+	if *p != 0 {
 		C.imp_sync(d.ctx) // the queued kernels may still read the old one
-		C.imp_free(d.ctx, C.CUdeviceptr(d.part))
+		C.imp_free(d.ctx, C.CUdeviceptr(*p))
 	}
-	d.part, d.partBytes = p, bytes
-	return p, nil
+	*p, *size = np, bytes
+	return np, nil
 }

@@ -9,6 +9,9 @@
 # the shared fixtures. IMPETUS_GPU_PARTS picks parts (default all:
 # "kernels models engine server"), for a run that carries fewer binaries.
 set -eu
+# The decode shortcuts that are off by default until checked on a GPU
+# (CUDA graphs, quantizing norms) are on for these tests.
+export IMPETUS_CUDA_GRAPHS="${IMPETUS_CUDA_GRAPHS:-1}" IMPETUS_CUDA_FUSE="${IMPETUS_CUDA_FUSE:-1}"
 parts=" ${IMPETUS_GPU_PARTS:-kernels models engine server} "
 want() { case "$parts" in *" $1 "*) return 0 ;; esac; return 1; }
 bin=$(cd "${1:-bin/gpu}" && pwd)
@@ -60,7 +63,24 @@ t = time.time()
 out = json.load(urllib.request.urlopen(req, timeout=120))
 got = out["choices"][0]["message"]["content"]
 print("server reply %r in %.2fs, transformers %r" % (got, time.time() - t, ref["reply_text"]))
-sys.exit(0 if got.strip() == ref["reply_text"].strip() else 1)
+ok = got.strip() == ref["reply_text"].strip()
+def get(path):
+    r = urllib.request.Request("http://localhost:8080" + path, headers={"Authorization": "Bearer gpu-test-key"})
+    return urllib.request.urlopen(r, timeout=10).read().decode()
+# The GPU shows in Prometheus (the engine's weights and KV on the device)
+# and in /api/hardware/metrics (NVML utilization and memory, engine.gpus).
+prom = [l for l in get("/api/metrics").splitlines() if l.startswith("impetus_gpu_")]
+print("\n".join(prom))
+weights = [l for l in prom if 'use="weights"' in l]
+if not weights or float(weights[0].split()[-1]) <= 0:
+    print("FAIL: no impetus_gpu_memory_bytes{use=\"weights\"} above 0"); ok = False
+hm = json.loads(get("/api/hardware/metrics"))
+g = hm["gpus"][0] if hm["gpus"] else {}
+print("hardware/metrics: engine.device %s, gpus[0] util %s%% memory used %s MB (%s), engine.gpus %s" % (hm["engine"]["device"],
+      g.get("utilization_percent"), g.get("memory_used_mb"), g.get("source"), json.dumps(hm["engine"]["gpus"])))
+if not hm["engine"]["device"].startswith("cuda:") or g.get("utilization_percent") is None or g.get("memory_used_mb") is None:
+    print("FAIL: hardware metrics lack the GPU"); ok = False
+sys.exit(0 if ok else 1)
 PY
 	command -v nvidia-smi >/dev/null && nvidia-smi --query-compute-apps=pid,process_name,used_memory --format=csv
 	kill $pid

@@ -218,9 +218,15 @@ func (c *KVCache) CopyPrefix(src *KVCache, n int) error {
 
 // KVTokenBytes is the memory one token takes in a cache of this model made
 // now (see SetKVStorage): keys and values of every layer, at the storage's
-// real size (34 bytes per 32 values for q8_0).
+// real size (34 bytes per 32 values for q8_0). On a GPU the caches store
+// float32 whatever the storage says, so the KV budget counts them at full
+// size there.
 func (m *Model) KVTokenBytes() int64 {
-	return int64(m.Config.Layers) * 2 * int64(m.KVStorage().tokenBytes(m.Config.KVHeads*m.Config.HeadDim))
+	kv := m.Config.KVHeads * m.Config.HeadDim
+	if m.GPUDevice() != nil {
+		return int64(m.Config.Layers) * 2 * int64(KVF32.tokenBytes(kv))
+	}
+	return int64(m.Config.Layers) * 2 * int64(m.KVStorage().tokenBytes(kv))
 }
 
 // reserve makes room for need tokens in total.

@@ -117,6 +117,9 @@ func (c *KVCache) copyPrefixDevice(src *KVCache, n int) error {
 	}
 	c.n = 0
 	c.Grow(n)
+	// Not while another model's pass is recorded into a graph.
+	c.dev.dev.LockStep()
+	defer c.dev.dev.UnlockStep()
 	if err := c.dev.ensure(c.capacity, 0); err != nil {
 		return err
 	}
@@ -146,6 +149,8 @@ func gpuFormat(m *matrix) (f cuda.Format, ok bool) {
 			return cuda.Q8_0, true
 		case quant.GGMLQ4_0:
 			return cuda.Q4_0, true
+		case quant.GGMLQ5_0:
+			return cuda.Q5_0, true
 		case quant.GGMLQ4_K:
 			return cuda.Q4_K, true
 		case quant.GGMLQ6_K:
@@ -213,7 +218,12 @@ func (m *Model) UseDevice(dev *cuda.Device, reserve int64) error {
 			float64(need)/(1<<30), float64(reserve)/(1<<30), dev.Info().Name, float64(free)/(1<<30))
 	}
 	g := &gpuModel{dev: dev, rope: map[*float32]cuda.Ptr{}}
-	if err := g.upload(m); err != nil {
+	// The uploads use the default stream, which must stay idle while another
+	// model's pass is recorded into a graph.
+	dev.LockStep()
+	err = g.upload(m)
+	dev.UnlockStep()
+	if err != nil {
 		g.close()
 		return err
 	}
@@ -422,14 +432,16 @@ func (g *gpuModel) linear(out, x cuda.Ptr, n int, l *gpuMatrix) {
 func (m *Model) forwardGPU(batch []SeqBatch, logits [][]float32, N, nOut int) error {
 	g, cfg := m.gpu, &m.Config
 	d, b := g.dev, &g.b
-	H, hd := cfg.Hidden, cfg.HeadDim
-	qDim, kvDim := cfg.Heads*hd, cfg.KVHeads*hd
 	if err := g.reserveScratch(cfg, N, nOut); err != nil {
 		return err
 	}
 	if cap(g.hostTP) < 2*N {
 		g.hostTP = make([]int32, 2*g.capN)
 	}
+	// The pass's kernels share the device's scratch with other models', and
+	// a recorded graph must hold this pass's work alone.
+	d.LockStep()
+	defer d.UnlockStep()
 	tp := g.hostTP[:2*N]
 	row := 0
 	for i, sb := range batch {
@@ -455,6 +467,57 @@ func (m *Model) forwardGPU(batch []SeqBatch, logits [][]float32, N, nOut int) er
 	if err := cuda.UploadTo(d, b.tok, tp); err != nil {
 		return err
 	}
+	// Decode steps are recorded into a CUDA graph and run in one launch
+	// (kernels back to back); a recording that fails runs uncaptured.
+	if N > gpuGraphMaxTokens || !d.CaptureBegin() {
+		m.queueForward(batch, N, nOut)
+	} else if !d.CaptureEnd() {
+		m.queueForward(batch, N, nOut)
+	}
+	if nOut == 0 {
+		if err := d.Sync(); err != nil {
+			return err
+		}
+		for _, sb := range batch {
+			sb.Cache.n += len(sb.Tokens)
+		}
+		return nil
+	}
+	V := cfg.Vocab
+	j := 0
+	for i, sb := range batch {
+		if !sb.WantLogits {
+			continue
+		}
+		if len(logits[i]) < V {
+			logits[i] = make([]float32, V)
+		}
+		if err := d.Download(unsafe.Pointer(&logits[i][0]), b.logits.Add(j*V*4), V*4); err != nil {
+			return err
+		}
+		j++
+	}
+	if err := d.Sync(); err != nil {
+		return err
+	}
+	for _, sb := range batch {
+		sb.Cache.n += len(sb.Tokens)
+	}
+	return nil
+}
+
+// gpuGraphMaxTokens is the most tokens a step may have to be recorded into
+// a CUDA graph: decode steps, whose many small launches the graph saves.
+const gpuGraphMaxTokens = 8
+
+// queueForward queues the forward pass of batch (N tokens, whose ids and
+// positions are uploaded) up to the nOut logits rows asked for; it runs no
+// host code that waits for the GPU, so it may be recorded into a graph.
+func (m *Model) queueForward(batch []SeqBatch, N, nOut int) {
+	g, cfg := m.gpu, &m.Config
+	d, b := g.dev, &g.b
+	H, hd := cfg.Hidden, cfg.HeadDim
+	qDim, kvDim := cfg.Heads*hd, cfg.KVHeads*hd
 	d.Embed(b.x, b.tok, N, &g.embed.w, cfg.EmbedScale)
 	eps, addOne := cfg.RMSNormEps, cfg.NormAddOne
 	gelu := cfg.Activation == GELUTanh
@@ -462,7 +525,9 @@ func (m *Model) forwardGPU(batch []SeqBatch, logits [][]float32, N, nOut int) er
 	direct := len(batch) == 1
 	for l := range m.layers {
 		L, G := &m.layers[l], &g.layers[l]
-		d.RMSNorm(b.h, b.x, G.attnNorm, N, H, eps, addOne)
+		// Each norm (and the attention) quantizes its output in the same
+		// launch when the product that reads it is int8 (RMSNormThen).
+		d.RMSNormThen(b.h, b.x, G.attnNorm, N, H, eps, addOne, &G.q.w)
 		kOut, vOut := b.k, b.v
 		if direct {
 			c := batch[0].Cache
@@ -492,8 +557,12 @@ func (m *Model) forwardGPU(batch []SeqBatch, logits [][]float32, N, nOut int) er
 				d.Copy(c.dev.k(l).Add(c.n*kvDim*4), k, n*kvDim*4)
 				d.Copy(c.dev.v(l).Add(c.n*kvDim*4), v, n*kvDim*4)
 			}
-			d.Attention(b.attn.Add(off*qDim*4), q, n, c.n, c.dev.k(l), c.dev.v(l), c.n+n,
-				cfg.Heads, cfg.KVHeads, hd, cfg.AttnScale, cfg.AttnSoftcap, L.spec.Window)
+			var next *cuda.Weight
+			if direct {
+				next = &G.o.w // one sequence: this launch makes all of b.attn
+			}
+			d.AttentionThen(b.attn.Add(off*qDim*4), q, n, c.n, c.dev.k(l), c.dev.v(l), c.n+n,
+				cfg.Heads, cfg.KVHeads, hd, cfg.AttnScale, cfg.AttnSoftcap, L.spec.Window, next)
 			off += n
 		}
 		if cfg.SandwichNorms {
@@ -504,7 +573,7 @@ func (m *Model) forwardGPU(batch []SeqBatch, logits [][]float32, N, nOut int) er
 			d.MatMulAdd(b.x, b.attn, N, &G.o.w, G.o.bias, b.o)
 		}
 
-		d.RMSNorm(b.h, b.x, G.ffnNorm, N, H, eps, addOne)
+		d.RMSNormThen(b.h, b.x, G.ffnNorm, N, H, eps, addOne, &G.gate.w)
 		d.MatMulGLU(b.h, N, G.gate.seg(b.gate), G.up.seg(b.up), gelu)
 		if cfg.SandwichNorms {
 			g.linear(b.down, b.gate, N, &G.down)
@@ -515,15 +584,8 @@ func (m *Model) forwardGPU(batch []SeqBatch, logits [][]float32, N, nOut int) er
 		}
 	}
 	if nOut == 0 {
-		if err := d.Sync(); err != nil {
-			return err
-		}
-		for _, sb := range batch {
-			sb.Cache.n += len(sb.Tokens)
-		}
-		return nil
+		return
 	}
-
 	V := cfg.Vocab
 	row, j := 0, 0
 	for _, sb := range batch {
@@ -533,29 +595,9 @@ func (m *Model) forwardGPU(batch []SeqBatch, logits [][]float32, N, nOut int) er
 			j++
 		}
 	}
-	d.RMSNorm(b.last, b.last, g.norm, nOut, H, eps, addOne)
+	d.RMSNormThen(b.last, b.last, g.norm, nOut, H, eps, addOne, &g.lmHead.w)
 	g.linear(b.logits, b.last, nOut, g.lmHead)
 	if c := cfg.FinalSoftcap; c > 0 {
 		d.Softcap(b.logits, nOut*V, c)
 	}
-	j = 0
-	for i, sb := range batch {
-		if !sb.WantLogits {
-			continue
-		}
-		if len(logits[i]) < V {
-			logits[i] = make([]float32, V)
-		}
-		if err := d.Download(unsafe.Pointer(&logits[i][0]), b.logits.Add(j*V*4), V*4); err != nil {
-			return err
-		}
-		j++
-	}
-	if err := d.Sync(); err != nil {
-		return err
-	}
-	for _, sb := range batch {
-		sb.Cache.n += len(sb.Tokens)
-	}
-	return nil
 }

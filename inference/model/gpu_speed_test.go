@@ -87,8 +87,9 @@ func TestGPUSpeed(t *testing.T) {
 			run() // warm-up: kernel load, allocations
 			p, d := run()
 			perTok := d / 128
-			t.Logf("GPUBENCH model=%s quant=%s pp512=%.0f tok/s tg128=%.1f tok/s weights=%.0f MB decode bandwidth=%.0f GB/s",
-				c.shape.Name, c.quant, 512/p.Seconds(), 128/d.Seconds(), float64(weights)/1e6, float64(weights)/perTok.Seconds()/1e9)
+			t.Logf("GPUBENCH model=%s quant=%s pp512=%.0f tok/s tg128=%.1f tok/s weights=%.0f MB decode bandwidth=%.0f GB/s int8=%v graphs=%v fuse=%s",
+				c.shape.Name, c.quant, 512/p.Seconds(), 128/d.Seconds(), float64(weights)/1e6, float64(weights)/perTok.Seconds()/1e9,
+				cuda.Int8(), dev.Graphs(), os.Getenv("IMPETUS_CUDA_FUSE"))
 		})
 	}
 }
