@@ -11,7 +11,7 @@
 set -eu
 # The decode shortcuts that are off by default until checked on a GPU
 # (CUDA graphs, quantizing norms) are on for these tests.
-export IMPETUS_CUDA_GRAPHS="${IMPETUS_CUDA_GRAPHS:-1}" IMPETUS_CUDA_FUSE="${IMPETUS_CUDA_FUSE:-1}"
+export IMPETUS_CUDA_GRAPHS="${IMPETUS_CUDA_GRAPHS:-1}" IMPETUS_CUDA_FUSE="${IMPETUS_CUDA_FUSE:-1}" IMPETUS_CUDA_Q5_0="${IMPETUS_CUDA_Q5_0:-1}"
 parts=" ${IMPETUS_GPU_PARTS:-kernels models engine server} "
 want() { case "$parts" in *" $1 "*) return 0 ;; esac; return 1; }
 bin=$(cd "${1:-bin/gpu}" && pwd)

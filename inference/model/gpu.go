@@ -4,6 +4,7 @@ package model
 
 import (
 	"fmt"
+	"os"
 	"runtime"
 	"sync/atomic"
 	"unsafe"
@@ -131,6 +132,9 @@ func (c *KVCache) copyPrefixDevice(src *KVCache, n int) error {
 	return nil
 }
 
+// gpuQ5_0 turns on the GPU's Q5_0 kernels (see gpuFormat).
+var gpuQ5_0 = os.Getenv("IMPETUS_CUDA_Q5_0") == "1"
+
 // gpuFormat maps a matrix to the kernels' format; ok is false for GGUF
 // block types without a GPU kernel.
 func gpuFormat(m *matrix) (f cuda.Format, ok bool) {
@@ -150,7 +154,10 @@ func gpuFormat(m *matrix) (f cuda.Format, ok bool) {
 		case quant.GGMLQ4_0:
 			return cuda.Q4_0, true
 		case quant.GGMLQ5_0:
-			return cuda.Q5_0, true
+			// Its kernels are checked against quant.DequantizeGGML on the
+			// CPU only, not yet on a GPU: until then IMPETUS_CUDA_Q5_0=1
+			// opts in, and by default the matrix is widened to float32.
+			return cuda.Q5_0, gpuQ5_0
 		case quant.GGMLQ4_K:
 			return cuda.Q4_K, true
 		case quant.GGMLQ6_K:
