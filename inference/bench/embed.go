@@ -269,7 +269,11 @@ func EmbedCompare(o EmbedOptions) ([]EmbedResult, error) {
 		kernels.SetThreads(th)
 		var srv *embedServer
 		if o.LlamaCPP != "" {
-			if srv, err = startEmbedServer(filepath.Join(o.LlamaCPP, "bin", "llama-server"), o.LlamaEnv, o.GGUF, th, o.Batch, o.SeqLen, o.UBatch); err != nil {
+			bin, err := LlamaTool(o.LlamaCPP, "llama-server")
+			if err != nil {
+				return results, err
+			}
+			if srv, err = startEmbedServer(bin, o.LlamaEnv, o.GGUF, th, o.Batch, o.SeqLen, o.UBatch); err != nil {
 				return results, err
 			}
 		}
