@@ -2,7 +2,6 @@ package inference
 
 import (
 	"context"
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,31 +15,15 @@ import (
 // 0.99999; MLX 8-bit on the int8 kernels at cosine 0.999), texts match their own ids, and
 // the "query" prompt is the instruction put before the text.
 func TestEmbedDecoder(t *testing.T) {
-	fix, err := filepath.Abs(filepath.Join("model", "testdata", "embed"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, err := os.ReadFile(filepath.Join(fix, "qwen3-reference.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	var ref embedRef
-	if err := json.Unmarshal(raw, &ref); err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	for _, m := range []string{"qwen3-last", "qwen3-last-mlx8"} {
-		if err := os.Symlink(filepath.Join(fix, m), filepath.Join(dir, m)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	dir := embedFixtures(t, "qwen3-reference.json", &ref, "qwen3-last", "qwen3-last-mlx8")
 	// A decoder folder pooling the mean is refused at load.
 	mean := filepath.Join(dir, "qwen3-mean")
 	if err := os.MkdirAll(filepath.Join(mean, "1_Pooling"), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	for _, n := range []string{"config.json", "model.safetensors", "modules.json", "tokenizer.json", "tokenizer_config.json"} {
-		if err := os.Symlink(filepath.Join(fix, "qwen3-last", n), filepath.Join(mean, n)); err != nil {
+		if err := os.Symlink(filepath.Join(dir, "qwen3-last", n), filepath.Join(mean, n)); err != nil {
 			t.Fatal(err)
 		}
 	}

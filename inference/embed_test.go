@@ -20,28 +20,37 @@ type embedRef struct {
 	Embeddings map[string]map[string][][]float32 `json:"embeddings"`
 }
 
-// embedEngine starts an engine over a models folder holding the BERT
-// embedding fixtures (linked) and the tiny chat model.
-func embedEngine(t *testing.T, opts Options) (*Engine, embedRef) {
+// embedFixtures reads the reference file refName of the embedding fixtures
+// (inference/model/testdata/embed) into ref and returns a new models folder
+// linking the named fixture models.
+func embedFixtures(t *testing.T, refName string, ref any, models ...string) string {
 	t.Helper()
 	fix, err := filepath.Abs(filepath.Join("model", "testdata", "embed"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw, err := os.ReadFile(filepath.Join(fix, "reference.json"))
+	raw, err := os.ReadFile(filepath.Join(fix, refName))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var ref embedRef
-	if err := json.Unmarshal(raw, &ref); err != nil {
+	if err := json.Unmarshal(raw, ref); err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	for _, m := range []string{"bert-mean", "bert-cls", "bert-last"} {
+	for _, m := range models {
 		if err := os.Symlink(filepath.Join(fix, m), filepath.Join(dir, m)); err != nil {
 			t.Fatal(err)
 		}
 	}
+	return dir
+}
+
+// embedEngine starts an engine over a models folder holding the BERT
+// embedding fixtures (linked) and the tiny chat model.
+func embedEngine(t *testing.T, opts Options) (*Engine, embedRef) {
+	t.Helper()
+	var ref embedRef
+	dir := embedFixtures(t, "reference.json", &ref, "bert-mean", "bert-cls", "bert-last")
 	writeTinyModel(t, dir)
 	opts.ModelsDir = dir
 	e, err := New(opts)

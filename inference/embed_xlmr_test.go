@@ -2,9 +2,6 @@ package inference
 
 import (
 	"context"
-	"encoding/json"
-	"os"
-	"path/filepath"
 	"testing"
 )
 
@@ -15,25 +12,11 @@ import (
 // Unigram ids, the prompt is put before the text, and the 64-token maximum
 // counts <s> and </s>.
 func TestEmbedXLMRoberta(t *testing.T) {
-	fix, err := filepath.Abs(filepath.Join("model", "testdata", "embed"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, err := os.ReadFile(filepath.Join(fix, "xlmr-reference.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	var ref struct {
 		IDs        [][]int32              `json:"ids"`
 		Embeddings map[string][][]float32 `json:"embeddings"`
 	}
-	if err := json.Unmarshal(raw, &ref); err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	if err := os.Symlink(filepath.Join(fix, "xlmr-mean"), filepath.Join(dir, "xlmr-mean")); err != nil {
-		t.Fatal(err)
-	}
+	dir := embedFixtures(t, "xlmr-reference.json", &ref, "xlmr-mean")
 	e, err := New(Options{ModelsDir: dir})
 	if err != nil {
 		t.Fatal(err)

@@ -9,7 +9,6 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -339,41 +338,14 @@ type embedServer struct{ *llamaServer }
 // (one llama_decode per request), split into ubatches of ubatch tokens
 // (whole sequences; 0: one ubatch, one forward pass).
 func startEmbedServer(bin string, env []string, path string, threads, slots, seqLen, ubatch int) (*embedServer, error) {
-	port, err := freeLoopbackPort()
-	if err != nil {
-		return nil, fmt.Errorf("llama-server: %w", err)
-	}
 	ctx := slots * (seqLen + 16)
-	args := []string{"-m", path, "--embeddings", "--host", "127.0.0.1", "--port", strconv.Itoa(port),
+	s, err := launchLlamaServer(bin, env, "-m", path, "--embeddings",
 		"-t", strconv.Itoa(threads), "-tb", strconv.Itoa(threads), "-np", strconv.Itoa(slots),
-		"-c", strconv.Itoa(ctx), "-b", strconv.Itoa(ctx), "-ub", strconv.Itoa(cmp.Or(ubatch, ctx))}
-	s := &llamaServer{cmd: exec.Command(bin, args...), url: "http://127.0.0.1:" + strconv.Itoa(port),
-		stderr: &syncWriter{w: &bytes.Buffer{}}, done: make(chan struct{})}
-	s.cmd.Env = append(os.Environ(), env...)
-	s.cmd.Stdout, s.cmd.Stderr = io.Discard, s.stderr
-	if err := s.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("llama-server: %w", err)
+		"-c", strconv.Itoa(ctx), "-b", strconv.Itoa(ctx), "-ub", strconv.Itoa(cmp.Or(ubatch, ctx)))
+	if err != nil {
+		return nil, err
 	}
-	go func() { s.cmd.Wait(); close(s.done) }()
-	deadline := time.Now().Add(serverStartTimeout)
-	for {
-		select {
-		case <-s.done:
-			return nil, fmt.Errorf("llama-server %v exited: %s", args, lastLines(s.stderr.String(), 5))
-		default:
-		}
-		if resp, err := http.Get(s.url + "/health"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return &embedServer{s}, nil
-			}
-		}
-		if time.Now().After(deadline) {
-			s.stop()
-			return nil, fmt.Errorf("llama-server did not become ready in %v: %s", serverStartTimeout, lastLines(s.stderr.String(), 5))
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	return &embedServer{s}, nil
 }
 
 func (s *embedServer) stop() {

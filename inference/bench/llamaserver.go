@@ -31,18 +31,14 @@ type llamaServer struct {
 // serverStartTimeout bounds how long llama-server may take to load a model.
 const serverStartTimeout = 3 * time.Minute
 
-// startLlamaServer starts llama-server on gguf with threads threads (for
-// single tokens and batches alike) and slots parallel sequences of up to
-// decodeLen tokens after a short prompt, and waits until /health answers 200.
-func startLlamaServer(bin string, env []string, gguf string, threads, slots, decodeLen int) (*llamaServer, error) {
+// launchLlamaServer starts llama-server with args on a free loopback port
+// and waits until /health answers 200.
+func launchLlamaServer(bin string, env []string, args ...string) (*llamaServer, error) {
 	port, err := freeLoopbackPort()
 	if err != nil {
 		return nil, fmt.Errorf("llama-server: %w", err)
 	}
-	perSlot := max(256, decodeLen+64)
-	args := []string{"-m", gguf, "--host", "127.0.0.1", "--port", strconv.Itoa(port),
-		"-t", strconv.Itoa(threads), "-tb", strconv.Itoa(threads), "-np", strconv.Itoa(slots),
-		"-c", strconv.Itoa(slots * perSlot)}
+	args = append(args, "--host", "127.0.0.1", "--port", strconv.Itoa(port))
 	s := &llamaServer{cmd: exec.Command(bin, args...), url: "http://127.0.0.1:" + strconv.Itoa(port),
 		stderr: &syncWriter{w: &bytes.Buffer{}}, done: make(chan struct{})}
 	s.cmd.Env = append(os.Environ(), env...)
@@ -61,7 +57,7 @@ func startLlamaServer(bin string, env []string, gguf string, threads, slots, dec
 		if resp, err := http.Get(s.url + "/health"); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				break
+				return s, nil
 			}
 		}
 		if time.Now().After(deadline) {
@@ -69,6 +65,19 @@ func startLlamaServer(bin string, env []string, gguf string, threads, slots, dec
 			return nil, fmt.Errorf("llama-server did not become ready in %v: %s", serverStartTimeout, lastLines(s.stderr.String(), 5))
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// startLlamaServer starts llama-server on gguf with threads threads (for
+// single tokens and batches alike) and slots parallel sequences of up to
+// decodeLen tokens after a short prompt, and waits until /health answers 200.
+func startLlamaServer(bin string, env []string, gguf string, threads, slots, decodeLen int) (*llamaServer, error) {
+	perSlot := max(256, decodeLen+64)
+	s, err := launchLlamaServer(bin, env, "-m", gguf,
+		"-t", strconv.Itoa(threads), "-tb", strconv.Itoa(threads), "-np", strconv.Itoa(slots),
+		"-c", strconv.Itoa(slots*perSlot))
+	if err != nil {
+		return nil, err
 	}
 	var props struct {
 		Vocab int `json:"n_vocab"`
