@@ -23,7 +23,7 @@ run: build
 	IMPETUS_API_KEY="$${IMPETUS_API_KEY:-$$(cat .impetus-dev-key)}" ./$(BIN) run --config Caddyfile.example --adapter caddyfile
 
 # npm packages the tests use as oracles (pinned by package-lock.json).
-NPM_TEST_DIRS := inference/tokenizer/testdata/oracle caddymodule/testdata/socketio caddymodule/testdata/openapi cmd/impetus/testdata/sdk
+NPM_TEST_DIRS := inference/tokenizer/testdata/oracle caddymodule/testdata/socketio caddymodule/testdata/openapi cmd/impetus/testdata/sdk cmd/impetus/testdata/langchain
 
 test: build test-deps
 	@mkdir -p $(TEST_XDG)/data $(TEST_XDG)/config

@@ -390,13 +390,25 @@ func TestEmbeddingsNodeSDK(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
 	nomicRef, err := filepath.Abs(filepath.Join(embedFixtures, "nomic-reference.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.CommandContext(ctx, node, "embed.js", base, "full-secret", refPath, nomicRef)
+	passed := runNodeChecks(t, node, dir, "embed.js", base, "full-secret", refPath, nomicRef)
+	if len(passed) != 7 && !t.Failed() {
+		t.Errorf("passed %v, want 7 checks", passed)
+	}
+	t.Logf("openai SDK embedding checks passed: %v", passed)
+}
+
+// runNodeChecks runs a node script in dir that prints one JSON line of
+// {"passed": [...], "failed": [{name, error}]}, reports each failed check
+// and returns the passed ones.
+func runNodeChecks(t *testing.T, node, dir, script string, args ...string) []string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, node, append([]string{script}, args...)...)
 	cmd.Dir = dir
 	cmd.Stderr = os.Stderr
 	out, err := cmd.Output()
@@ -405,15 +417,39 @@ func TestEmbeddingsNodeSDK(t *testing.T) {
 		Failed []struct{ Name, Error string }
 	}
 	if jerr := json.Unmarshal(out, &got); jerr != nil {
-		t.Fatalf("embed.js: %v (%v)\n%s", err, jerr, out)
+		t.Fatalf("%s: %v (%v)\n%s", script, err, jerr, out)
 	}
 	for _, f := range got.Failed {
 		t.Errorf("%s: %s", f.Name, f.Error)
 	}
-	if len(got.Passed) != 7 && !t.Failed() {
-		t.Errorf("passed %v, want 7 checks", got.Passed)
+	return got.Passed
+}
+
+// TestEmbeddingsLangChain runs testdata/langchain/embed.js: LangChain's
+// OpenAIEmbeddings (embedDocuments in batches, embedQuery, dimensions on
+// the Matryoshka-trained nomic-mean, an unknown model's error) gets the
+// server's own float vectors for the same texts, in order.
+func TestEmbeddingsLangChain(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts node; skipped in -short mode")
 	}
-	t.Logf("openai SDK embedding checks passed: %v", got.Passed)
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Skip("node not installed; the LangChain test needs node and npm (make test-deps installs them)")
+	}
+	dir := filepath.Join("testdata", "langchain")
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", "@langchain", "openai")); err != nil {
+		t.Skip("@langchain/openai is not installed; run make test-deps")
+	}
+	port, adminPort := freePort(t), freePort(t)
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	s := startServer(t, embedConfig(fmt.Sprintf("127.0.0.1:%d", adminPort), port, embedModels(t), false))
+	s.waitReady(base + "/api/health")
+	passed := runNodeChecks(t, node, dir, "embed.js", base, "full-secret")
+	if len(passed) != 4 && !t.Failed() {
+		t.Errorf("passed %v, want 4 checks", passed)
+	}
+	t.Logf("LangChain embedding checks passed: %v", passed)
 }
 
 // TestEmbeddingsRouted: a front node routes /v1/embeddings by model to the
