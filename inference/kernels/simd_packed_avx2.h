@@ -238,19 +238,11 @@ PK2_AI void PK2(dot_q6)(const __m256i w[8], const int8_t *xb, int32_t c0, int32_
 #endif
 }
 
-// Q2_K: sums of 4-bit codes over each half apart, from 0.
+// Q2_K: sums of 4-bit codes over each half apart, from 0 (with VNNI the
+// Q6_K dot without corrections: it keeps the halves apart the same way).
 PK2_AI void PK2(dot_halves)(const __m256i w[8], const int8_t *xb, __m256i *r0, __m256i *r1) {
 #if PK2_VNNI
-    __m256i a0 = _mm256_setzero_si256(), a1 = _mm256_setzero_si256();
-    a0 = PK2_DP(a0, w[0], xb + 0);
-    a1 = PK2_DP(a1, w[4], xb + 16);
-    a0 = PK2_DP(a0, w[1], xb + 4);
-    a1 = PK2_DP(a1, w[5], xb + 20);
-    a0 = PK2_DP(a0, w[2], xb + 8);
-    a1 = PK2_DP(a1, w[6], xb + 24);
-    a0 = PK2_DP(a0, w[3], xb + 12);
-    a1 = PK2_DP(a1, w[7], xb + 28);
-    *r0 = a0, *r1 = a1;
+    PK2(dot_q6)(w, xb, 0, 0, r0, r1);
 #else
     // 4-bit codes: 8 products of at most 15*127 per 16-bit lane.
     const __m256i t0 = _mm256_add_epi16(PK2_MB(w[0], xb + 0), PK2_MB(w[1], xb + 4));

@@ -226,13 +226,18 @@ func (ld *loader) matrix(path string, rows, cols int) (matrix, error) {
 		if len(st.Shape) != 2 || st.Shape[0] != rows || st.Shape[1] != groups {
 			return m, fmt.Errorf("tensor %q has shape %v, want [%d %d] (group size %d)", st.Name, st.Shape, rows, groups, qp.GroupSize)
 		}
-		if _, err := st.Floats(); err != nil { // checks the dtype; widened again by mlxFloats
+		v, err := st.Floats()
+		if err != nil {
 			return m, fmt.Errorf("quantized module %q: %w", path, err)
 		}
-		m.mlxSrc[i] = st
+		if i == 0 {
+			m.scales = v
+		} else {
+			m.biases = v
+		}
+		m.mlxSrc[i] = st // to widen again after a packed matrix drops them
 	}
 	m.kind, m.bits, m.group = wMLX, qp.Bits, qp.GroupSize
-	m.mlxFloats()
 	if kernels.PackWanted(true) {
 		m.packed = kernels.PackMLX(m.q, m.scales, m.biases, rows, cols, qp.Bits, qp.GroupSize)
 		ld.int8 = ld.int8 || m.packed != nil || qp.Bits == 4
