@@ -1,4 +1,4 @@
-package model_test
+package model
 
 import (
 	"bytes"
@@ -18,17 +18,15 @@ import (
 	"time"
 
 	"github.com/impetusllm/impetus/inference/kernels"
-	"github.com/impetusllm/impetus/inference/model"
-	"github.com/impetusllm/impetus/inference/model/modeltest"
 	"github.com/impetusllm/impetus/inference/quant"
 )
 
 // Realistic-width encoder shapes: bge-small's layers and nomic-embed's, with
 // few layers and a small vocabulary to keep the files and the test short.
 var (
-	bgeSmallShape = modeltest.RandomEncoder{Arch: "bert", Vocab: 320, Hidden: 384, Layers: 2, Heads: 12,
+	bgeSmallShape = EncoderConfig{Architecture: "bert", Vocab: 320, Hidden: 384, Layers: 2, Heads: 12,
 		Intermediate: 1536, MaxPositions: 128}
-	nomicShape = modeltest.RandomEncoder{Arch: "nomic_bert", Vocab: 320, Hidden: 768, Layers: 2, Heads: 12,
+	nomicShape = EncoderConfig{Architecture: "nomic_bert", Vocab: 320, Hidden: 768, Layers: 2, Heads: 12,
 		Intermediate: 3072, MaxPositions: 128}
 )
 
@@ -53,7 +51,7 @@ func quantSeqs() [][]int32 {
 func embedOurs(t *testing.T, path string, int8 bool, seqs [][]int32) [][]float32 {
 	t.Helper()
 	defer kernels.SetInt8Activations(kernels.SetInt8Activations(int8))
-	enc, spec, err := model.LoadEncoderGGUF(path)
+	enc, spec, err := LoadEncoderGGUF(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +59,7 @@ func embedOurs(t *testing.T, path string, int8 bool, seqs [][]int32) [][]float32
 	return poolAll(t, enc, spec, seqs)
 }
 
-func poolAll(t *testing.T, enc *model.Encoder, spec model.EmbedSpec, seqs [][]int32) [][]float32 {
+func poolAll(t *testing.T, enc *Encoder, spec EmbedSpec, seqs [][]int32) [][]float32 {
 	t.Helper()
 	hidden, err := enc.Hidden(seqs)
 	if err != nil {
@@ -69,7 +67,7 @@ func poolAll(t *testing.T, enc *model.Encoder, spec model.EmbedSpec, seqs [][]in
 	}
 	out := make([][]float32, len(seqs))
 	for i, h := range hidden {
-		out[i] = model.Pool(h, enc.Config.Hidden, spec.Pooling, true)
+		out[i] = Pool(h, enc.Config.Hidden, spec.Pooling, true)
 	}
 	return out
 }
@@ -78,13 +76,7 @@ func poolAll(t *testing.T, enc *model.Encoder, spec model.EmbedSpec, seqs [][]in
 func worstCosine(a, b [][]float32) float64 {
 	worst := 1.0
 	for i := range a {
-		var ab, aa, bb float64
-		for j := range a[i] {
-			ab += float64(a[i][j]) * float64(b[i][j])
-			aa += float64(a[i][j]) * float64(a[i][j])
-			bb += float64(b[i][j]) * float64(b[i][j])
-		}
-		worst = math.Min(worst, ab/math.Sqrt(aa*bb))
+		worst = math.Min(worst, cosineSim(a[i], b[i]))
 	}
 	return worst
 }
@@ -147,8 +139,14 @@ func llamaServerEmbed(t *testing.T, bin, path string, seqs [][]int32) [][]float3
 // cosine of each quantized GGUF's embeddings against the float32 model's,
 // for this engine with int8 and float activations and (with
 // IMPETUS_LLAMA_BIN naming a llama.cpp bin folder) for llama-server on the
-// same files, including files llama-quantize made. A measurement, not a
-// check: it runs only with IMPETUS_QUANT_TABLE=1.
+// same files, and on files its llama-quantize made of the float32 GGUF
+// (IMPETUS_LLAMA_QUANTS: type names, "pure:TYPE" for --pure).
+// IMPETUS_QUANT_SHAPE limits the models (bge-small, nomic-embed, and the
+// tiny fixtures tiny-bert, tiny-nomic). A measurement, not a check: it runs
+// only with IMPETUS_QUANT_TABLE=1, e.g.
+//
+//	IMPETUS_QUANT_TABLE=1 IMPETUS_LLAMA_BIN=…/build/bin IMPETUS_LLAMA_QUANTS="Q4_0 Q4_K_M pure:Q4_K" \
+//		go test ./inference/model -run TestEncoderQuantTable -v
 func TestEncoderQuantTable(t *testing.T) {
 	if os.Getenv("IMPETUS_QUANT_TABLE") == "" {
 		t.Skip("a measurement: set IMPETUS_QUANT_TABLE=1")
@@ -157,7 +155,7 @@ func TestEncoderQuantTable(t *testing.T) {
 	seqs := quantSeqs()
 	for _, s := range []struct {
 		name    string
-		shape   modeltest.RandomEncoder
+		shape   EncoderConfig
 		fixture string // a committed tiny fixture in place of shape
 	}{{name: "bge-small", shape: bgeSmallShape}, {name: "nomic-embed", shape: nomicShape},
 		{name: "tiny-bert", fixture: "bert-mean"}, {name: "tiny-nomic", fixture: "nomic-mean"}} {
@@ -168,21 +166,21 @@ func TestEncoderQuantTable(t *testing.T) {
 		dir := filepath.Join(tmp, "st")
 		if s.fixture != "" {
 			dir = filepath.Join("testdata", "embed", s.fixture)
-		} else if err := modeltest.WriteRandomEncoder(dir, filepath.Join("testdata", "embed", "bert-mean"), s.shape, 1); err != nil {
+		} else if err := writeRandomEncoder(dir, filepath.Join("testdata", "embed", "bert-mean"), s.shape, false, 1); err != nil {
 			t.Fatal(err)
 		}
-		src, err := model.LoadEncoder(dir)
+		src, err := LoadEncoder(dir)
 		if err != nil {
 			t.Fatal(err)
 		}
-		spec, err := model.LoadEmbedSpec(dir)
+		spec, err := LoadEmbedSpec(dir)
 		if err != nil {
 			t.Fatal(err)
 		}
 		ref := poolAll(t, src, spec, seqs)
 		src.Close()
 		write := func(typ quant.GGMLType) string {
-			w, err := modeltest.ConvertEncoderToGGUF(dir, typ)
+			w, err := convertEncoderGGUF(dir, typ)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -225,5 +223,110 @@ func TestEncoderQuantTable(t *testing.T) {
 			}
 			t.Log(line)
 		}
+	}
+}
+
+// quantFloor is what a GGUF type's embeddings must keep of the float32
+// model's: cosine ≥ 0.999 for 8 bits; for fewer, where llama has
+// llama.cpp's worst cosine on the same file, a loss (1 − cosine) at most a
+// quarter above llama.cpp's.
+type quantFloor struct {
+	typ   quant.GGMLType
+	llama float64 // 0: an 8-bit type
+}
+
+func (q quantFloor) floor() float64 {
+	if q.llama == 0 {
+		return 0.999
+	}
+	return 1 - 1.25*(1-q.llama)
+}
+
+// TestEncoderQuantRealistic writes a bge-small-shaped BERT and a
+// nomic-embed-shaped nomic_bert (realistic widths and weight statistics,
+// see modeltest.WriteRandomEncoder; two layers) as float32 folders, converts
+// them to GGUF types and checks the pooled, normalised embeddings of four
+// inputs of 8 to 64 tokens against the float32 folder's, with int8 and with
+// float activations:
+//   - Q8_0 at cosine ≥ 0.999 (issue 19's floor for quantized formats);
+//   - the 4-, 5- and 6-bit types losing at most a quarter more than
+//     llama.cpp does on the same file (its worst cosines pinned below, the
+//     lower of llama-server 3f545bec's and node-llama-cpp 3.21.1's):
+//     quantizing weights to that few bits loses more than 0.001 of cosine
+//     on these models, in llama.cpp as here (the per-matmul error relative to
+//     the signal does not shrink with the width), so 0.999 is out of reach;
+//   - with node-llama-cpp installed (testdata/llamacpp), llama.cpp runs the
+//     same files: ours within 0.999 of its embeddings and no more than
+//     0.001 further from the float32 model than it.
+//
+// The K-quants are checked on the nomic shape only: bge-small's rows of
+// 384 are not whole 256-element super-blocks, so the converter would leave
+// most matrices F32.
+func TestEncoderQuantRealistic(t *testing.T) {
+	seqs := quantSeqs()
+	for _, s := range []struct {
+		name  string
+		shape EncoderConfig
+		types []quantFloor
+	}{
+		{"bge-small", bgeSmallShape, []quantFloor{{quant.GGMLQ8_0, 0}, {quant.GGMLQ5_0, 0.996222}, {quant.GGMLQ4_0, 0.985913}}},
+		{"nomic-embed", nomicShape, []quantFloor{{quant.GGMLQ8_0, 0}, {quant.GGMLQ6_K, 0.998988}, {quant.GGMLQ5_K, 0.996370},
+			{quant.GGMLQ4_K, 0.984258}, {quant.GGMLQ4_0, 0.982827}}},
+	} {
+		t.Run(s.name, func(t *testing.T) {
+			tmp := t.TempDir()
+			dir := filepath.Join(tmp, "st")
+			if err := writeRandomEncoder(dir, filepath.Join("testdata", "embed", "bert-mean"), s.shape, false, 1); err != nil {
+				t.Fatal(err)
+			}
+			src, err := LoadEncoder(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			spec, err := LoadEmbedSpec(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ref := poolAll(t, src, spec, seqs)
+			src.Close()
+			var jobs []llamaJob
+			ours := make([][][]float32, len(s.types))
+			for i, q := range s.types {
+				w, err := convertEncoderGGUF(dir, q.typ)
+				if err != nil {
+					t.Fatal(err)
+				}
+				path := filepath.Join(tmp, q.typ.String()+".gguf")
+				if err := w.WriteFile(path); err != nil {
+					t.Fatal(err)
+				}
+				ours[i] = embedOurs(t, path, true, seqs)
+				i8, fl := worstCosine(ours[i], ref), worstCosine(embedOurs(t, path, false, seqs), ref)
+				if i8 < q.floor() || fl < q.floor() {
+					t.Errorf("%s: worst cosine to float32 %.6f (int8 activations), %.6f (float); floor %.6f", q.typ, i8, fl, q.floor())
+				}
+				t.Logf("%s: worst cosine to float32 %.6f (int8 activations), %.6f (float)", q.typ, i8, fl)
+				for _, ids := range seqs {
+					jobs = append(jobs, llamaJob{Model: path, IDs: ids})
+				}
+			}
+			if !haveLlamaCpp() {
+				return
+			}
+			res := llamaCppEmbed(t, jobs)
+			for i, q := range s.types {
+				theirs := res[i*len(seqs) : (i+1)*len(seqs)]
+				for k := range theirs {
+					if len(theirs[k]) != s.shape.Hidden {
+						t.Fatalf("%s: llama.cpp gave %d dimensions", q.typ, len(theirs[k]))
+					}
+				}
+				same, ourLoss, theirLoss := worstCosine(ours[i], theirs), worstCosine(ours[i], ref), worstCosine(theirs, ref)
+				if same < 0.999 || ourLoss < theirLoss-0.001 {
+					t.Errorf("%s: worst cosine with llama.cpp %.6f; to float32 %.6f, llama.cpp's %.6f", q.typ, same, ourLoss, theirLoss)
+				}
+				t.Logf("%s: worst cosine with llama.cpp %.6f; llama.cpp's to float32 %.6f", q.typ, same, theirLoss)
+			}
+		})
 	}
 }

@@ -9,35 +9,25 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/impetusllm/impetus/inference/model"
 	"github.com/impetusllm/impetus/inference/safetensors"
 )
 
-// RandomEncoder is the shape of a random sentence-transformers encoder
-// folder WriteRandomEncoder writes.
-type RandomEncoder struct {
-	Arch         string // "bert" or "nomic_bert"
-	Vocab        int    // embedding rows; at least the template tokenizer's size
-	Hidden       int
-	Layers       int
-	Heads        int
-	Intermediate int
-	MaxPositions int
-	CLS          bool // CLS pooling in place of mean
-}
-
-// WriteRandomEncoder writes a sentence-transformers folder of shape s into
-// dir: config.json, model.safetensors (float32, seeded random weights),
-// modules.json (Transformer, Pooling, Normalize), 1_Pooling/config.json, and
-// the WordPiece tokenizer.json of the folder template (its vocabulary sits
-// in the first rows; ConvertEncoderToGGUF pads the rest). The weights follow
+// WriteRandomEncoder writes a sentence-transformers folder of the sizes of s
+// (Architecture bert or nomic_bert, Vocab at least the template tokenizer's
+// size; the other fields are ignored) into dir: config.json,
+// model.safetensors (float32, seeded random weights), modules.json
+// (Transformer, Pooling, Normalize), 1_Pooling/config.json (mean, or CLS
+// when cls), and the WordPiece tokenizer.json of the folder template (its
+// vocabulary sits in the first rows; ConvertEncoderToGGUF pads the rest). The weights follow
 // the statistics of a trained encoder rather than the tiny fixtures': matrix
 // entries N(0, 1/cols) (about what bge-small's 384-wide layers hold),
 // word embeddings N(0, 0.05²), position and type tables N(0, 0.02²),
 // LayerNorm gains 1 ± 0.1 and biases of ±0.05, so quantization error relative
 // to the signal is what a real model of that width sees.
-func WriteRandomEncoder(dir, template string, s RandomEncoder, seed uint64) error {
-	if s.Arch != "bert" && s.Arch != "nomic_bert" {
-		return fmt.Errorf("random encoder: arch %q (bert, nomic_bert)", s.Arch)
+func WriteRandomEncoder(dir, template string, s model.EncoderConfig, cls bool, seed uint64) error {
+	if s.Architecture != "bert" && s.Architecture != "nomic_bert" {
+		return fmt.Errorf("random encoder: architecture %q (bert, nomic_bert)", s.Architecture)
 	}
 	if s.Hidden <= 0 || s.Heads <= 0 || s.Hidden%s.Heads != 0 || s.Layers <= 0 || s.Intermediate <= 0 || s.Vocab <= 0 || s.MaxPositions <= 0 {
 		return fmt.Errorf("random encoder: bad shape %+v", s)
@@ -50,7 +40,7 @@ func WriteRandomEncoder(dir, template string, s RandomEncoder, seed uint64) erro
 		return fmt.Errorf("random encoder: %w", err)
 	}
 	var cfg map[string]any
-	if s.Arch == "bert" {
+	if s.Architecture == "bert" {
 		cfg = map[string]any{"architectures": []string{"BertModel"}, "model_type": "bert", "vocab_size": s.Vocab,
 			"hidden_size": s.Hidden, "num_hidden_layers": s.Layers, "num_attention_heads": s.Heads,
 			"intermediate_size": s.Intermediate, "hidden_act": "gelu", "max_position_embeddings": s.MaxPositions,
@@ -63,8 +53,8 @@ func WriteRandomEncoder(dir, template string, s RandomEncoder, seed uint64) erro
 			"mlp_fc1_bias": false, "mlp_fc2_bias": false, "rotary_emb_base": 1000.0, "rotary_emb_fraction": 1.0,
 			"rotary_emb_interleaved": false}
 	}
-	pool := map[string]any{"word_embedding_dimension": s.Hidden, "pooling_mode_cls_token": s.CLS,
-		"pooling_mode_mean_tokens": !s.CLS}
+	pool := map[string]any{"word_embedding_dimension": s.Hidden, "pooling_mode_cls_token": cls,
+		"pooling_mode_mean_tokens": !cls}
 	modules := []map[string]any{
 		{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
 		{"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
@@ -110,7 +100,7 @@ func WriteRandomEncoder(dir, template string, s RandomEncoder, seed uint64) erro
 	H, I := s.Hidden, s.Intermediate
 	add("embeddings.word_embeddings.weight", 0, 0.05, s.Vocab, H)
 	add("embeddings.token_type_embeddings.weight", 0, 0.02, 2, H)
-	if s.Arch == "bert" {
+	if s.Architecture == "bert" {
 		add("embeddings.position_embeddings.weight", 0, 0.02, s.MaxPositions, H)
 		norm("embeddings.LayerNorm")
 		for l := 0; l < s.Layers; l++ {
