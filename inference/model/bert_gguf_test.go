@@ -31,7 +31,7 @@ func encoderGGUFCases() []encoderGGUFCase {
 		for _, q := range []struct {
 			typ    quant.GGMLType
 			minCos float64
-		}{{quant.GGMLF32, 0.999999}, {quant.GGMLF16, 0.99999}, {quant.GGMLQ8_0, 0.999}, {quant.GGMLQ4_0, 0.97}} {
+		}{{quant.GGMLF32, 0.999999}, {quant.GGMLF16, 0.99999}, {quant.GGMLQ8_0, 0.999}, {quant.GGMLQ4_0, 0.978}} {
 			cs = append(cs, encoderGGUFCase{f.dir, f.pool, q.typ, q.minCos})
 		}
 	}
@@ -61,10 +61,13 @@ func embedIDs(t *testing.T) [][]int32 { return loadEmbedRef(t).IDs }
 // Q8_0 and Q4_0 matrices, and checks that the GGUF encoder gives the same
 // pooled embeddings as the safetensors folder: F32 within 1e-5, every type
 // at its cosine floor, and the pooling read back from {arch}.pooling_type.
-// The floors: F16 0.99999, Q8_0 0.999, Q4_0 0.97 (four bits per weight on
-// random 32-wide rows, every row one block, including the embedding table,
-// lose that much; TestEncoderGGUFLlamaCpp holds the same Q4_0 file to
-// llama.cpp at 0.999).
+// The floors: F16 0.99999, Q8_0 0.999, Q4_0 0.978: llama.cpp's own worst
+// cosine to the float32 folder on the same Q4_0 files is 0.983 (bert-mean),
+// 0.989 (bert-cls) and 0.987 (nomic-mean), and the floor allows a loss a
+// quarter above its 0.017. That loss is the format's, not the fixtures'
+// width: TestEncoderQuantRealistic sees the same on 384- and 768-wide
+// models, and TestEncoderGGUFLlamaCpp holds the GGUF encoder to llama.cpp
+// on these files.
 func TestEncoderGGUF(t *testing.T) {
 	tmp := t.TempDir()
 	ids := embedIDs(t)
@@ -140,33 +143,20 @@ func TestEncoderGGUFErrors(t *testing.T) {
 	}
 }
 
-// TestEncoderGGUFLlamaCpp embeds the reference sequences with llama.cpp
-// (node-llama-cpp's embedding context over the same GGUF files) and with
-// the GGUF encoder: cosine ≥ 0.999 for every fixture and type, which shows
-// the metadata and tensor layout are what llama.cpp expects.
-func TestEncoderGGUFLlamaCpp(t *testing.T) {
+// llamaCppEmbed runs testdata/llamacpp/embed.mjs (llama.cpp through
+// node-llama-cpp, installed by npm ci there) once for all jobs and returns
+// llama.cpp's pooled embedding of each. It skips the test when node or the
+// package is missing.
+func llamaCppEmbed(t *testing.T, jobs []llamaJob) [][]float32 {
+	t.Helper()
 	dir, err := filepath.Abs(filepath.Join("testdata", "llamacpp"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "node-llama-cpp")); err != nil {
-		t.Skipf("node-llama-cpp not installed in %s (npm ci there): skipping", dir)
+	if !haveLlamaCpp() {
+		t.Skipf("node or node-llama-cpp (npm ci in %s) missing: skipping", dir)
 	}
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Skip("node not found: skipping")
-	}
-	tmp := t.TempDir()
-	ids := embedIDs(t)
-	cases := encoderGGUFCases()
-	var jobs []llamaJob
-	paths := make([]string, len(cases))
-	for i, c := range cases {
-		paths[i] = writeEncoderGGUF(t, c, tmp)
-		for _, s := range ids {
-			jobs = append(jobs, llamaJob{Model: paths[i], IDs: s})
-		}
-	}
+	node, _ := exec.LookPath("node")
 	in, _ := json.Marshal(jobs)
 	cmd := exec.Command(node, "embed.mjs")
 	cmd.Dir = dir
@@ -180,7 +170,47 @@ func TestEncoderGGUFLlamaCpp(t *testing.T) {
 	if err := json.Unmarshal(out, &res); err != nil || len(res) != len(jobs) {
 		t.Fatalf("llama.cpp oracle output %.200q: %v", out, err)
 	}
+	return res
+}
+
+// haveLlamaCpp reports whether node and testdata/llamacpp's node-llama-cpp
+// are there to run llama.cpp.
+func haveLlamaCpp() bool {
+	_, err := os.Stat(filepath.Join("testdata", "llamacpp", "node_modules", "node-llama-cpp"))
+	_, nodeErr := exec.LookPath("node")
+	return err == nil && nodeErr == nil
+}
+
+// TestEncoderGGUFLlamaCpp embeds the reference sequences with llama.cpp
+// (node-llama-cpp's embedding context over the same GGUF files) and with
+// the GGUF encoder: cosine ≥ 0.999 for every fixture and type, which shows
+// the metadata and tensor layout are what llama.cpp expects; and against
+// the float32 folder the GGUF encoder loses no more than llama.cpp does on
+// the same file (its cosine at most 0.001 below llama.cpp's), which shows
+// the quantized types' floors in TestEncoderGGUF are the formats' own loss.
+func TestEncoderGGUFLlamaCpp(t *testing.T) {
+	tmp := t.TempDir()
+	ids := embedIDs(t)
+	cases := encoderGGUFCases()
+	var jobs []llamaJob
+	paths := make([]string, len(cases))
 	for i, c := range cases {
+		paths[i] = writeEncoderGGUF(t, c, tmp)
+		for _, s := range ids {
+			jobs = append(jobs, llamaJob{Model: paths[i], IDs: s})
+		}
+	}
+	res := llamaCppEmbed(t, jobs)
+	for i, c := range cases {
+		src, err := LoadEncoder(filepath.Join("testdata", "embed", c.dir))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ref, err := src.Hidden(ids)
+		src.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
 		enc, spec, err := LoadEncoderGGUF(paths[i])
 		if err != nil {
 			t.Fatal(err)
@@ -190,18 +220,23 @@ func TestEncoderGGUFLlamaCpp(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		worst := 1.0
+		worst, ours, theirs := 1.0, 1.0, 1.0
 		for k := range ids {
 			got := Pool(hidden[k], enc.Config.Hidden, spec.Pooling, true)
-			theirs := res[i*len(ids)+k]
-			if len(theirs) != len(got) {
-				t.Fatalf("%s %s: llama.cpp gave %d dimensions, want %d", c.dir, c.typ, len(theirs), len(got))
+			want := Pool(ref[k], enc.Config.Hidden, spec.Pooling, true)
+			l := res[i*len(ids)+k]
+			if len(l) != len(got) {
+				t.Fatalf("%s %s: llama.cpp gave %d dimensions, want %d", c.dir, c.typ, len(l), len(got))
 			}
-			worst = math.Min(worst, cosineSim(got, theirs))
+			worst = math.Min(worst, cosineSim(got, l))
+			ours, theirs = math.Min(ours, cosineSim(got, want)), math.Min(theirs, cosineSim(l, want))
 		}
 		if worst < 0.999 {
 			t.Errorf("%s %s: worst cosine with llama.cpp %.6f", c.dir, c.typ, worst)
 		}
-		t.Logf("%s %s: worst cosine with llama.cpp %.7f", c.dir, c.typ, worst)
+		if ours < theirs-0.001 {
+			t.Errorf("%s %s: worst cosine with the float32 folder %.6f, llama.cpp's %.6f", c.dir, c.typ, ours, theirs)
+		}
+		t.Logf("%s %s: worst cosine with llama.cpp %.7f; with the float32 folder %.7f (llama.cpp %.7f)", c.dir, c.typ, worst, ours, theirs)
 	}
 }

@@ -8,4 +8,5 @@ import (
 func init() {
 	model.SetConverter(modeltest.ConvertToGGUF)
 	model.SetEncoderConverter(modeltest.ConvertEncoderToGGUF)
+	model.SetRandomEncoderWriter(modeltest.WriteRandomEncoder)
 }

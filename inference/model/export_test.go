@@ -20,3 +20,11 @@ var convertEncoderGGUF func(dir string, typ quant.GGMLType) (*gguf.Writer, error
 func SetEncoderConverter(f func(dir string, typ quant.GGMLType) (*gguf.Writer, error)) {
 	convertEncoderGGUF = f
 }
+
+// writeRandomEncoder is modeltest.WriteRandomEncoder, set like convertGGUF.
+var writeRandomEncoder func(dir, template string, cfg EncoderConfig, cls bool, seed uint64) error
+
+// SetRandomEncoderWriter sets writeRandomEncoder.
+func SetRandomEncoderWriter(f func(dir, template string, cfg EncoderConfig, cls bool, seed uint64) error) {
+	writeRandomEncoder = f
+}
