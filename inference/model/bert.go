@@ -37,6 +37,10 @@ type EncoderConfig struct {
 	// QKVBias and MLPBias say whether those projections carry biases
 	// (BERT's always do; nomic_bert's config may turn them off).
 	QKVBias, MLPBias bool
+	// Quantization is the MLX "quantization" block of an MLX-quantized
+	// folder (as mlx-embeddings writes them), or nil: the loader then
+	// reads each module quantized or float by the decoder's rule.
+	Quantization *QuantConfig
 }
 
 type rawEncoderConfig struct {
@@ -51,8 +55,31 @@ type rawEncoderConfig struct {
 	LayerNormEps *float64 `json:"layer_norm_eps"`
 	HiddenAct    string   `json:"hidden_act"`
 	PosEmbedType string   `json:"position_embedding_type"`
-	Quant        any      `json:"quantization"`
 	PadTokenID   *int     `json:"pad_token_id"`
+	encoderQuantRaw
+}
+
+// encoderQuantRaw is the MLX quantization block of an encoder config.json,
+// under either of the names mlx writes.
+type encoderQuantRaw struct {
+	Quant       map[string]json.RawMessage `json:"quantization"`
+	QuantConfig map[string]json.RawMessage `json:"quantization_config"`
+}
+
+// parse reads the block (nil when the config has none).
+func (r encoderQuantRaw) parse(arch string) (*QuantConfig, error) {
+	raw := r.Quant
+	if raw == nil {
+		raw = r.QuantConfig
+	}
+	if raw == nil {
+		return nil, nil
+	}
+	q, err := parseQuant(raw)
+	if err != nil {
+		return nil, fmt.Errorf("%s config: quantization: %w", arch, err)
+	}
+	return q, nil
 }
 
 // IsEncoderType reports whether model_type names an encoder this package
@@ -94,8 +121,9 @@ func ParseEncoderConfig(data []byte) (EncoderConfig, error) {
 	if r.PosEmbedType != "" && r.PosEmbedType != "absolute" {
 		return c, fmt.Errorf("bert position_embedding_type %q is not supported (absolute)", r.PosEmbedType)
 	}
-	if r.Quant != nil {
-		return c, errors.New("quantized bert checkpoints are not supported yet")
+	var err error
+	if c.Quantization, err = r.parse(r.ModelType); err != nil {
+		return c, err
 	}
 	return c, c.check()
 }
@@ -135,6 +163,8 @@ type Encoder struct {
 	layers             []encLayer
 	params             int64
 	fileSize           int64
+	packed, released   int64  // bytes of packed copies, and of mapped pages given back for them
+	quant              string // storage of the matrices, e.g. "MLX 4-bit g64 + F32"
 	mu                 sync.Mutex
 }
 
@@ -177,7 +207,7 @@ func LoadEncoder(dir string) (*Encoder, error) {
 
 func buildEncoder(cfg EncoderConfig, set *safetensors.Set) (*Encoder, error) {
 	e := &Encoder{Config: cfg, closer: set.Close, fileSize: set.Size()}
-	ld := &loader{set: set}
+	ld := &loader{set: set, quant: cfg.Quantization}
 	P := ""
 	if set.Has("bert.embeddings.word_embeddings.weight") {
 		P = "bert."
@@ -186,10 +216,10 @@ func buildEncoder(cfg EncoderConfig, set *safetensors.Set) (*Encoder, error) {
 	}
 	H, I := cfg.Hidden, cfg.Intermediate
 	var err error
-	if e.word, err = ld.matrix(P+"embeddings.word_embeddings", cfg.Vocab, H); err != nil {
+	if e.word, err = ld.table(P+"embeddings.word_embeddings", cfg.Vocab, H); err != nil {
 		return nil, err
 	}
-	if e.pos, err = ld.matrix(P+"embeddings.position_embeddings", cfg.PosOffset+cfg.MaxPositions, H); err != nil {
+	if e.pos, err = ld.table(P+"embeddings.position_embeddings", cfg.PosOffset+cfg.MaxPositions, H); err != nil {
 		return nil, err
 	}
 	if cfg.PosOffset > 0 {
@@ -197,7 +227,7 @@ func buildEncoder(cfg EncoderConfig, set *safetensors.Set) (*Encoder, error) {
 			return nil, err
 		}
 	}
-	if e.typ, err = ld.matrix(P+"embeddings.token_type_embeddings", cfg.TypeVocab, H); err != nil {
+	if e.typ, err = ld.table(P+"embeddings.token_type_embeddings", cfg.TypeVocab, H); err != nil {
 		return nil, err
 	}
 	if e.embNormW, e.embNormB, err = ld.layerNorm(P+"embeddings.LayerNorm", H); err != nil {
@@ -226,8 +256,14 @@ func buildEncoder(cfg EncoderConfig, set *safetensors.Set) (*Encoder, error) {
 			return nil, err
 		}
 	}
-	e.params = ld.params
+	e.setStorage(ld)
 	return e, nil
+}
+
+// setStorage records what the loader made of the weights.
+func (e *Encoder) setStorage(ld *loader) {
+	e.params, e.packed, e.released = ld.params, ld.packed, ld.released
+	e.quant = storageSummary(ld.kinds)
 }
 
 func (ld *loader) layerNorm(path string, n int) (w, b []float32, err error) {
@@ -248,6 +284,15 @@ func (e *Encoder) Params() int64 { return e.params }
 
 // FileSize is the bytes of the weight files.
 func (e *Encoder) FileSize() int64 { return e.fileSize }
+
+// PackedBytes is the memory of the weights repacked at load for the int8
+// kernels; ReleasedBytes the mapped pages given back for them.
+func (e *Encoder) PackedBytes() int64   { return e.packed }
+func (e *Encoder) ReleasedBytes() int64 { return e.released }
+
+// Quantization names the storage of the matrices, the most common first
+// ("MLX 4-bit g64 + F32", "GGUF Q8_0 + F32").
+func (e *Encoder) Quantization() string { return e.quant }
 
 // ErrSequenceTooLong is returned for a sequence longer than the encoder's
 // position table.

@@ -210,7 +210,8 @@ func encoderFromGGUF(f *gguf.File, file string) (*Encoder, EmbedSpec, error) {
 			return nil, spec, err
 		}
 	}
-	e.params = ld.params
+	e.params, e.packed, e.released = ld.params, ld.packed, ld.released
+	e.quant = "GGUF " + storageSummary(ld.kinds)
 	for _, t := range f.Tensors() {
 		e.fileSize += int64(t.Size)
 	}

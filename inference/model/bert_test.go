@@ -32,8 +32,14 @@ func TestParseEncoderConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.TypeVocab != 2 || c.LayerNormEps != 1e-12 {
+	if c.TypeVocab != 2 || c.LayerNormEps != 1e-12 || c.Quantization != nil {
 		t.Errorf("defaults: %+v", c)
+	}
+	q, err := ParseEncoderConfig([]byte(strings.Replace(good, `}`, `,"quantization":{"group_size":32,"bits":8,"encoder.layer.0.output.dense":false}}`, 1)))
+	if err != nil || q.Quantization == nil || q.Quantization.Bits != 8 || q.Quantization.GroupSize != 32 {
+		t.Errorf("quantized config: %+v, %v", q.Quantization, err)
+	} else if ov, ok := q.Quantization.Overrides["encoder.layer.0.output.dense"]; !ok || ov != nil {
+		t.Errorf("override false: %v %v", ov, ok)
 	}
 	for _, bad := range []struct{ json, want string }{
 		{`{`, "parse config.json"},
@@ -43,6 +49,10 @@ func TestParseEncoderConfig(t *testing.T) {
 		{strings.Replace(good, `}`, `,"hidden_act":"relu"}`, 1), `hidden_act "relu"`},
 		{strings.Replace(good, `}`, `,"position_embedding_type":"relative_key"}`, 1), "relative_key"},
 		{strings.Replace(good, `"num_hidden_layers":1`, `"num_hidden_layers":100000`, 1), "implausible"},
+		{strings.Replace(good, `}`, `,"quantization":{"group_size":64,"bits":7}}`, 1), "bert config: quantization: mlx: unsupported bits 7"},
+		{strings.Replace(good, `}`, `,"quantization":{"group_size":48,"bits":4}}`, 1), "unsupported group size 48"},
+		{strings.Replace(good, `}`, `,"quantization":{"group_size":32,"bits":4,"mode":"nvfp4"}}`, 1), `mode "nvfp4" is not supported`},
+		{strings.Replace(good, `}`, `,"quantization_config":{"quant_method":"bitsandbytes"}}`, 1), `quant_method "bitsandbytes" is not MLX`},
 	} {
 		if _, err := ParseEncoderConfig([]byte(bad.json)); err == nil || !strings.Contains(err.Error(), bad.want) {
 			t.Errorf("%s: error %v, want %q", bad.json, err, bad.want)

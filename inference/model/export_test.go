@@ -28,3 +28,13 @@ var writeRandomEncoder func(dir, template string, cfg EncoderConfig, cls bool, s
 func SetRandomEncoderWriter(f func(dir, template string, cfg EncoderConfig, cls bool, seed uint64) error) {
 	writeRandomEncoder = f
 }
+
+// quantizeMLXFolder is modeltest.QuantizeMLXFolder (global bits and group
+// size, per-module overrides as config.json holds them), set like
+// convertGGUF.
+var quantizeMLXFolder func(src, qdir, fdir string, bits, group int, overrides map[string]any) error
+
+// SetMLXQuantizer sets quantizeMLXFolder.
+func SetMLXQuantizer(f func(src, qdir, fdir string, bits, group int, overrides map[string]any) error) {
+	quantizeMLXFolder = f
+}

@@ -33,7 +33,7 @@ type rawNomicConfig struct {
 	FC2Bias        *bool    `json:"mlp_fc2_bias"`
 	RMSNorm        bool     `json:"use_rms_norm"`
 	MoEEvery       int      `json:"moe_every_n_layers"`
-	Quant          any      `json:"quantization"`
+	encoderQuantRaw
 }
 
 // parseNomicConfig reads a nomic_bert config.json into an EncoderConfig. The
@@ -86,13 +86,16 @@ func parseNomicConfig(data []byte) (EncoderConfig, error) {
 		{r.RotaryScale != nil, "rotary_emb_scale_base"},
 		{r.ScalingFactor != nil, "rotary_scaling_factor (dynamic NTK)"},
 		{r.MoEEvery != 0, "moe_every_n_layers (nomic-bert-moe)"},
-		{r.Quant != nil, "a quantized checkpoint"},
 		{fraction <= 0 || fraction > 1, fmt.Sprintf("rotary_emb_fraction %g", fraction)},
 		{c.RopeBase <= 0 || math.IsInf(c.RopeBase, 0) || math.IsNaN(c.RopeBase), fmt.Sprintf("rotary_emb_base %g", c.RopeBase)},
 	} {
 		if bad.on {
 			return c, fmt.Errorf("nomic_bert config: %s is not supported", bad.what)
 		}
+	}
+	var err error
+	if c.Quantization, err = r.parse(r.ModelType); err != nil {
+		return c, err
 	}
 	if err := c.check(); err != nil {
 		return c, err
@@ -112,13 +115,13 @@ func parseNomicConfig(data []byte) (EncoderConfig, error) {
 // projection (one matmul, its output split per row).
 func buildNomicEncoder(cfg EncoderConfig, set *safetensors.Set) (*Encoder, error) {
 	e := &Encoder{Config: cfg, closer: set.Close, fileSize: set.Size()}
-	ld := &loader{set: set}
+	ld := &loader{set: set, quant: cfg.Quantization}
 	H, I := cfg.Hidden, cfg.Intermediate
 	var err error
-	if e.word, err = ld.matrix("embeddings.word_embeddings", cfg.Vocab, H); err != nil {
+	if e.word, err = ld.table("embeddings.word_embeddings", cfg.Vocab, H); err != nil {
 		return nil, err
 	}
-	if e.typ, err = ld.matrix("embeddings.token_type_embeddings", cfg.TypeVocab, H); err != nil {
+	if e.typ, err = ld.table("embeddings.token_type_embeddings", cfg.TypeVocab, H); err != nil {
 		return nil, err
 	}
 	if e.embNormW, e.embNormB, err = ld.layerNorm("emb_ln", H); err != nil {
@@ -147,7 +150,7 @@ func buildNomicEncoder(cfg EncoderConfig, set *safetensors.Set) (*Encoder, error
 			return nil, err
 		}
 	}
-	e.params = ld.params
+	e.setStorage(ld)
 	e.initRotary()
 	return e, nil
 }

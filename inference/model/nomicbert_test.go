@@ -109,6 +109,7 @@ func TestNomicConfigErrors(t *testing.T) {
 		{`"mlp_fc1_bias": false`, `"mlp_fc1_bias": true`, "mlp_fc1_bias true with mlp_fc2_bias false"},
 		{`"n_head": 4`, `"n_head": 5`, "not a multiple"},
 		{`"n_embd": 32`, `"n_embd": 0`, "out of range"},
+		{`"causal": false`, `"causal": false, "quantization": {"group_size": 64, "bits": 9}`, "nomic_bert config: quantization: mlx: unsupported bits 9"},
 	} {
 		bad := strings.Replace(good, c.from, c.to, 1)
 		if bad == good {

@@ -167,6 +167,18 @@ func (ld *loader) optVector(name string, n int) ([]float32, error) {
 // matrix loads the weight at module path (name without ".weight"), expecting
 // logical shape [rows][cols], quantized or not as the loader rule says.
 func (ld *loader) matrix(path string, rows, cols int) (matrix, error) {
+	return ld.load(path, rows, cols, true)
+}
+
+// table loads an embedding table that is only looked up, never multiplied
+// (an encoder's word, position and type embeddings): an MLX-quantized one
+// stays in the file's codes, dequantized row by row on lookup, since a
+// packed copy would serve no matmul.
+func (ld *loader) table(path string, rows, cols int) (matrix, error) {
+	return ld.load(path, rows, cols, false)
+}
+
+func (ld *loader) load(path string, rows, cols int, pack bool) (matrix, error) {
 	m := matrix{name: path, rows: rows, cols: cols}
 	t, err := ld.set.Tensor(path + ".weight")
 	if err != nil {
@@ -184,6 +196,9 @@ func (ld *loader) matrix(path string, rows, cols int) (matrix, error) {
 		}
 	}
 	if qp == nil {
+		if t.DType == safetensors.U32 {
+			return m, fmt.Errorf("tensor %q holds U32 codes but module %q is not quantized (no %s.scales, or config.json's quantization keeps it in float)", t.Name, path, path)
+		}
 		if len(t.Shape) != 2 || t.Shape[0] != rows || t.Shape[1] != cols {
 			return m, fmt.Errorf("tensor %q has shape %v, want [%d %d]", t.Name, t.Shape, rows, cols)
 		}
@@ -238,7 +253,7 @@ func (ld *loader) matrix(path string, rows, cols int) (matrix, error) {
 		m.mlxSrc[i] = st // to widen again after a packed matrix drops them
 	}
 	m.kind, m.bits, m.group = wMLX, qp.Bits, qp.GroupSize
-	if kernels.PackWanted(true) {
+	if pack && kernels.PackWanted(true) {
 		m.packed = kernels.PackMLX(m.q, m.scales, m.biases, rows, cols, qp.Bits, qp.GroupSize)
 		ld.int8 = ld.int8 || m.packed != nil || qp.Bits == 4
 		if m.packed != nil {

@@ -1,6 +1,10 @@
 package model
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/impetusllm/impetus/inference/quant"
+)
 
 // RoBERTa and XLM-R (multilingual-e5, bge-m3's dense vectors,
 // paraphrase-multilingual) are BERT encoders whose position ids start after
@@ -36,8 +40,14 @@ func (m matrix) dropRows(k int) (matrix, error) {
 		m.f32 = m.f32[k*m.cols:]
 	case wF16, wBF16:
 		m.half = m.half[k*m.cols:]
+	case wMLX:
+		if m.packed != nil || m.scales == nil {
+			return m, fmt.Errorf("%s: cannot drop rows of a packed table", m.name) // tables are loaded unpacked
+		}
+		words, groups := quant.MLXWordsPerRow(m.cols, m.bits), m.cols/m.group
+		m.q, m.scales, m.biases = m.q[k*words:], m.scales[k*groups:], m.biases[k*groups:]
 	default:
-		return m, fmt.Errorf("%s: position embeddings must be float32, float16 or bfloat16", m.name)
+		return m, fmt.Errorf("%s: position embeddings must be float32, float16, bfloat16 or MLX-quantized", m.name)
 	}
 	m.rows -= k
 	return m, nil
