@@ -78,6 +78,10 @@ func clearRows(j *matMulJob, lo, hi int) {
 	}
 }
 
+// tileKernel reports whether the float matmuls (F32, BF16, F16) run the
+// many-row tile kernel at the current level (AVX-512) when n > 4.
+func tileKernel() bool { return C.k_level() == C.K_AVX512 }
+
 // hasVNNI is whether the CPU has AVX-512 VNNI (the int8 path's need).
 var hasVNNI = C.k_has_vnni() != 0
 

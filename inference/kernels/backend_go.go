@@ -16,6 +16,9 @@ func packedAvailable() bool { return false }
 
 func setAVXVNNI(on bool) bool { return false }
 
+// tileKernel: the Go backend has no tile kernel.
+func tileKernel() bool { return false }
+
 // The Go backend does not split attention over the cache (attnChunk 0)
 // and its items are (query row, KV head) pairs (attnTile 1).
 var attnChunk, attnTile = 0, 1

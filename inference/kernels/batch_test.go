@@ -167,3 +167,50 @@ func TestBatchInvarianceRows(t *testing.T) {
 		}
 	}
 }
+
+// TestMatMulFloatTiles covers the float formats at batch sizes that fill the
+// many-row tile kernel (AVX-512: 4 weight rows × 6 activation rows) and
+// leave ragged edges: weight rows that do not fill a tile, inner sizes with
+// a scalar tail past the last whole 32-element block, activation rows past
+// the last whole tile. Each result must equal, bit for bit, the row computed
+// alone (the one-row kernel), and the reference to float rounding.
+func TestMatMulFloatTiles(t *testing.T) {
+	defer SetThreads(Threads())
+	r := rand.New(rand.NewPCG(47, 48))
+	for _, shape := range [][2]int{{4, 32}, {7, 33}, {13, 770}, {64, 96}, {33, 47}, {9, 16}, {21, 300}} {
+		rows, cols := shape[0], shape[1]
+		w := randSlice(r, rows*cols, 1)
+		wb, wh := toHalf(w, quant.F32ToBF16), toHalf(w, quant.F32ToF16)
+		for _, f := range []struct {
+			name string
+			mm   func(out, x []float32, n int)
+			ref  func(out, x []float32, n int)
+		}{
+			{"F32", func(out, x []float32, n int) { MatMulF32(out, x, n, w, rows, cols) },
+				func(out, x []float32, n int) { MatMulF32Ref(out, x, n, w, rows, cols) }},
+			{"BF16", func(out, x []float32, n int) { MatMulBF16(out, x, n, wb, rows, cols) },
+				func(out, x []float32, n int) { MatMulBF16Ref(out, x, n, wb, rows, cols) }},
+			{"F16", func(out, x []float32, n int) { MatMulF16(out, x, n, wh, rows, cols) },
+				func(out, x []float32, n int) { MatMulF16Ref(out, x, n, wh, rows, cols) }},
+		} {
+			for _, n := range []int{6, 7, 12, 13, 31} {
+				name := fmt.Sprintf("%s %dx%d n=%d", f.name, rows, cols, n)
+				x := randSlice(r, n*cols, 1)
+				want := make([]float32, n*rows)
+				f.ref(want, x, n)
+				alone := make([]float32, n*rows)
+				SetThreads(1)
+				for b := 0; b < n; b++ {
+					f.mm(alone[b*rows:(b+1)*rows], x[b*cols:(b+1)*cols], 1)
+				}
+				for _, th := range []int{1, 2} {
+					SetThreads(th)
+					got := make([]float32, n*rows)
+					f.mm(got, x, n)
+					closeTo(t, name, got, want, 1e-5)
+					sameBits(t, fmt.Sprintf("%s threads=%d against rows alone", name, th), got, alone)
+				}
+			}
+		}
+	}
+}

@@ -99,12 +99,22 @@ const rowAlign = 16
 // that the repeated passes hit the L2 cache instead of memory.
 const batchChunkBytes = 256 << 10
 
+// tileChunkBytes is batchChunkBytes for float weights where the level has
+// a many-row tile kernel (tileKernel): each chunk of rows streams all the
+// activation rows past its weights, so bigger chunks read the activations
+// fewer times, and these CPUs' L2 holds twice as much.
+const tileChunkBytes = 512 << 10
+
 func (p *pool) matMul(j *matMulJob) {
 	prepMatMul(p, j)
 	grain := p.grainFor(j.rows, rowAlign)
 	if j.n > 4 {
 		if rb := j.rowBytes(); rb > 0 {
-			grain = min(grain, max(rowAlign, batchChunkBytes/rb/rowAlign*rowAlign))
+			budget := batchChunkBytes
+			if j.kind <= kindF16 && tileKernel() {
+				budget = tileChunkBytes
+			}
+			grain = min(grain, max(rowAlign, budget/rb/rowAlign*rowAlign))
 		}
 	}
 	p.parallel(j, j.rows, grain)

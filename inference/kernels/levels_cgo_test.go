@@ -86,6 +86,7 @@ func TestLevels(t *testing.T) {
 			t.Run("MatMulKRandom", TestMatMulKRandom)
 			t.Run("MatMulGGUFFormats", TestMatMulGGUFFormats)
 			t.Run("BatchInvariance", TestBatchInvariance)
+			t.Run("MatMulFloatTiles", TestMatMulFloatTiles)
 			t.Run("BatchInvarianceAttention", TestBatchInvarianceAttention)
 			t.Run("BatchInvarianceAttentionQ8", TestBatchInvarianceAttentionQ8)
 			t.Run("BatchInvarianceRows", TestBatchInvarianceRows)

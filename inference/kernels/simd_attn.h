@@ -176,6 +176,43 @@ static void ATTN_PART(float *part, const float *q, int nh, const float *ks, cons
         part[(size_t)j * ps] = mx;
         part[(size_t)j * ps + 1] = VHSUM(vsum);
     }
+    // One query head (no GQA) and a head of up to 4 vectors: the loop below
+    // would run one chain of dependent FMAs per vector, bound by the FMA
+    // latency. Here all the head's vectors run together, and the even and
+    // odd positions of the chunk accumulate apart (added at the end), so
+    // that up to 8 chains overlap. The split is fixed by the positions, so
+    // a row's result does not depend on the rows computed beside it.
+#define ATTN_PV1(NV)                                                                                  \
+    case NV: {                                                                                        \
+        VF e[NV], o[NV];                                                                              \
+        for (int i = 0; i < NV; i++) e[i] = o[i] = VZERO();                                           \
+        int p = a;                                                                                    \
+        if (p < b && (p & 1)) {                                                                       \
+            const VF s1 = VSET1(scores[p]);                                                           \
+            for (int i = 0; i < NV; i++) o[i] = VFMA(s1, KLOAD(vs + (size_t)p * kvs, i * W), o[i]);   \
+            p++;                                                                                      \
+        }                                                                                             \
+        for (; p + 1 < b; p += 2) {                                                                   \
+            const VF s0 = VSET1(scores[p]), s1 = VSET1(scores[p + 1]);                                \
+            for (int i = 0; i < NV; i++) {                                                            \
+                e[i] = VFMA(s0, KLOAD(vs + (size_t)p * kvs, i * W), e[i]);                            \
+                o[i] = VFMA(s1, KLOAD(vs + (size_t)(p + 1) * kvs, i * W), o[i]);                      \
+            }                                                                                         \
+        }                                                                                             \
+        if (p < b) {                                                                                  \
+            const VF s0 = VSET1(scores[p]);                                                           \
+            for (int i = 0; i < NV; i++) e[i] = VFMA(s0, KLOAD(vs + (size_t)p * kvs, i * W), e[i]);   \
+        }                                                                                             \
+        for (int i = 0; i < NV; i++) VSTORE(part + 2 + i * W, VADD(e[i], o[i]));                      \
+        return;                                                                                       \
+    }
+    if (nh == 1 && hd % W == 0) switch (hd / W) {
+        ATTN_PV1(1)
+        ATTN_PV1(2)
+        ATTN_PV1(3)
+        ATTN_PV1(4)
+        }
+#undef ATTN_PV1
     int d = 0;
     // The number of heads is a constant in each case, so that their
     // accumulators stay in registers.

@@ -351,6 +351,7 @@ K_INLINE void SFX(block)(const int fmt, const int R, const int nb, float *out, i
         }
 }
 
+
 // MLX rows o0..o0+R against activation rows 0..nb. Per group,
 // sum_j (s q_j + b) x_j = s (q·x) + b sum_j x_j: the inner loop multiplies
 // raw codes, the scale is applied once per group, and the bias terms use
@@ -416,7 +417,27 @@ K_INLINE void SFX(mm)(const int fmt, float *out, const float *x, int n, const k_
                 scratch[(size_t)b * wd->groups + g] = VHSUM(s);
             }
     }
-    for (int b0 = 0; b0 < n; b0 += NB_MAX) {
+    int b0 = 0;
+#ifdef VTILE
+    // Float weights, whole blocks of GEMM_NB activation rows: the level's
+    // tile kernel (GEMM_R weight rows at a time, the same bits as block),
+    // with block for the rows of the chunk that do not fill a tile.
+    if (fmt < K_QUANT)
+        for (; b0 + GEMM_NB <= n; b0 += GEMM_NB) {
+            float *ob = out + (size_t)b0 * rows;
+            const float *xb = x + (size_t)b0 * wd->cols;
+            int o = lo;
+            for (; o + GEMM_R <= hi; o += GEMM_R) VTILE(fmt, ob, rows, xb, wd, o);
+            for (; o < hi; o++)
+                for (int v = 0; v < GEMM_NB; v += NB_MAX) {
+                    const int nb = GEMM_NB - v < NB_MAX ? GEMM_NB - v : NB_MAX;
+#define CALL(k) case k: SFX(block)(fmt, 1, k, ob + (size_t)v * rows, rows, xb + (size_t)v * wd->cols, wd, o); break;
+                    switch (nb) { NB_CASES(CALL) }
+#undef CALL
+                }
+        }
+#endif
+    for (; b0 < n; b0 += NB_MAX) {
         const int nb = n - b0 < NB_MAX ? n - b0 : NB_MAX;
         float *ob = out + (size_t)b0 * rows;
         const float *xb = x + (size_t)b0 * wd->cols;

@@ -155,7 +155,7 @@ K_DEFINE_LEVEL(avx2)
 #define VDIV(a, b) _mm512_div_ps(a, b)
 #define VMAX(a, b) _mm512_max_ps(a, b)
 #define VMIN(a, b) _mm512_min_ps(a, b)
-#define VHSUM(v) _mm512_reduce_add_ps(v)
+#define VHSUM(v) hsum_avx512(v)
 #define VHMAX(v) _mm512_reduce_max_ps(v)
 #define VROUND(v) _mm512_roundscale_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
 #define VPOW2I(n) \
@@ -174,6 +174,100 @@ K_DEFINE_LEVEL(avx2)
 #define SF16(h) _cvtsh_ss(h)
 #define VKEEP_GE(r, x, lim) _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(x, lim, _CMP_GE_OQ), r)
 #define VLOAD_S8I(p) _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(p)))
+
+// hsum_avx512 is the sum of a register's lanes, by a fixed tree (the one
+// GCC's _mm512_reduce_add_ps uses): t[i] = v[i]+v[i+8], u[i] = t[i]+t[i+4],
+// then (u[0]+u[2]) + (u[1]+u[3]). hsum_pair...hsums_last below compute the
+// same tree for 16 registers at once, so the matmul's tile kernel and its block kernel
+// give the same bits.
+static inline float hsum_avx512(__m512 v) {
+    const __m256 t = _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));
+    const __m128 u = _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1));
+    const __m128 w = _mm_add_ps(u, _mm_movehl_ps(u, u));
+    return _mm_cvtss_f32(_mm_add_ss(w, _mm_movehdup_ps(w)));
+}
+
+// The horizontal sums of 16 registers a[0..15] at once: the same additions
+// as 16 hsum_avx512 calls (each lane of the result is made by the same tree
+// over one register), arranged as a transpose so that each step serves
+// several registers: halves (hsum_pair of a[2i], a[2i+1]), quarters
+// (hsum_quad of two pairs), pairs of lanes (hsum_oct of two quads), then the
+// last pair of lanes and a permute (hsums_last of two octs), after which
+// lane j holds the sum of a[j].
+static inline __attribute__((always_inline)) __m512 hsum_pair_avx512(__m512 a, __m512 b) {
+    return _mm512_add_ps(_mm512_shuffle_f32x4(a, b, 0x44), _mm512_shuffle_f32x4(a, b, 0xEE));
+}
+static inline __attribute__((always_inline)) __m512 hsum_quad_avx512(__m512 a, __m512 b) {
+    return _mm512_add_ps(_mm512_shuffle_f32x4(a, b, 0x88), _mm512_shuffle_f32x4(a, b, 0xDD));
+}
+static inline __attribute__((always_inline)) __m512 hsum_oct_avx512(__m512 a, __m512 b) {
+    const __m512d p = _mm512_castps_pd(a), q = _mm512_castps_pd(b);
+    return _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(p, q)), _mm512_castpd_ps(_mm512_unpackhi_pd(p, q)));
+}
+static inline __attribute__((always_inline)) __m512 hsums_last_avx512(__m512 v0, __m512 v1) {
+    // Lane 4l+q of r holds the sum of a[4q+l].
+    const __m512 r = _mm512_add_ps(_mm512_shuffle_ps(v0, v1, 0x88), _mm512_shuffle_ps(v0, v1, 0xDD));
+    return _mm512_permutexvar_ps(_mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15), r);
+}
+
+// tile_avx512 is block (simd_body.h) for float formats and many
+// activation rows: 4 weight rows times 6 activation rows in 24 accumulator
+// registers (with 4 weight registers and one activation register, 29 of
+// 32), each weight vector decoded once for all 6 activation rows, and the
+// horizontal sums done 16 registers at a time (hsum_pair...hsums_last). Every output
+// element gets block's operations in block's order (the W-lane partial sums
+// over whole 2W blocks in order, hsum_avx512's tree, then the scalar tail),
+// so it equals block's result bit for bit: batch invariance holds across
+// the two kernels. fmt is K_F32, K_BF16 or K_F16.
+#define GEMM_R 4
+#define GEMM_NB 6
+static inline __attribute__((always_inline)) void tile_avx512(const int fmt, float *out, int ldo, const float *x,
+                                                              const k_weights *wd, int o0) {
+    const int cols = wd->cols, kend = cols - cols % 32;
+    // a<v>[r]: activation row v, weight row r; six small arrays rather
+    // than one, which GCC would keep in memory as well as in registers.
+    __m512 a0[GEMM_R], a1[GEMM_R], a2[GEMM_R], a3[GEMM_R], a4[GEMM_R], a5[GEMM_R];
+    for (int r = 0; r < GEMM_R; r++) a0[r] = a1[r] = a2[r] = a3[r] = a4[r] = a5[r] = _mm512_setzero_ps();
+    const size_t base = (size_t)o0 * cols;
+    for (int k = 0; k < kend; k += 16) {
+        __m512 w[GEMM_R];
+        for (int r = 0; r < GEMM_R; r++) {
+            const size_t i = base + (size_t)r * cols + k;
+            w[r] = fmt == K_F32 ? _mm512_loadu_ps(wd->wf + i) : fmt == K_BF16 ? VLOAD_BF16(wd->wh + i) : VLOAD_F16(wd->wh + i);
+        }
+#define ROW(v)                                                                     \
+    {                                                                              \
+        const __m512 xv = _mm512_loadu_ps(x + (size_t)v * cols + k);              \
+        for (int r = 0; r < GEMM_R; r++) a##v[r] = _mm512_fmadd_ps(w[r], xv, a##v[r]); \
+    }
+        ROW(0) ROW(1) ROW(2) ROW(3) ROW(4) ROW(5)
+#undef ROW
+    }
+    // Lane 4v+r of s[h]: activation row 4h+v, weight row r (the last four
+    // registers are zeros).
+#define Q(a) hsum_quad_avx512(hsum_pair_avx512(a[0], a[1]), hsum_pair_avx512(a[2], a[3]))
+    const __m512 s[2] = {hsums_last_avx512(hsum_oct_avx512(Q(a0), Q(a1)), hsum_oct_avx512(Q(a2), Q(a3))),
+                         hsums_last_avx512(hsum_oct_avx512(Q(a4), Q(a5)), _mm512_setzero_ps())};
+#undef Q
+    for (int b = 0; b < GEMM_NB; b++) {
+        const __m512 sv = s[b / 4];
+        __m128 q = b % 4 == 0 ? _mm512_castps512_ps128(sv) : b % 4 == 1 ? _mm512_extractf32x4_ps(sv, 1)
+                 : b % 4 == 2 ? _mm512_extractf32x4_ps(sv, 2) : _mm512_extractf32x4_ps(sv, 3);
+        if (kend < cols) {  // the scalar tail, as block adds it
+            float t[4];
+            _mm_storeu_ps(t, q);
+            for (int r = 0; r < GEMM_R; r++)
+                for (int k = kend; k < cols; k++) {
+                    const size_t i = base + (size_t)r * cols + k;
+                    const float w = fmt == K_F32 ? wd->wf[i] : fmt == K_BF16 ? k_bf16(wd->wh[i]) : k_f16(wd->wh[i]);
+                    t[r] += w * x[(size_t)b * cols + k];
+                }
+            q = _mm_loadu_ps(t);
+        }
+        _mm_storeu_ps(out + (size_t)b * ldo + o0, q);
+    }
+}
+#define VTILE(fmt, out, ldo, x, wd, o0) tile_avx512(fmt, out, ldo, x, wd, o0)
 
 // sum16 sums each of 16 registers, lane i of the result holding a[i]'s sum,
 // by a transpose tree (unpack, unpack, shuffle, shuffle).
@@ -209,6 +303,9 @@ static inline __m512 dots16_avx512(const float *q, const float *k, size_t ks, in
 #include "simd_body.h"
 K_DEFINE_LEVEL(avx512)
 #undef VDOTS16
+#undef VTILE
+#undef GEMM_R
+#undef GEMM_NB
 
 #pragma GCC pop_options
 

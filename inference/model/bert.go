@@ -166,6 +166,7 @@ type Encoder struct {
 	packed, released   int64  // bytes of packed copies, and of mapped pages given back for them
 	quant              string // storage of the matrices, e.g. "MLX 4-bit g64 + F32"
 	mu                 sync.Mutex
+	scratch            encScratch // guarded by mu
 }
 
 type encLayer struct {
@@ -349,18 +350,30 @@ func (e *Encoder) Hidden(seqs [][]int32) ([][]float32, error) {
 	}
 	layerNorm(x, x, e.embNormW, e.embNormB, total, H, cfg.LayerNormEps)
 
-	q := make([]float32, total*H)
-	k := make([]float32, total*H)
-	v := make([]float32, total*H)
-	att := make([]float32, total*H)
-	proj := make([]float32, total*H)
-	mid := make([]float32, total*cfg.Intermediate)
+	// The work buffers are kept between calls (x is not: the results are
+	// slices of it): a batch of thousands of tokens needs hundreds of MB,
+	// which fresh allocations would fault in page by page on every call.
+	sc := &e.scratch
+	sc.q = grow(sc.q, total*H)
+	q := sc.q
+	sc.k = grow(sc.k, total*H)
+	k := sc.k
+	sc.v = grow(sc.v, total*H)
+	v := sc.v
+	sc.att = grow(sc.att, total*H)
+	att := sc.att
+	sc.proj = grow(sc.proj, total*H)
+	proj := sc.proj
+	sc.mid = grow(sc.mid, total*cfg.Intermediate)
+	mid := sc.mid
 	var gate, qkv []float32
 	if e.layers[0].qkv.rows > 0 {
-		qkv = make([]float32, total*3*H)
+		sc.qkv = grow(sc.qkv, total*3*H)
+		qkv = sc.qkv
 	}
 	if cfg.GatedMLP {
-		gate = make([]float32, total*cfg.Intermediate)
+		sc.gate = grow(sc.gate, total*cfg.Intermediate)
+		gate = sc.gate
 	}
 	scale := float32(1 / math.Sqrt(float64(H/cfg.Heads)))
 	for li := range e.layers {
@@ -410,6 +423,9 @@ func (e *Encoder) Hidden(seqs [][]int32) ([][]float32, error) {
 	}
 	return out, nil
 }
+
+// encScratch holds Hidden's work buffers between calls (guarded by mu).
+type encScratch struct{ q, k, v, att, proj, mid, gate, qkv []float32 }
 
 // splitRows copies each row of a fused [n][3H] projection into q, k and v.
 func splitRows(q, k, v, qkv []float32, n, H int) {
