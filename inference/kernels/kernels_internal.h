@@ -156,6 +156,15 @@ static inline __attribute__((always_inline)) void k_pf_block(const uint8_t *cp, 
     for (; a < (uintptr_t)cp + bytes; a += pf.step) __builtin_prefetch((const void *)(a + pf.dist), 0, 3);
 }
 
+// Prefetches the first dist bytes of a run of blocks from p that a sparse
+// plan would have prefetched before it, had the stream started earlier: a
+// chunk of rows starts cold (a matrix, or a thread's next chunk).
+static inline void k_pf_start(const uint8_t *p, k_pf pf) {
+    if (pf.step <= 64) return;
+    uintptr_t a = ((uintptr_t)p + pf.step - 1) & ~(uintptr_t)(pf.step - 1);
+    for (; a < (uintptr_t)p + pf.dist; a += pf.step) __builtin_prefetch((const void *)a, 0, 3);
+}
+
 // Packed int8 kernels per x86 variant (simd_packed.c, simd_packed_avx2.c),
 // with the arguments of k_packed_quant and k_matmul_packed.
 #define K_DECLARE_PACKED(sfx)                                                                                  \

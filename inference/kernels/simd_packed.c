@@ -390,6 +390,41 @@ static inline __attribute__((always_inline)) void pk_group(float *out, const int
         }                                                                                                     \
     } while (0)
 
+// One activation row against rows [16*g0, 16*g1) of a Q4_0 or Q8_0 matrix
+// (f16 scale per 32-block): pk_group's operations for NB 1, in a loop with
+// nothing else in it. Decode streams these weights from memory, and this
+// plain loop reads measurably faster than pk_group's (Zen 5).
+static inline __attribute__((always_inline)) void pk_rows1(float *out, const int8_t *xq, const float *xd,
+                                                           const int32_t *xc, const uint8_t *codes,
+                                                           const uint16_t *sc, const int Q8, int cols, int g0, int g1,
+                                                           const k_pf pf) {
+    const int nb = cols / 32;
+    const size_t cb = Q8 ? 512 : 256;
+    const uint8_t *cp = codes + (size_t)g0 * nb * cb;
+    const uint16_t *sp = sc + (size_t)g0 * nb * 16;
+    for (int g = g0; g < g1; g++) {
+        __m512 f = _mm512_setzero_ps();
+        for (int k = 0; k < nb; k++, cp += cb, sp += 16) {
+            pk_prefetch(cp, cb, pf);
+            __m512i w[8];
+            pk_load(w, cp, Q8);
+            const int8_t *xb = xq + (size_t)k * 32;
+            __m512i a0 = _mm512_set1_epi32(xc[k]), a1 = _mm512_setzero_si512();
+            a0 = _mm512_dpbusd_epi32(a0, w[0], _mm512_set1_epi32(quad(xb + 0)));
+            a1 = _mm512_dpbusd_epi32(a1, w[1], _mm512_set1_epi32(quad(xb + 4)));
+            a0 = _mm512_dpbusd_epi32(a0, w[2], _mm512_set1_epi32(quad(xb + 8)));
+            a1 = _mm512_dpbusd_epi32(a1, w[3], _mm512_set1_epi32(quad(xb + 12)));
+            a0 = _mm512_dpbusd_epi32(a0, w[4], _mm512_set1_epi32(quad(xb + 16)));
+            a1 = _mm512_dpbusd_epi32(a1, w[5], _mm512_set1_epi32(quad(xb + 20)));
+            a0 = _mm512_dpbusd_epi32(a0, w[6], _mm512_set1_epi32(quad(xb + 24)));
+            a1 = _mm512_dpbusd_epi32(a1, w[7], _mm512_set1_epi32(quad(xb + 28)));
+            const __m512 s = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)sp));
+            f = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(a0, a1)), _mm512_mul_ps(s, _mm512_set1_ps(xd[k])), f);
+        }
+        _mm512_storeu_ps(out + (size_t)g * 16, f);
+    }
+}
+
 void pk_matmul_avx512(float *out, const int8_t *xq, const float *xd, const int32_t *xc, const float *xe, int n,
                       const uint8_t *codes, const void *sc, const void *bi, int kind, int sfmt, int group, int rows,
                       int cols, int lo, int hi) {
@@ -402,6 +437,12 @@ void pk_matmul_avx512(float *out, const int8_t *xq, const float *xd, const int32
         const float *e = xe ? xe + (size_t)b0 * ng : 0;
         const int nbk = n - b0 < 4 ? n - b0 : 4;
         const k_pf pf = k_pk_prefetch_plan(nbk);
+        k_pf_start(codes + (size_t)(lo / 16) * nb * K_PK_CB(kind), pf);
+        if (nbk == 1 && group == 0 && sfmt == K_PK_F16 && (kind == K_PK_Q8 || kind == K_PK_Q4)) {
+            if (kind == K_PK_Q8) pk_rows1(o, q, d, c, codes, sc, 1, cols, lo / 16, hi / 16, pf);
+            else pk_rows1(o, q, d, c, codes, sc, 0, cols, lo / 16, hi / 16, pf);
+            continue;
+        }
         for (int g = lo / 16; g < hi / 16; g++) {
             switch (nbk) {
             case 1: PK_NB(1); break;

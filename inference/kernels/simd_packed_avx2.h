@@ -530,6 +530,7 @@ void PK2(pk_matmul)(float *out, const int8_t *xq, const float *xd, const int32_t
         const int nbk = n - b0 < 4 ? n - b0 : 4;
         const int base = K_PK_BASE(kind);
         const k_pf pf = k_pk_prefetch_plan(nbk);
+        k_pf_start(codes + (size_t)(lo / 16) * nb * K_PK_CB(kind), pf);
         if (nbk == 1 && (base == K_PK_Q4 || base == K_PK_Q8 || base == K_PK_U8)) {
             for (int g = lo / 16; g < hi / 16; g++) {
                 switch (kind) {
