@@ -124,6 +124,18 @@ func setAVXVNNI(on bool) bool {
 	return C.k_set_avxvnni(v) != 0
 }
 
+// Prefetch modes of the packed kernels (k_set_pk_prefetch).
+const (
+	pkPrefetchAuto   = C.K_PF_AUTO
+	pkPrefetchDense  = C.K_PF_DENSE
+	pkPrefetchSparse = C.K_PF_SPARSE
+)
+
+// setPackedPrefetch sets how the packed kernels prefetch their weights
+// (pkPrefetchAuto picks by CPU and activation rows); it returns the
+// previous mode. The results do not depend on it.
+func setPackedPrefetch(mode int) int { return int(C.k_set_pk_prefetch(C.int(mode))) }
+
 // int8Available reports whether the int8 path runs at the current level:
 // AVX-512 with VNNI, or NEON, so that the lower levels stay float when forced.
 func int8Available() bool {

@@ -52,6 +52,31 @@ int k_set_avxvnni(int on) {
     return prev;
 }
 
+static int pf_mode = K_PF_AUTO;
+
+int k_set_pk_prefetch(int mode) {
+    const int prev = pf_mode;
+    pf_mode = mode == K_PF_DENSE || mode == K_PF_SPARSE ? mode : K_PF_AUTO;
+    return prev;
+}
+
+static int is_amd(void) {
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    return __builtin_cpu_is("amd");
+#else
+    return 0;
+#endif
+}
+
+k_pf k_pk_prefetch_plan(int n) {
+    static int amd = -1;
+    if (amd < 0) amd = is_amd();
+    int m = pf_mode;
+    if (m == K_PF_AUTO) m = n == 1 && amd ? K_PF_SPARSE : K_PF_DENSE;
+    return m == K_PF_SPARSE ? (k_pf){16384, 2048} : (k_pf){4096, 64};
+}
+
 int k_pk_level(void) {
 #if defined(__x86_64__)
     const int lvl = k_level();

@@ -139,6 +139,32 @@ static inline float k_gelu(float v) {
     return v / (1.0f + expf(-2.0f * y));
 }
 
+// Where a packed kernel prefetches (k_set_pk_prefetch): every address that
+// is a multiple of step within a block, dist bytes ahead.
+typedef struct {
+    size_t dist, step;
+} k_pf;
+
+// The prefetch plan of a packed matmul over n activation rows at a time.
+k_pf k_pk_prefetch_plan(int n);
+
+// Prefetches the block [cp, cp+bytes) as plan pf says: with step 64 every
+// line (blocks are whole lines), with a larger step at most one line, so
+// that only every step bytes of the stream get a hint.
+static inline __attribute__((always_inline)) void k_pf_block(const uint8_t *cp, size_t bytes, k_pf pf) {
+    uintptr_t a = ((uintptr_t)cp + pf.step - 1) & ~(uintptr_t)(pf.step - 1);
+    for (; a < (uintptr_t)cp + bytes; a += pf.step) __builtin_prefetch((const void *)(a + pf.dist), 0, 3);
+}
+
+// Prefetches the first dist bytes of a run of blocks from p that a sparse
+// plan would have prefetched before it, had the stream started earlier: a
+// chunk of rows starts cold (a matrix, or a thread's next chunk).
+static inline void k_pf_start(const uint8_t *p, k_pf pf) {
+    if (pf.step <= 64) return;
+    uintptr_t a = ((uintptr_t)p + pf.step - 1) & ~(uintptr_t)(pf.step - 1);
+    for (; a < (uintptr_t)p + pf.dist; a += pf.step) __builtin_prefetch((const void *)a, 0, 3);
+}
+
 // Packed int8 kernels per x86 variant (simd_packed.c, simd_packed_avx2.c),
 // with the arguments of k_packed_quant and k_matmul_packed.
 #define K_DECLARE_PACKED(sfx)                                                                                  \

@@ -198,26 +198,51 @@ func TestSetLevel(t *testing.T) {
 }
 
 // With IMPETUS_BENCH_LEVELS=1 the packed benchmarks run every packed
-// variant of the CPU (BenchmarkPackedQ4_0/.../avx512 ...), interleaved.
+// variant of the CPU (BenchmarkPackedQ4_0/.../avx512 ...), interleaved;
+// with IMPETUS_BENCH_PREFETCH=1 each in turn with dense and sparse
+// prefetch (.../avx512/dense, .../avx512/sparse).
 func init() {
-	if os.Getenv("IMPETUS_BENCH_LEVELS") != "1" {
+	levels, prefetch := os.Getenv("IMPETUS_BENCH_LEVELS") == "1", os.Getenv("IMPETUS_BENCH_PREFETCH") == "1"
+	if !levels && !prefetch {
 		return
 	}
 	packedBenchVariants = func() []benchVariant {
-		var bs []benchVariant
-		for _, v := range levelVariants() {
-			if v.level == 0 {
-				continue
-			}
-			bs = append(bs, benchVariant{v.String(), func() func() {
-				best := bestLevel()
-				setLevel(v.level)
-				prev := setAVXVNNI(v.avxVNNI)
-				return func() {
-					setAVXVNNI(prev)
-					setLevel(best)
+		vs := []levelVariant{{bestLevel(), true}}
+		if levels {
+			vs = vs[:0]
+			for _, v := range levelVariants() {
+				if v.level != 0 {
+					vs = append(vs, v)
 				}
-			}})
+			}
+		}
+		type prefetchMode struct {
+			name string
+			mode int
+		}
+		modes := []prefetchMode{{"", pkPrefetchAuto}}
+		if prefetch {
+			modes = []prefetchMode{{"dense", pkPrefetchDense}, {"sparse", pkPrefetchSparse}}
+		}
+		var bs []benchVariant
+		for _, v := range vs {
+			for _, m := range modes {
+				name := v.String()
+				if m.name != "" {
+					name += "/" + m.name
+				}
+				bs = append(bs, benchVariant{name, func() func() {
+					best := bestLevel()
+					setLevel(v.level)
+					prev := setAVXVNNI(v.avxVNNI)
+					pf := setPackedPrefetch(m.mode)
+					return func() {
+						setPackedPrefetch(pf)
+						setAVXVNNI(prev)
+						setLevel(best)
+					}
+				}})
+			}
 		}
 		return bs
 	}

@@ -88,16 +88,14 @@ static inline int32_t quad(const int8_t *p) { return *(const i32u *)p; }
                                 _mm512_mul_ps(SCALE, _mm512_set1_ps(xd[(size_t)bb * nb + k])), f[bb]);        \
     }
 
-// How far ahead the kernels prefetch, chosen by measurement (noisy, one
-// core): with 2 KiB memory sat idle at 4 activation rows; 8 KiB helped the
-// vocabulary matrix but not the layer-sized ones.
-enum { PK_DIST = 4096 };
-
-// Prefetch the block PK_DIST bytes ahead, every cache line of it: at a
-// step's batch of several rows the compute per block is long enough that
-// the hardware prefetcher alone leaves memory idle between blocks.
-static inline __attribute__((always_inline)) void pk_prefetch(const uint8_t *cp, const size_t bytes) {
-    for (size_t i = 0; i < bytes; i += 64) _mm_prefetch((const char *)(cp + PK_DIST + i), _MM_HINT_T0);
+// Prefetch the block as plan pf says (k_set_pk_prefetch). Dense: every
+// cache line 4 KiB ahead, since at a step's batch of several rows the
+// compute per block is long enough that the hardware prefetcher alone
+// leaves memory idle between blocks (2 KiB sat idle at 4 activation rows;
+// 8 KiB helped the vocabulary matrix but not the layer-sized ones; noisy,
+// one core). Sparse, for decode on AMD: one line per 2 KiB, 16 KiB ahead.
+static inline __attribute__((always_inline)) void pk_prefetch(const uint8_t *cp, const size_t bytes, const k_pf pf) {
+    k_pf_block(cp, bytes, pf);
 }
 
 static inline __attribute__((always_inline)) void pk_load(__m512i w[8], const uint8_t *cp, const int Q8) {
@@ -251,7 +249,7 @@ static inline __attribute__((always_inline)) void pk_group(float *out, const int
                                                            const int32_t *xc, const float *xe, const int NB,
                                                            const int LK, const uint8_t *codes, const void *sc,
                                                            const void *bi, int sfmt, int group, int rows, int cols,
-                                                           int g) {
+                                                           int g, const k_pf pf) {
     // LK is the layout, KIND the kind whose code runs on its byte vectors.
     const int KIND = K_PK_BASE(LK), nb = cols / 32, nsb = cols / 256;
     const size_t cb = K_PK_CB(LK);
@@ -266,7 +264,7 @@ static inline __attribute__((always_inline)) void pk_group(float *out, const int
             const __m512 dv = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)sp));
             const __m512 dv4 = _mm512_mul_ps(dv, _mm512_set1_ps(0.25f));
             for (int k = sb * 8; k < sb * 8 + 8; k++) {
-                pk_prefetch(cp + (size_t)k * cb, cb);
+                pk_prefetch(cp + (size_t)k * cb, cb, pf);
                 pk_load_any(w, cp + (size_t)k * cb, LK);
                 const __m512 s0 = sub16(sp + 32 + 32 * (k - sb * 8), dv, 1);
                 const __m512 s1 = sub16(sp + 48 + 32 * (k - sb * 8), dv4, 1);
@@ -279,7 +277,7 @@ static inline __attribute__((always_inline)) void pk_group(float *out, const int
     } else if (KIND == K_PK_Q5 || KIND == K_PK_Q5U) {
         // Q5_1 (K_PK_Q5U) adds its bias per 32-block: group 32, xe per block.
         for (int k = 0; k < nb; k++) {
-            pk_prefetch(cp + (size_t)k * cb, cb);
+            pk_prefetch(cp + (size_t)k * cb, cb, pf);
             pk_load_any(w, cp + (size_t)k * cb, LK);
             const __m512 s = load16(sc, ((size_t)g * nb + k) * 16, sfmt);
             PK_HALVES(NB, 0,
@@ -298,7 +296,7 @@ static inline __attribute__((always_inline)) void pk_group(float *out, const int
             const __m512 dv = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)sp));
             const __m512 mv = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(sp + 32)));
             for (int k = sb * 8; k < sb * 8 + 8; k++) {
-                pk_prefetch(cp + (size_t)k * cb, cb);
+                pk_prefetch(cp + (size_t)k * cb, cb, pf);
                 pk_load_any(w, cp + (size_t)k * cb, LK);
                 const __m512 s = sub16(sp + 64 + 16 * (k - sb * 8), dv, 0);
                 const __m512 m = sub16(sp + 192 + 16 * (k - sb * 8), mv, 0);
@@ -319,7 +317,7 @@ static inline __attribute__((always_inline)) void pk_group(float *out, const int
             const __m512 mv = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(sp + 32)));
             for (int k = sb * 8; k < sb * 8 + 8; k++) {
                 const int j = k - sb * 8;
-                pk_prefetch(cp + (size_t)k * cb, cb);
+                pk_prefetch(cp + (size_t)k * cb, cb, pf);
                 pk_load_any(w, cp + (size_t)k * cb, LK);
                 const __m512 s0 = sub16n(sp + 64 + 32 * j, dv, 0), s1 = sub16n(sp + 80 + 32 * j, dv, 0);
                 const __m512 m0 = sub16n(sp + 64 + 32 * j, mv, 1), m1 = sub16n(sp + 80 + 32 * j, mv, 1);
@@ -339,7 +337,7 @@ static inline __attribute__((always_inline)) void pk_group(float *out, const int
             const __m512 dv = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)sp));
             const __m512 mv = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(sp + 32)));
             for (int k = sb * 8; k < sb * 8 + 8; k++) {
-                pk_prefetch(cp + (size_t)k * cb, cb);
+                pk_prefetch(cp + (size_t)k * cb, cb, pf);
                 pk_load_any(w, cp + (size_t)k * cb, LK);
                 const __m512 s = sub16(sp + 64 + 16 * (k - sb * 8), dv, 0);
                 const __m512 m = sub16(sp + 192 + 16 * (k - sb * 8), mv, 0);
@@ -350,7 +348,7 @@ static inline __attribute__((always_inline)) void pk_group(float *out, const int
         }
     } else if (group == 0) {
         for (int k = 0; k < nb; k++) {
-            pk_prefetch(cp + (size_t)k * cb, cb);
+            pk_prefetch(cp + (size_t)k * cb, cb, pf);
             pk_load_any(w, cp + (size_t)k * cb, LK);
             const __m512 s = load16(sc, ((size_t)g * nb + k) * 16, sfmt);
             PK_BLOCK(NB, s)
@@ -361,7 +359,7 @@ static inline __attribute__((always_inline)) void pk_group(float *out, const int
             const __m512 s = load16(sc, ((size_t)g * ng + gi) * 16, sfmt);
             const __m512 bv = load16(bi, ((size_t)g * ng + gi) * 16, sfmt);
             for (int k = gi * bpg; k < (gi + 1) * bpg; k++) {
-                pk_prefetch(cp + (size_t)k * cb, cb);
+                pk_prefetch(cp + (size_t)k * cb, cb, pf);
                 pk_load_any(w, cp + (size_t)k * cb, LK);
                 PK_BLOCK(NB, s)
             }
@@ -375,22 +373,57 @@ static inline __attribute__((always_inline)) void pk_group(float *out, const int
 #define PK_NB(NB)                                                                                             \
     do {                                                                                                      \
         switch (kind) {                                                                                       \
-        case K_PK_Q8: pk_group(o, q, d, c, e, NB, K_PK_Q8, codes, sc, bi, sfmt, group, rows, cols, g); break; \
-        case K_PK_Q6K: pk_group(o, q, d, c, e, NB, K_PK_Q6K, codes, sc, bi, sfmt, group, rows, cols, g); break; \
-        case K_PK_Q5: pk_group(o, q, d, c, e, NB, K_PK_Q5, codes, sc, bi, sfmt, group, rows, cols, g); break; \
-        case K_PK_Q4K: pk_group(o, q, d, c, e, NB, K_PK_Q4K, codes, sc, bi, sfmt, group, rows, cols, g); break; \
-        case K_PK_U8: pk_group(o, q, d, c, e, NB, K_PK_U8, codes, sc, bi, sfmt, group, rows, cols, g); break; \
-        case K_PK_Q5U: pk_group(o, q, d, c, e, NB, K_PK_Q5U, codes, sc, bi, sfmt, group, rows, cols, g); break; \
-        case K_PK_Q5K: pk_group(o, q, d, c, e, NB, K_PK_Q5K, codes, sc, bi, sfmt, group, rows, cols, g); break; \
-        case K_PK_Q2K: pk_group(o, q, d, c, e, NB, K_PK_Q2K, codes, sc, bi, sfmt, group, rows, cols, g); break; \
-        case K_PK_Q3K: pk_group(o, q, d, c, e, NB, K_PK_Q3K, codes, sc, bi, sfmt, group, rows, cols, g); break; \
-        case K_PK_U2: pk_group(o, q, d, c, e, NB, K_PK_U2, codes, sc, bi, sfmt, group, rows, cols, g); break; \
-        case K_PK_U3: pk_group(o, q, d, c, e, NB, K_PK_U3, codes, sc, bi, sfmt, group, rows, cols, g); break; \
-        case K_PK_U5: pk_group(o, q, d, c, e, NB, K_PK_U5, codes, sc, bi, sfmt, group, rows, cols, g); break; \
-        case K_PK_U6: pk_group(o, q, d, c, e, NB, K_PK_U6, codes, sc, bi, sfmt, group, rows, cols, g); break; \
-        default: pk_group(o, q, d, c, e, NB, K_PK_Q4, codes, sc, bi, sfmt, group, rows, cols, g); break;      \
+        case K_PK_Q8: pk_group(o, q, d, c, e, NB, K_PK_Q8, codes, sc, bi, sfmt, group, rows, cols, g, pf); break; \
+        case K_PK_Q6K: pk_group(o, q, d, c, e, NB, K_PK_Q6K, codes, sc, bi, sfmt, group, rows, cols, g, pf); break; \
+        case K_PK_Q5: pk_group(o, q, d, c, e, NB, K_PK_Q5, codes, sc, bi, sfmt, group, rows, cols, g, pf); break; \
+        case K_PK_Q4K: pk_group(o, q, d, c, e, NB, K_PK_Q4K, codes, sc, bi, sfmt, group, rows, cols, g, pf); break; \
+        case K_PK_U8: pk_group(o, q, d, c, e, NB, K_PK_U8, codes, sc, bi, sfmt, group, rows, cols, g, pf); break; \
+        case K_PK_Q5U: pk_group(o, q, d, c, e, NB, K_PK_Q5U, codes, sc, bi, sfmt, group, rows, cols, g, pf); break; \
+        case K_PK_Q5K: pk_group(o, q, d, c, e, NB, K_PK_Q5K, codes, sc, bi, sfmt, group, rows, cols, g, pf); break; \
+        case K_PK_Q2K: pk_group(o, q, d, c, e, NB, K_PK_Q2K, codes, sc, bi, sfmt, group, rows, cols, g, pf); break; \
+        case K_PK_Q3K: pk_group(o, q, d, c, e, NB, K_PK_Q3K, codes, sc, bi, sfmt, group, rows, cols, g, pf); break; \
+        case K_PK_U2: pk_group(o, q, d, c, e, NB, K_PK_U2, codes, sc, bi, sfmt, group, rows, cols, g, pf); break; \
+        case K_PK_U3: pk_group(o, q, d, c, e, NB, K_PK_U3, codes, sc, bi, sfmt, group, rows, cols, g, pf); break; \
+        case K_PK_U5: pk_group(o, q, d, c, e, NB, K_PK_U5, codes, sc, bi, sfmt, group, rows, cols, g, pf); break; \
+        case K_PK_U6: pk_group(o, q, d, c, e, NB, K_PK_U6, codes, sc, bi, sfmt, group, rows, cols, g, pf); break; \
+        default: pk_group(o, q, d, c, e, NB, K_PK_Q4, codes, sc, bi, sfmt, group, rows, cols, g, pf); break;      \
         }                                                                                                     \
     } while (0)
+
+// One activation row against rows [16*g0, 16*g1) of a Q4_0 or Q8_0 matrix
+// (f16 scale per 32-block): pk_group's operations for NB 1, in a loop with
+// nothing else in it. Decode streams these weights from memory, and this
+// plain loop reads measurably faster than pk_group's (Zen 5).
+static inline __attribute__((always_inline)) void pk_rows1(float *out, const int8_t *xq, const float *xd,
+                                                           const int32_t *xc, const uint8_t *codes,
+                                                           const uint16_t *sc, const int Q8, int cols, int g0, int g1,
+                                                           const k_pf pf) {
+    const int nb = cols / 32;
+    const size_t cb = Q8 ? 512 : 256;
+    const uint8_t *cp = codes + (size_t)g0 * nb * cb;
+    const uint16_t *sp = sc + (size_t)g0 * nb * 16;
+    for (int g = g0; g < g1; g++) {
+        __m512 f = _mm512_setzero_ps();
+        for (int k = 0; k < nb; k++, cp += cb, sp += 16) {
+            pk_prefetch(cp, cb, pf);
+            __m512i w[8];
+            pk_load(w, cp, Q8);
+            const int8_t *xb = xq + (size_t)k * 32;
+            __m512i a0 = _mm512_set1_epi32(xc[k]), a1 = _mm512_setzero_si512();
+            a0 = _mm512_dpbusd_epi32(a0, w[0], _mm512_set1_epi32(quad(xb + 0)));
+            a1 = _mm512_dpbusd_epi32(a1, w[1], _mm512_set1_epi32(quad(xb + 4)));
+            a0 = _mm512_dpbusd_epi32(a0, w[2], _mm512_set1_epi32(quad(xb + 8)));
+            a1 = _mm512_dpbusd_epi32(a1, w[3], _mm512_set1_epi32(quad(xb + 12)));
+            a0 = _mm512_dpbusd_epi32(a0, w[4], _mm512_set1_epi32(quad(xb + 16)));
+            a1 = _mm512_dpbusd_epi32(a1, w[5], _mm512_set1_epi32(quad(xb + 20)));
+            a0 = _mm512_dpbusd_epi32(a0, w[6], _mm512_set1_epi32(quad(xb + 24)));
+            a1 = _mm512_dpbusd_epi32(a1, w[7], _mm512_set1_epi32(quad(xb + 28)));
+            const __m512 s = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)sp));
+            f = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(a0, a1)), _mm512_mul_ps(s, _mm512_set1_ps(xd[k])), f);
+        }
+        _mm512_storeu_ps(out + (size_t)g * 16, f);
+    }
+}
 
 void pk_matmul_avx512(float *out, const int8_t *xq, const float *xd, const int32_t *xc, const float *xe, int n,
                       const uint8_t *codes, const void *sc, const void *bi, int kind, int sfmt, int group, int rows,
@@ -403,6 +436,13 @@ void pk_matmul_avx512(float *out, const int8_t *xq, const float *xd, const int32
         const int32_t *c = xc + (size_t)b0 * nc;
         const float *e = xe ? xe + (size_t)b0 * ng : 0;
         const int nbk = n - b0 < 4 ? n - b0 : 4;
+        const k_pf pf = k_pk_prefetch_plan(nbk);
+        k_pf_start(codes + (size_t)(lo / 16) * nb * K_PK_CB(kind), pf);
+        if (nbk == 1 && group == 0 && sfmt == K_PK_F16 && (kind == K_PK_Q8 || kind == K_PK_Q4)) {
+            if (kind == K_PK_Q8) pk_rows1(o, q, d, c, codes, sc, 1, cols, lo / 16, hi / 16, pf);
+            else pk_rows1(o, q, d, c, codes, sc, 0, cols, lo / 16, hi / 16, pf);
+            continue;
+        }
         for (int g = lo / 16; g < hi / 16; g++) {
             switch (nbk) {
             case 1: PK_NB(1); break;

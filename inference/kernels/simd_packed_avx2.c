@@ -15,12 +15,8 @@
 typedef int32_t __attribute__((may_alias, aligned(1))) pk2_i32u;
 static inline int32_t pk2_quad(const int8_t *p) { return *(const pk2_i32u *)p; }
 
-// As pk_prefetch in simd_packed.c: every cache line of the block 4 KiB ahead.
-enum { PK2_DIST = 4096 };
-#define pk2_prefetch(cp, bytes)                                                                               \
-    do {                                                                                                      \
-        for (size_t i_ = 0; i_ < (bytes); i_ += 64) _mm_prefetch((const char *)((cp) + PK2_DIST + i_), _MM_HINT_T0); \
-    } while (0)
+// As pk_prefetch in simd_packed.c, by plan pf (k_set_pk_prefetch).
+#define pk2_prefetch(cp, bytes) k_pf_block((cp), (bytes), pf)
 
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,f16c")

@@ -260,7 +260,7 @@ PK2_AI void PK2(dot_halves)(const __m256i w[8], const int8_t *xb, __m256i *r0, _
 // registers hold the eight code vectors and four accumulators, not eight.
 PK2_AI void PK2(half)(float *out, const int8_t *xq, const float *xd, const int32_t *xc, const float *xe,
                       const int NB, const int LK, const uint8_t *codes, const void *sc, const void *bi, int sfmt,
-                      int group, int rows, int cols, int g, int h) {
+                      int group, int rows, int cols, int g, int h, const k_pf pf) {
     // LK is the layout, KIND the kind whose code runs on its byte vectors.
     const int KIND = K_PK_BASE(LK), nb = cols / 32, nsb = cols / 256;
     const size_t cb = K_PK_CB(LK);
@@ -407,7 +407,7 @@ PK2_AI void PK2(half)(float *out, const int8_t *xq, const float *xd, const int32
 // operations are those of PK2(half), so the results are bit-identical.
 PK2_AI void PK2(pair1)(float *out, const int8_t *xq, const float *xd, const int32_t *xc, const float *xe,
                        const int LK, const uint8_t *codes, const void *sc, const void *bi, int sfmt, int group,
-                       int cols, int g) {
+                       int cols, int g, const k_pf pf) {
     const int KIND = K_PK_BASE(LK), nb = cols / 32;
     const size_t cb = K_PK_CB(LK);
     const uint8_t *cp = codes + (size_t)g * nb * cb;
@@ -448,7 +448,7 @@ PK2_AI void PK2(pair1)(float *out, const int8_t *xq, const float *xd, const int3
 // 256-element super-blocks (Q4_K, Q5_K, Q6_K): as PK2(pair1), both halves
 // per block with the operations of PK2(half), so the results are the same.
 PK2_AI void PK2(pairk)(float *out, const int8_t *xq, const float *xd, const int32_t *xc, const float *xe,
-                       const int LK, const uint8_t *codes, const void *sc, int cols, int g) {
+                       const int LK, const uint8_t *codes, const void *sc, int cols, int g, const k_pf pf) {
     const int KIND = K_PK_BASE(LK), nb = cols / 32, nsb = cols / 256;
     const size_t cb = K_PK_CB(LK), sbb = KIND == K_PK_Q6K ? 288 : 320;
     const uint8_t *cp = codes + (size_t)g * nb * cb;
@@ -500,20 +500,20 @@ PK2_AI void PK2(pairk)(float *out, const int8_t *xq, const float *xd, const int3
 #define PK2_NB(NB)                                                                                                 \
     do {                                                                                                           \
         switch (kind) {                                                                                            \
-        case K_PK_Q8: PK2(half)(o, q, d, c, e, NB, K_PK_Q8, codes, sc, bi, sfmt, group, rows, cols, g, h); break;    \
-        case K_PK_Q6K: PK2(half)(o, q, d, c, e, NB, K_PK_Q6K, codes, sc, bi, sfmt, group, rows, cols, g, h); break;  \
-        case K_PK_Q5: PK2(half)(o, q, d, c, e, NB, K_PK_Q5, codes, sc, bi, sfmt, group, rows, cols, g, h); break;    \
-        case K_PK_Q4K: PK2(half)(o, q, d, c, e, NB, K_PK_Q4K, codes, sc, bi, sfmt, group, rows, cols, g, h); break;  \
-        case K_PK_U8: PK2(half)(o, q, d, c, e, NB, K_PK_U8, codes, sc, bi, sfmt, group, rows, cols, g, h); break;    \
-        case K_PK_Q5U: PK2(half)(o, q, d, c, e, NB, K_PK_Q5U, codes, sc, bi, sfmt, group, rows, cols, g, h); break;  \
-        case K_PK_Q5K: PK2(half)(o, q, d, c, e, NB, K_PK_Q5K, codes, sc, bi, sfmt, group, rows, cols, g, h); break;  \
-        case K_PK_Q2K: PK2(half)(o, q, d, c, e, NB, K_PK_Q2K, codes, sc, bi, sfmt, group, rows, cols, g, h); break;  \
-        case K_PK_Q3K: PK2(half)(o, q, d, c, e, NB, K_PK_Q3K, codes, sc, bi, sfmt, group, rows, cols, g, h); break;  \
-        case K_PK_U2: PK2(half)(o, q, d, c, e, NB, K_PK_U2, codes, sc, bi, sfmt, group, rows, cols, g, h); break;  \
-        case K_PK_U3: PK2(half)(o, q, d, c, e, NB, K_PK_U3, codes, sc, bi, sfmt, group, rows, cols, g, h); break;  \
-        case K_PK_U5: PK2(half)(o, q, d, c, e, NB, K_PK_U5, codes, sc, bi, sfmt, group, rows, cols, g, h); break;  \
-        case K_PK_U6: PK2(half)(o, q, d, c, e, NB, K_PK_U6, codes, sc, bi, sfmt, group, rows, cols, g, h); break;  \
-        default: PK2(half)(o, q, d, c, e, NB, K_PK_Q4, codes, sc, bi, sfmt, group, rows, cols, g, h); break;         \
+        case K_PK_Q8: PK2(half)(o, q, d, c, e, NB, K_PK_Q8, codes, sc, bi, sfmt, group, rows, cols, g, h, pf); break;    \
+        case K_PK_Q6K: PK2(half)(o, q, d, c, e, NB, K_PK_Q6K, codes, sc, bi, sfmt, group, rows, cols, g, h, pf); break;  \
+        case K_PK_Q5: PK2(half)(o, q, d, c, e, NB, K_PK_Q5, codes, sc, bi, sfmt, group, rows, cols, g, h, pf); break;    \
+        case K_PK_Q4K: PK2(half)(o, q, d, c, e, NB, K_PK_Q4K, codes, sc, bi, sfmt, group, rows, cols, g, h, pf); break;  \
+        case K_PK_U8: PK2(half)(o, q, d, c, e, NB, K_PK_U8, codes, sc, bi, sfmt, group, rows, cols, g, h, pf); break;    \
+        case K_PK_Q5U: PK2(half)(o, q, d, c, e, NB, K_PK_Q5U, codes, sc, bi, sfmt, group, rows, cols, g, h, pf); break;  \
+        case K_PK_Q5K: PK2(half)(o, q, d, c, e, NB, K_PK_Q5K, codes, sc, bi, sfmt, group, rows, cols, g, h, pf); break;  \
+        case K_PK_Q2K: PK2(half)(o, q, d, c, e, NB, K_PK_Q2K, codes, sc, bi, sfmt, group, rows, cols, g, h, pf); break;  \
+        case K_PK_Q3K: PK2(half)(o, q, d, c, e, NB, K_PK_Q3K, codes, sc, bi, sfmt, group, rows, cols, g, h, pf); break;  \
+        case K_PK_U2: PK2(half)(o, q, d, c, e, NB, K_PK_U2, codes, sc, bi, sfmt, group, rows, cols, g, h, pf); break;  \
+        case K_PK_U3: PK2(half)(o, q, d, c, e, NB, K_PK_U3, codes, sc, bi, sfmt, group, rows, cols, g, h, pf); break;  \
+        case K_PK_U5: PK2(half)(o, q, d, c, e, NB, K_PK_U5, codes, sc, bi, sfmt, group, rows, cols, g, h, pf); break;  \
+        case K_PK_U6: PK2(half)(o, q, d, c, e, NB, K_PK_U6, codes, sc, bi, sfmt, group, rows, cols, g, h, pf); break;  \
+        default: PK2(half)(o, q, d, c, e, NB, K_PK_Q4, codes, sc, bi, sfmt, group, rows, cols, g, h, pf); break;         \
         }                                                                                                          \
     } while (0)
 
@@ -529,26 +529,28 @@ void PK2(pk_matmul)(float *out, const int8_t *xq, const float *xd, const int32_t
         const float *e = xe ? xe + (size_t)b0 * ng : 0;
         const int nbk = n - b0 < 4 ? n - b0 : 4;
         const int base = K_PK_BASE(kind);
+        const k_pf pf = k_pk_prefetch_plan(nbk);
+        k_pf_start(codes + (size_t)(lo / 16) * nb * K_PK_CB(kind), pf);
         if (nbk == 1 && (base == K_PK_Q4 || base == K_PK_Q8 || base == K_PK_U8)) {
             for (int g = lo / 16; g < hi / 16; g++) {
                 switch (kind) {
-                case K_PK_Q8: PK2(pair1)(o, q, d, c, e, K_PK_Q8, codes, sc, bi, sfmt, group, cols, g); break;
-                case K_PK_U8: PK2(pair1)(o, q, d, c, e, K_PK_U8, codes, sc, bi, sfmt, group, cols, g); break;
-                case K_PK_U2: PK2(pair1)(o, q, d, c, e, K_PK_U2, codes, sc, bi, sfmt, group, cols, g); break;
-                case K_PK_U3: PK2(pair1)(o, q, d, c, e, K_PK_U3, codes, sc, bi, sfmt, group, cols, g); break;
-                case K_PK_U5: PK2(pair1)(o, q, d, c, e, K_PK_U5, codes, sc, bi, sfmt, group, cols, g); break;
-                case K_PK_U6: PK2(pair1)(o, q, d, c, e, K_PK_U6, codes, sc, bi, sfmt, group, cols, g); break;
-                default: PK2(pair1)(o, q, d, c, e, K_PK_Q4, codes, sc, bi, sfmt, group, cols, g); break;
+                case K_PK_Q8: PK2(pair1)(o, q, d, c, e, K_PK_Q8, codes, sc, bi, sfmt, group, cols, g, pf); break;
+                case K_PK_U8: PK2(pair1)(o, q, d, c, e, K_PK_U8, codes, sc, bi, sfmt, group, cols, g, pf); break;
+                case K_PK_U2: PK2(pair1)(o, q, d, c, e, K_PK_U2, codes, sc, bi, sfmt, group, cols, g, pf); break;
+                case K_PK_U3: PK2(pair1)(o, q, d, c, e, K_PK_U3, codes, sc, bi, sfmt, group, cols, g, pf); break;
+                case K_PK_U5: PK2(pair1)(o, q, d, c, e, K_PK_U5, codes, sc, bi, sfmt, group, cols, g, pf); break;
+                case K_PK_U6: PK2(pair1)(o, q, d, c, e, K_PK_U6, codes, sc, bi, sfmt, group, cols, g, pf); break;
+                default: PK2(pair1)(o, q, d, c, e, K_PK_Q4, codes, sc, bi, sfmt, group, cols, g, pf); break;
                 }
             }
             continue;
         }
         if (nbk == 1 && (kind == K_PK_Q4K || kind == K_PK_Q5K || base == K_PK_Q6K)) {
             for (int g = lo / 16; g < hi / 16; g++) {
-                if (kind == K_PK_Q4K) PK2(pairk)(o, q, d, c, e, K_PK_Q4K, codes, sc, cols, g);
-                else if (kind == K_PK_Q5K) PK2(pairk)(o, q, d, c, e, K_PK_Q5K, codes, sc, cols, g);
-                else if (kind == K_PK_Q3K) PK2(pairk)(o, q, d, c, e, K_PK_Q3K, codes, sc, cols, g);
-                else PK2(pairk)(o, q, d, c, e, K_PK_Q6K, codes, sc, cols, g);
+                if (kind == K_PK_Q4K) PK2(pairk)(o, q, d, c, e, K_PK_Q4K, codes, sc, cols, g, pf);
+                else if (kind == K_PK_Q5K) PK2(pairk)(o, q, d, c, e, K_PK_Q5K, codes, sc, cols, g, pf);
+                else if (kind == K_PK_Q3K) PK2(pairk)(o, q, d, c, e, K_PK_Q3K, codes, sc, cols, g, pf);
+                else PK2(pairk)(o, q, d, c, e, K_PK_Q6K, codes, sc, cols, g, pf);
             }
             continue;
         }
