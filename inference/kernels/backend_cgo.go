@@ -382,3 +382,12 @@ var neonInt8Names = [...]string{"base", "dotprod", "i8mm"}
 // setNEONInt8 forces an ARM64 int8 variant at most the CPU's best (tests);
 // it returns the one in use, -1 off ARM64.
 func setNEONInt8(v int) int { return int(C.k_neon_i8_set(C.int(v))) }
+
+// readStream is ReadStream in C (stream.c).
+func readStream(b []byte, sparse bool) uint64 {
+	s := C.int(0)
+	if sparse {
+		s = 1
+	}
+	return uint64(C.k_read_stream(bp(b), C.size_t(len(b)), s))
+}

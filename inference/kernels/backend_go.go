@@ -2,7 +2,10 @@
 
 package kernels
 
-import "fmt"
+import (
+	"encoding/binary"
+	"fmt"
+)
 
 // Without cgo every kernel runs the portable Go backend (impl_go.go).
 
@@ -51,4 +54,22 @@ func CheckLevel(name string) error { return SetLevel(name) }
 // SetLevel fails: without cgo there are no SIMD levels to choose.
 func SetLevel(name string) error {
 	return fmt.Errorf("kernels: SIMD level %q: this build has no cgo, its kernels are plain Go", name)
+}
+
+// readStream is ReadStream in Go: eight independent sums keep the loads in
+// flight; Go has no prefetch, so sparse is ignored.
+func readStream(b []byte, sparse bool) uint64 {
+	var s [8]uint64
+	i := 0
+	for ; i+64 <= len(b); i += 64 {
+		q := b[i : i+64 : i+64]
+		for j := range s {
+			s[j] += binary.LittleEndian.Uint64(q[8*j:])
+		}
+	}
+	t := s[0] + s[1] + s[2] + s[3] + s[4] + s[5] + s[6] + s[7]
+	for ; i < len(b); i++ {
+		t += uint64(b[i])
+	}
+	return t
 }

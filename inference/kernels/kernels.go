@@ -386,3 +386,9 @@ func RoPE(x []float32, n, nHeads, headDim, rotDim int, positions []int32, invFre
 	}
 	rope(x, n, nHeads, headDim, rotDim, positions, invFreq, neox, mscale)
 }
+
+// ReadStream reads every byte of b as fast as the current level can, for
+// the bench's memory bandwidth probe; sparse adds the far prefetch the packed
+// decode kernels use on AMD. The result depends on every byte, so the
+// reads cannot be dropped.
+func ReadStream(b []byte, sparse bool) uint64 { return readStream(b, sparse) }

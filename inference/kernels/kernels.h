@@ -36,6 +36,11 @@ int k_set_avxvnni(int on);
 enum { K_PF_AUTO = 0, K_PF_DENSE = 1, K_PF_SPARSE = 2 };
 int k_set_pk_prefetch(int mode);
 
+// k_read_stream reads n bytes at p with the current level's widest loads
+// (with the sparse far prefetch when sparse is set) and returns a value
+// that depends on every byte: the bench's memory bandwidth probe.
+uint64_t k_read_stream(const uint8_t *p, size_t n, int sparse);
+
 // Scratch needed by a matmul chunk, in floats.
 size_t k_matmul_scratch(int n, int cols);
 
