@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/impetusllm/impetus/inference/testutil"
 )
 
 // TestEmbedDecoder serves the tiny Qwen3-Embedding-style fixtures (float32
@@ -65,7 +67,7 @@ func TestEmbedDecoder(t *testing.T) {
 		for k, v := range res.Embeddings {
 			i := k + 1
 			want := ref.Embeddings[c.key]["lasttoken_norm"][i]
-			if d, cs := embMaxDiff(v, want), embCosine(v, want); d > c.absTol || cs < c.cos {
+			if d, cs := embMaxDiff(v, want), testutil.Cosine(v, want); d > c.absTol || cs < c.cos {
 				t.Errorf("%s input %d: max abs diff %.3g, cosine %.7f", c.id, i, d, cs)
 			}
 			if res.Tokens[k] != len(ref.IDs[i]) {

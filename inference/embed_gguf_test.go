@@ -9,6 +9,7 @@ import (
 
 	"github.com/impetusllm/impetus/inference/model/modeltest"
 	"github.com/impetusllm/impetus/inference/quant"
+	"github.com/impetusllm/impetus/inference/testutil"
 )
 
 // TestEmbedGGUF serves encoder GGUFs written from the fixtures the way
@@ -71,7 +72,7 @@ func TestEmbedGGUF(t *testing.T) {
 			if got.Tokens[i] != want.Tokens[i] {
 				t.Errorf("%s %q: %d tokens, the folder's tokenizer %d", c.file, texts[i], got.Tokens[i], want.Tokens[i])
 			}
-			if d, cs := embMaxDiff(got.Embeddings[i], want.Embeddings[i]), embCosine(got.Embeddings[i], want.Embeddings[i]); d > c.maxAbs || cs < c.minCos {
+			if d, cs := embMaxDiff(got.Embeddings[i], want.Embeddings[i]), testutil.Cosine(got.Embeddings[i], want.Embeddings[i]); d > c.maxAbs || cs < c.minCos {
 				t.Errorf("%s %q: max abs diff %.3g, cosine %.7f", c.file, texts[i], d, cs)
 			}
 		}

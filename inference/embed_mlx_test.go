@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/impetusllm/impetus/inference/model/modeltest"
+	"github.com/impetusllm/impetus/inference/testutil"
 )
 
 // TestEmbedMLX serves MLX-quantized encoder folders, written at test time
@@ -77,7 +78,7 @@ func TestEmbedMLX(t *testing.T) {
 			if got.Tokens[i] != want.Tokens[i] {
 				t.Errorf("%s %q: %d tokens, the float folder %d", c.name, texts[i], got.Tokens[i], want.Tokens[i])
 			}
-			worst = min(worst, embCosine(got.Embeddings[i], want.Embeddings[i]))
+			worst = min(worst, testutil.Cosine(got.Embeddings[i], want.Embeddings[i]))
 		}
 		t.Logf("%s: worst cosine to the float folder %.6f", c.name, worst)
 		if worst < c.minCos {

@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/impetusllm/impetus/inference/testutil"
 )
 
 // TestEmbedNomic: the nomic_bert fixture is found as an embedding model,
@@ -52,7 +54,7 @@ func TestEmbedNomic(t *testing.T) {
 	for _, x := range v {
 		n += float64(x) * float64(x)
 	}
-	if len(v) != 8 || math.Abs(n-1) > 1e-5 || embCosine(v, qp.Embeddings[0][:8]) < 0.99999 {
+	if len(v) != 8 || math.Abs(n-1) > 1e-5 || testutil.Cosine(v, qp.Embeddings[0][:8]) < 0.99999 {
 		t.Errorf("dimensions 8: %d entries, squared norm %v", len(v), n)
 	}
 	if _, err := e.Embed(ctx, "nomic-mean", EmbedInputs{Texts: []string{"x"}}, EmbedOptions{Dimensions: 33}); !errors.Is(err, ErrInvalidInput) {

@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/impetusllm/impetus/inference/testutil"
 )
 
 // embedRef is model/testdata/embed/reference.json (sentence-transformers).
@@ -61,16 +63,6 @@ func embedEngine(t *testing.T, opts Options) (*Engine, embedRef) {
 	return e, ref
 }
 
-func embCosine(a, b []float32) float64 {
-	var ab, aa, bb float64
-	for i := range a {
-		ab += float64(a[i]) * float64(b[i])
-		aa += float64(a[i]) * float64(a[i])
-		bb += float64(b[i]) * float64(b[i])
-	}
-	return ab / math.Sqrt(aa*bb)
-}
-
 func embMaxDiff(a, b []float32) float64 {
 	var d float64
 	for i := range a {
@@ -111,7 +103,7 @@ func TestEmbed(t *testing.T) {
 		total := 0
 		for i, v := range res.Embeddings {
 			want := ref.Embeddings[c.dtype][c.key][i]
-			if d, cs := embMaxDiff(v, want), embCosine(v, want); d > 1e-4 || cs < 0.99999 {
+			if d, cs := embMaxDiff(v, want), testutil.Cosine(v, want); d > 1e-4 || cs < 0.99999 {
 				t.Errorf("%s input %d: max abs diff %.3g, cosine %.7f", c.id, i, d, cs)
 			}
 			if res.Tokens[i] != len(ref.IDs[i]) {

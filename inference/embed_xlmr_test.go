@@ -3,6 +3,8 @@ package inference
 import (
 	"context"
 	"testing"
+
+	"github.com/impetusllm/impetus/inference/testutil"
 )
 
 // TestEmbedXLMRoberta serves the tiny XLM-R fixture (a sentence-transformers
@@ -37,7 +39,7 @@ func TestEmbedXLMRoberta(t *testing.T) {
 	}
 	for i, v := range res.Embeddings {
 		want := ref.Embeddings["mean_norm"][i]
-		if d, cs := embMaxDiff(v, want), embCosine(v, want); d > 1e-4 || cs < 0.99999 {
+		if d, cs := embMaxDiff(v, want), testutil.Cosine(v, want); d > 1e-4 || cs < 0.99999 {
 			t.Errorf("input %d: max abs diff %.3g, cosine %.7f", i, d, cs)
 		}
 		if res.Tokens[i] != len(ref.IDs[i]) {

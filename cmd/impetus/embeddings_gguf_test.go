@@ -11,6 +11,7 @@ import (
 	"github.com/impetusllm/impetus/inference/model"
 	"github.com/impetusllm/impetus/inference/model/modeltest"
 	"github.com/impetusllm/impetus/inference/quant"
+	"github.com/impetusllm/impetus/inference/testutil"
 )
 
 // inProcessEmbeddings embeds seqs (whole, [CLS] … [SEP]) with the encoder
@@ -125,12 +126,12 @@ func TestEmbeddingsGGUF(t *testing.T) {
 					for j, x := range w {
 						v[j] = float32(x)
 					}
-					if c := cosine(want[i], v); c < 0.999 {
+					if c := testutil.Cosine(want[i], v); c < 0.999 {
 						t.Errorf("input %d: cosine to the reference %.6f", i, c)
 					}
 				}
 				for i := range texts {
-					if c := cosine(got[i], folder[i]); c < 0.999 {
+					if c := testutil.Cosine(got[i], folder[i]); c < 0.999 {
 						t.Errorf("text %d: cosine to the folder's %.6f", i, c)
 					}
 				}
@@ -150,14 +151,4 @@ func TestEmbeddingsGGUF(t *testing.T) {
 	if kinds["bert-gguf-f32"] != "embedding" || kinds["bert-gguf-q8_0"] != "embedding" {
 		t.Errorf("/v1/models kinds %v", kinds)
 	}
-}
-
-func cosine(a, b []float32) float64 {
-	var ab, aa, bb float64
-	for i := range a {
-		ab += float64(a[i]) * float64(b[i])
-		aa += float64(a[i]) * float64(a[i])
-		bb += float64(b[i]) * float64(b[i])
-	}
-	return ab / math.Sqrt(aa*bb)
 }

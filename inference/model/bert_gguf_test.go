@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/impetusllm/impetus/inference/quant"
+	"github.com/impetusllm/impetus/inference/testutil"
 )
 
 // encoderGGUFCase is one fixture folder written as GGUF with one matrix type.
@@ -101,7 +102,7 @@ func TestEncoderGGUF(t *testing.T) {
 			for i := range ids {
 				a := Pool(got[i], enc.Config.Hidden, c.pool, true)
 				b := Pool(want[i], src.Config.Hidden, c.pool, true)
-				worst, worstAbs = math.Min(worst, cosineSim(a, b)), math.Max(worstAbs, maxAbsDiff(a, b))
+				worst, worstAbs = math.Min(worst, testutil.Cosine(a, b)), math.Max(worstAbs, maxAbsDiff(a, b))
 			}
 			if worst < c.minCos || (c.typ == quant.GGMLF32 && worstAbs > 1e-5) {
 				t.Errorf("worst cosine %.7f (floor %v), max abs diff %.3g", worst, c.minCos, worstAbs)
@@ -228,8 +229,8 @@ func TestEncoderGGUFLlamaCpp(t *testing.T) {
 			if len(l) != len(got) {
 				t.Fatalf("%s %s: llama.cpp gave %d dimensions, want %d", c.dir, c.typ, len(l), len(got))
 			}
-			worst = math.Min(worst, cosineSim(got, l))
-			ours, theirs = math.Min(ours, cosineSim(got, want)), math.Min(theirs, cosineSim(l, want))
+			worst = math.Min(worst, testutil.Cosine(got, l))
+			ours, theirs = math.Min(ours, testutil.Cosine(got, want)), math.Min(theirs, testutil.Cosine(l, want))
 		}
 		if worst < 0.999 {
 			t.Errorf("%s %s: worst cosine with llama.cpp %.6f", c.dir, c.typ, worst)

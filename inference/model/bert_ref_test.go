@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/impetusllm/impetus/inference/testutil"
 )
 
 // embedRef is testdata/embed/reference.json: token ids and the reference
@@ -67,7 +69,7 @@ func TestEncoderReference(t *testing.T) {
 					}
 					for i, h := range hidden {
 						got := Pool(h, enc.Config.Hidden, p, norm)
-						d, cs := maxAbsDiff(got, want[i]), cosineSim(got, want[i])
+						d, cs := maxAbsDiff(got, want[i]), testutil.Cosine(got, want[i])
 						worstAbs, worstCos = math.Max(worstAbs, d), math.Min(worstCos, cs)
 						if d > 1e-4 || cs < 0.99999 {
 							t.Errorf("%s seq %d (%d tokens): max abs diff %.3g, cosine %.7f", key, i, len(ref.IDs[i]), d, cs)

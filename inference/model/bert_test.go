@@ -16,16 +16,6 @@ func maxAbsDiff(a, b []float32) float64 {
 	return d
 }
 
-func cosineSim(a, b []float32) float64 {
-	var ab, aa, bb float64
-	for i := range a {
-		ab += float64(a[i]) * float64(b[i])
-		aa += float64(a[i]) * float64(a[i])
-		bb += float64(b[i]) * float64(b[i])
-	}
-	return ab / math.Sqrt(aa*bb)
-}
-
 func TestParseEncoderConfig(t *testing.T) {
 	good := `{"model_type":"bert","vocab_size":10,"hidden_size":8,"num_hidden_layers":1,"num_attention_heads":2,"intermediate_size":16,"max_position_embeddings":8}`
 	c, err := ParseEncoderConfig([]byte(good))

@@ -19,6 +19,7 @@ import (
 
 	"github.com/impetusllm/impetus/inference/kernels"
 	"github.com/impetusllm/impetus/inference/quant"
+	"github.com/impetusllm/impetus/inference/testutil"
 )
 
 // Realistic-width encoder shapes: bge-small's layers and nomic-embed's, with
@@ -77,7 +78,7 @@ func poolAll(t *testing.T, enc *Encoder, spec EmbedSpec, seqs [][]int32) [][]flo
 func worstCosine(a, b [][]float32) float64 {
 	worst := 1.0
 	for i := range a {
-		worst = math.Min(worst, cosineSim(a[i], b[i]))
+		worst = math.Min(worst, testutil.Cosine(a[i], b[i]))
 	}
 	return worst
 }

@@ -43,7 +43,7 @@ func TestDecoderHiddenReference(t *testing.T) {
 				}
 				for i, h := range hidden {
 					got, want := Pool(h, m.Config.Hidden, PoolLastToken, norm), ref.Embeddings[c.key][key][i]
-					d, cs := maxAbsDiff(got, want), cosineSim(got, want)
+					d, cs := maxAbsDiff(got, want), testutil.Cosine(got, want)
 					worstAbs, worstCos = math.Max(worstAbs, d), math.Min(worstCos, cs)
 					if d > 1e-4 || cs < 0.99999 {
 						t.Errorf("%s seq %d (%d tokens): max abs diff %.3g, cosine %.7f", key, i, len(ref.IDs[i]), d, cs)

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/impetusllm/impetus/inference/testutil"
 )
 
 func loadNomicRef(t *testing.T) embedRef {
@@ -44,7 +46,7 @@ func checkEncoderAgainst(t *testing.T, enc *Encoder, ref embedRef, dtype string,
 			}
 			for i, h := range hidden {
 				got := Pool(h, enc.Config.Hidden, p, norm)
-				d, cs := maxAbsDiff(got, want[i]), cosineSim(got, want[i])
+				d, cs := maxAbsDiff(got, want[i]), testutil.Cosine(got, want[i])
 				worstAbs, worstCos = math.Max(worstAbs, d), math.Min(worstCos, cs)
 				if d > maxAbs || cs < minCos {
 					t.Errorf("%s seq %d (%d tokens): max abs diff %.3g, cosine %.7f", key, i, len(ref.IDs[i]), d, cs)

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/impetusllm/impetus/inference/testutil"
 )
 
 // TestXLMRobertaReference runs the tiny random XLM-R encoder
@@ -63,7 +65,7 @@ func TestXLMRobertaReference(t *testing.T) {
 				}
 				for i, h := range hidden {
 					got, want := Pool(h, enc.Config.Hidden, p, norm), ref.Embeddings[key][i]
-					d, cs := maxAbsDiff(got, want), cosineSim(got, want)
+					d, cs := maxAbsDiff(got, want), testutil.Cosine(got, want)
 					worstAbs, worstCos = math.Max(worstAbs, d), math.Min(worstCos, cs)
 					if d > 1e-4 || cs < 0.99999 {
 						t.Errorf("%s %s seq %d (%d tokens): max abs diff %.3g, cosine %.7f", folder, key, i, len(ref.IDs[i]), d, cs)

@@ -4,6 +4,7 @@
 package testutil
 
 import (
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -102,4 +103,16 @@ func Fixture(tb testing.TB, archive, model string) string {
 		tb.Fatalf("fixture %s/%s not in the archive", archive, model)
 	}
 	return p
+}
+
+// Cosine is the cosine similarity of two vectors, summed in float64: how
+// the embedding tests compare a vector with its reference.
+func Cosine(a, b []float32) float64 {
+	var ab, aa, bb float64
+	for i := range a {
+		ab += float64(a[i]) * float64(b[i])
+		aa += float64(a[i]) * float64(a[i])
+		bb += float64(b[i]) * float64(b[i])
+	}
+	return ab / math.Sqrt(aa*bb)
 }
