@@ -3,7 +3,6 @@ package inference
 import (
 	"context"
 	"errors"
-	"os"
 	"path/filepath"
 	"testing"
 
@@ -20,16 +19,7 @@ import (
 // Q8_0 at cosine ≥ 0.999) with the pooling the metadata names. A GGUF
 // carries no Matryoshka claim, so dimensions is refused.
 func TestEmbedGGUF(t *testing.T) {
-	fix, err := filepath.Abs(filepath.Join("model", "testdata", "embed"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	for _, m := range []string{"bert-mean", "nomic-mean"} {
-		if err := os.Symlink(filepath.Join(fix, m), filepath.Join(dir, m)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	fix, dir := linkEmbedFixtures(t, "bert-mean", "nomic-mean")
 	for _, g := range []struct {
 		src, name string
 		typ       quant.GGMLType

@@ -2,7 +2,6 @@ package inference
 
 import (
 	"context"
-	"os"
 	"path/filepath"
 	"testing"
 
@@ -19,16 +18,7 @@ import (
 // cosine ≥ 0.999 to the float folder's at 8 bits and a measured floor at
 // 4 bits, with the same token counts. A chat model beside them stays chat.
 func TestEmbedMLX(t *testing.T) {
-	fix, err := filepath.Abs(filepath.Join("model", "testdata", "embed"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	for _, m := range []string{"bert-mean", "nomic-mean"} {
-		if err := os.Symlink(filepath.Join(fix, m), filepath.Join(dir, m)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	fix, dir := linkEmbedFixtures(t, "bert-mean", "nomic-mean")
 	cases := []struct {
 		src, name, quant string
 		bits             int

@@ -27,10 +27,7 @@ type embedRef struct {
 // linking the named fixture models.
 func embedFixtures(t *testing.T, refName string, ref any, models ...string) string {
 	t.Helper()
-	fix, err := filepath.Abs(filepath.Join("model", "testdata", "embed"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	fix, dir := linkEmbedFixtures(t, models...)
 	raw, err := os.ReadFile(filepath.Join(fix, refName))
 	if err != nil {
 		t.Fatal(err)
@@ -38,13 +35,25 @@ func embedFixtures(t *testing.T, refName string, ref any, models ...string) stri
 	if err := json.Unmarshal(raw, ref); err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
+	return dir
+}
+
+// linkEmbedFixtures returns the embedding fixtures' folder
+// (inference/model/testdata/embed) and a new models folder linking the
+// named fixture models.
+func linkEmbedFixtures(t *testing.T, models ...string) (fix, dir string) {
+	t.Helper()
+	fix, err := filepath.Abs(filepath.Join("model", "testdata", "embed"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir = t.TempDir()
 	for _, m := range models {
 		if err := os.Symlink(filepath.Join(fix, m), filepath.Join(dir, m)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	return dir
+	return fix, dir
 }
 
 // embedEngine starts an engine over a models folder holding the BERT

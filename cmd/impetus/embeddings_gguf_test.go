@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"math"
 	"path/filepath"
@@ -87,35 +86,28 @@ func TestEmbeddingsGGUF(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	port, adminPort := freePort(t), freePort(t)
-	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	s := startServer(t, embedConfig(fmt.Sprintf("127.0.0.1:%d", adminPort), port, models, false))
-	s.waitReady(base + "/api/health")
-	post := func(body any) response {
-		b, _ := json.Marshal(body)
-		return sendJSON(t, "POST", base+"/v1/embeddings", "full-secret", string(b))
-	}
+	base := serveEmbeddings(t, models)
 	inputs := referenceInputs(ref)
 	wantTokens := 0
 	for _, ids := range ref.IDs {
 		wantTokens += len(ids)
 	}
 	texts := []string{"hello world", "The sea, the sea!"}
-	folder, _ := embeddingsOf(t, post(map[string]any{"model": "bert-mean", "input": texts}), "bert-mean", false)
+	folder, _ := embeddingsOf(t, postEmbeddings(t, base, map[string]any{"model": "bert-mean", "input": texts}), "bert-mean", false)
 
 	for _, id := range []string{"bert-gguf-f32", "bert-gguf-q8_0"} {
 		t.Run(id, func(t *testing.T) {
 			want := inProcessEmbeddings(t, paths[id], ref.IDs)
-			got, tokens := embeddingsOf(t, post(map[string]any{"model": id, "input": inputs}), id, false)
+			got, tokens := embeddingsOf(t, postEmbeddings(t, base, map[string]any{"model": id, "input": inputs}), id, false)
 			checkClose(t, "float", got, want, 1e-5)
 			if tokens != wantTokens {
 				t.Errorf("prompt_tokens %d, want %d", tokens, wantTokens)
 			}
-			got, _ = embeddingsOf(t, post(map[string]any{"model": id, "input": inputs, "encoding_format": "base64"}), id, true)
+			got, _ = embeddingsOf(t, postEmbeddings(t, base, map[string]any{"model": id, "input": inputs, "encoding_format": "base64"}), id, true)
 			checkClose(t, "base64", got, want, 1e-5)
-			got, _ = embeddingsOf(t, post(map[string]any{"model": id, "input": inputs[3]}), id, false)
+			got, _ = embeddingsOf(t, postEmbeddings(t, base, map[string]any{"model": id, "input": inputs[3]}), id, false)
 			checkClose(t, "one token list", got, want[3:4], 1e-5)
-			got, _ = embeddingsOf(t, post(map[string]any{"model": id, "input": texts}), id, false)
+			got, _ = embeddingsOf(t, postEmbeddings(t, base, map[string]any{"model": id, "input": texts}), id, false)
 			if id == "bert-gguf-f32" {
 				checkVectors(t, "against the reference", want, ref.Embeddings["f32"]["mean_norm"])
 				checkClose(t, "texts against the folder", got, folder, 1e-5)
@@ -136,7 +128,7 @@ func TestEmbeddingsGGUF(t *testing.T) {
 					}
 				}
 			}
-			wantOpenAIError(t, "dimensions", post(map[string]any{"model": id, "input": "x", "dimensions": 8}), 400, "dimensions", "not trained for shortening")
+			wantOpenAIError(t, "dimensions", postEmbeddings(t, base, map[string]any{"model": id, "input": "x", "dimensions": 8}), 400, "dimensions", "not trained for shortening")
 			wantOpenAIError(t, "chat", sendJSON(t, "POST", base+"/v1/chat/completions", "full-secret",
 				fmt.Sprintf(`{"model":%q,"messages":[{"role":"user","content":"hi"}]}`, id)), 400, "model", id+" is an embedding model")
 			if r := do(t, "GET", base+"/v1/models/"+id, "full-secret"); r.status != 200 || r.body["kind"] != "embedding" {

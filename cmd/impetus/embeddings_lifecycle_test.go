@@ -182,10 +182,7 @@ func TestEmbeddingsXLMRoberta(t *testing.T) {
 	if err := json.Unmarshal(raw, &ref); err != nil {
 		t.Fatal(err)
 	}
-	port, adminPort := freePort(t), freePort(t)
-	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	s := startServer(t, embedConfig(fmt.Sprintf("127.0.0.1:%d", adminPort), port, models, false))
-	s.waitReady(base + "/api/health")
+	base := serveEmbeddings(t, models)
 	var inputs [][]int
 	for _, ids := range ref.IDs {
 		inputs = append(inputs, ids[1:len(ids)-1]) // the server adds <s> and </s>

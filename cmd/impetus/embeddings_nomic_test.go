@@ -24,16 +24,9 @@ func TestEmbeddingsMatryoshka(t *testing.T) {
 		t.Fatal(err)
 	}
 	models := embedModels(t)
-	port, adminPort := freePort(t), freePort(t)
-	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	s := startServer(t, embedConfig(fmt.Sprintf("127.0.0.1:%d", adminPort), port, models, false))
-	s.waitReady(base + "/api/health")
-	post := func(body any) response {
-		b, _ := json.Marshal(body)
-		return sendJSON(t, "POST", base+"/v1/embeddings", "full-secret", string(b))
-	}
+	base := serveEmbeddings(t, models)
 	inputs := referenceInputs(ref)
-	got, _ := embeddingsOf(t, post(map[string]any{"model": "nomic-mean", "input": inputs}), "nomic-mean", false)
+	got, _ := embeddingsOf(t, postEmbeddings(t, base, map[string]any{"model": "nomic-mean", "input": inputs}), "nomic-mean", false)
 	checkVectors(t, "nomic-mean full", got, ref.Embeddings["f32"]["mean_norm"])
 	for _, dims := range []int{16, 1, 32} {
 		want := make([][]float64, len(inputs))
@@ -46,9 +39,9 @@ func TestEmbeddingsMatryoshka(t *testing.T) {
 				want[i] = append(want[i], x/math.Sqrt(n))
 			}
 		}
-		got, _ = embeddingsOf(t, post(map[string]any{"model": "nomic-mean", "input": inputs, "dimensions": dims, "encoding_format": "base64"}), "nomic-mean", true)
+		got, _ = embeddingsOf(t, postEmbeddings(t, base, map[string]any{"model": "nomic-mean", "input": inputs, "dimensions": dims, "encoding_format": "base64"}), "nomic-mean", true)
 		checkVectors(t, fmt.Sprintf("nomic-mean dimensions %d", dims), got, want)
 	}
-	wantOpenAIError(t, "too many dimensions", post(map[string]any{"model": "nomic-mean", "input": "x", "dimensions": 33}), 400, "dimensions", "between 1 and 32", "got 33")
-	wantOpenAIError(t, "bert dimensions", post(map[string]any{"model": "bert-mean", "input": "x", "dimensions": 16}), 400, "dimensions", "not trained for shortening")
+	wantOpenAIError(t, "too many dimensions", postEmbeddings(t, base, map[string]any{"model": "nomic-mean", "input": "x", "dimensions": 33}), 400, "dimensions", "between 1 and 32", "got 33")
+	wantOpenAIError(t, "bert dimensions", postEmbeddings(t, base, map[string]any{"model": "bert-mean", "input": "x", "dimensions": 16}), 400, "dimensions", "not trained for shortening")
 }

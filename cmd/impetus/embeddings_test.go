@@ -62,6 +62,24 @@ func embedModels(t *testing.T) string {
 
 // embedConfig serves the models with keys: full (every model), only
 // (bert-cls only) and budget (a 40-token-per-minute budget).
+// serveEmbeddings starts the binary on models with embedConfig's settings
+// and returns its base URL once it is ready.
+func serveEmbeddings(t *testing.T, models string) string {
+	t.Helper()
+	port, adminPort := freePort(t), freePort(t)
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	startServer(t, embedConfig(fmt.Sprintf("127.0.0.1:%d", adminPort), port, models, false)).waitReady(base + "/api/health")
+	return base
+}
+
+// postEmbeddings sends body, JSON-encoded, to base's /v1/embeddings with
+// the full-access key.
+func postEmbeddings(t *testing.T, base string, body any) response {
+	t.Helper()
+	b, _ := json.Marshal(body)
+	return sendJSON(t, "POST", base+"/v1/embeddings", "full-secret", string(b))
+}
+
 func embedConfig(admin string, port int, models string, truncate bool) string {
 	opt := ""
 	if truncate {
@@ -335,10 +353,7 @@ func mustJSON(v any) string {
 func TestEmbeddingModelKinds(t *testing.T) {
 	models := embedModels(t)
 	copyDir(t, testutil.Fixture(t, "dev-trained", "llama-mlx4"), filepath.Join(models, "llama-mlx4"))
-	port, adminPort := freePort(t), freePort(t)
-	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	s := startServer(t, embedConfig(fmt.Sprintf("127.0.0.1:%d", adminPort), port, models, false))
-	s.waitReady(base + "/api/health")
+	base := serveEmbeddings(t, models)
 	wantOpenAIError(t, "chat model at /v1/embeddings", sendJSON(t, "POST", base+"/v1/embeddings", "full-secret", `{"model":"llama-mlx4","input":"hi"}`),
 		400, "model", "llama-mlx4 is a chat model")
 	wantOpenAIError(t, "embedding model at /v1/chat/completions", sendJSON(t, "POST", base+"/v1/chat/completions", "full-secret",
@@ -382,10 +397,7 @@ func TestEmbeddingsNodeSDK(t *testing.T) {
 		t.Skip("the openai npm package is not installed; run make test-deps")
 	}
 	models := embedModels(t)
-	port, adminPort := freePort(t), freePort(t)
-	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	s := startServer(t, embedConfig(fmt.Sprintf("127.0.0.1:%d", adminPort), port, models, false))
-	s.waitReady(base + "/api/health")
+	base := serveEmbeddings(t, models)
 	refPath, err := filepath.Abs(filepath.Join(embedFixtures, "reference.json"))
 	if err != nil {
 		t.Fatal(err)
@@ -441,10 +453,7 @@ func TestEmbeddingsLangChain(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "node_modules", "@langchain", "openai")); err != nil {
 		t.Skip("@langchain/openai is not installed; run make test-deps")
 	}
-	port, adminPort := freePort(t), freePort(t)
-	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	s := startServer(t, embedConfig(fmt.Sprintf("127.0.0.1:%d", adminPort), port, embedModels(t), false))
-	s.waitReady(base + "/api/health")
+	base := serveEmbeddings(t, embedModels(t))
 	passed := runNodeChecks(t, node, dir, "embed.js", base, "full-secret")
 	if len(passed) != 4 && !t.Failed() {
 		t.Errorf("passed %v, want 4 checks", passed)
@@ -508,10 +517,7 @@ http://127.0.0.1:%d {
 // event for an embeddings request, with its model, endpoint and prompt
 // tokens.
 func TestEmbeddingsInferenceStats(t *testing.T) {
-	port, adminPort := freePort(t), freePort(t)
-	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	s := startServer(t, embedConfig(fmt.Sprintf("127.0.0.1:%d", adminPort), port, embedModels(t), false))
-	s.waitReady(base + "/api/health")
+	base := serveEmbeddings(t, embedModels(t))
 	poll := func(method, url, body string) string {
 		t.Helper()
 		req, _ := http.NewRequest(method, url, strings.NewReader(body))

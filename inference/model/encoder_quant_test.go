@@ -168,19 +168,10 @@ func TestEncoderQuantTable(t *testing.T) {
 		dir := filepath.Join(tmp, "st")
 		if s.fixture != "" {
 			dir = filepath.Join("testdata", "embed", s.fixture)
-		} else if err := writeRandomEncoder(dir, filepath.Join("testdata", "embed", "bert-mean"), s.shape, false, 1); err != nil {
-			t.Fatal(err)
+		} else {
+			writeRandomShape(t, dir, s.shape)
 		}
-		src, err := LoadEncoder(dir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		spec, err := LoadEmbedSpec(dir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ref := poolAll(t, src, spec, seqs)
-		src.Close()
+		ref := floatReference(t, dir, seqs)
 		write := func(typ quant.GGMLType) string {
 			w, err := convertEncoderGGUF(dir, typ)
 			if err != nil {
@@ -278,19 +269,8 @@ func TestEncoderQuantRealistic(t *testing.T) {
 		t.Run(s.name, func(t *testing.T) {
 			tmp := t.TempDir()
 			dir := filepath.Join(tmp, "st")
-			if err := writeRandomEncoder(dir, filepath.Join("testdata", "embed", "bert-mean"), s.shape, false, 1); err != nil {
-				t.Fatal(err)
-			}
-			src, err := LoadEncoder(dir)
-			if err != nil {
-				t.Fatal(err)
-			}
-			spec, err := LoadEmbedSpec(dir)
-			if err != nil {
-				t.Fatal(err)
-			}
-			ref := poolAll(t, src, spec, seqs)
-			src.Close()
+			writeRandomShape(t, dir, s.shape)
+			ref := floatReference(t, dir, seqs)
 			var jobs []llamaJob
 			ours := make([][][]float32, len(s.types))
 			for i, q := range s.types {
@@ -331,4 +311,28 @@ func TestEncoderQuantRealistic(t *testing.T) {
 			}
 		})
 	}
+}
+
+// writeRandomShape writes a random encoder of shape into dir, with
+// bert-mean's tokenizer and sentence-transformers files.
+func writeRandomShape(t *testing.T, dir string, shape EncoderConfig) {
+	t.Helper()
+	if err := writeRandomEncoder(dir, filepath.Join("testdata", "embed", "bert-mean"), shape, false, 1); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// floatReference is the float model's pooled embeddings of seqs.
+func floatReference(t *testing.T, dir string, seqs [][]int32) [][]float32 {
+	t.Helper()
+	src, err := LoadEncoder(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	spec, err := LoadEmbedSpec(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return poolAll(t, src, spec, seqs)
 }
