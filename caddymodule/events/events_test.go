@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
@@ -22,6 +21,7 @@ import (
 	"github.com/impetusllm/impetus/caddymodule/manage/models"
 	"github.com/impetusllm/impetus/caddymodule/pool"
 	"github.com/impetusllm/impetus/inference"
+	"github.com/impetusllm/impetus/inference/testutil"
 )
 
 func TestDiffModels(t *testing.T) {
@@ -227,12 +227,7 @@ func TestEventsThroughCaddyReload(t *testing.T) {
 		t.Skip("starts a Caddy server")
 	}
 	dir := t.TempDir()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
+	addr := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
 	config := func(memPercent int) []byte {
 		return []byte(fmt.Sprintf(`{
 			"admin": {"disabled": true, "config": {"persist": false}},

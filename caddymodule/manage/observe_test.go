@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os/exec"
 	"regexp"
@@ -23,16 +22,12 @@ import (
 	"github.com/impetusllm/impetus/caddymodule/metrics"
 	"github.com/impetusllm/impetus/hwinfo"
 	"github.com/impetusllm/impetus/inference/kernels"
+	"github.com/impetusllm/impetus/inference/testutil"
 )
 
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
+	return fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
 }
 
 // observeConfig is a Caddy config serving impetus_api, with the admin API

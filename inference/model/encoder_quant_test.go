@@ -7,7 +7,6 @@ import (
 	"io"
 	"math"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -88,12 +87,7 @@ func worstCosine(a, b [][]float32) float64 {
 // the metadata says and normalises).
 func llamaServerEmbed(t *testing.T, bin, path string, seqs [][]int32) [][]float32 {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
+	port := testutil.FreePort(t)
 	ctx := strconv.Itoa(len(seqs) * 80)
 	cmd := exec.Command(bin, "-m", path, "--embeddings", "-t", "2", "-np", strconv.Itoa(len(seqs)), "-c", ctx, "-b", ctx, "-ub", ctx,
 		"--host", "127.0.0.1", "--port", strconv.Itoa(port))

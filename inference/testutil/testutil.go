@@ -5,6 +5,7 @@ package testutil
 
 import (
 	"math"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -115,4 +116,36 @@ func Cosine(a, b []float32) float64 {
 		bb += float64(b[i]) * float64(b[i])
 	}
 	return ab / math.Sqrt(aa*bb)
+}
+
+// handedOut holds every port FreePort has returned in this test process.
+// The kernel may give a just-closed port to the next bind(0), and Caddy
+// listens with SO_REUSEPORT, so a second listener on the same port (say a
+// server's admin endpoint) starts without error and silently takes half of
+// the connections: a CI run once sent /v1/completions to the admin API.
+var handedOut = struct {
+	sync.Mutex
+	ports map[int]bool
+}{ports: map[int]bool{}}
+
+// FreePort returns a loopback port that nothing listened on a moment ago and
+// that no earlier call in this process has returned.
+func FreePort(tb testing.TB) int {
+	tb.Helper()
+	handedOut.Lock()
+	defer handedOut.Unlock()
+	for range 100 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			tb.Fatal(err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		if !handedOut.ports[port] {
+			handedOut.ports[port] = true
+			return port
+		}
+	}
+	tb.Fatal("no unused loopback port after 100 tries")
+	return 0
 }
