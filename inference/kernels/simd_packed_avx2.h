@@ -410,9 +410,9 @@ PK2_AI void PK2(half)(float *out, const int8_t *xq, const float *xd, const int32
 }
 
 // One activation row against all 16 rows of group g, for the kinds whose
-// blocks are plain 32-blocks (Q4, Q8, U8, with or without MLX groups): both
-// halves per block, so each activation quad is broadcast once for 16 rows
-// and the group's codes are read once. Each lane's integer sums and float
+// blocks are plain 32-blocks (Q4, Q8, U8, with or without MLX groups, Q5_0
+// and Q5_1): both halves per block, so each activation quad is broadcast
+// once for 16 rows and the group's codes are read once. Each lane's integer sums and float
 // operations are those of PK2(half), so the results are bit-identical.
 PK2_AI void PK2(pair1)(float *out, const int8_t *xq, const float *xd, const int32_t *xc, const float *xe,
                        const int LK, const uint8_t *codes, const void *sc, const void *bi, int sfmt, int group,
@@ -436,6 +436,16 @@ PK2_AI void PK2(pair1)(float *out, const int8_t *xq, const float *xd, const int3
                 s1 = PK2(load8)(sc, ((size_t)g * nb + k) * 16 + 8, sfmt);
             }
             const __m256 dx = _mm256_set1_ps(xd[k]);
+            if (KIND == K_PK_Q5 || KIND == K_PK_Q5U) {
+                // PK2(half)'s Q5 branch; Q5_1 has groups of one block, so
+                // its bias is added below after each block, as there.
+                const int32_t c = KIND == K_PK_Q5 ? xc[k] : 0;
+                PK2(load)(w, cp + (size_t)k * cb, LK);
+                f0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(PK2(dot_q5)(w, xq + (size_t)k * 32, c)), _mm256_mul_ps(s0, dx), f0);
+                PK2(load)(w, cp + (size_t)k * cb + 32, LK);
+                f1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(PK2(dot_q5)(w, xq + (size_t)k * 32, c)), _mm256_mul_ps(s1, dx), f1);
+                continue;
+            }
             PK2(load)(w, cp + (size_t)k * cb, LK);
             const __m256i a0 = PK2(dot)(w, xq + (size_t)k * 32, xc[k], KIND);
             f0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(a0), _mm256_mul_ps(s0, dx), f0);
@@ -540,9 +550,11 @@ void PK2(pk_matmul)(float *out, const int8_t *xq, const float *xd, const int32_t
         const int base = K_PK_BASE(kind);
         const k_pf pf = k_pk_prefetch_plan(nbk);
         k_pf_start(codes + (size_t)(lo / 16) * nb * K_PK_CB(kind), pf);
-        if (nbk == 1 && (base == K_PK_Q4 || base == K_PK_Q8 || base == K_PK_U8)) {
+        if (nbk == 1 && (base == K_PK_Q4 || base == K_PK_Q8 || base == K_PK_U8 || kind == K_PK_Q5 || kind == K_PK_Q5U)) {
             for (int g = lo / 16; g < hi / 16; g++) {
                 switch (kind) {
+                case K_PK_Q5: PK2(pair1)(o, q, d, c, e, K_PK_Q5, codes, sc, bi, sfmt, group, cols, g, pf); break;
+                case K_PK_Q5U: PK2(pair1)(o, q, d, c, e, K_PK_Q5U, codes, sc, bi, sfmt, group, cols, g, pf); break;
                 case K_PK_Q8: PK2(pair1)(o, q, d, c, e, K_PK_Q8, codes, sc, bi, sfmt, group, cols, g, pf); break;
                 case K_PK_U8: PK2(pair1)(o, q, d, c, e, K_PK_U8, codes, sc, bi, sfmt, group, cols, g, pf); break;
                 case K_PK_U2: PK2(pair1)(o, q, d, c, e, K_PK_U2, codes, sc, bi, sfmt, group, cols, g, pf); break;
