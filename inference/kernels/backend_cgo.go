@@ -254,6 +254,14 @@ func rmsNorm(out, x, weight []float32, n, dim int, eps float32, addOne bool) {
 	C.k_rmsnorm(fp(out), fp(x), fp(weight), C.int(n), C.int(dim), C.float(eps), a)
 }
 
+func layerNorm(out, x, add, weight, bias []float32, n, dim int, eps float32) {
+	var a *C.float
+	if add != nil {
+		a = fp(add)
+	}
+	C.k_layernorm(fp(out), fp(x), a, fp(weight), fp(bias), C.int(n), C.int(dim), C.float(eps))
+}
+
 func softmax(x []float32) {
 	if len(x) > 0 {
 		C.k_softmax(fp(x), C.size_t(len(x)))

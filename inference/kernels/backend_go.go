@@ -38,6 +38,9 @@ func add(dst, src []float32)                        { addGo(dst, src) }
 func rmsNorm(out, x, weight []float32, n, dim int, eps float32, addOne bool) {
 	rmsNormGo(out, x, weight, n, dim, eps, addOne)
 }
+func layerNorm(out, x, add, weight, bias []float32, n, dim int, eps float32) {
+	LayerNormRef(out, x, add, weight, bias, n, dim, eps)
+}
 func rope(x []float32, n, nHeads, headDim, rotDim int, positions []int32, invFreq []float32, neox bool, mscale float32) {
 	ropeGo(x, n, nHeads, headDim, rotDim, positions, invFreq, neox, mscale)
 }

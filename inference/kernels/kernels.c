@@ -602,6 +602,31 @@ void k_add(float *d, const float *s, size_t n) {
 #undef CALL
 }
 
+// LayerNormRef's arithmetic (ref.go): double sums, one row at a time.
+static void layernorm_scalar(float *out, const float *x, const float *add, const float *w, const float *b, int n,
+                             int dim, float eps) {
+    for (int r = 0; r < n; r++) {
+        const float *xr = x + (size_t)r * dim, *ar = add ? add + (size_t)r * dim : NULL;
+        float *o = out + (size_t)r * dim;
+        double sum = 0, ss = 0;
+        for (int i = 0; i < dim; i++) sum += (double)(ar ? xr[i] + ar[i] : xr[i]);
+        const double mean = sum / dim;
+        for (int i = 0; i < dim; i++) {
+            const double d = (double)(ar ? xr[i] + ar[i] : xr[i]) - mean;
+            ss += d * d;
+        }
+        const double inv = 1.0 / sqrt(ss / dim + eps);
+        for (int i = 0; i < dim; i++) o[i] = (float)(((double)(ar ? xr[i] + ar[i] : xr[i]) - mean) * inv) * w[i] + b[i];
+    }
+}
+
+void k_layernorm(float *out, const float *x, const float *add, const float *w, const float *b, int n, int dim,
+                 float eps) {
+#define CALL(v) k_layernorm_##v(out, x, add, w, b, n, dim, eps)
+    K_DISPATCH(k_level(), CALL, layernorm_scalar(out, x, add, w, b, n, dim, eps))
+#undef CALL
+}
+
 // RoPE is cheap next to the matmuls around it: scalar at every level, with
 // each angle's cos/sin computed once and applied to all heads.
 void k_rope(float *x, int n, int nHeads, int headDim, int rotDim, const int32_t *pos, const float *invFreq,

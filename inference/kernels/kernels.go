@@ -355,6 +355,20 @@ func RMSNorm(out, x, weight []float32, n, dim int, eps float32, addOne bool) {
 	rmsNorm(out, x, weight, n, dim, eps, addOne)
 }
 
+// LayerNorm sets each row of out to the row of x plus the row of add (when
+// add is not nil: a residual connection), normalised to mean 0 and
+// variance 1, times weight plus bias (BERT's LayerNorm). out may be x or
+// add.
+func LayerNorm(out, x, add, weight, bias []float32, n, dim int, eps float32) {
+	if len(out) < n*dim || len(x) < n*dim || (add != nil && len(add) < n*dim) || len(weight) < dim || len(bias) < dim {
+		panic(fmt.Sprintf("kernels: LayerNorm: short slice: out %d x %d add %d want %d, weight %d bias %d want %d",
+			len(out), len(x), len(add), n*dim, len(weight), len(bias), dim))
+	}
+	if n > 0 && dim > 0 {
+		layerNorm(out, x, add, weight, bias, n, dim, eps)
+	}
+}
+
 // Softmax replaces x by its softmax, subtracting the maximum first.
 func Softmax(x []float32) { softmax(x) }
 

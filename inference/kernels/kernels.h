@@ -192,6 +192,8 @@ void k_attention_merge(float *out, const float *part, int pos0, int nKV, int nHe
                        int window, int lo, int hi, float *scratch);
 
 void k_rmsnorm(float *out, const float *x, const float *w, int n, int dim, float eps, int addOne);
+void k_layernorm(float *out, const float *x, const float *add, const float *w, const float *b, int n, int dim,
+                 float eps);
 void k_softmax(float *x, size_t n);
 void k_silu_mul(float *gate, const float *up, size_t n);
 void k_gelu_mul(float *gate, const float *up, size_t n);

@@ -194,6 +194,7 @@ void pk_quant_avx2(int8_t *, float *, int32_t *, float *, const float *, int, in
     void k_gelu_mul_##sfx(float *, const float *, size_t);                                                 \
     void k_gelu_erf_##sfx(float *, size_t);                                                                \
     void k_add_##sfx(float *, const float *, size_t);                                                     \
+    void k_layernorm_##sfx(float *, const float *, const float *, const float *, const float *, int, int, float); \
     int k_mlx_prep_##sfx(float *, const float *, int, int, int);                                          \
     void k_mm_gguf_##sfx(float *, const float *, int, const uint8_t *, int, int, int, int, int, float *);
 
@@ -241,6 +242,10 @@ K_DECLARE_LEVEL(neon)
     void k_gelu_mul_##sfx(float *g, const float *u, size_t n) { gelu_mul_##sfx(g, u, n); }                     \
     void k_gelu_erf_##sfx(float *x, size_t n) { gelu_erf_##sfx(x, n); }                                        \
     void k_add_##sfx(float *d, const float *s, size_t n) { add_##sfx(d, s, n); }                              \
+    void k_layernorm_##sfx(float *o, const float *x, const float *a, const float *w, const float *b, int n, int dim, \
+                           float eps) {                                                                        \
+        layernorm_##sfx(o, x, a, w, b, n, dim, eps);                                                           \
+    }                                                                                                          \
     int k_mlx_prep_##sfx(float *d, const float *x, int n, int cols, int bits) { return mlx_prep_##sfx(d, x, n, cols, bits); } \
     void k_mm_gguf_##sfx(float *o, const float *x, int n, const uint8_t *w, int type, int rows, int cols, int lo, int hi, \
                          float *s) {                                                                              \

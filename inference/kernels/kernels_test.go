@@ -304,6 +304,43 @@ func TestRMSNorm(t *testing.T) {
 	}
 }
 
+func TestLayerNorm(t *testing.T) {
+	// Rows (1, 3) and (2, 2)+(0, 4): mean 2, deviation 1 and 2.
+	x, add := []float32{1, 3, 2, 2}, []float32{0, 0, 0, 4}
+	w, b := []float32{1, 2}, []float32{0, 1}
+	out := make([]float32, 4)
+	LayerNorm(out, x, add, w, b, 2, 2, 0)
+	closeTo(t, "known", out, []float32{-1, 3, -1, 3}, 1e-6)
+
+	r := rand.New(rand.NewPCG(15, 16))
+	for _, dim := range []int{1, 7, 64, 384, 768, 2051} {
+		n := 3
+		x, add := randSlice(r, n*dim, 3), randSlice(r, n*dim, 1)
+		for i := range x {
+			x[i] += 5 // a mean far from 0, as residual streams have
+		}
+		w, b := randSlice(r, dim, 1), randSlice(r, dim, 1)
+		want, got := make([]float32, n*dim), make([]float32, n*dim)
+		for _, a := range [][]float32{nil, add} {
+			name := fmt.Sprintf("dim %d add %v", dim, a != nil)
+			LayerNormRef(want, x, a, w, b, n, dim, 1e-12)
+			LayerNorm(got, x, a, w, b, n, dim, 1e-12)
+			closeTo(t, name, got, want, 2e-5)
+			in := append([]float32(nil), x...)
+			LayerNorm(in, in, a, w, b, n, dim, 1e-12)
+			closeTo(t, "in place "+name, in, want, 2e-5)
+			if a != nil {
+				in := append([]float32(nil), a...)
+				LayerNorm(in, x, in, w, b, n, dim, 1e-12)
+				closeTo(t, "into add "+name, in, want, 2e-5)
+			}
+		}
+	}
+	// A constant row has no deviation: eps keeps it finite.
+	LayerNorm(out[:2], []float32{4, 4}, nil, w, b, 1, 2, 1e-5)
+	closeTo(t, "constant", out[:2], []float32{0, 1}, 1e-6)
+}
+
 func TestSoftmax(t *testing.T) {
 	x := []float32{0, float32(math.Ln2)}
 	Softmax(x)

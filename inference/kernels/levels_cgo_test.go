@@ -76,6 +76,7 @@ func TestLevels(t *testing.T) {
 			t.Run("AttentionRandom", TestAttentionRandom)
 			t.Run("AttentionQ8", TestAttentionQ8)
 			t.Run("RMSNorm", TestRMSNorm)
+			t.Run("LayerNorm", TestLayerNorm)
 			t.Run("Softmax", TestSoftmax)
 			t.Run("Activations", TestActivations)
 			t.Run("RoPE", TestRoPE)

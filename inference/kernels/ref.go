@@ -70,6 +70,33 @@ func dotRef(a, b []float32) float32 {
 	return float32(s)
 }
 
+// LayerNormRef is LayerNorm in float64: each row of x (plus add's, when add
+// is not nil) less its mean, over its standard deviation, times weight plus
+// bias. out may be x or add.
+func LayerNormRef(out, x, add, weight, bias []float32, n, dim int, eps float32) {
+	for r := 0; r < n; r++ {
+		at := func(i int) float64 {
+			if add != nil {
+				return float64(x[r*dim+i] + add[r*dim+i])
+			}
+			return float64(x[r*dim+i])
+		}
+		var sum, ss float64
+		for i := range dim {
+			sum += at(i)
+		}
+		mean := sum / float64(dim)
+		for i := range dim {
+			d := at(i) - mean
+			ss += d * d
+		}
+		inv := 1 / math.Sqrt(ss/float64(dim)+float64(eps))
+		for i := range dim {
+			out[r*dim+i] = float32((at(i)-mean)*inv)*weight[i] + bias[i]
+		}
+	}
+}
+
 // RMSNormRef normalises each of the n rows of x by its root mean square and
 // multiplies by weight (or 1+weight when addOne, as Gemma stores it).
 // out may be x.

@@ -685,3 +685,52 @@ static void SFX(add)(float *d, const float *s, size_t n) {
     for (; i + W <= n; i += W) VSTORE(d + i, VADD(VLOAD(d + i), VLOAD(s + i)));
     for (; i < n; i++) d[i] += s[i];
 }
+
+// Row r of x plus row r of add (when add is not NULL), normalised to mean 0
+// and variance 1, times w plus b (BERT's residual add and LayerNorm in one
+// pass over the row). Sums run in W float lanes, then in double; out may
+// be x or add.
+static void SFX(layernorm)(float *out, const float *x, const float *add, const float *w, const float *b, int n,
+                           int dim, float eps) {
+#define LN_AT(r, i) (add ? VADD(VLOAD((r) + (i)), VLOAD(ar + (i))) : VLOAD((r) + (i)))
+#define LN_SC(r, i) (add ? (r)[i] + ar[i] : (r)[i])
+    for (int row = 0; row < n; row++) {
+        const float *xr = x + (size_t)row * dim, *ar = add ? add + (size_t)row * dim : NULL;
+        float *or_ = out + (size_t)row * dim;
+        VF s0 = VZERO(), s1 = VZERO();
+        int i = 0;
+        for (; i + 2 * W <= dim; i += 2 * W) {
+            s0 = VADD(s0, LN_AT(xr, i));
+            s1 = VADD(s1, LN_AT(xr, i + W));
+        }
+        for (; i + W <= dim; i += W) s0 = VADD(s0, LN_AT(xr, i));
+        double sum = VHSUM(VADD(s0, s1));
+        for (; i < dim; i++) sum += LN_SC(xr, i);
+        const float mean = (float)(sum / dim);
+        const VF vm = VSET1(mean);
+        s0 = VZERO(), s1 = VZERO();
+        i = 0;
+        for (; i + 2 * W <= dim; i += 2 * W) {
+            const VF d0 = VSUB(LN_AT(xr, i), vm), d1 = VSUB(LN_AT(xr, i + W), vm);
+            s0 = VFMA(d0, d0, s0);
+            s1 = VFMA(d1, d1, s1);
+        }
+        for (; i + W <= dim; i += W) {
+            const VF d0 = VSUB(LN_AT(xr, i), vm);
+            s0 = VFMA(d0, d0, s0);
+        }
+        double ss = VHSUM(VADD(s0, s1));
+        for (; i < dim; i++) {
+            const double d = (double)LN_SC(xr, i) - mean;
+            ss += d * d;
+        }
+        const float inv = (float)(1.0 / sqrt(ss / dim + eps));
+        const VF vi = VSET1(inv);
+        i = 0;
+        for (; i + W <= dim; i += W)
+            VSTORE(or_ + i, VFMA(VMUL(VSUB(LN_AT(xr, i), vm), vi), VLOAD(w + i), VLOAD(b + i)));
+        for (; i < dim; i++) or_[i] = (LN_SC(xr, i) - mean) * inv * w[i] + b[i];
+    }
+#undef LN_AT
+#undef LN_SC
+}

@@ -348,7 +348,7 @@ func (e *Encoder) Hidden(seqs [][]int32) ([][]float32, error) {
 			t++
 		}
 	}
-	layerNorm(x, x, e.embNormW, e.embNormB, total, H, cfg.LayerNormEps)
+	layerNorm(x, x, nil, e.embNormW, e.embNormB, total, H, cfg.LayerNormEps)
 
 	// The work buffers are kept between calls (x is not: the results are
 	// slices of it): a batch of thousands of tokens needs hundreds of MB,
@@ -380,7 +380,9 @@ func (e *Encoder) Hidden(seqs [][]int32) ([][]float32, error) {
 		L := &e.layers[li]
 		if L.qkv.rows > 0 {
 			L.qkv.forward(qkv, x, total)
-			splitRows(q, k, v, qkv, total, H)
+			parallelRows(total, func(r0, r1 int) {
+				splitRows(q[r0*H:r1*H], k[r0*H:r1*H], v[r0*H:r1*H], qkv[r0*3*H:r1*3*H], r1-r0, H)
+			})
 		} else {
 			L.q.forward(q, x, total)
 			L.k.forward(k, x, total)
@@ -388,8 +390,10 @@ func (e *Encoder) Hidden(seqs [][]int32) ([][]float32, error) {
 		}
 		if positions != nil {
 			d := H / cfg.Heads
-			kernels.RoPE(q, total, cfg.Heads, d, cfg.RotaryDim, positions, e.invFreq, true, 1)
-			kernels.RoPE(k, total, cfg.Heads, d, cfg.RotaryDim, positions, e.invFreq, true, 1)
+			parallelRows(total, func(r0, r1 int) {
+				kernels.RoPE(q[r0*H:r1*H], r1-r0, cfg.Heads, d, cfg.RotaryDim, positions[r0:r1], e.invFreq, true, 1)
+				kernels.RoPE(k[r0*H:r1*H], r1-r0, cfg.Heads, d, cfg.RotaryDim, positions[r0:r1], e.invFreq, true, 1)
+			})
 		}
 		off := 0
 		for _, s := range seqs {
@@ -399,8 +403,7 @@ func (e *Encoder) Hidden(seqs [][]int32) ([][]float32, error) {
 			off += n
 		}
 		L.o.forward(proj, att, total)
-		kernels.Add(proj, x)
-		layerNorm(x, proj, L.attnNormW, L.attnNB, total, H, cfg.LayerNormEps)
+		layerNorm(x, proj, x, L.attnNormW, L.attnNB, total, H, cfg.LayerNormEps)
 		L.up.forward(mid, x, total)
 		if cfg.GatedMLP {
 			L.gate.forward(gate, x, total)
@@ -412,8 +415,7 @@ func (e *Encoder) Hidden(seqs [][]int32) ([][]float32, error) {
 			parallelRows(total, func(r0, r1 int) { kernels.GELUErf(mid[r0*cfg.Intermediate : r1*cfg.Intermediate]) })
 		}
 		L.down.forward(proj, mid, total)
-		kernels.Add(proj, x)
-		layerNorm(x, proj, L.ffnNormW, L.ffnNormB, total, H, cfg.LayerNormEps)
+		layerNorm(x, proj, x, L.ffnNormW, L.ffnNormB, total, H, cfg.LayerNormEps)
 	}
 	out := make([][]float32, len(seqs))
 	off := 0
@@ -458,29 +460,15 @@ func parallelRows(n int, fn func(r0, r1 int)) {
 	wg.Wait()
 }
 
-// layerNorm sets out to x normalised per row of dim (mean 0, variance 1,
-// accumulated in float64) times w plus b. out may be x.
-func layerNorm(out, x, w, b []float32, n, dim int, eps float32) {
-	parallelRows(n, func(r0, r1 int) { layerNormRows(out, x, w, b, r0, r1, dim, eps) })
-}
-
-func layerNormRows(out, x, w, b []float32, r0, r1, dim int, eps float32) {
-	for r := r0; r < r1; r++ {
-		row := x[r*dim : (r+1)*dim]
-		var sum float64
-		for _, v := range row {
-			sum += float64(v)
+// layerNorm sets out to x plus add (the residual, when not nil) normalised
+// per row of dim (kernels.LayerNorm), the rows split across the threads.
+// out may be x or add.
+func layerNorm(out, x, add, w, b []float32, n, dim int, eps float32) {
+	parallelRows(n, func(r0, r1 int) {
+		var a []float32
+		if add != nil {
+			a = add[r0*dim : r1*dim]
 		}
-		mean := sum / float64(dim)
-		var ss float64
-		for _, v := range row {
-			d := float64(v) - mean
-			ss += d * d
-		}
-		inv := 1 / math.Sqrt(ss/float64(dim)+float64(eps))
-		o := out[r*dim : (r+1)*dim]
-		for i, v := range row {
-			o[i] = float32((float64(v)-mean)*inv)*w[i] + b[i]
-		}
-	}
+		kernels.LayerNorm(out[r0*dim:r1*dim], x[r0*dim:r1*dim], a, w, b, r1-r0, dim, eps)
+	})
 }
