@@ -6,7 +6,7 @@ LDFLAGS   := -X github.com/impetusllm/impetus/caddymodule/buildinfo.version=$(VE
 # Tests write Caddy's data (certificates, autosave) under a throwaway folder.
 TEST_XDG  ?= $(CURDIR)/.test-xdg
 
-.PHONY: build run test test-deps test-arm64 fuzz lint bench clean test-gpu test-gpu-bins
+.PHONY: build run test test-deps test-arm64 test-nocgo fuzz lint bench clean test-gpu test-gpu-bins
 
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/impetus
@@ -33,7 +33,14 @@ test: build test-deps
 		$(GO) test -timeout 30m ./...
 	$(ARM64_GO) vet ./inference/kernels ./inference/model
 	$(MAKE) --no-print-directory test-arm64
+	$(MAKE) --no-print-directory test-nocgo
 	$(MAKE) --no-print-directory fuzz
+
+# test-nocgo checks the portable build: without cgo the binary still builds
+# and the kernels and models run on the pure Go path.
+test-nocgo:
+	CGO_ENABLED=0 $(GO) build -o /dev/null ./cmd/impetus
+	CGO_ENABLED=0 $(GO) test -short ./inference/kernels ./inference/model
 
 # Debian packages the suite uses: Node.js/npm (oracles, SDK and Socket.IO
 # clients), promtool (metrics format), Chromium (the docs page), and the
