@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"math"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -37,24 +36,6 @@ func inProcessEmbeddings(t *testing.T, path string, seqs [][]int) [][]float32 {
 		out[i] = model.Pool(h, enc.Config.Hidden, spec.Pooling, spec.Normalize)
 	}
 	return out
-}
-
-// checkClose fails unless got and want hold the same vectors within tol.
-func checkClose(t *testing.T, what string, got, want [][]float32, tol float64) {
-	t.Helper()
-	if len(got) != len(want) {
-		t.Fatalf("%s: %d vectors, want %d", what, len(got), len(want))
-	}
-	for i := range want {
-		if len(got[i]) != len(want[i]) {
-			t.Fatalf("%s[%d]: %d dimensions, want %d", what, i, len(got[i]), len(want[i]))
-		}
-		for j := range want[i] {
-			if d := math.Abs(float64(got[i][j]) - float64(want[i][j])); d > tol {
-				t.Fatalf("%s[%d][%d] = %v, want %v (off by %.2g)", what, i, j, got[i][j], want[i][j], d)
-			}
-		}
-	}
 }
 
 // TestEmbeddingsGGUF converts the bert-mean fixture to GGUF at test time

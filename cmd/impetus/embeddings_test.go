@@ -132,7 +132,14 @@ func referenceInputs(ref embedReference) [][]int {
 	return out
 }
 
+// checkVectors fails unless got matches a reference's vectors within 1e-4.
 func checkVectors(t *testing.T, what string, got [][]float32, want [][]float64) {
+	t.Helper()
+	checkClose(t, what, got, want, 1e-4)
+}
+
+// checkClose fails unless got and want hold the same vectors within tol.
+func checkClose[T float32 | float64](t *testing.T, what string, got [][]float32, want [][]T, tol float64) {
 	t.Helper()
 	if len(got) != len(want) {
 		t.Fatalf("%s: %d vectors, want %d", what, len(got), len(want))
@@ -142,7 +149,7 @@ func checkVectors(t *testing.T, what string, got [][]float32, want [][]float64) 
 			t.Fatalf("%s[%d]: %d dimensions, want %d", what, i, len(got[i]), len(want[i]))
 		}
 		for j := range want[i] {
-			if d := math.Abs(float64(got[i][j]) - want[i][j]); d > 1e-4 {
+			if d := math.Abs(float64(got[i][j]) - float64(want[i][j])); d > tol {
 				t.Fatalf("%s[%d][%d] = %v, want %v (off by %.2g)", what, i, j, got[i][j], want[i][j], d)
 			}
 		}

@@ -608,15 +608,14 @@ static void layernorm_scalar(float *out, const float *x, const float *add, const
     for (int r = 0; r < n; r++) {
         const float *xr = x + (size_t)r * dim, *ar = add ? add + (size_t)r * dim : NULL;
         float *o = out + (size_t)r * dim;
+#define LN_X(i) ((double)(ar ? xr[i] + ar[i] : xr[i]))
         double sum = 0, ss = 0;
-        for (int i = 0; i < dim; i++) sum += (double)(ar ? xr[i] + ar[i] : xr[i]);
+        for (int i = 0; i < dim; i++) sum += LN_X(i);
         const double mean = sum / dim;
-        for (int i = 0; i < dim; i++) {
-            const double d = (double)(ar ? xr[i] + ar[i] : xr[i]) - mean;
-            ss += d * d;
-        }
+        for (int i = 0; i < dim; i++) ss += (LN_X(i) - mean) * (LN_X(i) - mean);
         const double inv = 1.0 / sqrt(ss / dim + eps);
-        for (int i = 0; i < dim; i++) o[i] = (float)(((double)(ar ? xr[i] + ar[i] : xr[i]) - mean) * inv) * w[i] + b[i];
+        for (int i = 0; i < dim; i++) o[i] = (float)((LN_X(i) - mean) * inv) * w[i] + b[i];
+#undef LN_X
     }
 }
 

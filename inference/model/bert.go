@@ -354,26 +354,14 @@ func (e *Encoder) Hidden(seqs [][]int32) ([][]float32, error) {
 	// slices of it): a batch of thousands of tokens needs hundreds of MB,
 	// which fresh allocations would fault in page by page on every call.
 	sc := &e.scratch
-	sc.q = grow(sc.q, total*H)
-	q := sc.q
-	sc.k = grow(sc.k, total*H)
-	k := sc.k
-	sc.v = grow(sc.v, total*H)
-	v := sc.v
-	sc.att = grow(sc.att, total*H)
-	att := sc.att
-	sc.proj = grow(sc.proj, total*H)
-	proj := sc.proj
-	sc.mid = grow(sc.mid, total*cfg.Intermediate)
-	mid := sc.mid
+	q, k, v := keep(&sc.q, total*H), keep(&sc.k, total*H), keep(&sc.v, total*H)
+	att, proj, mid := keep(&sc.att, total*H), keep(&sc.proj, total*H), keep(&sc.mid, total*cfg.Intermediate)
 	var gate, qkv []float32
 	if e.layers[0].qkv.rows > 0 {
-		sc.qkv = grow(sc.qkv, total*3*H)
-		qkv = sc.qkv
+		qkv = keep(&sc.qkv, total*3*H)
 	}
 	if cfg.GatedMLP {
-		sc.gate = grow(sc.gate, total*cfg.Intermediate)
-		gate = sc.gate
+		gate = keep(&sc.gate, total*cfg.Intermediate)
 	}
 	scale := float32(1 / math.Sqrt(float64(H/cfg.Heads)))
 	for li := range e.layers {
@@ -428,6 +416,12 @@ func (e *Encoder) Hidden(seqs [][]int32) ([][]float32, error) {
 
 // encScratch holds Hidden's work buffers between calls (guarded by mu).
 type encScratch struct{ q, k, v, att, proj, mid, gate, qkv []float32 }
+
+// keep grows the kept buffer *buf to n elements and returns it.
+func keep(buf *[]float32, n int) []float32 {
+	*buf = grow(*buf, n)
+	return *buf
+}
 
 // splitRows copies each row of a fused [n][3H] projection into q, k and v.
 func splitRows(q, k, v, qkv []float32, n, H int) {
