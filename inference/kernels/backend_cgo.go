@@ -42,6 +42,14 @@ func matMulRows(j *matMulJob, worker, lo, hi int) {
 			C.int(pk.kind), C.int(pk.sfmt), C.int(pk.group), rows, cols, clo, chi)
 		return
 	}
+	if j.kind == kindPanels {
+		w := unsafe.Pointer(unsafe.SliceData(j.pn.h))
+		if j.pn.kind == kindF32 {
+			w = unsafe.Pointer(unsafe.SliceData(j.pn.f))
+		}
+		C.k_matmul_panels(fp(j.out), fp(j.x), n, w, C.int(j.pn.kind), rows, cols, clo, chi)
+		return
+	}
 	scratch := fp(thePool.scratchFor(worker, int(C.k_matmul_scratch(C.int(j.n), C.int(j.cols)))))
 	switch j.kind {
 	case kindF32:

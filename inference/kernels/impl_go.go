@@ -11,6 +11,10 @@ import (
 // time and reused across all n activation rows.
 
 func matMulRowsGo(j *matMulJob, worker, lo, hi int) {
+	if j.kind == kindPanels {
+		matMulPanelsGo(j, worker, lo, hi)
+		return
+	}
 	cols := j.cols
 	var row []float32
 	if j.kind != kindF32 {

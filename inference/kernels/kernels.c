@@ -329,6 +329,33 @@ void k_matmul_f16(float *out, const float *x, int n, const uint16_t *w, int rows
 #undef CALL
 }
 
+// The scalar panel product: each output one fmaf chain over k in order, as
+// every SIMD level runs it.
+static void mm_panels_scalar(float *out, const float *x, int n, const void *w, int fmt, int rows, int cols, int lo,
+                             int hi) {
+    for (int o = lo; o < hi; o++) {
+        const size_t at = (size_t)(o / 16) * cols * 16 + o % 16;
+        for (int b = 0; b < n; b++) {
+            const float *xb = x + (size_t)b * cols;
+            float acc = 0;
+            for (int k = 0; k < cols; k++) {
+                const size_t i = at + (size_t)k * 16;
+                const float wv = fmt == K_F32    ? ((const float *)w)[i]
+                                 : fmt == K_BF16 ? k_bf16(((const uint16_t *)w)[i])
+                                                 : k_f16(((const uint16_t *)w)[i]);
+                acc = fmaf(wv, xb[k], acc);
+            }
+            out[(size_t)b * rows + o] = acc;
+        }
+    }
+}
+
+void k_matmul_panels(float *out, const float *x, int n, const void *w, int fmt, int rows, int cols, int lo, int hi) {
+#define CALL(s) k_mm_panels_##s(out, x, n, w, fmt, rows, cols, lo, hi)
+    K_DISPATCH(k_level(), CALL, mm_panels_scalar(out, x, n, w, fmt, rows, cols, lo, hi))
+#undef CALL
+}
+
 void k_matmul_mlx(float *out, const float *x, int n, const uint32_t *wq, const float *scales, const float *biases,
                   int rows, int cols, int bits, int group, int lo, int hi, float *scratch) {
 #define CALL(s) k_mm_mlx_##s(out, x, n, wq, scales, biases, rows, cols, bits, group, lo, hi, scratch)

@@ -61,6 +61,7 @@ const (
 	kindMLX
 	kindGGUF   // GGUF blocks of matMulJob.typ (gguf.go)
 	kindPacked // a *Packed weight (packed.go)
+	kindPanels // a *Panels weight (panels.go)
 )
 
 // matMulJob is one matrix multiplication, split by output rows.
@@ -76,6 +77,7 @@ type matMulJob struct {
 	xc           []int32   // per-lane weight-offset corrections of block pairs of xq (packed: per block)
 	xe           []float32 // packed MLX: per-group sums of the block scales times block sums
 	pk           *Packed   // kindPacked
+	pn           *Panels   // kindPanels
 	n            int
 	wf           []float32 // kindF32
 	wh           []uint16  // kindBF16, kindF16
@@ -93,6 +95,10 @@ func (j *matMulJob) run(worker, lo, hi int) { matMulRows(j, worker, lo, hi) }
 
 // rowAlign is the row tile the matmul chunks are rounded to.
 const rowAlign = 16
+
+// panelAlign is rowAlign for Panels: four panels, the widest panel tile
+// (AVX-512's), so that a chunk's rows run in whole tiles.
+const panelAlign = 4 * panelRows
 
 // batchChunkBytes bounds the weight bytes of one chunk of rows when the
 // kernel must stream them once per block of activation rows (n > 4), so
@@ -116,19 +122,23 @@ const decodeChunkBytes = 1 << 20
 
 func (p *pool) matMul(j *matMulJob) {
 	prepMatMul(p, j)
-	grain := p.grainFor(j.rows, rowAlign)
+	align := rowAlign
+	if j.kind == kindPanels {
+		align = panelAlign
+	}
+	grain := p.grainFor(j.rows, align)
 	if j.n > 4 {
 		if rb := j.rowBytes(); rb > 0 {
 			budget := batchChunkBytes
-			if j.kind <= kindF16 && tileKernel() {
+			if j.kind <= kindF16 && tileKernel() || j.kind == kindPanels {
 				budget = tileChunkBytes
 			}
-			grain = min(grain, max(rowAlign, budget/rb/rowAlign*rowAlign))
+			grain = min(grain, max(align, budget/rb/align*align))
 		}
 	}
 	if j.n <= 4 {
 		if rb := j.rowBytes(); rb > 0 {
-			grain = min(grain, max(rowAlign, decodeChunkBytes/rb/rowAlign*rowAlign))
+			grain = min(grain, max(align, decodeChunkBytes/rb/align*align))
 		}
 	}
 	p.parallel(j, j.rows, grain)
@@ -147,6 +157,8 @@ func (j *matMulJob) rowBytes() int {
 		return j.cols / j.typ.BlockSize() * j.typ.TypeSize()
 	case kindPacked:
 		return j.pk.Bytes() / j.pk.rows
+	case kindPanels:
+		return j.pn.Bytes() / j.pn.rows
 	}
 	return 0
 }

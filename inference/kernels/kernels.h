@@ -47,6 +47,9 @@ size_t k_matmul_scratch(int n, int cols);
 void k_matmul_f32(float *out, const float *x, int n, const float *w, int rows, int cols, int lo, int hi, float *scratch);
 void k_matmul_bf16(float *out, const float *x, int n, const uint16_t *w, int rows, int cols, int lo, int hi, float *scratch);
 void k_matmul_f16(float *out, const float *x, int n, const uint16_t *w, int rows, int cols, int lo, int hi, float *scratch);
+// Weights in panels of 16 rows (panels.go); fmt 0 float32, 1 bfloat16, 2 half.
+// lo is a multiple of 16 and hi one too or rows.
+void k_matmul_panels(float *out, const float *x, int n, const void *w, int fmt, int rows, int cols, int lo, int hi);
 // Rearranges the activations for k_matmul_mlx at the current level into
 // dst (n*cols floats); returns 0 when x is to be passed unchanged.
 int k_mlx_prep(float *dst, const float *x, int n, int cols, int bits);

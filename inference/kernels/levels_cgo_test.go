@@ -88,6 +88,7 @@ func TestLevels(t *testing.T) {
 			t.Run("MatMulGGUFFormats", TestMatMulGGUFFormats)
 			t.Run("BatchInvariance", TestBatchInvariance)
 			t.Run("MatMulFloatTiles", TestMatMulFloatTiles)
+			t.Run("Panels", TestPanels)
 			t.Run("BatchInvarianceAttention", TestBatchInvarianceAttention)
 			t.Run("BatchInvarianceAttentionQ8", TestBatchInvarianceAttentionQ8)
 			t.Run("BatchInvarianceRows", TestBatchInvarianceRows)
@@ -102,6 +103,45 @@ func TestLevels(t *testing.T) {
 // (AVX-512 VNNI, AVX2 with AVX-VNNI, AVX2 with vpmaddubsw) give the same
 // bits for the same packed weights, batch sizes and thread counts: they
 // share the layout, the int8 activations and the order of float operations.
+// TestPanelsLevelsAgree: every level, the scalar C path included, gives
+// the panel product the same bits (one fused multiply-add chain per output,
+// in the same order), on 1 and 2 threads, for n = 1, 6 and 9.
+func TestPanelsLevelsAgree(t *testing.T) {
+	defer SetThreads(Threads())
+	r := rand.New(rand.NewPCG(93, 94))
+	for _, shape := range [][2]int{{16, 32}, {37, 96}, {64, 768}} {
+		rows, cols := shape[0], shape[1]
+		for _, c := range panelCases(r, rows, cols) {
+			const n = 9
+			x := randSlice(r, n*cols, 1)
+			x[2*cols+3] = float32(math.Inf(1))
+			var want []float32
+			for _, v := range levelVariants() {
+				restore := v.use(t)
+				for _, threads := range []int{1, 2} {
+					SetThreads(threads)
+					for _, nb := range []int{1, 6, n} {
+						got := make([]float32, nb*rows)
+						c.p.MatMul(got, x, nb)
+						if want == nil {
+							want = make([]float32, n*rows)
+							c.p.MatMul(want, x, n)
+						}
+						for i, g := range got {
+							if math.Float32bits(g) != math.Float32bits(want[i]) && !(g != g && want[i] != want[i]) {
+								restore()
+								t.Fatalf("%s %dx%d at %v, n=%d, %d threads: output %d is %g, at %v %g",
+									c.name, rows, cols, v, nb, threads, i, g, levelVariants()[0], want[i])
+							}
+						}
+					}
+				}
+				restore()
+			}
+		}
+	}
+}
+
 func TestPackedLevelsAgree(t *testing.T) {
 	defer SetInt8MLX(SetInt8MLX(true))
 	defer SetInt8Activations(SetInt8Activations(true))

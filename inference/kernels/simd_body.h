@@ -480,6 +480,98 @@ static void SFX(mm_half)(float *out, const float *x, int n, const uint16_t *w, i
     else SFX(mm)(K_F16, out, x, n, &wd, rows, lo, hi, NULL);
 }
 
+/* ---- panels ----
+ * Float weights repacked in panels of 16 rows (panels.go): value (i, k) of
+ * panel p, that is w[16p+i][k], is at (p*cols + k)*16 + i. A tile of PAN_NB
+ * activation rows times PAN_PV panels keeps its sums in registers as whole
+ * rows of outputs: each step broadcasts one activation against the panels'
+ * vectors at column k, so no horizontal sums are needed. Every output is
+ * one fused multiply-add chain over k = 0, 1, ... cols-1 from zero, as the
+ * scalar path (fmaf) runs it, whatever the tile, n or level: the same bits
+ * everywhere. */
+#define PAN_V (16 / W)
+#define PAN_NB 6
+#ifndef PAN_PV
+#define PAN_PV 1 // panels per tile: registers for PAN_NB * PAN_PV * PAN_V sums
+#endif
+#define PAN_NB_CASES(f, pv)                                                  \
+    case 1: PAN_TILE(f, 1, pv); break;                                       \
+    case 2: PAN_TILE(f, 2, pv); break;                                       \
+    case 3: PAN_TILE(f, 3, pv); break;                                       \
+    case 4: PAN_TILE(f, 4, pv); break;                                       \
+    case 5: PAN_TILE(f, 5, pv); break;
+K_INLINE VF SFX(pan_load)(const int fmt, const void *w, size_t i) {
+    return fmt == K_F32    ? VLOAD((const float *)w + i)
+           : fmt == K_BF16 ? VLOAD_BF16((const uint16_t *)w + i)
+                           : VLOAD_F16((const uint16_t *)w + i);
+}
+K_INLINE void SFX(pan_tile)(const int fmt, const int nb, const int pv, float *out, int rows, const float *x,
+                            int cols, const void *w, int p0) {
+    VF a[PAN_NB][PAN_PV * PAN_V];
+    for (int b = 0; b < nb; b++)
+        for (int j = 0; j < pv * PAN_V; j++) a[b][j] = VZERO();
+    const size_t stride = (size_t)cols * 16;
+    const size_t base = (size_t)p0 * stride;
+    for (int k = 0; k < cols; k++) {
+        VF wv[PAN_PV * PAN_V];
+        for (int p = 0; p < pv; p++)
+            for (int v = 0; v < PAN_V; v++)
+                wv[p * PAN_V + v] = SFX(pan_load)(fmt, w, base + p * stride + (size_t)k * 16 + v * W);
+        for (int b = 0; b < nb; b++) {
+            const VF xb = VSET1(x[(size_t)b * cols + k]);
+            for (int j = 0; j < pv * PAN_V; j++) a[b][j] = VFMA(wv[j], xb, a[b][j]);
+        }
+    }
+    for (int b = 0; b < nb; b++)
+        for (int j = 0; j < pv * PAN_V; j++) {
+            const int o = p0 * 16 + j * W;
+            float *dst = out + (size_t)b * rows + o;
+            if (o + W <= rows) {
+                VSTORE(dst, a[b][j]);
+            } else if (o < rows) { // the zero padding of the last panel
+                float t[W];
+                VSTORE(t, a[b][j]);
+                for (int i = 0; i < rows - o; i++) dst[i] = t[i];
+            }
+        }
+}
+
+// mm_panels sets rows [lo, hi) of out ([n][rows]); lo is a multiple of 16
+// and hi one too or rows.
+static void SFX(mm_panels)(float *out, const float *x, int n, const void *w, int fmt, int rows, int cols, int lo,
+                           int hi) {
+    const int pe = (hi + 15) / 16;
+    for (int b0 = 0; b0 < n; b0 += PAN_NB) {
+        const int nb = n - b0 < PAN_NB ? n - b0 : PAN_NB;
+        float *ob = out + (size_t)b0 * rows;
+        const float *xb = x + (size_t)b0 * cols;
+        int p = lo / 16;
+#define PAN_TILE(f, k, pv) SFX(pan_tile)(f, k, pv, ob, rows, xb, cols, w, p)
+#define PAN_NBS(f, pv)                                                       \
+    switch (nb) {                                                            \
+    case PAN_NB: PAN_TILE(f, PAN_NB, pv); break;                             \
+    PAN_NB_CASES(f, pv)                                                      \
+    }
+#define PAN_FMTS(pv)                                                         \
+    switch (fmt) {                                                           \
+    case K_F32: PAN_NBS(K_F32, pv) break;                                    \
+    case K_BF16: PAN_NBS(K_BF16, pv) break;                                  \
+    default: PAN_NBS(K_F16, pv) break;                                       \
+    }
+        for (; p + PAN_PV <= pe; p += PAN_PV) PAN_FMTS(PAN_PV)
+#if PAN_PV > 1
+        for (; p < pe; p++) PAN_FMTS(1)
+#endif
+#undef PAN_FMTS
+#undef PAN_NBS
+#undef PAN_TILE
+    }
+}
+#undef PAN_NB_CASES
+#undef PAN_NB
+#undef PAN_V
+#undef PAN_PV
+
 // mlx_prep writes the activation layout the 4-bit kernel wants; it
 // returns 0 (x is used as is) for other widths.
 static int SFX(mlx_prep)(float *dst, const float *x, int n, int cols, int bits) {

@@ -267,6 +267,8 @@ static inline __attribute__((always_inline)) void tile_avx512(const int fmt, flo
         _mm_storeu_ps(out + (size_t)b * ldo + o0, q);
     }
 }
+// Panel tiles (simd_body.h): 6 activation rows times 4 panels, 24 sums.
+#define PAN_PV 4
 #define VTILE(fmt, out, ldo, x, wd, o0) tile_avx512(fmt, out, ldo, x, wd, o0)
 
 // sum16 sums each of 16 registers, lane i of the result holding a[i]'s sum,

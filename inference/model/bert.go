@@ -163,7 +163,8 @@ type Encoder struct {
 	layers             []encLayer
 	params             int64
 	fileSize           int64
-	packed, released   int64  // bytes of packed copies, and of mapped pages given back for them
+	packed, released   int64  // bytes of packed copies, and of mapped pages given back for them or for panels
+	panels             int64  // bytes of float matrices repacked in panels
 	quant              string // storage of the matrices, e.g. "MLX 4-bit g64 + F32"
 	mu                 sync.Mutex
 	scratch            encScratch // guarded by mu
@@ -261,10 +262,27 @@ func buildEncoder(cfg EncoderConfig, set *safetensors.Set) (*Encoder, error) {
 	return e, nil
 }
 
+// panelize repacks the layers' float matrices for the batched products
+// (matrix.panelize) and gives their file pages back through release (by
+// tensor name): an encoder runs every matrix on many rows at once.
+func (e *Encoder) panelize(release func(name string) int64) {
+	for i := range e.layers {
+		L := &e.layers[i]
+		for _, l := range []*linear{&L.q, &L.k, &L.v, &L.qkv, &L.o, &L.up, &L.gate, &L.down} {
+			if b := l.panelize(); b > 0 {
+				e.panels += b
+				e.released += release(l.name)
+			}
+		}
+	}
+}
+
 // setStorage records what the loader made of the weights.
+// The float matrices then go into panels, the tensors' pages back.
 func (e *Encoder) setStorage(ld *loader) {
 	e.params, e.packed, e.released = ld.params, ld.packed, ld.released
 	e.quant = storageSummary(ld.kinds)
+	e.panelize(func(path string) int64 { return ld.set.Release(path + ".weight") })
 }
 
 func (ld *loader) layerNorm(path string, n int) (w, b []float32, err error) {
@@ -287,8 +305,10 @@ func (e *Encoder) Params() int64 { return e.params }
 func (e *Encoder) FileSize() int64 { return e.fileSize }
 
 // PackedBytes is the memory of the weights repacked at load for the int8
-// kernels; ReleasedBytes the mapped pages given back for them.
+// kernels, PanelBytes that of the float weights repacked in panels;
+// ReleasedBytes the mapped pages given back for both.
 func (e *Encoder) PackedBytes() int64   { return e.packed }
+func (e *Encoder) PanelBytes() int64    { return e.panels }
 func (e *Encoder) ReleasedBytes() int64 { return e.released }
 
 // Quantization names the storage of the matrices, the most common first

@@ -211,6 +211,7 @@ func encoderFromGGUF(f *gguf.File, file string) (*Encoder, EmbedSpec, error) {
 		}
 	}
 	e.params, e.packed, e.released = ld.params, ld.packed, ld.released
+	e.panelize(ld.f.Release)
 	e.quant = "GGUF " + storageSummary(ld.kinds)
 	for _, t := range f.Tensors() {
 		e.fileSize += int64(t.Size)

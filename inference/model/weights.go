@@ -43,6 +43,7 @@ type matrix struct {
 	ggml       quant.GGMLType  // wGGML: the block type of blocks
 	blocks     []byte          // wGGML: rows*cols/blockSize blocks, aliasing the GGUF mapping
 	packed     *kernels.Packed // the same weight repacked for the int8 kernels, or nil
+	panels     *kernels.Panels // a float weight repacked for many-row products (panelize), or nil
 }
 
 // linear is a matrix plus an optional bias.
@@ -53,6 +54,10 @@ type linear struct {
 
 // mul sets out ([n][rows]) to x ([n][cols]) times the transposed weight.
 func (m *matrix) mul(out, x []float32, n int) {
+	if m.panels != nil {
+		m.panels.MatMul(out, x, n)
+		return
+	}
 	if m.packed.Active() {
 		m.packed.MatMul(out, x, n)
 		return
@@ -83,6 +88,10 @@ func (l *linear) forward(out, x []float32, n int) {
 
 // row writes row r of the weight as float32 (embedding lookup).
 func (m *matrix) row(dst []float32, r int) {
+	if m.panels != nil { // the source's pages are released
+		m.panels.Row(dst[:m.cols], r)
+		return
+	}
 	if m.packed != nil { // the source's pages may be released
 		m.packed.Row(dst[:m.cols], r)
 		return
@@ -106,6 +115,27 @@ func (m *matrix) row(dst []float32, r int) {
 	case wGGML:
 		m.ggmlRows(dst[:m.cols], r, 1)
 	}
+}
+
+// panelize repacks a float weight into panels (kernels.Panels), the
+// layout of the encoders' many-row products, and returns its bytes; the
+// stored copy is dropped, so the caller gives its file pages back. Other
+// storage is left as it is (0).
+func (m *matrix) panelize() int64 {
+	if m.panels != nil || m.packed != nil || m.rows == 0 {
+		return 0
+	}
+	switch m.kind {
+	case wF32:
+		m.panels = kernels.PackPanelsF32(m.f32, m.rows, m.cols)
+		m.f32 = nil
+	case wBF16, wF16:
+		m.panels = kernels.PackPanelsHalf(m.half, m.kind == wBF16, m.rows, m.cols)
+		m.half = nil
+	default:
+		return 0
+	}
+	return int64(m.panels.Bytes())
 }
 
 // mlxFloats widens an MLX matrix's scales and biases to float32 if they are
