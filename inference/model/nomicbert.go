@@ -46,11 +46,15 @@ func parseNomicConfig(data []byte) (EncoderConfig, error) {
 		return EncoderConfig{}, fmt.Errorf("parse config.json: %w", err)
 	}
 	c := EncoderConfig{Architecture: r.ModelType, Vocab: r.Vocab, Hidden: r.Hidden, Layers: r.Layers, Heads: r.Heads,
-		Intermediate: 4 * r.Hidden, MaxPositions: r.Positions, TypeVocab: 2, LayerNormEps: 1e-12,
+		Intermediate: 8 * r.Hidden / 3, MaxPositions: r.Positions, TypeVocab: 2, LayerNormEps: 1e-12,
 		RopeBase: 10000, GatedMLP: true, QKVBias: true, MLPBias: true}
 	if r.Inner != nil {
 		c.Intermediate = *r.Inner
 	}
+	// nomic's model code sizes its gated MLP as n_inner (8/3 of the width
+	// without it) rounded up to a multiple of 256: the weights it saves
+	// have that width.
+	c.Intermediate = (c.Intermediate + 255) / 256 * 256
 	if r.TypeVocab != nil {
 		c.TypeVocab = *r.TypeVocab
 	}

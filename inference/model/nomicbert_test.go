@@ -33,8 +33,16 @@ func checkEncoderAgainst(t *testing.T, enc *Encoder, ref embedRef, dtype string,
 	if err != nil {
 		t.Fatal(err)
 	}
+	checkHiddenAgainst(t, hidden, enc.Config.Hidden, ref, dtype, []Pooling{PoolMean, PoolCLS, PoolLastToken}, maxAbs, minCos)
+}
+
+// checkHiddenAgainst pools the hidden states of the reference sequences each
+// given way, with and without normalisation, and compares them with the
+// reference's vectors for dtype within maxAbs and minCos.
+func checkHiddenAgainst(t *testing.T, hidden [][]float32, dim int, ref embedRef, dtype string, pools []Pooling, maxAbs, minCos float64) {
+	t.Helper()
 	worstAbs, worstCos := 0.0, 1.0
-	for _, p := range []Pooling{PoolMean, PoolCLS, PoolLastToken} {
+	for _, p := range pools {
 		for _, norm := range []bool{false, true} {
 			key := p.String()
 			if norm {
@@ -45,7 +53,7 @@ func checkEncoderAgainst(t *testing.T, enc *Encoder, ref embedRef, dtype string,
 				t.Fatalf("reference %s/%s has %d vectors", dtype, key, len(want))
 			}
 			for i, h := range hidden {
-				got := Pool(h, enc.Config.Hidden, p, norm)
+				got := Pool(h, dim, p, norm)
 				d, cs := maxAbsDiff(got, want[i]), testutil.Cosine(got, want[i])
 				worstAbs, worstCos = math.Max(worstAbs, d), math.Min(worstCos, cs)
 				if d > maxAbs || cs < minCos {
@@ -128,5 +136,34 @@ func TestNomicConfigErrors(t *testing.T) {
 	}
 	if _, err := LoadEncoder(dir); err == nil || !strings.Contains(err.Error(), "safetensors") && !strings.Contains(err.Error(), "no such file") {
 		t.Errorf("no weights: %v", err)
+	}
+}
+
+// TestNomicMLPWidth: the gated MLP is as wide as nomic's model code makes
+// it, n_inner (8/3 of the width without one) rounded up to a multiple of
+// 256, the width of the weights it saves.
+func TestNomicMLPWidth(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join("testdata", "embed", "nomic-mean", "config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		from, to string
+		want     int
+	}{
+		{`"n_inner": 256`, `"n_inner": 256`, 256},
+		{`"n_inner": 256`, `"n_inner": 200`, 256},
+		{`"n_inner": 256`, `"n_inner": 3072`, 3072},
+	} {
+		cfg, err := ParseEncoderConfig([]byte(strings.Replace(string(raw), c.from, c.to, 1)))
+		if err != nil || cfg.Intermediate != c.want {
+			t.Errorf("%s: intermediate %d, %v; want %d", c.to, cfg.Intermediate, err, c.want)
+		}
+	}
+	noInner := strings.Replace(string(raw), `"n_inner": 256,`, "", 1)
+	noInner = strings.Replace(noInner, `"n_embd": 32`, `"n_embd": 768`, 1)
+	noInner = strings.Replace(noInner, `"n_head": 4`, `"n_head": 12`, 1)
+	if cfg, err := ParseEncoderConfig([]byte(noInner)); err != nil || cfg.Intermediate != 2048 {
+		t.Errorf("no n_inner, n_embd 768: intermediate %d, %v; want 2048", cfg.Intermediate, err)
 	}
 }

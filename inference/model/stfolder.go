@@ -32,7 +32,7 @@ type EmbedSpec struct {
 	Pooling       Pooling
 	Normalize     bool
 	MaxSeqLen     int               // 0: the encoder's position limit
-	Prompts       map[string]string // name → text put before the input
+	Prompts       map[string]string // name → text put before the input ("query" and "document" always there)
 	DefaultPrompt string            // name of the prompt used when none is asked for, or ""
 	Matryoshka    MatryoshkaInfo    // whether vectors may be shortened (see LoadMatryoshka)
 }
@@ -99,7 +99,12 @@ func LoadEmbedSpec(dir string) (EmbedSpec, error) {
 	if err := readOptionalJSON(filepath.Join(dir, "config_sentence_transformers.json"), &cst); err != nil {
 		return spec, err
 	}
-	spec.Prompts = cst.Prompts
+	// sentence-transformers (v5 on) knows the task names "query" and
+	// "document" for every model, as no prompt where the folder has none.
+	spec.Prompts = map[string]string{"query": "", "document": ""}
+	for name, text := range cst.Prompts {
+		spec.Prompts[name] = text
+	}
 	if cst.DefaultPrompt != nil && *cst.DefaultPrompt != "" {
 		if _, ok := cst.Prompts[*cst.DefaultPrompt]; !ok {
 			return spec, fmt.Errorf("config_sentence_transformers.json: default_prompt_name %q is not among the prompts", *cst.DefaultPrompt)

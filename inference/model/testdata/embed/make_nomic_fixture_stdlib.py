@@ -10,7 +10,7 @@
 import json, math, os, random, shutil, struct, sys
 
 o = sys.argv[1]
-V, H, L, NH, I, P, TV = 320, 32, 2, 4, 48, 64, 2  # vocab padded to a multiple of 64, as nomic's is
+V, H, L, NH, I, P, TV = 320, 32, 2, 4, 256, 64, 2  # vocab padded to a multiple of 64, MLP width to one of 256, as nomic's are
 BASE, EPS = 1000.0, 1e-12
 rnd = random.Random(23)
 def mat(r, c, s=0.1): return [[rnd.gauss(0, s) for _ in range(c)] for _ in range(r)]
@@ -50,7 +50,10 @@ cfg = {"architectures": ["NomicBertModel"], "model_type": "nomic_bert", "activat
        "prenorm": False, "qkv_proj_bias": False, "mlp_fc1_bias": False, "mlp_fc2_bias": False,
        "rotary_emb_base": BASE, "rotary_emb_fraction": 1.0, "rotary_emb_interleaved": False,
        "rotary_emb_scale_base": None, "rotary_scaling_factor": None, "use_rms_norm": False,
-       "pad_vocab_size_multiple": 64, "torch_dtype": "float32"}
+       "pad_vocab_size_multiple": 64, "torch_dtype": "float32",
+       # nomic's code passes attn_pdrop to scaled_dot_product_attention even
+       # in eval mode (GPT2Config's default is 0.1): zero, as its models set.
+       "attn_pdrop": 0.0, "embd_pdrop": 0.0, "resid_pdrop": 0.0}
 json.dump(cfg, open(f"{folder}/config.json", "w"), indent=2)
 json.dump([{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
            {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
