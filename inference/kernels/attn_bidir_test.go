@@ -6,13 +6,14 @@ import (
 	"testing"
 )
 
-// TestAttentionBidirectional: full attention through the tiled kernel
-// matches AttentionRef with window -1 (every row sees every row, the later
-// ones included) for short (split path) and long sequences, and a direct
+// TestAttentionBidirectional: full attention matches AttentionRef with
+// window -1 (every row sees every row, the later ones included) for short
+// and long sequences, heads of a multiple of 16 (k_attn_bidir, with partial
+// score and value blocks) and not (the tiled kernel), and a direct
 // softmax(q·k)·v in float64 for one row.
 func TestAttentionBidirectional(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
-	for _, c := range []struct{ n, heads, hd int }{{1, 2, 8}, {3, 4, 16}, {17, 3, 32}, {70, 12, 64}} {
+	for _, c := range []struct{ n, heads, hd int }{{1, 2, 8}, {3, 4, 16}, {17, 3, 32}, {70, 12, 64}, {130, 2, 80}, {200, 2, 144}, {5, 3, 24}} {
 		w := c.heads * c.hd
 		q, k, v := make([]float32, c.n*w), make([]float32, c.n*w), make([]float32, c.n*w)
 		for _, s := range [][]float32{q, k, v} {

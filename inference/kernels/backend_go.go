@@ -76,3 +76,8 @@ func readStream(b []byte, sparse bool) uint64 {
 	}
 	return t
 }
+
+// bidirAvailable: the Go backend runs encoder attention as Attention does.
+func bidirAvailable() bool { return false }
+
+func (j *bidirJob) run(worker, lo, hi int) {}

@@ -350,6 +350,45 @@ static void mm_panels_scalar(float *out, const float *x, int n, const void *w, i
     }
 }
 
+size_t k_attn_bidir_scratch(int n, int hd) {
+    const size_t nk = ((size_t)n + 127) / 128 * 128; // the widest level's score block
+    return (size_t)hd * nk + nk;
+}
+
+static void attn_bidir_scalar(float *out, const float *q, const float *k, const float *v, int n, int nh, int hd,
+                              float scale, int lo, int hi, float *sc) {
+    const size_t rs = (size_t)nh * hd;
+    for (int h = lo; h < hi; h++)
+        for (int i = 0; i < n; i++) {
+            const float *qi = q + (size_t)i * rs + (size_t)h * hd;
+            float mx = -INFINITY, sum = 0;
+            for (int j = 0; j < n; j++) {
+                const float *kj = k + (size_t)j * rs + (size_t)h * hd;
+                float s = 0;
+                for (int d = 0; d < hd; d++) s += qi[d] * kj[d];
+                sc[j] = s * scale;
+                mx = sc[j] > mx ? sc[j] : mx;
+            }
+            for (int j = 0; j < n; j++) {
+                sc[j] = expf(sc[j] - mx);
+                sum += sc[j];
+            }
+            float *oi = out + (size_t)i * rs + (size_t)h * hd;
+            for (int d = 0; d < hd; d++) {
+                float a = 0;
+                for (int j = 0; j < n; j++) a += sc[j] * v[(size_t)j * rs + (size_t)h * hd + d];
+                oi[d] = a / sum;
+            }
+        }
+}
+
+void k_attn_bidir(float *out, const float *q, const float *k, const float *v, int n, int nh, int hd, float scale,
+                  int lo, int hi, float *scratch) {
+#define CALL(s) k_attn_bidir_##s(out, q, k, v, n, nh, hd, scale, lo, hi, scratch)
+    K_DISPATCH(k_level(), CALL, attn_bidir_scalar(out, q, k, v, n, nh, hd, scale, lo, hi, scratch))
+#undef CALL
+}
+
 void k_matmul_panels(float *out, const float *x, int n, const void *w, int fmt, int rows, int cols, int lo, int hi) {
 #define CALL(s) k_mm_panels_##s(out, x, n, w, fmt, rows, cols, lo, hi)
     K_DISPATCH(k_level(), CALL, mm_panels_scalar(out, x, n, w, fmt, rows, cols, lo, hi))

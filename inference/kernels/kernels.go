@@ -276,12 +276,33 @@ func Attention(out, q []float32, nq, pos0 int, kCache, vCache []float32, nKV, nH
 // AttentionBidirectional computes full (unmasked) multi-head attention
 // over one sequence of n rows, as encoders attend: q, k, v and out are
 // [n][nHeads*headDim], every row attends to every row, scores scale*q·k.
-// It runs the tiled attention kernel of Attention over tiles of query rows
-// and heads; AttentionRef with window -1 is its reference.
+// With cgo and heads of a multiple of 16 it runs k_attn_bidir, one item
+// per head (keys staged transposed: scores and weighted values as whole
+// vectors, no horizontal sums); otherwise the tiled kernel of Attention.
+// AttentionRef with window -1 is its reference.
 func AttentionBidirectional(out, q, k, v []float32, n, nHeads, headDim int, scale float32) {
 	checkAttention(len(out), len(q), n, 0, len(k), len(v), n, nHeads, nHeads, headDim, nHeads*headDim)
+	if headDim%16 == 0 && bidirAvailable() {
+		p := thePool
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		j := &p.jobs.bidir
+		*j = bidirJob{out: out, q: q, k: k, v: v, n: n, nh: nHeads, hd: headDim, scale: scale}
+		p.parallel(j, nHeads, 1)
+		*j = bidirJob{}
+		return
+	}
 	runAttention(attnJob{out: out, q: q, nq: n, k: k, v: v, nKV: n,
 		nHeads: nHeads, nKVHeads: nHeads, headDim: headDim, scale: scale, window: -1})
+}
+
+// bidirJob is one sequence's bidirectional attention, one item per head
+// (k_attn_bidir: keys staged transposed, scores and weighted values as
+// whole vectors).
+type bidirJob struct {
+	out, q, k, v []float32
+	n, nh, hd    int
+	scale        float32
 }
 
 // AttentionF16 is Attention over a cache stored in half precision (IEEE

@@ -49,6 +49,12 @@ void k_matmul_bf16(float *out, const float *x, int n, const uint16_t *w, int row
 void k_matmul_f16(float *out, const float *x, int n, const uint16_t *w, int rows, int cols, int lo, int hi, float *scratch);
 // Weights in panels of 16 rows (panels.go); fmt 0 float32, 1 bfloat16, 2 half.
 // lo is a multiple of 16 and hi one too or rows.
+// Bidirectional attention of one sequence of n tokens for heads [lo, hi)
+// (rows of q, k, v and out nh*hd apart; hd a multiple of 16); scratch holds
+// k_attn_bidir_scratch(n, hd) floats.
+void k_attn_bidir(float *out, const float *q, const float *k, const float *v, int n, int nh, int hd, float scale,
+                  int lo, int hi, float *scratch);
+size_t k_attn_bidir_scratch(int n, int hd);
 void k_matmul_panels(float *out, const float *x, int n, const void *w, int fmt, int rows, int cols, int lo, int hi);
 // Rearranges the activations for k_matmul_mlx at the current level into
 // dst (n*cols floats); returns 0 when x is to be passed unchanged.

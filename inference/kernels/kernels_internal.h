@@ -197,7 +197,9 @@ void pk_quant_avx2(int8_t *, float *, int32_t *, float *, const float *, int, in
     void k_layernorm_##sfx(float *, const float *, const float *, const float *, const float *, int, int, float); \
     int k_mlx_prep_##sfx(float *, const float *, int, int, int);                                          \
     void k_mm_gguf_##sfx(float *, const float *, int, const uint8_t *, int, int, int, int, int, float *);   \
-    void k_mm_panels_##sfx(float *, const float *, int, const void *, int, int, int, int, int);
+    void k_mm_panels_##sfx(float *, const float *, int, const void *, int, int, int, int, int);          \
+    void k_attn_bidir_##sfx(float *, const float *, const float *, const float *, int, int, int, float, int, int, \
+                            float *);
 
 K_DECLARE_LEVEL(avx2)
 K_DECLARE_LEVEL(avx512)
@@ -215,6 +217,10 @@ K_DECLARE_LEVEL(neon)
     void k_mm_panels_##sfx(float *o, const float *x, int n, const void *w, int fmt, int rows, int cols, int lo, \
                            int hi) {                                                                           \
         mm_panels_##sfx(o, x, n, w, fmt, rows, cols, lo, hi);                                                  \
+    }                                                                                                          \
+    void k_attn_bidir_##sfx(float *o, const float *q, const float *k, const float *v, int n, int nh, int hd,   \
+                            float scale, int lo, int hi, float *s) {                                           \
+        attn_bidir_##sfx(o, q, k, v, n, nh, hd, scale, lo, hi, s);                                             \
     }                                                                                                          \
     void k_mm_mlx_##sfx(float *o, const float *x, int n, const uint32_t *wq, const float *sc, const float *bi,  \
                         int rows, int cols, int bits, int group, int lo, int hi, float *s) {                   \

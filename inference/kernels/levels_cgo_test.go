@@ -74,6 +74,7 @@ func TestLevels(t *testing.T) {
 			t.Run("ThreadCounts", TestThreadCounts)
 			t.Run("AttentionKnown", TestAttentionKnown)
 			t.Run("AttentionRandom", TestAttentionRandom)
+			t.Run("AttentionBidirectional", TestAttentionBidirectional)
 			t.Run("AttentionQ8", TestAttentionQ8)
 			t.Run("RMSNorm", TestRMSNorm)
 			t.Run("LayerNorm", TestLayerNorm)

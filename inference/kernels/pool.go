@@ -32,8 +32,9 @@ type pool struct {
 	ebuf    []float32     // packed MLX group sums (prepPacked), guarded by mu
 	abuf    []float32     // attention's partial results (runAttention), guarded by mu
 	jobs    struct {
-		mm matMulJob
-		at attnJob
+		mm    matMulJob
+		at    attnJob
+		bidir bidirJob
 	} // reused job records, guarded by mu
 }
 

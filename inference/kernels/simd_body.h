@@ -572,6 +572,85 @@ static void SFX(mm_panels)(float *out, const float *x, int n, const void *w, int
 #undef PAN_V
 #undef PAN_PV
 
+/* ---- bidirectional attention (encoders) ----
+ * One item per head of one sequence of n tokens (rows of q, k, v and out
+ * nh*hd apart; hd a multiple of W). The head's keys are staged transposed
+ * in scratch (hd rows of n rounded up to BI_SB*W, zero past n), so that a
+ * query row's scores come as whole vectors of keys from FMAs of one
+ * broadcast query value each (no horizontal sums); the softmax weights are
+ * then broadcast against the value rows, up to 4 vectors of the head at a
+ * time. Every sum runs in an order fixed by d and the key positions, so a
+ * sequence's result depends on nothing else. scratch: hd*nk + nk floats. */
+#define BI_SB 8 // key vectors per score block
+static void SFX(attn_bidir)(float *out, const float *q, const float *k, const float *v, int n, int nh, int hd,
+                            float scale, int lo, int hi, float *scratch) {
+    const int nk = (n + BI_SB * W - 1) / (BI_SB * W) * (BI_SB * W);
+    const size_t rs = (size_t)nh * hd;
+    float *kt = scratch, *sc = scratch + (size_t)hd * nk;
+    const VF vscale = VSET1(scale);
+    for (int h = lo; h < hi; h++) {
+        for (int j = 0; j < n; j++) {
+            const float *kj = k + (size_t)j * rs + (size_t)h * hd;
+            for (int d = 0; d < hd; d++) kt[(size_t)d * nk + j] = kj[d];
+        }
+        for (int d = 0; d < hd; d++)
+            for (int j = n; j < nk; j++) kt[(size_t)d * nk + j] = 0;
+        for (int i = 0; i < n; i++) {
+            const float *qi = q + (size_t)i * rs + (size_t)h * hd;
+            for (int j0 = 0; j0 < nk; j0 += BI_SB * W) {
+                VF a[BI_SB];
+                for (int u = 0; u < BI_SB; u++) a[u] = VZERO();
+                const float *kr = kt + j0;
+                for (int d = 0; d < hd; d++, kr += nk) {
+                    const VF qd = VSET1(qi[d]);
+                    for (int u = 0; u < BI_SB; u++) a[u] = VFMA(qd, VLOAD(kr + u * W), a[u]);
+                }
+                for (int u = 0; u < BI_SB; u++) VSTORE(sc + j0 + u * W, VMUL(a[u], vscale));
+            }
+            for (int j = n; j < nk; j++) sc[j] = -INFINITY;
+            VF vmx = VLOAD(sc);
+            for (int j = W; j < nk; j += W) vmx = VMAX(vmx, VLOAD(sc + j));
+            const VF vm = VSET1(VHMAX(vmx));
+            VF vsum = VZERO();
+            for (int j = 0; j < nk; j += W) {
+                const VF e = SFX(vexp)(VSUB(VLOAD(sc + j), vm));
+                VSTORE(sc + j, e);
+                vsum = VADD(vsum, e);
+            }
+            const VF inv = VSET1(1.0f / VHSUM(vsum));
+            float *oi = out + (size_t)i * rs + (size_t)h * hd;
+            // Even and odd key positions accumulate apart (added at the
+            // end), so that a head of few vectors still has 8 chains.
+#define BI_PV(NV)                                                                    \
+    case NV: {                                                                       \
+        VF e0[NV], e1[NV];                                                           \
+        for (int u = 0; u < NV; u++) e0[u] = e1[u] = VZERO();                        \
+        const float *vr = v + (size_t)h * hd + d0;                                   \
+        int j = 0;                                                                   \
+        for (; j + 1 < n; j += 2, vr += 2 * rs) {                                    \
+            const VF p0 = VSET1(sc[j]), p1 = VSET1(sc[j + 1]);                       \
+            for (int u = 0; u < NV; u++) {                                           \
+                e0[u] = VFMA(p0, VLOAD(vr + u * W), e0[u]);                          \
+                e1[u] = VFMA(p1, VLOAD(vr + rs + u * W), e1[u]);                     \
+            }                                                                        \
+        }                                                                            \
+        if (j < n) {                                                                 \
+            const VF p0 = VSET1(sc[j]);                                              \
+            for (int u = 0; u < NV; u++) e0[u] = VFMA(p0, VLOAD(vr + u * W), e0[u]); \
+        }                                                                            \
+        for (int u = 0; u < NV; u++) VSTORE(oi + d0 + u * W, VMUL(VADD(e0[u], e1[u]), inv)); \
+    } break;
+            for (int d0 = 0; d0 < hd; d0 += 4 * W) {
+                switch ((hd - d0) / W >= 4 ? 4 : (hd - d0) / W) {
+                    BI_PV(1) BI_PV(2) BI_PV(3) BI_PV(4)
+                }
+            }
+#undef BI_PV
+        }
+    }
+}
+#undef BI_SB
+
 // mlx_prep writes the activation layout the 4-bit kernel wants; it
 // returns 0 (x is used as is) for other widths.
 static int SFX(mlx_prep)(float *dst, const float *x, int n, int cols, int bits) {
