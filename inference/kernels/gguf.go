@@ -31,13 +31,7 @@ func MatMulGGUF(t quant.GGMLType, out, x []float32, n int, w []byte, rows, cols 
 		panic(fmt.Sprintf("kernels: MatMulGGUF: cols %d not a multiple of the %s block of %d", cols, t, bs))
 	}
 	checkMatMul("MatMulGGUF", out, x, n, rows, cols, len(w), rows*(cols/bs)*t.TypeSize())
-	p := thePool
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	j := &p.jobs.mm
-	*j = matMulJob{kind: kindGGUF, typ: t, out: out, x: x, n: n, wb: w, rows: rows, cols: cols}
-	p.matMul(j)
-	*j = matMulJob{}
+	runMatMul(matMulJob{kind: kindGGUF, typ: t, out: out, x: x, n: n, wb: w, rows: rows, cols: cols})
 }
 
 // MatMulGGUFRef multiplies by a GGUF weight of block type t, one row

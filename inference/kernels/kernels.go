@@ -120,6 +120,19 @@ const tileChunkBytes = 512 << 10
 // already split finer and do not change).
 const decodeChunkBytes = 1 << 20
 
+// runMatMul runs one matrix product on the pool. The job goes into the
+// pool's reused record (no allocation per call), cleared after so that it
+// keeps no slices alive.
+func runMatMul(job matMulJob) {
+	p := thePool
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	j := &p.jobs.mm
+	*j = job
+	p.matMul(j)
+	*j = matMulJob{}
+}
+
 func (p *pool) matMul(j *matMulJob) {
 	prepMatMul(p, j)
 	align := rowAlign
@@ -177,13 +190,7 @@ func checkMatMul(name string, out, x []float32, n, rows, cols, wlen, wwant int) 
 // Like every matmul here, out must not overlap x.
 func MatMulF32(out, x []float32, n int, w []float32, rows, cols int) {
 	checkMatMul("MatMulF32", out, x, n, rows, cols, len(w), rows*cols)
-	p := thePool
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	j := &p.jobs.mm
-	*j = matMulJob{kind: kindF32, out: out, x: x, n: n, wf: w, rows: rows, cols: cols}
-	p.matMul(j)
-	*j = matMulJob{}
+	runMatMul(matMulJob{kind: kindF32, out: out, x: x, n: n, wf: w, rows: rows, cols: cols})
 }
 
 // MatMulBF16 is MatMulF32 with w holding raw bfloat16 bits.
@@ -198,13 +205,7 @@ func MatMulF16(out, x []float32, n int, w []uint16, rows, cols int) {
 
 func matMulHalf(name string, kind weightKind, out, x []float32, n int, w []uint16, rows, cols int) {
 	checkMatMul(name, out, x, n, rows, cols, len(w), rows*cols)
-	p := thePool
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	j := &p.jobs.mm
-	*j = matMulJob{kind: kind, out: out, x: x, n: n, wh: w, rows: rows, cols: cols}
-	p.matMul(j)
-	*j = matMulJob{}
+	runMatMul(matMulJob{kind: kind, out: out, x: x, n: n, wh: w, rows: rows, cols: cols})
 }
 
 // MatMulMLX multiplies by an MLX affine-quantized weight:
@@ -230,14 +231,8 @@ func MatMulMLX(out, x []float32, n int, wq []uint32, scales, biases []float32, r
 	if len(scales) < rows*groups || len(biases) < rows*groups {
 		panic(fmt.Sprintf("kernels: MatMulMLX: scales %d / biases %d, want %d", len(scales), len(biases), rows*groups))
 	}
-	p := thePool
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	j := &p.jobs.mm
-	*j = matMulJob{kind: kindMLX, out: out, x: x, n: n, wq: wq, scales: scales, biases: biases,
-		rows: rows, cols: cols, bits: bits, group: groupSize, wordsPerRow: words, groupsPerRow: groups}
-	p.matMul(j)
-	*j = matMulJob{}
+	runMatMul(matMulJob{kind: kindMLX, out: out, x: x, n: n, wq: wq, scales: scales, biases: biases,
+		rows: rows, cols: cols, bits: bits, group: groupSize, wordsPerRow: words, groupsPerRow: groups})
 }
 
 // attnJob is one attention call. Its items are (tile of attnTile query

@@ -508,12 +508,6 @@ func (p *Packed) MatMul(out, x []float32, n int) {
 		panic("kernels: Packed.MatMul: the packed path is off")
 	}
 	checkMatMul("Packed.MatMul", out, x, n, p.rows, p.cols, 0, 0)
-	pl := thePool
-	pl.mu.Lock()
-	defer pl.mu.Unlock()
-	j := &pl.jobs.mm
-	*j = matMulJob{kind: kindPacked, out: out, x: x, n: n, pk: p, rows: p.rows, cols: p.cols}
-	pl.matMul(j)
-	*j = matMulJob{}
+	runMatMul(matMulJob{kind: kindPacked, out: out, x: x, n: n, pk: p, rows: p.rows, cols: p.cols})
 	runtime.KeepAlive(p)
 }

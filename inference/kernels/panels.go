@@ -96,13 +96,7 @@ func (p *Panels) Row(dst []float32, r int) {
 // MatMul sets out ([n][rows]) to x ([n][cols]) times the transposed weight.
 func (p *Panels) MatMul(out, x []float32, n int) {
 	checkMatMul("Panels.MatMul", out, x, n, p.rows, p.cols, 0, 0)
-	pl := thePool
-	pl.mu.Lock()
-	defer pl.mu.Unlock()
-	j := &pl.jobs.mm
-	*j = matMulJob{kind: kindPanels, out: out, x: x, n: n, pn: p, rows: p.rows, cols: p.cols}
-	pl.matMul(j)
-	*j = matMulJob{}
+	runMatMul(matMulJob{kind: kindPanels, out: out, x: x, n: n, pn: p, rows: p.rows, cols: p.cols})
 	runtime.KeepAlive(p)
 }
 

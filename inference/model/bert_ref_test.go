@@ -1,10 +1,8 @@
 package model
 
 import (
-	"encoding/json"
 	"errors"
 	"math"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -24,16 +22,7 @@ type embedRef struct {
 }
 
 func loadEmbedRef(t *testing.T) embedRef {
-	t.Helper()
-	raw, err := os.ReadFile(filepath.Join("testdata", "embed", "reference.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var r embedRef
-	if err := json.Unmarshal(raw, &r); err != nil {
-		t.Fatal(err)
-	}
-	return r
+	return readJSON[embedRef](t, filepath.Join("testdata", "embed", "reference.json"))
 }
 
 // TestEncoderReference runs the tiny random BERT (float32, f16 and bf16

@@ -19,14 +19,7 @@ import (
 // alone gives the same, and a batch mixing hidden states with logits gives
 // each what it asked for.
 func TestDecoderHiddenReference(t *testing.T) {
-	raw, err := os.ReadFile(filepath.Join("testdata", "embed", "qwen3-reference.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ref embedRef
-	if err := json.Unmarshal(raw, &ref); err != nil {
-		t.Fatal(err)
-	}
+	ref := readJSON[embedRef](t, filepath.Join("testdata", "embed", "qwen3-reference.json"))
 	for _, c := range []struct{ key, dir string }{{"f32", "qwen3-last"}, {"mlx8", "qwen3-last-mlx8"}} {
 		t.Run(c.key, func(t *testing.T) {
 			m, err := Load(filepath.Join("testdata", "embed", c.dir))

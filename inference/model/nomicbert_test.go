@@ -1,7 +1,6 @@
 package model
 
 import (
-	"encoding/json"
 	"math"
 	"os"
 	"path/filepath"
@@ -12,16 +11,7 @@ import (
 )
 
 func loadNomicRef(t *testing.T) embedRef {
-	t.Helper()
-	raw, err := os.ReadFile(filepath.Join("testdata", "embed", "nomic-reference.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var r embedRef
-	if err := json.Unmarshal(raw, &r); err != nil {
-		t.Fatal(err)
-	}
-	return r
+	return readJSON[embedRef](t, filepath.Join("testdata", "embed", "nomic-reference.json"))
 }
 
 // checkEncoderAgainst runs enc over the reference sequences in one batch and

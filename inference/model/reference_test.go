@@ -86,16 +86,21 @@ func fixtureModels(t *testing.T, archive string) []string {
 }
 
 func loadReference(t *testing.T, dir string) reference {
+	return readJSON[reference](t, filepath.Join(dir, "reference.json"))
+}
+
+// readJSON decodes the JSON file at path (a test's reference) or fails.
+func readJSON[T any](t *testing.T, path string) T {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(dir, "reference.json"))
+	var v T
+	b, err := os.ReadFile(path)
+	if err == nil {
+		err = json.Unmarshal(b, &v)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
-	var r reference
-	if err := json.Unmarshal(b, &r); err != nil {
-		t.Fatal(err)
-	}
-	return r
+	return v
 }
 
 func logSoftmax(logits []float32) []float64 {

@@ -1,8 +1,6 @@
 package model
 
 import (
-	"encoding/json"
-	"os"
 	"path/filepath"
 	"testing"
 )
@@ -29,16 +27,7 @@ type stReference struct {
 }
 
 func loadSTReference(t *testing.T) stReference {
-	t.Helper()
-	raw, err := os.ReadFile(filepath.Join("testdata", "embed", "st-reference.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var r stReference
-	if err := json.Unmarshal(raw, &r); err != nil {
-		t.Fatal(err)
-	}
-	return r
+	return readJSON[stReference](t, filepath.Join("testdata", "embed", "st-reference.json"))
 }
 
 // TestSentenceTransformersReference compares every embedding fixture with
