@@ -408,9 +408,6 @@ func readStream(b []byte, sparse bool) uint64 {
 	return uint64(C.k_read_stream(bp(b), C.size_t(len(b)), s))
 }
 
-// bidirAvailable: the C kernels have the encoder attention (k_attn_bidir).
-func bidirAvailable() bool { return true }
-
 func (j *bidirJob) run(worker, lo, hi int) {
 	s := thePool.scratchFor(worker, int(C.k_attn_bidir_scratch(C.int(j.n), C.int(j.hd))))
 	C.k_attn_bidir(fp(j.out), fp(j.q), fp(j.k), fp(j.v), C.int(j.n), C.int(j.nh), C.int(j.hd), C.float(j.scale),

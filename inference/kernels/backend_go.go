@@ -77,7 +77,4 @@ func readStream(b []byte, sparse bool) uint64 {
 	return t
 }
 
-// bidirAvailable: the Go backend runs encoder attention as Attention does.
-func bidirAvailable() bool { return false }
-
-func (j *bidirJob) run(worker, lo, hi int) {}
+func (j *bidirJob) run(worker, lo, hi int) { attnBidirGo(j, worker, lo, hi) }

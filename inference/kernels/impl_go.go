@@ -179,3 +179,35 @@ func ropeGo(x []float32, n, nHeads, headDim, rotDim int, positions []int32, invF
 		}
 	}
 }
+
+// attnBidirGo is k_attn_bidir's scalar path in Go: heads [lo, hi) of one
+// sequence, each row's scores, softmax and weighted sum of values.
+func attnBidirGo(j *bidirJob, worker, lo, hi int) {
+	rs, hd := j.nh*j.hd, j.hd
+	sc := thePool.scratchFor(worker, j.n)
+	for h := lo; h < hi; h++ {
+		for i := 0; i < j.n; i++ {
+			qi := j.q[i*rs+h*hd : i*rs+(h+1)*hd]
+			mx := float32(math.Inf(-1))
+			for t := 0; t < j.n; t++ {
+				sc[t] = dotGo(qi, j.k[t*rs+h*hd:t*rs+(h+1)*hd]) * j.scale
+				mx = max(mx, sc[t])
+			}
+			var sum float32
+			for t := range sc {
+				sc[t] = float32(math.Exp(float64(sc[t] - mx)))
+				sum += sc[t]
+			}
+			oi := j.out[i*rs+h*hd : i*rs+(h+1)*hd]
+			clear(oi)
+			for t, p := range sc {
+				for d, vv := range j.v[t*rs+h*hd : t*rs+(h+1)*hd] {
+					oi[d] += p * vv
+				}
+			}
+			for d := range oi {
+				oi[d] /= sum
+			}
+		}
+	}
+}

@@ -271,13 +271,14 @@ func Attention(out, q []float32, nq, pos0 int, kCache, vCache []float32, nKV, nH
 // AttentionBidirectional computes full (unmasked) multi-head attention
 // over one sequence of n rows, as encoders attend: q, k, v and out are
 // [n][nHeads*headDim], every row attends to every row, scores scale*q·k.
-// With cgo and heads of a multiple of 16 it runs k_attn_bidir, one item
-// per head (keys staged transposed: scores and weighted values as whole
-// vectors, no horizontal sums); otherwise the tiled kernel of Attention.
+// With heads of a multiple of 16 it runs one item per head (k_attn_bidir:
+// keys staged transposed, scores and weighted values as whole vectors, no
+// horizontal sums; attnBidirGo without cgo); otherwise the tiled kernel of
+// Attention.
 // AttentionRef with window -1 is its reference.
 func AttentionBidirectional(out, q, k, v []float32, n, nHeads, headDim int, scale float32) {
 	checkAttention(len(out), len(q), n, 0, len(k), len(v), n, nHeads, nHeads, headDim, nHeads*headDim)
-	if headDim%16 == 0 && bidirAvailable() {
+	if headDim%16 == 0 {
 		p := thePool
 		p.mu.Lock()
 		defer p.mu.Unlock()

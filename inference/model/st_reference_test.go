@@ -8,21 +8,17 @@ import (
 // stReference is testdata/embed/st-reference.json, written by
 // make_st_reference.py with sentence-transformers over the committed
 // fixture folders: per folder, the reference token sequences pooled every
-// way from the model transformers loads, and the full encode of a few texts
-// under each of the folder's prompts.
+// way from the model transformers loads (the part read here; the engine's
+// test reads the encode of texts).
 type stReference struct {
 	Versions map[string]string `json:"versions"`
-	Texts    []string          `json:"texts"`
 	Fixtures map[string]struct {
 		Weights struct {
-			Checked   int      `json:"checked"`
-			NotInFile []string `json:"model_keys_not_in_file"`
+			Checked int `json:"checked"`
 		} `json:"weights"`
 		IDs        [][]int32              `json:"ids"`
 		Embeddings map[string][][]float32 `json:"embeddings"`
-		Encode     map[string][][]float32 `json:"encode"`
 		ModelClass string                 `json:"model_class"`
-		MaxSeqLen  int                    `json:"max_seq_length"`
 	} `json:"fixtures"`
 }
 
