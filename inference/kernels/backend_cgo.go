@@ -312,6 +312,25 @@ func rope(x []float32, n, nHeads, headDim, rotDim int, positions []int32, invFre
 		(*C.int32_t)(unsafe.Pointer(unsafe.SliceData(positions))), fp(invFreq), nx, C.float(mscale))
 }
 
+func ropeTable(cos, sin []float32, npos, rotDim int, invFreq []float32, mscale float32) {
+	if npos == 0 || rotDim == 0 {
+		return
+	}
+	C.k_rope_table(fp(cos), fp(sin), C.int(npos), C.int(rotDim), fp(invFreq), C.float(mscale))
+}
+
+func ropeApply(x []float32, n, nHeads, headDim, rotDim int, positions []int32, cos, sin []float32, neox bool) {
+	if n == 0 || nHeads == 0 || rotDim == 0 {
+		return
+	}
+	nx := C.int(0)
+	if neox {
+		nx = 1
+	}
+	C.k_rope_apply(fp(x), C.int(n), C.int(nHeads), C.int(headDim), C.int(rotDim),
+		(*C.int32_t)(unsafe.Pointer(unsafe.SliceData(positions))), fp(cos), fp(sin), nx)
+}
+
 // Level names, indexed by the C enum (K_SCALAR ...).
 var levelNames = [...]string{"scalar", "avx2", "avx512", "neon"}
 

@@ -45,6 +45,14 @@ func rope(x []float32, n, nHeads, headDim, rotDim int, positions []int32, invFre
 	ropeGo(x, n, nHeads, headDim, rotDim, positions, invFreq, neox, mscale)
 }
 
+func ropeTable(cos, sin []float32, npos, rotDim int, invFreq []float32, mscale float32) {
+	ropeTableGo(cos, sin, npos, rotDim, invFreq, mscale)
+}
+
+func ropeApply(x []float32, n, nHeads, headDim, rotDim int, positions []int32, cos, sin []float32, neox bool) {
+	ropeApplyGo(x, n, nHeads, headDim, rotDim, positions, cos, sin, neox)
+}
+
 // Features names the instruction set the kernels use.
 func Features() string { return "go" }
 

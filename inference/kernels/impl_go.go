@@ -163,19 +163,45 @@ func ropeGo(x []float32, n, nHeads, headDim, rotDim int, positions []int32, invF
 	half := rotDim / 2
 	for t := 0; t < n; t++ {
 		for i := 0; i < half; i++ {
-			ang := float64(float32(positions[t]) * invFreq[i])
-			c := float32(math.Cos(ang)) * mscale
-			s := float32(math.Sin(ang)) * mscale
-			for h := 0; h < nHeads; h++ {
-				base := t*nHeads*headDim + h*headDim
-				i0, i1 := base+2*i, base+2*i+1
-				if neox {
-					i0, i1 = base+i, base+i+half
-				}
-				a, b := x[i0], x[i1]
-				x[i0] = a*c - b*s
-				x[i1] = a*s + b*c
-			}
+			c, s := ropeAngle(positions[t], invFreq[i], mscale)
+			ropeRotate(x[t*nHeads*headDim:], nHeads, headDim, half, i, c, s, neox)
+		}
+	}
+}
+
+func ropeAngle(pos int32, invFreq, mscale float32) (c, s float32) {
+	ang := float64(float32(pos) * invFreq)
+	return float32(math.Cos(ang)) * mscale, float32(math.Sin(ang)) * mscale
+}
+
+func ropeRotate(row []float32, nHeads, headDim, half, i int, c, s float32, neox bool) {
+	for h := 0; h < nHeads; h++ {
+		base := h * headDim
+		i0, i1 := base+2*i, base+2*i+1
+		if neox {
+			i0, i1 = base+i, base+i+half
+		}
+		a, b := row[i0], row[i1]
+		row[i0] = a*c - b*s
+		row[i1] = a*s + b*c
+	}
+}
+
+func ropeTableGo(cos, sin []float32, npos, rotDim int, invFreq []float32, mscale float32) {
+	half := rotDim / 2
+	for p := 0; p < npos; p++ {
+		for i := 0; i < half; i++ {
+			cos[p*half+i], sin[p*half+i] = ropeAngle(int32(p), invFreq[i], mscale)
+		}
+	}
+}
+
+func ropeApplyGo(x []float32, n, nHeads, headDim, rotDim int, positions []int32, cos, sin []float32, neox bool) {
+	half := rotDim / 2
+	for t := 0; t < n; t++ {
+		at := int(positions[t]) * half
+		for i := 0; i < half; i++ {
+			ropeRotate(x[t*nHeads*headDim:], nHeads, headDim, half, i, cos[at+i], sin[at+i], neox)
 		}
 	}
 }

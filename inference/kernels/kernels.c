@@ -351,8 +351,8 @@ static void mm_panels_scalar(float *out, const float *x, int n, const void *w, i
 }
 
 size_t k_attn_bidir_scratch(int n, int hd) {
-    const size_t nk = ((size_t)n + 127) / 128 * 128; // the widest level's score block
-    return (size_t)hd * nk + nk;
+    const size_t nk = ((size_t)n + K_BI_KEY_BLOCK - 1) / K_BI_KEY_BLOCK * K_BI_KEY_BLOCK;
+    return ((size_t)hd + K_BI_MAX_ROWS) * nk;
 }
 
 static void attn_bidir_scalar(float *out, const float *q, const float *k, const float *v, int n, int nh, int hd,
@@ -694,21 +694,60 @@ void k_layernorm(float *out, const float *x, const float *add, const float *w, c
 
 // RoPE is cheap next to the matmuls around it: scalar at every level, with
 // each angle's cos/sin computed once and applied to all heads.
+static inline void rope_angle(float *c, float *s, int32_t pos, float invFreq, float mscale) {
+    const float ang = (float)pos * invFreq;
+    *c = (float)cos((double)ang) * mscale;
+    *s = (float)sin((double)ang) * mscale;
+}
+
+static inline void rope_rotate(float *restrict row, int nHeads, int headDim, int half, int i, float c, float s,
+                               int neox) {
+    const int i0 = neox ? i : 2 * i, i1 = neox ? i + half : 2 * i + 1;
+    for (int h = 0; h < nHeads; h++) {
+        float *hp = row + (size_t)h * headDim;
+        const float a = hp[i0], b = hp[i1];
+        hp[i0] = a * c - b * s;
+        hp[i1] = a * s + b * c;
+    }
+}
+
 void k_rope(float *x, int n, int nHeads, int headDim, int rotDim, const int32_t *pos, const float *invFreq,
             int neox, float mscale) {
     const int half = rotDim / 2;
     for (int t = 0; t < n; t++) {
         float *row = x + (size_t)t * nHeads * headDim;
         for (int i = 0; i < half; i++) {
-            const float ang = (float)pos[t] * invFreq[i];
-            const float c = (float)cos((double)ang) * mscale, s = (float)sin((double)ang) * mscale;
-            const int i0 = neox ? i : 2 * i, i1 = neox ? i + half : 2 * i + 1;
+            float c, s;
+            rope_angle(&c, &s, pos[t], invFreq[i], mscale);
+            rope_rotate(row, nHeads, headDim, half, i, c, s, neox);
+        }
+    }
+}
+
+void k_rope_table(float *cs, float *sn, int npos, int rotDim, const float *invFreq, float mscale) {
+    const int half = rotDim / 2;
+    for (int p = 0; p < npos; p++)
+        for (int i = 0; i < half; i++) rope_angle(cs + (size_t)p * half + i, sn + (size_t)p * half + i, p, invFreq[i], mscale);
+}
+
+void k_rope_apply(float *x, int n, int nHeads, int headDim, int rotDim, const int32_t *pos, const float *cs,
+                  const float *sn, int neox) {
+    const int half = rotDim / 2;
+    for (int t = 0; t < n; t++) {
+        float *row = x + (size_t)t * nHeads * headDim;
+        const float *c = cs + (size_t)pos[t] * half, *s = sn + (size_t)pos[t] * half;
+        if (neox) {
+            // Whole heads at a time, so that the compiler can vectorize i.
             for (int h = 0; h < nHeads; h++) {
-                float *hp = row + (size_t)h * headDim;
-                const float a = hp[i0], b = hp[i1];
-                hp[i0] = a * c - b * s;
-                hp[i1] = a * s + b * c;
+                float *restrict lo = row + (size_t)h * headDim, *restrict hi = lo + half;
+                for (int i = 0; i < half; i++) {
+                    const float a = lo[i], b = hi[i];
+                    lo[i] = a * c[i] - b * s[i];
+                    hi[i] = a * s[i] + b * c[i];
+                }
             }
+        } else {
+            for (int i = 0; i < half; i++) rope_rotate(row, nHeads, headDim, half, i, c[i], s[i], 0);
         }
     }
 }

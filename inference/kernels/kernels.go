@@ -97,7 +97,8 @@ func (j *matMulJob) run(worker, lo, hi int) { matMulRows(j, worker, lo, hi) }
 const rowAlign = 16
 
 // panelAlign is rowAlign for Panels: four panels, the widest panel tile
-// (AVX-512's), so that a chunk's rows run in whole tiles.
+// (AVX-512's; its wide tile takes two), so that a chunk's rows run in
+// whole tiles.
 const panelAlign = 4 * panelRows
 
 // batchChunkBytes bounds the weight bytes of one chunk of rows when the
@@ -442,6 +443,50 @@ func RoPE(x []float32, n, nHeads, headDim, rotDim int, positions []int32, invFre
 			len(x), n*nHeads*headDim, len(positions), n, len(invFreq), rotDim/2))
 	}
 	rope(x, n, nHeads, headDim, rotDim, positions, invFreq, neox, mscale)
+}
+
+// RoPETable holds RoPE's cos and sin for positions [0, Len()), computed
+// once: an encoder's sequences all start at position 0, and a batch of
+// them would otherwise compute the same angles for every token.
+type RoPETable struct {
+	rotDim   int
+	cos, sin []float32 // [position][rotDim/2], times mscale
+}
+
+// NewRoPETable computes the table for positions [0, n) (RoPE's arguments).
+func NewRoPETable(n, rotDim int, invFreq []float32, mscale float32) *RoPETable {
+	if n < 0 || rotDim < 0 || rotDim%2 != 0 || len(invFreq) < rotDim/2 {
+		panic(fmt.Sprintf("kernels: NewRoPETable: n %d, rotDim %d, invFreq %d", n, rotDim, len(invFreq)))
+	}
+	t := &RoPETable{rotDim: rotDim, cos: make([]float32, n*rotDim/2), sin: make([]float32, n*rotDim/2)}
+	ropeTable(t.cos, t.sin, n, rotDim, invFreq, mscale)
+	return t
+}
+
+// Len is the number of positions the table holds.
+func (t *RoPETable) Len() int {
+	if t.rotDim == 0 {
+		return 0
+	}
+	return len(t.cos) / (t.rotDim / 2)
+}
+
+// Apply is RoPE with the table's angles, with the same results bit for
+// bit; every position must be below Len().
+func (t *RoPETable) Apply(x []float32, n, nHeads, headDim int, positions []int32, neox bool) {
+	if t.rotDim > headDim {
+		panic(fmt.Sprintf("kernels: RoPETable.Apply: rotDim %d with headDim %d", t.rotDim, headDim))
+	}
+	if len(x) < n*nHeads*headDim || len(positions) < n {
+		panic(fmt.Sprintf("kernels: RoPETable.Apply: short slice: x %d want %d, positions %d want %d",
+			len(x), n*nHeads*headDim, len(positions), n))
+	}
+	for _, p := range positions[:n] {
+		if p < 0 || int(p) >= t.Len() {
+			panic(fmt.Sprintf("kernels: RoPETable.Apply: position %d outside the table's %d", p, t.Len()))
+		}
+	}
+	ropeApply(x, n, nHeads, headDim, t.rotDim, positions, t.cos, t.sin, neox)
 }
 
 // ReadStream reads every byte of b as fast as the current level can, for

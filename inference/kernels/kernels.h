@@ -210,5 +210,11 @@ void k_gelu_erf(float *x, size_t n);
 void k_add(float *dst, const float *src, size_t n);
 void k_rope(float *x, int n, int nHeads, int headDim, int rotDim, const int32_t *pos, const float *invFreq,
             int neox, float mscale);
+// k_rope_table writes k_rope's cos and sin for positions [0, npos), each
+// [npos][rotDim/2]; k_rope_apply then rotates as k_rope does, bit for bit,
+// for positions below npos.
+void k_rope_table(float *cs, float *sn, int npos, int rotDim, const float *invFreq, float mscale);
+void k_rope_apply(float *x, int n, int nHeads, int headDim, int rotDim, const int32_t *pos, const float *cs,
+                  const float *sn, int neox);
 
 #endif

@@ -114,6 +114,11 @@ static inline void k_unpack(k_bitreader *r, float *dst, int count, int bits) {
 #define K_ATTN_CHUNK 128
 #define K_ATTN_TILE 16
 
+// Encoder attention's blocking (simd_body.h's attn_bidir), the most of any
+// level: query rows per block and keys per score block.
+#define K_BI_MAX_ROWS 6
+#define K_BI_KEY_BLOCK 64
+
 // Element x of a q8_0 KV head row (blocks of an IEEE half scale and 32
 // int8 codes): the scalar form of the SIMD levels' q8_0 loads.
 static inline float k_kv_q8_at(const uint8_t *row, int x) {

@@ -411,6 +411,42 @@ func TestActivations(t *testing.T) {
 	}
 }
 
+// TestRoPETable: rotating with a precomputed table gives RoPE's results
+// bit for bit, for both pair layouts, partial rotary and a scale; a
+// position past the table panics.
+func TestRoPETable(t *testing.T) {
+	r := rand.New(rand.NewPCG(21, 22))
+	const n, heads, hd, rot, npos = 9, 3, 24, 16, 600
+	freqs := make([]float32, rot/2)
+	for i := range freqs {
+		freqs[i] = float32(math.Pow(10000, -2*float64(i)/rot))
+	}
+	pos := []int32{0, 1, 2, 7, 100, 511, 512, 598, 599}
+	for _, neox := range []bool{true, false} {
+		for _, mscale := range []float32{1, 1.25} {
+			tab := NewRoPETable(npos, rot, freqs, mscale)
+			if tab.Len() != npos {
+				t.Fatalf("Len() = %d, want %d", tab.Len(), npos)
+			}
+			want := randSlice(r, n*heads*hd, 1)
+			got := append([]float32(nil), want...)
+			RoPE(want, n, heads, hd, rot, pos, freqs, neox, mscale)
+			tab.Apply(got, n, heads, hd, pos, neox)
+			for i := range got {
+				if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+					t.Fatalf("neox=%v mscale=%v: element %d: table %v, RoPE %v", neox, mscale, i, got[i], want[i])
+				}
+			}
+		}
+	}
+	defer func() {
+		if recover() == nil {
+			t.Fatal("a position past the table did not panic")
+		}
+	}()
+	NewRoPETable(4, rot, freqs, 1).Apply(make([]float32, heads*hd), 1, heads, hd, []int32{4}, true)
+}
+
 func TestRoPE(t *testing.T) {
 	// One head of dim 4, rotDim 4, position 1, invFreq {pi/2, 0}: the first
 	// pair turns by 90 degrees and the second not at all.

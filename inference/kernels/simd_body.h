@@ -482,24 +482,31 @@ static void SFX(mm_half)(float *out, const float *x, int n, const uint16_t *w, i
 
 /* ---- panels ----
  * Float weights repacked in panels of 16 rows (panels.go): value (i, k) of
- * panel p, that is w[16p+i][k], is at (p*cols + k)*16 + i. A tile of PAN_NB
- * activation rows times PAN_PV panels keeps its sums in registers as whole
+ * panel p, that is w[16p+i][k], is at (p*cols + k)*16 + i. A tile of nb
+ * activation rows times pv panels keeps its sums in registers as whole
  * rows of outputs: each step broadcasts one activation against the panels'
  * vectors at column k, so no horizontal sums are needed. Every output is
  * one fused multiply-add chain over k = 0, 1, ... cols-1 from zero, as the
  * scalar path (fmaf) runs it, whatever the tile, n or level: the same bits
- * everywhere. */
+ * everywhere.
+ *
+ * The tile is PAN_NB rows times PAN_PV panels. A level may also define a
+ * wide tile, PAN_WIDE_NB rows times PAN_WIDE_PV panels, with as many sums
+ * and fewer weight loads per step (each a conversion for half weights); it
+ * runs unless a row of activations is a multiple of 4 KiB (cols % 1024 ==
+ * 0), where the rows of a tile all fall in one set of the L1 cache and
+ * more of them than its ways evict each other. */
 #define PAN_V (16 / W)
 #define PAN_NB 6
 #ifndef PAN_PV
 #define PAN_PV 1 // panels per tile: registers for PAN_NB * PAN_PV * PAN_V sums
 #endif
-#define PAN_NB_CASES(f, pv)                                                  \
-    case 1: PAN_TILE(f, 1, pv); break;                                       \
-    case 2: PAN_TILE(f, 2, pv); break;                                       \
-    case 3: PAN_TILE(f, 3, pv); break;                                       \
-    case 4: PAN_TILE(f, 4, pv); break;                                       \
-    case 5: PAN_TILE(f, 5, pv); break;
+#ifndef PAN_WIDE_NB
+#define PAN_WIDE_NB PAN_NB
+#define PAN_WIDE_PV PAN_PV
+#endif
+#define PAN_MAX_NB (PAN_WIDE_NB > PAN_NB ? PAN_WIDE_NB : PAN_NB)
+#define PAN_MAX_PV (PAN_PV > PAN_WIDE_PV ? PAN_PV : PAN_WIDE_PV)
 K_INLINE VF SFX(pan_load)(const int fmt, const void *w, size_t i) {
     return fmt == K_F32    ? VLOAD((const float *)w + i)
            : fmt == K_BF16 ? VLOAD_BF16((const uint16_t *)w + i)
@@ -507,13 +514,13 @@ K_INLINE VF SFX(pan_load)(const int fmt, const void *w, size_t i) {
 }
 K_INLINE void SFX(pan_tile)(const int fmt, const int nb, const int pv, float *out, int rows, const float *x,
                             int cols, const void *w, int p0) {
-    VF a[PAN_NB][PAN_PV * PAN_V];
+    VF a[PAN_MAX_NB][PAN_MAX_PV * PAN_V];
     for (int b = 0; b < nb; b++)
         for (int j = 0; j < pv * PAN_V; j++) a[b][j] = VZERO();
     const size_t stride = (size_t)cols * 16;
     const size_t base = (size_t)p0 * stride;
     for (int k = 0; k < cols; k++) {
-        VF wv[PAN_PV * PAN_V];
+        VF wv[PAN_MAX_PV * PAN_V];
         for (int p = 0; p < pv; p++)
             for (int v = 0; v < PAN_V; v++)
                 wv[p * PAN_V + v] = SFX(pan_load)(fmt, w, base + p * stride + (size_t)k * 16 + v * W);
@@ -536,38 +543,68 @@ K_INLINE void SFX(pan_tile)(const int fmt, const int nb, const int pv, float *ou
         }
 }
 
+// pan_rows runs tiles of up to NB rows times PV panels (then single panels)
+// over rows [lo, hi) of out for every activation row. The switches make
+// every tile shape a compile-time one.
+#define PAN_TILE(f, nbv, pv) SFX(pan_tile)(f, nbv, pv, ob, rows, xb, cols, w, p)
+#define PAN_FMTS(nbv, pv)                                                    \
+    switch (fmt) {                                                           \
+    case K_F32: PAN_TILE(K_F32, nbv, pv); break;                             \
+    case K_BF16: PAN_TILE(K_BF16, nbv, pv); break;                           \
+    default: PAN_TILE(K_F16, nbv, pv); break;                                \
+    }
+#define PAN_CASE(nbv, pv)                                                    \
+    case nbv: PAN_FMTS(nbv, pv) break;
+#define PAN_ROWS(NB, PV)                                                     \
+    for (int b0 = 0; b0 < n; b0 += NB) {                                     \
+        const int nb = n - b0 < NB ? n - b0 : NB;                            \
+        float *ob = out + (size_t)b0 * rows;                                 \
+        const float *xb = x + (size_t)b0 * cols;                             \
+        int p = lo / 16;                                                     \
+        for (; p + PV <= pe; p += PV) {                                      \
+            switch (nb) {                                                    \
+                PAN_CASE(NB, PV)                                             \
+                PAN_BELOW(NB, PV)                                     \
+            }                                                                \
+        }                                                                    \
+        for (; p < pe; p++) {                                                \
+            switch (nb) {                                                    \
+                PAN_CASE(NB, 1)                                              \
+                PAN_BELOW(NB, 1)                                      \
+            }                                                                \
+        }                                                                    \
+    }
+// PAN_BELOW(NB, pv) lists the cases nb = 1 ... NB-1 (NB expanded first).
+#define PAN_BELOW(NB, pv) PAN_BELOW_(NB, pv)
+#define PAN_BELOW_(NB, pv) PAN_CASES_BELOW_##NB(pv)
+#define PAN_CASES_BELOW_6(pv) PAN_CASE(1, pv) PAN_CASE(2, pv) PAN_CASE(3, pv) PAN_CASE(4, pv) PAN_CASE(5, pv)
+#define PAN_CASES_BELOW_12(pv)                                                                          \
+    PAN_CASES_BELOW_6(pv) PAN_CASE(6, pv) PAN_CASE(7, pv) PAN_CASE(8, pv) PAN_CASE(9, pv) PAN_CASE(10, pv) \
+        PAN_CASE(11, pv)
+
 // mm_panels sets rows [lo, hi) of out ([n][rows]); lo is a multiple of 16
 // and hi one too or rows.
 static void SFX(mm_panels)(float *out, const float *x, int n, const void *w, int fmt, int rows, int cols, int lo,
                            int hi) {
     const int pe = (hi + 15) / 16;
-    for (int b0 = 0; b0 < n; b0 += PAN_NB) {
-        const int nb = n - b0 < PAN_NB ? n - b0 : PAN_NB;
-        float *ob = out + (size_t)b0 * rows;
-        const float *xb = x + (size_t)b0 * cols;
-        int p = lo / 16;
-#define PAN_TILE(f, k, pv) SFX(pan_tile)(f, k, pv, ob, rows, xb, cols, w, p)
-#define PAN_NBS(f, pv)                                                       \
-    switch (nb) {                                                            \
-    case PAN_NB: PAN_TILE(f, PAN_NB, pv); break;                             \
-    PAN_NB_CASES(f, pv)                                                      \
-    }
-#define PAN_FMTS(pv)                                                         \
-    switch (fmt) {                                                           \
-    case K_F32: PAN_NBS(K_F32, pv) break;                                    \
-    case K_BF16: PAN_NBS(K_BF16, pv) break;                                  \
-    default: PAN_NBS(K_F16, pv) break;                                       \
-    }
-        for (; p + PAN_PV <= pe; p += PAN_PV) PAN_FMTS(PAN_PV)
-#if PAN_PV > 1
-        for (; p < pe; p++) PAN_FMTS(1)
-#endif
-#undef PAN_FMTS
-#undef PAN_NBS
-#undef PAN_TILE
+    if (PAN_WIDE_NB != PAN_NB && cols % 1024 != 0) {
+        PAN_ROWS(PAN_WIDE_NB, PAN_WIDE_PV)
+    } else {
+        PAN_ROWS(PAN_NB, PAN_PV)
     }
 }
-#undef PAN_NB_CASES
+#undef PAN_CASES_BELOW_12
+#undef PAN_BELOW_
+#undef PAN_BELOW
+#undef PAN_CASES_BELOW_6
+#undef PAN_ROWS
+#undef PAN_CASE
+#undef PAN_FMTS
+#undef PAN_TILE
+#undef PAN_MAX_PV
+#undef PAN_MAX_NB
+#undef PAN_WIDE_PV
+#undef PAN_WIDE_NB
 #undef PAN_NB
 #undef PAN_V
 #undef PAN_PV
@@ -575,16 +612,98 @@ static void SFX(mm_panels)(float *out, const float *x, int n, const void *w, int
 /* ---- bidirectional attention (encoders) ----
  * One item per head of one sequence of n tokens (rows of q, k, v and out
  * nh*hd apart; hd a multiple of W). The head's keys are staged transposed
- * in scratch (hd rows of n rounded up to BI_SB*W, zero past n), so that a
- * query row's scores come as whole vectors of keys from FMAs of one
- * broadcast query value each (no horizontal sums); the softmax weights are
- * then broadcast against the value rows, up to 4 vectors of the head at a
- * time. Every sum runs in an order fixed by d and the key positions, so a
- * sequence's result depends on nothing else. scratch: hd*nk + nk floats. */
-#define BI_SB 8 // key vectors per score block
+ * in scratch (hd rows of nk, n rounded up to BI_S*W, zero past n). Query
+ * rows then go BI_R at a time, as a matrix product does: each step of the
+ * scores loads BI_S vectors of keys and broadcasts BI_R query values
+ * against them, and each key's value row, loaded once, takes the BI_R rows'
+ * softmax weights (up to 4 vectors of the head at a time), so that a load
+ * feeds BI_R fused multiply-adds instead of one and no horizontal sums are
+ * needed. Every sum runs in an order fixed by d and the key positions, so a
+ * row's result does not depend on its block or on the rest of the batch.
+ * scratch: (hd + BI_R) * nk floats (k_attn_bidir_scratch). */
+#ifndef BI_R
+#define BI_R 2 // query rows per block
+#endif
+#define BI_S 4 // key vectors per score block
+_Static_assert(BI_R <= K_BI_MAX_ROWS && BI_S * W <= K_BI_KEY_BLOCK, "k_attn_bidir_scratch is too small");
+
+// bi_scores writes the scaled scores of nr query rows (q, rows rs apart)
+// against all nk staged keys, row r at sc + r*nk.
+K_INLINE void SFX(bi_scores)(const int nr, float *sc, int nk, const float *q, size_t rs, const float *kt, int hd,
+                             VF vscale) {
+    for (int j0 = 0; j0 < nk; j0 += BI_S * W) {
+        VF a[BI_R][BI_S];
+        for (int r = 0; r < nr; r++)
+            for (int u = 0; u < BI_S; u++) a[r][u] = VZERO();
+        const float *kr = kt + j0;
+        for (int d = 0; d < hd; d++, kr += nk) {
+            VF kv[BI_S];
+            for (int u = 0; u < BI_S; u++) kv[u] = VLOAD(kr + u * W);
+            for (int r = 0; r < nr; r++) {
+                const VF qd = VSET1(q[(size_t)r * rs + d]);
+                for (int u = 0; u < BI_S; u++) a[r][u] = VFMA(qd, kv[u], a[r][u]);
+            }
+        }
+        for (int r = 0; r < nr; r++)
+            for (int u = 0; u < BI_S; u++) VSTORE(sc + (size_t)r * nk + j0 + u * W, VMUL(a[r][u], vscale));
+    }
+}
+
+// bi_values sets nv vectors of nr output rows (o, rows rs apart) to the
+// rows' weights (sc, nk apart) times the value rows (v, rs apart), scaled
+// by inv.
+K_INLINE void SFX(bi_values)(const int nr, const int nv, float *o, size_t rs, const float *sc, int nk,
+                             const float *v, int n, const float *inv) {
+    VF a[BI_R][4];
+    for (int r = 0; r < nr; r++)
+        for (int u = 0; u < nv; u++) a[r][u] = VZERO();
+    const float *vr = v;
+    for (int j = 0; j < n; j++, vr += rs) {
+        VF vv[4];
+        for (int u = 0; u < nv; u++) vv[u] = VLOAD(vr + u * W);
+        for (int r = 0; r < nr; r++) {
+            const VF p = VSET1(sc[(size_t)r * nk + j]);
+            for (int u = 0; u < nv; u++) a[r][u] = VFMA(p, vv[u], a[r][u]);
+        }
+    }
+    for (int r = 0; r < nr; r++) {
+        const VF s = VSET1(inv[r]);
+        for (int u = 0; u < nv; u++) VSTORE(o + (size_t)r * rs + u * W, VMUL(a[r][u], s));
+    }
+}
+
+// bi_block runs nr query rows of one head: q, o at the first row's head.
+K_INLINE void SFX(bi_block)(const int nr, float *o, const float *q, const float *kt, const float *v, float *sc,
+                            int n, int nk, size_t rs, int hd, VF vscale) {
+    SFX(bi_scores)(nr, sc, nk, q, rs, kt, hd, vscale);
+    float inv[BI_R];
+    for (int r = 0; r < nr; r++) {
+        float *sr = sc + (size_t)r * nk;
+        for (int j = n; j < nk; j++) sr[j] = -INFINITY;
+        VF vmx = VLOAD(sr);
+        for (int j = W; j < nk; j += W) vmx = VMAX(vmx, VLOAD(sr + j));
+        const VF vm = VSET1(VHMAX(vmx));
+        VF vsum = VZERO();
+        for (int j = 0; j < nk; j += W) {
+            const VF e = SFX(vexp)(VSUB(VLOAD(sr + j), vm));
+            VSTORE(sr + j, e);
+            vsum = VADD(vsum, e);
+        }
+        inv[r] = 1.0f / VHSUM(vsum);
+    }
+    for (int d0 = 0; d0 < hd; d0 += 4 * W) {
+        switch ((hd - d0) / W >= 4 ? 4 : (hd - d0) / W) {
+        case 1: SFX(bi_values)(nr, 1, o + d0, rs, sc, nk, v + d0, n, inv); break;
+        case 2: SFX(bi_values)(nr, 2, o + d0, rs, sc, nk, v + d0, n, inv); break;
+        case 3: SFX(bi_values)(nr, 3, o + d0, rs, sc, nk, v + d0, n, inv); break;
+        default: SFX(bi_values)(nr, 4, o + d0, rs, sc, nk, v + d0, n, inv); break;
+        }
+    }
+}
+
 static void SFX(attn_bidir)(float *out, const float *q, const float *k, const float *v, int n, int nh, int hd,
                             float scale, int lo, int hi, float *scratch) {
-    const int nk = (n + BI_SB * W - 1) / (BI_SB * W) * (BI_SB * W);
+    const int nk = (n + BI_S * W - 1) / (BI_S * W) * (BI_S * W);
     const size_t rs = (size_t)nh * hd;
     float *kt = scratch, *sc = scratch + (size_t)hd * nk;
     const VF vscale = VSET1(scale);
@@ -595,61 +714,16 @@ static void SFX(attn_bidir)(float *out, const float *q, const float *k, const fl
         }
         for (int d = 0; d < hd; d++)
             for (int j = n; j < nk; j++) kt[(size_t)d * nk + j] = 0;
-        for (int i = 0; i < n; i++) {
-            const float *qi = q + (size_t)i * rs + (size_t)h * hd;
-            for (int j0 = 0; j0 < nk; j0 += BI_SB * W) {
-                VF a[BI_SB];
-                for (int u = 0; u < BI_SB; u++) a[u] = VZERO();
-                const float *kr = kt + j0;
-                for (int d = 0; d < hd; d++, kr += nk) {
-                    const VF qd = VSET1(qi[d]);
-                    for (int u = 0; u < BI_SB; u++) a[u] = VFMA(qd, VLOAD(kr + u * W), a[u]);
-                }
-                for (int u = 0; u < BI_SB; u++) VSTORE(sc + j0 + u * W, VMUL(a[u], vscale));
-            }
-            for (int j = n; j < nk; j++) sc[j] = -INFINITY;
-            VF vmx = VLOAD(sc);
-            for (int j = W; j < nk; j += W) vmx = VMAX(vmx, VLOAD(sc + j));
-            const VF vm = VSET1(VHMAX(vmx));
-            VF vsum = VZERO();
-            for (int j = 0; j < nk; j += W) {
-                const VF e = SFX(vexp)(VSUB(VLOAD(sc + j), vm));
-                VSTORE(sc + j, e);
-                vsum = VADD(vsum, e);
-            }
-            const VF inv = VSET1(1.0f / VHSUM(vsum));
-            float *oi = out + (size_t)i * rs + (size_t)h * hd;
-            // Even and odd key positions accumulate apart (added at the
-            // end), so that a head of few vectors still has 8 chains.
-#define BI_PV(NV)                                                                    \
-    case NV: {                                                                       \
-        VF e0[NV], e1[NV];                                                           \
-        for (int u = 0; u < NV; u++) e0[u] = e1[u] = VZERO();                        \
-        const float *vr = v + (size_t)h * hd + d0;                                   \
-        int j = 0;                                                                   \
-        for (; j + 1 < n; j += 2, vr += 2 * rs) {                                    \
-            const VF p0 = VSET1(sc[j]), p1 = VSET1(sc[j + 1]);                       \
-            for (int u = 0; u < NV; u++) {                                           \
-                e0[u] = VFMA(p0, VLOAD(vr + u * W), e0[u]);                          \
-                e1[u] = VFMA(p1, VLOAD(vr + rs + u * W), e1[u]);                     \
-            }                                                                        \
-        }                                                                            \
-        if (j < n) {                                                                 \
-            const VF p0 = VSET1(sc[j]);                                              \
-            for (int u = 0; u < NV; u++) e0[u] = VFMA(p0, VLOAD(vr + u * W), e0[u]); \
-        }                                                                            \
-        for (int u = 0; u < NV; u++) VSTORE(oi + d0 + u * W, VMUL(VADD(e0[u], e1[u]), inv)); \
-    } break;
-            for (int d0 = 0; d0 < hd; d0 += 4 * W) {
-                switch ((hd - d0) / W >= 4 ? 4 : (hd - d0) / W) {
-                    BI_PV(1) BI_PV(2) BI_PV(3) BI_PV(4)
-                }
-            }
-#undef BI_PV
-        }
+        const size_t hoff = (size_t)h * hd;
+        int i = 0;
+        for (; i + BI_R <= n; i += BI_R)
+            SFX(bi_block)(BI_R, out + i * rs + hoff, q + i * rs + hoff, kt, v + hoff, sc, n, nk, rs, hd, vscale);
+        for (; i < n; i++)
+            SFX(bi_block)(1, out + i * rs + hoff, q + i * rs + hoff, kt, v + hoff, sc, n, nk, rs, hd, vscale);
     }
 }
-#undef BI_SB
+#undef BI_S
+#undef BI_R
 
 // mlx_prep writes the activation layout the 4-bit kernel wants; it
 // returns 0 (x is used as is) for other widths.

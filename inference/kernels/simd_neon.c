@@ -73,6 +73,10 @@ static inline uint32x4_t s8x4_neon(const uint8_t *p) {
 #define VLOAD_BYTES(p, n, avail) bytes_neon(p, n, avail)
 #define VSHUF_BYTES(a, c) vreinterpretq_u32_u8(vqtbl1q_u8(vreinterpretq_u8_u32(a), vreinterpretq_u8_u32(c)))
 
+// Encoder attention (simd_body.h): 4 query rows per block, 16 sums of the
+// 32 registers.
+#define BI_R 4
+
 #include "simd_body.h"
 K_DEFINE_LEVEL(neon)
 

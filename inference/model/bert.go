@@ -156,9 +156,9 @@ func (c EncoderConfig) check() error {
 type Encoder struct {
 	Config EncoderConfig
 
-	closer             func() error // releases the mapped weights
-	word, pos, typ     matrix       // pos is empty for rotary models
-	invFreq            []float32
+	closer             func() error       // releases the mapped weights
+	word, pos, typ     matrix             // pos is empty for rotary models
+	rope               *kernels.RoPETable // rotary models' angles, nil for others
 	embNormW, embNormB []float32
 	layers             []encLayer
 	params             int64
@@ -399,8 +399,8 @@ func (e *Encoder) Hidden(seqs [][]int32) ([][]float32, error) {
 		if positions != nil {
 			d := H / cfg.Heads
 			parallelRows(total, func(r0, r1 int) {
-				kernels.RoPE(q[r0*H:r1*H], r1-r0, cfg.Heads, d, cfg.RotaryDim, positions[r0:r1], e.invFreq, true, 1)
-				kernels.RoPE(k[r0*H:r1*H], r1-r0, cfg.Heads, d, cfg.RotaryDim, positions[r0:r1], e.invFreq, true, 1)
+				e.rope.Apply(q[r0*H:r1*H], r1-r0, cfg.Heads, d, positions[r0:r1], true)
+				e.rope.Apply(k[r0*H:r1*H], r1-r0, cfg.Heads, d, positions[r0:r1], true)
 			})
 		}
 		off := 0

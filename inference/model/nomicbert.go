@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/impetusllm/impetus/inference/kernels"
 	"github.com/impetusllm/impetus/inference/safetensors"
 )
 
@@ -159,15 +160,17 @@ func buildNomicEncoder(cfg EncoderConfig, set *safetensors.Set) (*Encoder, error
 	return e, nil
 }
 
-// initRotary fills the inverse frequencies of the rotary embedding:
-// base^(-2i/rotaryDim) for each rotated pair i.
+// initRotary fills the inverse frequencies of the rotary embedding,
+// base^(-2i/rotaryDim) for each rotated pair i, and the cos/sin table of
+// every position the encoder takes.
 func (e *Encoder) initRotary() {
 	d := e.Config.RotaryDim
 	if d == 0 {
 		return
 	}
-	e.invFreq = make([]float32, d/2)
-	for i := range e.invFreq {
-		e.invFreq[i] = float32(math.Pow(e.Config.RopeBase, -2*float64(i)/float64(d)))
+	invFreq := make([]float32, d/2)
+	for i := range invFreq {
+		invFreq[i] = float32(math.Pow(e.Config.RopeBase, -2*float64(i)/float64(d)))
 	}
+	e.rope = kernels.NewRoPETable(e.Config.MaxPositions, d, invFreq, 1)
 }
