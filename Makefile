@@ -68,11 +68,9 @@ test-deps:
 # dotprod: the base int8 variant, picked at run time). This checks results
 # only; qemu says nothing about speed on ARM hardware. -short, the -run
 # filters and skipping TestLevels/neon (the same tests as the top level there)
-# keep it to a few minutes. Not yet part of make test (which only cross-vets
-# the arm64 build): under qemu the kernel pool deadlocked in 2 of 6 runs
-# (a parallel matmul waiting on its WaitGroup, every worker parked), to be
-# fixed first. TestEnvLevel re-executes its own binary, which
-# qemu-user cannot start without binfmt, so it runs on the host only.
+# keep it to a few minutes; make test runs it. TestEnvLevel re-executes its
+# own binary, which qemu-user cannot start without binfmt, so it runs on the
+# host only.
 ARM64_GO   := GOARCH=arm64 CGO_ENABLED=1 CC=aarch64-linux-gnu-gcc $(GO)
 QEMU_ARM64 := qemu-aarch64-static -L /usr/aarch64-linux-gnu
 ARM64_OUT  := $(CURDIR)/.test-arm64

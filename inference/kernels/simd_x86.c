@@ -269,8 +269,9 @@ static inline __attribute__((always_inline)) void tile_avx512(const int fmt, flo
 }
 // Panel tiles (simd_body.h): 6 activation rows times 4 panels, or the wide
 // tile, 12 rows times 2 panels, both 24 sums. The wide tile converts a
-// panel's half weights once per 12 rows, and conversions share the FMA
-// pipes on Zen 5: it ran nomic-embed's products about 4% faster there.
+// panel's half weights once per 12 rows instead of 6. On Zen 5 the 6x4
+// tile ran at 6/7 of the FMA peak, as if each conversion took an FMA's
+// slot; the wide tile ran nomic-embed's K=768 products 3-4% faster.
 #define PAN_PV 4
 #define PAN_WIDE_NB 12
 #define PAN_WIDE_PV 2
