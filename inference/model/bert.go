@@ -156,9 +156,10 @@ func (c EncoderConfig) check() error {
 type Encoder struct {
 	Config EncoderConfig
 
-	closer             func() error       // releases the mapped weights
-	word, pos, typ     matrix             // pos is empty for rotary models
-	rope               *kernels.RoPETable // rotary models' angles, nil for others
+	closer             func() error // releases the mapped weights
+	word, pos, typ     matrix       // pos is empty for rotary models
+	invFreq            []float32
+	rope               *kernels.RoPETable // rotary angles (ropeTable), under mu
 	embNormW, embNormB []float32
 	layers             []encLayer
 	params             int64
@@ -350,8 +351,14 @@ func (e *Encoder) Hidden(seqs [][]int32) ([][]float32, error) {
 	typ0 := make([]float32, H)
 	e.typ.row(typ0, 0)
 	var positions []int32
+	var rope *kernels.RoPETable
 	if cfg.RotaryDim > 0 {
 		positions = make([]int32, total)
+		longest := 0
+		for _, s := range seqs {
+			longest = max(longest, len(s))
+		}
+		rope = e.ropeTable(longest)
 	}
 	t := 0
 	for _, s := range seqs {
@@ -399,8 +406,8 @@ func (e *Encoder) Hidden(seqs [][]int32) ([][]float32, error) {
 		if positions != nil {
 			d := H / cfg.Heads
 			parallelRows(total, func(r0, r1 int) {
-				e.rope.Apply(q[r0*H:r1*H], r1-r0, cfg.Heads, d, positions[r0:r1], true)
-				e.rope.Apply(k[r0*H:r1*H], r1-r0, cfg.Heads, d, positions[r0:r1], true)
+				rope.Apply(q[r0*H:r1*H], r1-r0, cfg.Heads, d, positions[r0:r1], true)
+				rope.Apply(k[r0*H:r1*H], r1-r0, cfg.Heads, d, positions[r0:r1], true)
 			})
 		}
 		off := 0

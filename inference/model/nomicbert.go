@@ -160,17 +160,26 @@ func buildNomicEncoder(cfg EncoderConfig, set *safetensors.Set) (*Encoder, error
 	return e, nil
 }
 
-// initRotary fills the inverse frequencies of the rotary embedding,
-// base^(-2i/rotaryDim) for each rotated pair i, and the cos/sin table of
-// every position the encoder takes.
+// initRotary fills the inverse frequencies of the rotary embedding:
+// base^(-2i/rotaryDim) for each rotated pair i.
 func (e *Encoder) initRotary() {
 	d := e.Config.RotaryDim
 	if d == 0 {
 		return
 	}
-	invFreq := make([]float32, d/2)
-	for i := range invFreq {
-		invFreq[i] = float32(math.Pow(e.Config.RopeBase, -2*float64(i)/float64(d)))
+	e.invFreq = make([]float32, d/2)
+	for i := range e.invFreq {
+		e.invFreq[i] = float32(math.Pow(e.Config.RopeBase, -2*float64(i)/float64(d)))
 	}
-	e.rope = kernels.NewRoPETable(e.Config.MaxPositions, d, invFreq, 1)
+}
+
+// ropeTable returns the rotary cos/sin table for positions below n at
+// least, grown as longer sequences come (callers hold e.mu): built for the
+// longest sequence seen rather than the configured maximum, which a config
+// may set far beyond what is ever sent.
+func (e *Encoder) ropeTable(n int) *kernels.RoPETable {
+	if e.rope == nil || e.rope.Len() < n {
+		e.rope = kernels.NewRoPETable(min(max(n, 512), e.Config.MaxPositions), e.Config.RotaryDim, e.invFreq, 1)
+	}
+	return e.rope
 }

@@ -157,3 +157,22 @@ func TestNomicMLPWidth(t *testing.T) {
 		t.Errorf("no n_inner, n_embd 768: intermediate %d, %v; want 2048", cfg.Intermediate, err)
 	}
 }
+
+// TestRoPETableGrows: the rotary table is built for the longest sequence
+// seen (at least 512 positions, at most the configured maximum), not for
+// a maximum a config may set far beyond what is sent, and grows as longer
+// sequences come.
+func TestRoPETableGrows(t *testing.T) {
+	e := &Encoder{Config: EncoderConfig{RotaryDim: 8, MaxPositions: 1 << 30}}
+	e.invFreq = []float32{1, 0.1, 0.01, 0.001}
+	for _, c := range []struct{ n, want int }{{3, 512}, {512, 512}, {513, 513}, {100, 513}, {4000, 4000}} {
+		if got := e.ropeTable(c.n).Len(); got != c.want {
+			t.Fatalf("after a sequence of %d: table of %d positions, want %d", c.n, got, c.want)
+		}
+	}
+	e = &Encoder{Config: EncoderConfig{RotaryDim: 8, MaxPositions: 64}}
+	e.invFreq = []float32{1, 0.1, 0.01, 0.001}
+	if got := e.ropeTable(10).Len(); got != 64 {
+		t.Fatalf("table of %d positions, want the model's maximum 64", got)
+	}
+}
