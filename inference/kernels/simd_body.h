@@ -543,9 +543,9 @@ K_INLINE void SFX(pan_tile)(const int fmt, const int nb, const int pv, float *ou
         }
 }
 
-// pan_rows runs tiles of up to NB rows times PV panels (then single panels)
-// over rows [lo, hi) of out for every activation row. The switches make
-// every tile shape a compile-time one.
+// PAN_ROWS runs tiles of up to NB rows times PV panels (then single panels
+// where PV > 1) over rows [lo, hi) of out for every activation row. The
+// switches make every tile shape a compile-time one.
 #define PAN_TILE(f, nbv, pv) SFX(pan_tile)(f, nbv, pv, ob, rows, xb, cols, w, p)
 #define PAN_FMTS(nbv, pv)                                                    \
     switch (fmt) {                                                           \
@@ -564,13 +564,13 @@ K_INLINE void SFX(pan_tile)(const int fmt, const int nb, const int pv, float *ou
         for (; p + PV <= pe; p += PV) {                                      \
             switch (nb) {                                                    \
                 PAN_CASE(NB, PV)                                             \
-                PAN_BELOW(NB, PV)                                     \
+                PAN_BELOW(NB, PV)                                            \
             }                                                                \
         }                                                                    \
-        for (; p < pe; p++) {                                                \
+        for (; PV > 1 && p < pe; p++) {                                      \
             switch (nb) {                                                    \
                 PAN_CASE(NB, 1)                                              \
-                PAN_BELOW(NB, 1)                                      \
+                PAN_BELOW(NB, 1)                                             \
             }                                                                \
         }                                                                    \
     }
